@@ -1,0 +1,219 @@
+"""S001-S011: the workbook alone: columns, required values, types, IDs, the Metrics sheet."""
+
+from __future__ import annotations
+
+import difflib
+from typing import Iterator
+
+from .. import spec
+from ..findings import Finding
+from ..values import as_text, parse_choice
+from ..workbook import Log, cell_ref, column_letter
+
+#: Standard columns that every log must have (S001).
+REQUIRED_KEYS = tuple(c.key for c in spec.STANDARD_COLUMNS if c.required)
+#: Values that must be filled on every row (S002); metrics are handled per outcome.
+REQUIRED_VALUE_KEYS = REQUIRED_KEYS
+
+
+def run(log: Log, ctx) -> Iterator[Finding]:
+    yield from _columns(log)
+    yield from _merged(log)
+    yield from _values(log, ctx)
+    yield from _metrics_sheet(log)
+
+
+# --------------------------------------------------------------------------- columns
+
+def known_headers(log: Log) -> list[str]:
+    names = [c.header for c in spec.STANDARD_COLUMNS]
+    names += [spec.METRICS_PREFIX + m.name for m in log.metric_rows() if m.name]
+    names += [spec.PARAMS_PREFIX + p.name for p in log.config.params]
+    return names
+
+
+def suggest(header: str, candidates: list[str]) -> str | None:
+    """The known header a typo most likely meant, or None."""
+    by_norm = {spec.normalise_header(c): c for c in candidates}
+    norm = spec.normalise_header(header)
+    squashed = {k.replace(" ", "").replace("_", ""): v for k, v in by_norm.items()}
+    key = norm.replace(" ", "").replace("_", "")
+    if key in squashed:
+        return squashed[key]
+    match = difflib.get_close_matches(norm, list(by_norm), n=1, cutoff=0.8)
+    return by_norm[match[0]] if match else None
+
+
+def _columns(log: Log) -> Iterator[Finding]:
+    table = log.table
+    first_empty = table.first_empty_header
+    known = known_headers(log)
+    typos: dict[str, str] = {}  # suggested header -> where the typo is
+    for column in log.unknown:
+        suggestion = suggest(column.header, known)
+        if suggestion:
+            typos[spec.normalise_header(suggestion)] = cell_ref(1, column.index)
+            yield log.finding_at(
+                "S009", log.sheet, cell_ref(1, column.index), 1, column.header,
+                f"unknown column {column.header!r}: did you mean {suggestion!r}?")
+    for column in log.duplicates:
+        yield log.finding_at(
+            "S011", log.sheet, cell_ref(1, column.index), 1, column.header,
+            f"column {column.header!r} appears twice; the tool reads only the first, in "
+            f"column {column_letter(log.table.by_norm[spec.normalise_header(column.header)].index)}")
+    for key in REQUIRED_KEYS:
+        if key in log.columns:
+            continue
+        header = spec.BY_KEY[key].header
+        hint = typos.get(spec.normalise_header(header))
+        message = f"required column {header!r} is missing"
+        message += f" (is {hint} a misspelling of it?)" if hint else \
+            f"; add it as a header in row 1 (for example at {first_empty})"
+        yield log.finding_at("S001", log.sheet, first_empty, 1, header, message)
+    if not log.params:
+        yield log.finding_at(
+            "S001", log.sheet, first_empty, 1, "params.<name>",
+            "no hyperparameter column: add at least one params.<name> column, "
+            "e.g. params.learning_rate")
+    if not log.metrics:
+        yield log.finding_at(
+            "S001", log.sheet, first_empty, 1, "metrics.<name>",
+            "no metric column: add at least one metrics.<name> column, e.g. metrics.accuracy, "
+            "and declare it in the Metrics sheet")
+
+
+def _merged(log: Log) -> Iterator[Finding]:
+    for (r0, c0), (r1, c1) in log.table.merged:
+        if r1 < 1:  # merges inside the header row only do not hide values
+            continue
+        top = max(r0, 1)
+        yield log.finding_at(
+            "S010", log.sheet, cell_ref(top + 1, c0), top + 1, None,
+            f"cells {cell_ref(r0 + 1, c0)}:{cell_ref(r1 + 1, c1)} are merged; unmerge them so "
+            "every row has its own values")
+
+
+# --------------------------------------------------------------------------- values
+
+def _values(log: Log, ctx) -> Iterator[Finding]:
+    id_column = log.columns.get("experiment_id")
+    outcome_column = log.columns.get("outcome")
+    id_regex = log.config.id_regex
+    first_seen: dict[str, int] = {}
+    checked_columns = [c for c in log.table.columns if c.spec is not None
+                       and c not in log.duplicates]
+    for row in log.rows:
+        outcome = log.parse(row, outcome_column)[0]
+        for column in checked_columns:
+            raw = row.get(column)
+            if raw is None:
+                if log.table.is_unsaved_formula(row.number, column):
+                    yield log.finding(
+                        "S003", row, column,
+                        "a formula with no saved value: open and save the file in Excel or "
+                        "LibreOffice so its result is stored")
+                elif _required(column, outcome):
+                    what = column.display
+                    yield log.finding("S002", row, column, f"{what} is empty" + (
+                        " (a metric may stay empty only on a rejected row)"
+                        if column.spec.kind == "metric" else ""))
+                continue
+            value, error = log.parse(row, column)
+            if error is not None:
+                code = "S006" if column.spec.kind in ("choice",) or (
+                    column.spec.kind == "param" and _is_choice_param(log, column)) or \
+                    column.spec.kind == "rerun" else "S003"
+                yield log.finding(code, row, column, f"{column.display}: {error}")
+                continue
+            kind = column.spec.kind
+            if kind == "seed" and not 0 <= value <= spec.SEED_MAX:
+                yield log.finding("S007", row, column,
+                                  f"seed {value} is outside 0..{spec.SEED_MAX}")
+        if id_column is not None:
+            experiment_id = log.parse(row, id_column)[0]
+            if experiment_id is None:
+                continue
+            if experiment_id in first_seen:
+                yield log.finding(
+                    "S004", row, id_column,
+                    f"experiment ID {experiment_id!r} is already used in row "
+                    f"{first_seen[experiment_id]}")
+            else:
+                first_seen[experiment_id] = row.number
+            if not id_regex.search(experiment_id):
+                yield log.finding(
+                    "S005", row, id_column,
+                    f"experiment ID {experiment_id!r} does not match the id pattern "
+                    f"{log.config.id_pattern}")
+
+
+def _is_choice_param(log: Log, column) -> bool:
+    declared = log.config.param(column.name or "")
+    return declared is not None and declared.kind == "choice"
+
+
+def _required(column, outcome) -> bool:
+    kind = column.spec.kind
+    if kind == "metric":
+        return outcome != "rejected"
+    if kind == "param":
+        return False  # a param may not apply to every run; an empty cell is "not set"
+    return column.key in REQUIRED_VALUE_KEYS
+
+
+# --------------------------------------------------------------------------- Metrics sheet
+
+def _metrics_sheet(log: Log) -> Iterator[Finding]:
+    table = log.metrics_table
+    if table is None:
+        for name, column in log.metrics.items():
+            yield log.finding_at(
+                "S008", log.sheet, cell_ref(1, column.index), 1, column.header,
+                f"metric {name!r} has no row in a 'Metrics' sheet: add the sheet with columns "
+                "Metric, Goal, Threshold, Description")
+        return
+    sheet = table.sheet
+    for header in spec.METRICS_COLUMNS[:2]:
+        if table.column(header) is None:
+            yield log.finding_at("S001", sheet, table.first_empty_header, 1, header,
+                                 f"the Metrics sheet has no {header!r} column")
+    declared = {}
+    for metric in log.metric_rows():
+        if metric.name is None:
+            yield log.finding_at("S002", sheet, metric.cells["Metric"], metric.row, "Metric",
+                                 "the metric's name is empty")
+            continue
+        key = metric.name.casefold()
+        declared[key] = metric
+        if metric.goal is None:
+            if "Goal" in metric.cells:
+                yield log.finding_at("S002", sheet, metric.cells["Goal"], metric.row, "Goal",
+                                     f"metric {metric.name!r} has no goal: write max or min")
+        else:
+            try:
+                parse_choice(metric.goal, spec.GOALS)
+            except ValueError:
+                yield log.finding_at("S006", sheet, metric.cells["Goal"], metric.row, "Goal",
+                                     f"goal {as_text(metric.goal)!r} is not max or min")
+        if metric.threshold is not None and "Threshold" in metric.cells:
+            if isinstance(metric.threshold, bool) or not isinstance(metric.threshold,
+                                                                    (int, float)):
+                try:
+                    float(str(metric.threshold))
+                except ValueError:
+                    yield log.finding_at(
+                        "S003", sheet, metric.cells["Threshold"], metric.row, "Threshold",
+                        f"threshold {as_text(metric.threshold)!r} is not a number")
+    columns = {name.casefold(): column for name, column in log.metrics.items()}
+    for key, column in columns.items():
+        if key not in declared:
+            yield log.finding_at(
+                "S008", log.sheet, cell_ref(1, column.index), 1, column.header,
+                f"metric {column.name!r} has no row in the Metrics sheet: declare its goal "
+                "and threshold there")
+    for key, metric in declared.items():
+        if key not in columns:
+            yield log.finding_at(
+                "S008", sheet, metric.cells["Metric"], metric.row, "Metric",
+                f"the Metrics sheet declares {metric.name!r} but the Experiments sheet has no "
+                f"metrics.{metric.name} column")

@@ -1,0 +1,200 @@
+"""`aisdp.toml`: lookup, parsing and defaults. Settings come from this file, never from cells."""
+
+from __future__ import annotations
+
+import re
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib  # type: ignore[no-redef]
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import ConfigError
+from .spec import DEFAULT_ID_PATTERN, GOALS, MetricSpec
+
+CONFIG_NAME = "aisdp.toml"
+PARAM_KINDS = ("float", "int", "str", "bool")
+
+#: What the template declares when there is no `[template]` table.
+EXAMPLE_PARAMS: dict[str, object] = {
+    "learning_rate": "float",
+    "epochs": "int",
+    "batch_size": "int",
+    "optimizer": ["sgd", "adam"],
+}
+EXAMPLE_METRICS: dict[str, MetricSpec] = {
+    "accuracy": MetricSpec("accuracy", "max", 0.85, "holdout accuracy"),
+    "f1": MetricSpec("f1", "max", None, "holdout macro F1"),
+}
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    name: str
+    kind: str = "float"
+    choices: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RerunConfig:
+    command: tuple[str, ...] = ()
+    runs: int = 5
+    confidence: float = 0.95
+    timeout: float | None = 3600.0
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything `aisdp.toml` can set, with the defaults that apply without it."""
+
+    root: Path = field(default_factory=Path.cwd)
+    path: Path | None = None
+    artefacts: str = "artefacts"
+    id_pattern: str = DEFAULT_ID_PATTERN
+    data: tuple[str, ...] = ()
+    params: tuple[ParamSpec, ...] = ()
+    metrics: tuple[MetricSpec, ...] = ()
+    has_template: bool = False
+    rerun: RerunConfig = field(default_factory=RerunConfig)
+
+    @property
+    def artefacts_dir(self) -> Path:
+        return self.root / self.artefacts
+
+    @property
+    def id_regex(self) -> re.Pattern:
+        return re.compile(self.id_pattern)
+
+    def template_params(self) -> tuple[ParamSpec, ...]:
+        return self.params if self.has_template else _parse_params(EXAMPLE_PARAMS, None)
+
+    def template_metrics(self) -> tuple[MetricSpec, ...]:
+        return self.metrics if self.has_template else tuple(EXAMPLE_METRICS.values())
+
+    def param(self, name: str) -> ParamSpec | None:
+        for spec in self.params:
+            if spec.name.casefold() == name.casefold():
+                return spec
+        return None
+
+
+def find_config(root: Path) -> Path | None:
+    path = Path(root) / CONFIG_NAME
+    return path if path.is_file() else None
+
+
+def load_config(root: Path | str | None = None, path: Path | str | None = None) -> Config:
+    """Read `aisdp.toml` from `path`, or from `root`; defaults where there is none."""
+    root = Path(root) if root is not None else Path.cwd()
+    if path is None:
+        path = find_config(root)
+        if path is None:
+            return Config(root=root)
+    path = Path(path)
+    try:
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file") from None
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    try:
+        return _build(data, root, path)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+
+
+def _build(data: dict, root: Path, path: Path) -> Config:
+    known = {"artefacts", "id_pattern", "data", "template", "rerun"}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(f"unknown key {unknown[0]!r} (known: {', '.join(sorted(known))})")
+    artefacts = data.get("artefacts", "artefacts")
+    if not isinstance(artefacts, str) or not artefacts.strip():
+        raise ConfigError("'artefacts' must be a folder path as text")
+    id_pattern = data.get("id_pattern", DEFAULT_ID_PATTERN)
+    if not isinstance(id_pattern, str):
+        raise ConfigError("'id_pattern' must be a regular expression as text")
+    try:
+        re.compile(id_pattern)
+    except re.error as exc:
+        raise ConfigError(f"'id_pattern' is not a valid regular expression ({exc})") from None
+    dvc_files = data.get("data", [])
+    if isinstance(dvc_files, str):
+        dvc_files = [dvc_files]
+    if not isinstance(dvc_files, list) or not all(isinstance(p, str) for p in dvc_files):
+        raise ConfigError("'data' must be a list of .dvc file or dvc.lock paths")
+    template = data.get("template")
+    has_template = template is not None
+    template = template or {}
+    if not isinstance(template, dict):
+        raise ConfigError("[template] must be a table")
+    params = _parse_params(template.get("params", {}), "template.params")
+    metrics = _parse_metrics(template.get("metrics", {}))
+    return Config(
+        root=root, path=path, artefacts=artefacts, id_pattern=id_pattern,
+        data=tuple(dvc_files), params=params, metrics=metrics, has_template=has_template,
+        rerun=_parse_rerun(data.get("rerun", {})),
+    )
+
+
+def _parse_params(table: object, where: str | None) -> tuple[ParamSpec, ...]:
+    if not isinstance(table, dict):
+        raise ConfigError(f"'{where}' must be a table of name = type")
+    specs = []
+    for name, kind in table.items():
+        if isinstance(kind, list):
+            if not kind or not all(isinstance(c, (str, int, float)) for c in kind):
+                raise ConfigError(f"params.{name}: a choice list needs at least one value")
+            specs.append(ParamSpec(name, "choice", tuple(str(c) for c in kind)))
+        elif isinstance(kind, str) and kind in PARAM_KINDS:
+            specs.append(ParamSpec(name, kind))
+        else:
+            raise ConfigError(
+                f"params.{name}: type must be one of {', '.join(PARAM_KINDS)} or a list of choices")
+    return tuple(specs)
+
+
+def _parse_metrics(table: object) -> tuple[MetricSpec, ...]:
+    if not isinstance(table, dict):
+        raise ConfigError("'template.metrics' must be a table")
+    specs = []
+    for name, entry in table.items():
+        if not isinstance(entry, dict):
+            raise ConfigError(f"metrics.{name}: expected {{ goal = \"max\", threshold = ... }}")
+        goal = entry.get("goal", "max")
+        if goal not in GOALS:
+            raise ConfigError(f"metrics.{name}: goal must be 'max' or 'min', not {goal!r}")
+        threshold = entry.get("threshold")
+        if threshold is not None and (isinstance(threshold, bool)
+                                      or not isinstance(threshold, (int, float))):
+            raise ConfigError(f"metrics.{name}: threshold must be a number")
+        description = entry.get("description", "")
+        specs.append(MetricSpec(name, goal, None if threshold is None else float(threshold),
+                                str(description)))
+    return tuple(specs)
+
+
+def _parse_rerun(table: object) -> RerunConfig:
+    if not isinstance(table, dict):
+        raise ConfigError("[rerun] must be a table")
+    command = table.get("command", [])
+    if isinstance(command, str):
+        raise ConfigError("rerun.command must be an argument list such as "
+                          "[\"python\", \"train.py\"], never a shell string")
+    if not isinstance(command, list) or not all(isinstance(a, str) for a in command):
+        raise ConfigError("rerun.command must be a list of strings")
+    runs = table.get("runs", 5)
+    if isinstance(runs, bool) or not isinstance(runs, int) or not 1 <= runs <= 100:
+        raise ConfigError("rerun.runs must be a whole number from 1 to 100")
+    confidence = table.get("confidence", 0.95)
+    if isinstance(confidence, bool) or not isinstance(confidence, (int, float)) \
+            or not 0 < confidence < 1:
+        raise ConfigError("rerun.confidence must be a number between 0 and 1, such as 0.95")
+    timeout = table.get("timeout", 3600)
+    if timeout is not None and (isinstance(timeout, bool)
+                                or not isinstance(timeout, (int, float)) or timeout <= 0):
+        raise ConfigError("rerun.timeout must be a positive number of seconds")
+    return RerunConfig(tuple(command), runs, float(confidence),
+                       None if timeout is None else float(timeout))

@@ -1,0 +1,184 @@
+"""Findings, the report that collects them, and the catalogue of finding codes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+
+class Severity(str, Enum):
+    ERROR = "error"
+    WARNING = "warning"
+
+    def __str__(self) -> str:  # pragma: no cover - trivial
+        return self.value
+
+
+@dataclass(frozen=True)
+class Code:
+    """One entry of the catalogue: what a code means and where its finding points."""
+
+    code: str
+    severity: Severity
+    title: str
+    cell: str
+    help: str = ""
+
+
+E, W = Severity.ERROR, Severity.WARNING
+
+_CATALOGUE = [
+    # Schema: the workbook alone
+    Code("S001", E, "a required column is missing", "the header row's first empty cell",
+         "Add the column with exactly this header (case and spacing are free)."),
+    Code("S002", E, "a required value is empty", "that cell",
+         "Fill in the value; metrics may stay empty only on a rejected row."),
+    Code("S003", E, "a value has the wrong type or format", "that cell",
+         "Dates as YYYY-MM-DD, commits as 7-40 hex characters, numbers as numbers."),
+    Code("S004", E, "experiment ID used twice", "the later ID cell",
+         "Give every run its own ID; the ID names its artefact folder."),
+    Code("S005", E, "experiment ID does not match the id pattern", "ID cell",
+         "The pattern is `id_pattern` in aisdp.toml, by default ^[A-Za-z0-9][A-Za-z0-9_.-]*$."),
+    Code("S006", E, "a value outside the allowed set: outcome, goal", "that cell",
+         "Outcome: selected, rejected or baseline. Goal: max or min."),
+    Code("S007", E, "random seed outside 0..4294967295", "seed cell",
+         "Seeds are unsigned 32-bit integers, as NumPy accepts them."),
+    Code("S008", E, "a `metrics.` column without a `Metrics` row, or the reverse", "header cell",
+         "Declare every metric once in the Metrics sheet with its goal and threshold."),
+    Code("S009", W, "an unknown column that looks like a typo of a known one", "header cell",
+         "Rename the header to the suggested name; unknown columns are otherwise kept as they are."),
+    Code("S010", E, "merged cells in the data area", "the merged range's first cell",
+         "Unmerge the cells: every row needs its own values."),
+    Code("S011", E, "a column header appears twice", "the later header cell",
+         "Keep one column per header; the tool cannot tell which one holds the truth."),
+    # Git
+    Code("G001", E, "code commit not in the repository", "commit cell",
+         "Push or fetch the commit, or correct the SHA."),
+    Code("G002", E, "short commit matches several commits", "commit cell",
+         "Write more characters of the SHA."),
+    Code("G003", E, "the commit is dated after the experiment's date", "commit cell",
+         "The run cannot come from a later commit: check the date and the commit."),
+    Code("G004", W, "the commit is on no branch or tag, so a fresh clone lacks it",
+         "commit cell", "Merge or tag the commit so it survives in the shared history."),
+    Code("G005", E, "the Environment names a lock file whose hash at the row's commit differs, "
+         "or that the commit lacks", "environment cell",
+         "Write the lock file as `<path> sha256:<hex>` with the hash of the file at that commit."),
+    Code("G006", E, "the repository is a shallow clone, so commits cannot be checked",
+         "row 1, Code commit column",
+         "Fetch full history (`git fetch --unshallow`, or `fetch-depth: 0` in actions/checkout)."),
+    # DVC
+    Code("D001", E, "data version resolves to no DVC-tracked data", "data version cell",
+         "Use the md5 from the .dvc file (8+ hex characters) or a git tag/commit that pins it."),
+    Code("D002", E, "the data version differs from what the .dvc files pin at the row's commit",
+         "data version cell", "The run's commit tracked other data: correct one of the two."),
+    Code("D003", W, "the data is in neither the local DVC cache nor a reachable remote",
+         "data version cell", "Push the data (`dvc push`) so the run can be reproduced."),
+    # Artefacts
+    Code("A001", E, "the artefact folder is missing or holds no model file", "ID cell",
+         "Keep the model under <artefacts>/<Experiment ID>/."),
+    Code("A002", E, "the artefact hash differs from the files on disk", "hash cell",
+         "Run `aisdp-log hash <folder>`; if the files changed, find out why."),
+    Code("A003", E, "a metric differs from metrics.json by more than the rounding of the value "
+         "typed in the cell", "metric cell", "Copy the metric from metrics.json."),
+    Code("A004", E, "run.json disagrees with the row: seed, commit, data version or a param",
+         "that cell", "The row must describe the run that produced the artefact."),
+    Code("A005", W, "an artefact folder that no row names", "row 1, ID column",
+         "Add a row for it (`aisdp-log add`) or remove the folder."),
+    Code("A006", W, "run.json records uncommitted changes in the working tree when the run was "
+         "trained", "ID cell", "Commit before training so the code commit recreates the run."),
+    Code("A007", E, "the ID or a path inside the artefact folder escapes the artefacts root",
+         "ID cell", "Artefact folders must be real folders under the artefacts root."),
+    # Review
+    Code("R001", W, "outcome not yet decided", "outcome cell",
+         "Decide: selected, rejected or baseline."),
+    Code("R002", W, "a selected or rejected row without a rationale in Notes", "notes cell",
+         "Say why: the assessor reads this."),
+    Code("R003", E, "a selected row misses a declared threshold", "metric cell",
+         "A selected model must meet every declared threshold."),
+    Code("R004", W, "a quarter with a selected row but no baseline", "outcome cell of the "
+         "selected row", "Record the baseline the selection was compared with."),
+    Code("R005", W, "a selected row without passing reproducibility evidence", "outcome cell",
+         "Run `aisdp-log rerun LOG --id <ID>`."),
+    Code("R006", E, "a row changed after it was signed off in a review", "the changed cell",
+         "Signed rows are evidence: record the change in a new row or sign a new review."),
+]
+
+CATALOGUE: dict[str, Code] = {c.code: c for c in _CATALOGUE}
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One problem, at the cell to fix."""
+
+    code: str
+    severity: Severity
+    sheet: str
+    cell: str
+    row: int
+    column: str | None
+    experiment_id: str | None
+    message: str
+
+    def to_dict(self) -> dict:
+        return {
+            "code": self.code,
+            "severity": self.severity.value,
+            "sheet": self.sheet,
+            "cell": self.cell,
+            "row": self.row,
+            "column": self.column,
+            "experiment_id": self.experiment_id,
+            "message": self.message,
+        }
+
+    @property
+    def sort_key(self) -> tuple:
+        return (self.sheet != "Experiments", self.sheet, self.row, _column_number(self.cell),
+                self.code)
+
+
+def _column_number(cell: str) -> int:
+    number = 0
+    for ch in cell:
+        if not ch.isalpha():
+            break
+        number = number * 26 + ord(ch.upper()) - 64
+    return number
+
+
+@dataclass
+class Report:
+    """The result of validating one log."""
+
+    log: str
+    rows: int = 0
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def errors(self) -> int:
+        return sum(1 for f in self.findings if f.severity is Severity.ERROR)
+
+    @property
+    def warnings(self) -> int:
+        return sum(1 for f in self.findings if f.severity is Severity.WARNING)
+
+    @property
+    def ok(self) -> bool:
+        return self.errors == 0
+
+    def codes(self) -> list[tuple[str, str]]:
+        """(code, cell) pairs, the way tests and scripts compare reports."""
+        return [(f.code, f.cell) for f in self.findings]
+
+    def exit_code(self, strict: bool = False) -> int:
+        if self.errors or (strict and self.warnings):
+            return 1
+        return 0
+
+    def to_dict(self) -> dict:
+        return {
+            "log": self.log,
+            "rows": self.rows,
+            "summary": {"errors": self.errors, "warnings": self.warnings},
+            "findings": [f.to_dict() for f in self.findings],
+        }

@@ -1,0 +1,553 @@
+"""Read a workbook into a typed log, keeping sheet row numbers, after checking the file is safe.
+
+The reader is python-calamine (fast, no formulas run). Before any parser sees the file, the zip
+container is checked for what would hurt: declared sizes, member count and compression ratio,
+so a zip bomb is stopped in well under a millisecond.
+"""
+
+from __future__ import annotations
+
+import re
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from . import spec
+from .errors import WorkbookError
+from .findings import CATALOGUE, Finding
+from .values import normalise
+
+# Limits for the zip container. Real workbooks compress about 10:1; a sheet formatted down to
+# row 1,048,576 about 100:1 to 300:1; bombs 1000:1 and more.
+MAX_MEMBERS = 10_000
+MAX_TOTAL_UNCOMPRESSED = 1 << 30  # 1 GiB of XML is far beyond any log
+MAX_MEMBER_RATIO = 1000
+RATIO_CHECK_FROM = 16 << 20  # small members may compress as well as they like
+
+OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+
+
+def column_letter(index: int) -> str:
+    """0-based column index -> Excel letters (0 -> A, 26 -> AA)."""
+    letters = ""
+    index += 1
+    while index:
+        index, rem = divmod(index - 1, 26)
+        letters = chr(65 + rem) + letters
+    return letters
+
+
+def cell_ref(row: int, column_index: int) -> str:
+    """Sheet row number (1-based) and 0-based column -> `H7`."""
+    return f"{column_letter(column_index)}{row}"
+
+
+# --------------------------------------------------------------------------- the container
+
+def check_container(path: Path) -> zipfile.ZipFile:
+    """Open `path` as an .xlsx zip after the safety checks; raise WorkbookError naming the cause."""
+    name = str(path)
+    if not path.exists():
+        raise WorkbookError(f"{name}: no such file")
+    if path.is_dir():
+        raise WorkbookError(f"{name}: is a folder, not an .xlsx workbook")
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(8)
+            if head == OLE_MAGIC:
+                fh.seek(0)
+                blob = fh.read(16 << 20)
+                if "EncryptionInfo".encode("utf-16-le") in blob or \
+                        "EncryptedPackage".encode("utf-16-le") in blob:
+                    raise WorkbookError(
+                        f"{name}: the workbook is encrypted (password-protected); save an "
+                        "unprotected copy as .xlsx and validate that")
+                raise WorkbookError(
+                    f"{name}: an old Excel 97-2003 .xls file; open it and save it as "
+                    "Excel Workbook (.xlsx)")
+    except OSError as exc:
+        raise WorkbookError(f"{name}: cannot be read ({exc.strerror or exc})") from None
+    if not head:
+        raise WorkbookError(f"{name}: the file is empty, not an .xlsx workbook")
+    if not head.startswith(b"PK"):
+        kind = _guess_text_kind(path)
+        raise WorkbookError(f"{name}: {kind}, not an .xlsx workbook; open it in Excel or "
+                            "LibreOffice and save it as Excel Workbook (.xlsx)")
+    try:
+        archive = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+        raise WorkbookError(f"{name}: not a readable .xlsx workbook (damaged zip: {exc})") from None
+    try:
+        _check_members(archive, name)
+    except WorkbookError:
+        archive.close()
+        raise
+    return archive
+
+
+def _guess_text_kind(path: Path) -> str:
+    try:
+        with open(path, "rb") as fh:
+            sample = fh.read(4096)
+    except OSError:
+        return "not a zip archive"
+    try:
+        text = sample.decode("utf-8")
+    except UnicodeDecodeError:
+        return "not a zip archive"
+    first = text.splitlines()[0] if text.strip() else ""
+    if first.lstrip().startswith("<"):
+        return "an XML or HTML file"
+    if "," in first or ";" in first or "\t" in first:
+        return "a CSV or text file"
+    return "a text file"
+
+
+def _check_members(archive: zipfile.ZipFile, name: str) -> None:
+    infos = archive.infolist()
+    if len(infos) > MAX_MEMBERS:
+        raise WorkbookError(f"{name}: the zip holds {len(infos)} members (limit {MAX_MEMBERS}); "
+                            "refusing to open a file built to exhaust memory")
+    total = 0
+    names = set()
+    for info in infos:
+        names.add(info.filename)
+        if info.flag_bits & 0x1:
+            raise WorkbookError(f"{name}: the zip is encrypted; save an unprotected .xlsx copy")
+        total += info.file_size
+        if info.file_size > RATIO_CHECK_FROM:
+            ratio = info.file_size / max(info.compress_size, 1)
+            if ratio > MAX_MEMBER_RATIO:
+                raise WorkbookError(
+                    f"{name}: {info.filename} would inflate {ratio:.0f}-fold to "
+                    f"{info.file_size / 2**20:.0f} MiB (a zip bomb); refusing to open it")
+    if total > MAX_TOTAL_UNCOMPRESSED:
+        raise WorkbookError(f"{name}: the workbook would inflate to {total / 2**30:.1f} GiB "
+                            "(limit 1 GiB); refusing to open it")
+    if "xl/workbook.xml" not in names:
+        if "mimetype" in names and "content.xml" in names:
+            raise WorkbookError(f"{name}: an OpenDocument (.ods) spreadsheet; save it as Excel "
+                                "Workbook (.xlsx)")
+        if "word/document.xml" in names:
+            raise WorkbookError(f"{name}: a Word document, not an .xlsx workbook")
+        raise WorkbookError(f"{name}: a zip archive but not an .xlsx workbook "
+                            "(no xl/workbook.xml)")
+
+
+# --------------------------------------------------------------------------- sheets
+
+_REL_TARGET = re.compile(rb'<(?:\w+:)?Relationship\b[^>]*?>', re.S)
+_ATTR = re.compile(rb'([\w:]+)="([^"]*)"')
+_SHEET_TAG = re.compile(rb'<(?:\w+:)?sheet\b[^>]*?/?>', re.S)
+_CELL = re.compile(rb'<(?:\w+:)?c\b([^>]*?)(?:/>|>(.*?)</(?:\w+:)?c>)', re.S)
+_HAS_FORMULA = re.compile(rb'<(?:\w+:)?f[\s>/]')
+_VALUE = re.compile(rb'<(?:\w+:)?(?:v|is)\b[^>]*>(.+?)</', re.S)
+
+
+def _attrs(tag: bytes) -> dict[bytes, bytes]:
+    return dict(_ATTR.findall(tag))
+
+
+def sheet_xml_paths(archive: zipfile.ZipFile) -> dict[str, str]:
+    """Sheet name -> its XML member, from xl/workbook.xml and its relationships."""
+    try:
+        workbook = archive.read("xl/workbook.xml")
+        rels = archive.read("xl/_rels/workbook.xml.rels")
+    except (KeyError, zipfile.BadZipFile, OSError):
+        return {}
+    targets = {}
+    for tag in _REL_TARGET.findall(rels):
+        attrs = _attrs(tag)
+        target = attrs.get(b"Target", b"").decode("utf-8", "replace")
+        target = target.lstrip("/") if target.startswith("/") else "xl/" + target
+        targets[attrs.get(b"Id", b"")] = target
+    paths = {}
+    for tag in _SHEET_TAG.findall(workbook):
+        attrs = _attrs(tag)
+        rid = next((v for k, v in attrs.items() if k.endswith(b":id")), b"")
+        sheet_name = attrs.get(b"name", b"").decode("utf-8", "replace")
+        sheet_name = (sheet_name.replace("&amp;", "&").replace("&lt;", "<")
+                      .replace("&gt;", ">").replace("&quot;", '"').replace("&apos;", "'"))
+        if rid in targets:
+            paths[sheet_name] = targets[rid]
+    return paths
+
+
+def formulas_without_value(archive: zipfile.ZipFile, member: str) -> set[str]:
+    """Cell references whose formula has no saved value (written by a tool that never
+    calculated it). Cheap when the sheet has no formulas at all: one byte search."""
+    try:
+        xml = archive.read(member)
+    except (KeyError, zipfile.BadZipFile, OSError, NotImplementedError):
+        return set()
+    if not _HAS_FORMULA.search(xml):
+        return set()
+    missing = set()
+    for attrs, body in _CELL.findall(xml):
+        if body and _HAS_FORMULA.search(body):
+            value = _VALUE.search(body)
+            if value is None or not value.group(1).strip():
+                ref = _attrs(attrs).get(b"r")
+                if ref:
+                    missing.add(ref.decode("ascii", "replace"))
+    return missing
+
+
+@dataclass
+class Column:
+    """A column found in a sheet's header row."""
+
+    index: int
+    header: str
+    key: str | None = None          # a standard key, `params.<name>` or `metrics.<name>`
+    spec: spec.ColumnSpec | None = None
+    name: str | None = None         # the parameter or metric name
+
+    @property
+    def letter(self) -> str:
+        return column_letter(self.index)
+
+    @property
+    def display(self) -> str:
+        return self.spec.header if self.spec and not self.name else self.header
+
+
+@dataclass
+class Row:
+    """One non-empty data row; `number` is the sheet's row number."""
+
+    number: int
+    values: list
+
+    def get(self, column: Column | None) -> object:
+        if column is None or column.index >= len(self.values):
+            return None
+        return self.values[column.index]
+
+
+@dataclass
+class Table:
+    """A sheet read as header columns and non-empty rows."""
+
+    sheet: str
+    columns: list[Column]
+    rows: list[Row]
+    header_width: int
+    by_norm: dict[str, Column] = field(default_factory=dict)
+    unsaved_formulas: set[str] = field(default_factory=set)
+    merged: list[tuple[tuple[int, int], tuple[int, int]]] = field(default_factory=list)
+
+    def column(self, header: str) -> Column | None:
+        return self.by_norm.get(spec.normalise_header(header))
+
+    @property
+    def first_empty_header(self) -> str:
+        used = {c.index for c in self.columns}
+        index = 0
+        while index in used:
+            index += 1
+        return cell_ref(1, max(index, self.header_width))
+
+    def is_unsaved_formula(self, row: int, column: Column) -> bool:
+        return bool(self.unsaved_formulas) and cell_ref(row, column.index) in self.unsaved_formulas
+
+
+class Workbook:
+    """An open, checked workbook; sheets are read on demand."""
+
+    def __init__(self, path: Path | str):
+        self.path = Path(path)
+        self.name = str(path)
+        archive = check_container(self.path)
+        try:
+            self._xml_paths = sheet_xml_paths(archive)
+            self._archive = archive
+            self._book = _open_calamine(self.path, self.name)
+        except BaseException:
+            archive.close()
+            raise
+        self.sheet_names: list[str] = list(self._book.sheet_names)
+
+    def close(self) -> None:
+        self._archive.close()
+        try:
+            self._book.close()
+        except Exception:  # noqa: BLE001 - closing a reader must not fail a report
+            pass
+
+    def __enter__(self) -> "Workbook":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def find_sheet(self, wanted: str) -> str | None:
+        """The sheet's real name, matched case- and space-insensitively."""
+        if wanted in self.sheet_names:
+            return wanted
+        norm = spec.normalise_header(wanted)
+        for name in self.sheet_names:
+            if spec.normalise_header(name) == norm:
+                return name
+        return None
+
+    def table(self, sheet_name: str) -> Table:
+        """Read one sheet: header row 1, data from row 2, fully empty rows skipped."""
+        import python_calamine
+
+        try:
+            sheet = self._book.get_sheet_by_name(sheet_name)
+            grid = sheet.to_python(skip_empty_area=False)
+            merged = list(sheet.merged_cell_ranges or [])
+        except (python_calamine.CalamineError, ValueError, OverflowError, MemoryError) as exc:
+            raise WorkbookError(f"{self.name}: sheet {sheet_name!r} cannot be read "
+                                f"({_one_line(exc)})") from None
+        member = self._xml_paths.get(sheet_name)
+        unsaved = formulas_without_value(self._archive, member) if member else set()
+        header = [normalise(v) for v in grid[0]] if grid else []
+        columns = [Column(i, " ".join(str(v).split())) for i, v in enumerate(header)
+                   if v is not None]
+        rows = []
+        for offset, raw in enumerate(grid[1:], start=2):
+            values = [normalise(v) for v in raw]
+            if any(v is not None for v in values) or (unsaved and any(
+                    cell_ref(offset, i) in unsaved for i in range(len(values)))):
+                rows.append(Row(offset, values))
+        table = Table(sheet_name, columns, rows, header_width=len(header),
+                      unsaved_formulas=unsaved, merged=merged)
+        for column in columns:
+            table.by_norm.setdefault(spec.normalise_header(column.header), column)
+        return table
+
+
+def _open_calamine(path: Path, name: str):
+    import python_calamine
+
+    try:
+        return python_calamine.CalamineWorkbook.from_path(str(path))
+    except python_calamine.PasswordError:
+        raise WorkbookError(f"{name}: the workbook is password-protected; save an unprotected "
+                            "copy") from None
+    except (python_calamine.CalamineError, OSError, ValueError, MemoryError) as exc:
+        raise WorkbookError(f"{name}: not a readable .xlsx workbook ({_one_line(exc)})") from None
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text[:200]
+
+
+# --------------------------------------------------------------------------- the log
+
+@dataclass
+class MetricRow:
+    name: str
+    goal: object
+    threshold: object
+    description: object
+    row: int
+    cells: dict[str, str]
+
+
+class Log:
+    """The `Experiments` sheet with its columns resolved against the spec, and the `Metrics`
+    sheet. `finding()` turns (code, row, column, message) into a Finding at the right cell, so
+    checks never do cell arithmetic."""
+
+    def __init__(self, workbook: Workbook, experiments: Table, metrics: Table | None,
+                 config=None):
+        from .config import Config
+
+        self.config = config if config is not None else Config()
+        self._typed: dict[tuple[int, int], tuple[object, str | None]] = {}
+        self.workbook = workbook
+        self.path = workbook.path
+        self.name = workbook.name
+        self.table = experiments
+        self.sheet = experiments.sheet
+        self.metrics_table = metrics
+        self.columns: dict[str, Column] = {}
+        self.params: dict[str, Column] = {}
+        self.metrics: dict[str, Column] = {}
+        self.unknown: list[Column] = []
+        self.duplicates: list[Column] = []
+        self._resolve_columns()
+        self.rows = experiments.rows
+
+    def _resolve_columns(self) -> None:
+        by_norm = {spec.normalise_header(c.header): c for c in spec.STANDARD_COLUMNS}
+        seen: dict[str, Column] = {}
+        for column in self.table.columns:
+            norm = spec.normalise_header(column.header)
+            if norm in seen:
+                self.duplicates.append(column)
+                continue
+            seen[norm] = column
+            column_spec = by_norm.get(norm)
+            if column_spec is not None:
+                column.key, column.spec = column_spec.key, column_spec
+                self.columns[column_spec.key] = column
+                continue
+            prefixed = spec.split_prefixed(column.header)
+            if prefixed:
+                family, name = prefixed
+                column.name = name
+                if family == "params":
+                    column.key = spec.PARAMS_PREFIX + name
+                    column.spec = spec.param_column(name)
+                    self.params[name] = column
+                else:
+                    column.key = spec.METRICS_PREFIX + name
+                    column.spec = spec.metric_column(name)
+                    self.metrics[name] = column
+                continue
+            self.unknown.append(column)
+
+    # -- access
+    def column(self, key: str) -> Column | None:
+        return self.columns.get(key)
+
+    def value(self, row: Row, key: str) -> object:
+        return row.get(self.columns.get(key))
+
+    def parse(self, row: Row, column: Column | None) -> tuple[object, str | None]:
+        """(typed value, None) or (None, error message) for one cell; (None, None) if empty.
+
+        Cached, so every check sees the same parse and pays for it once."""
+        if column is None:
+            return None, None
+        cache_key = (row.number, column.index)
+        cached = self._typed.get(cache_key)
+        if cached is not None:
+            return cached
+        raw = row.get(column)
+        if raw is None:
+            result: tuple[object, str | None] = (None, None)
+        else:
+            try:
+                result = (self._parser(column)(raw), None)
+            except ValueError as exc:
+                result = (None, str(exc))
+        self._typed[cache_key] = result
+        return result
+
+    def typed(self, row: Row, key: str) -> object:
+        """The parsed value of a standard, `params.` or `metrics.` column, None if empty or bad."""
+        column = self.columns.get(key)
+        if column is None and key.startswith(spec.PARAMS_PREFIX):
+            column = self.params.get(key[len(spec.PARAMS_PREFIX):])
+        elif column is None and key.startswith(spec.METRICS_PREFIX):
+            column = self.metrics.get(key[len(spec.METRICS_PREFIX):])
+        return self.parse(row, column)[0]
+
+    def _parser(self, column: Column):
+        from . import values
+
+        kind = column.spec.kind if column.spec else "text"
+        if kind == "param":
+            declared = self.config.param(column.name or "")
+            if declared is None:
+                return values.parse_param
+            return lambda v: values.parse_param(v, declared.kind, declared.choices)
+        if kind == "choice":
+            allowed = column.spec.allowed
+            return lambda v: values.parse_choice(v, allowed)
+        return _PARSERS[kind]
+
+    def experiment_id(self, row: Row) -> str | None:
+        from .values import as_text
+
+        value = self.value(row, "experiment_id")
+        return None if value is None else as_text(value)
+
+    def metric_rows(self) -> list[MetricRow]:
+        table = self.metrics_table
+        if table is None:
+            return []
+        metric_col = table.column("Metric")
+        if metric_col is None:
+            return []
+        goal_col, threshold_col, desc_col = (table.column(h) for h in
+                                             ("Goal", "Threshold", "Description"))
+        result = []
+        for row in table.rows:
+            name = row.get(metric_col)
+            cells = {h: cell_ref(row.number, c.index) for h, c in
+                     (("Metric", metric_col), ("Goal", goal_col), ("Threshold", threshold_col),
+                      ("Description", desc_col)) if c is not None}
+            result.append(MetricRow(None if name is None else " ".join(str(name).split()),
+                                    row.get(goal_col), row.get(threshold_col),
+                                    row.get(desc_col), row.number, cells))
+        return result
+
+    # -- findings
+    def finding(self, code: str, row: Row | int, column: Column | str | None, message: str,
+                *, sheet: str | None = None, experiment_id: str | None | bool = True,
+                column_name: str | None = None) -> Finding:
+        """A finding at (row, column): `column` may be a Column, a standard key, or None for
+        the row's ID cell. The cell falls back to the ID cell (or column A) when the column
+        is absent."""
+        entry = CATALOGUE[code]
+        number = row if isinstance(row, int) else row.number
+        if isinstance(column, str):
+            column = self.columns.get(column) or self.params.get(column) or \
+                self.metrics.get(column)
+        if column is None:
+            column = self.columns.get("experiment_id")
+        index = column.index if column is not None else 0
+        if experiment_id is True:
+            experiment_id = self.experiment_id(row) if isinstance(row, Row) else None
+        elif experiment_id is False:
+            experiment_id = None
+        return Finding(
+            code=code, severity=entry.severity, sheet=sheet or self.sheet,
+            cell=cell_ref(number, index), row=number,
+            column=column_name or (column.display if column is not None else None),
+            experiment_id=experiment_id, message=message)
+
+    def finding_at(self, code: str, sheet: str, cell: str, row: int, column: str | None,
+                   message: str, experiment_id: str | None = None) -> Finding:
+        """A finding at an explicit cell (another sheet, a header cell)."""
+        entry = CATALOGUE[code]
+        return Finding(code, entry.severity, sheet, cell, row, column, experiment_id, message)
+
+
+def _parsers() -> dict:
+    from . import values
+
+    return {
+        "id": values.parse_id, "date": values.parse_date, "text": values.parse_text,
+        "other_params": values.parse_other_params, "data_version": values.parse_data_version,
+        "commit": values.parse_commit, "seed": values.parse_seed,
+        "duration": values.parse_duration, "artefact_hash": values.parse_artefact_hash,
+        "rerun": values.parse_rerun_mark, "metric": values.parse_number,
+    }
+
+
+_PARSERS = _parsers()
+
+
+def load_log(path: Path | str, config=None) -> Log:
+    """Open and read a log; raise WorkbookError (one line) where nothing can be checked."""
+    workbook = Workbook(path)
+    try:
+        sheet = workbook.find_sheet(spec.SHEET_EXPERIMENTS)
+        if sheet is None:
+            listed = ", ".join(repr(s) for s in workbook.sheet_names[:8]) or "none"
+            raise WorkbookError(f"{workbook.name}: no sheet named 'Experiments' (sheets: "
+                                f"{listed}); `aisdp-log template` writes one")
+        experiments = workbook.table(sheet)
+        metrics_name = workbook.find_sheet(spec.SHEET_METRICS)
+        metrics = workbook.table(metrics_name) if metrics_name else None
+        return Log(workbook, experiments, metrics, config)
+    except BaseException:
+        workbook.close()
+        raise
+
+
+def iter_cells(rows: Iterable[Row], column: Column) -> Iterator[tuple[Row, object]]:
+    for row in rows:
+        value = row.get(column)
+        if value is not None:
+            yield row, value

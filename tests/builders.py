@@ -1,0 +1,119 @@
+"""Builders for real workbooks and real git repositories, so tests state only what matters."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import subprocess
+from pathlib import Path
+
+import xlsxwriter
+
+SHA = "sha256:" + "a" * 64
+
+#: A clean row; tests override what matters to them.
+BASE_ROW = {
+    "Experiment ID": "EXP-001",
+    "Date": "2026-07-14",
+    "Hypothesis": "Adam beats SGD",
+    "params.learning_rate": 0.001,
+    "Data version": "3f2a9c1e",
+    "Code commit": "9c1e4b7",
+    "Random seed": 42,
+    "Training duration": 12.5,
+    "metrics.accuracy": 0.91,
+    "Artefact hash": SHA,
+    "Environment": "torch 2.13.0+cpu",
+    "Outcome": "baseline",
+    "Notes": "the reference",
+}
+METRICS = [{"Metric": "accuracy", "Goal": "max", "Threshold": 0.85,
+            "Description": "holdout accuracy"}]
+
+
+def row(**changes) -> dict:
+    """BASE_ROW with keys given as python names (`experiment_id=`) or headers (`**{...}`)."""
+    result = dict(BASE_ROW)
+    for key, value in changes.items():
+        header = {
+            "experiment_id": "Experiment ID", "date": "Date", "hypothesis": "Hypothesis",
+            "data_version": "Data version", "code_commit": "Code commit",
+            "random_seed": "Random seed", "training_duration": "Training duration",
+            "artefact_hash": "Artefact hash", "environment": "Environment",
+            "outcome": "Outcome", "notes": "Notes", "rerun": "Rerun",
+            "reproducibility": "Reproducibility", "other_params": "Other params",
+        }.get(key, key)
+        result[header] = value
+    return result
+
+
+def write_log(path: Path, rows: list[dict], *, headers: list[str] | None = None,
+              metrics: list[dict] | None = None, extra_sheets: dict | None = None) -> Path:
+    """A workbook as a person would write it: header row, then one row per dict. Dates given
+    as datetime.date become real Excel dates; `None` leaves a cell empty."""
+    headers = headers or list(dict.fromkeys(h for r in rows for h in r)) or list(BASE_ROW)
+    workbook = xlsxwriter.Workbook(str(path))
+    date_format = workbook.add_format({"num_format": "yyyy-mm-dd"})
+    sheet = workbook.add_worksheet("Experiments")
+    sheet.write_row(0, 0, headers)
+    for r, values in enumerate(rows, start=1):
+        for c, header in enumerate(headers):
+            value = values.get(header)
+            if value is None:
+                continue
+            if isinstance(value, (dt.date, dt.datetime)):
+                sheet.write_datetime(r, c, value, date_format)
+            elif isinstance(value, str):
+                sheet.write_string(r, c, value)
+            else:
+                sheet.write(r, c, value)
+    if metrics is None:
+        metrics = METRICS
+    if metrics is not False:
+        sheet = workbook.add_worksheet("Metrics")
+        sheet.write_row(0, 0, ["Metric", "Goal", "Threshold", "Description"])
+        for r, metric in enumerate(metrics, start=1):
+            sheet.write_row(r, 0, [metric.get(h) for h in
+                                   ("Metric", "Goal", "Threshold", "Description")])
+    for name, grid in (extra_sheets or {}).items():
+        sheet = workbook.add_worksheet(name)
+        for r, values in enumerate(grid):
+            sheet.write_row(r, 0, values)
+    workbook.close()
+    return path
+
+
+def git(repo: Path, *args: str, date: str | None = None, check: bool = True) -> str:
+    """Run git in `repo` with a fixed identity; `date` sets author and committer dates."""
+    env = dict(os.environ, GIT_AUTHOR_NAME="Test", GIT_AUTHOR_EMAIL="test@example.com",
+               GIT_COMMITTER_NAME="Test", GIT_COMMITTER_EMAIL="test@example.com",
+               GIT_CONFIG_NOSYSTEM="1")
+    if date:
+        env["GIT_AUTHOR_DATE"] = env["GIT_COMMITTER_DATE"] = date
+    result = subprocess.run(["git", *args], cwd=repo, env=env, capture_output=True, text=True,
+                            check=check)
+    return result.stdout.strip()
+
+
+def init_repo(repo: Path) -> Path:
+    repo.mkdir(parents=True, exist_ok=True)
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "config", "user.name", "Test")
+    git(repo, "config", "user.email", "test@example.com")
+    git(repo, "config", "commit.gpgsign", "false")
+    return repo
+
+
+def commit(repo: Path, files: dict[str, str | bytes] | None = None, *,
+           message: str = "change", date: str = "2026-07-01T12:00:00+00:00") -> str:
+    """Write `files`, commit them all at `date`, return the full SHA."""
+    for name, content in (files or {}).items():
+        target = repo / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
+            target.write_bytes(content)
+        else:
+            target.write_text(content)
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "--allow-empty", "-m", message, date=date)
+    return git(repo, "rev-parse", "HEAD")
