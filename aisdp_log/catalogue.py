@@ -14,7 +14,59 @@ def render_codes(output_format: str = "text") -> str:
                             "cell": c.cell, "help": c.help} for c in codes], indent=2)
     if output_format == "markdown":
         lines = ["| code | severity | meaning (cell) |", "|---|---|---|"]
-        lines += [f"| {c.code} | {c.severity.value} | {c.title} ({c.cell}) |" for c in codes]
+        lines += [f"| {c.code} | {c.severity.value} | {c.title} ({c.cell}) |".replace("<", "&lt;")
+                  for c in codes]
         return "\n".join(lines)
     return "\n".join(f"{c.code}  {c.severity.value:<7}  {c.title} ({c.cell})\n"
                      f"{'':15}{c.help}" for c in codes)
+
+
+def render_column_guide() -> str:
+    """The README's column guide, from the same spec the template and the checks use."""
+    from . import spec
+
+    lines = ["| column | required | what to enter | example | Annex IV |", "|---|---|---|---|---|"]
+    rows = [spec.EXPERIMENT_ID, spec.DATE, spec.HYPOTHESIS,
+            spec.param_column("<name>"), spec.OTHER_PARAMS, spec.DATA_VERSION,
+            spec.CODE_COMMIT, spec.RANDOM_SEED, spec.TRAINING_DURATION,
+            spec.metric_column("<name>"), spec.ARTEFACT_HASH, spec.ENVIRONMENT, spec.OUTCOME,
+            spec.NOTES, spec.RERUN, spec.REPRODUCIBILITY]
+    for column in rows:
+        if column.kind == "param":
+            required = "at least one column"
+        elif column.kind == "metric":
+            required = "yes, unless rejected"
+        elif column.written_by_tool:
+            required = "written by the tool"
+        else:
+            required = "yes" if column.required else "no"
+        help_text = spec.PARAM_HELP if column.kind == "param" else column.help
+        help_text = help_text.replace("|", "\\|").replace("<", "&lt;")
+        lines.append(f"| `{column.header}` | {required} | {help_text} | `{column.example}` | "
+                     f"{column.annex} |")
+    return "\n".join(lines)
+
+
+README_BLOCKS = {
+    "codes": lambda: render_codes("markdown"),
+    "columns": render_column_guide,
+}
+
+
+def sync_readme(text: str) -> str:
+    """README text with every generated block (`<!-- NAME:start -->`...`<!-- NAME:end -->`)
+    replaced by a fresh rendering."""
+    import re
+
+    for name, render in README_BLOCKS.items():
+        pattern = re.compile(rf"(<!-- {name}:start -->\n).*?(\n<!-- {name}:end -->)", re.S)
+        text = pattern.sub(lambda m: m.group(1) + render() + m.group(2), text)
+    return text
+
+
+if __name__ == "__main__":  # python -m aisdp_log.catalogue README.md  (rewrites the blocks)
+    import sys
+    from pathlib import Path
+
+    readme = Path(sys.argv[1] if len(sys.argv) > 1 else "README.md")
+    readme.write_text(sync_readme(readme.read_text(encoding="utf-8")), encoding="utf-8")

@@ -52,11 +52,13 @@ def template(output: Path, config_path: Path | None, force: bool) -> None:
 
 
 @cli.command()
-@click.argument("log", type=click.Path(path_type=Path))
+@click.argument("logs", metavar="LOG.xlsx...", nargs=-1, required=True,
+                type=click.Path(path_type=Path))
 @click.option("--repo", type=click.Path(file_okay=False, path_type=Path),
               help="The git repository the log describes (default: the one holding LOG).")
 @click.option("--format", "output_format", type=click.Choice(["text", "json", "github"]),
-              default="text", show_default=True, help="Output format.")
+              default="text", show_default=True,
+              help="Output format (json: one object per log, one per line).")
 @click.option("--strict", is_flag=True, help="Fail (exit 1) on warnings too.")
 @click.option("--offline", is_flag=True, help="Check the workbook alone: no git, DVC or "
               "artefact checks.")
@@ -64,20 +66,60 @@ def template(output: Path, config_path: Path | None, force: bool) -> None:
               "missing from the local cache (imports DVC; slower).")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
               help="aisdp.toml to use (default: the one at the repository root).")
-def validate(log: Path, repo: Path | None, output_format: str, strict: bool, offline: bool,
-             remote: bool, config_path: Path | None) -> None:
+def validate(logs: tuple[Path, ...], repo: Path | None, output_format: str, strict: bool,
+             offline: bool, remote: bool, config_path: Path | None) -> None:
     """Check every row of LOG and report each problem at its cell.
 
     Exit code 0: no errors (warnings allowed unless --strict); 1: errors found;
-    2: nothing could be checked.
+    2: nothing could be checked. Several logs may be given (as pre-commit does); the exit
+    code is then the worst of them.
     """
     from .formatters import FORMATTERS, use_colour
     from .validate import validate as run_validate
 
-    report = run_validate(log, repo=repo, offline=offline, config=config_path, remote=remote,
-                          progress=sys.stderr.isatty())
-    click.echo(FORMATTERS[output_format](report, use_colour() and output_format == "text"))
-    sys.exit(report.exit_code(strict))
+    worst = 0
+    for log in logs:
+        try:
+            report = run_validate(log, repo=repo, offline=offline, config=config_path,
+                                  remote=remote, progress=sys.stderr.isatty())
+        except AisdpLogError as exc:
+            if len(logs) == 1:
+                raise
+            click.echo(f"aisdp-log: error: {exc}", err=True)
+            worst = max(worst, exc.exit_code)
+            continue
+        click.echo(FORMATTERS[output_format](report, use_colour() and output_format == "text"))
+        worst = max(worst, report.exit_code(strict))
+    sys.exit(worst)
+
+
+@cli.command()
+@click.argument("log", type=click.Path(path_type=Path))
+@click.argument("experiment_id")
+@click.option("--repo", type=click.Path(file_okay=False, path_type=Path),
+              help="The repository holding the artefacts (default: the one holding LOG).")
+@click.option("--force", is_flag=True, help="Write although an Excel (~$) or LibreOffice "
+              "(.~lock) lock file says the log is open: for a lock left by a crash.")
+def add(log: Path, experiment_id: str, repo: Path | None, force: bool) -> None:
+    """Append a row for EXPERIMENT_ID from its artefact folder (run.json, metrics.json, the
+    model's hash); you fill Hypothesis, Outcome and Notes."""
+    from .add import add_experiment
+
+    result = add_experiment(log, experiment_id, repo=repo, force=force)
+    click.echo(f"added {result.experiment_id} to {result.log} ({result.sheet} row "
+               f"{result.row}): {len(result.written)} cells")
+    for header, value in result.written.items():
+        click.echo(f"  {header}: {value}")
+    if result.unrecorded_params:
+        click.echo("  note: params without a params.<name> or 'Other params' column, not "
+                   "recorded: " + ", ".join(result.unrecorded_params))
+    if result.unlogged_metrics:
+        click.echo("  note: metrics.json values without a metrics.<name> column: "
+                   + ", ".join(result.unlogged_metrics))
+    if result.missing_metrics:
+        click.echo("  note: no value recorded for " + ", ".join(result.missing_metrics))
+    click.echo(f"next: fill Hypothesis, Outcome and Notes in row {result.row}, then "
+               f"`aisdp-log validate {result.log}`")
 
 
 @cli.command()

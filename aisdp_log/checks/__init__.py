@@ -12,7 +12,7 @@ from ..config import Config
 from ..findings import Finding
 
 #: Families that read only the workbook, then those that need the repository.
-OFFLINE_FAMILIES = ("schema", "review")
+OFFLINE_FAMILIES = ("schema", "review", "signoff")
 ONLINE_FAMILIES = ("git", "dvc", "artefacts")
 
 

@@ -1,0 +1,273 @@
+"""DVC's records without DVC: `.dvc` files and `dvc.lock` parsed from git blobs, the local
+cache statted, and (only for `--remote`) the default remote asked through DVC itself.
+
+Starting DVC costs >= 350 ms and opening `dvc.repo.Repo` writes files, so the default path reads
+the YAML with CSafeLoader and stats the cache; `import dvc` happens in `remote_missing` only.
+"""
+
+from __future__ import annotations
+
+import configparser
+import json
+import os
+import posixpath
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+#: `git grep` / `git log` pathspecs for DVC's records anywhere in the tree (`*` matches `/`).
+PATHSPECS = ("*.dvc", "*dvc.lock")
+#: An md5 as DVC writes it: 32 hex, `.dir` for a directory's manifest.
+MD5 = re.compile(r"^([0-9a-f]{32})(\.dir)?$")
+#: What a `Data version` cell holds when it names an md5: 8 to 32 hex, optional `.dir`.
+VERSION_MD5 = re.compile(r"^(?:md5:)?([0-9a-f]{8,32})(\.dir)?$")
+
+
+@dataclass(frozen=True)
+class Out:
+    """One DVC-tracked output: its path (from the repository root), md5 and record."""
+
+    path: str
+    md5: str
+    source: str  # the `.dvc` file or `dvc.lock` that pins it
+
+    @property
+    def is_dir(self) -> bool:
+        return self.md5.endswith(".dir")
+
+
+def is_record(path: str) -> bool:
+    """A `.dvc` file or a `dvc.lock` (the pathspecs also catch `foo-dvc.lock`)."""
+    name = posixpath.basename(path)
+    return name == "dvc.lock" or (name.endswith(".dvc") and name != ".dvc")
+
+
+def parse_record(source: str, blob: bytes) -> list[Out]:
+    """The outs a `.dvc` file or `dvc.lock` pins; [] for YAML DVC would not accept."""
+    import yaml
+
+    try:
+        doc = yaml.load(blob, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except (yaml.YAMLError, ValueError, RecursionError):
+        return []
+    if not isinstance(doc, dict):
+        return []
+    base = posixpath.dirname(source)
+    if posixpath.basename(source) == "dvc.lock":
+        # schema 2.0 nests stages under `stages:`; the 1.x lock is the stages table itself.
+        stages = doc.get("stages", doc) if "schema" in doc or "stages" in doc else doc
+        entries = [out for stage in (stages.values() if isinstance(stages, dict) else ())
+                   if isinstance(stage, dict) for out in _as_list(stage.get("outs"))]
+    else:
+        entries = _as_list(doc.get("outs"))
+    outs = []
+    for entry in entries:
+        if not isinstance(entry, dict):
+            continue
+        md5, path = entry.get("md5"), entry.get("path")
+        if not isinstance(md5, str) or not isinstance(path, str):
+            continue
+        md5 = md5.strip().lower()
+        if MD5.match(md5) and not path.startswith("/"):
+            outs.append(Out(posixpath.normpath(posixpath.join(base, path)), md5, source))
+    return outs
+
+
+def _as_list(value: object) -> list:
+    return value if isinstance(value, list) else []
+
+
+def version_matches(version: str, md5: str) -> bool:
+    """Whether a `Data version` cell (full md5, 8+ hex prefix, `.dir` allowed) names `md5`."""
+    match = VERSION_MD5.match(version.strip().lower())
+    if not match:
+        return False
+    digits, is_dir = match.groups()
+    if is_dir and len(digits) != 32:
+        return False  # `.dir` ends a full hash only
+    return md5.startswith(digits) and (not is_dir or md5.endswith(".dir"))
+
+
+# ------------------------------------------------------------------ which outs count
+
+@dataclass(frozen=True)
+class DataSpec:
+    """Which outs name the data version: aisdp.toml `data`, else every tracked out.
+
+    Entries are paths from the repository root: a `.dvc` file (its outs), a `dvc.lock` (all its
+    stages' outs), or an out's path (looked up in `<path>.dvc` and in the `dvc.lock` files of
+    its folder and every folder above)."""
+
+    entries: tuple[str, ...] = ()
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.entries)
+
+    def records(self) -> list[str]:
+        """The record paths to read at each commit (configured case)."""
+        paths: list[str] = []
+        for entry in self.entries:
+            if entry.endswith(".dvc") or posixpath.basename(entry) == "dvc.lock":
+                paths.append(entry)
+                continue
+            paths.append(entry + ".dvc")
+            folder = posixpath.dirname(entry)
+            while True:
+                paths.append(posixpath.join(folder, "dvc.lock") if folder else "dvc.lock")
+                if not folder:
+                    break
+                folder = posixpath.dirname(folder)
+        return list(dict.fromkeys(paths))
+
+    def counted(self, outs: Iterable[Out]) -> list[Out]:
+        """The outs that name the data version."""
+        outs = list(outs)
+        if not self.entries:
+            return outs
+        chosen = []
+        for out in outs:
+            for entry in self.entries:
+                if entry == out.source or entry == out.path:
+                    chosen.append(out)
+                    break
+        return chosen
+
+
+def data_spec(entries: Iterable[str], config_root: Path, toplevel: Path) -> DataSpec:
+    """Config `data` entries (relative to the config's folder) as repository-root paths."""
+    try:
+        prefix = Path(os.path.realpath(config_root)).relative_to(os.path.realpath(toplevel))
+    except ValueError:
+        prefix = Path()
+    result = []
+    for entry in entries:
+        joined = posixpath.normpath(posixpath.join(prefix.as_posix(), entry.replace("\\", "/")))
+        if not joined.startswith("../") and joined != "..":
+            result.append(joined.removeprefix("./"))
+    return DataSpec(tuple(result))
+
+
+# ------------------------------------------------------------------ the local cache
+
+def dvc_root(start: Path, toplevel: Path) -> Path:
+    """The folder holding `.dvc/`, at or above `start` but not above the git top level."""
+    start, toplevel = Path(start).resolve(), Path(toplevel).resolve()
+    for folder in (start, *start.parents):
+        if (folder / ".dvc").is_dir():
+            return folder
+        if folder == toplevel:
+            break
+    return toplevel
+
+
+def cache_dirs(root: Path) -> list[Path]:
+    """The local cache: `.dvc/cache`, or `[cache] dir` of `.dvc/config(.local)` (a relative
+    dir is relative to `.dvc/`)."""
+    dvc_dir = root / ".dvc"
+    chosen = dvc_dir / "cache"
+    for name in ("config", "config.local"):  # config.local wins, as in DVC
+        parser = configparser.ConfigParser(strict=False, interpolation=None)
+        try:
+            parser.read(dvc_dir / name, encoding="utf-8")
+        except (configparser.Error, OSError, UnicodeDecodeError):
+            continue
+        if parser.has_option("cache", "dir"):
+            configured = parser.get("cache", "dir").strip().strip("'\"")
+            if configured:
+                chosen = Path(os.path.expanduser(configured))
+                if not chosen.is_absolute():
+                    chosen = dvc_dir / chosen
+    return [chosen]
+
+
+class LocalCache:
+    """Existence of md5 objects in DVC's local cache, both layouts: 3.x
+    `files/md5/ab/cdef...` and 2.x `ab/cdef...`."""
+
+    def __init__(self, dirs: list[Path]):
+        self.dirs = dirs
+
+    def object_path(self, md5: str) -> Path | None:
+        for folder in self.dirs:
+            for base in (folder / "files" / "md5", folder):
+                path = base / md5[:2] / md5[2:]
+                if path.is_file():
+                    return path
+        return None
+
+    def missing(self, md5: str) -> list[str]:
+        """The objects of `md5` (for a `.dir`, the manifest and every file it lists) that the
+        cache lacks; [] when all are there."""
+        path = self.object_path(md5)
+        if path is None:
+            return [md5]
+        if not md5.endswith(".dir"):
+            return []
+        entries = read_manifest(path.read_bytes())
+        if entries is None:
+            return [md5]  # a damaged manifest is as good as none
+        return [m for m in entries if self.object_path(m) is None]
+
+
+def read_manifest(blob: bytes) -> list[str] | None:
+    """The file md5s a `.dir` manifest lists; None when it is not a manifest."""
+    try:
+        items = json.loads(blob)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if not isinstance(items, list):
+        return None
+    md5s = []
+    for item in items:
+        md5 = item.get("md5") if isinstance(item, dict) else None
+        if not isinstance(md5, str) or not MD5.match(md5.lower()):
+            return None
+        md5s.append(md5.lower())
+    return md5s
+
+
+def remote_missing(root: Path, md5s: Iterable[str], cache: LocalCache) -> tuple[set[str], str]:
+    """The md5s that the project's default DVC remote lacks, asked through DVC itself (the only
+    place this module imports DVC). Returns (missing, problem): problem is a one-line reason
+    when the remote could not be asked (then every md5 counts as missing)."""
+    md5s = sorted(set(md5s))
+    if not md5s:
+        return set(), ""
+    try:
+        from dvc.exceptions import DvcException
+        from dvc.repo import Repo
+    except ImportError:
+        return set(md5s), "DVC is not installed, so the remote was not asked"
+    try:
+        with Repo(str(root)) as repo:
+            odb = repo.cloud.get_remote_odb(None, command="validate")
+            present = set(odb.oids_exist([m for m in md5s]))
+            missing = set()
+            for md5 in md5s:
+                if md5 not in present:
+                    missing.add(md5)
+                elif md5.endswith(".dir"):
+                    files = _remote_manifest(odb, md5, cache)
+                    if files is None:
+                        missing.add(md5)
+                        continue
+                    absent = set(files) - set(odb.oids_exist(files))
+                    if absent:
+                        missing.add(md5)
+            return missing, ""
+    except DvcException as exc:
+        return set(md5s), " ".join(str(exc).split())[:200]
+    except OSError as exc:
+        return set(md5s), f"the remote cannot be read ({exc})"
+
+
+def _remote_manifest(odb, md5: str, cache: LocalCache) -> list[str] | None:
+    local = cache.object_path(md5)
+    if local is not None:
+        return read_manifest(local.read_bytes())
+    try:
+        return read_manifest(odb.fs.cat_file(odb.oid_to_path(md5)))
+    except OSError:
+        return None

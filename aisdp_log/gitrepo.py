@@ -1,0 +1,266 @@
+"""A small, batched access layer to a git repository: one git process per question, never one
+per row, and never a shell (every call is an argument list; names from cells only ever reach git
+on the stdin of `cat-file --batch`, one per line).
+
+Other modules reuse it::
+
+    repo = GitRepo.open(path)                      # RepositoryError when not a git work tree
+    repo.is_shallow                                # a `--depth` clone: history is incomplete
+    found = repo.lookup_commits(["9c1e4b7", ...])  # {name: CommitLookup(status, sha, committed)}
+    repo.unreachable([sha, ...])                   # the SHAs on no branch, tag or remote branch
+    repo.read_blobs([f"{sha}:uv.lock", oid, ...])  # {spec: bytes | None}, one process for all
+    repo.object_ids([f"{sha}:data.dvc", ...])      # {spec: oid | None} (no contents read)
+    repo.files_at([sha, ...], ["*.dvc"])           # {sha: [paths matching at that commit]}
+    repo.changed_blobs(["*.dvc"])                  # every (path, blob oid) ever on a ref
+
+`repo_for(ctx)` gives the handle shared by the check families through `ctx.cache`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+from .errors import RepositoryError
+
+HEX = re.compile(r"^[0-9a-fA-F]{4,40}$")
+ZERO_OID = "0" * 40
+#: Refs a fresh clone would bring: local branches, tags and remote-tracking branches.
+SHARED_REFS = ("--branches", "--tags", "--remotes")
+
+
+@dataclass(frozen=True)
+class CommitLookup:
+    """What a name (a full or short SHA, a tag, a branch) resolves to.
+
+    `status` is "found" (then `sha` and `committed` are set), "missing" or "ambiguous" (a
+    short SHA that several commits start with)."""
+
+    name: str
+    status: str
+    sha: str | None = None
+    committed: dt.datetime | None = None  # committer date, in the committer's own time zone
+
+
+def _git_env() -> dict[str, str]:
+    env = dict(os.environ)
+    # Stable, untranslated output; never wait for a password; no pager.
+    env.update(LC_ALL="C", LANGUAGE="C", GIT_TERMINAL_PROMPT="0", GIT_PAGER="cat",
+               GIT_OPTIONAL_LOCKS="0")
+    return env
+
+
+class GitRepo:
+    """A git work tree, queried in batches through `git` subprocesses."""
+
+    def __init__(self, toplevel: Path, git_dir: Path, is_shallow: bool):
+        self.root = toplevel
+        self.git_dir = git_dir
+        self.is_shallow = is_shallow
+        self._env = _git_env()
+
+    @classmethod
+    def open(cls, path: Path | str) -> "GitRepo":
+        """The work tree holding `path`; RepositoryError (one line) when there is none."""
+        path = Path(path)
+        try:
+            result = subprocess.run(
+                ["git", "rev-parse", "--show-toplevel", "--absolute-git-dir",
+                 "--is-shallow-repository"],
+                cwd=path, env=_git_env(), capture_output=True, check=False)
+        except FileNotFoundError:
+            raise RepositoryError("git is not installed (or not on PATH); install git, or use "
+                                  "--offline to check the workbook alone") from None
+        except NotADirectoryError:
+            raise RepositoryError(f"{path}: not a folder") from None
+        lines = result.stdout.decode("utf-8", "replace").splitlines()
+        if result.returncode != 0 or len(lines) < 3:
+            reason = _first_line(result.stderr) or "not a git work tree"
+            raise RepositoryError(f"{path}: not a usable git repository ({reason}); use "
+                                  "--offline to check the workbook alone")
+        return cls(Path(lines[0]), Path(lines[1]), lines[2].strip() == "true")
+
+    # ------------------------------------------------------------------ plumbing
+    def git(self, *args: str, input: bytes | None = None, ok_codes: tuple[int, ...] = (0,)
+            ) -> bytes:
+        """Run `git <args>` in the work tree; stdout as bytes. Other exit codes than
+        `ok_codes` raise RepositoryError with git's first line of complaint."""
+        result = subprocess.run(["git", *args], cwd=self.root, env=self._env, input=input,
+                                capture_output=True, check=False)
+        if result.returncode not in ok_codes:
+            raise RepositoryError(f"{self.root}: git {args[0]} failed "
+                                  f"({_first_line(result.stderr) or result.returncode})")
+        return result.stdout
+
+    def _batch(self, names: list[str], *, contents: bool) -> list[tuple[str, str, bytes | None]]:
+        """`git cat-file --batch[-check]` over `names`: per name (status, oid-or-"", body).
+
+        status is the object type ("commit", "blob", ...), "missing" or "ambiguous"."""
+        if not names:
+            return []
+        for name in names:
+            # One request per line: a newline would smuggle in a second request.
+            if "\n" in name or "\r" in name or not name:
+                raise ValueError(f"not a git object name: {name!r}")
+        mode = "--batch" if contents else "--batch-check"
+        out = self.git("cat-file", mode, input=("\n".join(names) + "\n").encode("utf-8"))
+        results: list[tuple[str, str, bytes | None]] = []
+        pos = 0
+        for name in names:
+            end = out.index(b"\n", pos)
+            header = out[pos:end].decode("utf-8", "replace")
+            pos = end + 1
+            if header.endswith(" missing") or header.endswith(" ambiguous"):
+                results.append((header.rsplit(" ", 1)[1], "", None))
+                continue
+            oid, kind, size = header.rsplit(" ", 2)
+            body = None
+            if contents:
+                body = out[pos:pos + int(size)]
+                pos += int(size) + 1  # the object, then a newline
+            results.append((kind, oid, body))
+        return results
+
+    # ------------------------------------------------------------------ questions
+    def lookup_commits(self, names: Iterable[str]) -> dict[str, CommitLookup]:
+        """Resolve names (full or short SHAs, tags, branches) to commits, in one
+        `git cat-file --batch` (plus, only for ambiguous short SHAs, a disambiguation).
+
+        A short SHA that one commit and some blob share resolves to the commit (git's
+        commit-ish hint); one that several commits share is "ambiguous"."""
+        names = list(dict.fromkeys(names))
+        if not names:
+            return {}
+        # `^{commit}` peels tags and applies the commit-ish hint; the bare name tells a
+        # prefix that no object has from one that several objects share.
+        requests = [n for name in names for n in (f"{name}^{{commit}}", name)]
+        answers = self._batch(requests, contents=True)
+        result: dict[str, CommitLookup] = {}
+        unclear = []
+        for i, name in enumerate(names):
+            kind, oid, body = answers[2 * i]
+            if kind == "commit":
+                result[name] = CommitLookup(name, "found", oid, _committer_date(body or b""))
+            elif answers[2 * i + 1][0] == "ambiguous" and HEX.match(name):
+                unclear.append(name)
+            else:
+                result[name] = CommitLookup(name, "missing")
+        if unclear:
+            result.update(self._disambiguate(unclear))
+        return result
+
+    def _disambiguate(self, prefixes: list[str]) -> dict[str, CommitLookup]:
+        # Rare path: several objects share the prefix and `^{commit}` found no single commit.
+        # Count the commits among them (git lists every object with the prefix).
+        candidates: dict[str, list[str]] = {}
+        for prefix in prefixes:
+            out = self.git("rev-parse", f"--disambiguate={prefix}", ok_codes=(0, 1, 128))
+            candidates[prefix] = out.decode("ascii", "replace").split()
+        every = sorted({oid for oids in candidates.values() for oid in oids})
+        kinds = dict(zip(every, (k for k, _, _ in self._batch(every, contents=False))))
+        result = {}
+        for prefix, oids in candidates.items():
+            commits = [oid for oid in oids if kinds.get(oid) == "commit"]
+            result[prefix] = CommitLookup(prefix, "ambiguous" if len(commits) > 1 else "missing")
+        return result
+
+    def unreachable(self, shas: Iterable[str]) -> set[str]:
+        """The full SHAs among `shas` that no branch, tag or remote-tracking branch reaches
+        (one `git rev-list --stdin`)."""
+        shas = list(dict.fromkeys(shas))
+        if not shas:
+            return set()
+        out = self.git("rev-list", "--stdin", "--not", *SHARED_REFS,
+                       input=("\n".join(shas) + "\n").encode("ascii"))
+        listed = set(out.decode("ascii").split())
+        return {sha for sha in shas if sha in listed}
+
+    def read_blobs(self, specs: Iterable[str]) -> dict[str, bytes | None]:
+        """Contents of blobs named `<rev>:<path>` or by oid, in one `git cat-file --batch`;
+        None where the commit lacks the path or the object is not a blob."""
+        specs = list(dict.fromkeys(specs))
+        return {spec: (body if kind == "blob" else None)
+                for spec, (kind, _, body) in zip(specs, self._batch(specs, contents=True))}
+
+    def object_ids(self, specs: Iterable[str]) -> dict[str, str | None]:
+        """Blob oids of `<rev>:<path>` specs (None when absent), without reading contents."""
+        specs = list(dict.fromkeys(specs))
+        return {spec: (oid if kind == "blob" else None)
+                for spec, (kind, oid, _) in zip(specs, self._batch(specs, contents=False))}
+
+    def files_at(self, shas: Iterable[str], pathspecs: Iterable[str]) -> dict[str, list[str]]:
+        """Paths of non-empty files matching `pathspecs` in each commit's tree, in one
+        `git grep` over all the commits (git's pathspec `*` also matches `/`)."""
+        shas = list(dict.fromkeys(shas))
+        found: dict[str, list[str]] = {sha: [] for sha in shas}
+        chunk = 1000  # keep the command line far below ARG_MAX
+        for start in range(0, len(shas), chunk):
+            part = shas[start:start + chunk]
+            out = self.git("-c", "core.quotepath=off", "grep", "-z", "-l", "-I", "--full-name",
+                           "-e", ".", *part, "--", *pathspecs, ok_codes=(0, 1))
+            for item in out.split(b"\0"):
+                if not item:
+                    continue
+                sha, _, path = item.decode("utf-8", "surrogateescape").partition(":")
+                if sha in found:
+                    found[sha].append(path)
+        return found
+
+    def changed_blobs(self, pathspecs: Iterable[str]) -> set[tuple[str, str]]:
+        """Every (path, blob oid) that a commit on a branch, tag or remote branch wrote to a
+        path matching `pathspecs`: one `git log --raw` over the whole shared history."""
+        out = self.git("-c", "core.quotepath=off", "log", *SHARED_REFS, "--raw", "-z",
+                       "--no-abbrev", "--no-renames", "--format=", "--", *pathspecs)
+        result = set()
+        fields = out.split(b"\0")
+        # -z --raw: ":<mode> <mode> <old> <new> <status>" NUL "<path>" NUL ...
+        i = 0
+        while i < len(fields) - 1:
+            meta = fields[i].strip().decode("ascii", "replace")
+            if meta.startswith(":"):
+                parts = meta.split()
+                path = fields[i + 1].decode("utf-8", "surrogateescape")
+                if len(parts) >= 4 and parts[3] != ZERO_OID:
+                    result.add((path, parts[3]))
+                i += 2
+            else:
+                i += 1
+        return result
+
+
+def _committer_date(body: bytes) -> dt.datetime | None:
+    """The committer line's date, in the committer's own time zone."""
+    for line in body.split(b"\n"):
+        if not line:
+            break  # end of the header
+        if line.startswith(b"committer "):
+            try:
+                _, stamp, offset = line.rsplit(b" ", 2)
+                sign = -1 if offset[:1] == b"-" else 1
+                hours, minutes = int(offset[1:3]), int(offset[3:5])
+                zone = dt.timezone(sign * dt.timedelta(hours=hours, minutes=minutes))
+                return dt.datetime.fromtimestamp(int(stamp), zone)
+            except (ValueError, OverflowError, OSError):
+                return None
+    return None
+
+
+def _first_line(stderr: bytes) -> str:
+    for line in stderr.decode("utf-8", "replace").splitlines():
+        line = line.strip()
+        if line:
+            return line.removeprefix("fatal: ").removeprefix("error: ")[:200]
+    return ""
+
+
+def repo_for(ctx) -> GitRepo:
+    """The repository handle shared by the check families (opened once per validation)."""
+    repo = ctx.cache.get("git")
+    if repo is None:
+        repo = ctx.cache["git"] = GitRepo.open(ctx.repo)
+    return repo

@@ -1,0 +1,298 @@
+"""The generated template: columns from spec.py and the config, validations, determinism, and
+that a filled copy validates."""
+
+from __future__ import annotations
+
+import datetime as dt
+import subprocess
+import sys
+from pathlib import Path
+
+import openpyxl
+import pytest
+from click.testing import CliRunner
+
+import aisdp_log
+from aisdp_log import spec
+from aisdp_log.cli import cli
+from aisdp_log.config import load_config
+from aisdp_log.errors import WriteRefused
+from aisdp_log.template import DATA_ROWS, build_template, template_columns, write_template
+
+from builders import SHA
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+COMMITTED = REPO_ROOT / "templates" / "experiment-log.xlsx"
+
+CONFIG = """
+id_pattern = "^RUN-[0-9]{3}$"
+
+[template]
+params = { lr = "float", layers = "int", use_bn = "bool", arch = ["resnet18", "vit_s"], tag = "str" }
+metrics.auroc = { goal = "max", threshold = 0.9, description = "holdout AUROC" }
+metrics.ece = { goal = "min", threshold = 0.05 }
+"""
+
+CLEAN_ROW = {
+    "Experiment ID": "EXP-001",
+    "Date": dt.datetime(2026, 7, 14),
+    "Hypothesis": "Adam converges faster than SGD",
+    "params.learning_rate": 0.001,
+    "params.epochs": 20,
+    "params.batch_size": 64,
+    "params.optimizer": "adam",
+    "Data version": "3f2a9c1e",
+    "Code commit": "9c1e4b7",
+    "Random seed": 42,
+    "Training duration": 12.5,
+    "metrics.accuracy": 0.91,
+    "metrics.f1": 0.88,
+    "Artefact hash": SHA,
+    "Environment": "torch 2.13.0+cpu",
+    "Outcome": "baseline",
+    "Notes": "the reference run",
+}
+
+
+@pytest.fixture
+def config(tmp_path: Path):
+    path = tmp_path / "aisdp.toml"
+    path.write_text(CONFIG)
+    return load_config(tmp_path, path)
+
+
+def headers(sheet) -> list[str]:
+    return [cell.value for cell in sheet[1] if cell.value is not None]
+
+
+def validations_by_column(sheet) -> dict[str, object]:
+    """Header -> the data validation covering its data cells."""
+    names = {cell.column_letter: cell.value for cell in sheet[1]}
+    result = {}
+    for validation in sheet.data_validations.dataValidation:
+        for cell_range in validation.sqref.ranges:
+            letter = openpyxl.utils.get_column_letter(cell_range.min_col)
+            result[names[letter]] = validation
+            assert cell_range.min_row == 2
+    return result
+
+
+# --------------------------------------------------------------------------- columns
+
+def test_default_columns_follow_spec_order(template_path):
+    sheet = openpyxl.load_workbook(template_path)["Experiments"]
+    standard = [c.header for c in spec.STANDARD_COLUMNS]
+    params = ["params.learning_rate", "params.epochs", "params.batch_size", "params.optimizer"]
+    metrics = ["metrics.accuracy", "metrics.f1"]
+    at_params = standard.index("Hypothesis") + 1
+    at_metrics = standard.index("Training duration") + 1
+    expected = standard[:at_params] + params + standard[at_params:at_metrics] + metrics + \
+        standard[at_metrics:]
+    assert headers(sheet) == expected
+    assert [c.header for c in template_columns()] == expected
+
+
+def test_config_declares_params_and_metrics(tmp_path, config):
+    path = write_template(tmp_path / "log.xlsx", config)
+    workbook = openpyxl.load_workbook(path)
+    found = headers(workbook["Experiments"])
+    assert [h for h in found if h.startswith("params.")] == [
+        "params.lr", "params.layers", "params.use_bn", "params.arch", "params.tag"]
+    assert [h for h in found if h.startswith("metrics.")] == ["metrics.auroc", "metrics.ece"]
+    metrics = [[c.value for c in row] for row in workbook["Metrics"].iter_rows(max_row=3)]
+    assert metrics == [["Metric", "Goal", "Threshold", "Description"],
+                       ["auroc", "max", 0.9, "holdout AUROC"],
+                       ["ece", "min", 0.05, None]]
+
+
+def test_param_validations_follow_declared_kinds(tmp_path, config):
+    path = write_template(tmp_path / "log.xlsx", config)
+    by_column = validations_by_column(openpyxl.load_workbook(path)["Experiments"])
+    assert by_column["params.lr"].type == "decimal"
+    assert by_column["params.layers"].type == "whole"
+    assert by_column["params.arch"].type == "list"
+    assert by_column["params.arch"].formula1 == '"resnet18,vit_s"'
+    assert by_column["params.use_bn"].type == "list"
+    assert by_column["params.tag"].type is None  # free text: the prompt only
+    assert by_column["metrics.ece"].type == "decimal"
+
+
+# --------------------------------------------------------------------------- validations
+
+def test_every_column_has_a_prompt_within_excel_limits(tmp_path, config):
+    for path in (write_template(tmp_path / "a.xlsx"), write_template(tmp_path / "b.xlsx", config)):
+        sheet = openpyxl.load_workbook(path)["Experiments"]
+        by_column = validations_by_column(sheet)
+        assert set(by_column) == set(headers(sheet))
+        for header, validation in by_column.items():
+            assert validation.showInputMessage, header
+            assert validation.promptTitle and len(validation.promptTitle) <= 32, header
+            assert validation.prompt and len(validation.prompt) <= 255, header
+            assert [r.max_row for r in validation.sqref.ranges] == [DATA_ROWS + 1]
+
+
+def test_dropdowns_and_ranges(template_path):
+    workbook = openpyxl.load_workbook(template_path)
+    by_column = validations_by_column(workbook["Experiments"])
+    assert by_column["Outcome"].type == "list"
+    assert by_column["Outcome"].formula1 == '"selected,rejected,baseline"'
+    assert by_column["Outcome"].errorStyle in (None, "stop")
+    assert by_column["Reproducibility"].formula1 == '"bitwise,statistical,failed"'
+    assert by_column["Rerun"].type == "list"
+    assert by_column["Rerun"].errorStyle == "warning"  # x, y, true, 1 stay allowed
+    assert by_column["params.optimizer"].formula1 == '"sgd,adam"'
+    seed = by_column["Random seed"]
+    assert (seed.type, seed.formula1, seed.formula2) == ("whole", "0", str(spec.SEED_MAX))
+    assert seed.operator in (None, "between")  # between is the default, left out
+    assert by_column["Date"].type == "date"
+    duration = by_column["Training duration"]
+    assert (duration.type, duration.operator, duration.formula1) == (
+        "decimal", "greaterThanOrEqual", "0")
+    assert by_column["params.epochs"].type == "whole"
+    assert by_column["params.learning_rate"].type == "decimal"
+    goal = validations_by_column(workbook["Metrics"])["Goal"]
+    assert (goal.type, goal.formula1) == ("list", '"max,min"')
+
+
+def test_tables_freeze_panes_formats_and_properties(template_path):
+    workbook = openpyxl.load_workbook(template_path)
+    sheet = workbook["Experiments"]
+    assert workbook.sheetnames == ["Experiments", "Metrics", "Guide"]
+    (table,) = sheet.tables.values()
+    last = openpyxl.utils.get_column_letter(len(headers(sheet)))
+    assert table.ref == f"A1:{last}{DATA_ROWS + 1}"
+    assert [c.name for c in table.tableColumns] == headers(sheet)
+    (metrics_table,) = workbook["Metrics"].tables.values()
+    assert metrics_table.ref.startswith("A1:D")
+    assert sheet.freeze_panes == "B2"
+    dims = {cell.value: sheet.column_dimensions[cell.column_letter] for cell in sheet[1]}
+    for column in spec.STANDARD_COLUMNS:
+        assert dims[column.header].width == pytest.approx(column.width, abs=1)
+    # Number formats are column formats, so every cell typed in Excel inherits them.
+    formats = {header: dim.number_format for header, dim in dims.items()}
+    assert formats["Date"] == "yyyy-mm-dd"
+    assert formats["Random seed"] == "0"
+    assert formats["metrics.accuracy"] == "0.000"
+    assert formats["Code commit"] == "@"  # text, so 1234567 stays a commit
+    assert sheet["A1"].font.b
+    custom = {prop.name: prop.value for prop in workbook.custom_doc_props.props}
+    assert custom == {"aisdp-log version": aisdp_log.__version__,
+                      "aisdp-log template version": aisdp_log.TEMPLATE_VERSION}
+    assert workbook.properties.title == "AI system experiment log"
+
+
+def test_guide_lists_every_column_with_annex_point(tmp_path, config):
+    path = write_template(tmp_path / "log.xlsx", config)
+    guide = openpyxl.load_workbook(path)["Guide"]
+    rows = {r[0]: r for r in guide.iter_rows(values_only=True) if r[0]}
+    for column in template_columns(config):
+        header, help_text, example, required, annex = rows[column.header][:5]
+        assert help_text == column.help and example == column.example
+        assert annex == spec.ANNEX_TEXT[column.annex]
+        assert required
+    assert rows["Experiment ID"][3] == "yes"
+    assert rows["Notes"][3] != "yes"
+    assert {rows[h][4] for h in rows if h.startswith(("params.", "metrics."))} >= {
+        spec.ANNEX_TEXT["2(b)"], spec.ANNEX_TEXT["2(g)"]}
+    assert rows["Data version"][4] == spec.ANNEX_TEXT["2(d)"]
+    for header in spec.METRICS_COLUMNS:
+        assert header in rows
+
+
+def test_text_is_never_a_formula(tmp_path):
+    path = tmp_path / "aisdp.toml"
+    path.write_text('[template]\nparams = { x = "float" }\n'
+                    'metrics.acc = { goal = "max", description = "=HYPERLINK(\\"http://e\\")" }\n')
+    out = write_template(tmp_path / "log.xlsx", load_config(tmp_path, path))
+    cell = openpyxl.load_workbook(out)["Metrics"]["D2"]
+    assert cell.data_type == "s" and cell.value.startswith("=HYPERLINK")
+
+
+# --------------------------------------------------------------------------- determinism
+
+def test_same_inputs_give_identical_bytes(tmp_path, config):
+    assert build_template() == build_template()
+    first = write_template(tmp_path / "one.xlsx", config).read_bytes()
+    second = write_template(tmp_path / "two.xlsx", config).read_bytes()
+    assert first == second
+    assert first != build_template()  # the config changes the file
+
+
+def test_committed_template_is_current():
+    assert COMMITTED.read_bytes() == build_template(), (
+        "templates/experiment-log.xlsx is stale: regenerate it with "
+        "`aisdp-log template -o templates/experiment-log.xlsx --force` (no aisdp.toml)")
+
+
+def test_write_is_atomic_and_leaves_no_temp_file(tmp_path):
+    target = tmp_path / "log.xlsx"
+    target.write_bytes(b"old")
+    target.chmod(0o640)
+    write_template(target)
+    assert target.read_bytes() == build_template()
+    assert target.stat().st_mode & 0o777 == 0o640
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["log.xlsx"]
+
+
+def test_unwritable_target_is_a_one_line_error(tmp_path):
+    with pytest.raises(WriteRefused):
+        write_template(tmp_path / "missing" / "log.xlsx")
+    (tmp_path / "folder.xlsx").mkdir()
+    with pytest.raises(WriteRefused):
+        write_template(tmp_path / "folder.xlsx")
+
+
+# --------------------------------------------------------------------------- validates
+
+def test_empty_template_has_no_rows_and_no_findings(template_path):
+    report = aisdp_log.validate(template_path, offline=True)
+    assert report.rows == 0
+    assert report.codes() == []
+
+
+def test_empty_template_from_config_has_no_findings(tmp_path, config):
+    path = write_template(tmp_path / "log.xlsx", config)
+    report = aisdp_log.validate(path, offline=True, config=config)
+    assert (report.rows, report.codes()) == (0, [])
+
+
+def test_filled_template_with_a_clean_row_validates(fill_template):
+    path = fill_template([CLEAN_ROW])
+    report = aisdp_log.validate(path, offline=True)
+    assert report.rows == 1
+    assert report.codes() == []
+
+
+def test_filled_template_reports_defects_at_their_cells(fill_template):
+    path = fill_template([CLEAN_ROW, dict(CLEAN_ROW, **{
+        "Experiment ID": "EXP-002", "Random seed": -1, "Outcome": "chosen"})])
+    report = aisdp_log.validate(path, offline=True)
+    letters = {c.header: openpyxl.utils.get_column_letter(i + 1)
+               for i, c in enumerate(template_columns())}
+    assert sorted(report.codes()) == sorted([
+        ("S007", f"{letters['Random seed']}3"), ("S006", f"{letters['Outcome']}3")])
+
+
+# --------------------------------------------------------------------------- the command
+
+def test_cli_writes_and_refuses_overwrite(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no aisdp.toml here: the example set
+    runner = CliRunner()
+    result = runner.invoke(cli, ["template", "-o", "log.xlsx"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "log.xlsx").read_bytes() == build_template()
+    result = subprocess.run([sys.executable, "-m", "aisdp_log", "template", "-o", "log.xlsx"],
+                            cwd=tmp_path, capture_output=True, text=True)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    result = runner.invoke(cli, ["template", "-o", "log.xlsx", "--force"])
+    assert result.exit_code == 0
+
+
+def test_cli_uses_config(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "aisdp.toml").write_text(CONFIG)
+    result = CliRunner().invoke(cli, ["template", "-o", "log.xlsx"])
+    assert result.exit_code == 0, result.output
+    sheet = openpyxl.load_workbook(tmp_path / "log.xlsx")["Experiments"]
+    assert "metrics.auroc" in headers(sheet)
