@@ -1,0 +1,30 @@
+"""The README's generated tables and its commands stay in step with the code and CI."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from aisdp_log.catalogue import sync_readme
+from aisdp_log.findings import CATALOGUE
+
+ROOT = Path(__file__).resolve().parents[1]
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def test_generated_blocks_are_current():
+    # Regenerate with: python -m aisdp_log.catalogue README.md
+    assert sync_readme(README) == README
+
+
+def test_every_code_is_in_the_readme_table():
+    for code in CATALOGUE:
+        assert re.search(rf"^\| {code} \|", README, re.M), code
+
+
+def test_ci_runs_the_readme_test_command():
+    blocks = re.findall(r"```bash\n(.*?)\n```", README, re.S)
+    assert len(blocks) >= 2, "the README must give the set-up and the test command"
+    test_command = blocks[1].strip()
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    assert test_command in ci
