@@ -18,8 +18,12 @@ TEMPLATE_VERSION = "1"
 __all__ = ["__version__", "TEMPLATE_VERSION", "validate", "read_log", "load_config", "Report",
            "Finding", "Severity", "AisdpLogError", "CATALOGUE"]
 
+# `validate` is both a submodule and the API function: import it here so the package attribute
+# is the function (a later `import aisdp_log.validate` does not rebind a loaded module's name).
+# The module is light: no click, calamine is imported only when a workbook is read.
+from .validate import validate  # noqa: E402
+
 _LAZY = {
-    "validate": ("validate", "validate"),
     "read_log": ("frame", "read_log"),
     "load_config": ("config", "load_config"),
     "Report": ("findings", "Report"),
@@ -27,6 +31,8 @@ _LAZY = {
     "Severity": ("findings", "Severity"),
     "CATALOGUE": ("findings", "CATALOGUE"),
     "AisdpLogError": ("errors", "AisdpLogError"),
+    "seed_everything": ("training", "seed_everything"),
+    "record_run": ("training", "record_run"),
 }
 
 
