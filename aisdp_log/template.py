@@ -88,8 +88,6 @@ def build_template(config=None) -> bytes:
         "title": "AI system experiment log",
         "subject": "Model-development evidence (EU AI Act, Annex IV 2(b), 2(d), 2(g))",
         "author": "aisdp-log",
-        "manager": "",
-        "company": "",
         "category": "Experiment log",
         "keywords": "AI Act, Annex IV, AISDP, experiment log",
         "comments": f"Written by aisdp-log {__version__} (template version {TEMPLATE_VERSION}). "
@@ -192,6 +190,13 @@ def _fit(text: str, limit: int) -> str:
     return result.rstrip() + "\u2026"
 
 
+def _width(column: spec.ColumnSpec) -> int:
+    # A params./metrics. header is longer than its values: wide enough not to wrap mid-name.
+    if column.kind in ("param", "metric"):
+        return min(max(column.width, len(column.header) + 2), 32)
+    return column.width
+
+
 def _number_format(column: spec.ColumnSpec) -> str | None:
     if column.number_format:
         return column.number_format
@@ -209,7 +214,7 @@ def _experiments_sheet(workbook, styles: _Styles, columns, config) -> None:
     table_columns = []
     for index, column in enumerate(columns):
         cell_format = styles.cell(_number_format(column))
-        sheet.set_column(index, index, column.width, cell_format)
+        sheet.set_column(index, index, _width(column), cell_format)
         table_columns.append({
             "header": column.header,
             "header_format": styles.tool_header if column.written_by_tool else styles.header,

@@ -8,6 +8,19 @@ from pathlib import Path
 
 import pytest
 
+from builders import SHA
+
+#: A row of the default template (example params and metrics) that validates with no finding.
+CLEAN_TEMPLATE_ROW = {
+    "Experiment ID": "EXP-001", "Date": dt.datetime(2026, 7, 14),
+    "Hypothesis": "Adam converges faster than SGD", "params.learning_rate": 0.001,
+    "params.epochs": 20, "params.batch_size": 64, "params.optimizer": "adam",
+    "Data version": "3f2a9c1e", "Code commit": "9c1e4b7", "Random seed": 42,
+    "Training duration": 12.5, "metrics.accuracy": 0.91, "metrics.f1": 0.88,
+    "Artefact hash": SHA, "Environment": "torch 2.13.0+cpu", "Outcome": "baseline",
+    "Notes": "the reference run",
+}
+
 
 def fill_workbook(source: Path, target: Path, rows: list[dict]) -> Path:
     """Copy the workbook `source` to `target` with `rows` typed into the Experiments sheet
@@ -45,3 +58,29 @@ def fill_template(tmp_path: Path, template_path: Path):
         return fill_workbook(template_path, target, rows)
 
     return fill
+
+
+@pytest.fixture(scope="session")
+def built_demo(tmp_path_factory) -> Path:
+    """The demo project, built once per test session (real git, DVC and torch training).
+    Tests that change it must use `demo_project`, a private copy."""
+    pytest.importorskip("torch")
+    pytest.importorskip("sklearn")
+    pytest.importorskip("dvc")
+    from aisdp_log.demo import build_demo
+
+    root = tmp_path_factory.mktemp("demo-build") / "demo"
+    build_demo(root, echo=lambda line: None)
+    return root
+
+
+@pytest.fixture
+def demo_project(built_demo: Path, tmp_path: Path) -> Path:
+    """A private copy of the demo project (git history, DVC cache and remote included)."""
+    import shutil
+
+    target = tmp_path / "demo"
+    shutil.copytree(built_demo, target, symlinks=True)
+    (target / ".dvc" / "config").write_text(
+        (target / ".dvc" / "config").read_text().replace(str(built_demo), str(target)))
+    return target

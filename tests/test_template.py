@@ -3,7 +3,6 @@ that a filled copy validates."""
 
 from __future__ import annotations
 
-import datetime as dt
 import subprocess
 import sys
 from pathlib import Path
@@ -19,7 +18,7 @@ from aisdp_log.config import load_config
 from aisdp_log.errors import WriteRefused
 from aisdp_log.template import DATA_ROWS, build_template, template_columns, write_template
 
-from builders import SHA
+from conftest import CLEAN_TEMPLATE_ROW as CLEAN_ROW
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 COMMITTED = REPO_ROOT / "templates" / "experiment-log.xlsx"
@@ -33,25 +32,6 @@ metrics.auroc = { goal = "max", threshold = 0.9, description = "holdout AUROC" }
 metrics.ece = { goal = "min", threshold = 0.05 }
 """
 
-CLEAN_ROW = {
-    "Experiment ID": "EXP-001",
-    "Date": dt.datetime(2026, 7, 14),
-    "Hypothesis": "Adam converges faster than SGD",
-    "params.learning_rate": 0.001,
-    "params.epochs": 20,
-    "params.batch_size": 64,
-    "params.optimizer": "adam",
-    "Data version": "3f2a9c1e",
-    "Code commit": "9c1e4b7",
-    "Random seed": 42,
-    "Training duration": 12.5,
-    "metrics.accuracy": 0.91,
-    "metrics.f1": 0.88,
-    "Artefact hash": SHA,
-    "Environment": "torch 2.13.0+cpu",
-    "Outcome": "baseline",
-    "Notes": "the reference run",
-}
 
 
 @pytest.fixture
