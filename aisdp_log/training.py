@@ -11,6 +11,10 @@
 
 torch is optional: this module imports it only inside the functions that need it.
 
+`Run` attributes: `experiment_id`, `seed`, `params` (merged), `artefact_dir`, `repo`; methods
+`log_epoch(epoch, **metrics)`, `log_metrics(**metrics)`, `save_model(model, name=...)`,
+`path(name)`; after the block `status`, `artefact_hash` and `record` (run.json as written).
+
 `seed_everything(seed, deterministic=False)` seeds `random`, NumPy's global generator and torch
 (CPU and every CUDA device) when they are installed, and sets `PYTHONHASHSEED` for child
 processes (the running interpreter's hash seed is fixed at start-up and cannot change).
@@ -45,8 +49,9 @@ artefact hash of the folder as it is at the end. `run.json` keys:
     data_version, data, started (ISO 8601 UTC), duration_s, status, error, artefact_hash,
     tool_version, environment (see aisdp_log.environment; `environment.summary` is the
     `Environment` cell).
-`data` lists every DVC output `{dvc_file, path, md5}` of the configured `.dvc` files
-(`aisdp.toml` `data`, `.dvc` files or `dvc.lock`), else of every `.dvc` file in the repository.
+`data` lists every DVC output `{source, path, md5}` (`source` the `.dvc` file or `dvc.lock`,
+`path` from the repository root) that `aisdp.toml` `data` names, else of every `.dvc` file and
+`dvc.lock` in the working tree, chosen and parsed as the validator does (aisdp_log.dvcfiles).
 `data_version` is the one md5 when there is exactly one output; with several it is the commit
 (the SPEC's "git commit at which the .dvc files pin the data"), or None when those `.dvc`
 files have uncommitted changes, since then no commit pins them. None without DVC data.
@@ -218,13 +223,15 @@ class Run:
         self.status = "completed" if exc_type is None else "failed"
         try:
             self.artefact_hash = artefact_hash(self.artefact_dir)
-        except FileNotFoundError:  # no model file (yet): recorded as None, not an error
+        except (FileNotFoundError, AisdpLogError):
+            # No model file (a failed run) or one that cannot be hashed (a symlink leaving the
+            # folder): recorded as None; the validator reports the folder, the run stands.
             self.artefact_hash = None
         self.record.update(
             duration_s=round(duration, 3),
             status=self.status,
             error=None if exc_type is None else {"type": exc_type.__name__,
-                                                 "message": str(exc)},
+                                                 "message": str(exc)[:2000]},
             artefact_hash=self.artefact_hash,
             environment=capture_environment(self.repo),
         )
@@ -235,8 +242,6 @@ class Run:
     def log_epoch(self, epoch: int, **metrics: float) -> None:
         """Append one row to history.csv: `epoch` first, then metrics in first-seen order. A
         metric first seen in a later epoch adds a column (earlier rows get an empty cell)."""
-        if "epoch" in metrics:
-            raise ValueError("'epoch' is the first argument, not a metric name")
         row = {"epoch": operator.index(epoch)}
         row.update({name: _number(name, value, allow_nan=True)
                     for name, value in metrics.items()})
@@ -428,69 +433,57 @@ def _git_state(repo: Path, *ignored: Path) -> tuple[str | None, bool | None]:
         except ValueError:  # outside the repository: git cannot see it anyway
             continue
         if relative.parts:
-            excludes.append(f":(exclude,top){relative.as_posix()}")
-    status = _git(repo, "status", "--porcelain", "--untracked-files=no", "--",
-                  ":(top)", *excludes)
+            excludes.append(f":(exclude){relative.as_posix()}")
+    status = _git(repo, "status", "--porcelain", "--untracked-files=no", "--", ".", *excludes)
     return head.strip(), None if status is None else bool(status.strip())
 
 
 def _data_versions(repo: Path, config, commit: str | None,
                    artefacts_root: Path) -> tuple[list[dict], str | None]:
-    import yaml
+    """Every counted DVC out as `{source, path, md5}` and the data version (module docstring).
+    Reads the working tree's records with the validator's own parser and selection
+    (aisdp_log.dvcfiles), so what is recorded is what D001/D002 accept."""
+    from .dvcfiles import data_spec, parse_record
 
-    if config.data:
-        dvc_files = list(config.data)
-    else:
-        dvc_files = _find_dvc_files(repo, artefacts_root)
+    spec = data_spec(config.data)  # entries are relative to the config, here the repo root
+    sources = spec.records() if spec.configured else _find_dvc_records(repo, artefacts_root)
     outs = []
-    for name in dvc_files:
-        path = repo / name
+    for source in sources:
         try:
-            document = yaml.load(path.read_text(encoding="utf-8"),
-                                 Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-        except (OSError, yaml.YAMLError, UnicodeDecodeError):
-            continue  # missing or broken: the validator's D checks report it
-        for out in _dvc_outs(document, Path(name).name == "dvc.lock"):
-            outs.append({"dvc_file": Path(name).as_posix(), "path": out.get("path"),
-                         "md5": out.get("md5")})
-    if not outs:
+            blob = (repo / source).read_bytes()
+        except OSError:
+            continue  # missing: the validator's D checks report it
+        outs.extend(spec.counted(parse_record(source, blob)))
+    data = [{"source": out.source, "path": out.path, "md5": out.md5} for out in outs]
+    if not data:
         return [], None
-    if len(outs) == 1:
-        return outs, outs[0]["md5"]
+    if len(data) == 1:
+        return data, data[0]["md5"]
     changed = _git(repo, "status", "--porcelain", "--untracked-files=all", "--",
-                   *sorted({out["dvc_file"] for out in outs}))
+                   *sorted({out["source"] for out in data}))
     pinned = commit is not None and changed is not None and not changed.strip()
-    return outs, commit if pinned else None
+    return data, commit if pinned else None
 
 
-def _dvc_outs(document: object, is_lock: bool) -> list[dict]:
-    if not isinstance(document, dict):
-        return []
-    if is_lock:
-        stages = document.get("stages") or {}
-        outs = [out for stage in stages.values() if isinstance(stage, dict)
-                for out in stage.get("outs") or []]
-    else:
-        outs = document.get("outs") or []
-    return [out for out in outs if isinstance(out, dict) and out.get("md5")]
+def _find_dvc_records(repo: Path, artefacts_root: Path) -> list[str]:
+    """`.dvc` files and `dvc.lock`s in the working tree, tracked or not (a fresh `dvc add`),
+    outside git-ignored folders and the artefacts folder."""
+    from .dvcfiles import is_record
 
-
-def _find_dvc_files(repo: Path, artefacts_root: Path) -> list[str]:
     listed = _git(repo, "ls-files", "--cached", "--others", "--exclude-standard", "--",
-                  ":(top,glob)**/*.dvc")
+                  ":(glob)**/*.dvc", ":(glob)**/dvc.lock")
     if listed is not None:
         names = {line for line in listed.splitlines() if line}
     else:  # not a git repository: walk, skipping hidden folders (.dvc, .venv, .git)
         names = set()
         for folder, subfolders, files in os.walk(repo):
             subfolders[:] = [d for d in subfolders if not d.startswith(".")]
-            names.update(Path(folder, f).relative_to(repo).as_posix()
-                         for f in files if f.endswith(".dvc"))
+            names.update(Path(folder, f).relative_to(repo).as_posix() for f in files)
     try:
         skip = artefacts_root.relative_to(repo).as_posix() + "/"
     except ValueError:
         skip = None
-    return sorted(n for n in names if not (skip and n.startswith(skip)))
+    return sorted(n for n in names if is_record(n) and not (skip and n.startswith(skip)))
 
 
 # -- writing ------------------------------------------------------------------------------------
@@ -502,11 +495,19 @@ def _write_atomic(path: Path, data: bytes) -> None:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
-        os.chmod(temp, 0o644)  # mkstemp makes 0600; these files are meant to be shared
+        os.chmod(temp, _file_mode())
         os.replace(temp, path)
     except BaseException:
         Path(temp).unlink(missing_ok=True)
         raise
+
+
+def _file_mode() -> int:
+    """The mode `open()` would give a new file; mkstemp and safetensors make 0600, but these
+    files are evidence a team shares."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
 
 
 def _write_json(path: Path, value: object) -> None:
@@ -553,6 +554,7 @@ def _save_safetensors(model, target: Path) -> None:
         save_file(tensors, str(temp), metadata=None)
         with open(temp, "rb+") as fh:
             os.fsync(fh.fileno())
+        os.chmod(temp, _file_mode())
         os.replace(temp, target)
     finally:
         temp.unlink(missing_ok=True)
