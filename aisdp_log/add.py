@@ -269,14 +269,24 @@ def add_experiment(log_path: Path | str, experiment_id: str, *, repo: Path | str
             _refuse_duplicate([experiment_id], experiment_id, log_path)
         values, unrecorded, unlogged, missing = build_values(
             headers, experiment_id, run, metrics, on_disk)
-        formats = {h: c.number_format for h in headers for c in spec.STANDARD_COLUMNS
-                   if c.number_format and spec.normalise_header(h)
-                   == spec.normalise_header(c.header)}
-        formats.update({h: spec.metric_column("x").number_format for h in headers
-                        if (spec.split_prefixed(h) or ("",))[0] == "metrics"})
-        row = append_row(sheet, values, number_formats=formats)
+        row = append_row(sheet, values, number_formats=_template_formats(headers))
     return AddResult(log_path, experiment_id, row, sheet.title, values, unrecorded, unlogged,
                      missing)
+
+
+def _template_formats(headers: list[str]) -> dict[str, str]:
+    """The template's number formats by header: what a first row gets when nothing above it
+    or in its table says otherwise."""
+    by_norm = {spec.normalise_header(c.header): c.number_format for c in spec.STANDARD_COLUMNS
+               if c.number_format}
+    formats = {}
+    for header in headers:
+        prefixed = spec.split_prefixed(header)
+        if prefixed and prefixed[0] == "metrics":
+            formats[header] = spec.metric_column(prefixed[1]).number_format
+        elif spec.normalise_header(header) in by_norm:
+            formats[header] = by_norm[spec.normalise_header(header)]
+    return formats
 
 
 def _refuse_duplicate(existing: list[str | None], experiment_id: str, log_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""The safe writer: the one way aisdp-log changes a user's workbook (`add`, `rerun`, `review --sign`).
+"""The safe writer: how aisdp-log changes a user's workbook (`add`, `rerun`, `review --sign`).
 
 Contract for callers::
 
@@ -18,18 +18,25 @@ Contract for callers::
   Workbook. Before loading it refuses (WriteRefused, exit 2) while Excel's `~$<name>` or
   LibreOffice's `.~lock.<name>#` lock file sits beside the workbook (naming who holds it;
   `force=True` ignores such a stale lock), and while another aisdp-log writes the same file
-  (a non-blocking `flock` on `.<name>.aisdp-lock` beside it; that empty file is left in place,
-  because deleting a lock file others may hold races). It runs the reader's zip-safety check,
-  then loads the workbook *at entry*: do slow work before entering, so the window in which a
-  person's edit could be overwritten stays short. On a clean exit it saves to a temp file in
-  the same folder, fsyncs it, copies the original's permission bits, `os.replace`s the
-  original and fsyncs the folder. On an exception nothing is written and the temp is removed.
-  A writer killed mid-save leaves the original intact plus one `.<name>.<random>.aisdp-tmp`
-  file; the next writer (holding the lock, so no temp can be live) removes such leftovers.
-- `append_row(ws, values) -> int`: writes a row by header (case/space-insensitive) at the
-  first empty row below the last filled key cell (never `ws.max_row`, which LibreOffice pads),
-  grows the Excel table, data validations and conditional formats that ended on the row
-  above, copies the row above's style (number format included) and writes text as text.
+  (a non-blocking `flock` on `.<name>.aisdp-lock` beside it, removed again on release).
+  It runs the reader's zip-safety check, refuses (unless `force`) a workbook holding what
+  openpyxl would drop on saving (shapes, text boxes, threaded comments, slicers, sparklines
+  and other extensions), then loads the workbook *at entry*: do slow work before entering,
+  so the window in which a person's edit could be overwritten stays short. On a clean exit
+  it saves to a temp file in the same folder, fsyncs it, copies the original's permission
+  bits, `os.replace`s the original and fsyncs the folder; if the file changed on disk since
+  it was loaded (a person saved it meanwhile), it refuses instead of discarding their
+  change. On an exception nothing is written and the temp is removed. A writer killed
+  mid-save leaves the original intact plus its `.<name>.<random>.aisdp-tmp` and
+  `.<name>.aisdp-lock` files; the next writer (holding the lock, so no temp can be live)
+  removes both.
+- `append_row(ws, values, *, number_formats=None) -> int`: writes a row by header
+  (case/space-insensitive; an unknown header raises KeyError) at the first empty row below
+  the last filled key cell (`Experiment ID` on Experiments, else the first column; never
+  `ws.max_row`, which LibreOffice pads), grows the Excel table, data validations and
+  conditional formats that ended on the row above, copies the row above's style (number
+  format included; on a first row the table column's, the column's or `number_formats`)
+  and writes text as text (`quotePrefix` for text starting with = + - @).
 - `ensure_sheet(wb, name, headers, *, widths=None, number_formats=None)`: a tool sheet, made
   on first use; missing headers are added at the end, never reordering a person's columns.
 - `find_rows(ws, header, value) -> list[int]`, `set_cell(ws, row, header, value)`.
@@ -45,6 +52,7 @@ import os
 import re
 import stat
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import Iterator
 
@@ -63,8 +71,8 @@ DATETIME_FORMAT = "yyyy-mm-dd hh:mm:ss"
 # --------------------------------------------------------------------------- locks
 
 def _excel_owner_files(path: Path) -> list[Path]:
-    # Excel writes `~$<name>`; for long names Word-style truncation replaces the first two
-    # characters instead, so look for both.
+    # Excel writes `~$<name>`; Office (Word for sure) may instead put `~$` over the first two
+    # characters of a long name, so look for both.
     candidates = [path.with_name("~$" + path.name)]
     if len(path.stem) > 2:
         candidates.append(path.with_name("~$" + path.name[2:]))
@@ -95,8 +103,8 @@ def _excel_holder(owner_file: Path) -> str:
 
 
 def _libreoffice_holder(lock_file: Path) -> str:
-    """`user on host since date` from LibreOffice's `,Full Name,user,host,date,url;` (older
-    versions: `Full Name,user,host,date,url;`)."""
+    """`name (user) on host since date` from LibreOffice's lock file, whose fields are
+    `office user name,system user,host,date,profile url;` (the first is often empty)."""
     try:
         text = lock_file.read_text("utf-8", "replace")[:1024]
     except OSError:
@@ -132,22 +140,40 @@ def check_office_locks(path: Path, *, force: bool = False) -> None:
 
 @contextlib.contextmanager
 def _writer_lock(path: Path) -> Iterator[None]:
-    """An exclusive, non-blocking lock against a second aisdp-log writing the same file."""
+    """An exclusive, non-blocking lock against a second aisdp-log writing the same file.
+
+    The lock file is removed on release so no stray file sits beside the log (a killed writer
+    leaves it; the next one reuses and removes it). Removing is safe because a taker checks,
+    after locking, that the name still points at the file it locked, else it retries."""
     lock_path = path.with_name(f".{path.name}{LOCK_SUFFIX}")
-    try:
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o666)
-    except OSError as exc:
-        raise WriteRefused(f"{path}: cannot create the lock file {lock_path.name} "
-                           f"({exc.strerror or exc})") from None
-    try:
+    for _ in range(10):
+        try:
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError as exc:
+            raise WriteRefused(f"{path}: cannot create the lock file {lock_path.name} "
+                               f"({exc.strerror or exc})") from None
         try:
             _lock_fd(fd)
         except OSError:
+            os.close(fd)
             raise WriteRefused(f"{path}: another aisdp-log is writing this workbook; wait "
                                "for it to finish and retry") from None
+        try:
+            held, named = os.fstat(fd), os.stat(lock_path)
+            if (held.st_ino, held.st_dev) == (named.st_ino, named.st_dev):
+                break
+        except FileNotFoundError:
+            pass
+        os.close(fd)  # the previous holder removed this one: lock the new file instead
+    else:
+        raise WriteRefused(f"{path}: another aisdp-log is writing this workbook; wait for it "
+                           "to finish and retry")
+    try:
         yield
     finally:
-        os.close(fd)  # closing releases the lock
+        with contextlib.suppress(OSError):
+            lock_path.unlink()  # while still holding it, see above
+        os.close(fd)
 
 
 def _lock_fd(fd: int) -> None:
@@ -193,19 +219,68 @@ def open_workbook_for_update(path: Path | str, *, force: bool = False):
         for leftover in stale_temp_files(target):
             with contextlib.suppress(OSError):
                 leftover.unlink()
-        check_container(target).close()
-        workbook = _load(target)
+        archive = check_container(target)
+        try:
+            lost = parts_openpyxl_drops(archive)
+        finally:
+            archive.close()
+        loaded = _identity(os.stat(target))
+        workbook, load_warnings = _load(target)
+        lost += load_warnings
+        if lost and not force:
+            raise WriteRefused(
+                f"{given}: saving would remove what aisdp-log's writer (openpyxl) cannot keep: "
+                f"{'; '.join(dict.fromkeys(lost))}; move it to another workbook, or pass "
+                "--force to write anyway")
         yield workbook
         # Reached only on a clean exit: an exception in the caller skips the save.
-        _save_atomically(workbook, target)
+        _save_atomically(workbook, target, loaded)
+
+
+def _identity(status: os.stat_result) -> tuple[int, int, int, int]:
+    return status.st_ino, status.st_dev, status.st_size, status.st_mtime_ns
+
+
+#: Zip members openpyxl does not carry over into the file it saves and a person made.
+#: (`customXml/`, document-library metadata rather than content, is dropped too but not
+#: refused.)
+_DROPPED_MEMBERS = (("xl/threadedComments/", "threaded comments (their replies)"),
+                    ("xl/slicers/", "slicers"), ("xl/timelines/", "timelines"))
+_SHAPE = re.compile(rb"<(?:\w+:)?(?:sp|grpSp|cxnSp)\b")
+
+
+def parts_openpyxl_drops(archive) -> list[str]:
+    """What in this .xlsx openpyxl would silently leave out when saving (shapes and text
+    boxes, threaded comments, slicers, ...); its own load warnings name the rest."""
+    lost = []
+    names = archive.namelist()
+    for prefix, what in _DROPPED_MEMBERS:
+        if any(name.startswith(prefix) for name in names):
+            lost.append(what)
+    for name in names:
+        if name.startswith("xl/drawings/drawing") and name.endswith(".xml"):
+            with contextlib.suppress(KeyError, OSError, zipfile.BadZipFile):
+                if _SHAPE.search(archive.read(name)):
+                    lost.append("shapes or text boxes")
+                    break
+    return lost
 
 
 def _load(path: Path):
+    """(openpyxl Workbook, what its load warnings say it will drop)."""
+    import warnings
+
     import openpyxl
     from .errors import WorkbookError
 
     try:
-        return openpyxl.load_workbook(path, rich_text=True, keep_vba=False, keep_links=True)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            workbook = openpyxl.load_workbook(path, rich_text=True, keep_vba=False,
+                                              keep_links=True)
+        dropped = [" ".join(str(w.message).split())[:120] for w in caught
+                   if re.search(r"removed|dropped|dropping", str(w.message))]
+        return workbook, dropped
     except (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError,
             MemoryError) as exc:
         reason = " ".join(str(exc).split())[:200] or type(exc).__name__
@@ -217,8 +292,7 @@ def _load(path: Path):
                             f"({type(exc).__name__}: {reason})") from None
 
 
-def _save_atomically(workbook, path: Path) -> None:
-    original = os.stat(path)
+def _save_atomically(workbook, path: Path, loaded: tuple[int, int, int, int]) -> None:
     fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX,
                                      dir=path.parent)
     temp = Path(temp_name)
@@ -227,6 +301,12 @@ def _save_atomically(workbook, path: Path) -> None:
             workbook.save(fh)
             fh.flush()
             os.fsync(fh.fileno())
+        original = os.stat(path)
+        if _identity(original) != loaded:
+            # Saved by someone else (a person in Excel, a `git pull`) since we loaded it:
+            # replacing it would silently discard their change.
+            raise WriteRefused(f"{path}: changed on disk while aisdp-log was updating it; "
+                               "nothing was written, run the command again")
         # mkstemp makes 0600; the team's shared log keeps its own permission bits.
         os.chmod(temp, stat.S_IMODE(original.st_mode))
         if hasattr(os, "chown"):
