@@ -139,13 +139,15 @@ def fingerprint(log, row, columns: dict | None = None) -> Fingerprint:
                        outcome if isinstance(outcome, str) else None, columns)
 
 
-def current_fingerprints(log) -> dict[str, Fingerprint]:
-    """Experiment ID -> Fingerprint for every row with an ID (the first, where one repeats)."""
+def current_fingerprints(log, only: set[str] | None = None) -> dict[str, Fingerprint]:
+    """Experiment ID -> Fingerprint for every row with an ID (the first, where one repeats);
+    `only` limits the hashing to those IDs (validation hashes the signed rows alone)."""
     columns = signed_columns(log)
     result: dict[str, Fingerprint] = {}
     for row in log.rows:
         experiment_id = log.experiment_id(row)
-        if experiment_id is None or experiment_id in result:
+        if experiment_id is None or experiment_id in result or \
+                (only is not None and experiment_id not in only):
             continue
         result[experiment_id] = fingerprint(log, row, columns)
     return result
@@ -189,14 +191,15 @@ def read_signoffs(workbook) -> list[SignoffRecord]:
                  for header, column in zip(spec.SIGNOFF_COLUMNS,
                                            (period_col, name_col, at_col, ids_col, hashes_col))
                  if column is not None}
-        hashes, problem = _parse_hashes(row.get(hashes_col))
+        hashes, problem = parse_row_hashes(row.get(hashes_col))
         ids = [part.strip() for part in text(ids_col).split(",") if part.strip()]
         records.append(SignoffRecord(row.number, text(period_col), text(name_col),
                                      text(at_col), ids or list(hashes), hashes, cells, problem))
     return records
 
 
-def _parse_hashes(value: object) -> tuple[dict[str, dict], str | None]:
+def parse_row_hashes(value: object) -> tuple[dict[str, dict], str | None]:
+    """A `Row hashes` cell as {ID: {row, cells, outcome}}, or ({}, why it cannot be read)."""
     if value is None:
         return {}, "the Row hashes cell is empty"
     try:
@@ -277,7 +280,7 @@ def check(log) -> Iterator:
             yield log.finding_at("R006", sheet, cell, record.row_number, "Row hashes",
                                  f"sign-off of {record.period or 'a review'}: {record.problem}, "
                                  "so its rows cannot be checked")
-    current = current_fingerprints(log)
+    current = current_fingerprints(log, set(latest_signatures(records)))
     rows_by_id = {}
     for row in log.rows:
         rows_by_id.setdefault(log.experiment_id(row), row)

@@ -1,0 +1,215 @@
+"""`review --sign` and R006: a signed row edited later is caught at the changed cell; the
+tool-written Reproducibility cell and the Rerun mark are not part of the signature."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from builders import row, write_log
+from test_review import _text, make_project
+
+from aisdp_log.cli import main
+from aisdp_log.review import write_review
+from aisdp_log.signoff import canonical, read_signoffs
+from aisdp_log.validate import validate
+from aisdp_log.workbook import load_log
+
+SIGNER = "Ana Ruiz, Head of ML"
+
+
+def r006(log: Path) -> list[tuple[str, str, str]]:
+    """(code, sheet, cell) of every R006, from the offline validator (workbook only)."""
+    report = validate(log, offline=True)
+    return [(f.code, f.sheet, f.cell) for f in report.findings if f.code == "R006"]
+
+
+def edit(log: Path, sheet: str, cell: str, value) -> None:
+    """Change one cell the way a person's spreadsheet program would: load, set, save."""
+    import openpyxl
+
+    workbook = openpyxl.load_workbook(log)
+    workbook[sheet][cell].value = value
+    workbook.save(log)
+
+
+@pytest.fixture
+def signed(tmp_path: Path):
+    """The review project with 2026-Q3 reviewed and signed."""
+    project = make_project(tmp_path)
+    write_review(project.log, period="2026-Q3", output_dir=tmp_path / "out", sign=SIGNER)
+    return project
+
+
+def test_canonical_text_ignores_how_a_value_was_stored():
+    assert canonical(12.0) == canonical(12) == "12"
+    assert canonical(0.1 + 0.2) == canonical(0.3)  # a re-save keeps 15 significant digits
+    assert canonical(dt.datetime(2026, 7, 14)) == canonical(dt.date(2026, 7, 14)) == "2026-07-14"
+    assert canonical("two\r\nlines  ") == canonical("two\nlines") == "two\nlines"
+    assert canonical(None) is None and canonical("   ") is None
+    assert canonical(True) == "true"
+
+
+@pytest.mark.slow
+def test_sign_appends_a_signoff_row_with_row_hashes(signed):
+    [record] = read_signoffs_of(signed.log)
+    assert record.period == "2026-Q3" and record.name_and_role == SIGNER
+    assert record.experiment_ids == ["EXP-003", "EXP-004", "EXP-005", "EXP-006"]
+    assert dt.datetime.strptime(record.signed_at, "%Y-%m-%dT%H:%M:%SZ")
+    entry = record.hashes["EXP-004"]
+    assert len(entry["row"]) == 64 and entry["outcome"] == "selected"
+    assert "hypothesis" in entry["cells"] and "reproducibility" not in entry["cells"]
+    assert "rerun" not in entry["cells"]
+    # A fresh sign-off validates clean.
+    assert r006(signed.log) == []
+
+
+@pytest.mark.slow
+def test_signing_never_changes_the_rows(tmp_path):
+    project = make_project(tmp_path)
+    before = experiment_values(project.log)
+    write_review(project.log, output_dir=tmp_path / "out", sign=SIGNER)
+    assert experiment_values(project.log) == before
+
+
+def experiment_values(path: Path) -> list[list]:
+    log = load_log(path)
+    try:
+        return [[log.parse(r, c) for c in log.table.columns] for r in log.rows]
+    finally:
+        log.workbook.close()
+
+
+@pytest.mark.slow
+def test_edit_of_a_signed_hypothesis_is_r006_at_that_cell(signed, capsys):
+    cell = signed.cell("EXP-004", "Hypothesis")
+    edit(signed.log, "Experiments", cell, "a better story, written after the fact")
+    assert r006(signed.log) == [("R006", "Experiments", cell)]
+    with pytest.raises(SystemExit) as exit_info:
+        main(["validate", str(signed.log), "--offline", "--format", "json"])
+    assert exit_info.value.code == 1
+    findings = json.loads(capsys.readouterr().out)["findings"]
+    [finding] = [f for f in findings if f["code"] == "R006"]
+    assert (finding["cell"], finding["column"], finding["experiment_id"]) == \
+        (cell, "Hypothesis", "EXP-004")
+
+
+@pytest.mark.slow
+def test_rerun_after_signing_is_not_a_change(signed):
+    edit(signed.log, "Experiments", signed.cell("EXP-004", "Reproducibility"), "bitwise")
+    edit(signed.log, "Experiments", signed.cell("EXP-005", "Rerun"), "yes")
+    edit(signed.log, "Experiments", signed.cell("EXP-006", "Reproducibility"), "failed")
+    assert r006(signed.log) == []
+
+
+@pytest.mark.slow
+def test_metric_outcome_and_cleared_cells_each_point_at_their_cell(signed):
+    edit(signed.log, "Experiments", signed.cell("EXP-005", "metrics.accuracy"), 0.86)
+    edit(signed.log, "Experiments", signed.cell("EXP-006", "Outcome"), "selected")
+    edit(signed.log, "Experiments", signed.cell("EXP-003", "Notes"), None)
+    assert sorted(r006(signed.log)) == sorted([
+        ("R006", "Experiments", signed.cell("EXP-005", "metrics.accuracy")),
+        ("R006", "Experiments", signed.cell("EXP-006", "Outcome")),
+        ("R006", "Experiments", signed.cell("EXP-003", "Notes")),
+    ])
+    # Same value stored differently (text date -> Excel date, 12.5 -> "12.5" stays a number)
+    # is not a change.
+    edit(signed.log, "Experiments", signed.cell("EXP-005", "metrics.accuracy"), 0.83)
+    edit(signed.log, "Experiments", signed.cell("EXP-006", "Outcome"), None)
+    edit(signed.log, "Experiments", signed.cell("EXP-003", "Notes"), "Q3 reference")
+    edit(signed.log, "Experiments", signed.cell("EXP-004", "Date"), dt.datetime(2026, 8, 3))
+    edit(signed.log, "Experiments", signed.cell("EXP-004", "Outcome"), "Selected")
+    assert r006(signed.log) == []
+
+
+@pytest.mark.slow
+def test_deleted_signed_row_is_r006_at_the_signoff_row(signed):
+    import openpyxl
+
+    workbook = openpyxl.load_workbook(signed.log)
+    workbook["Experiments"].delete_rows(7)  # EXP-006
+    workbook.save(signed.log)
+    assert r006(signed.log) == [("R006", "Sign-off", "D2")]
+
+
+@pytest.mark.slow
+def test_unreadable_row_hashes_is_r006_at_that_cell(signed):
+    edit(signed.log, "Sign-off", "E2", "{not json")
+    assert r006(signed.log) == [("R006", "Sign-off", "E2")]
+
+
+@pytest.mark.slow
+def test_a_new_signed_review_accepts_the_change_and_reports_it(signed, tmp_path):
+    cell = signed.cell("EXP-006", "Outcome")
+    edit(signed.log, "Experiments", cell, "rejected")
+    edit(signed.log, "Experiments", signed.cell("EXP-006", "Notes"), "below EXP-004")
+    result = write_review(signed.log, output_dir=tmp_path / "again", sign="Ben Ode, QA lead")
+    changes = result.review.changes
+    assert changes.last_signoff.name_and_role == SIGNER
+    assert [(c.experiment_id, c.headers) for c in changes.changed] == \
+        [("EXP-006", ["notes", "outcome"])]
+    assert [(c.old_outcome, c.new_outcome) for c in changes.outcome_changes] == \
+        [(None, "rejected")]
+    markdown = result.markdown_path.read_text()
+    assert "- Changed signed rows (1): EXP-006: notes, outcome" in markdown
+    assert "- Changed outcomes (1): EXP-006: undecided → rejected" in markdown
+    assert "Signed by Ben Ode, QA lead at" in _text(result.html_path.read_text())
+    # The second sign-off is the reference now.
+    assert r006(signed.log) == []
+
+
+@pytest.mark.slow
+def test_changes_since_last_review_lists_new_rows(tmp_path):
+    project = make_project(tmp_path)
+    write_review(project.log, period="2026-Q2", output_dir=tmp_path / "q2", sign=SIGNER)
+    result = write_review(project.log, output_dir=tmp_path / "q3")
+    assert result.review.changes.new_ids == ["EXP-003", "EXP-004", "EXP-005", "EXP-006"]
+    markdown = result.markdown_path.read_text()
+    assert "Last signed review: 2026-Q2 signed by Ana Ruiz, Head of ML at" in markdown
+    assert "- New rows (4): EXP-003, EXP-004, EXP-005, EXP-006" in markdown
+    assert "- Changed signed rows (0): none" in markdown
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("soffice") is None, reason="LibreOffice (soffice) not installed")
+def test_libreoffice_resave_keeps_the_signature(signed, tmp_path):
+    out = tmp_path / "resaved"
+    subprocess.run(["soffice", "--headless", f"-env:UserInstallation=file://{tmp_path}/lo",
+                    "--convert-to", "xlsx", "--outdir", str(out), str(signed.log)],
+                   check=True, capture_output=True, timeout=120)
+    resaved = out / signed.log.name
+    assert resaved.read_bytes() != signed.log.read_bytes()
+    assert r006(resaved) == []
+
+
+def test_bad_signer_is_a_one_line_error_and_nothing_is_written(tmp_path, capsys):
+    log = write_log(tmp_path / "log.xlsx", [row()])
+    before = log.read_bytes()
+    with pytest.raises(SystemExit) as exit_info:
+        main(["review", str(log), "-o", str(tmp_path), "--sign", "Ana"])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.startswith("aisdp-log: error: --sign 'Ana'")
+    assert log.read_bytes() == before
+
+
+def test_signing_refused_while_the_log_is_open_in_libreoffice(tmp_path, capsys):
+    log = write_log(tmp_path / "log.xlsx", [row()])
+    (tmp_path / ".~lock.log.xlsx#").write_text(",Ana,ana,host,26.11.2026 09:00,file;")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["review", str(log), "-o", str(tmp_path / "out"), "--sign", SIGNER])
+    assert exit_info.value.code == 2
+    assert "open in LibreOffice" in capsys.readouterr().err
+    assert read_signoffs_of(log) == []
+
+
+def read_signoffs_of(path: Path):
+    log = load_log(path)
+    try:
+        return read_signoffs(log.workbook)
+    finally:
+        log.workbook.close()
