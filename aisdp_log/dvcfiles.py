@@ -7,8 +7,6 @@ the YAML with CSafeLoader and stats the cache; `import dvc` happens in `remote_m
 
 from __future__ import annotations
 
-import configparser
-import json
 import os
 import posixpath
 import re
@@ -44,17 +42,23 @@ def is_record(path: str) -> bool:
 
 
 def parse_record(source: str, blob: bytes) -> list[Out]:
-    """The outs a `.dvc` file or `dvc.lock` pins; [] for YAML DVC would not accept."""
-    import yaml
+    """The outs a `.dvc` file or `dvc.lock` pins; [] for YAML DVC would not accept.
 
-    try:
-        doc = yaml.load(blob, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-    except (yaml.YAMLError, ValueError, RecursionError):
-        return []
+    A `.dvc` file as `dvc add` writes it is read by a strict line parser (importing yaml costs
+    more than the rest of the DVC checks); anything else goes to yaml's CSafeLoader."""
+    is_lock = posixpath.basename(source) == "dvc.lock"
+    doc = None if is_lock else _plain_dvc_file(blob)
+    if doc is None:
+        import yaml
+
+        try:
+            doc = yaml.load(blob, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+        except (yaml.YAMLError, ValueError, RecursionError):
+            return []
     if not isinstance(doc, dict):
         return []
     base = posixpath.dirname(source)
-    if posixpath.basename(source) == "dvc.lock":
+    if is_lock:
         # schema 2.0 nests stages under `stages:`; the 1.x lock is the stages table itself.
         stages = doc.get("stages", doc) if "schema" in doc or "stages" in doc else doc
         entries = [out for stage in (stages.values() if isinstance(stages, dict) else ())
@@ -72,6 +76,33 @@ def parse_record(source: str, blob: bytes) -> list[Out]:
         if MD5.match(md5) and not path.startswith("/"):
             outs.append(Out(posixpath.normpath(posixpath.join(base, path)), md5, source))
     return outs
+
+
+_PLAIN = r"[^\s:#'\"{}\[\],&*!|>%@`](?:[^:#'\"{}\[\],&*!|>%@`]*[^\s:#'\"{}\[\],&*!|>%@`])?"
+_PLAIN_LINE = re.compile(rf"^(- |  )([A-Za-z_][A-Za-z0-9_-]*): ({_PLAIN})$")
+
+
+def _plain_dvc_file(blob: bytes) -> dict | None:
+    """`{"outs": [{key: text}, ...]}` for a `.dvc` file made only of `outs:` and list items
+    of plain `key: value` lines (what `dvc add` writes); None for anything else."""
+    try:
+        lines = blob.decode("utf-8").splitlines()
+    except UnicodeDecodeError:
+        return None
+    if not lines or lines[0] != "outs:":
+        return None
+    entries: list[dict[str, str]] = []
+    for line in lines[1:]:
+        match = _PLAIN_LINE.match(line)
+        if match is None:
+            return None
+        indent, key, value = match.groups()
+        if indent == "- ":
+            entries.append({})
+        elif not entries or key in entries[-1]:
+            return None
+        entries[-1][key] = value
+    return {"outs": entries}
 
 
 def _as_list(value: object) -> list:
@@ -135,17 +166,15 @@ class DataSpec:
         return chosen
 
 
-def data_spec(entries: Iterable[str], config_root: Path, toplevel: Path) -> DataSpec:
-    """Config `data` entries (relative to the config's folder) as repository-root paths."""
-    try:
-        prefix = Path(os.path.realpath(config_root)).relative_to(os.path.realpath(toplevel))
-    except ValueError:
-        prefix = Path()
+def data_spec(entries: Iterable[str], prefix: str = "") -> DataSpec:
+    """Config `data` entries (relative to the config's folder, `prefix` from the repository
+    root, see `gitrepo.repo_prefix`) as repository-root paths; entries escaping it are
+    dropped."""
     result = []
     for entry in entries:
-        joined = posixpath.normpath(posixpath.join(prefix.as_posix(), entry.replace("\\", "/")))
-        if not joined.startswith("../") and joined != "..":
-            result.append(joined.removeprefix("./"))
+        joined = posixpath.normpath(posixpath.join(prefix, entry.replace("\\", "/")))
+        if not joined.startswith("../") and joined not in ("..", "."):
+            result.append(joined)
     return DataSpec(tuple(result))
 
 
@@ -168,10 +197,18 @@ def cache_dirs(root: Path) -> list[Path]:
     dvc_dir = root / ".dvc"
     chosen = dvc_dir / "cache"
     for name in ("config", "config.local"):  # config.local wins, as in DVC
+        try:
+            text = (dvc_dir / name).read_text("utf-8")
+        except (OSError, UnicodeDecodeError):
+            continue
+        if "cache" not in text:
+            continue  # the usual case: no configparser needed
+        import configparser
+
         parser = configparser.ConfigParser(strict=False, interpolation=None)
         try:
-            parser.read(dvc_dir / name, encoding="utf-8")
-        except (configparser.Error, OSError, UnicodeDecodeError):
+            parser.read_string(text)
+        except configparser.Error:
             continue
         if parser.has_option("cache", "dir"):
             configured = parser.get("cache", "dir").strip().strip("'\"")
@@ -184,22 +221,29 @@ def cache_dirs(root: Path) -> list[Path]:
 
 class LocalCache:
     """Existence of md5 objects in DVC's local cache, both layouts: 3.x
-    `files/md5/ab/cdef...` and 2.x `ab/cdef...`."""
+    `files/md5/ab/cdef...` and 2.x `ab/cdef...`. Answers are remembered (many rows share
+    one data version)."""
 
     def __init__(self, dirs: list[Path]):
         self.dirs = dirs
+        self._bases = [os.path.join(d, *parts) for d in dirs for parts in (("files", "md5"), ())]
+        self._missing: dict[str, list[str]] = {}
 
     def object_path(self, md5: str) -> Path | None:
-        for folder in self.dirs:
-            for base in (folder / "files" / "md5", folder):
-                path = base / md5[:2] / md5[2:]
-                if path.is_file():
-                    return path
+        for base in self._bases:
+            path = os.path.join(base, md5[:2], md5[2:])
+            if os.path.isfile(path):
+                return Path(path)
         return None
 
     def missing(self, md5: str) -> list[str]:
         """The objects of `md5` (for a `.dir`, the manifest and every file it lists) that the
         cache lacks; [] when all are there."""
+        if md5 not in self._missing:
+            self._missing[md5] = self._find_missing(md5)
+        return self._missing[md5]
+
+    def _find_missing(self, md5: str) -> list[str]:
         path = self.object_path(md5)
         if path is None:
             return [md5]
@@ -213,6 +257,8 @@ class LocalCache:
 
 def read_manifest(blob: bytes) -> list[str] | None:
     """The file md5s a `.dir` manifest lists; None when it is not a manifest."""
+    import json
+
     try:
         items = json.loads(blob)
     except (ValueError, UnicodeDecodeError):
@@ -242,19 +288,24 @@ def remote_missing(root: Path, md5s: Iterable[str], cache: LocalCache) -> tuple[
         return set(md5s), "DVC is not installed, so the remote was not asked"
     try:
         with Repo(str(root)) as repo:
-            odb = repo.cloud.get_remote_odb(None, command="validate")
-            present = set(odb.oids_exist([m for m in md5s]))
+            # DVC 3 keeps objects under files/md5/, 2.x (md5-dos2unix) at the remote's root.
+            odbs = [repo.cloud.get_remote_odb(None, command="validate", hash_name=name)
+                    for name in ("md5", "md5-dos2unix")]
+
+            def present(oids: list[str]) -> set[str]:
+                found: set[str] = set()
+                for odb in odbs:
+                    found.update(odb.oids_exist([o for o in oids if o not in found]))
+                return found
+
+            there = present(md5s)
             missing = set()
             for md5 in md5s:
-                if md5 not in present:
+                if md5 not in there:
                     missing.add(md5)
                 elif md5.endswith(".dir"):
-                    files = _remote_manifest(odb, md5, cache)
-                    if files is None:
-                        missing.add(md5)
-                        continue
-                    absent = set(files) - set(odb.oids_exist(files))
-                    if absent:
+                    files = _remote_manifest(odbs, md5, cache)
+                    if files is None or set(files) - present(files):
                         missing.add(md5)
             return missing, ""
     except DvcException as exc:
@@ -263,11 +314,13 @@ def remote_missing(root: Path, md5s: Iterable[str], cache: LocalCache) -> tuple[
         return set(md5s), f"the remote cannot be read ({exc})"
 
 
-def _remote_manifest(odb, md5: str, cache: LocalCache) -> list[str] | None:
+def _remote_manifest(odbs, md5: str, cache: LocalCache) -> list[str] | None:
     local = cache.object_path(md5)
     if local is not None:
         return read_manifest(local.read_bytes())
-    try:
-        return read_manifest(odb.fs.cat_file(odb.oid_to_path(md5)))
-    except OSError:
-        return None
+    for odb in odbs:
+        try:
+            return read_manifest(odb.fs.cat_file(odb.oid_to_path(md5)))
+        except OSError:
+            continue
+    return None

@@ -1,27 +1,33 @@
-"""A small, batched access layer to a git repository: one git process per question, never one
-per row, and never a shell (every call is an argument list; names from cells only ever reach git
-on the stdin of `cat-file --batch`, one per line).
+"""A small, batched access layer to a git repository: a few git processes per validation,
+never one per row, and never a shell (every call is an argument list; names from cells only
+reach git on the stdin of `cat-file --batch`, one per line, newlines refused).
 
-Other modules reuse it::
+Other modules reuse it (one handle per validation: answers about reachability and history are
+remembered for the handle's life)::
 
     repo = GitRepo.open(path)                      # RepositoryError when not a git work tree
-    repo.is_shallow                                # a `--depth` clone: history is incomplete
+    repo.root, repo.is_shallow                     # top level; a `--depth` clone?
     found = repo.lookup_commits(["9c1e4b7", ...])  # {name: CommitLookup(status, sha, committed)}
     repo.unreachable([sha, ...])                   # the SHAs on no branch, tag or remote branch
-    repo.read_blobs([f"{sha}:uv.lock", oid, ...])  # {spec: bytes | None}, one process for all
+    repo.read_blobs([f"{sha}:uv.lock", oid, ...])  # {spec: bytes | None}, one round for all
     repo.object_ids([f"{sha}:data.dvc", ...])      # {spec: oid | None} (no contents read)
     repo.files_at([sha, ...], ["*.dvc"])           # {sha: [paths matching at that commit]}
     repo.changed_blobs(["*.dvc"])                  # every (path, blob oid) ever on a ref
+    repo_prefix(folder, repo.root)                 # 'sub/dir' of a folder inside the work tree
+    repo.close()                                   # or `with GitRepo.open(path) as repo:`
 
-`repo_for(ctx)` gives the handle shared by the check families through `ctx.cache`.
+Small `cat-file` rounds share one long-lived `git cat-file --batch` process; `repo_for(ctx)`
+gives the handle the check families share through `ctx.cache`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import io
 import os
 import re
 import subprocess
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
@@ -63,11 +69,20 @@ class GitRepo:
         self.git_dir = git_dir
         self.is_shallow = is_shallow
         self._env = _git_env()
+        self._cat_file: subprocess.Popen | None = None
+        self._reachable: dict[str, bool] = {}
+        self._history: dict[tuple[str, ...], set[tuple[str, str]]] = {}
 
     @classmethod
     def open(cls, path: Path | str) -> "GitRepo":
-        """The work tree holding `path`; RepositoryError (one line) when there is none."""
+        """The work tree holding `path`; RepositoryError (one line) when there is none.
+
+        The common layouts (a `.git` folder, or a worktree's `.git` file) are read directly,
+        which saves a git process; anything else asks `git rev-parse`."""
         path = Path(path)
+        found = _find_work_tree(path)
+        if found is not None:
+            return cls(*found)
         try:
             result = subprocess.run(
                 ["git", "rev-parse", "--show-toplevel", "--absolute-git-dir",
@@ -85,6 +100,18 @@ class GitRepo:
                                   "--offline to check the workbook alone")
         return cls(Path(lines[0]), Path(lines[1]), lines[2].strip() == "true")
 
+    def close(self) -> None:
+        """End the `git cat-file --batch` process, if one was started."""
+        if self._cat_file is not None:
+            _end_process(self._cat_file)
+            self._cat_file = None
+
+    def __enter__(self) -> "GitRepo":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
     # ------------------------------------------------------------------ plumbing
     def git(self, *args: str, input: bytes | None = None, ok_codes: tuple[int, ...] = (0,)
             ) -> bytes:
@@ -98,33 +125,50 @@ class GitRepo:
         return result.stdout
 
     def _batch(self, names: list[str], *, contents: bool) -> list[tuple[str, str, bytes | None]]:
-        """`git cat-file --batch[-check]` over `names`: per name (status, oid-or-"", body).
+        """Ask `git cat-file` about `names`: per name (status, oid-or-"", body).
 
-        status is the object type ("commit", "blob", ...), "missing" or "ambiguous"."""
+        status is the object type ("commit", "blob", ...), "missing" or "ambiguous". Small
+        rounds with contents share one long-lived `git cat-file --batch` process (a validation
+        asks several rounds: one process start instead of one per round); large rounds use a
+        one-shot `--buffer` process, since the long-lived one flushes after every object."""
         if not names:
             return []
         for name in names:
             # One request per line: a newline would smuggle in a second request.
             if "\n" in name or "\r" in name or not name:
                 raise ValueError(f"not a git object name: {name!r}")
-        mode = "--batch" if contents else "--batch-check"
-        out = self.git("cat-file", mode, input=("\n".join(names) + "\n").encode("utf-8"))
-        results: list[tuple[str, str, bytes | None]] = []
-        pos = 0
-        for name in names:
-            end = out.index(b"\n", pos)
-            header = out[pos:end].decode("utf-8", "replace")
-            pos = end + 1
-            if header.endswith(" missing") or header.endswith(" ambiguous"):
-                results.append((header.rsplit(" ", 1)[1], "", None))
-                continue
-            oid, kind, size = header.rsplit(" ", 2)
-            body = None
-            if contents:
-                body = out[pos:pos + int(size)]
-                pos += int(size) + 1  # the object, then a newline
-            results.append((kind, oid, body))
-        return results
+        request = ("\n".join(names) + "\n").encode("utf-8")
+        if not contents or len(names) > _INTERACTIVE_MAX or len(request) > _PIPE_SAFE:
+            mode = "--batch" if contents else "--batch-check"
+            out = self.git("cat-file", mode, "--buffer", input=request)
+            try:
+                return list(_parse_batch(io.BytesIO(out), names, contents))
+            except (ValueError, EOFError) as exc:
+                raise RepositoryError(f"{self.root}: git cat-file answered out of turn "
+                                      f"({exc})") from None
+        process = self._batch_process()
+        try:
+            process.stdin.write(request)  # small: fits the pipe, so git cannot block us
+            process.stdin.flush()
+            return list(_parse_batch(process.stdout, names, True))
+        except (OSError, ValueError, EOFError) as exc:
+            self.close()
+            # stderr was dropped; ask git once more for its reason (dubious ownership, ...)
+            check = subprocess.run(["git", "rev-parse", "--git-dir"], cwd=self.root,
+                                   env=self._env, capture_output=True, check=False)
+            reason = _first_line(check.stderr) or f"git cat-file stopped: {exc}"
+            raise RepositoryError(f"{self.root}: not a usable git repository ({reason})"
+                                  ) from None
+
+    def _batch_process(self) -> subprocess.Popen:
+        if self._cat_file is None or self._cat_file.poll() is not None:
+            # stderr is dropped: git complains there about ambiguous names, which the
+            # answers already say; a pipe nobody reads could fill and block git.
+            self._cat_file = subprocess.Popen(
+                ["git", "cat-file", "--batch"], cwd=self.root, env=self._env,
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+            weakref.finalize(self, _end_process, self._cat_file)
+        return self._cat_file
 
     # ------------------------------------------------------------------ questions
     def lookup_commits(self, names: Iterable[str]) -> dict[str, CommitLookup]:
@@ -136,22 +180,24 @@ class GitRepo:
         names = list(dict.fromkeys(names))
         if not names:
             return {}
-        # `^{commit}` peels tags and applies the commit-ish hint; the bare name tells a
-        # prefix that no object has from one that several objects share.
-        requests = [n for name in names for n in (f"{name}^{{commit}}", name)]
-        answers = self._batch(requests, contents=True)
+        # `^{commit}` peels tags and applies the commit-ish hint; for what it cannot find,
+        # the bare name tells a prefix no object has from one several objects share.
+        answers = self._batch([f"{name}^{{commit}}" for name in names], contents=True)
         result: dict[str, CommitLookup] = {}
-        unclear = []
-        for i, name in enumerate(names):
-            kind, oid, body = answers[2 * i]
+        unfound = []
+        for name, (kind, oid, body) in zip(names, answers):
             if kind == "commit":
                 result[name] = CommitLookup(name, "found", oid, _committer_date(body or b""))
-            elif answers[2 * i + 1][0] == "ambiguous" and HEX.match(name):
-                unclear.append(name)
             else:
+                unfound.append(name)
+        bare = [name for name in unfound if HEX.match(name)]
+        shared = {name for name, (kind, _, _) in zip(bare, self._batch(bare, contents=False))
+                  if kind == "ambiguous"}
+        for name in unfound:
+            if name not in shared:
                 result[name] = CommitLookup(name, "missing")
-        if unclear:
-            result.update(self._disambiguate(unclear))
+        if shared:
+            result.update(self._disambiguate(sorted(shared)))
         return result
 
     def _disambiguate(self, prefixes: list[str]) -> dict[str, CommitLookup]:
@@ -171,14 +217,15 @@ class GitRepo:
 
     def unreachable(self, shas: Iterable[str]) -> set[str]:
         """The full SHAs among `shas` that no branch, tag or remote-tracking branch reaches
-        (one `git rev-list --stdin`)."""
+        (one `git rev-list --stdin`; answers are remembered for the next question)."""
         shas = list(dict.fromkeys(shas))
-        if not shas:
-            return set()
-        out = self.git("rev-list", "--stdin", "--not", *SHARED_REFS,
-                       input=("\n".join(shas) + "\n").encode("ascii"))
-        listed = set(out.decode("ascii").split())
-        return {sha for sha in shas if sha in listed}
+        unknown = [sha for sha in shas if sha not in self._reachable]
+        if unknown:
+            out = self.git("rev-list", "--stdin", "--not", *SHARED_REFS,
+                           input=("\n".join(unknown) + "\n").encode("ascii"))
+            listed = set(out.decode("ascii").split())
+            self._reachable.update((sha, sha not in listed) for sha in unknown)
+        return {sha for sha in shas if not self._reachable[sha]}
 
     def read_blobs(self, specs: Iterable[str]) -> dict[str, bytes | None]:
         """Contents of blobs named `<rev>:<path>` or by oid, in one `git cat-file --batch`;
@@ -213,24 +260,92 @@ class GitRepo:
 
     def changed_blobs(self, pathspecs: Iterable[str]) -> set[tuple[str, str]]:
         """Every (path, blob oid) that a commit on a branch, tag or remote branch wrote to a
-        path matching `pathspecs`: one `git log --raw` over the whole shared history."""
-        out = self.git("-c", "core.quotepath=off", "log", *SHARED_REFS, "--raw", "-z",
-                       "--no-abbrev", "--no-renames", "--format=", "--", *pathspecs)
-        result = set()
-        fields = out.split(b"\0")
-        # -z --raw: ":<mode> <mode> <old> <new> <status>" NUL "<path>" NUL ...
-        i = 0
-        while i < len(fields) - 1:
-            meta = fields[i].strip().decode("ascii", "replace")
-            if meta.startswith(":"):
-                parts = meta.split()
-                path = fields[i + 1].decode("utf-8", "surrogateescape")
-                if len(parts) >= 4 and parts[3] != ZERO_OID:
-                    result.add((path, parts[3]))
-                i += 2
+        path matching `pathspecs`: one `git log --raw` over the whole shared history
+        (remembered per pathspecs). `--full-history -m` so that no side branch or merge is
+        simplified away."""
+        key = tuple(pathspecs)
+        if key not in self._history:
+            out = self.git("-c", "core.quotepath=off", "log", *SHARED_REFS, "--raw", "-z",
+                           "--no-abbrev", "--no-renames", "--full-history", "-m", "--root",
+                           "--format=", "--", *key)
+            result = set()
+            fields = out.split(b"\0")
+            # -z --raw: ":<mode> <mode> <old> <new> <status>" NUL "<path>" NUL ...
+            i = 0
+            while i < len(fields) - 1:
+                meta = fields[i].strip().decode("ascii", "replace")
+                if meta.startswith(":"):
+                    parts = meta.split()
+                    path = fields[i + 1].decode("utf-8", "surrogateescape")
+                    if len(parts) >= 4 and parts[3] != ZERO_OID:
+                        result.add((path, parts[3]))
+                    i += 2
+                else:
+                    i += 1
+            self._history[key] = result
+        return self._history[key]
+
+
+#: Rounds up to this many names go to the long-lived process; their requests (< 64 KiB)
+#: fit the pipe, so writing them all before reading cannot block.
+_INTERACTIVE_MAX = 200
+_PIPE_SAFE = 16384
+
+
+def _parse_batch(stream, names: list[str], contents: bool):
+    """Yield (status, oid, body) for each name from `cat-file --batch[-check]` output."""
+    for _ in names:
+        line = stream.readline()
+        if not line.endswith(b"\n"):
+            raise EOFError("no answer")
+        header = line[:-1].decode("utf-8", "replace")
+        if header.endswith(" missing") or header.endswith(" ambiguous"):
+            yield header.rsplit(" ", 1)[1], "", None
+            continue
+        oid, kind, size = header.rsplit(" ", 2)
+        body = None
+        if contents:
+            body = stream.read(int(size) + 1)[:-1]  # the object, then a newline
+            if len(body) != int(size):
+                raise EOFError("short object")
+        yield kind, oid, body
+
+
+def _end_process(process: subprocess.Popen) -> None:
+    try:
+        process.stdin.close()
+        process.wait(timeout=5)
+    except (OSError, ValueError, subprocess.TimeoutExpired):
+        process.kill()
+
+
+def _find_work_tree(start: Path) -> tuple[Path, Path, bool] | None:
+    """(top level, git dir, shallow) for a plain `.git` folder or a worktree's `.git` file at or
+    above `start`; None when the layout is anything else (then git itself is asked)."""
+    if os.environ.get("GIT_DIR") or os.environ.get("GIT_WORK_TREE"):
+        return None
+    try:
+        start = start.resolve()
+        for folder in (start, *start.parents):
+            dot_git = folder / ".git"
+            if dot_git.is_dir():
+                git_dir = dot_git
+            elif dot_git.is_file():
+                text = dot_git.read_text("utf-8").strip()
+                if not text.startswith("gitdir:"):
+                    return None
+                git_dir = (folder / text[len("gitdir:"):].strip()).resolve()
             else:
-                i += 1
-        return result
+                continue
+            if not (git_dir / "HEAD").is_file():
+                return None
+            common = git_dir
+            if (git_dir / "commondir").is_file():
+                common = (git_dir / (git_dir / "commondir").read_text("utf-8").strip()).resolve()
+            return folder, git_dir, (common / "shallow").is_file()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return None
 
 
 def _committer_date(body: bytes) -> dt.datetime | None:
@@ -256,6 +371,16 @@ def _first_line(stderr: bytes) -> str:
         if line:
             return line.removeprefix("fatal: ").removeprefix("error: ")[:200]
     return ""
+
+
+def repo_prefix(path: Path | str, toplevel: Path | str) -> str:
+    """`path` relative to the work tree's top level, as a posix prefix ('' at the top or
+    outside it): cells and aisdp.toml name paths from the config's folder, git from the top."""
+    try:
+        rel = Path(os.path.realpath(path)).relative_to(os.path.realpath(toplevel)).as_posix()
+    except ValueError:
+        return ""
+    return "" if rel == "." else rel
 
 
 def repo_for(ctx) -> GitRepo:

@@ -1,0 +1,163 @@
+"""D001-D003: does each row's `Data version` name DVC-tracked data, the data its commit's `.dvc`
+files / `dvc.lock` pin, and is that data still in the cache (or, with --remote, the remote)?
+
+The records are read as they were at each commit, from git objects (never the working tree), in
+one batched call for all rows; the whole history is read only when a version matches no pin."""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+from ..dvcfiles import (PATHSPECS, VERSION_MD5, DataSpec, LocalCache, Out, cache_dirs,
+                        data_spec, dvc_root, is_record, parse_record, remote_missing,
+                        version_matches)
+from ..findings import Finding
+from ..gitrepo import GitRepo, repo_for, repo_prefix
+from ..workbook import Log
+from .git import looks_like_ref, name_lookups, row_commits
+
+
+def pinned_outs(repo: GitRepo, shas: list[str], spec: DataSpec) -> dict[str, list[Out]]:
+    """Every out the records pin at each commit (configured records, else every `.dvc` file and
+    `dvc.lock` in the commit's tree), read in one `git cat-file --batch` round."""
+    if spec.configured:
+        records = spec.records()
+        wanted = [(sha, path) for sha in shas for path in records]
+    else:
+        wanted = record_paths(repo, shas)
+    blobs = repo.read_blobs(f"{sha}:{path}" for sha, path in wanted)
+    parsed: dict[tuple[str, bytes], list[Out]] = {}
+    result: dict[str, list[Out]] = {sha: [] for sha in shas}
+    for sha, path in wanted:
+        blob = blobs.get(f"{sha}:{path}")
+        if blob is None:
+            continue
+        key = (path, blob)
+        if key not in parsed:  # the same record at many commits is parsed once
+            parsed[key] = parse_record(path, blob)
+        result[sha].extend(parsed[key])
+    return result
+
+
+def record_paths(repo: GitRepo, shas: list[str]) -> list[tuple[str, str]]:
+    """(commit, path) pairs where a `.dvc` file or `dvc.lock` may be in the commit's tree.
+
+    Every path that ever held a record on shared history comes from one `git log` (which D001
+    needs anyway); looking those paths up at each commit is much cheaper than walking every
+    commit's tree. A commit off shared history (rare) may hold others: `git grep` walks it."""
+    candidates = sorted({path for path, _ in repo.changed_blobs(PATHSPECS) if is_record(path)})
+    off = repo.unreachable(shas)
+    wanted = [(sha, path) for sha in shas if sha not in off for path in candidates]
+    if off:
+        for sha, paths in repo.files_at(sorted(off), PATHSPECS).items():
+            wanted += [(sha, path) for path in paths if is_record(path)]
+    return wanted
+
+
+def history_md5s(repo: GitRepo) -> set[str]:
+    """Every md5 a `.dvc` file or `dvc.lock` ever pinned on a branch, tag or remote branch."""
+    versions = {(path, oid) for path, oid in repo.changed_blobs(PATHSPECS) if is_record(path)}
+    blobs = repo.read_blobs(oid for _, oid in versions)
+    return {out.md5 for path, oid in versions if blobs.get(oid)
+            for out in parse_record(path, blobs[oid])}
+
+
+def run(log: Log, ctx) -> Iterator[Finding]:
+    column = log.columns.get("data_version")
+    if column is None:
+        return  # S001 already
+    repo = repo_for(ctx)
+    commits = row_commits(log, ctx)
+    refs = name_lookups(log, ctx)
+    spec = data_spec(ctx.config.data, repo_prefix(ctx.config.root, repo.root))
+
+    rows = []
+    needed: list[str] = []
+    for row in log.rows:
+        version, error = log.parse(row, column)
+        if version is None or error is not None:
+            continue
+        typed_commit, lookup = commits.get(row.number, (None, None))
+        sha = lookup.sha if lookup is not None and lookup.status == "found" else None
+        ref = refs.get(version) if looks_like_ref(version) else None
+        ref_sha = ref.sha if ref is not None and ref.status == "found" else None
+        rows.append((row, version, typed_commit, sha, ref_sha))
+        needed += [s for s in (sha, ref_sha) if s]
+    if not rows:
+        return
+    pins = pinned_outs(repo, list(dict.fromkeys(needed)), spec)
+    history: set[str] | None = None
+
+    to_check: list[tuple[object, list[Out]]] = []  # (row, outs whose data must be cached)
+    for row, version, typed_commit, sha, ref_sha in rows:
+        pinned = spec.counted(pins[sha]) if sha else None
+        lowered = version.strip().lower()
+        matched = [o for o in pinned or () if version_matches(lowered, o.md5)]
+        if matched:
+            to_check.append((row, matched))
+            continue
+        if ref_sha is not None:
+            ref_pins = spec.counted(pins[ref_sha])
+            if not ref_pins:
+                yield log.finding("D001", row, column, f"{version} is a git commit or tag, but "
+                                  f"it pins no DVC-tracked data{_which(spec)}")
+            elif pinned is not None and _mapping(ref_pins) != _mapping(pinned):
+                yield log.finding("D002", row, column, f"{version} pins "
+                                  f"{_describe(ref_pins)}, but commit {typed_commit} pins "
+                                  f"{_describe(pinned) or 'no data'}")
+            else:
+                to_check.append((row, ref_pins))
+            continue
+        if VERSION_MD5.match(lowered):
+            if history is None:
+                history = history_md5s(repo) | {o.md5 for outs in pins.values() for o in outs}
+            if any(version_matches(lowered, md5) for md5 in history):
+                if pinned is not None:
+                    yield log.finding("D002", row, column, f"{version} is not what commit "
+                                      f"{typed_commit} pins: {_describe(pinned) or 'no data'}")
+                continue
+        if not any(is_record(path) for path, _ in repo.changed_blobs(PATHSPECS)):
+            reason = "the repository's history holds no .dvc file or dvc.lock (track the " \
+                     "data with `dvc add` and commit the .dvc file)"
+        else:
+            reason = "write the md5 from the .dvc file (8+ hex characters) or a git " \
+                     "tag/commit that pins it"
+        yield log.finding("D001", row, column,
+                          f"{version} resolves to no DVC-tracked data: {reason}")
+
+    yield from _availability(log, ctx, repo, column, to_check)
+
+
+def _availability(log: Log, ctx, repo: GitRepo, column, to_check) -> Iterator[Finding]:
+    """D003: the data's objects in the local cache, else (with --remote) the default remote."""
+    if not to_check:
+        return
+    root = dvc_root(ctx.repo, repo.root)
+    cache = LocalCache(cache_dirs(root))
+    local_missing = {o.md5 for _, outs in to_check for o in outs if cache.missing(o.md5)}
+    missing, problem = local_missing, ""
+    if ctx.remote and local_missing:
+        missing, problem = remote_missing(root, local_missing, cache)
+    if not ctx.remote:
+        where = "is not in the local DVC cache (the remote was not asked: pass --remote)"
+    elif problem:
+        where = f"is not in the local DVC cache, and the default remote could not say ({problem})"
+    else:
+        where = "is in neither the local DVC cache nor the default remote"
+    for row, outs in to_check:
+        absent = [o for o in outs if o.md5 in missing]
+        if absent:
+            yield log.finding("D003", row, column, f"{_describe(absent)} {where}; `dvc push` "
+                              "it so the run can be reproduced")
+
+
+def _mapping(outs: list[Out]) -> dict[str, str]:
+    return {o.path: o.md5 for o in outs}
+
+
+def _describe(outs: list[Out]) -> str:
+    return ", ".join(f"{o.path} {o.md5}" for o in outs)
+
+
+def _which(spec: DataSpec) -> str:
+    return f" among {', '.join(spec.entries)}" if spec.configured else ""
