@@ -1,0 +1,493 @@
+"""A001-A007: each row against its artefact folder `<artefacts>/<Experiment ID>/`.
+
+The folder must exist inside the artefacts root and hold the model (A001, A007), the files
+must hash to the row's `Artefact hash` (A002), and the records the training helper wrote,
+`metrics.json` and `run.json`, must agree with the row (A003, A004, A006). Folders no row
+names are reported once each (A005). Digests come from the stat-keyed cache, so a warm run
+reads no model bytes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import stat as stat_module
+import sys
+from dataclasses import dataclass
+from typing import Iterator
+
+from ..findings import Finding
+from ..hashcache import HashCache, open_cache
+from ..hashing import FolderScan, combine, inside, scan_folder
+from ..progress import Progress
+from ..values import as_text, decimals_typed, is_number
+from ..workbook import Log, Row, cell_ref
+
+#: ctx.cache key of the hash cache, so later families (and tests) see its counters.
+CACHE_KEY = "artefacts.hashcache"
+#: metrics.json / run.json are a few hundred bytes; anything this big is not one.
+MAX_RECORD_BYTES = 16 << 20
+HEX = re.compile(r"^[0-9a-f]+$")
+
+
+@dataclass
+class _Planned:
+    row: Row
+    experiment_id: str
+    folder: str
+    scan: FolderScan
+    expected_hash: str | None
+
+
+def run(log: Log, ctx) -> Iterator[Finding]:
+    """Check every row's artefact folder; yields findings at their cells."""
+    if ctx.offline:
+        return
+    id_column = log.columns.get("experiment_id")
+    if id_column is None:
+        return  # S001 already
+    shown = ctx.config.artefacts.rstrip("/\\")
+    root = os.path.realpath(ctx.config.artefacts_dir)
+    try:
+        # one listing of the root serves every row and the orphan search: a row then costs
+        # no lookup syscall for its folder
+        listing = {entry.name: entry for entry in os.scandir(root)}
+        root_exists = True
+    except OSError:
+        listing, root_exists = {}, False
+    cache = ctx.cache.get(CACHE_KEY)
+    if cache is None:
+        cache = ctx.cache[CACHE_KEY] = open_cache(ctx.repo)
+
+    named: set[str] = set()
+    planned: list[_Planned] = []
+    for row in log.rows:
+        experiment_id, error = log.parse(row, id_column)
+        if experiment_id is None:
+            continue  # empty (S002) or not an ID at all (S003)
+        named.add(experiment_id)
+        if not root_exists:
+            yield log.finding("A001", row, None, f"no artefacts folder {shown}/ in the "
+                              f"repository, so {experiment_id} has no artefacts (set "
+                              "`artefacts` in aisdp.toml if they live elsewhere)")
+            continue
+        folder, finding = _locate(log, row, root, shown, experiment_id, listing)
+        if finding is not None:
+            yield finding
+            continue
+        scan = scan_folder(folder, root, root_resolved=True)
+        where = f"{shown}/{experiment_id}/"
+        if scan.escapes:
+            listed = ", ".join(scan.escapes[:3]) + (" ..." if len(scan.escapes) > 3 else "")
+            yield log.finding("A007", row, None, f"{where}{listed}: a symlink leading outside "
+                              f"{shown}/; it is not followed (copy the file into the folder)")
+        if not scan.files and not scan.unreadable and not scan.escapes:
+            yield log.finding("A001", row, None, f"{where} holds no model file (only "
+                              "run.json, metrics.json, history.csv or reruns/)")
+        expected, _ = log.parse(row, log.columns.get("artefact_hash"))
+        hashable = (scan.files or scan.unreadable) and not scan.escapes
+        planned.append(_Planned(row, experiment_id, folder, scan,
+                                expected if hashable else None))
+
+    yield from _hash_and_compare(log, planned, cache, shown, ctx.progress)
+    for plan in planned:
+        yield from _metrics_json(log, plan, shown)
+        yield from _run_json(log, plan, shown)
+    if root_exists:
+        yield from _orphans(log, id_column, listing, shown, named)
+
+
+def _locate(log: Log, row: Row, root: str, shown: str, experiment_id: str,
+            listing: dict) -> tuple[str | None, Finding | None]:
+    """The folder of `experiment_id` inside `root`, or the finding that says why not. The ID
+    is a cell value: it must name one folder directly under the root, so `..`, absolute
+    paths, separators and links leading out are refused before anything is opened."""
+    if (experiment_id in (".", "..") or "/" in experiment_id or "\\" in experiment_id
+            or "\0" in experiment_id or os.path.isabs(experiment_id)
+            or (os.path.splitdrive(experiment_id)[0])):
+        return None, log.finding("A007", row, None, f"experiment ID {experiment_id!r} is not "
+                                 f"a plain folder name, so it could lead outside {shown}/; "
+                                 "it is not followed")
+    folder = root + os.sep + experiment_id
+    entry = listing.get(experiment_id)
+    if entry is not None and entry.is_dir(follow_symlinks=False):
+        return folder, None
+    try:
+        # not listed under this exact name: a case-insensitive file system may still have it
+        info = os.lstat(folder)
+    except FileNotFoundError:
+        return None, log.finding("A001", row, None, f"no artefact folder {shown}/"
+                                 f"{experiment_id}/")
+    except OSError as exc:
+        return None, log.finding("A001", row, None, f"{shown}/{experiment_id}/ cannot be "
+                                 f"read ({exc.strerror or exc})")
+    if stat_module.S_ISLNK(info.st_mode):
+        target = os.path.realpath(folder)
+        if not inside(target, root):
+            return None, log.finding("A007", row, None, f"{shown}/{experiment_id} is a "
+                                     f"symlink leading outside {shown}/; it is not followed")
+        if not os.path.isdir(target):
+            return None, log.finding("A001", row, None, f"{shown}/{experiment_id} is a "
+                                     "symlink to no folder")
+    elif not stat_module.S_ISDIR(info.st_mode):
+        return None, log.finding("A001", row, None, f"{shown}/{experiment_id} is a file, "
+                                 "not a folder")
+    return folder, None
+
+
+def _hash_and_compare(log: Log, planned: list[_Planned], cache: HashCache, shown: str,
+                      show_progress: bool) -> Iterator[Finding]:
+    """A002 for each row whose files hash to something else than its cell. Cached digests
+    are taken first, so the progress total is the bytes that really need reading."""
+    work = [plan for plan in planned if plan.expected_hash is not None]
+    known: dict[str, str] = {}
+    to_read = 0
+    for plan in work:
+        for model_file in plan.scan.files:
+            cached = cache.lookup(model_file.path, model_file.stat)
+            if cached is None:
+                to_read += model_file.stat.st_size
+            else:
+                known[model_file.path] = cached
+    progress = Progress(to_read, label="hashing artefacts", stream=sys.stderr,
+                        enabled=show_progress and to_read > 0)
+    # no callback without a display: file_digest then reads the file object directly
+    on_bytes = progress.advance if progress.enabled else None
+    try:
+        for plan in work:
+            where = f"{shown}/{plan.experiment_id}/"
+            if plan.scan.unreadable:
+                rel, reason = plan.scan.unreadable[0]
+                yield log.finding("A002", plan.row, "artefact_hash", f"{where}{rel} cannot be "
+                                  f"read ({reason}), so the hash cannot be confirmed")
+                continue
+            digests = []
+            for model_file in plan.scan.files:
+                hex_digest = known.get(model_file.path)
+                if hex_digest is None:
+                    try:
+                        hex_digest = cache.hash_file(model_file.path, on_bytes=on_bytes,
+                                                     nofollow=model_file.nofollow)
+                    except OSError as exc:
+                        yield log.finding("A002", plan.row, "artefact_hash",
+                                          f"{where}{model_file.rel} cannot be read "
+                                          f"({exc.strerror or exc}), so the hash cannot be "
+                                          "confirmed")
+                        break
+                    known[model_file.path] = hex_digest  # a duplicated ID reads it once
+                digests.append((hex_digest, model_file.rel))
+            else:
+                actual = combine(digests)
+                if actual != plan.expected_hash:
+                    files = (f"{len(digests)} files" if len(digests) > 1 else digests[0][1])
+                    yield log.finding("A002", plan.row, "artefact_hash",
+                                      f"{where} ({files}) hashes to {actual}, not the "
+                                      f"{plan.expected_hash[:19]}... in the cell")
+    finally:
+        progress.close()
+        cache.save()
+
+
+# --------------------------------------------------------------------------- records
+
+def _read_record(plan: _Planned, name: str) -> tuple[object, str | None]:
+    """(parsed JSON or None when absent, error text or None)."""
+    path = plan.scan.records.get(name)
+    if path is None:
+        return None, None
+    try:
+        content = _read_small(path)
+        if content is None:
+            return None, f"{name} is larger than {MAX_RECORD_BYTES >> 20} MiB"
+        data = json.loads(content)
+    except OSError as exc:
+        return None, f"{name} cannot be read ({exc.strerror or exc})"
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+        return None, f"{name} is not valid JSON ({' '.join(str(exc).split())[:120]})"
+    if not isinstance(data, dict):
+        return None, f"{name} is not a JSON object ({{\"name\": value, ...}})"
+    return data, None
+
+
+def _read_small(path: str) -> bytes | None:
+    """The bytes of a record file, or None when it exceeds MAX_RECORD_BYTES. Raw os calls:
+    with 20,000 records in a warm run, file objects cost more than the reading."""
+    # O_NONBLOCK: a FIFO swapped in after the listing must not hang the check
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_NONBLOCK", 0))
+    try:
+        info = os.fstat(fd)
+        if not stat_module.S_ISREG(info.st_mode):
+            raise OSError(f"{path}: not a regular file")
+        size = info.st_size
+        if size > MAX_RECORD_BYTES:
+            return None
+        content = os.read(fd, size + 1)  # a short read of a regular file is its end
+        while len(content) > size:  # it grew since the fstat: read on, within the cap
+            more = os.read(fd, 1 << 16)
+            if not more:
+                break
+            content += more
+            if len(content) > MAX_RECORD_BYTES:
+                return None
+        return content
+    finally:
+        os.close(fd)
+
+
+def _metrics_json(log: Log, plan: _Planned, shown: str) -> Iterator[Finding]:
+    data, error = _read_record(plan, "metrics.json")
+    where = f"{shown}/{plan.experiment_id}/"
+    if error is not None:
+        yield log.finding("A003", plan.row, None, f"{where}{error}")
+        return
+    if data is None:
+        return
+    by_name = {str(k).casefold(): v for k, v in data.items()}
+    for name, column in log.metrics.items():
+        typed, _ = log.parse(plan.row, column)
+        if typed is None:
+            continue  # empty, or S003 already
+        recorded = data.get(name, by_name.get(name.casefold(), _MISSING))
+        if recorded is _MISSING:
+            # metrics.json holds what the training script computed; a metric measured
+            # elsewhere (an evaluation notebook, a human rating) may be typed in the log
+            # without being in it, and the SPEC asks agreement only "where present".
+            continue
+        if not is_number(recorded) or not math.isfinite(float(recorded)):
+            yield log.finding("A003", plan.row, column, f"{where}metrics.json holds "
+                              f"{json.dumps(recorded)[:40]} for {name}, not a number")
+            continue
+        decimals = decimals_typed(plan.row.get(column))
+        if not _agrees(float(typed), float(recorded), decimals):
+            rounding = (f" (the cell's {decimals} decimals allow "
+                        f"±{0.5 * 10.0 ** -decimals:g})" if decimals is not None else "")
+            yield log.finding("A003", plan.row, column, f"{name} is {as_text(typed)} in the "
+                              f"cell but {recorded!r} in {where}metrics.json{rounding}")
+
+
+_MISSING = object()
+
+
+def _agrees(typed: float, recorded: float, decimals: int | None) -> bool:
+    """Equal within the rounding of what was typed: 0.912 stands for 0.9115..0.9125."""
+    if decimals is None:
+        return math.isclose(typed, recorded, rel_tol=1e-9, abs_tol=1e-12)
+    allowed = 0.5 * 10.0 ** -decimals
+    return abs(typed - recorded) <= allowed * (1 + 1e-9) + 1e-12
+
+
+def _run_json(log: Log, plan: _Planned, shown: str) -> Iterator[Finding]:
+    data, error = _read_record(plan, "run.json")
+    where = f"{shown}/{plan.experiment_id}/run.json"
+    if error is not None:
+        yield log.finding("A004", plan.row, None, f"{shown}/{plan.experiment_id}/{error}")
+        return
+    if data is None:
+        return
+    row = plan.row
+    recorded_id = data.get("experiment_id")
+    if isinstance(recorded_id, (str, int)) and str(recorded_id).strip() != plan.experiment_id:
+        yield log.finding("A004", row, None, f"{where} belongs to experiment "
+                          f"{str(recorded_id)[:60]!r}, not {plan.experiment_id!r}")
+    yield from _seed(log, row, data, where)
+    yield from _commit(log, row, data, where)
+    yield from _data_version(log, row, data, where)
+    yield from _params(log, row, data, where)
+    yield from _recorded_hash(log, row, data, where)
+    if data.get("dirty") is True or str(data.get("dirty")).casefold() == "true":
+        yield log.finding("A006", row, None, f"{where} records uncommitted changes when the "
+                          "run was trained, so the code commit may not recreate it")
+
+
+def _seed(log: Log, row: Row, data: dict, where: str) -> Iterator[Finding]:
+    recorded = data.get("seed")
+    typed = log.typed(row, "random_seed")
+    if recorded is None or typed is None:
+        return
+    seed = _whole_number(recorded)
+    if seed is None:
+        yield log.finding("A004", row, "random_seed", f"{where} seed {recorded!r} is not a "
+                          "whole number")
+    elif seed != typed:
+        yield log.finding("A004", row, "random_seed", f"the row says seed {typed}, {where} "
+                          f"says {seed}")
+
+
+def _whole_number(value: object) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d+\s*", value):
+        return int(value)
+    return None
+
+
+def _prefix_match(a: str, b: str) -> bool:
+    """One of two hex strings is a prefix of the other (both already lower case)."""
+    return a.startswith(b) or b.startswith(a)
+
+
+def _commit(log: Log, row: Row, data: dict, where: str) -> Iterator[Finding]:
+    recorded = data.get("commit")
+    typed = log.typed(row, "code_commit")
+    if not isinstance(recorded, str) or not recorded.strip() or typed is None:
+        return
+    commit = recorded.strip().lower()
+    if len(commit) < 7 or not HEX.match(commit):
+        yield log.finding("A004", row, "code_commit", f"{where} commit {recorded[:60]!r} is "
+                          "not a git SHA")
+    elif not _prefix_match(commit, typed):
+        yield log.finding("A004", row, "code_commit", f"the row says commit {typed}, {where} "
+                          f"says {commit[:12]}")
+
+
+def _md5_like(value: object) -> str | None:
+    """The hex of an md5 or md5 prefix (8 to 32 hex, `.dir` suffix allowed), else None."""
+    if not isinstance(value, str):
+        return None
+    text = value.strip().lower()
+    text = text[:-4] if text.endswith(".dir") else text
+    return text if 8 <= len(text) <= 32 and HEX.match(text) else None
+
+
+def _data_version(log: Log, row: Row, data: dict, where: str) -> Iterator[Finding]:
+    typed = _md5_like(log.typed(row, "data_version"))
+    if typed is None:
+        # the cell names a git tag or commit (7 or 40 hex, or not hex): what it pins is for
+        # the DVC checks to resolve from git objects; this family reads no git
+        return
+    recorded = data.get("data_version")
+    values = list(recorded.values()) if isinstance(recorded, dict) else \
+        list(recorded) if isinstance(recorded, list) else [recorded]
+    hashes = [h for h in (_md5_like(v) for v in values) if h is not None]
+    if not hashes:
+        return  # not recorded, or recorded as a tag: nothing comparable
+    if not any(_prefix_match(typed, h) for h in hashes):
+        yield log.finding("A004", row, "data_version", f"the row says data version {typed}, "
+                          f"{where} says {', '.join(h[:12] for h in hashes)}")
+
+
+def _canonical(value: object):
+    """A param value in a form where 0.01, 1e-2 and "0.01" are equal, ints equal floats of the
+    same value, and text compares case-insensitively (choices are written `Adam` or `adam`)."""
+    if value is None:
+        return ("none", None)
+    if isinstance(value, bool):
+        return ("num", float(value))
+    if isinstance(value, (int, float)):
+        return ("num", float(value))
+    if isinstance(value, (list, tuple)):
+        return ("list", tuple(_canonical(v) for v in value))
+    if isinstance(value, dict):
+        return ("dict", tuple(sorted((str(k).casefold(), _canonical(v))
+                                     for k, v in value.items())))
+    text = str(value).strip()
+    folded = text.casefold()
+    if folded in ("true", "false"):
+        return ("num", 1.0 if folded == "true" else 0.0)
+    if folded in ("", "none", "null"):
+        return ("none", None)
+    if text[:1] in "[{":
+        try:
+            return _canonical(json.loads(text))
+        except (ValueError, RecursionError):
+            pass
+    try:
+        return ("num", float(text))
+    except ValueError:
+        return ("text", folded)
+
+
+def same_param(a: object, b: object) -> bool:
+    """Type-aware equality of a param as typed in a cell and as recorded in run.json."""
+    return _same(_canonical(a), _canonical(b))
+
+
+def _same(a, b) -> bool:
+    if a[0] != b[0]:
+        return False
+    if a[0] == "num":
+        x, y = a[1], b[1]
+        return (math.isnan(x) and math.isnan(y)) or math.isclose(x, y, rel_tol=1e-9)
+    if a[0] in ("list", "dict"):
+        if len(a[1]) != len(b[1]):
+            return False
+        if a[0] == "list":
+            return all(_same(x, y) for x, y in zip(a[1], b[1]))
+        return all(kx == ky and _same(x, y) for (kx, x), (ky, y) in zip(a[1], b[1]))
+    return a[1] == b[1]
+
+
+def _params(log: Log, row: Row, data: dict, where: str) -> Iterator[Finding]:
+    recorded = data.get("params")
+    if recorded is None:
+        return
+    if not isinstance(recorded, dict):
+        yield log.finding("A004", row, None, f"{where} params is not a JSON object")
+        return
+    by_name = {str(k).casefold(): v for k, v in recorded.items()}
+    for name, column in log.params.items():
+        typed = log.parse(row, column)[0]
+        # a param the run did not record cannot be compared; the row may hold a setting the
+        # script reads from elsewhere (a config file at that commit)
+        if typed is None or name.casefold() not in by_name:
+            continue
+        value = by_name[name.casefold()]
+        if not same_param(typed, value):
+            yield log.finding("A004", row, column, f"the row says {name} = {as_text(typed)}, "
+                              f"{where} says {json.dumps(value)[:60]}")
+    others = log.typed(row, "other_params")
+    if isinstance(others, dict):
+        differing = [f"{key} = {text} (run.json: {json.dumps(by_name[key.casefold()])[:40]})"
+                     for key, text in others.items()
+                     if key.casefold() in by_name and not same_param(text,
+                                                                     by_name[key.casefold()])]
+        if differing:
+            yield log.finding("A004", row, "other_params", f"{where} disagrees: "
+                              + "; ".join(differing))
+
+
+def _recorded_hash(log: Log, row: Row, data: dict, where: str) -> Iterator[Finding]:
+    """run.json's `artefact_hash` is the model as trained; a row naming another hash means
+    the files changed after the run (or the row describes another run)."""
+    recorded = data.get("artefact_hash")
+    typed = log.typed(row, "artefact_hash")
+    if not isinstance(recorded, str) or typed is None:
+        return
+    text = recorded.strip().lower()
+    text = text[7:] if text.startswith("sha256:") else text
+    if len(text) != 64 or not HEX.match(text):
+        return  # not a sha256 this check can compare
+    if "sha256:" + text != typed:
+        yield log.finding("A004", row, "artefact_hash", f"{where} records the trained model "
+                          f"as sha256:{text[:12]}..., the row names {typed[:19]}...")
+
+
+# --------------------------------------------------------------------------- orphans
+
+def _orphans(log: Log, id_column, listing: dict, shown: str,
+             named: set[str]) -> Iterator[Finding]:
+    """A005 for each real folder under the root that no row names. Symlinks at the root are
+    aliases (`latest -> EXP-007`), not artefacts of their own, and are never followed;
+    dot-folders belong to tools (.ipynb_checkpoints, .dvc)."""
+    header_cell = cell_ref(1, id_column.index)
+    folded = {name.casefold(): name for name in named}
+    for entry in sorted(listing.values(), key=lambda e: e.name):
+        if entry.name.startswith(".") or entry.name in named:
+            continue
+        try:
+            if not entry.is_dir(follow_symlinks=False):
+                continue
+        except OSError:
+            continue
+        hint = folded.get(entry.name.casefold())
+        message = f"{shown}/{entry.name}/ is named by no row"
+        message += (f" (row ID {hint!r} differs only in case)" if hint else
+                    "; add its row (`aisdp-log add`) or remove the folder")
+        yield log.finding_at("A005", log.sheet, header_cell, 1, id_column.display, message,
+                             experiment_id=entry.name)

@@ -1,0 +1,102 @@
+"""The stat-keyed digest cache: trusted only while the stat matches, stored atomically."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+
+from aisdp_log.hashcache import HashCache, NullCache, open_cache
+from builders import git, init_repo
+
+
+def fake_stat(size=10, mtime_ns=1_000_000_000_123, ino=7, ctime_ns=1_000_000_000_123):
+    return os.stat_result((0o100644, ino, 1, 1, 0, 0, size, 0, 0, 0, 0.0, 0.0, 0.0,
+                           0, mtime_ns, ctime_ns))
+
+
+def test_entry_is_trusted_only_while_every_stat_field_matches(tmp_path):
+    cache = HashCache(tmp_path / "hashes.json")
+    stat = fake_stat()
+    cache.store_digest("/a", stat, "f" * 64, hashed_at_ns=stat.st_ctime_ns + 10**9)
+    assert cache.lookup("/a", stat) == "f" * 64
+    for changed in ({"size": 11}, {"mtime_ns": stat.st_mtime_ns + 1}, {"ino": 8},
+                    {"ctime_ns": stat.st_ctime_ns + 1}):
+        assert cache.lookup("/a", fake_stat(**changed)) is None
+    assert (cache.hits, cache.misses) == (1, 4)
+
+
+def test_entry_hashed_in_the_same_tick_as_a_change_is_not_trusted(tmp_path):
+    cache = HashCache(tmp_path / "hashes.json")
+    stat = fake_stat()
+    cache.store_digest("/a", stat, "f" * 64, hashed_at_ns=stat.st_ctime_ns + 1_000_000)
+    assert cache.lookup("/a", stat) is None
+    coarse = fake_stat(mtime_ns=5 * 10**9, ctime_ns=5 * 10**9)  # a whole-second file system
+    cache.store_digest("/b", coarse, "f" * 64, hashed_at_ns=coarse.st_ctime_ns + 10**9)
+    assert cache.lookup("/b", coarse) is None
+
+
+def test_digest_reads_once_then_hits(tmp_path):
+    path = tmp_path / "model.pt"
+    path.write_bytes(b"weights" * 1000)
+    time.sleep(0.1)  # out of the racy window
+    cache = HashCache(tmp_path / "hashes.json")
+    expected = hashlib.sha256(b"weights" * 1000).hexdigest()
+    assert cache.digest(str(path), path.stat()) == expected
+    cache.save()
+    again = HashCache(tmp_path / "hashes.json")
+    assert again.digest(str(path), path.stat()) == expected
+    assert (again.hits, again.misses, again.bytes_hashed) == (1, 0, 0)
+
+
+def test_save_forgets_deleted_files_and_keeps_others(tmp_path):
+    kept, gone = tmp_path / "kept.bin", tmp_path / "gone.bin"
+    kept.write_bytes(b"k")
+    gone.write_bytes(b"g")
+    store = tmp_path / "hashes.json"
+    cache = HashCache(store)
+    cache.digest(str(kept), kept.stat())
+    cache.digest(str(gone), gone.stat())
+    cache.save()
+    gone.unlink()
+    other = HashCache(store)
+    new = tmp_path / "new.bin"
+    new.write_bytes(b"n")
+    other.digest(str(new), new.stat())
+    other.save()
+    assert sorted(json.loads(store.read_text())["entries"]) == [str(kept), str(new)]
+
+
+def test_corrupt_or_foreign_store_counts_as_empty(tmp_path):
+    store = tmp_path / "hashes.json"
+    for content in ("{", "[]", '{"format": 99, "entries": {}}',
+                    '{"format": 1, "entries": {"/a": [1, 2, 3, 4, "short", 5]}}'):
+        store.write_text(content)
+        assert HashCache(store).entries == {}
+
+
+def test_null_cache_never_remembers(tmp_path):
+    path = tmp_path / "model.pt"
+    path.write_bytes(b"w")
+    cache = NullCache()
+    cache.digest(str(path), path.stat())
+    cache.digest(str(path), path.stat())
+    cache.save()
+    assert (cache.hits, cache.misses) == (0, 2) and cache.bytes_hashed == 2
+
+
+def test_open_cache_in_a_repository_stays_out_of_git_status(tmp_path):
+    repo = init_repo(tmp_path / "project")
+    path = repo / "model.pt"
+    path.write_bytes(b"w")
+    cache = open_cache(repo)
+    cache.digest(str(path), path.stat())
+    cache.save()
+    assert (repo / ".aisdp-log" / "hashes.json").is_file()
+    assert git(repo, "status", "--porcelain") == "?? model.pt"
+
+
+def test_open_cache_where_the_folder_cannot_be_made_is_a_null_cache(tmp_path):
+    (tmp_path / ".aisdp-log").write_text("in the way")
+    assert isinstance(open_cache(tmp_path), NullCache)
