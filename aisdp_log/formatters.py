@@ -38,9 +38,7 @@ def format_text(report: Report, colour: bool = False) -> str:
             severity = paint(f"{f.severity.value:<7}", f.severity.value)
             lines.append(f"  {where:<16} {f.code}  {severity}  {f.message}")
     errors, warnings = report.errors, report.warnings
-    summary = (f"{report.log}: {errors} error{'s' * (errors != 1)}, "
-               f"{warnings} warning{'s' * (warnings != 1)} in {report.rows} "
-               f"row{'s' * (report.rows != 1)}")
+    summary = _summary(report)
     if lines:
         lines.append("")
     style = "error" if errors else ("warning" if warnings else "bold")
@@ -48,8 +46,17 @@ def format_text(report: Report, colour: bool = False) -> str:
     return "\n".join(lines)
 
 
+def _summary(report: Report) -> str:
+    errors, warnings = report.errors, report.warnings
+    return (f"{report.log}: {errors} error{'s' * (errors != 1)}, "
+            f"{warnings} warning{'s' * (warnings != 1)} in {report.rows} "
+            f"row{'s' * (report.rows != 1)}")
+
+
 def format_json(report: Report, colour: bool = False) -> str:
-    return json.dumps(report.to_dict(), ensure_ascii=False)
+    # UTF-8 where stdout takes it; \u escapes (still valid JSON) where it would not.
+    encoding = (getattr(sys.stdout, "encoding", None) or "").replace("-", "").lower()
+    return json.dumps(report.to_dict(), ensure_ascii=encoding != "utf8")
 
 
 def _escape_data(text: str) -> str:
@@ -67,8 +74,7 @@ def format_github(report: Report, colour: bool = False) -> str:
         title = f"{f.code} {f.sheet}!{f.cell}"
         lines.append(f"::{level} file={_escape_property(report.log)},"
                      f"title={_escape_property(title)}::{_escape_data(f.message)}")
-    lines.append(f"{report.log}: {report.errors} errors, {report.warnings} warnings in "
-                 f"{report.rows} rows")
+    lines.append(_summary(report))
     return "\n".join(lines)
 
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from .checks import Context, run_checks
-from .config import Config, load_config
 from .errors import RepositoryError
-from .findings import Report
-from .workbook import load_log
+
+if TYPE_CHECKING:  # imported when validating: `import aisdp_log` and `--help` stay light
+    from .config import Config
+    from .findings import Report
 
 
 def find_repo_root(start: Path) -> Path | None:
@@ -50,6 +51,11 @@ def validate(path: Path | str, *, repo: Path | str | None = None, offline: bool 
     unreadable or hostile file, a missing `Experiments` sheet, no git repository when checks
     need one, a broken `aisdp.toml`.
     """
+    from .checks import Context, run_checks
+    from .config import Config, load_config
+    from .findings import Report
+    from .workbook import load_log
+
     log_path = Path(path)
     root = resolve_repo(log_path, repo, offline)
     if not isinstance(config, Config):

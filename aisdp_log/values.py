@@ -16,6 +16,10 @@ from .spec import OUTCOMES, RERUN_MARKS, RERUN_NO_MARKS, SEED_MAX
 HEX = re.compile(r"^[0-9a-fA-F]+$")
 ISO_DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?$")
 SHA256_HEX = re.compile(r"^(?:sha256:)?([0-9a-fA-F]{64})$")
+INTEGER = re.compile(r"[+-]?\d+")
+THOUSANDS = re.compile(r"[\d,]+\.?\d*")
+PARAM_SEPARATOR = re.compile(r"[;\n]")
+NOT_IN_DATA_VERSION = re.compile(r"[\s\x00-\x1f]")
 CLOCK = re.compile(r"^(\d+):([0-5]?\d)(?::([0-5]?\d(?:\.\d+)?))?$")
 
 
@@ -44,6 +48,12 @@ def as_text(value: object) -> str:
     return str(value)
 
 
+def shown(value: object, limit: int = 60) -> str:
+    """A cell value quoted for a message, cut short: a finding names the value, not a page."""
+    text = as_text(value)
+    return repr(text if len(text) <= limit else text[:limit] + "...")
+
+
 def is_number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
@@ -59,13 +69,13 @@ def parse_date(value: object) -> dt.date:
             try:
                 return dt.date(int(match[1]), int(match[2]), int(match[3]))
             except ValueError:
-                raise ValueError(f"{value!r} is not a real calendar date") from None
-        raise ValueError(f"{value!r} is not a date: write it as YYYY-MM-DD, e.g. 2026-07-14, "
+                raise ValueError(f"{shown(value)} is not a real calendar date") from None
+        raise ValueError(f"{shown(value)} is not a date: write it as YYYY-MM-DD, e.g. 2026-07-14, "
                          "or enter an Excel date")
     if is_number(value):
         raise ValueError(f"{as_text(value)} is a number, not a date: format the cell as a date "
                          "or write YYYY-MM-DD")
-    raise ValueError(f"{as_text(value)!r} is not a date: write it as YYYY-MM-DD")
+    raise ValueError(f"{shown(value)} is not a date: write it as YYYY-MM-DD")
 
 
 def parse_seed(value: object) -> int:
@@ -75,11 +85,11 @@ def parse_seed(value: object) -> int:
     if isinstance(value, int):
         return value
     if isinstance(value, float):
-        raise ValueError(f"{value!r} is not a whole number: a seed is an integer "
+        raise ValueError(f"{shown(value)} is not a whole number: a seed is an integer "
                          f"from 0 to {SEED_MAX}")
-    if isinstance(value, str) and re.fullmatch(r"[+-]?\d+", value):
+    if isinstance(value, str) and INTEGER.fullmatch(value):
         return int(value)
-    raise ValueError(f"{as_text(value)!r} is not a whole number: a seed is an integer "
+    raise ValueError(f"{shown(value)} is not a whole number: a seed is an integer "
                      f"from 0 to {SEED_MAX}")
 
 
@@ -107,12 +117,12 @@ def parse_duration(value: object) -> float:
             try:
                 minutes = float(text)
             except ValueError:
-                raise ValueError(f"{value!r} is not a duration: write minutes as a number "
+                raise ValueError(f"{shown(value)} is not a duration: write minutes as a number "
                                  "(12.5) or h:mm:ss (0:12:30)") from None
     else:
-        raise ValueError(f"{as_text(value)!r} is not a duration: write minutes as a number")
+        raise ValueError(f"{shown(value)} is not a duration: write minutes as a number")
     if not math.isfinite(minutes) or minutes < 0:
-        raise ValueError(f"{as_text(value)} is not a valid duration: it must be 0 or more minutes")
+        raise ValueError(f"{shown(value)} is not a valid duration: it must be 0 or more minutes")
     return minutes
 
 
@@ -125,43 +135,43 @@ def parse_number(value: object) -> float:
         return float(value)
     if isinstance(value, str):
         try:
-            number = float(value.replace(",", "") if re.fullmatch(r"[\d,]+\.?\d*", value)
+            number = float(value.replace(",", "") if THOUSANDS.fullmatch(value)
                            else value)
         except ValueError:
-            raise ValueError(f"{value!r} is not a number") from None
+            raise ValueError(f"{shown(value)} is not a number") from None
         if not math.isfinite(number):
-            raise ValueError(f"{value!r} is not a finite number")
+            raise ValueError(f"{shown(value)} is not a finite number")
         return number
-    raise ValueError(f"{as_text(value)!r} is not a number")
+    raise ValueError(f"{shown(value)} is not a number")
 
 
 def parse_commit(value: object) -> str:
     text = as_text(value)
     if 7 <= len(text) <= 40 and HEX.match(text):
         return text.lower()
-    raise ValueError(f"{text!r} is not a git commit: write 7 to 40 hex characters of its SHA")
+    raise ValueError(f"{shown(text)} is not a git commit: write 7 to 40 hex characters of its SHA")
 
 
 def parse_artefact_hash(value: object) -> str:
     text = as_text(value)
     match = SHA256_HEX.match(text.strip())
     if not match:
-        raise ValueError(f"{text[:80]!r} is not an artefact hash: write sha256:<64 hex>, as "
+        raise ValueError(f"{shown(text)} is not an artefact hash: write sha256:<64 hex>, as "
                          "`aisdp-log hash <folder>` prints it")
     return "sha256:" + match[1].lower()
 
 
 def parse_data_version(value: object) -> str:
     text = as_text(value)
-    if len(text) > 255 or any(ch.isspace() or ord(ch) < 32 for ch in text):
-        raise ValueError(f"{text[:80]!r} is not a data version: write the md5 from the .dvc "
+    if len(text) > 255 or NOT_IN_DATA_VERSION.search(text):
+        raise ValueError(f"{shown(text)} is not a data version: write the md5 from the .dvc "
                          "file (8+ hex characters) or a git tag/commit")
     return text
 
 
 def parse_id(value: object) -> str:
     if isinstance(value, (dt.date, dt.time, dt.timedelta, bool)):
-        raise ValueError(f"{as_text(value)!r} is not an experiment ID")
+        raise ValueError(f"{shown(value)} is not an experiment ID")
     return as_text(value)
 
 
@@ -173,7 +183,7 @@ def parse_choice(value: object, allowed: tuple[str, ...]) -> str:
     text = as_text(value).strip().casefold()
     if text in allowed:
         return text
-    raise ValueError(f"{as_text(value)!r} is not one of: {', '.join(allowed)}")
+    raise ValueError(f"{shown(value)} is not one of: {', '.join(allowed)}")
 
 
 def parse_outcome(value: object) -> str:
@@ -188,20 +198,20 @@ def parse_rerun_mark(value: object) -> bool:
         return True
     if text in RERUN_NO_MARKS:
         return False
-    raise ValueError(f"{as_text(value)!r} is not a rerun mark: write yes (or y, x, true, 1), "
+    raise ValueError(f"{shown(value)} is not a rerun mark: write yes (or y, x, true, 1), "
                      "or leave it empty")
 
 
 def parse_other_params(value: object) -> dict[str, str]:
     text = as_text(value)
     params: dict[str, str] = {}
-    for part in re.split(r"[;\n]", text):
+    for part in PARAM_SEPARATOR.split(text):
         part = part.strip()
         if not part:
             continue
         key, sep, val = part.partition("=")
         if not sep or not key.strip():
-            raise ValueError(f"{part!r} is not key=value: write other params as "
+            raise ValueError(f"{shown(part)} is not key=value: write other params as "
                              "key=value; key=value")
         params[key.strip()] = val.strip()
     return params
@@ -211,8 +221,8 @@ def parse_param(value: object, kind: str = "any", choices: tuple[str, ...] = ())
     """A hyperparameter value, typed by its declaration in `aisdp.toml` when there is one."""
     if kind == "int":
         if isinstance(value, bool) or not (isinstance(value, int) or
-                                           (isinstance(value, str) and re.fullmatch(r"[+-]?\d+", value))):
-            raise ValueError(f"{as_text(value)!r} is not a whole number")
+                                           (isinstance(value, str) and INTEGER.fullmatch(value))):
+            raise ValueError(f"{shown(value)} is not a whole number")
         return int(value)
     if kind == "float":
         return parse_number(value)
@@ -224,18 +234,18 @@ def parse_param(value: object, kind: str = "any", choices: tuple[str, ...] = ())
             return True
         if text in ("false", "no", "0"):
             return False
-        raise ValueError(f"{as_text(value)!r} is not true or false")
+        raise ValueError(f"{shown(value)} is not true or false")
     if kind == "choice":
         text = as_text(value)
         for choice in choices:
             if text.casefold() == choice.casefold():
                 return choice
-        raise ValueError(f"{text!r} is not one of: {', '.join(choices)}")
+        raise ValueError(f"{shown(text)} is not one of: {', '.join(choices)}")
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return value
     if isinstance(value, str):
         try:
-            return int(value) if re.fullmatch(r"[+-]?\d+", value) else float(value)
+            return int(value) if INTEGER.fullmatch(value) else float(value)
         except ValueError:
             return value
     return as_text(value)

@@ -50,7 +50,8 @@ def run_checks(log, ctx: Context) -> list[Finding]:
 def deduplicate(findings: Iterable[Finding]) -> Iterator[Finding]:
     seen = set()
     for finding in findings:
-        key = (finding.code, finding.sheet, finding.cell, finding.column)
+        # experiment_id too: A005 reports one orphan folder each at the same header cell
+        key = (finding.code, finding.sheet, finding.cell, finding.column, finding.experiment_id)
         if key not in seen:
             seen.add(key)
             yield finding

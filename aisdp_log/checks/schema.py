@@ -7,8 +7,8 @@ from typing import Iterator
 
 from .. import spec
 from ..findings import Finding
-from ..values import as_text, parse_choice
-from ..workbook import Log, cell_ref, column_letter
+from ..values import parse_choice, shown
+from ..workbook import Log, cell_ref
 
 #: Standard columns that every log must have (S001).
 REQUIRED_KEYS = tuple(c.key for c in spec.STANDARD_COLUMNS if c.required)
@@ -55,12 +55,12 @@ def _columns(log: Log) -> Iterator[Finding]:
             typos[spec.normalise_header(suggestion)] = cell_ref(1, column.index)
             yield log.finding_at(
                 "S009", log.sheet, cell_ref(1, column.index), 1, column.header,
-                f"unknown column {column.header!r}: did you mean {suggestion!r}?")
+                f"unknown column {shown(column.header)}: did you mean {suggestion!r}?")
     for column in log.duplicates:
         yield log.finding_at(
             "S011", log.sheet, cell_ref(1, column.index), 1, column.header,
-            f"column {column.header!r} appears twice; the tool reads only the first, in "
-            f"column {column_letter(log.table.by_norm[spec.normalise_header(column.header)].index)}")
+            f"column {shown(column.header)} appears twice; the tool reads only the first, in "
+            f"column {log.table.column(column.header).letter}")
     for key in REQUIRED_KEYS:
         if key in log.columns:
             continue
@@ -96,55 +96,86 @@ def _merged(log: Log) -> Iterator[Finding]:
 # --------------------------------------------------------------------------- values
 
 def _values(log: Log, ctx) -> Iterator[Finding]:
-    id_column = log.columns.get("experiment_id")
+    # Column by column: one parser and one tight loop per column (see Log.parse_column).
+    rows = log.rows
+    table = log.table
+    outcomes: dict[int, object] = {}
     outcome_column = log.columns.get("outcome")
-    id_regex = log.config.id_regex
-    first_seen: dict[str, int] = {}
-    checked_columns = [c for c in log.table.columns if c.spec is not None
+    if outcome_column is not None:
+        for number, (outcome, error) in log.parse_column(outcome_column).items():
+            # Whether metrics are required depends on the outcome; a bad one is S006 already,
+            # so do not pile S002s on its row.
+            outcomes[number] = "rejected" if error is not None else outcome
+    checked_columns = [c for c in table.columns if c.spec is not None
                        and c not in log.duplicates]
-    for row in log.rows:
-        outcome = log.parse(row, outcome_column)[0]
-        for column in checked_columns:
-            raw = row.get(column)
+    for column in checked_columns:
+        index = column.index
+        kind = column.spec.kind
+        # Free text cannot be malformed: only its emptiness is checked.
+        parsed = log.parse_column(column) if kind != "text" else None
+        bad_code = "S006" if kind in ("choice", "rerun") or (
+            kind == "param" and _is_choice_param(log, column)) else "S003"
+        for row in rows:
+            values = row.values
+            raw = values[index] if index < len(values) else None
             if raw is None:
-                if log.table.is_unsaved_formula(row.number, column):
-                    yield log.finding(
-                        "S003", row, column,
-                        "a formula with no saved value: open and save the file in Excel or "
-                        "LibreOffice so its result is stored")
-                elif _required(column, outcome):
-                    what = column.display
-                    yield log.finding("S002", row, column, f"{what} is empty" + (
-                        " (a metric may stay empty only on a rejected row)"
-                        if column.spec.kind == "metric" else ""))
+                yield from _empty_cell(log, row, column, outcomes.get(row.number))
                 continue
-            value, error = log.parse(row, column)
+            if parsed is None:
+                continue
+            value, error = parsed[row.number]
             if error is not None:
-                code = "S006" if column.spec.kind in ("choice",) or (
-                    column.spec.kind == "param" and _is_choice_param(log, column)) or \
-                    column.spec.kind == "rerun" else "S003"
-                yield log.finding(code, row, column, f"{column.display}: {error}")
-                continue
-            kind = column.spec.kind
-            if kind == "seed" and not 0 <= value <= spec.SEED_MAX:
+                yield log.finding(bad_code, row, column, f"{column.display}: {error}")
+            elif kind == "seed" and not 0 <= value <= spec.SEED_MAX:
                 yield log.finding("S007", row, column,
                                   f"seed {value} is outside 0..{spec.SEED_MAX}")
-        if id_column is not None:
-            experiment_id = log.parse(row, id_column)[0]
-            if experiment_id is None:
-                continue
-            if experiment_id in first_seen:
-                yield log.finding(
-                    "S004", row, id_column,
-                    f"experiment ID {experiment_id!r} is already used in row "
-                    f"{first_seen[experiment_id]}")
-            else:
-                first_seen[experiment_id] = row.number
-            if not id_regex.search(experiment_id):
-                yield log.finding(
-                    "S005", row, id_column,
-                    f"experiment ID {experiment_id!r} does not match the id pattern "
-                    f"{log.config.id_pattern}")
+    yield from _ids(log)
+
+
+def _empty_cell(log: Log, row, column, outcome) -> Iterator[Finding]:
+    """An empty cell: an Excel error or a never-calculated formula that calamine reads as
+    empty (S003), or a required value missing (S002)."""
+    excel_error = log.table.error_at(row.number, column)
+    if excel_error is not None:
+        yield log.finding(
+            "S003", row, column,
+            f"{column.display} shows the Excel error {excel_error}: fix the formula or type "
+            "the value")
+    elif log.table.is_unsaved_formula(row.number, column):
+        yield log.finding(
+            "S003", row, column,
+            "a formula with no saved value: open and save the file in Excel or LibreOffice "
+            "so its result is stored")
+    elif _required(column, outcome):
+        yield log.finding("S002", row, column, f"{column.display} is empty" + (
+            " (a metric may stay empty only on a rejected row)"
+            if column.spec.kind == "metric" else ""))
+
+
+def _ids(log: Log) -> Iterator[Finding]:
+    """S004 and S005: unique IDs that match the id pattern (the ID cell)."""
+    id_column = log.columns.get("experiment_id")
+    if id_column is None:
+        return
+    id_regex = log.config.id_regex
+    first_seen: dict[str, int] = {}
+    parsed = log.parse_column(id_column)
+    for row in log.rows:
+        experiment_id = parsed[row.number][0]
+        if experiment_id is None:
+            continue
+        if experiment_id in first_seen:
+            yield log.finding(
+                "S004", row, id_column,
+                f"experiment ID {shown(experiment_id)} is already used in row "
+                f"{first_seen[experiment_id]}")
+        else:
+            first_seen[experiment_id] = row.number
+        if not id_regex.search(experiment_id):
+            yield log.finding(
+                "S005", row, id_column,
+                f"experiment ID {shown(experiment_id)} does not match the id pattern "
+                f"{log.config.id_pattern}")
 
 
 def _is_choice_param(log: Log, column) -> bool:
@@ -169,7 +200,7 @@ def _metrics_sheet(log: Log) -> Iterator[Finding]:
         for name, column in log.metrics.items():
             yield log.finding_at(
                 "S008", log.sheet, cell_ref(1, column.index), 1, column.header,
-                f"metric {name!r} has no row in a 'Metrics' sheet: add the sheet with columns "
+                f"metric {shown(name)} has no row in a 'Metrics' sheet: add the sheet with columns "
                 "Metric, Goal, Threshold, Description")
         return
     sheet = table.sheet
@@ -188,13 +219,13 @@ def _metrics_sheet(log: Log) -> Iterator[Finding]:
         if metric.goal is None:
             if "Goal" in metric.cells:
                 yield log.finding_at("S002", sheet, metric.cells["Goal"], metric.row, "Goal",
-                                     f"metric {metric.name!r} has no goal: write max or min")
+                                     f"metric {shown(metric.name)} has no goal: write max or min")
         else:
             try:
                 parse_choice(metric.goal, spec.GOALS)
             except ValueError:
                 yield log.finding_at("S006", sheet, metric.cells["Goal"], metric.row, "Goal",
-                                     f"goal {as_text(metric.goal)!r} is not max or min")
+                                     f"goal {shown(metric.goal)} is not max or min")
         if metric.threshold is not None and "Threshold" in metric.cells:
             if isinstance(metric.threshold, bool) or not isinstance(metric.threshold,
                                                                     (int, float)):
@@ -203,17 +234,17 @@ def _metrics_sheet(log: Log) -> Iterator[Finding]:
                 except ValueError:
                     yield log.finding_at(
                         "S003", sheet, metric.cells["Threshold"], metric.row, "Threshold",
-                        f"threshold {as_text(metric.threshold)!r} is not a number")
+                        f"threshold {shown(metric.threshold)} is not a number")
     columns = {name.casefold(): column for name, column in log.metrics.items()}
     for key, column in columns.items():
         if key not in declared:
             yield log.finding_at(
                 "S008", log.sheet, cell_ref(1, column.index), 1, column.header,
-                f"metric {column.name!r} has no row in the Metrics sheet: declare its goal "
+                f"metric {shown(column.name)} has no row in the Metrics sheet: declare its goal "
                 "and threshold there")
     for key, metric in declared.items():
         if key not in columns:
             yield log.finding_at(
                 "S008", sheet, metric.cells["Metric"], metric.row, "Metric",
-                f"the Metrics sheet declares {metric.name!r} but the Experiments sheet has no "
+                f"the Metrics sheet declares {shown(metric.name)} but the Experiments sheet has no "
                 f"metrics.{metric.name} column")

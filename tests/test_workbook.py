@@ -1,0 +1,633 @@
+"""workbook.py: the reader, and the hostile files it must turn away with one line (exit 2).
+
+Every hostile file is run through the real CLI in a subprocess: exit code 2, exactly one line
+on stderr naming the file and what to do, nothing on stdout, never a traceback.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import struct
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import openpyxl
+import pytest
+import xlsxwriter
+
+import aisdp_log
+from aisdp_log import workbook as workbook_module
+from aisdp_log.errors import WorkbookError
+from aisdp_log.workbook import (MAX_MEMBER_RATIO, MAX_MEMBERS, RATIO_CHECK_FROM, Workbook,
+                                cell_ref, check_container, column_letter, load_log)
+from builders import BASE_ROW, row, write_log
+
+# --------------------------------------------------------------------------- helpers
+
+ADVICE = ("save", "check", "pass", "write", "restore", "add", "open", "keep")
+
+
+def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = dict(os.environ, NO_COLOR="1")
+    env.pop("AISDP_LOG_DEBUG", None)
+    return subprocess.run([sys.executable, "-m", "aisdp_log", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def assert_refused(path: Path, cwd: Path) -> str:
+    """The CLI refuses `path` the way SPEC says: exit 2, one line naming the file and advice."""
+    result = run_cli("validate", str(path), "--offline", cwd=cwd)
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    line = lines[0]
+    assert "Traceback" not in line and "internal error" not in line
+    assert line.startswith("aisdp-log: error: ")
+    assert str(path) in line
+    assert any(word in line.split(str(path), 1)[1] for word in ADVICE), line
+    return line
+
+
+FREE, END, FATSECT, NOSTREAM = 0xFFFFFFFF, 0xFFFFFFFE, 0xFFFFFFFD, 0xFFFFFFFF
+
+
+def compound_file(streams: dict[str, bytes]) -> bytes:
+    """A minimal, well-formed OLE2 compound file (v3, 512-byte sectors) with `streams` at its
+    root: the container of Excel 97-2003 .xls files and of encrypted Office documents."""
+    fat, entries, data = [FATSECT, END], [], []
+    next_sector = 2
+    for name, content in streams.items():
+        content = content.ljust(4096, b"\0")  # at the mini-stream cutoff: regular sectors
+        count = -(-len(content) // 512)
+        fat += [next_sector + i + 1 for i in range(count - 1)] + [END]
+        data.append(content.ljust(count * 512, b"\0"))
+        entries.append((name, next_sector, len(content)))
+        next_sector += count
+    fat += [FREE] * (128 - len(fat))
+
+    def entry(name, kind, start, size, child=NOSTREAM, right=NOSTREAM):
+        encoded = (name + "\0").encode("utf-16-le")
+        return (encoded.ljust(64, b"\0") + struct.pack("<HBB", len(encoded), kind, 1)
+                + struct.pack("<III", NOSTREAM, right, child) + b"\0" * 36
+                + struct.pack("<IQ", start, size))
+
+    directory = entry("Root Entry", 5, END, 0, child=1)
+    for index, (name, start, size) in enumerate(entries, start=1):
+        directory += entry(name, 2, start, size,
+                           right=index + 1 if index < len(entries) else NOSTREAM)
+    header = (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 16
+              + struct.pack("<HHHHH", 0x3E, 3, 0xFFFE, 9, 6) + b"\0" * 6
+              + struct.pack("<9I", 0, 1, 1, 0, 4096, END, 0, END, 0)
+              + struct.pack("<I", 0) + struct.pack("<I", FREE) * 108)
+    return header + struct.pack("<128I", *fat) + directory.ljust(512, b"\0") + b"".join(data)
+
+
+def rewrite_member(source: Path, target: Path, member: str, change) -> Path:
+    """Copy a zip, passing one member's bytes through `change`."""
+    with zipfile.ZipFile(source) as zin, zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as zout:
+        for info in zin.infolist():
+            data = zin.read(info)
+            zout.writestr(info.filename, change(data) if info.filename == member else data)
+    return target
+
+
+# --------------------------------------------------------------------------- hostile files
+
+def _not_a_zip(path):
+    path.write_bytes(bytes(range(256)) * 8)
+
+
+def _old_xls(path):
+    # BIFF8 starts its Workbook stream with a BOF record (0x0809)
+    path.write_bytes(compound_file({"Workbook": b"\x09\x08\x10\x00\x00\x06\x05\x00"}))
+
+
+def _encrypted_ole(path):
+    path.write_bytes(compound_file({"EncryptionInfo": b"\x04\x00\x04\x00\x40\x00\x00\x00",
+                                    "EncryptedPackage": os.urandom(6000)}))
+
+
+def _csv_renamed(path):
+    path.write_text("Experiment ID,Date,Hypothesis\nEXP-001,2026-07-14,Adam beats SGD\n")
+
+
+def _html_renamed(path):
+    path.write_text("<html><body><table><tr><td>EXP-001</td></tr></table></body></html>")
+
+
+def _missing(path):
+    pass
+
+
+def _folder(path):
+    path.mkdir()
+
+
+def _empty(path):
+    path.write_bytes(b"")
+
+
+def _truncated_zip(path):
+    write_log(path, [row()])
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def _ods(path):
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("mimetype", "application/vnd.oasis.opendocument.spreadsheet")
+        archive.writestr("META-INF/manifest.xml", "<manifest/>")
+        archive.writestr("content.xml", "<office:document-content/>")
+
+
+def _docx(path):
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("[Content_Types].xml", "<Types/>")
+        archive.writestr("word/document.xml", "<w:document/>")
+
+
+def _plain_zip(path):
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("notes.txt", "hello")
+
+
+def _too_many_members(path):
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as archive:
+        for index in range(MAX_MEMBERS + 1):
+            archive.writestr(f"xl/media/{index}.bin", b"")
+
+
+def _no_experiments_sheet(path):
+    workbook = xlsxwriter.Workbook(str(path))
+    workbook.add_worksheet("Runs").write_row(0, 0, list(BASE_ROW))
+    workbook.close()
+
+
+def _billion_laughs(member):
+    entities = b'<!ENTITY lol "lol">' + b"".join(
+        b'<!ENTITY lol%d "%s">' % (i, (b"&lol%d;" % (i - 1) if i > 1 else b"&lol;") * 10)
+        for i in range(1, 10))
+    doctype = b"<!DOCTYPE lolz [" + entities + b"]>"
+
+    def build(path):
+        def poison(xml: bytes) -> bytes:
+            head, sep, rest = xml.partition(b"?>")
+            rest = rest.replace(b"<t>Adam beats SGD</t>", b"<t>&lol9;</t>")
+            rest = re.sub(rb'<c r="C2" t="s"><v>\d+</v></c>',
+                          b'<c r="C2" t="inlineStr"><is><t>&lol9;</t></is></c>', rest)
+            return head + sep + doctype + rest
+
+        source = write_log(path.with_name("source.xlsx"), [row()])
+        rewrite_member(source, path, member, poison)
+    return build
+
+
+def _stray_cell_far_away(path):
+    # a person pressed Ctrl+Right, Ctrl+Down and typed: calamine would allocate 17 billion cells
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.title = "Experiments"
+    sheet.append(list(BASE_ROW))
+    sheet.append(list(row().values()))
+    sheet["XFD1048576"] = "oops"
+    book.save(path)
+
+
+def _cell_beyond_the_last_row(path):
+    # a hand-made file: one cell at row 99,999,999, out of order, and a dimension that lies
+    source = write_log(path.with_name("source.xlsx"), [row()])
+    rewrite_member(source, path, "xl/worksheets/sheet1.xml",
+                   lambda xml: xml.replace(b'<c r="A2"', b'<c r="A99999999"'))
+
+
+HOSTILE = {
+    "stray-cell-far-away": _stray_cell_far_away,
+    "cell-beyond-the-last-row": _cell_beyond_the_last_row,
+    "not-a-zip": _not_a_zip,
+    "old-xls": _old_xls,
+    "encrypted": _encrypted_ole,
+    "csv-renamed": _csv_renamed,
+    "html-renamed": _html_renamed,
+    "missing": _missing,
+    "folder": _folder,
+    "empty": _empty,
+    "truncated-zip": _truncated_zip,
+    "ods": _ods,
+    "docx": _docx,
+    "plain-zip": _plain_zip,
+    "too-many-members": _too_many_members,
+    "no-experiments-sheet": _no_experiments_sheet,
+    "billion-laughs-shared-strings": _billion_laughs("xl/sharedStrings.xml"),
+    "billion-laughs-sheet": _billion_laughs("xl/worksheets/sheet1.xml"),
+}
+
+
+@pytest.mark.parametrize("kind", list(HOSTILE))
+def test_hostile_file_is_one_line_and_exit_2(tmp_path, kind):
+    path = tmp_path / f"{kind} log.xlsx"  # a space in the name, as people write them
+    HOSTILE[kind](path)
+    started = time.perf_counter()
+    assert_refused(path, tmp_path)
+    assert time.perf_counter() - started < 10  # billion laughs must not hang
+
+
+@pytest.mark.parametrize("kind", list(HOSTILE))
+def test_hostile_file_raises_workbook_error_in_the_library(tmp_path, kind):
+    path = tmp_path / f"{kind}.xlsx"
+    HOSTILE[kind](path)
+    with pytest.raises(WorkbookError, match="^" + re.escape(str(path))):
+        aisdp_log.validate(path, offline=True)
+
+
+def test_real_encrypted_workbook(tmp_path):
+    """A workbook encrypted by Office's own scheme (msoffcrypto writes what Excel writes)."""
+    ooxml = pytest.importorskip("msoffcrypto.format.ooxml")
+    plain = write_log(tmp_path / "plain.xlsx", [row()])
+    encrypted = tmp_path / "locked.xlsx"
+    with open(plain, "rb") as source, open(encrypted, "wb") as target:
+        ooxml.OOXMLFile(source).encrypt("secret", target)
+    assert "encrypted" in assert_refused(encrypted, tmp_path)
+
+
+def test_old_xls_and_encrypted_files_are_told_apart(tmp_path):
+    _old_xls(tmp_path / "a.xlsx")
+    _encrypted_ole(tmp_path / "b.xlsx")
+    with pytest.raises(WorkbookError, match="97-2003"):
+        check_container(tmp_path / "a.xlsx")
+    with pytest.raises(WorkbookError, match="encrypted"):
+        check_container(tmp_path / "b.xlsx")
+
+
+# --------------------------------------------------------------------------- zip bomb
+
+@pytest.fixture(scope="module")
+def zip_bomb(tmp_path_factory) -> Path:
+    """A workbook whose sheet XML inflates to 1 GiB from about 1 MB (deflate at level 9)."""
+    path = tmp_path_factory.mktemp("bomb") / "bomb.xlsx"
+    source = write_log(path.with_name("source.xlsx"), [row()])
+    chunk = b" " * (4 << 20)  # white space between XML tags: valid, and deflates 1000-fold
+    with zipfile.ZipFile(source) as zin, zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED,
+                                                          compresslevel=9) as zout:
+        for info in zin.infolist():
+            if info.filename != "xl/worksheets/sheet1.xml":
+                zout.writestr(info.filename, zin.read(info))
+        with zout.open("xl/worksheets/sheet1.xml", "w") as sheet:
+            for _ in range(256):  # 256 x 4 MiB = 1 GiB, written in chunks
+                sheet.write(chunk)
+    return path
+
+
+@pytest.mark.slow
+def test_zip_bomb_is_rejected_fast_without_inflating(zip_bomb, tmp_path, monkeypatch):
+    info = zipfile.ZipFile(zip_bomb).getinfo("xl/worksheets/sheet1.xml")
+    assert info.file_size >= 1 << 30
+    assert zip_bomb.stat().st_size < 2 << 20
+    opened = []
+    real_open = zipfile.ZipFile.open
+
+    def spy(self, name, *args, **kwargs):
+        opened.append(name if isinstance(name, str) else name.filename)
+        return real_open(self, name, *args, **kwargs)
+
+    monkeypatch.setattr(zipfile.ZipFile, "open", spy)
+    started = time.perf_counter()
+    with pytest.raises(WorkbookError, match="zip bomb"):
+        check_container(zip_bomb)
+    assert time.perf_counter() - started < 0.05
+    assert opened == []  # no member was even opened, let alone inflated
+    with pytest.raises(WorkbookError, match="zip bomb"):
+        aisdp_log.validate(zip_bomb, offline=True)
+    assert "xl/worksheets/sheet1.xml" not in opened
+    monkeypatch.undo()
+    assert_refused(zip_bomb, tmp_path)
+
+
+def lie_about_size(source: Path, target: Path, member: str, declared: int) -> Path:
+    """A copy of the zip whose headers declare `member` `declared` bytes long: a bomb that
+    passes every check of declared sizes and ratios."""
+    data = bytearray(source.read_bytes())
+    with zipfile.ZipFile(source) as archive:
+        info = archive.getinfo(member)
+    assert data[info.header_offset:info.header_offset + 4] == b"PK\x03\x04"
+    struct.pack_into("<I", data, info.header_offset + 22, declared)
+    entry = data.find(b"PK\x01\x02")
+    while entry != -1:
+        name_length = struct.unpack_from("<H", data, entry + 28)[0]
+        if data[entry + 46:entry + 46 + name_length] == member.encode():
+            struct.pack_into("<I", data, entry + 24, declared)
+        entry = data.find(b"PK\x01\x02", entry + 4)
+    target.write_bytes(bytes(data))
+    return target
+
+
+@pytest.mark.slow
+def test_zip_bomb_that_lies_about_its_size_is_refused_fast(zip_bomb, tmp_path):
+    liar = lie_about_size(zip_bomb, tmp_path / "liar.xlsx", "xl/worksheets/sheet1.xml", 60_000)
+    check_container(liar).close()  # the declared sizes look harmless...
+    started = time.perf_counter()
+    assert_refused(liar, tmp_path)  # ...but calamine stops reading at the declared size
+    assert time.perf_counter() - started < 5
+
+
+def test_declared_total_over_the_limit_is_rejected(tmp_path, monkeypatch):
+    # Many members that each compress modestly but add up: the total limit, not the ratio.
+    monkeypatch.setattr(workbook_module, "MAX_TOTAL_UNCOMPRESSED", 1 << 20)
+    rows = [row(hypothesis=os.urandom(15_000).hex()) for _ in range(40)]
+    path = write_log(tmp_path / "big.xlsx", rows)
+    with pytest.raises(WorkbookError, match="inflate"):
+        check_container(path)
+
+
+# --------------------------------------------------------------------------- big but honest
+
+def formatted_to_last_row(path: Path, rows: list[dict]) -> Path:
+    """A log whose Experiments sheet is formatted down to row 1,048,576, as Excel writes it
+    when whole rows are formatted: one styled, empty <row> element per row."""
+    source = write_log(path.with_name("source-" + path.name), rows)
+    member = "xl/worksheets/sheet1.xml"
+    with zipfile.ZipFile(source) as zin, zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zout:
+        for info in zin.infolist():
+            data = zin.read(info)
+            if info.filename != member:
+                zout.writestr(info.filename, data)
+                continue
+            head, sep, tail = data.partition(b"</sheetData>")
+            with zout.open(member, "w", force_zip64=True) as sheet:
+                sheet.write(head)
+                first = len(rows) + 2
+                for start in range(first, 1_048_577, 50_000):
+                    sheet.write(b"".join(
+                        b'<row r="%d" spans="1:13" s="1" customFormat="1" ht="15"/>' % number
+                        for number in range(start, min(start + 50_000, 1_048_577))))
+                sheet.write(sep + tail)
+    return path
+
+
+@pytest.mark.slow
+def test_sheet_formatted_to_the_last_row_is_read_fast_with_normal_findings(tmp_path):
+    path = formatted_to_last_row(tmp_path / "formatted.xlsx",
+                                 [row(), row(experiment_id="EXP-002", random_seed=-5)])
+    info = zipfile.ZipFile(path).getinfo("xl/worksheets/sheet1.xml")
+    ratio = info.file_size / info.compress_size
+    # Measured about 20:1 (55 MB of XML): far from the bomb limit, so no tuning is needed.
+    assert info.file_size > RATIO_CHECK_FROM and ratio < MAX_MEMBER_RATIO / 10
+    started = time.perf_counter()
+    report = aisdp_log.validate(path, offline=True)
+    elapsed = time.perf_counter() - started
+    assert report.codes() == [("S007", "G3")]
+    assert report.rows == 2
+    assert elapsed < 3, elapsed
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 64, 1 << 22])
+def test_formula_and_error_scan_is_the_same_whatever_the_chunk_size(tmp_path, monkeypatch,
+                                                                     chunk):
+    path = tmp_path / "scan.xlsx"
+    book = xlsxwriter.Workbook(str(path))
+    sheet = book.add_worksheet("Experiments")
+    for number in range(200):
+        sheet.write_row(number, 0, [f"text {number}", number, number / 3])
+        if number % 7 == 0:
+            sheet.write_formula(number, 3, "=1/0", None, "#DIV/0!")
+        if number % 11 == 0:
+            sheet.write_formula(number, 4, "=B1", None, "")  # no saved result
+    book.close()
+    monkeypatch.setattr(workbook_module, "SCAN_CHUNK", chunk)
+    with zipfile.ZipFile(path) as archive:
+        missing, errors = workbook_module.scan_cells(archive, "xl/worksheets/sheet1.xml")
+    assert errors == {f"D{n + 1}": "#DIV/0!" for n in range(0, 200, 7)}
+    assert missing == {f"E{n + 1}" for n in range(0, 200, 11)}
+
+
+def test_a_wide_log_is_measured_and_read(tmp_path):
+    """Past column DA the extent is measured exactly: 150 columns are fine."""
+    extra = {f"Extra {n}": n for n in range(140)}
+    path = write_log(tmp_path / "wide.xlsx", [row(**extra), row(experiment_id="EXP-002",
+                                                                random_seed=-1, **extra)])
+    with zipfile.ZipFile(path) as archive:
+        assert workbook_module._scan(archive, "xl/worksheets/sheet1.xml").might_be_huge()
+        assert workbook_module.exact_extent(archive, "xl/worksheets/sheet1.xml") == \
+            (3, 153, "EW3")
+    assert aisdp_log.validate(path, offline=True).codes() == [("S007", "G3")]
+
+
+# --------------------------------------------------------------------------- awkward content
+
+def openpyxl_log(rows: list[dict]):
+    """(workbook, Experiments sheet) written by openpyxl: BASE_ROW's headers, `rows`, and a
+    Metrics sheet declaring accuracy; the caller adds formulas or merges and saves."""
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.title = "Experiments"
+    sheet.append(list(BASE_ROW))
+    for values in rows:
+        sheet.append([values.get(h) for h in BASE_ROW])
+    metrics = book.create_sheet("Metrics")
+    metrics.append(["Metric", "Goal"])
+    metrics.append(["accuracy", "max"])
+    return book, sheet
+
+
+def test_formulas_with_and_without_saved_values(tmp_path):
+    path = tmp_path / "f.xlsx"
+    book, sheet = openpyxl_log([row(), row(experiment_id="EXP-002")])
+    sheet["G3"] = "=G2*2"          # openpyxl saves no result
+    sheet["J5"] = "=CONCAT(J2)"    # a row holding only a never-calculated formula
+    book.save(path)
+    with Workbook(path) as workbook:
+        table = workbook.table("Experiments")
+    assert table.unsaved_formulas == {"G3", "J5"}
+    assert [r.number for r in table.rows] == [2, 3, 5]
+    found = set(aisdp_log.validate(path, offline=True).codes())
+    assert {("S003", "G3"), ("S003", "J5")} <= found
+
+    saved = tmp_path / "saved.xlsx"  # xlsxwriter saves the results it is given
+    book = xlsxwriter.Workbook(str(saved))
+    sheet = book.add_worksheet("Experiments")
+    sheet.write_row(0, 0, list(BASE_ROW))
+    sheet.write_row(1, 0, list(row().values()))
+    sheet.write_formula("G2", "=40+2", None, 42)
+    sheet.write_formula("C2", '="Adam "&"beats SGD"', None, "Adam beats SGD")
+    book.add_worksheet("Metrics").write_row(0, 0, ["Metric", "Goal"])
+    book.get_worksheet_by_name("Metrics").write_row(1, 0, ["accuracy", "max"])
+    book.close()
+    with Workbook(saved) as workbook:
+        assert workbook.table("Experiments").unsaved_formulas == set()
+    assert aisdp_log.validate(saved, offline=True).codes() == []
+
+
+@pytest.mark.parametrize("error", ["#DIV/0!", "#N/A", "#VALUE!", "#REF!", "#NAME?", "#NUM!",
+                                   "#NULL!"])
+def test_excel_error_cells_are_s003_findings(tmp_path, error):
+    path = tmp_path / "e.xlsx"
+    book = xlsxwriter.Workbook(str(path))
+    sheet = book.add_worksheet("Experiments")
+    sheet.write_row(0, 0, list(BASE_ROW))
+    sheet.write_row(1, 0, list(row().values()))
+    sheet.write_formula("I2", "=A1/0", None, error)   # calamine reads it as ''
+    book.add_worksheet("Metrics").write_row(0, 0, ["Metric", "Goal"])
+    book.get_worksheet_by_name("Metrics").write_row(1, 0, ["accuracy", "max"])
+    book.close()
+    with Workbook(path) as workbook:
+        table = workbook.table("Experiments")
+    assert table.rows[0].values[8] is None
+    assert table.error_cells == {"I2": error}
+    assert aisdp_log.validate(path, offline=True).codes() == [("S003", "I2")]
+
+
+def test_merged_cells_in_the_data_area(tmp_path):
+    path = tmp_path / "m.xlsx"
+    book, sheet = openpyxl_log([row(experiment_id=f"EXP-00{n}") for n in range(1, 4)])
+    sheet.merge_cells("K3:K4")   # one environment for two runs
+    sheet.merge_cells("M2:M4")   # one note for three
+    book.save(path)
+    assert set(aisdp_log.validate(path, offline=True).codes()) == {
+        ("S010", "K3"), ("S002", "K4"), ("S010", "M2")}
+
+
+def test_unicode_and_emoji_everywhere(tmp_path):
+    rows = [row(hypothesis="Ünïcödé ✓ 🚀 模型", notes="😀 " * 50, environment="torch 🔥",  # noqa
+                **{"Kommentar 💬": "ja"}),
+            row(experiment_id="EXP-ß", hypothesis="🙂")]
+    path = write_log(tmp_path / "ünïcode 🚀.xlsx", rows,
+                     extra_sheets={"Notizen ✍": [["ä", "ö"], ["🚀", 1]]})
+    assert set(aisdp_log.validate(path, offline=True).codes()) == {("S005", "A3")}
+    result = run_cli("validate", str(path), "--offline", "--format", "json", cwd=tmp_path)
+    assert result.returncode == 1 and result.stderr == ""
+    assert "EXP-ß" in result.stdout
+
+
+def test_very_long_text_is_checked_and_messages_stay_short(tmp_path):
+    long_text = "x" * 32_767  # Excel's limit for one cell
+    values = {h: long_text for h in BASE_ROW}
+    path = write_log(tmp_path / "long.xlsx", [values],
+                     headers=list(BASE_ROW) + ["params.huge"])
+    report = aisdp_log.validate(path, offline=True)
+    # date, data version (> 255 characters), commit, seed, duration, metric, hash; outcome
+    assert set(report.codes()) == {
+        ("S003", "B2"), ("S003", "E2"), ("S003", "F2"), ("S003", "G2"), ("S003", "H2"),
+        ("S003", "I2"), ("S003", "J2"), ("S006", "L2")}
+    assert all(len(f.message) < 300 for f in report.findings)
+
+
+def test_booleans_in_every_column(tmp_path):
+    headers = list(BASE_ROW) + ["Other params", "Rerun", "Reproducibility"]
+    path = write_log(tmp_path / "bool.xlsx", [{h: True for h in headers},
+                                              {h: False for h in headers}], headers=headers)
+    report = aisdp_log.validate(path, offline=True)
+    found = set(report.codes())
+    for number in (2, 3):
+        # ID, date, commit, seed, duration, metric, hash: wrong type; outcome: not allowed
+        assert {(code, f"{col}{number}") for code, col in [
+            ("S003", "A"), ("S003", "B"), ("S003", "F"), ("S003", "G"), ("S003", "H"),
+            ("S003", "I"), ("S003", "J"), ("S006", "L")]} <= found
+    result = run_cli("validate", str(path), "--offline", cwd=tmp_path)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+
+
+def test_an_empty_experiments_sheet_is_findings_not_a_crash(tmp_path):
+    book = xlsxwriter.Workbook(str(tmp_path / "e.xlsx"))
+    book.add_worksheet("Experiments")
+    book.close()
+    report = aisdp_log.validate(tmp_path / "e.xlsx", offline=True)
+    assert report.rows == 0
+    assert {(code, cell) for code, cell in report.codes()} == {("S001", "A1")}
+
+
+# --------------------------------------------------------------------------- the reader
+
+def test_table_keeps_sheet_row_numbers_and_skips_empty_rows(tmp_path):
+    path = tmp_path / "gaps.xlsx"
+    book = xlsxwriter.Workbook(str(path))
+    sheet = book.add_worksheet("Experiments")
+    sheet.write_row(0, 0, ["  Experiment   ID ", None, "Date", 42])
+    sheet.write_row(3, 0, ["EXP-001", None, "  2026-07-14 "])
+    sheet.write_string(4, 0, "   ")          # white space only: empty
+    sheet.write_row(6, 0, [None, None, None, 1.0])
+    book.close()
+    with Workbook(path) as workbook:
+        table = workbook.table("Experiments")
+    assert [(c.index, c.header) for c in table.columns] == [(0, "Experiment ID"), (2, "Date"),
+                                                            (3, "42")]
+    assert [(r.number, r.values) for r in table.rows] == [
+        (4, ["EXP-001", None, "2026-07-14", None]), (7, [None, None, None, 1])]
+    assert table.column("experiment id").index == 0
+    assert table.first_empty_header == "B1"
+
+
+def test_find_sheet_ignores_case_and_spacing(tmp_path):
+    path = write_log(tmp_path / "s.xlsx", [row()], metrics=False,
+                     extra_sheets={"  METRICS ": [["Metric"]]})
+    with Workbook(path) as workbook:
+        assert workbook.find_sheet("Metrics") == "  METRICS "
+        assert workbook.find_sheet("Experiments") == "Experiments"
+        assert workbook.find_sheet("Reruns") is None
+
+
+def test_load_log_resolves_columns(tmp_path):
+    headers = list(BASE_ROW) + ["params.batch size", "Notes", "GPU"]
+    log = load_log(write_log(tmp_path / "l.xlsx", [row()], headers=headers))
+    try:
+        assert set(log.params) == {"learning_rate", "batch size"}
+        assert set(log.metrics) == {"accuracy"}
+        assert [c.header for c in log.unknown] == ["GPU"]
+        assert [c.letter for c in log.duplicates] == ["O"]
+        first = log.rows[0]
+        assert log.typed(first, "random_seed") == 42
+        assert log.typed(first, "date") == dt.date(2026, 7, 14)
+        assert log.typed(first, "metrics.accuracy") == 0.91
+        assert log.experiment_id(first) == "EXP-001"
+    finally:
+        log.workbook.close()
+
+
+@pytest.mark.parametrize("index, letters", [(0, "A"), (25, "Z"), (26, "AA"), (51, "AZ"),
+                                            (52, "BA"), (701, "ZZ"), (702, "AAA"),
+                                            (16383, "XFD")])
+def test_column_letter(index, letters):
+    assert column_letter(index) == letters
+    assert cell_ref(7, index) == f"{letters}7"
+
+
+def test_scan_reads_single_quoted_and_namespace_prefixed_cells(tmp_path):
+    sheet = (b"<?xml version='1.0'?><x:worksheet xmlns:x='urn:x'><x:sheetData>"
+             b"<x:row r='2'><x:c r='A2' t='e'><x:f>1/0</x:f><x:v>#DIV/0!</x:v></x:c>"
+             b"<x:c r='B2'><x:f>A2</x:f></x:c><x:c r='C2'><x:v>1</x:v></x:c></x:row>"
+             b"</x:sheetData></x:worksheet>")
+    path = tmp_path / "prefixed.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("sheet.xml", sheet)
+    with zipfile.ZipFile(path) as archive:
+        assert workbook_module.scan_cells(archive, "sheet.xml") == ({"B2"}, {"A2": "#DIV/0!"})
+
+
+def test_fast_row_normalisation_equals_values_normalise():
+    from hypothesis import given, settings, strategies as st
+
+    from aisdp_log.values import normalise
+
+    cells = st.one_of(st.none(), st.text(max_size=8), st.floats(), st.integers(), st.booleans(),
+                      st.dates(), st.sampled_from(["", " ", 2.0**53, -2.0**53, 2.0**53 - 1]))
+
+    @settings(max_examples=300, deadline=None, derandomize=True)
+    @given(st.lists(cells, max_size=12))
+    def check(raw):
+        fast = workbook_module._normalise_row(raw)
+        slow = [normalise(v) for v in raw]
+        assert [(type(a), a) for a in fast if a == a] == [(type(b), b) for b in slow if b == b]
+
+    check()
+
+
+def test_a_file_name_with_a_line_break_still_gives_one_line(tmp_path):
+    path = tmp_path / "two\nlines.xlsx"
+    path.write_text("Experiment ID,Date\n")
+    result = run_cli("validate", str(path), "--offline", cwd=tmp_path)
+    assert result.returncode == 2
+    assert len(result.stderr.splitlines()) == 1 and "two\\nlines.xlsx" in result.stderr
