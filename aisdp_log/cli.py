@@ -12,9 +12,15 @@ from . import __version__
 from .errors import AisdpLogError
 
 
+#: The order `--help` lists commands in: the order a team uses them.
+COMMAND_ORDER = ("demo", "template", "validate", "hash", "add", "rerun", "review", "export",
+                 "codes")
+
+
 class _Group(click.Group):
-    def list_commands(self, ctx):  # keep the order commands are used in
-        return list(self.commands)
+    def list_commands(self, ctx):
+        order = {name: i for i, name in enumerate(COMMAND_ORDER)}
+        return sorted(self.commands, key=lambda name: (order.get(name, len(order)), name))
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -23,9 +29,13 @@ def cli() -> None:
     """Keep an experiment log that a regulator can trust (EU AI Act, Annex IV).
 
     \b
+    aisdp-log demo DIR                 build a complete example project, then explore it
     aisdp-log template                 write an empty experiment-log.xlsx
     aisdp-log validate LOG.xlsx        check every row against git, DVC and the artefacts
-    aisdp-log codes                    list the finding codes
+    aisdp-log add LOG.xlsx ID          append a row from a recorded run
+    aisdp-log rerun LOG.xlsx --id ID   reproduce a run and append the evidence
+    aisdp-log review LOG.xlsx --sign   write and sign the quarterly model-selection review
+    aisdp-log export mlflow LOG.xlsx   carry the log into MLflow
     """
 
 
@@ -99,7 +109,8 @@ def validate(logs: tuple[Path, ...], repo: Path | None, output_format: str, stri
 @click.option("--repo", type=click.Path(file_okay=False, path_type=Path),
               help="The repository holding the artefacts (default: the one holding LOG).")
 @click.option("--force", is_flag=True, help="Write although an Excel (~$) or LibreOffice "
-              "(.~lock) lock file says the log is open: for a lock left by a crash.")
+              "(.~lock) lock file says the log is open (a lock left by a crash), or although "
+              "saving drops parts the writer cannot keep (shapes, sparklines, ...).")
 def add(log: Path, experiment_id: str, repo: Path | None, force: bool) -> None:
     """Append a row for EXPERIMENT_ID from its artefact folder (run.json, metrics.json, the
     model's hash); you fill Hypothesis, Outcome and Notes."""
@@ -123,6 +134,49 @@ def add(log: Path, experiment_id: str, repo: Path | None, force: bool) -> None:
 
 
 @cli.command()
+@click.argument("log", type=click.Path(path_type=Path))
+@click.option("--period", help="The quarter to review, e.g. 2026-Q3 (default: the latest "
+              "quarter with rows).")
+@click.option("-o", "--output", "output_dir", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("."), show_default=True, help="Folder for review-<period>.html/.md.")
+@click.option("--sign", "signer", metavar='"NAME, ROLE"', help="Record your approval in sheet "
+              "Sign-off with a hash of every reviewed row; later edits become R006.")
+@click.option("--repo", type=click.Path(file_okay=False, path_type=Path),
+              help="The repository the log describes (default: the one holding LOG).")
+@click.option("--force", is_flag=True, help="Sign although an Excel (~$) or LibreOffice "
+              "(.~lock) lock file says the log is open: for a lock left by a crash.")
+def review(log: Path, period: str | None, output_dir: Path, signer: str | None,
+           repo: Path | None, force: bool) -> None:
+    """Write the model-selection review of one quarter as HTML (self-contained, printable)
+    and Markdown; --sign records who approved it."""
+    from .review import write_review
+
+    result = write_review(log, period=period, output_dir=output_dir, sign=signer, repo=repo,
+                          force=force)
+    counts = result.review.counts
+    click.echo(f"{result.review.period}: {counts['runs']} runs ({counts['selected']} selected, "
+               f"{counts['baseline']} baseline, {counts['rejected']} rejected, "
+               f"{counts['undecided']} undecided); validation "
+               f"({result.review.validation_mode}): {result.review.errors} errors, "
+               f"{result.review.warnings} warnings")
+    click.echo(f"wrote {result.html_path} ({len(result.review.plots)} figures)")
+    click.echo(f"wrote {result.markdown_path}")
+    if result.review.signoff is not None:
+        click.echo(f"signed {result.review.period} as {result.review.signoff.name_and_role} "
+                   f"in {log} (sheet Sign-off row {result.review.signoff.row_number})")
+
+
+@cli.command("hash")
+@click.argument("path", type=click.Path(path_type=Path))
+def hash_command(path: Path) -> None:
+    """Print the Artefact hash of an artefact folder or a file, as the cell wants it
+    (sha256:<hex>; several files: the hash of their sha256sum-style list)."""
+    from .hashing import hash_for_cell
+
+    click.echo(hash_for_cell(path, show_progress=sys.stderr.isatty()))
+
+
+@cli.command()
 @click.option("--format", "output_format", type=click.Choice(["text", "markdown", "json"]),
               default="text", show_default=True)
 def codes(output_format: str) -> None:
@@ -132,8 +186,100 @@ def codes(output_format: str) -> None:
     click.echo(render_codes(output_format))
 
 
+@cli.command()
+@click.argument("directory", metavar="DIR", type=click.Path(file_okay=False, path_type=Path))
+def demo(directory: Path) -> None:
+    """Build a complete example project in DIR (new or empty): git, DVC-tracked data,
+    train.py, aisdp.toml, a filled experiment-log.xlsx and artefacts/, then validate it.
+
+    Needs the torch extra: pip install 'aisdp-log[torch]'.
+    """
+    from .demo import build_demo
+
+    build_demo(directory, echo=click.echo)
+
+
+@cli.command()
+@click.argument("log", type=click.Path(path_type=Path))
+@click.option("--id", "ids", multiple=True, metavar="ID",
+              help="Experiment ID of a row to reproduce (repeatable).")
+@click.option("--flagged", is_flag=True, help="Reproduce every row marked in the Rerun column.")
+@click.option("--runs", type=click.IntRange(1, 100),
+              help="Runs for a statistical verdict (default: [rerun] runs, else 5).")
+@click.option("--mode", type=click.Choice(["auto", "bitwise", "statistical"]), default="auto",
+              show_default=True, help="auto: bitwise, then statistical if bitwise fails.")
+@click.option("--jobs", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Runs at the same time.")
+@click.option("--dry-run", is_flag=True, help="Print what would run; run and write nothing.")
+@click.option("--repo", type=click.Path(file_okay=False, path_type=Path),
+              help="The git repository the log describes (default: the one holding LOG).")
+@click.option("--force", is_flag=True, help="Write even though an Excel/LibreOffice lock file "
+              "says the workbook is open (a stale lock).")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="aisdp.toml to use (default: the one at the repository root).")
+def rerun(log: Path, ids: tuple[str, ...], flagged: bool, runs: int | None, mode: str,
+          jobs: int, dry_run: bool, repo: Path | None, force: bool,
+          config_path: Path | None) -> None:
+    """Reproduce rows of LOG in fresh git worktrees and append the evidence.
+
+    Exit code 0: every requested row reproduced (dry run: every row can run); 1: a row did not
+    reproduce or could not run; 2: bad arguments or an unreadable log.
+    """
+    from .rerun import rerun as run_rerun
+
+    def progress(text: str) -> None:
+        click.echo(text, err=True)
+
+    report = run_rerun(log, ids=ids, flagged=flagged, runs=runs, mode=mode, jobs=jobs,
+                       dry_run=dry_run, repo=repo, force=force, config=config_path,
+                       progress=progress if sys.stderr.isatty() else None)
+    for line in report.lines:
+        click.echo(line)
+    sys.exit(report.exit_code)
+
+
+@cli.group(cls=_Group)
+def export() -> None:
+    """Carry the log into an experiment tracker when the team outgrows the spreadsheet."""
+
+
+@export.command("mlflow")
+@click.argument("log", metavar="LOG.xlsx", type=click.Path(path_type=Path))
+@click.option("--tracking-uri", envvar="MLFLOW_TRACKING_URI", metavar="URI",
+              help="MLflow tracking URI: a server (http://host:5000) or a database "
+                   "(default: $MLFLOW_TRACKING_URI, else sqlite:///<log folder>/mlruns.db with "
+                   "artefacts in <log folder>/mlartefacts).")
+@click.option("--experiment", metavar="NAME",
+              help="MLflow experiment (default: <repository folder>/<log name>).")
+@click.option("--dry-run", is_flag=True, help="List what would be created, updated or "
+              "replaced per row; write nothing.")
+@click.option("--force", is_flag=True, help="Export rows with error findings too.")
+@click.option("--repo", type=click.Path(file_okay=False, path_type=Path),
+              help="The git repository the log describes (default: the one holding LOG).")
+def export_mlflow_command(log: Path, tracking_uri: str | None, experiment: str | None,
+                          dry_run: bool, force: bool, repo: Path | None) -> None:
+    """One MLflow run per row: params, metrics (and history.csv per epoch), commit, data
+    version as a dataset input, tags, the artefact folder and the rerun evidence.
+
+    Exporting again updates the runs (found by their aisdp.experiment_id tag) and changes
+    nothing where nothing changed. Exit code 0: every row exported or unchanged; 1: rows with
+    errors were skipped; 2: nothing could be exported. Needs: pip install 'aisdp-log[mlflow]'.
+    """
+    from .export_mlflow import export_mlflow
+
+    report = export_mlflow(log, tracking_uri=tracking_uri, experiment=experiment,
+                           dry_run=dry_run, force=force, repo=repo)
+    for line in report.lines:
+        click.echo(line)
+    sys.exit(report.exit_code)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: one line and exit code 2 for anything that stops a command."""
+    # Cell text may hold characters a non-UTF-8 stdout cannot encode (a pipe on Windows):
+    # print them escaped rather than fail the report.
+    if getattr(sys.stdout, "reconfigure", None) is not None:
+        sys.stdout.reconfigure(errors="backslashreplace")
     try:
         cli.main(args=argv, prog_name="aisdp-log", standalone_mode=False)
     except click.exceptions.Exit as exc:

@@ -141,6 +141,9 @@ GITIGNORE = """\
 __pycache__/
 .aisdp-log/
 /.dvc-storage/
+/reviews/
+/mlruns.db
+/mlartefacts/
 ~$*.xlsx
 .~lock.*#
 """
