@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Iterator
+from typing import Iterable, Iterator
 
 from .. import spec
 from ..findings import Finding
@@ -41,6 +41,37 @@ def meets(value: float, metric: spec.MetricSpec) -> bool:
     return value >= metric.threshold if metric.goal == "max" else value <= metric.threshold
 
 
+def passing_evidence(log: Log) -> set[tuple[str, str]] | bool:
+    """(experiment ID, mode) pairs with passing evidence in the `Reproducibility` sheet (see
+    `passing_pairs`), or False when the workbook has no such sheet (then the cell alone is the
+    evidence, as in logs written before the rerun helper). Read with calamine: one small sheet."""
+    name = log.workbook.find_sheet(spec.SHEET_REPRODUCIBILITY)
+    if name is None:
+        return False
+    table = log.workbook.table(name)
+    columns = [table.column(h) for h in ("Experiment ID", "Mode", "Date", "Verdict")]
+    if any(c is None for c in (columns[0], columns[1], columns[3])):
+        return set()
+    return passing_pairs([row.get(c) for c in columns] for row in table.rows)
+
+
+def passing_pairs(records: Iterable[list]) -> set[tuple[str, str]]:
+    """(experiment ID, mode) pairs of a rerun that passed from `Reproducibility` rows given as
+    [experiment ID, mode, date, verdict]. The rows one rerun writes share a date; that rerun
+    passed only when each of its rows (one per metric) says `pass`."""
+    from ..values import as_text
+
+    verdicts: dict[tuple[str, str, object], bool] = {}
+    for experiment_id, mode, date, verdict in records:
+        if experiment_id is None or mode is None or verdict is None:
+            continue
+        key = (as_text(experiment_id).strip(), " ".join(str(mode).split()).casefold(), date)
+        passed = str(verdict).strip().casefold() == "pass"
+        verdicts[key] = verdicts.get(key, True) and passed
+    return {(experiment_id, mode) for (experiment_id, mode, _), passed in verdicts.items()
+            if passed}
+
+
 def run(log: Log, ctx) -> Iterator[Finding]:
     outcome_column = log.columns.get("outcome")
     if outcome_column is None:
@@ -49,6 +80,7 @@ def run(log: Log, ctx) -> Iterator[Finding]:
     selected_by_quarter: dict[str, list] = {}
     baseline_quarters: set[str] = set()
     notes_column = log.columns.get("notes")
+    evidence: set | bool | None = None  # read on first need: most logs select few rows
     for row in log.rows:
         outcome, error = log.parse(row, outcome_column)
         if error is not None:
@@ -76,10 +108,20 @@ def run(log: Log, ctx) -> Iterator[Finding]:
             yield log.finding("R003", row, column,
                               f"selected, but {name} {value:g} is {relation} the declared "
                               f"threshold {metric.threshold:g} ({metric.goal})")
-        if log.typed(row, "reproducibility") not in ("bitwise", "statistical"):
+        level = log.typed(row, "reproducibility")
+        if level not in ("bitwise", "statistical"):
             yield log.finding("R005", row, outcome_column,
                               "selected without passing reproducibility evidence: run "
                               f"`aisdp-log rerun {log.path.name} --id {log.experiment_id(row)}`")
+        else:
+            if evidence is None:
+                evidence = passing_evidence(log)
+            if evidence is not False and (log.experiment_id(row), level) not in evidence:
+                yield log.finding("R005", row, outcome_column,
+                                  f"Reproducibility says {level}, but the Reproducibility sheet "
+                                  f"has no passing {level} row for this experiment: run "
+                                  f"`aisdp-log rerun {log.path.name} --id "
+                                  f"{log.experiment_id(row)} --mode {level}`")
     for period, rows in selected_by_quarter.items():
         if period in baseline_quarters:
             continue

@@ -1,0 +1,230 @@
+"""An isolated checkout for a rerun: a detached git worktree at the row's commit with the row's
+data put there by DVC from the project's own cache, removed afterwards whatever happens.
+
+The user's working tree, index and branches are never touched: `git worktree add --detach`
+only adds metadata under `.git/worktrees/`, which `git worktree remove --force` and `prune`
+take away again, also on Ctrl-C or a failure. DVC runs inside the worktree, pointed at the main
+repository's cache (and, for `dvc fetch`, its remotes) through the worktree's own
+`.dvc/config.local`, so data already in the cache is linked or copied, never downloaded twice.
+
+    with isolated_worktree(repo_root, sha) as tree:
+        checkout_data(tree, repo_root, targets=["data/train.csv.dvc"])
+        subprocess.run(command, cwd=tree, ...)
+"""
+
+from __future__ import annotations
+
+import configparser
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from .errors import AisdpLogError
+
+#: Where worktrees live: a temp folder, so nothing appears in the user's `git status`.
+PREFIX = "aisdp-rerun-"
+DVC_TIMEOUT = 3600.0
+
+
+class RerunError(AisdpLogError):
+    """One row cannot be rerun (unknown commit, data version not pinned there, data missing
+    from the cache and the remote); the message is the one line the user sees."""
+
+
+def _git(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    env = dict(os.environ, LC_ALL="C", GIT_TERMINAL_PROMPT="0", GIT_OPTIONAL_LOCKS="0")
+    result = subprocess.run(["git", *args], cwd=repo, env=env, capture_output=True, text=True,
+                            check=False)
+    if check and result.returncode != 0:
+        reason = _first_line(result.stderr) or f"exit code {result.returncode}"
+        raise RerunError(f"git {args[0]} failed in {repo}: {reason}")
+    return result
+
+
+def _first_line(text: str) -> str:
+    for line in (text or "").splitlines():
+        line = line.strip()
+        if line:
+            return line[:300]
+    return ""
+
+
+@contextlib.contextmanager
+def isolated_worktree(repo: Path | str, commit: str, parent: Path | str | None = None
+                      ) -> Iterator[Path]:
+    """A fresh detached worktree of `repo` at `commit` (a full SHA), in a new temp folder under
+    `parent` (default: the system temp folder); removed on exit, normal or not."""
+    repo = Path(repo)
+    holder = Path(tempfile.mkdtemp(prefix=PREFIX, dir=parent))
+    # A unique last component: git names the worktree's admin folder after it, and parallel
+    # runs should not race for `tree`, `tree1`, ...
+    tree = holder / holder.name
+    try:
+        _git(repo, "worktree", "add", "--detach", "--quiet", str(tree), commit)
+        yield tree
+    finally:
+        remove_worktree(repo, tree)
+        shutil.rmtree(holder, ignore_errors=True)
+
+
+def remove_worktree(repo: Path, tree: Path) -> None:
+    """`git worktree remove --force` then `prune`; the folder goes even if git refuses (a
+    worktree half-made by an interrupted `add`)."""
+    if tree.exists():
+        # --force twice also removes a worktree git considers locked.
+        _git(repo, "worktree", "remove", "--force", "--force", str(tree), check=False)
+    if tree.exists():
+        shutil.rmtree(tree, ignore_errors=True)
+    _git(repo, "worktree", "prune", check=False)
+
+
+def worktrees(repo: Path | str) -> list[Path]:
+    """The worktrees git knows of besides the main one (`git worktree list --porcelain`)."""
+    out = _git(Path(repo), "worktree", "list", "--porcelain").stdout
+    paths = [Path(line[len("worktree "):]) for line in out.splitlines()
+             if line.startswith("worktree ")]
+    return paths[1:]
+
+
+# --------------------------------------------------------------------------- data
+
+def _read_dvc_config(path: Path) -> configparser.ConfigParser:
+    parser = configparser.ConfigParser(strict=False, interpolation=None)
+    with contextlib.suppress(configparser.Error, OSError, UnicodeDecodeError):
+        parser.read(path, encoding="utf-8")
+    return parser
+
+
+def write_local_config(tree: Path, main_root: Path) -> None:
+    """Give the worktree's DVC the main repository's cache and remotes: the main `.dvc/config`
+    and `.dvc/config.local` (credentials live there) merged into the worktree's
+    `.dvc/config.local`, `cache.dir` set to the main cache, and every relative local remote URL
+    made absolute (DVC resolves them against the config file's folder, which moved)."""
+    from .dvcfiles import cache_dirs
+
+    main_dvc = main_root / ".dvc"
+    local = configparser.ConfigParser(strict=False, interpolation=None)
+    # The project's DVC settings as they are now (a remote moved since the commit is found at
+    # its new place); config.local last, as DVC reads them.
+    for name in ("config", "config.local"):
+        parser = _read_dvc_config(main_dvc / name)
+        for section in parser.sections():
+            if not local.has_section(section):
+                local.add_section(section)
+            for option, value in parser.items(section):
+                # DVC writes `['remote "name"']`; configparser keeps the quotes in the name.
+                if section.strip("'").startswith("remote ") and option == "url":
+                    url = value.strip().strip("'\"")
+                    if url and "://" not in url and not os.path.isabs(os.path.expanduser(url)):
+                        value = os.path.normpath(main_dvc / url)
+                local.set(section, option, value)
+    if not local.has_section("cache"):
+        local.add_section("cache")
+    local.set("cache", "dir", str(cache_dirs(main_root)[0].resolve()))
+    target = tree / ".dvc" / "config.local"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target, "w", encoding="utf-8") as fh:
+        local.write(fh)
+
+
+def _dvc(tree: Path, *args: str, timeout: float | None) -> subprocess.CompletedProcess:
+    env = dict(os.environ, DVC_NO_ANALYTICS="1", LC_ALL="C")
+    try:
+        return subprocess.run(["dvc", *args], cwd=tree, env=env, capture_output=True,
+                              text=True, check=False, timeout=timeout, stdin=subprocess.DEVNULL)
+    except FileNotFoundError:
+        raise RerunError("dvc is not installed (pip install 'aisdp-log[dvc]'); the rerun needs "
+                         "it to check out the row's data") from None
+    except subprocess.TimeoutExpired:
+        raise RerunError(f"dvc {args[0]} took longer than {timeout:g} s") from None
+
+
+def copy_from_cache(tree: Path, outs: Iterable, cache_dir: Path) -> bool:
+    """Copy the outs (dvcfiles.Out) from DVC's cache into the worktree, checking each file's
+    md5 as it is copied; False (nothing left behind) when an object is missing, a manifest is
+    unreadable or a checksum differs, so the caller falls back to DVC itself.
+
+    This is what `dvc checkout` does for a copy-type cache, minus the ~0.4 s of starting DVC,
+    which would be most of a rerun's overhead."""
+    from .dvcfiles import LocalCache
+
+    cache = LocalCache([cache_dir])
+    root = tree.resolve()
+    copies: list[tuple[Path, Path, str]] = []
+    for out in outs:
+        target = (tree / out.path).resolve()
+        if not target.is_relative_to(root):
+            return False
+        source = cache.object_path(out.md5)
+        if source is None:
+            return False
+        if not out.is_dir:
+            copies.append((source, target, out.md5))
+            continue
+        try:
+            entries = json.loads(source.read_bytes())
+        except (OSError, ValueError):
+            return False
+        if not isinstance(entries, list):
+            return False
+        for entry in entries:
+            md5 = entry.get("md5") if isinstance(entry, dict) else None
+            relpath = entry.get("relpath") if isinstance(entry, dict) else None
+            if not isinstance(md5, str) or not isinstance(relpath, str):
+                return False
+            file_target = (target / relpath).resolve()
+            file_source = cache.object_path(md5)
+            if file_source is None or not file_target.is_relative_to(target):
+                return False
+            copies.append((file_source, file_target, md5))
+    written: list[Path] = []
+    for source, target, md5 in copies:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        digest = hashlib.md5()
+        with open(source, "rb") as src, open(target, "wb") as dst:
+            written.append(target)
+            for block in iter(lambda: src.read(1 << 20), b""):
+                digest.update(block)
+                dst.write(block)
+        if digest.hexdigest() != md5:  # a DVC 2.x dos2unix hash, or a damaged cache
+            for path in written:
+                path.unlink(missing_ok=True)
+            return False
+    return True
+
+
+def checkout_data(tree: Path, main_root: Path, targets: Iterable[str] = (), *,
+                  outs: Iterable = (), timeout: float | None = DVC_TIMEOUT) -> str:
+    """Put the data the worktree's `.dvc` files pin into the worktree. `outs` (what the row's
+    commit pins) are copied from the main cache when every object is there and checks out;
+    otherwise `dvc checkout` from the main cache, else `dvc fetch` from the remote and check out
+    again. Returns how the data came ("cache", "dvc" or "remote"); raises RerunError with
+    DVC's reason when neither has it. No-op ("none") for a commit without DVC."""
+    from .dvcfiles import cache_dirs
+
+    outs = list(outs)
+    if not (tree / ".dvc").is_dir():
+        if outs:
+            raise RerunError("the DVC project is not at the repository root; reruns need "
+                             "`.dvc/` beside `.git`")
+        return "none"
+    if outs and copy_from_cache(tree, outs, cache_dirs(main_root)[0]):
+        return "cache"
+    write_local_config(tree, main_root)
+    targets = list(targets)
+    first = _dvc(tree, "checkout", "--quiet", *targets, timeout=timeout)
+    if first.returncode == 0:
+        return "dvc"
+    fetched = _dvc(tree, "fetch", "--quiet", *targets, timeout=timeout)
+    second = _dvc(tree, "checkout", "--quiet", *targets, timeout=timeout)
+    if second.returncode == 0:
+        return "remote"
+    reason = _first_line(fetched.stderr) or _first_line(second.stderr) or \
+        _first_line(first.stderr) or "dvc checkout failed"
+    raise RerunError(f"the data is in neither the DVC cache nor a reachable remote ({reason})")
