@@ -25,7 +25,7 @@ from .errors import AisdpLogError
 
 LOG_NAME = "experiment-log.xlsx"
 DATA_FILE = "data/dataset.csv"
-THRESHOLD = 0.95
+THRESHOLD = 0.93
 
 AISDP_TOML = """\
 # aisdp-log configuration: see the README of aisdp-log.
@@ -225,6 +225,21 @@ class _Project:
                   f" ({', '.join(f'{k}={v}' for k, v in experiment.params.items())})")
 
 
+def _requirements() -> str:
+    """The demo's lock file: the exact versions this machine trains with. Its sha256 lands in
+    every run's Environment cell, and validate checks it against the file at the row's commit
+    (G005)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    lines = ["# Exact versions the demo's experiments were trained with."]
+    for name in ("torch", "numpy", "safetensors", "scikit-learn", "dvc", "aisdp-log"):
+        try:
+            lines.append(f"{name}=={version(name)}")
+        except PackageNotFoundError:
+            continue
+    return "\n".join(lines) + "\n"
+
+
 def _write_dataset(path: Path, clean: bool) -> int:
     """scikit-learn's bundled breast-cancer data; `clean` drops rows with a feature more than
     six standard deviations from its mean (the "cleaning step" of the second data version)."""
@@ -280,6 +295,7 @@ def build_demo(target: Path | str, echo: Callable[[str], None] = print) -> DemoR
     project.write(".gitignore", GITIGNORE)
     project.write("aisdp.toml", AISDP_TOML)
     project.write("train.py", TRAIN_PY_V1)
+    project.write("requirements.txt", _requirements())
     rows_v1 = _write_dataset(root / DATA_FILE, clean=False)
     project.dvc("add", "-q", DATA_FILE)
     project.dvc("push", "-q")
@@ -289,9 +305,10 @@ def build_demo(target: Path | str, echo: Callable[[str], None] = print) -> DemoR
 
     log = root / LOG_NAME
     write_template(log, load_config(root))
-    commit_1 = project.commit("Breast-cancer data v1 (DVC), train.py, aisdp.toml, the log")
-    echo(f"  commit {commit_1[:7]}: data v1 ({rows_v1} rows, DVC), train.py, aisdp.toml, "
-         f"{LOG_NAME}")
+    commit_1 = project.commit("Breast-cancer data v1 (DVC), train.py, requirements.txt, "
+                              "aisdp.toml, the log")
+    echo(f"  commit {commit_1[:7]}: data v1 ({rows_v1} rows, DVC), train.py, requirements.txt,"
+         f" aisdp.toml, {LOG_NAME}")
 
     from .add import add_experiment
 

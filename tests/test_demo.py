@@ -46,10 +46,15 @@ def test_outcomes_follow_the_numbers(built_demo: Path):
     selected = [i for i, o in outcomes.items() if o == "selected"]
     assert len(selected) == 1
     accuracy = dict(zip(frame["Experiment ID"], frame["metrics.accuracy"]))
-    assert accuracy[selected[0]] >= 0.95
+    assert accuracy[selected[0]] >= 0.93  # the demo's declared threshold
     assert accuracy[selected[0]] > accuracy["EXP-001"]
     assert all(isinstance(n, str) and n for n in frame["Notes"])
     assert all(isinstance(h, str) and h for h in frame["Hypothesis"])
+
+
+def test_environment_cells_name_the_lock_file_checked_by_g005(built_demo: Path):
+    frame = aisdp_log.read_log(built_demo / "experiment-log.xlsx")
+    assert all(cell.startswith("requirements.txt sha256:") for cell in frame["Environment"])
 
 
 def test_the_history_is_a_real_project(built_demo: Path):
