@@ -7,11 +7,10 @@ from __future__ import annotations
 import datetime as dt
 import io
 import math
-import os
-import tempfile
 from pathlib import Path
 
 from . import spec
+from .atomic import write_bytes
 from .errors import WriteRefused
 
 #: Data rows the Experiments table (and its validations) is pre-sized to: decades of runs for a
@@ -121,27 +120,8 @@ def write_template(path: Path | str, config=None) -> Path:
     if path.is_dir():
         raise WriteRefused(f"{path}: is a folder")
     try:
-        mode = path.stat().st_mode & 0o777
-    except OSError:
-        umask = os.umask(0)
-        os.umask(umask)
-        mode = 0o666 & ~umask
-    try:
-        handle, temp_name = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
+        write_bytes(path, content)
     except OSError as exc:
-        raise WriteRefused(f"{path}: cannot write in {folder} ({exc.strerror or exc})") from None
-    try:
-        with os.fdopen(handle, "wb") as fh:
-            fh.write(content)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(temp_name, mode)  # mkstemp makes 0600; a template is an ordinary file
-        os.replace(temp_name, path)
-    except OSError as exc:
-        try:
-            os.unlink(temp_name)
-        except OSError:
-            pass
         raise WriteRefused(f"{path}: cannot be written ({exc.strerror or exc})") from None
     return path
 

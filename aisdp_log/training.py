@@ -72,12 +72,12 @@ import random
 import secrets
 import shutil
 import subprocess
-import tempfile
 import time
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
 
+from .atomic import atomic_replace, new_file_mode, write_bytes
 from .errors import AisdpLogError
 from .hashing import RECORD_DIRS, RECORD_FILES, artefact_hash
 
@@ -254,7 +254,7 @@ class Run:
             writer = csv.DictWriter(text, self._history_columns, lineterminator="\n")
             writer.writeheader()
             writer.writerows(self._history_rows)
-            _write_atomic(path, text.getvalue().encode("utf-8"))
+            write_bytes(path, text.getvalue().encode("utf-8"), mode=new_file_mode())
         else:
             with open(path, "a", encoding="utf-8", newline="") as fh:
                 csv.DictWriter(fh, self._history_columns, lineterminator="\n").writerow(row)
@@ -276,7 +276,7 @@ class Run:
         frameworks' models)."""
         target = self.path(name)
         if isinstance(model, (bytes, bytearray, memoryview)):
-            _write_atomic(target, bytes(model))
+            write_bytes(target, bytes(model), mode=new_file_mode())
         elif isinstance(model, (str, os.PathLike)):
             source = Path(model)
             if source.is_dir():
@@ -487,33 +487,10 @@ def _find_dvc_records(repo: Path, artefacts_root: Path) -> list[str]:
 
 
 # -- writing ------------------------------------------------------------------------------------
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Whole file or nothing: temp file in the same folder, fsync, os.replace."""
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(temp, _file_mode())
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-
-
-def _file_mode() -> int:
-    """The mode `open()` would give a new file; mkstemp and safetensors make 0600, but these
-    files are evidence a team shares."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
 def _write_json(path: Path, value: object) -> None:
     text = json.dumps(value, sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False,
                       default=_jsonable)
-    _write_atomic(path, (text + "\n").encode("utf-8"))
+    write_bytes(path, (text + "\n").encode("utf-8"), mode=new_file_mode())
 
 
 def _jsonable(value: object) -> object:
@@ -549,15 +526,9 @@ def _save_safetensors(model, target: Path) -> None:
             tensor = tensor.clone()
         storages.add(pointer)
         tensors[str(key)] = tensor
-    temp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    try:
+    # mode: evidence a team shares, not the 0600 that safetensors and mkstemp make.
+    with atomic_replace(target, mode=new_file_mode()) as temp:
         save_file(tensors, str(temp), metadata=None)
-        with open(temp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.chmod(temp, _file_mode())
-        os.replace(temp, target)
-    finally:
-        temp.unlink(missing_ok=True)
 
 
 def _tool_version() -> str:

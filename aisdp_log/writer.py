@@ -50,13 +50,12 @@ import datetime as dt
 import math
 import os
 import re
-import stat
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Iterator
 
 from . import spec
+from .atomic import atomic_replace
 from .errors import WriteRefused
 
 TEMP_SUFFIX = ".aisdp-tmp"
@@ -293,43 +292,18 @@ def _load(path: Path):
 
 
 def _save_atomically(workbook, path: Path, loaded: tuple[int, int, int, int]) -> None:
-    fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX,
-                                     dir=path.parent)
-    temp = Path(temp_name)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            workbook.save(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
+    # atomic_replace keeps the log's own permission bits (mkstemp would make it 0600).
+    with atomic_replace(path, suffix=TEMP_SUFFIX) as temp:
+        workbook.save(temp)
         original = os.stat(path)
         if _identity(original) != loaded:
             # Saved by someone else (a person in Excel, a `git pull`) since we loaded it:
             # replacing it would silently discard their change.
             raise WriteRefused(f"{path}: changed on disk while aisdp-log was updating it; "
                                "nothing was written, run the command again")
-        # mkstemp makes 0600; the team's shared log keeps its own permission bits.
-        os.chmod(temp, stat.S_IMODE(original.st_mode))
         if hasattr(os, "chown"):
             with contextlib.suppress(OSError):  # only root may give a file away
                 os.chown(temp, original.st_uid, original.st_gid)
-        os.replace(temp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            temp.unlink()
-        raise
-    _fsync_folder(path.parent)
-
-
-def _fsync_folder(folder: Path) -> None:
-    # The rename is durable only once the folder entry is on disk; not possible on Windows.
-    if not hasattr(os, "O_DIRECTORY"):
-        return
-    with contextlib.suppress(OSError):
-        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 # --------------------------------------------------------------------------- headers and rows
