@@ -20,6 +20,7 @@ from .errors import AisdpLogError
 RECORD_FILES = frozenset({"run.json", "metrics.json", "history.csv"})
 RECORD_DIRS = frozenset({"reruns"})
 
+_S_ISREG = stat_module.S_ISREG
 #: Read size when hashlib.file_digest is missing (Python 3.10).
 _BLOCK = 1 << 20
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
@@ -108,7 +109,7 @@ class ModelFile:
     nofollow: bool = True    # listed as a regular file, so refuse a symlink when opening
 
 
-@dataclass
+@dataclass(slots=True)
 class FolderScan:
     """What an artefact folder holds: model files, record files, and what was refused."""
 
@@ -116,10 +117,20 @@ class FolderScan:
     records: dict[str, str] = field(default_factory=dict)   # run.json etc. -> path
     escapes: list[str] = field(default_factory=list)        # rel paths of links leaving root
     unreadable: list[tuple[str, str]] = field(default_factory=list)  # (rel, reason)
+    #: record name -> its listing entry (statted only when asked) or its target's stat
+    record_info: dict[str, object] = field(default_factory=dict)
 
     @property
     def total_bytes(self) -> int:
         return sum(f.stat.st_size for f in self.files)
+
+    def record_stat(self, name: str) -> os.stat_result:
+        """The stat of record `name` (of its target, for an in-root symlink), taken on first
+        use: callers that only open records pay no syscall for it. Raises OSError."""
+        info = self.record_info[name]
+        if isinstance(info, os.DirEntry):
+            info = self.record_info[name] = info.stat(follow_symlinks=False)
+        return info
 
 
 def scan_folder(folder: str | Path, root: str | Path | None = None, *,
@@ -136,8 +147,13 @@ def scan_folder(folder: str | Path, root: str | Path | None = None, *,
     root_real = root if root_resolved else os.path.realpath(root)
     scan = FolderScan()
     _walk(folder, "", root_real, scan, None)
-    scan.files.sort(key=lambda f: f.rel)
+    if len(scan.files) > 1:
+        scan.files.sort(key=_by_rel)
     return scan
+
+
+def _by_rel(model_file: ModelFile) -> str:
+    return model_file.rel
 
 
 def _walk(directory: str, prefix: str, root_real: str, scan: FolderScan,
@@ -146,7 +162,8 @@ def _walk(directory: str, prefix: str, root_real: str, scan: FolderScan,
     stat'ed (records and folders are told apart by the listing's file type) and real paths
     are computed only where a symlink appears."""
     try:
-        entries = list(os.scandir(directory))
+        with os.scandir(directory) as listing:
+            entries = list(listing)
     except OSError as exc:
         scan.unreadable.append((prefix.rstrip("/") or ".", exc.strerror or str(exc)))
         return
@@ -160,19 +177,21 @@ def _walk(directory: str, prefix: str, root_real: str, scan: FolderScan,
                 continue
             is_record = name in RECORD_FILES
         try:
-            if not entry.is_symlink():  # the common case, from the listing alone
-                if entry.is_dir(follow_symlinks=False):
-                    if not is_record:
-                        _walk(entry.path, prefix + name + "/", root_real, scan,
-                              directory_real and directory_real + os.sep + name)
-                elif is_record:
-                    if entry.is_file(follow_symlinks=False):
-                        scan.records[name] = entry.path
+            # the common case first, from the listing's file type alone: a regular file
+            if entry.is_file(follow_symlinks=False):
+                if is_record:
+                    scan.records[name] = entry.path
+                    scan.record_info[name] = entry
                 else:
                     info = entry.stat(follow_symlinks=False)
-                    if stat_module.S_ISREG(info.st_mode):
+                    if _S_ISREG(info.st_mode):  # not swapped since the listing
                         files.append(ModelFile(prefix + name, entry.path, info, True))
                 continue
+            if not entry.is_symlink():
+                if entry.is_dir(follow_symlinks=False) and not is_record:
+                    _walk(entry.path, prefix + name + "/", root_real, scan,
+                          directory_real and directory_real + os.sep + name)
+                continue  # a FIFO, socket or device: no model bytes
             target = os.path.realpath(entry.path)
             if not inside(target, root_real):
                 scan.escapes.append(prefix + name)
@@ -190,6 +209,7 @@ def _walk(directory: str, prefix: str, root_real: str, scan: FolderScan,
         elif stat_module.S_ISREG(info.st_mode):
             if is_record:
                 scan.records[name] = entry.path
+                scan.record_info[name] = info
             else:
                 files.append(ModelFile(prefix + name, entry.path, info, False))
 

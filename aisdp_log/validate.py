@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -60,11 +61,21 @@ def validate(path: Path | str, *, repo: Path | str | None = None, offline: bool 
     root = resolve_repo(log_path, repo, offline)
     if not isinstance(config, Config):
         config = load_config(root, config)
-    log = load_log(log_path, config)
+    # A validation makes hundreds of thousands of small objects (cells, parses, cache
+    # entries) and no garbage cycles worth a collection: the cycle collector's passes over
+    # them cost ~7% of a 10,000-row validation. Paused here, restored as it was.
+    collecting = gc.isenabled()
+    gc.disable()
     try:
+        log = load_log(log_path, config)
         ctx = Context(config=config, repo=root, offline=offline, remote=remote,
                       progress=progress)
-        findings = run_checks(log, ctx)
-        return Report(log=str(path), rows=len(log.rows), findings=findings)
+        try:
+            findings = run_checks(log, ctx)
+            return Report(log=str(path), rows=len(log.rows), findings=findings)
+        finally:
+            ctx.close()  # the shared `git cat-file` process
+            log.workbook.close()
     finally:
-        log.workbook.close()
+        if collecting:
+            gc.enable()

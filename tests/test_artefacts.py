@@ -311,14 +311,17 @@ def test_second_run_reads_no_unchanged_file_and_a_touched_file_is_read_again(rep
     assert (repo / ".aisdp-log" / "hashes.json").is_file()
 
     codes, warm = _check(repo, log_path)
-    assert codes == [] and (warm.hits, warm.misses, warm.bytes_hashed) == (3, 0, 0)
+    # both rows unchanged since found clean: not even a digest is looked up
+    assert codes == [] and (warm.verdict_hits, warm.verdict_misses) == (2, 0)
+    assert (warm.hits, warm.misses, warm.bytes_hashed) == (0, 0, 0)
 
     stat = (folder / "head.pt").stat()
     os.utime(folder / "head.pt", ns=(stat.st_atime_ns, stat.st_mtime_ns + 5_000_000_000))
     time.sleep(0.1)
     codes, touched = _check(repo, log_path)
-    assert codes == [] and (touched.hits, touched.misses) == (2, 1)
-    assert touched.bytes_hashed == 4000
+    # EXP-002 unchanged; EXP-001 dated in the future, so no verdict is even looked up
+    assert codes == [] and (touched.verdict_hits, touched.verdict_misses) == (1, 0)
+    assert (touched.hits, touched.misses) == (1, 1) and touched.bytes_hashed == 4000
 
 
 def test_a_cached_digest_does_not_hide_a_rewrite(repo):
@@ -361,3 +364,72 @@ def test_cli_exit_code_and_json_cell_for_a_tampered_model(repo):
     found = [(f["code"], f["cell"]) for f in json.loads(result.stdout)["findings"]
              if f["code"].startswith("A")]
     assert (result.returncode, found) == (1, [("A002", cell("Artefact hash"))])
+
+
+def _rewrite_keeping_size_and_mtime(path: Path, content: bytes) -> None:
+    """New bytes of the same size under the same mtime: only ctime (and the bytes) move."""
+    stat = path.stat()
+    assert len(content) == stat.st_size
+    path.write_bytes(content)
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
+
+def test_record_summaries_are_reused_only_while_their_stat_matches(repo):
+    folder = make_folder(repo, "EXP-001", metrics={"accuracy": 0.91234},
+                         run=run_record(params={"learning_rate": 0.001}))
+    log_path = write_log(repo / "log.xlsx", [clean_row(**{"metrics.accuracy": 0.912})],
+                         headers=HEADERS)
+    time.sleep(0.1)  # records read in the racy window are never remembered
+    codes, cold = _check(repo, log_path)
+    assert codes == [] and (cold.record_hits, cold.record_misses) == (0, 2)
+
+    # a compared cell changed (still agreeing): the row is checked again, the records'
+    # summaries come from the cache, no JSON is read
+    log_path = write_log(repo / "log.xlsx", [clean_row(**{"metrics.accuracy": 0.9123})],
+                         headers=HEADERS)
+    codes, warm = _check(repo, log_path)
+    assert codes == [] and (warm.verdict_hits, warm.verdict_misses) == (0, 1)
+    assert (warm.record_hits, warm.record_misses) == (2, 0)
+
+    # metrics.json rewritten to disagree, same size and mtime: its summary is not trusted
+    _rewrite_keeping_size_and_mtime(folder / "metrics.json",
+                                    json.dumps({"accuracy": 0.81234}).encode())
+    time.sleep(0.1)
+    codes, changed = _check(repo, log_path)
+    assert codes == [("A003", cell("metrics.accuracy"))]
+    assert (changed.record_hits, changed.record_misses) == (1, 1)
+
+
+def test_a_clean_row_unchanged_is_not_checked_again_and_any_change_is(repo):
+    folder = make_folder(repo, "EXP-001", metrics={"accuracy": 0.91234}, run=run_record())
+    log_path = write_log(repo / "log.xlsx", [clean_row()], headers=HEADERS)
+    time.sleep(0.1)
+    assert _check(repo, log_path)[0] == []
+    codes, warm = _check(repo, log_path)
+    assert codes == [] and (warm.verdict_hits, warm.hits, warm.record_hits) == (1, 0, 0)
+
+    # a compared cell: the seed now disagrees with run.json
+    seed_log = write_log(repo / "seed.xlsx", [clean_row(random_seed=7)], headers=HEADERS)
+    codes, cache = _check(repo, seed_log)
+    assert codes == [("A004", cell("Random seed"))] and cache.verdict_misses == 1
+
+    # a record rewritten (same size and mtime): run.json now says the tree was dirty
+    _rewrite_keeping_size_and_mtime(folder / "run.json",
+                                    (json.dumps(run_record(dirty=True)) + " ").encode())
+    time.sleep(0.1)
+    assert _check(repo, log_path)[0] == [("A006", cell("Experiment ID"))]
+
+    # a model file added: the listing changed, so the hash is taken again
+    (folder / "extra.bin").write_bytes(b"added after the run")
+    time.sleep(0.1)
+    assert ("A002", cell("Artefact hash")) in _check(repo, log_path)[0]
+
+
+def test_a_row_with_a_finding_leaves_no_verdict(repo):
+    make_folder(repo, "EXP-001", run=run_record(seed=7))
+    log_path = write_log(repo / "log.xlsx", [clean_row()], headers=HEADERS)
+    time.sleep(0.1)
+    for _ in range(2):
+        codes, cache = _check(repo, log_path)
+        assert codes == [("A004", cell("Random seed"))]
+        assert (cache.verdict_hits, cache.verdict_misses) == (0, 1)

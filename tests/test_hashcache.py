@@ -54,6 +54,7 @@ def test_save_forgets_deleted_files_and_keeps_others(tmp_path):
     kept, gone = tmp_path / "kept.bin", tmp_path / "gone.bin"
     kept.write_bytes(b"k")
     gone.write_bytes(b"g")
+    time.sleep(0.1)  # out of the racy window: entries hashed in it are never kept
     store = tmp_path / "hashes.json"
     cache = HashCache(store)
     cache.digest(str(kept), kept.stat())
@@ -63,17 +64,71 @@ def test_save_forgets_deleted_files_and_keeps_others(tmp_path):
     other = HashCache(store)
     new = tmp_path / "new.bin"
     new.write_bytes(b"n")
+    time.sleep(0.1)
     other.digest(str(new), new.stat())
     other.save()
-    assert sorted(json.loads(store.read_text())["entries"]) == [str(kept), str(new)]
+    assert sorted(HashCache(store).entries) == [str(kept), str(new)]
+    assert json.loads(store.read_text())["format"] == 3
 
 
 def test_corrupt_or_foreign_store_counts_as_empty(tmp_path):
     store = tmp_path / "hashes.json"
-    for content in ("{", "[]", '{"format": 99, "entries": {}}',
-                    '{"format": 1, "entries": {"/a": [1, 2, 3, 4, "short", 5]}}'):
+    for content in ("{", "[]", '{"format": 99, "digests": []}',
+                    '{"format": 1, "entries": {"/a": [1, 2, 3, 4, "' + "f" * 64 + '", 5]}}',
+                    '{"format": 3, "digests": ["/a", "1:2:3:4"], "records": 7}',
+                    '{"format": 3, "digests": [["/a"], "1:2:3:4", "h"]}',
+                    '{"format": 3, "digests": ["/a", 1, "' + "f" * 64 + '"]}'):
         store.write_text(content)
-        assert HashCache(store).entries == {}
+        assert HashCache(store).entries == {} and HashCache(store).records == {}
+
+
+def test_malformed_digest_is_never_trusted(tmp_path):
+    """A store is data from a folder that may not be one's own: a digest that is not 64 hex
+    characters is a miss, never a bogus hash."""
+    stat = fake_stat()
+    key = f"{stat.st_size}:{stat.st_mtime_ns}:{stat.st_ino}:{stat.st_ctime_ns}"
+    store = tmp_path / "hashes.json"
+    store.write_text(json.dumps({"format": 3, "digests": [
+        "/short", key, "abc", "/number", key, 7, "/good", key, "f" * 64], "records": []}))
+    cache = HashCache(store)
+    assert [cache.lookup(p, stat) for p in ("/short", "/number", "/good")] == \
+        [None, None, "f" * 64]
+    assert (cache.hits, cache.misses) == (1, 2)
+
+
+def test_record_summary_is_trusted_only_while_the_stat_matches(tmp_path):
+    cache = HashCache(tmp_path / "hashes.json")
+    stat = fake_stat()
+    late = stat.st_ctime_ns + 10**9
+    cache.store_record("/run.json", stat, [None, {"seed": 1}], read_at_ns=late)
+    cache.save()
+    again = HashCache(tmp_path / "hashes.json")
+    assert again.lookup_record("/run.json", stat) == [None, {"seed": 1}]
+    for changed in ({"size": 11}, {"mtime_ns": stat.st_mtime_ns + 1}, {"ino": 8},
+                    {"ctime_ns": stat.st_ctime_ns + 1}):
+        assert again.lookup_record("/run.json", fake_stat(**changed)) is None
+    assert (again.record_hits, again.record_misses, again.hits, again.misses) == (1, 4, 0, 0)
+    racy = HashCache(tmp_path / "other.json")
+    racy.store_record("/run.json", stat, [None, {}], read_at_ns=stat.st_ctime_ns + 1_000_000)
+    assert racy.lookup_record("/run.json", stat) is None
+
+
+def test_store_paths_are_relative_to_the_repository_so_a_moved_clone_keeps_its_cache(tmp_path):
+    repo = tmp_path / "project"
+    (repo / "artefacts").mkdir(parents=True)
+    model = repo / "artefacts" / "model.pt"
+    model.write_bytes(b"weights")
+    time.sleep(0.1)
+    cache = open_cache(repo)
+    digest = cache.digest(str(model), model.stat())
+    cache.save()
+    assert "artefacts/model.pt" in json.loads(cache.store.read_text())["digests"]
+    moved = tmp_path / "moved"
+    repo.rename(moved)  # same inodes, same stat: the same bytes
+    again = open_cache(moved)
+    path = moved / "artefacts" / "model.pt"
+    assert again.digest(str(path), path.stat()) == digest
+    assert (again.hits, again.misses, again.bytes_hashed) == (1, 0, 0)
 
 
 def test_null_cache_never_remembers(tmp_path):
@@ -90,6 +145,7 @@ def test_open_cache_in_a_repository_stays_out_of_git_status(tmp_path):
     repo = init_repo(tmp_path / "project")
     path = repo / "model.pt"
     path.write_bytes(b"w")
+    time.sleep(0.1)  # out of the racy window: entries hashed in it are never kept
     cache = open_cache(repo)
     cache.digest(str(path), path.stat())
     cache.save()

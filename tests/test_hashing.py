@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -98,6 +99,7 @@ def test_empty_or_missing_is_no_model_file(tmp_path):
 def test_hash_for_cell_uses_the_repository_cache(tmp_path):
     repo = init_repo(tmp_path / "project")
     folder = write(repo / "artefacts" / "EXP-001", {"model.pt": b"w", "x.bin": b"x"})
+    time.sleep(0.1)  # out of the racy window: digests taken in it are never kept
     first = hash_for_cell(folder)
     assert (repo / ".aisdp-log" / "hashes.json").is_file()
     assert hash_for_cell(folder) == first == "sha256:" + sha256sum(folder,
