@@ -512,39 +512,24 @@ def _datasets(log, config, root: Path, rows: list) -> dict[int, list[DatasetRef]
     """Row number -> the DVC outs its data version names at its commit (as the validator and
     the rerun helper resolve them); a version that resolves to nothing (exported with
     --force) becomes one dataset whose digest is the version as typed."""
-    from .checks.dvc import pinned_outs
-    from .checks.git import looks_like_ref
-    from .dvcfiles import data_spec, version_matches
-    from .gitrepo import GitRepo, repo_prefix
+    from .checks.dvc import resolve_data_versions
+    from .gitrepo import GitRepo
 
     result: dict[int, list[DatasetRef]] = {}
     wanted = [(row, log.typed(row, "code_commit"), log.typed(row, "data_version"))
               for row in rows]
-    pins: dict = {}
-    found: dict = {}
-    prefix = ""
     try:
         with GitRepo.open(root) as repo:
-            names = [c for _, c, _ in wanted if c] + \
-                [v for _, _, v in wanted if v and looks_like_ref(v)]
-            found = repo.lookup_commits(list(dict.fromkeys(names)))
-            shas = [f.sha for f in found.values() if f.status == "found"]
-            prefix = repo_prefix(config.root, repo.root)
-            data = data_spec(config.data, prefix)
-            pins = pinned_outs(repo, list(dict.fromkeys(shas)), data)
+            resolved = resolve_data_versions(repo, config, [(c, v) for _, c, v in wanted])
     except AisdpLogError:
-        data = None
+        resolved = {}
     for row, commit, version in wanted:
         if not version:
             continue
+        found = resolved.get((commit, version))
         outs = []
-        lookup = found.get(commit)
-        if data is not None and lookup is not None and lookup.status == "found":
-            pinned = data.counted(pins.get(lookup.sha, []))
-            outs = [o for o in pinned if version_matches(version, o.md5)]
-            ref = found.get(version)
-            if not outs and ref is not None and ref.status == "found":
-                outs = data.counted(pins.get(ref.sha, []))
+        if found is not None and found.pinned is not None:  # the commit was found
+            outs = found.matched or found.ref_pins or []
         if outs:
             result[row.number] = [DatasetRef(
                 name=out.path, digest=out.md5,

@@ -153,10 +153,8 @@ def _params(log, row) -> dict:
 
 def _plan_rows(log, rows, config, repo_root: Path) -> list[RowOutcome]:
     from .add import artefact_folder
-    from .checks.dvc import pinned_outs
-    from .checks.git import looks_like_ref
-    from .dvcfiles import data_spec, version_matches
-    from .gitrepo import GitRepo, repo_prefix
+    from .checks.dvc import resolve_data_versions
+    from .gitrepo import GitRepo
     from .values import decimals_typed
 
     git_repo = GitRepo.open(repo_root)
@@ -187,39 +185,27 @@ def _plan_rows(log, rows, config, repo_root: Path) -> list[RowOutcome]:
             continue
         pending.append((outcome, row, artefact_dir))
 
-    commits = [log.typed(row, "code_commit") for _, row, _ in pending]
-    versions = [log.typed(row, "data_version") for _, row, _ in pending]
-    refs = [v for v in versions if looks_like_ref(v)]
-    found = git_repo.lookup_commits(commits + refs)
-    shas = [found[c].sha for c in commits + refs if found[c].status == "found"]
-    data = data_spec(config.data, repo_prefix(config.root, git_repo.root))
-    pins = pinned_outs(git_repo, list(dict.fromkeys(shas)), data)
+    pairs = [(log.typed(row, "code_commit"), log.typed(row, "data_version"))
+             for _, row, _ in pending]
+    resolved = resolve_data_versions(git_repo, config, pairs)
 
-    for outcome, row, artefact_dir in pending:
-        commit = log.typed(row, "code_commit")
-        lookup = found[commit]
-        if lookup.status != "found":
+    for (outcome, row, artefact_dir), (commit, version) in zip(pending, pairs):
+        found = resolved[(commit, version)]
+        if found.commit.status != "found":
             outcome.error = (f"commit {commit} matches several commits (G002)"
-                             if lookup.status == "ambiguous" else
+                             if found.commit.status == "ambiguous" else
                              f"commit {commit} is not in the repository (G001)")
             continue
-        version = log.typed(row, "data_version")
-        pinned = data.counted(pins[lookup.sha])
+        pinned = found.pinned
         if not pinned:
             outcome.error = f"commit {commit} pins no DVC-tracked data, so {version} cannot be " \
                             "checked out (D001)"
             continue
-        matched = [o for o in pinned if version_matches(version, o.md5)]
-        if not matched:
-            ref = found.get(version)
-            same = ref is not None and ref.status == "found" and \
-                {o.path: o.md5 for o in data.counted(pins[ref.sha])} == \
-                {o.path: o.md5 for o in pinned}
-            if not same:
-                described = ", ".join(f"{o.path} {o.md5}" for o in pinned)
-                outcome.error = (f"data version {version} is not what commit {commit} pins "
-                                 f"({described}); the validator reports D002")
-                continue
+        if not found.matched and not found.ref_pins_the_same:
+            described = ", ".join(f"{o.path} {o.md5}" for o in pinned)
+            outcome.error = (f"data version {version} is not what commit {commit} pins "
+                             f"({described}); the validator reports D002")
+            continue
         targets = list(dict.fromkeys(
             o.source if o.source.endswith(".dvc") else o.path for o in pinned))
         recorded_metrics, decimals = {}, {}
@@ -229,7 +215,7 @@ def _plan_rows(log, rows, config, repo_root: Path) -> list[RowOutcome]:
                 recorded_metrics[name] = value
                 decimals[name] = decimals_typed(row.get(column))
         outcome.plan = RowPlan(
-            row_number=row.number, experiment_id=outcome.experiment_id, commit=lookup.sha,
+            row_number=row.number, experiment_id=outcome.experiment_id, commit=found.commit.sha,
             data_version=version, data=pinned, targets=targets,
             seed=log.typed(row, "random_seed"), params=_params(log, row),
             artefact_dir=artefact_dir, recorded_hash=log.typed(row, "artefact_hash"),

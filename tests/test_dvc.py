@@ -319,3 +319,85 @@ def test_dvc_add_output_reads_the_same_without_yaml(project):
               "print('yaml' in sys.modules)\n")
     out = subprocess.run(["python", "-c", script], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+# ------------------------------------------------------------------ resolve_data_versions
+
+def outs_of(outs) -> dict[str, str] | None:
+    return None if outs is None else {o.path: o.md5 for o in outs}
+
+
+def resolve(root: Path, pairs, config=None, lookups=None):
+    from aisdp_log.checks.dvc import resolve_data_versions
+    from aisdp_log.config import Config
+    from aisdp_log.gitrepo import GitRepo
+
+    with GitRepo.open(root) as repo:
+        return resolve_data_versions(repo, config or Config(root=root), pairs, lookups=lookups)
+
+
+def test_resolve_data_versions_matches_refs_and_misses_in_one_call(project):
+    p = project
+    v1 = {"data/train.csv": p.train1, "data/images": p.images}
+    v2 = {"data/train.csv": p.train2, "data/images": p.images}
+    pairs = [(p.c2[:7], p.train2[:8]), (p.c1b[:7], "data-v1"), (p.c2[:7], "data-v1"),
+             ("deadbee0", p.train1), (None, "data-v1"), (p.c1[:7], None),
+             (p.c1[:7], "no-data"), (p.c1[:7], "no-such-tag"), (p.c3, "md5:" + p.train2),
+             (p.c2[:7], p.train2[:8])]  # a repeated pair is resolved once
+    got = resolve(p.root, pairs)
+    assert list(got) == list(dict.fromkeys(pairs))
+
+    plain = got[(p.c2[:7], p.train2[:8])]
+    assert (plain.commit.status, plain.commit.sha) == ("found", p.c2)
+    assert outs_of(plain.pinned) == v2
+    assert outs_of(plain.matched) == {"data/train.csv": p.train2}
+    assert plain.ref.status == "missing" and plain.ref_pins is None  # hex: asked as a commit
+
+    same = got[(p.c1b[:7], "data-v1")]
+    assert same.matched == [] and outs_of(same.ref_pins) == v1 and same.ref_pins_the_same
+    other = got[(p.c2[:7], "data-v1")]
+    assert outs_of(other.ref_pins) == v1 and not other.ref_pins_the_same
+
+    lost = got[("deadbee0", p.train1)]
+    assert lost.commit.status == "missing" and lost.pinned is None and lost.matched == []
+    no_commit = got[(None, "data-v1")]
+    assert no_commit.commit is None and no_commit.pinned is None
+    assert outs_of(no_commit.ref_pins) == v1 and not no_commit.ref_pins_the_same
+    no_version = got[(p.c1[:7], None)]
+    assert outs_of(no_version.pinned) == v1 and no_version.matched == []
+    assert no_version.ref is None
+    assert got[(p.c1[:7], "no-data")].ref_pins == []  # a tag on a commit without data
+    unknown = got[(p.c1[:7], "no-such-tag")]
+    assert unknown.ref.status == "missing" and unknown.ref_pins is None
+    md5_form = got[(p.c3, "md5:" + p.train2)]
+    assert md5_form.ref is None  # `md5:` is no git name: git is not asked
+    assert outs_of(md5_form.matched) == {"data/train.csv": p.train2}
+
+
+def test_resolve_data_versions_counts_configured_data_only(project):
+    from aisdp_log.config import Config
+
+    p = project
+    pairs = [(p.c3[:7], p.prep[:8]), (p.c3[:7], p.train2[:8])]
+    # `data` is relative to the config's folder, here data/ below the repository root
+    config = Config(root=p.root / "data", data=("train.csv",))
+    got = resolve(p.root, pairs, config=config)
+    prep, train = got[pairs[0]], got[pairs[1]]
+    assert outs_of(train.pinned) == outs_of(train.matched) == {"data/train.csv": p.train2}
+    assert outs_of(prep.pinned) == {"data/train.csv": p.train2} and prep.matched == []
+    # what D002's search of the history needs: every out the records read pin, counted or not
+    assert {o.md5 for o in prep.recorded} == {p.prep, p.train2}
+    unconfigured = resolve(p.root, pairs)
+    assert outs_of(unconfigured[pairs[0]].matched) == {"data/prep.csv": p.prep}
+
+
+def test_resolve_data_versions_takes_given_lookups_and_nothing_for_no_pairs(project):
+    from aisdp_log.gitrepo import CommitLookup
+
+    p = project
+    assert resolve(p.root, []) == {}
+    # names already looked up (the validator's shared `cat-file` answer) are not asked again
+    lookups = {"data-v1": CommitLookup("data-v1", "found", p.c2)}
+    got = resolve(p.root, [(p.c1[:7], "data-v1")], lookups=lookups)[(p.c1[:7], "data-v1")]
+    assert got.commit.sha == p.c1  # not in `lookups`: asked
+    assert outs_of(got.ref_pins) == {"data/train.csv": p.train2, "data/images": p.images}

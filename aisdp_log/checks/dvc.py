@@ -6,13 +6,14 @@ one batched call for all rows; the whole history is read only when a version mat
 
 from __future__ import annotations
 
-from typing import Iterator
+from dataclasses import dataclass, field
+from typing import Iterable, Iterator, Mapping
 
 from ..dvcfiles import (PATHSPECS, VERSION_MD5, DataSpec, LocalCache, Out, cache_dirs,
                         data_spec, dvc_root, is_record, parse_record, remote_missing,
                         version_matches)
 from ..findings import Finding
-from ..gitrepo import GitRepo, repo_for, repo_prefix
+from ..gitrepo import CommitLookup, GitRepo, repo_for, repo_prefix
 from ..workbook import Log
 from .git import looks_like_ref, name_lookups, row_commits
 
@@ -62,46 +63,101 @@ def history_md5s(repo: GitRepo) -> set[str]:
             for out in parse_record(path, blobs[oid])}
 
 
+@dataclass
+class Resolution:
+    """What a row's `Data version` names at its `Code commit` (see `resolve_data_versions`).
+
+    Out lists hold only the outs the config's `data` counts, except `recorded` (every out of
+    the records read at the commit and the git name, which the search of the history needs)."""
+
+    commit: CommitLookup | None = None  # None: no commit given
+    pinned: list[Out] | None = None  # the outs the commit pins; None unless it was found
+    matched: list[Out] = field(default_factory=list)  # pinned outs whose md5 the version names
+    ref: CommitLookup | None = None  # the version as a git name; None unless it looks like one
+    ref_pins: list[Out] | None = None  # the outs that git name pins; None unless it was found
+    recorded: list[Out] = field(default_factory=list)  # every out those records pin
+
+    @property
+    def ref_pins_the_same(self) -> bool:
+        """Whether the version, as a git name, pins the same data (path -> md5) as the commit."""
+        return self.pinned is not None and self.ref_pins is not None and \
+            _mapping(self.ref_pins) == _mapping(self.pinned)
+
+
+def resolve_data_versions(repo: GitRepo, config, pairs: Iterable[tuple[str | None, str | None]],
+                          lookups: Mapping[str, CommitLookup] | None = None
+                          ) -> dict[tuple[str | None, str | None], Resolution]:
+    """(commit, data version) -> what the version names at the commit, for the validator, the
+    rerun planner and the MLflow export alike (`config`: `data` entries and `root`).
+
+    Commits and versions that look like git names are resolved in one `lookup_commits` call
+    (names already in `lookups` are not asked again) and the records at every commit found are
+    read in one `pinned_outs` round: no git process per row. No pairs, no git at all."""
+    pairs = list(dict.fromkeys(pairs))
+    if not pairs:
+        return {}
+    names = [name for commit, version in pairs
+             for name in (commit, version if version and looks_like_ref(version) else None)
+             if name]
+    found = dict(lookups or {})
+    found.update(repo.lookup_commits(n for n in dict.fromkeys(names) if n not in found))
+    shas = [found[name].sha for name in names if found[name].status == "found"]
+    spec = data_spec(config.data, repo_prefix(config.root, repo.root))
+    pins = pinned_outs(repo, list(dict.fromkeys(shas)), spec)
+
+    result = {}
+    for commit, version in pairs:
+        resolution = Resolution(commit=found[commit] if commit else None)
+        if resolution.commit is not None and resolution.commit.status == "found":
+            resolution.recorded += pins[resolution.commit.sha]
+            resolution.pinned = spec.counted(pins[resolution.commit.sha])
+            if version:
+                resolution.matched = [o for o in resolution.pinned
+                                      if version_matches(version, o.md5)]
+        if version and looks_like_ref(version):
+            resolution.ref = found[version]
+            if resolution.ref.status == "found":
+                resolution.recorded += pins[resolution.ref.sha]
+                resolution.ref_pins = spec.counted(pins[resolution.ref.sha])
+        result[(commit, version)] = resolution
+    return result
+
+
 def run(log: Log, ctx) -> Iterator[Finding]:
     column = log.columns.get("data_version")
     if column is None:
         return  # S001 already
     repo = repo_for(ctx)
     commits = row_commits(log, ctx)
-    refs = name_lookups(log, ctx)
     spec = data_spec(ctx.config.data, repo_prefix(ctx.config.root, repo.root))
 
     rows = []
-    needed: list[str] = []
     for row in log.rows:
         version, error = log.parse(row, column)
         if version is None or error is not None:
             continue
-        typed_commit, lookup = commits.get(row.number, (None, None))
-        sha = lookup.sha if lookup is not None and lookup.status == "found" else None
-        ref = refs.get(version) if looks_like_ref(version) else None
-        ref_sha = ref.sha if ref is not None and ref.status == "found" else None
-        rows.append((row, version, typed_commit, sha, ref_sha))
-        needed += [s for s in (sha, ref_sha) if s]
+        rows.append((row, commits.get(row.number, (None, None))[0], version))
     if not rows:
         return
-    pins = pinned_outs(repo, list(dict.fromkeys(needed)), spec)
+    # name_lookups holds every name asked here: the `cat-file` call is shared with G001-G005
+    resolved = resolve_data_versions(repo, ctx.config, [(c, v) for _, c, v in rows],
+                                     lookups=name_lookups(log, ctx))
     history: set[str] | None = None
 
     to_check: list[tuple[object, list[Out]]] = []  # (row, outs whose data must be cached)
-    for row, version, typed_commit, sha, ref_sha in rows:
-        pinned = spec.counted(pins[sha]) if sha else None
+    for row, typed_commit, version in rows:
+        found = resolved[(typed_commit, version)]
+        pinned = found.pinned
         lowered = version.strip().lower()
-        matched = [o for o in pinned or () if version_matches(lowered, o.md5)]
-        if matched:
-            to_check.append((row, matched))
+        if found.matched:
+            to_check.append((row, found.matched))
             continue
-        if ref_sha is not None:
-            ref_pins = spec.counted(pins[ref_sha])
+        if found.ref_pins is not None:
+            ref_pins = found.ref_pins
             if not ref_pins:
                 yield log.finding("D001", row, column, f"{version} is a git commit or tag, but "
                                   f"it pins no DVC-tracked data{_which(spec)}")
-            elif pinned is not None and _mapping(ref_pins) != _mapping(pinned):
+            elif pinned is not None and not found.ref_pins_the_same:
                 yield log.finding("D002", row, column, f"{version} pins "
                                   f"{_describe(ref_pins)}, but commit {typed_commit} pins "
                                   f"{_describe(pinned) or 'no data'}")
@@ -110,7 +166,8 @@ def run(log: Log, ctx) -> Iterator[Finding]:
             continue
         if VERSION_MD5.match(lowered):
             if history is None:
-                history = history_md5s(repo) | {o.md5 for outs in pins.values() for o in outs}
+                history = history_md5s(repo) | {o.md5 for found in resolved.values()
+                                                for o in found.recorded}
             if any(version_matches(lowered, md5) for md5 in history):
                 if pinned is not None:
                     yield log.finding("D002", row, column, f"{version} is not what commit "
