@@ -284,8 +284,14 @@ def main(argv: list[str] | None = None) -> None:
         cli.main(args=argv, prog_name="aisdp-log", standalone_mode=False)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
+    except click.UsageError as exc:
+        # One line, like every other error: what is wrong and where help is.
+        command = exc.ctx.command_path if exc.ctx else "aisdp-log"
+        click.echo(f"{command}: error: {exc.format_message()} (see '{command} --help')",
+                   err=True)
+        sys.exit(2)
     except click.ClickException as exc:
-        exc.show()
+        click.echo(f"aisdp-log: error: {exc.format_message()}", err=True)
         sys.exit(2)
     except click.exceptions.Abort:
         click.echo("aisdp-log: aborted", err=True)

@@ -58,6 +58,10 @@ def validate(path: Path | str, *, repo: Path | str | None = None, offline: bool 
     from .workbook import load_log
 
     log_path = Path(path)
+    if not log_path.exists():  # the first thing to say, before any repository question
+        from .errors import WorkbookError
+
+        raise WorkbookError(f"{path}: no such file; check the path")
     root = resolve_repo(log_path, repo, offline)
     if not isinstance(config, Config):
         config = load_config(root, config)
