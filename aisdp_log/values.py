@@ -15,7 +15,7 @@ from .spec import OUTCOMES, RERUN_MARKS, RERUN_NO_MARKS, SEED_MAX
 
 HEX = re.compile(r"^[0-9a-fA-F]+$")
 ISO_DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?$")
-SHA256_HEX = re.compile(r"^(?:sha256:)?([0-9a-fA-F]{64})$")
+SHA256_HEX = re.compile(r"^(?:sha256:)?([0-9a-f]{64})$", re.IGNORECASE)
 INTEGER = re.compile(r"[+-]?\d+")
 THOUSANDS = re.compile(r"[\d,]+\.?\d*")
 PARAM_SEPARATOR = re.compile(r"[;\n]")

@@ -111,6 +111,8 @@ def test_parse_commit_rejects(raw):
 def test_parse_artefact_hash():
     assert values.parse_artefact_hash("sha256:" + "A" * 64) == "sha256:" + "a" * 64
     assert values.parse_artefact_hash("b" * 64) == "sha256:" + "b" * 64
+    # Excel users type SHA256: as readily as sha256:
+    assert values.parse_artefact_hash("SHA256:" + "C" * 64) == "sha256:" + "c" * 64
     for bad in ("sha256:" + "a" * 63, "md5:" + "a" * 32, "sha256: " + "a" * 64, 5):
         with pytest.raises(ValueError):
             values.parse_artefact_hash(bad)
