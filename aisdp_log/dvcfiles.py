@@ -249,7 +249,10 @@ class LocalCache:
             return [md5]
         if not md5.endswith(".dir"):
             return []
-        entries = read_manifest(path.read_bytes())
+        try:
+            entries = read_manifest(path.read_bytes())
+        except OSError:  # removed or unreadable since the stat
+            entries = None
         if entries is None:
             return [md5]  # a damaged manifest is as good as none
         return [m for m in entries if self.object_path(m) is None]
@@ -261,7 +264,7 @@ def read_manifest(blob: bytes) -> list[str] | None:
 
     try:
         items = json.loads(blob)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
         return None
     if not isinstance(items, list):
         return None

@@ -118,12 +118,7 @@ class HashCache:
                      hashed_at_ns: int) -> None:
         """Remember the digest of the bytes (read from `hashed_at_ns` on) whose stat is
         `info`; one changed within a timestamp tick of the reading is not remembered."""
-        if _racy(info, hashed_at_ns):
-            self.entries.pop(path, None)
-            return
-        self.entries[path] = [stat_key(info), hex_digest]
-        self.used.add(path)
-        self.dirty = True
+        self._remember(self.entries, path, info, hex_digest, hashed_at_ns)
 
     def lookup_record(self, path: str, info: os.stat_result) -> object:
         """The summary stored for the record at `path` when its stat still matches, else None.
@@ -140,10 +135,14 @@ class HashCache:
                      read_at_ns: int) -> None:
         """Remember `summary` (JSON-able, not None) of the record whose bytes, read from
         `read_at_ns` on, had the stat `info` (the open descriptor's)."""
-        if _racy(info, read_at_ns):
-            self.records.pop(path, None)
+        self._remember(self.records, path, info, summary, read_at_ns)
+
+    def _remember(self, table: dict[str, list], path: str, info: os.stat_result,
+                  value: object, read_at_ns: int) -> None:
+        if is_racy(info, read_at_ns):
+            table.pop(path, None)
             return
-        self.records[path] = [stat_key(info), summary]
+        table[path] = [stat_key(info), value]
         self.used.add(path)
         self.dirty = True
 
@@ -290,14 +289,8 @@ def _ignore_in_git(folder: Path) -> None:
 
 def is_racy(info: os.stat_result, read_at_ns: int) -> bool:
     """Whether the file of stat `info` changed within a timestamp tick of `read_at_ns`, so a
-    write right after reading it might leave its stat unchanged."""
-    return _racy(info, read_at_ns)
-
-
-def _racy(info: os.stat_result, read_at_ns: int) -> bool:
-    """Whether the file changed within a timestamp tick of `read_at_ns`, so a later write in
-    that tick would not move its stat ("racily clean"): such an entry is never trusted, so it
-    is not kept at all."""
+    later write in that tick would not move its stat ("racily clean"): such an entry is never
+    trusted, so it is not kept at all (nor a verdict resting on it)."""
     mtime_ns, ctime_ns = info.st_mtime_ns, info.st_ctime_ns
     coarse = mtime_ns % 1_000_000_000 == 0 and ctime_ns % 1_000_000_000 == 0
     margin = RACY_COARSE_NS if coarse else RACY_NS

@@ -146,7 +146,7 @@ def scan_folder(folder: str | Path, root: str | Path | None = None, *,
     root = os.fspath(root) if root is not None else folder
     root_real = root if root_resolved else os.path.realpath(root)
     scan = FolderScan()
-    _walk(folder, "", root_real, scan, None)
+    _walk(folder, "", root_real, scan, None, ())
     if len(scan.files) > 1:
         scan.files.sort(key=_by_rel)
     return scan
@@ -157,10 +157,11 @@ def _by_rel(model_file: ModelFile) -> str:
 
 
 def _walk(directory: str, prefix: str, root_real: str, scan: FolderScan,
-          directory_real: str | None) -> None:
+          directory_real: str | None, outer: tuple[str, ...]) -> None:
     """One folder level. Syscalls are what a warm check pays for, so only model files are
     stat'ed (records and folders are told apart by the listing's file type) and real paths
-    are computed only where a symlink appears."""
+    are computed only where a symlink appears. `outer`: the real paths of the folders above
+    that hold a followed folder link (the folders between are their plain subfolders)."""
     try:
         with os.scandir(directory) as listing:
             entries = list(listing)
@@ -190,7 +191,7 @@ def _walk(directory: str, prefix: str, root_real: str, scan: FolderScan,
             if not entry.is_symlink():
                 if entry.is_dir(follow_symlinks=False) and not is_record:
                     _walk(entry.path, prefix + name + "/", root_real, scan,
-                          directory_real and directory_real + os.sep + name)
+                          directory_real and directory_real + os.sep + name, outer)
                 continue  # a FIFO, socket or device: no model bytes
             target = os.path.realpath(entry.path)
             if not inside(target, root_real):
@@ -203,9 +204,13 @@ def _walk(directory: str, prefix: str, root_real: str, scan: FolderScan,
             continue
         if stat_module.S_ISDIR(info.st_mode):
             here = directory_real or os.path.realpath(directory)
-            # a link to an enclosing folder would list it forever
-            if not is_record and not (here == target or inside(here, target)):
-                _walk(entry.path, prefix + name + "/", root_real, scan, target)
+            # a link to a folder being listed, or to one enclosing it, would list it forever
+            # (two folders linking to each other too, and with two such links exponentially):
+            # a folder being listed is `here`, a folder of `outer`, or a parent of one
+            if not is_record and not any(folder == target or inside(folder, target)
+                                         for folder in (here, *outer)):
+                _walk(entry.path, prefix + name + "/", root_real, scan, target,
+                      (*outer, here))
         elif stat_module.S_ISREG(info.st_mode):
             if is_record:
                 scan.records[name] = entry.path

@@ -401,3 +401,21 @@ def test_resolve_data_versions_takes_given_lookups_and_nothing_for_no_pairs(proj
     got = resolve(p.root, [(p.c1[:7], "data-v1")], lookups=lookups)[(p.c1[:7], "data-v1")]
     assert got.commit.sha == p.c1  # not in `lookups`: asked
     assert outs_of(got.ref_pins) == {"data/train.csv": p.train2, "data/images": p.images}
+
+
+def test_a_deeply_nested_manifest_is_no_manifest_not_a_crash():
+    from aisdp_log.dvcfiles import read_manifest
+
+    assert read_manifest(b"[" * 200_000) is None
+
+
+def test_a_dvc_file_named_with_a_line_break_gives_findings_not_an_internal_error(tmp_path):
+    repo = init_repo(tmp_path / "repo")
+    sha = commit(repo, {"x\n.dvc": "outs:\n- md5: 3f2a9c1e3f2a9c1e3f2a9c1e3f2a9c1e\n  path: x\n",
+                        "train.py": "print('hi')\n"}, date="2026-07-01T12:00:00+00:00")
+    log = write_log(repo / "log.xlsx", [row(code_commit=sha[:10], data_version="3f2a9c1e")])
+    result = subprocess.run(["aisdp-log", "validate", str(log), "--format", "json"], cwd=repo,
+                            capture_output=True, text=True)
+    assert result.returncode in (0, 1), result.stderr
+    assert "internal error" not in result.stderr and "Traceback" not in result.stderr
+    assert json.loads(result.stdout)["rows"] == 1

@@ -88,6 +88,21 @@ def test_symlinks_inside_the_root_are_followed_and_loops_end(tmp_path):
     assert artefact_hash(folder) == "sha256:" + sha256sum(folder, ["head.pt", "model.pt"])
 
 
+def test_folders_linking_to_each_other_finish_without_following_the_loop(tmp_path):
+    # Two links each way once made the walk exponential (a hang); the loop is not followed.
+    root = tmp_path / "artefacts"
+    first = write(root / "A", {"m.bin": b"m"})
+    second = write(root / "B", {"n.bin": b"n"})
+    for name in ("toB", "toB2"):
+        (first / name).symlink_to("../B", target_is_directory=True)
+    for name in ("toA", "toA2"):
+        (second / name).symlink_to("../A", target_is_directory=True)
+    started = time.monotonic()
+    digest = artefact_hash(first, root=root)
+    assert time.monotonic() - started < 5
+    assert digest == "sha256:" + sha256sum(first, ["m.bin", "toB/n.bin", "toB2/n.bin"])
+
+
 def test_empty_or_missing_is_no_model_file(tmp_path):
     folder = write(tmp_path / "EXP-001", {"run.json": b"{}"})
     with pytest.raises(NoModelFile):

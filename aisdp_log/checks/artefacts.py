@@ -28,10 +28,10 @@ from typing import Iterator
 
 from .. import __version__
 from ..findings import Finding
-from ..hashcache import RACY_COARSE_NS, RACY_NS, HashCache, open_cache
+from ..hashcache import HashCache, is_racy, open_cache, stat_key
 from ..hashing import FolderScan, combine, inside, scan_folder
 from ..progress import Progress
-from ..values import as_text, decimals_typed, is_number
+from ..values import as_text, decimals_typed, is_number, parse_artefact_hash
 from ..workbook import Log, Row, cell_ref
 
 #: ctx.cache key of the hash cache, so later families (and tests) see its counters.
@@ -74,9 +74,8 @@ def run(log: Log, ctx) -> Iterator[Finding]:
     named: set[str] = set()
     planned: list[_Planned] = []
     # a file changed within a timestamp tick of now may change again without its stat
-    # moving (as in the digest cache's racy check): no verdict may rest on it
+    # moving (the digest cache's racy check): no verdict may rest on it
     now = time.time_ns()
-    settled = (now - RACY_NS, now - RACY_COARSE_NS)
     cells = _Cells(log)
     ids = log.parse_column(id_column)
     hash_column = log.columns.get("artefact_hash")
@@ -115,7 +114,7 @@ def run(log: Log, ctx) -> Iterator[Finding]:
         hashable = (scan.files or scan.unreadable) and not scan.escapes
         verdict = None
         if scan.files and not scan.unreadable and not scan.escapes:
-            verdict = _verdict(cells, row, folder, scan, expected, settled)
+            verdict = _verdict(cells, row, folder, scan, expected, now)
             if verdict is not None and cache.has_verdict(verdict):
                 continue  # every input as when this row was last found clean
         planned.append(_Planned(row, experiment_id, folder, scan,
@@ -285,12 +284,12 @@ def _code_version() -> str:
 
 
 def _verdict(cells: _Cells, row: Row, folder: str, scan: FolderScan, expected: object,
-             settled: tuple[int, int]) -> str | None:
+             now: int) -> str | None:
     """A digest of everything A002-A006 read for this row: the folder, each model file's and
     record's path and stat (their bytes while the stat matches, as the digest cache trusts),
-    and every cell compared. None when a file changed within a timestamp tick of this run
-    (`settled`: the limits for fine and whole-second timestamps; a later write might not
-    move its stat) or a record vanished since the listing.
+    and every cell compared. None when a file changed within a timestamp tick of `now`
+    (`hashcache.is_racy`: a later write might not move its stat) or a record vanished since
+    the listing.
 
     A row whose digest was found clean before is not checked again: no input of the check
     can have changed, so neither can its result. This runs for every row of a warm run, so
@@ -300,10 +299,9 @@ def _verdict(cells: _Cells, row: Row, folder: str, scan: FolderScan, expected: o
     append = parts.append
     for model_file in scan.files:
         info = model_file.stat
-        if _unsettled(info, settled):
+        if is_racy(info, now):
             return None
-        append(f"{model_file.rel!r} {model_file.nofollow:d} {info.st_size}:{info.st_mtime_ns}:"
-               f"{info.st_ino}:{info.st_ctime_ns}")
+        append(f"{model_file.rel!r} {model_file.nofollow:d} {stat_key(info)}")
     records = scan.records
     for name in _RECORDS_READ:
         if name in records:
@@ -311,22 +309,15 @@ def _verdict(cells: _Cells, row: Row, folder: str, scan: FolderScan, expected: o
                 info = scan.record_stat(name)
             except OSError:
                 return None
-            if _unsettled(info, settled):
+            if is_racy(info, now):
                 return None
-            append(f"{name} {info.st_size}:{info.st_mtime_ns}:{info.st_ino}:{info.st_ctime_ns}")
+            append(f"{name} {stat_key(info)}")
     number = row.number
     append(repr([parsed.get(number, _NOTHING)[0] for parsed in cells.compared]
                 + [row.get(column) for column in cells.metric_columns]))
     digest = cells.verdict_base.copy()
     digest.update("\n".join(parts).encode("utf-8", "surrogatepass"))
     return digest.hexdigest()
-
-
-def _unsettled(info: os.stat_result, settled: tuple[int, int]) -> bool:
-    # the digest cache's racy rule: whole-second timestamps tick in up to 2 s
-    newest = max(info.st_mtime_ns, info.st_ctime_ns)
-    return newest >= settled[0] or (newest >= settled[1] and not info.st_mtime_ns % 10**9
-                                     and not info.st_ctime_ns % 10**9)
 
 
 #: The records whose content the checks compare (history.csv is not read).
@@ -683,13 +674,13 @@ def _recorded_hash(log: Log, cells: _Cells, row: Row, data: dict,
     typed = cells.typed(row, "artefact_hash")
     if not isinstance(recorded, str) or typed is None:
         return None
-    text = recorded.strip().lower()
-    text = text[7:] if text.startswith("sha256:") else text
-    if len(text) != 64 or not HEX.match(text):
+    try:
+        trained = parse_artefact_hash(recorded)  # as the cell's own value is read
+    except ValueError:
         return None  # not a sha256 this check can compare
-    if "sha256:" + text != typed:
+    if trained != typed:
         return log.finding("A004", row, "artefact_hash", f"{where} records the trained model "
-                           f"as sha256:{text[:12]}..., the row names {typed[:19]}...")
+                           f"as {trained[:19]}..., the row names {typed[:19]}...")
     return None
 
 

@@ -26,6 +26,9 @@ def pinned_outs(repo: GitRepo, shas: list[str], spec: DataSpec) -> dict[str, lis
         wanted = [(sha, path) for sha in shas for path in records]
     else:
         wanted = record_paths(repo, shas)
+    # `cat-file --batch` takes one name a line: a record whose path holds a line break (in
+    # the history or aisdp.toml) cannot be asked for, so it pins nothing
+    wanted = [(sha, path) for sha, path in wanted if "\n" not in path and "\r" not in path]
     blobs = repo.read_blobs(f"{sha}:{path}" for sha, path in wanted)
     parsed: dict[tuple[str, bytes], list[Out]] = {}
     result: dict[str, list[Out]] = {sha: [] for sha in shas}
@@ -143,6 +146,7 @@ def run(log: Log, ctx) -> Iterator[Finding]:
     resolved = resolve_data_versions(repo, ctx.config, [(c, v) for _, c, v in rows],
                                      lookups=name_lookups(log, ctx))
     history: set[str] | None = None
+    no_record_ever: bool | None = None  # the D001 hint, asked once (the history is long)
 
     to_check: list[tuple[object, list[Out]]] = []  # (row, outs whose data must be cached)
     for row, typed_commit, version in rows:
@@ -173,7 +177,10 @@ def run(log: Log, ctx) -> Iterator[Finding]:
                     yield log.finding("D002", row, column, f"{version} is not what commit "
                                       f"{typed_commit} pins: {_describe(pinned) or 'no data'}")
                 continue
-        if not any(is_record(path) for path, _ in repo.changed_blobs(PATHSPECS)):
+        if no_record_ever is None:
+            no_record_ever = not any(is_record(path) for path, _ in
+                                     repo.changed_blobs(PATHSPECS))
+        if no_record_ever:
             reason = "the repository's history holds no .dvc file or dvc.lock (track the " \
                      "data with `dvc add` and commit the .dvc file)"
         else:

@@ -8,10 +8,10 @@ from __future__ import annotations
 import hashlib
 import posixpath
 import re
-from typing import Iterator
+from typing import Iterable, Iterator
 
 from ..findings import Finding
-from ..gitrepo import CommitLookup, GitRepo, repo_for, repo_prefix
+from ..gitrepo import CommitLookup, repo_for, repo_prefix
 from ..workbook import Log, Row
 
 #: `<path> sha256:<hex>` inside an Environment cell; 8+ hex compares as a prefix.
@@ -92,8 +92,10 @@ def run(log: Log, ctx) -> Iterator[Finding]:
     if not found:
         return
     unreachable = repo.unreachable(found.values())
-    prefix = repo_prefix(ctx.repo, repo.root)
-    locks = _lock_blobs(log, repo, found, prefix)
+    locks = _lock_entries(log, found, repo_prefix(ctx.repo, repo.root))
+    # every lock file named, read at its row's commit in one call
+    blobs = repo.read_blobs(f"{found[number]}:{repo_path}" for number, entries in locks.items()
+                            for _, repo_path, _ in entries if repo_path is not None)
     for row in log.rows:
         sha = found.get(row.number)
         if sha is None:
@@ -108,7 +110,7 @@ def run(log: Log, ctx) -> Iterator[Finding]:
         if sha in unreachable:
             yield log.finding("G004", row, column, f"commit {typed} is on no branch or tag, so "
                               "a fresh clone lacks it; merge or tag it")
-        yield from _environment(log, row, sha, typed, locks, prefix)
+        yield from _environment(log, row, sha, typed, locks.get(row.number, ()), blobs)
 
 
 def lock_entries(environment: str) -> list[tuple[str, str]]:
@@ -134,29 +136,25 @@ def _repo_path(path: str, prefix: str) -> str | None:
     return joined
 
 
-def _lock_blobs(log: Log, repo: GitRepo, found: dict[int, str],
-                prefix: str) -> dict[str, bytes | None]:
-    """Every lock file named in an Environment cell, read at its row's commit in one call."""
-    specs = []
+def _lock_entries(log: Log, found: dict[int, str],
+                  prefix: str) -> dict[int, list[tuple[str, str | None, str]]]:
+    """Row number -> (path as typed, path from the repository root or None when it escapes,
+    hex) for each lock file named in the Environment cell of a row whose commit was found."""
+    entries = {}
     for row in log.rows:
-        sha = found.get(row.number)
-        environment = log.typed(row, "environment")
-        if sha is None or environment is None:
+        if row.number not in found:
             continue
-        for path, _ in lock_entries(environment):
-            repo_path = _repo_path(path, prefix)
-            if repo_path is not None:
-                specs.append(f"{sha}:{repo_path}")
-    return repo.read_blobs(specs) if specs else {}
+        environment = log.typed(row, "environment")
+        if environment is not None:
+            entries[row.number] = [(path, _repo_path(path, prefix), digest)
+                                   for path, digest in lock_entries(environment)]
+    return entries
 
 
-def _environment(log: Log, row: Row, sha: str, typed: str, blobs: dict[str, bytes | None],
-                 prefix: str) -> Iterator[Finding]:
-    environment = log.typed(row, "environment")
-    if environment is None:
-        return
-    for path, digest in lock_entries(environment):
-        repo_path = _repo_path(path, prefix)
+def _environment(log: Log, row: Row, sha: str, typed: str,
+                 entries: Iterable[tuple[str, str | None, str]],
+                 blobs: dict[str, bytes | None]) -> Iterator[Finding]:
+    for path, repo_path, digest in entries:
         if repo_path is None:
             yield log.finding("G005", row, "environment", f"{path} is outside the repository: "
                               "name the lock file by its path inside it")
