@@ -14,7 +14,7 @@ def render_codes(output_format: str = "text") -> str:
                             "cell": c.cell, "help": c.help} for c in codes], indent=2)
     if output_format == "markdown":
         lines = ["| code | severity | meaning (cell) |", "|---|---|---|"]
-        lines += [f"| {c.code} | {c.severity.value} | {c.title} ({c.cell}) |".replace("<", "&lt;")
+        lines += [f"| {c.code} | {c.severity.value} | {_markdown_cell(f'{c.title} ({c.cell})')} |"
                   for c in codes]
         return "\n".join(lines)
     return "\n".join(f"{c.code}  {c.severity.value:<7}  {c.title} ({c.cell})\n"
@@ -40,11 +40,15 @@ def render_column_guide() -> str:
             required = "written by the tool"
         else:
             required = "yes" if column.required else "no"
-        help_text = spec.PARAM_HELP if column.kind == "param" else column.help
-        help_text = help_text.replace("|", "\\|").replace("<", "&lt;")
+        help_text = _markdown_cell(spec.PARAM_HELP if column.kind == "param" else column.help)
         lines.append(f"| `{column.header}` | {required} | {help_text} | `{column.example}` | "
                      f"{column.annex} |")
     return "\n".join(lines)
+
+
+def _markdown_cell(text: str) -> str:
+    """Text for a Markdown table cell: a `|` would end the cell, a `<` open an HTML tag."""
+    return text.replace("|", "\\|").replace("<", "&lt;")
 
 
 README_BLOCKS = {
@@ -68,5 +72,7 @@ if __name__ == "__main__":  # python -m aisdp_log.catalogue README.md  (rewrites
     import sys
     from pathlib import Path
 
+    from .atomic import write_bytes
+
     readme = Path(sys.argv[1] if len(sys.argv) > 1 else "README.md")
-    readme.write_text(sync_readme(readme.read_text(encoding="utf-8")), encoding="utf-8")
+    write_bytes(readme, sync_readme(readme.read_text(encoding="utf-8")).encode("utf-8"))

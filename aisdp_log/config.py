@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 try:
     import tomllib
@@ -167,9 +168,11 @@ def _parse_metrics(table: object) -> tuple[MetricSpec, ...]:
         if goal not in GOALS:
             raise ConfigError(f"metrics.{name}: goal must be 'max' or 'min', not {goal!r}")
         threshold = entry.get("threshold")
+        # TOML has nan and inf; neither is a threshold (nor can the template write it)
         if threshold is not None and (isinstance(threshold, bool)
-                                      or not isinstance(threshold, (int, float))):
-            raise ConfigError(f"metrics.{name}: threshold must be a number")
+                                      or not isinstance(threshold, (int, float))
+                                      or not math.isfinite(threshold)):
+            raise ConfigError(f"metrics.{name}: threshold must be a finite number")
         description = entry.get("description", "")
         specs.append(MetricSpec(name, goal, None if threshold is None else float(threshold),
                                 str(description)))

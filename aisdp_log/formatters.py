@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from itertools import groupby
 from typing import Callable
@@ -12,6 +13,16 @@ from .findings import Report, Severity
 
 _COLOURS = {"error": "\033[31m", "warning": "\033[33m", "dim": "\033[2m", "bold": "\033[1m",
             "reset": "\033[0m"}
+
+
+#: C0 and C1 control characters: cell text (IDs, headers, sheet names) must not move the cursor,
+#: retitle the window or break a report line on the reader's terminal.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def _inert(text: str) -> str:
+    """`text` with every control character shown escaped (`\\x1b`), as text for a terminal."""
+    return _CONTROL.sub(lambda match: repr(match.group())[1:-1], text)
 
 
 def use_colour(stream=None) -> bool:
@@ -32,13 +43,13 @@ def format_text(report: Report, colour: bool = False) -> str:
         group = list(group)
         ids = {f.experiment_id for f in group if f.experiment_id}
         label = f"{sheet} row {row}" + (f" ({', '.join(sorted(ids))})" if ids else "")
-        lines.append(paint(label, "bold"))
+        lines.append(paint(_inert(label), "bold"))
         for f in group:
-            where = f"{f.sheet}!{f.cell}"
+            where = _inert(f"{f.sheet}!{f.cell}")
             severity = paint(f"{f.severity.value:<7}", f.severity.value)
-            lines.append(f"  {where:<16} {f.code}  {severity}  {f.message}")
+            lines.append(f"  {where:<16} {f.code}  {severity}  {_inert(f.message)}")
     errors, warnings = report.errors, report.warnings
-    summary = _summary(report)
+    summary = _inert(_summary(report))
     if lines:
         lines.append("")
     style = "error" if errors else ("warning" if warnings else "bold")

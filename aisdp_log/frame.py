@@ -130,21 +130,10 @@ def _kind_dtype(log: "Log", column: "Column") -> str | None:
     return _DTYPES.get(kind)
 
 
-def _parse_code(log: "Log", column: "Column") -> str:
-    # As checks/schema.py: a value outside an allowed set is S006, any other bad value S003.
-    kind = column.spec.kind
-    if kind in ("choice", "rerun"):
-        return "S006"
-    if kind == "param":
-        declared = log.config.param(column.name or "")
-        if declared is not None and declared.kind == "choice":
-            return "S006"
-    return "S003"
-
-
 def _typed_frame(log: "Log") -> tuple["pd.DataFrame", list[dict]]:
     import pandas as pd
 
+    from .checks.schema import bad_value_code
     from .values import as_text
     from .workbook import cell_ref
 
@@ -160,9 +149,10 @@ def _typed_frame(log: "Log") -> tuple["pd.DataFrame", list[dict]]:
                                    dtype=object)
             continue
         dtype = _kind_dtype(log, column)
+        parsed = log.parse_column(column)  # the parses `validate` makes, in one loop
         values = []
         for row in log.rows:
-            value, error = log.parse(row, column)
+            value, error = parsed[row.number]
             if error is None and row.get(column) is None:
                 # As checks/schema.py: an empty-looking cell may hide an Excel error or a
                 # formula whose result was never saved.
@@ -172,7 +162,7 @@ def _typed_frame(log: "Log") -> tuple["pd.DataFrame", list[dict]]:
                 elif log.table.is_unsaved_formula(row.number, column):
                     error = "a formula with no saved value"
             if error is not None:
-                failures.append(_failure(_parse_code(log, column), cell_ref(row.number,
+                failures.append(_failure(bad_value_code(log, column), cell_ref(row.number,
                                          column.index), row.number, name, error,
                                          row.get(column)))
                 value = None

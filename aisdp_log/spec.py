@@ -6,8 +6,7 @@ definitions, so a column's name, type, help text and Annex IV reference live in 
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 SHEET_EXPERIMENTS = "Experiments"
 SHEET_METRICS = "Metrics"
@@ -178,15 +177,6 @@ class MetricSpec:
     description: str = ""
 
 
-@dataclass(frozen=True)
-class SheetColumns:
-    """Header names of a tool-written sheet, in order."""
-
-    name: str
-    headers: tuple[str, ...]
-    widths: tuple[int, ...] = field(default=())
-
-
 METRICS_COLUMNS = ("Metric", "Goal", "Threshold", "Description")
 RERUNS_COLUMNS_BEFORE_METRICS = ("Rerun ID", "Experiment ID", "Started", "Mode", "Seed",
                                  "Code commit", "Data version")
@@ -200,9 +190,6 @@ SIGNOFF_COLUMNS = ("Period", "Name and role", "Signed at", "Experiment IDs", "Ro
 def normalise_header(text: object) -> str:
     """Header text as compared: case-folded, surrounding and repeated white space removed."""
     return " ".join(str(text).split()).casefold()
-
-
-_SPACE_AROUND_DOT = re.compile(r"\s*\.\s*")
 
 
 def split_prefixed(header: str) -> tuple[str, str] | None:

@@ -237,7 +237,8 @@ def _validation(column: spec.ColumnSpec, param=None) -> dict:
         rule = {"validate": "list", "source": ["yes", "no"], "error_type": "warning",
                 "error_message": "Write yes (or y, x, true, 1) to flag the row for a rerun, "
                                  "or leave it empty."}
-    elif kind == "choice":
+    elif kind == "choice" or (kind == "param" and column.allowed and _list_fits(column.allowed)):
+        # a declared choice param's list too, where Excel's 255-character source holds it
         rule = {"validate": "list", "source": list(column.allowed),
                 "error_message": "Choose one of: " + ", ".join(column.allowed) + "."}
     elif kind == "seed":
@@ -262,9 +263,6 @@ def _validation(column: spec.ColumnSpec, param=None) -> dict:
     elif kind == "param" and param is not None and param.kind == "bool":
         rule = {"validate": "list", "source": ["true", "false"], "error_type": "warning",
                 "error_message": "This parameter is true or false."}
-    elif kind == "param" and column.allowed and _list_fits(column.allowed):
-        rule = {"validate": "list", "source": list(column.allowed),
-                "error_message": "Choose one of: " + ", ".join(column.allowed) + "."}
     else:
         rule = {"validate": "any"}
     if "error_message" in rule:

@@ -32,14 +32,13 @@ def resolve_repo(log_path: Path, repo: Path | str | None, offline: bool) -> Path
             raise RepositoryError(f"{root}: not a git repository (run `git init`, pass --repo, "
                                   "or use --offline to check the workbook alone)")
         return root.resolve()
-    found = find_repo_root(log_path.parent if log_path.parent.is_dir() else Path.cwd())
-    if found is None:
-        found = find_repo_root(Path.cwd())
+    start = log_path.parent if log_path.parent.is_dir() else Path.cwd()
+    found = find_repo_root(start) or find_repo_root(Path.cwd())
     if found is None:
         if not offline:
             raise RepositoryError(f"{log_path}: not inside a git repository and no --repo given "
                                   "(use --offline to check the workbook alone)")
-        return (log_path.parent if log_path.parent.is_dir() else Path.cwd()).resolve()
+        return start.resolve()
     return found
 
 
@@ -55,13 +54,13 @@ def validate(path: Path | str, *, repo: Path | str | None = None, offline: bool 
     from .checks import Context, run_checks
     from .config import Config, load_config
     from .findings import Report
-    from .workbook import load_log
+    from .workbook import display_name, load_log
 
     log_path = Path(path)
     if not log_path.exists():  # the first thing to say, before any repository question
         from .errors import WorkbookError
 
-        raise WorkbookError(f"{path}: no such file; check the path")
+        raise WorkbookError(f"{display_name(path)}: no such file; check the path")
     root = resolve_repo(log_path, repo, offline)
     if not isinstance(config, Config):
         config = load_config(root, config)

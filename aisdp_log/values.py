@@ -11,7 +11,7 @@ import datetime as dt
 import math
 import re
 
-from .spec import OUTCOMES, RERUN_MARKS, RERUN_NO_MARKS, SEED_MAX
+from .spec import RERUN_MARKS, RERUN_NO_MARKS, SEED_MAX
 
 HEX = re.compile(r"^[0-9a-fA-F]+$")
 ISO_DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?$")
@@ -21,6 +21,8 @@ THOUSANDS = re.compile(r"[\d,]+\.?\d*")
 PARAM_SEPARATOR = re.compile(r"[;\n]")
 NOT_IN_DATA_VERSION = re.compile(r"[\s\x00-\x1f]")
 CLOCK = re.compile(r"^(\d+):([0-5]?\d)(?::([0-5]?\d(?:\.\d+)?))?$")
+#: Decimals `decimals_typed` reports at most: 10.0 ** -400 is already 0.0.
+MAX_DECIMALS = 400
 
 
 def normalise(value: object) -> object:
@@ -186,10 +188,6 @@ def parse_choice(value: object, allowed: tuple[str, ...]) -> str:
     raise ValueError(f"{shown(value)} is not one of: {', '.join(allowed)}")
 
 
-def parse_outcome(value: object) -> str:
-    return parse_choice(value, OUTCOMES)
-
-
 def parse_rerun_mark(value: object) -> bool:
     if isinstance(value, bool):
         return value
@@ -266,5 +264,11 @@ def decimals_typed(value: object) -> int | None:
     if "e" in text.lower():
         mantissa, _, exponent = text.lower().partition("e")
         digits = len(mantissa.partition(".")[2])
-        return max(0, digits - int(exponent))
+        try:
+            decimals = digits - int(exponent)
+        except ValueError:  # an exponent of thousands of digits, or none at all
+            return None
+        # 1e-999999 is a float (0.0); its decimals would overflow `10.0 ** -decimals`. Past
+        # 400 decimals a float holds nothing, and every tolerance is 0.0 all the same.
+        return min(max(0, decimals), MAX_DECIMALS)
     return len(text.partition(".")[2])

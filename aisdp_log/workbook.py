@@ -15,12 +15,11 @@ import zipfile
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator
 
 from . import spec
 from .errors import WorkbookError
 from .findings import CATALOGUE, Finding
-from .values import normalise
+from .values import as_text, normalise
 
 # Limits for the zip container. Real workbooks compress about 10:1. A sheet formatted down to
 # row 1,048,576 was measured at 12:1 to 57:1 (Excel-style styled <row/> elements 24:1, 61 MiB;
@@ -201,25 +200,28 @@ def sheet_xml_paths(archive: zipfile.ZipFile) -> dict[str, str]:
     targets = {}
     for tag in _REL_TARGET.findall(rels):
         attrs = _attrs(tag)
-        target = attrs.get(b"Target", b"").decode("utf-8", "replace")
+        target = _attribute_text(attrs.get(b"Target", b""))
         target = target.lstrip("/") if target.startswith("/") else "xl/" + target
         targets[attrs.get(b"Id", b"")] = target
-    paths = {}
+    paths: dict[str, str] = {}
     for tag in _SHEET_TAG.findall(workbook):
         attrs = _attrs(tag)
         rid = next((v for k, v in attrs.items() if k.endswith(b":id")), b"")
-        sheet_name = attrs.get(b"name", b"").decode("utf-8", "replace")
-        sheet_name = (sheet_name.replace("&amp;", "&").replace("&lt;", "<")
-                      .replace("&gt;", ">").replace("&quot;", '"').replace("&apos;", "'"))
         if rid in targets:
-            paths[sheet_name] = targets[rid]
+            # the first sheet of a name, as calamine's get_sheet_by_name reads it
+            paths.setdefault(_attribute_text(attrs.get(b"name", b"")), targets[rid])
     return paths
 
 
-def formulas_without_value(archive: zipfile.ZipFile, member: str) -> set[str]:
-    """Cell references whose formula has no saved value (written by a tool that never
-    calculated it). Cheap when the sheet has no formulas at all: one byte search."""
-    return scan_cells(archive, member)[0]
+def _attribute_text(value: bytes) -> str:
+    """An XML attribute's text, its references (`&amp;`, `&#69;`) resolved in one pass, as
+    calamine resolves them: the sheet names must match calamine's for the scan to apply."""
+    text = value.decode("utf-8", "replace")
+    if "&" not in text:
+        return text
+    import html  # only for the rare name holding a reference
+
+    return html.unescape(text)
 
 
 def scan_cells(archive: zipfile.ZipFile, member: str) -> tuple[set[str], dict[str, str]]:
@@ -495,8 +497,14 @@ class Workbook:
 
         member = self._xml_paths.get(sheet_name)
         scan = _scan(self._archive, member) if member else _SheetScan()
-        if member and scan.might_be_huge():
-            rows, columns, last = exact_extent(self._archive, member)
+        # A sheet whose part cannot be told (odd relationships) may be any part: every one
+        # is measured, so no file slips past the cell limit by hiding its sheet's name.
+        if member is None:
+            suspects = [name for name in self._archive.namelist() if name.endswith(".xml")]
+        else:
+            suspects = [member] if scan.might_be_huge() else []
+        for part in suspects:
+            rows, columns, last = exact_extent(self._archive, part)
             if rows * columns > MAX_CELLS:
                 raise WorkbookError(
                     f"{self.name}: sheet {sheet_name!r} has values as far as cell {last} "
@@ -667,11 +675,8 @@ class Log:
         if raw is None:
             result: tuple[object, str | None] = _NOTHING
         else:
-            parser = self._parsers.get(column.index)
-            if parser is None:
-                parser = self._parsers[column.index] = self._parser(column)
             try:
-                result = (parser(raw), None)
+                result = (self._parser(column)(raw), None)
             except ValueError as exc:
                 result = (None, str(exc))
         cache[row.number] = result
@@ -687,9 +692,7 @@ class Log:
             cache = self._typed[column.index] = {}
         if column.index in self._complete:
             return cache
-        parser = self._parsers.get(column.index)
-        if parser is None:
-            parser = self._parsers[column.index] = self._parser(column)
+        parser = self._parser(column)
         index = column.index
         for row in self.rows:
             if row.number in cache:
@@ -716,6 +719,13 @@ class Log:
         return self.parse(row, column)[0]
 
     def _parser(self, column: Column):
+        """The column's value parser, chosen once per column."""
+        parser = self._parsers.get(column.index)
+        if parser is None:
+            parser = self._parsers[column.index] = self._choose_parser(column)
+        return parser
+
+    def _choose_parser(self, column: Column):
         from . import values
 
         kind = column.spec.kind if column.spec else "text"
@@ -730,8 +740,6 @@ class Log:
         return _PARSERS[kind]
 
     def experiment_id(self, row: Row) -> str | None:
-        from .values import as_text
-
         value = self.value(row, "experiment_id")
         return None if value is None else as_text(value)
 
@@ -821,10 +829,3 @@ def load_log(path: Path | str, config=None) -> Log:
     except BaseException:
         workbook.close()
         raise
-
-
-def iter_cells(rows: Iterable[Row], column: Column) -> Iterator[tuple[Row, object]]:
-    for row in rows:
-        value = row.get(column)
-        if value is not None:
-            yield row, value

@@ -145,3 +145,22 @@ def test_meets():
     assert meets(0.1, MetricSpec("l", "min", 0.1))
     assert not meets(0.11, MetricSpec("l", "min", 0.1))
     assert meets(-1e9, MetricSpec("a", "max", None))
+
+
+@pytest.mark.parametrize("reproducibility, options", [(None, []),
+                                                      ("bitwise", ["--mode", "bitwise"])])
+def test_r005_names_a_rerun_command_a_shell_reads_back_intact(tmp_path, reproducibility,
+                                                              options):
+    # the ID is cell text and the command is copied into a terminal: it must stay one word
+    import shlex
+
+    experiment_id = "EXP 2; touch $(pwned)"
+    path = write_log(tmp_path / "my log.xlsx",
+                     [row(), selected(experiment_id, reproducibility=reproducibility)],
+                     headers=HEADERS, extra_sheets={"Reproducibility": [
+                         ["Experiment ID", "Mode", "Date", "Verdict"]]})
+    [finding] = [f for f in aisdp_log.validate(path, offline=True).findings
+                 if f.code == "R005"]
+    command = finding.message.split("`")[1]
+    assert shlex.split(command) == ["aisdp-log", "rerun", "my log.xlsx", "--id",
+                                    experiment_id, *options]

@@ -88,6 +88,16 @@ def test_text_format_groups_findings_by_row(logs, tmp_path):
     assert "\033[" not in result.stdout
 
 
+def test_text_format_shows_control_characters_in_cells_escaped(tmp_path):
+    # cell text must not drive the reader's terminal (retitle it, recolour it, break lines)
+    log = write_log(tmp_path / "log.xlsx", [row(experiment_id="EXP\x1b]0;owned\x07-1",
+                                                outcome=None)])
+    result = run("validate", str(log), "--offline", cwd=tmp_path)
+    assert result.returncode == 1
+    assert "\x1b" not in result.stdout and "\x07" not in result.stdout
+    assert result.stdout.splitlines()[0] == "Experiments row 2 (EXP\\x1b]0;owned\\x07-1)"
+
+
 def test_text_format_of_a_clean_log_is_one_summary_line(logs, tmp_path):
     result = run("validate", str(logs["clean"]), "--offline", cwd=tmp_path)
     assert result.stdout.splitlines() == [f"{logs['clean']}: 0 errors, 0 warnings in 1 row - ok"]

@@ -276,3 +276,13 @@ def test_cli_uses_config(tmp_path, monkeypatch):
     assert result.exit_code == 0, result.output
     sheet = openpyxl.load_workbook(tmp_path / "log.xlsx")["Experiments"]
     assert "metrics.auroc" in headers(sheet)
+
+
+@pytest.mark.parametrize("threshold", ["nan", "inf", "-inf"])
+def test_a_threshold_that_is_not_finite_is_a_config_error(tmp_path, threshold):
+    from aisdp_log.errors import ConfigError
+
+    path = tmp_path / "aisdp.toml"
+    path.write_text(f'[template.metrics]\naccuracy = {{ goal = "max", threshold = {threshold} }}\n')
+    with pytest.raises(ConfigError):
+        load_config(tmp_path)

@@ -178,6 +178,15 @@ def test_decimals_typed(raw, decimals):
     assert values.decimals_typed(raw) == decimals
 
 
+@pytest.mark.parametrize("raw", ["1e-" + "9" * 400, "1e-" + "9" * 5000])
+def test_decimals_of_a_value_past_float_range_give_a_usable_tolerance(raw):
+    # parse_number takes both (as 0.0); the tolerance the checks compute from the decimals
+    # must not overflow into a traceback
+    assert values.parse_number(raw) == 0.0
+    decimals = values.decimals_typed(raw)
+    assert decimals is None or 0.5 * 10 ** -decimals == 0.0
+
+
 @pytest.mark.parametrize("parser", [values.parse_date, values.parse_seed, values.parse_duration,
                                     values.parse_number, values.parse_commit,
                                     values.parse_artefact_hash, values.parse_data_version,

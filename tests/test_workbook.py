@@ -206,7 +206,25 @@ def _cell_beyond_the_last_row(path):
                    lambda xml: xml.replace(b'<c r="A2"', b'<c r="A99999999"'))
 
 
+def _far_cell_behind_a_sheet_name(spelling: bytes):
+    # calamine reads `&#69;xperiments` as Experiments, and of two sheets of one name the first:
+    # the cell limit must apply to the part calamine reads, whatever the name's spelling
+    def build(path):
+        source = write_log(path.with_name("source.xlsx"), [row()])
+        far = path.with_name("far.xlsx")
+        rewrite_member(source, far, "xl/worksheets/sheet1.xml", lambda xml: xml.replace(
+            b"</sheetData>", b'<row r="1048576"><c r="XFD1048576"><v>1</v></c></row></sheetData>'))
+        rewrite_member(far, path, "xl/workbook.xml",
+                       lambda xml: xml.replace(b'<sheet name="Experiments"', spelling))
+    return build
+
+
 HOSTILE = {
+    "far-cell-behind-a-character-reference": _far_cell_behind_a_sheet_name(
+        b'<sheet name="&#69;xperiments"'),
+    "far-cell-behind-a-repeated-sheet-name": _far_cell_behind_a_sheet_name(
+        b'<sheet name="Experiments" sheetId="1" r:id="rId1"/>'
+        b'<sheet name="Experiments" sheetId="9" r:id="rId2"/><sheet name="Old"'),
     "stray-cell-far-away": _stray_cell_far_away,
     "cell-beyond-the-last-row": _cell_beyond_the_last_row,
     "not-a-zip": _not_a_zip,

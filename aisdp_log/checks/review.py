@@ -72,6 +72,15 @@ def passing_pairs(records: Iterable[list]) -> set[tuple[str, str]]:
             if passed}
 
 
+def _rerun_command(log: Log, row, *options: str) -> str:
+    """The command that reruns `row`, quoted for a shell: the ID is cell text, and a message
+    is copied into terminals."""
+    import shlex
+
+    words = (log.path.name, "--id", str(log.experiment_id(row)), *options)
+    return "aisdp-log rerun " + " ".join(shlex.quote(word) for word in words)
+
+
 def run(log: Log, ctx) -> Iterator[Finding]:
     outcome_column = log.columns.get("outcome")
     if outcome_column is None:
@@ -112,7 +121,7 @@ def run(log: Log, ctx) -> Iterator[Finding]:
         if level not in ("bitwise", "statistical"):
             yield log.finding("R005", row, outcome_column,
                               "selected without passing reproducibility evidence: run "
-                              f"`aisdp-log rerun {log.path.name} --id {log.experiment_id(row)}`")
+                              f"`{_rerun_command(log, row)}`")
         else:
             if evidence is None:
                 evidence = passing_evidence(log)
@@ -120,8 +129,7 @@ def run(log: Log, ctx) -> Iterator[Finding]:
                 yield log.finding("R005", row, outcome_column,
                                   f"Reproducibility says {level}, but the Reproducibility sheet "
                                   f"has no passing {level} row for this experiment: run "
-                                  f"`aisdp-log rerun {log.path.name} --id "
-                                  f"{log.experiment_id(row)} --mode {level}`")
+                                  f"`{_rerun_command(log, row, '--mode', level)}`")
     for period, rows in selected_by_quarter.items():
         if period in baseline_quarters:
             continue

@@ -10,10 +10,9 @@ from ..findings import Finding
 from ..values import parse_choice, shown
 from ..workbook import Log, cell_ref
 
-#: Standard columns that every log must have (S001).
+#: Standard columns that every log must have (S001), and whose values every row must fill
+#: (S002); metrics are handled per outcome.
 REQUIRED_KEYS = tuple(c.key for c in spec.STANDARD_COLUMNS if c.required)
-#: Values that must be filled on every row (S002); metrics are handled per outcome.
-REQUIRED_VALUE_KEYS = REQUIRED_KEYS
 
 
 def run(log: Log, ctx) -> Iterator[Finding]:
@@ -113,8 +112,7 @@ def _values(log: Log, ctx) -> Iterator[Finding]:
         kind = column.spec.kind
         # Free text cannot be malformed: only its emptiness is checked.
         parsed = log.parse_column(column) if kind != "text" else None
-        bad_code = "S006" if kind in ("choice", "rerun") or (
-            kind == "param" and _is_choice_param(log, column)) else "S003"
+        bad_code = bad_value_code(log, column)
         for row in rows:
             values = row.values
             raw = values[index] if index < len(values) else None
@@ -178,9 +176,17 @@ def _ids(log: Log) -> Iterator[Finding]:
                 f"{log.config.id_pattern}")
 
 
-def _is_choice_param(log: Log, column) -> bool:
-    declared = log.config.param(column.name or "")
-    return declared is not None and declared.kind == "choice"
+def bad_value_code(log: Log, column) -> str:
+    """The code of a value that fails its column's parser: S006 outside an allowed set
+    (outcome, rerun mark, a declared choice param), else S003. `frame.read_log` uses it too."""
+    kind = column.spec.kind
+    if kind in ("choice", "rerun"):
+        return "S006"
+    if kind == "param":
+        declared = log.config.param(column.name or "")
+        if declared is not None and declared.kind == "choice":
+            return "S006"
+    return "S003"
 
 
 def _required(column, outcome) -> bool:
@@ -189,7 +195,7 @@ def _required(column, outcome) -> bool:
         return outcome != "rejected"
     if kind == "param":
         return False  # a param may not apply to every run; an empty cell is "not set"
-    return column.key in REQUIRED_VALUE_KEYS
+    return column.key in REQUIRED_KEYS
 
 
 # --------------------------------------------------------------------------- Metrics sheet
