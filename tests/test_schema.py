@@ -260,6 +260,16 @@ def test_metrics_sheet_rows(tmp_path):
         ("S002", "Metrics", "A4"), ("S002", "Metrics", "B5"), ("S008", "Metrics", "A5")}
 
 
+@pytest.mark.parametrize("threshold", ["nan", "inf", "-inf", True])
+def test_a_threshold_that_is_no_finite_number_is_s003_not_a_cascade_of_r003(tmp_path, threshold):
+    metrics = [{"Metric": "accuracy", "Goal": "max", "Threshold": threshold}]
+    path = write_log(tmp_path / "m.xlsx", [row(outcome="selected", notes="best")],
+                     metrics=metrics)
+    found = {(f.code, f.sheet, f.cell) for f in aisdp_log.validate(path, offline=True).findings
+             if f.code in ("S003", "R003")}
+    assert found == {("S003", "Metrics", "C2")}
+
+
 def test_metrics_sheet_without_goal_column(tmp_path):
     path = write_log(tmp_path / "m.xlsx", [row()],
                      extra_sheets={"Metrics": [["Metric", "Threshold"], ["accuracy", 0.8]]},

@@ -7,6 +7,7 @@ from typing import Iterable, Iterator
 
 from .. import spec
 from ..findings import Finding
+from ..values import parse_number
 from ..workbook import Log
 
 
@@ -23,11 +24,11 @@ def declared_metrics(log: Log) -> dict[str, spec.MetricSpec]:
             continue
         goal = str(metric.goal).strip().casefold() if metric.goal is not None else "max"
         threshold = None
-        if metric.threshold is not None and not isinstance(metric.threshold, bool):
+        if metric.threshold is not None:
             try:
-                threshold = float(metric.threshold)
-            except (TypeError, ValueError):
-                threshold = None
+                threshold = parse_number(metric.threshold)
+            except ValueError:
+                threshold = None  # S003 at the Threshold cell
         if goal in spec.GOALS:
             declared[metric.name.casefold()] = spec.MetricSpec(
                 metric.name, goal, threshold,

@@ -7,7 +7,7 @@ from typing import Iterator
 
 from .. import spec
 from ..findings import Finding
-from ..values import parse_choice, shown
+from ..values import parse_choice, parse_number, shown
 from ..workbook import Log, cell_ref
 
 #: Standard columns that every log must have (S001), and whose values every row must fill
@@ -233,14 +233,12 @@ def _metrics_sheet(log: Log) -> Iterator[Finding]:
                 yield log.finding_at("S006", sheet, metric.cells["Goal"], metric.row, "Goal",
                                      f"goal {shown(metric.goal)} is not max or min")
         if metric.threshold is not None and "Threshold" in metric.cells:
-            if isinstance(metric.threshold, bool) or not isinstance(metric.threshold,
-                                                                    (int, float)):
-                try:
-                    float(str(metric.threshold))
-                except ValueError:
-                    yield log.finding_at(
-                        "S003", sheet, metric.cells["Threshold"], metric.row, "Threshold",
-                        f"threshold {shown(metric.threshold)} is not a number")
+            try:
+                parse_number(metric.threshold)  # the parser declared_metrics uses too
+            except ValueError:
+                yield log.finding_at(
+                    "S003", sheet, metric.cells["Threshold"], metric.row, "Threshold",
+                    f"threshold {shown(metric.threshold)} is not a finite number")
     columns = {name.casefold(): column for name, column in log.metrics.items()}
     for key, column in columns.items():
         if key not in declared:
