@@ -18,12 +18,10 @@ one call (or one test) into the next. `import mlflow` costs seconds; it happens 
 from __future__ import annotations
 
 import contextlib
-import csv
 import datetime as dt
 import hashlib
 import json
 import logging
-import math
 import os
 import time
 import warnings
@@ -227,12 +225,14 @@ def _blocking_findings(report) -> dict[int | None, list]:
     missing column, the Metrics sheet), which block every row."""
     from .findings import Severity
 
+    # a finding names the sheet as the workbook spells it (`find_sheet` matches any case)
+    experiments = spec.normalise_header(spec.SHEET_EXPERIMENTS)
     blocking: dict[int | None, list] = {}
     for finding in report.findings:
         if finding.severity != Severity.ERROR:
             continue
-        key = finding.row if finding.sheet == spec.SHEET_EXPERIMENTS and finding.row > 1 \
-            else None
+        key = finding.row if spec.normalise_header(finding.sheet) == experiments and \
+            finding.row > 1 else None
         blocking.setdefault(key, []).append(finding)
     return blocking
 
@@ -452,23 +452,14 @@ def _history(folder: Path, start_ms: int, end_ms: int, metrics: dict[str, float]
     """`history.csv` as per-step metrics (step = epoch), spread over the run's time; the
     row's own value of a metric replaces the history's value at the final epoch, since the
     row is the record. Returns the points and the final step (0 without a history)."""
-    path = folder / "history.csv"
-    if not path.is_file() or path.is_symlink():
+    from .review import read_history
+
+    # read as the review reads it, but whole: every epoch belongs in the run's history
+    header, rows = read_history(folder / "history.csv", max_bytes=None)
+    if not rows or not header or header[0].strip().casefold() != "epoch":
         return [], 0
-    try:
-        with open(path, newline="", encoding="utf-8") as fh:
-            table = list(csv.reader(fh))
-    except (OSError, UnicodeDecodeError, csv.Error):
-        return [], 0
-    if len(table) < 2 or not table[0] or table[0][0].strip().casefold() != "epoch":
-        return [], 0
-    header = [h.strip() for h in table[0]]
-    epochs: list[tuple[int, list[str]]] = []
-    for line in table[1:]:
-        try:
-            epochs.append((int(float(line[0])), line))
-        except (ValueError, IndexError, OverflowError):
-            continue
+    header = [h.strip() for h in header]
+    epochs = [(int(line[0]), line) for line in rows if line[0] is not None]
     if not epochs:
         return [], 0
     final_step = max(epoch for epoch, _ in epochs)
@@ -476,14 +467,8 @@ def _history(folder: Path, start_ms: int, end_ms: int, metrics: dict[str, float]
     points = []
     for epoch, line in epochs:
         timestamp = start_ms + (span * epoch // final_step if final_step > 0 else span)
-        for key, cell in zip(header[1:], line[1:]):
-            if not key or (key in metrics and epoch == final_step):
-                continue
-            try:
-                value = float(cell)
-            except ValueError:
-                continue
-            if math.isfinite(value):
+        for key, value in zip(header[1:], line[1:]):
+            if key and value is not None and not (key in metrics and epoch == final_step):
                 points.append(HistoryPoint(key, value, epoch, timestamp))
     for key in {p.key for p in points}:
         try:

@@ -21,6 +21,8 @@ PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#0
            "#F0E442")
 STYLE = {
     "svg.fonttype": "path",
+    # cell text reaches the figures: `$...$` in it is text, never mathtext to parse
+    "text.parse_math": False,
     "svg.hashsalt": "aisdp-log",  # stable ids, so the same log draws the same file
     "font.family": "DejaVu Sans",
     "font.size": 9,
@@ -63,8 +65,8 @@ def _svg(figure) -> str:
 
 
 def _label(text: str, limit: int = 28) -> str:
-    # Cell text reaches the figure: keep it short and free of mathtext ($...$ would be parsed).
-    text = " ".join(str(text).split()).replace("$", r"\$")
+    # Cell text reaches the figure: keep it short (STYLE keeps `$` from starting mathtext).
+    text = " ".join(str(text).split())
     return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
@@ -130,6 +132,9 @@ def metric_comparison(review) -> Plot | None:
     if not metrics:
         return None
     candidates = review.candidates
+    statistical = [i for i in review.intervals if i.mode == "statistical"]
+    intervals = {c.experiment_id: latest_intervals(statistical, c.experiment_id)
+                 for c in candidates}
     height = 0.9 + 0.32 * len(candidates)
     figure = _figure(7.2, max(2.2, height) * len(metrics) if len(metrics) > 1 else
                      max(2.2, height))
@@ -141,9 +146,7 @@ def metric_comparison(review) -> Plot | None:
             labels.append(_label(candidate.experiment_id, 20))
             value = candidate.metrics.get(metric.name)
             colour = OUTCOME_COLOURS.get(candidate.outcome, OUTCOME_COLOURS[None])
-            interval = latest_intervals(
-                [i for i in review.intervals if i.mode == "statistical"],
-                candidate.experiment_id).get(metric.name.casefold())
+            interval = intervals[candidate.experiment_id].get(metric.name.casefold())
             if interval is not None:
                 with_interval += 1
                 centre = interval.mean if interval.mean is not None else \

@@ -13,6 +13,7 @@ import csv
 import datetime as dt
 import math
 import re
+import stat
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -223,9 +224,9 @@ def period_bounds(period: str) -> tuple[dt.date, dt.date]:
     """First and last day of a quarter."""
     match = PERIOD.match(period)
     year, number = int(match[1]), int(match[2])
-    first = dt.date(year, 3 * number - 2, 1)
-    last = dt.date(year + (number == 4), (3 * number) % 12 + 1, 1) - dt.timedelta(days=1)
-    return first, last
+    # quarters end on the 31st (Q1, Q4) or the 30th (Q2, Q3): no date past the quarter is
+    # made, which for 9999-Q4 would not exist
+    return dt.date(year, 3 * number - 2, 1), dt.date(year, 3 * number, 30 + (number in (1, 4)))
 
 
 def latest_period(log) -> str:
@@ -247,45 +248,52 @@ def period_rows(log, period: str) -> list:
 def build_review(log_path: Path | str, *, period: str | None = None,
                  repo: Path | str | None = None, config=None) -> Review:
     """Gather the evidence for `period` (default: the latest quarter with rows)."""
-    from . import __version__
     from .workbook import load_log
 
     log_path = Path(log_path)
     root, git_root, config = resolve_setting(log_path, repo, config)
     log = load_log(log_path, config)
     try:
-        period = parse_period(period) if period else latest_period(log)
-        rows = period_rows(log, period)
-        if not rows:
-            raise AisdpLogError(f"{log.name}: no rows dated in {period}; the log has rows "
-                                f"in {', '.join(_periods(log)) or 'no quarter'}")
-        metrics = _metrics(log)
-        candidates = [_candidate(log, row, metrics) for row in rows]
-        mode, note, findings, errors, warnings = _validation(log_path, root, git_root,
-                                                             config, rows)
-        intervals = _intervals(log)
-        _, period_end = period_bounds(period)
-        correlations, n_rows, skipped = _correlations(log, metrics, period_end)
-        artefacts_dir = config.artefacts_dir
-        return Review(
-            period=period, log_path=log_path, repo=root,
-            generated_at=dt.datetime.now(dt.timezone.utc).replace(microsecond=0),
-            tool_version=__version__, head_commit=_head(git_root),
-            validation_mode=mode, validation_note=note, findings=findings, errors=errors,
-            warnings=warnings, metrics=metrics, candidates=candidates,
-            deltas=_deltas(log, candidates, metrics, period),
-            provenance=[_provenance(log, row, artefacts_dir) for row in rows],
-            intervals=intervals, correlations=correlations, correlation_rows=n_rows,
-            correlation_scope=f"all runs dated up to {period_end.isoformat()}",
-            skipped_params=skipped,
-            repro=[_repro(log, row, intervals) for row in rows
-                   if log.typed(row, "outcome") == "selected"],
-            changes=_changes(log),
-            curves=_curves(candidates, metrics, artefacts_dir, config.id_regex),
-            artefacts_dir=artefacts_dir,
-        )
+        return _gather(log, log_path, period, root, git_root, config)
     finally:
         log.workbook.close()
+
+
+def _gather(log, log_path: Path, period: str | None, root: Path, git_root: Path | None,
+            config) -> Review:
+    """The Review of an open log (see `build_review`)."""
+    from . import __version__
+
+    period = parse_period(period) if period else latest_period(log)
+    rows = period_rows(log, period)
+    if not rows:
+        raise AisdpLogError(f"{log.name}: no rows dated in {period}; the log has rows "
+                            f"in {', '.join(_periods(log)) or 'no quarter'}")
+    metrics = _metrics(log)
+    candidates = [_candidate(log, row, metrics) for row in rows]
+    mode, note, findings, errors, warnings = _validation(log_path, root, git_root,
+                                                         config, rows)
+    intervals = _intervals(log)
+    _, period_end = period_bounds(period)
+    correlations, n_rows, skipped = _correlations(log, metrics, period_end)
+    artefacts_dir = config.artefacts_dir
+    return Review(
+        period=period, log_path=log_path, repo=root,
+        generated_at=dt.datetime.now(dt.timezone.utc).replace(microsecond=0),
+        tool_version=__version__, head_commit=_head(git_root),
+        validation_mode=mode, validation_note=note, findings=findings, errors=errors,
+        warnings=warnings, metrics=metrics, candidates=candidates,
+        deltas=_deltas(log, candidates, metrics, period),
+        provenance=_provenance(log, rows, artefacts_dir, root if git_root else None),
+        intervals=intervals, correlations=correlations, correlation_rows=n_rows,
+        correlation_scope=f"all runs dated up to {period_end.isoformat()}",
+        skipped_params=skipped,
+        repro=[_repro(log, row, intervals) for row in rows
+               if log.typed(row, "outcome") == "selected"],
+        changes=_changes(log),
+        curves=_curves(candidates, metrics, artefacts_dir, config.id_regex),
+        artefacts_dir=artefacts_dir,
+    )
 
 
 def resolve_setting(log_path: Path, repo, config):
@@ -399,19 +407,32 @@ def _deltas(log, candidates: list[Candidate], metrics: list[Metric], period: str
 
 
 def artefact_folder(artefacts_dir: Path, experiment_id: str, id_regex) -> Path | None:
-    """The experiment's folder, or None where the ID could leave the artefacts root."""
-    if not experiment_id or not id_regex.match(experiment_id) or \
-            experiment_id in (".", "..") or "/" in experiment_id or "\\" in experiment_id:
+    """The experiment's folder, or None where the ID could leave the artefacts root (the
+    rule `add` and `export` apply) or does not match the ID pattern."""
+    from .add import artefact_folder as folder_of
+    from .errors import WriteRefused
+
+    if not experiment_id or not id_regex.match(experiment_id):
         return None
-    root = artefacts_dir.resolve()
-    folder = (artefacts_dir / experiment_id).resolve()
-    if folder.parent != root:
-        return None  # a symlink out of the root
-    return folder
+    try:
+        return folder_of(artefacts_dir, experiment_id)
+    except WriteRefused:
+        return None
 
 
-def _provenance(log, row, artefacts_dir: Path) -> Provenance:
-    from .hashing import artefact_hash
+def _provenance(log, rows: list, artefacts_dir: Path, cache_root: Path | None
+                ) -> list[Provenance]:
+    """Each row's artefact folder re-hashed and compared with its cell; through the digest
+    cache of `cache_root` (the git repository), which the validation just filled, so a model
+    is read once per review, not twice."""
+    from .hashcache import NullCache, open_cache
+
+    cache = open_cache(cache_root) if cache_root is not None else NullCache()
+    return [_row_provenance(log, row, artefacts_dir, cache) for row in rows]
+
+
+def _row_provenance(log, row, artefacts_dir: Path, cache) -> Provenance:
+    from .hashing import ArtefactError, NoModelFile, artefact_hash
 
     experiment_id = log.experiment_id(row) or ""
     recorded = log.typed(row, "artefact_hash")
@@ -428,12 +449,12 @@ def _provenance(log, row, artefacts_dir: Path) -> Provenance:
         result.status, result.detail = "missing", f"no folder {folder}"
         return result
     try:
-        result.files_hash = artefact_hash(folder)
-    except FileNotFoundError:
+        result.files_hash = artefact_hash(folder, cache=cache)
+    except NoModelFile:
         result.status = "no model file"
         return result
-    except OSError as exc:
-        result.detail = f"cannot read the files ({exc.strerror or exc})"
+    except ArtefactError as exc:  # a link leading out of the root, an unreadable file
+        result.detail = f"cannot hash the files ({exc})"
         return result
     result.status = "match" if recorded == result.files_hash else "differs"
     return result
@@ -598,10 +619,15 @@ def _history_column(header: list[str], metric: str) -> int | None:
     return None
 
 
-def read_history(path: Path) -> tuple[list[str], list[list[float | None]]]:
-    """history.csv as (header, rows of numbers); the epoch column first. Unreadable -> []."""
+def read_history(path: Path, max_bytes: int | None = MAX_HISTORY_BYTES
+                 ) -> tuple[list[str], list[list[float | None]]]:
+    """history.csv as (header, rows of numbers, None where a cell is no finite number); the
+    epoch column first. Missing, unreadable, larger than `max_bytes`, or not a regular file
+    (a symlink could lead out of the artefacts root, a FIFO would block) -> ([], [])."""
     try:
-        if path.stat().st_size > MAX_HISTORY_BYTES:
+        info = path.lstat()
+        if not stat.S_ISREG(info.st_mode) or (max_bytes is not None and
+                                               info.st_size > max_bytes):
             return [], []
         with open(path, newline="", encoding="utf-8", errors="replace") as fh:
             reader = csv.reader(fh)
@@ -625,7 +651,7 @@ def _curves(candidates: list[Candidate], metrics: list[Metric], artefacts_dir: P
     result: dict[str, list[Curve]] = {m.name: [] for m in metrics}
     for candidate in candidates:
         folder = artefact_folder(artefacts_dir, candidate.experiment_id, id_regex)
-        if folder is None or not (folder / "history.csv").is_file():
+        if folder is None:
             continue
         header, rows = read_history(folder / "history.csv")
         if len(header) < 2:
@@ -672,21 +698,24 @@ def write_review(log_path: Path | str, *, period: str | None = None,
     Signing happens after the evidence is gathered, so "changes since the last signed review"
     compares with the sign-off before this one, and the report names its own signature."""
     from . import review_render, signoff
+    from .atomic import write_bytes
     from .workbook import load_log
 
     signer = signoff.parse_signer(sign) if sign is not None else None
     output_dir = Path(output_dir)
     if output_dir.exists() and not output_dir.is_dir():
         raise AisdpLogError(f"{output_dir}: -o must be a folder")
-    _, _, config = resolve_setting(Path(log_path), repo, config)
-    review = build_review(log_path, period=period, repo=repo, config=config)
-    if signer is not None:
-        log = load_log(log_path, config)
-        try:
-            values = signoff.signoff_values(log, review.period,
-                                            period_rows(log, review.period), signer)
-        finally:
-            log.workbook.close()
+    log_path = Path(log_path)
+    root, git_root, config = resolve_setting(log_path, repo, config)
+    log = load_log(log_path, config)
+    try:
+        review = _gather(log, log_path, period, root, git_root, config)
+        # the signature covers the very values the report shows: one read of the workbook
+        values = signoff.signoff_values(log, review.period, period_rows(log, review.period),
+                                        signer) if signer is not None else None
+    finally:
+        log.workbook.close()
+    if values is not None:
         row_number = signoff.append_signoff(log_path, values, force=force)
         hashes, _ = signoff.parse_row_hashes(values["Row hashes"])
         review.signoff = signoff.SignoffRecord(
@@ -696,12 +725,6 @@ def write_review(log_path: Path | str, *, period: str | None = None,
     html_path = output_dir / f"review-{review.period}.html"
     markdown_path = output_dir / f"review-{review.period}.md"
     html_text, markdown_text = review_render.render(review)
-    _write_text(html_path, html_text)
-    _write_text(markdown_path, markdown_text)
+    write_bytes(html_path, html_text.encode("utf-8"))
+    write_bytes(markdown_path, markdown_text.encode("utf-8"))
     return ReviewResult(review, html_path, markdown_path)
-
-
-def _write_text(path: Path, text: str) -> None:
-    temp = path.with_name(f".{path.name}.tmp")
-    temp.write_text(text, encoding="utf-8")
-    temp.replace(path)

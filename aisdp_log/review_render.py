@@ -513,9 +513,12 @@ def _html_signoff(review, section: Section) -> str:
 # --------------------------------------------------------------------------- Markdown
 
 def _md(value) -> str:
-    """Cell text for a Markdown table: escaped as HTML, pipes and line breaks neutralised."""
+    """Cell text for a Markdown table: escaped as HTML, pipes and line breaks neutralised,
+    and brackets escaped, so `![](https://...)` in a cell is no image that fetches."""
     escaped = html.escape(text(value), quote=False)
-    return " ".join(escaped.replace("|", "\\|").replace("`", "\\`").split()) or "—"
+    for char in "\\|`[]":  # the backslash first, so a typed one cannot undo an escape
+        escaped = escaped.replace(char, "\\" + char)
+    return " ".join(escaped.split()) or "—"
 
 
 def _md_table(headers: list[str], rows: list[list[str]]) -> list[str]:
@@ -601,7 +604,7 @@ def render_markdown(review) -> str:
 
     out += [_md_heading(s["figures"]), "",
             f"Figures ({len(review.plots)}) are embedded in review-{review.period}.html: "
-            + "; ".join(p.title for p in review.plots) + ".", ""]
+            + "; ".join(_md(p.title) for p in review.plots) + ".", ""]
     out += ["### Parameter importance (Spearman rank correlation)", ""]
     if review.correlations:
         out += _md_table(["Parameter", "Metric", "n", "Spearman ρ", "p-value", "Note"],

@@ -134,9 +134,8 @@ def fingerprint(log, row, columns: dict | None = None) -> Fingerprint:
                                   separators=(",", ":")))
     cells = {key: _sha256(json.dumps([key, text], ensure_ascii=False))[:CELL_HASH_LENGTH]
              for key, text in values.items()}
-    outcome = log.typed(row, spec.OUTCOME.key) if log.columns.get(spec.OUTCOME.key) else None
     return Fingerprint(log.experiment_id(row) or "", row.number, row_hash, cells,
-                       outcome if isinstance(outcome, str) else None, columns)
+                       log.typed(row, spec.OUTCOME.key), columns)
 
 
 def current_fingerprints(log, only: set[str] | None = None) -> dict[str, Fingerprint]:
@@ -270,46 +269,48 @@ def check(log) -> Iterator:
     """R006 findings: at the changed cell of a signed row; for a deleted signed row, at the
     `Experiment IDs` cell of the Sign-off row that signed it; for an unreadable `Row hashes`
     cell, at that cell (a signature that cannot be read protects nothing)."""
+    from .workbook import cell_ref
+
     records = read_signoffs(log.workbook)
     if not records:
         return
     sheet = log.workbook.find_sheet(spec.SHEET_SIGNOFF) or spec.SHEET_SIGNOFF
     for record in records:
         if record.problem:
-            cell = record.cells.get("Row hashes") or f"A{record.row_number}"
+            cell = record.cells.get("Row hashes") or cell_ref(record.row_number, 0)
             yield log.finding_at("R006", sheet, cell, record.row_number, "Row hashes",
                                  f"sign-off of {record.period or 'a review'}: {record.problem}, "
                                  "so its rows cannot be checked")
     current = current_fingerprints(log, set(latest_signatures(records)))
-    rows_by_id = {}
-    for row in log.rows:
-        rows_by_id.setdefault(log.experiment_id(row), row)
     for change in changes(log, records, current):
         record = change.record
         signed = f"signed in the {record.period or 'unnamed'} review by " \
                  f"{record.name_and_role or 'someone'} at {record.signed_at or 'an unknown time'}"
         if change.deleted:
-            cell = record.cells.get("Experiment IDs") or f"A{record.row_number}"
+            cell = record.cells.get("Experiment IDs") or cell_ref(record.row_number, 0)
             yield log.finding_at("R006", sheet, cell, record.row_number, "Experiment IDs",
                                  f"{change.experiment_id} was {signed} but is no longer in "
                                  "Experiments (deleted or renamed)", change.experiment_id)
             continue
-        row = rows_by_id[change.experiment_id]
-        columns = current[change.experiment_id].columns
+        # the fingerprinted row is the first with this ID, as the findings want it
+        now = current[change.experiment_id]
+        row, experiment_id = now.row_number, change.experiment_id
         pointed = False
         for header in change.headers:
-            column = columns.get(header)
+            column = now.columns.get(header)
             if column is not None:
                 yield log.finding("R006", row, column,
-                                  f"{column.header} changed after the row was {signed}")
+                                  f"{column.header} changed after the row was {signed}",
+                                  experiment_id=experiment_id)
             else:
                 yield log.finding("R006", row, None,
                                   f"column {header!r} was removed after the row was {signed}",
-                                  column_name=header)
+                                  experiment_id=experiment_id, column_name=header)
             pointed = True
         if not pointed:
             yield log.finding("R006", row, None, f"the row's values differ from what was "
-                              f"{signed} (the signature records no per-cell hashes)")
+                              f"{signed} (the signature records no per-cell hashes)",
+                              experiment_id=experiment_id)
 
 
 # --------------------------------------------------------------------------- signing
