@@ -18,6 +18,7 @@ one call (or one test) into the next. `import mlflow` costs seconds; it happens 
 from __future__ import annotations
 
 import contextlib
+import importlib
 import datetime as dt
 import hashlib
 import json
@@ -189,7 +190,8 @@ def export_mlflow(log_path: Path | str, *, tracking_uri: str | None = None,
     Raises MlflowMissing without the `mlflow` extra, AisdpLogError where nothing can be done."""
     try:
         with _quiet_mlflow():
-            import mlflow  # noqa: F401 - fail early, before any work, with the install hint
+            # fail early, before any work, with the install hint
+            importlib.import_module("mlflow")
     except ImportError:
         raise MlflowMissing(INSTALL_HINT) from None
     from .config import load_config
@@ -435,7 +437,10 @@ def _file_digests(files: list[tuple[str, Path]], cache) -> dict[str, str]:
 
 
 def _manifest_text(manifest: dict[str, str]) -> str:
-    return "".join(f"{hex_digest}  {rel}\n" for rel, hex_digest in sorted(manifest.items()))
+    """The uploaded `sha256sum`-style listing of {relpath: hex}, as hashing writes it."""
+    from .hashing import manifest_text
+
+    return manifest_text([(hex_digest, rel) for rel, hex_digest in manifest.items()])
 
 
 def _parse_manifest(text: str) -> dict[str, str]:

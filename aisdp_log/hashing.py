@@ -225,11 +225,16 @@ def model_files(folder: Path) -> list[Path]:
     return [Path(f.path) for f in scan_folder(folder).files]
 
 
-def manifest_hash(entries: list[tuple[str, str]]) -> str:
-    """sha256 of `<hex>  <relpath>\\n` lines sorted by path: what `sha256sum` prints."""
-    text = "".join(f"{hex_digest}  {rel}\n" for hex_digest, rel in
+def manifest_text(entries: list[tuple[str, str]]) -> str:
+    """`<hex>  <relpath>\\n` lines sorted by path, from (hex, relpath): what `sha256sum`
+    prints, and what a multi-file artefact hash is the sha256 of."""
+    return "".join(f"{hex_digest}  {rel}\n" for hex_digest, rel in
                    sorted(entries, key=lambda e: e[1]))
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def manifest_hash(entries: list[tuple[str, str]]) -> str:
+    """sha256 of `manifest_text(entries)`."""
+    return hashlib.sha256(manifest_text(entries).encode("utf-8")).hexdigest()
 
 
 def combine(digests: list[tuple[str, str]]) -> str:
