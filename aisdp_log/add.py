@@ -34,15 +34,20 @@ class AddResult:
     missing_metrics: list[str] = field(default_factory=list)
 
 
+def plain_folder_name(text: str) -> bool:
+    """Whether `text` names one folder inside another: not empty, `.` or `..`, no separator or
+    NUL, no surrounding white space. (Symlinks are the caller's to check after resolving.)"""
+    return bool(text) and text not in (".", "..") and not any(ch in text for ch in "/\\\0") \
+        and text == text.strip()
+
+
 def artefact_folder(artefacts_root: Path, experiment_id: str) -> Path:
     """`<artefacts>/<ID>`, refusing an ID that is not a plain folder name or whose folder
     (after symlinks) lies outside the artefacts root."""
-    text = experiment_id.strip()
-    if (not text or text in (".", "..") or "/" in text or "\\" in text or "\0" in text
-            or text != experiment_id):
+    if not plain_folder_name(experiment_id):
         raise WriteRefused(f"experiment ID {experiment_id!r} is not a plain folder name")
     root = artefacts_root.resolve()
-    folder = (artefacts_root / text).resolve()
+    folder = (artefacts_root / experiment_id).resolve()
     if folder.parent != root:
         raise WriteRefused(f"experiment ID {experiment_id!r}: its artefact folder leads outside "
                            f"{artefacts_root}")
@@ -55,7 +60,7 @@ def read_json(path: Path, what: str) -> dict:
             data = json.load(fh)
     except FileNotFoundError:
         raise WriteRefused(f"{path}: no {what}") from None
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:  # RecursionError: nested too deep
         raise WriteRefused(f"{path}: not readable JSON ({' '.join(str(exc).split())[:150]})") \
             from None
     if not isinstance(data, dict):
@@ -208,7 +213,7 @@ def add_experiment(log_path: Path | str, experiment_id: str, *, repo: Path | str
     from .hashing import artefact_hash
     from .validate import resolve_repo
     from .workbook import load_log
-    from .writer import append_row, find_rows, open_workbook_for_update
+    from .writer import append_row, find_rows, find_sheet, open_workbook_for_update
 
     log_path = Path(log_path)
     root = resolve_repo(log_path, repo, offline=True)
@@ -239,7 +244,8 @@ def add_experiment(log_path: Path | str, experiment_id: str, *, repo: Path | str
     # under the writer lock below, where it counts.
     log = load_log(log_path, config)
     try:
-        _refuse_duplicate([log.experiment_id(r) for r in log.rows], experiment_id, log_path)
+        if any(log.experiment_id(r) == experiment_id for r in log.rows):
+            raise _duplicate(experiment_id, log_path)
     finally:
         log.workbook.close()
 
@@ -255,8 +261,7 @@ def add_experiment(log_path: Path | str, experiment_id: str, *, repo: Path | str
                            f"(run.json {recorded.strip()[:20]}..., on disk {on_disk[:20]}...)")
 
     with open_workbook_for_update(log_path, force=force) as workbook:
-        sheet = next((ws for ws in workbook.worksheets if spec.normalise_header(ws.title)
-                      == spec.normalise_header(spec.SHEET_EXPERIMENTS)), None)
+        sheet = find_sheet(workbook, spec.SHEET_EXPERIMENTS)
         if sheet is None:
             raise WriteRefused(f"{log_path}: no sheet named 'Experiments'")
         headers = [str(cell.value) for cell in sheet[1] if cell.value is not None]
@@ -266,7 +271,7 @@ def add_experiment(log_path: Path | str, experiment_id: str, *, repo: Path | str
             raise WriteRefused(f"{log_path}: the Experiments sheet has no 'Experiment ID' "
                                "column")
         if find_rows(sheet, id_header, experiment_id):
-            _refuse_duplicate([experiment_id], experiment_id, log_path)
+            raise _duplicate(experiment_id, log_path)
         values, unrecorded, unlogged, missing = build_values(
             headers, experiment_id, run, metrics, on_disk)
         row = append_row(sheet, values, number_formats=_template_formats(headers))
@@ -289,7 +294,6 @@ def _template_formats(headers: list[str]) -> dict[str, str]:
     return formats
 
 
-def _refuse_duplicate(existing: list[str | None], experiment_id: str, log_path: Path) -> None:
-    if experiment_id in existing:
-        raise WriteRefused(f"{log_path}: experiment {experiment_id!r} is already in the log; "
-                           "each run gets one row (use a new ID for a new run)")
+def _duplicate(experiment_id: str, log_path: Path) -> WriteRefused:
+    return WriteRefused(f"{log_path}: experiment {experiment_id!r} is already in the log; "
+                        "each run gets one row (use a new ID for a new run)")

@@ -251,9 +251,10 @@ def _write_dataset(path: Path, clean: bool) -> int:
     rows = [list(map(float, features)) + [int(target)]
             for features, target in zip(data.data, data.target)]
     if clean:
-        columns = list(zip(*[r[:-1] for r in rows]))
-        stats = [(sum(c) / len(c), (sum((v - sum(c) / len(c)) ** 2 for v in c) / len(c)) ** 0.5)
-                 for c in columns]
+        stats = []
+        for column in zip(*[r[:-1] for r in rows]):
+            mean = sum(column) / len(column)  # once per column, not once per value
+            stats.append((mean, (sum((v - mean) ** 2 for v in column) / len(column)) ** 0.5))
         rows = [r for r in rows if all(abs(v - m) <= 6 * s for v, (m, s) in zip(r[:-1], stats))]
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", newline="", encoding="utf-8") as fh:
@@ -263,14 +264,16 @@ def _write_dataset(path: Path, clean: bool) -> int:
     return len(rows)
 
 
-def _fill_row(log: Path, experiment_id: str, values: dict[str, object]) -> None:
+def _fill_rows(log: Path, rows: dict[str, dict[str, object]]) -> None:
+    """Set cells (header -> value) of the rows of these experiment IDs, in one save."""
     from .writer import find_rows, open_workbook_for_update, set_cell
 
     with open_workbook_for_update(log) as workbook:
         sheet = workbook["Experiments"]
-        (row,) = find_rows(sheet, "Experiment ID", experiment_id)
-        for header, value in values.items():
-            set_cell(sheet, row, header, value)
+        for experiment_id, values in rows.items():
+            (row,) = find_rows(sheet, "Experiment ID", experiment_id)
+            for header, value in values.items():
+                set_cell(sheet, row, header, value)
 
 
 def build_demo(target: Path | str, echo: Callable[[str], None] = print) -> DemoResult:
@@ -315,7 +318,7 @@ def build_demo(target: Path | str, echo: Callable[[str], None] = print) -> DemoR
     def run_and_log(experiment: Experiment) -> None:
         project.train(experiment)
         add_experiment(log, experiment.experiment_id, repo=root)
-        _fill_row(log, experiment.experiment_id, {"Hypothesis": experiment.hypothesis})
+        _fill_rows(log, {experiment.experiment_id: {"Hypothesis": experiment.hypothesis}})
         project.commit(f"Log {experiment.experiment_id} and its artefacts")
 
     small_sgd = {"learning_rate": 0.0005, "epochs": 10, "hidden": 8, "optimizer": "sgd"}
@@ -359,10 +362,10 @@ def build_demo(target: Path | str, echo: Callable[[str], None] = print) -> DemoR
     best = max(candidates, key=lambda i: (metrics[i]["accuracy"], metrics[i]["f1"]))
     base_acc = metrics[baseline]["accuracy"]
     selected = best if metrics[best]["accuracy"] >= THRESHOLD else None
-    _fill_row(log, baseline, {
+    decisions = {baseline: {
         "Outcome": "baseline",
         "Notes": f"Reference for this quarter: accuracy {base_acc:.3f}, "
-                 f"F1 {metrics[baseline]['f1']:.3f}."})
+                 f"F1 {metrics[baseline]['f1']:.3f}."}}
     for experiment_id in candidates:
         acc, f1 = metrics[experiment_id]["accuracy"], metrics[experiment_id]["f1"]
         delta = f"{(acc - base_acc) * 100:+.1f} points of accuracy against the baseline"
@@ -375,7 +378,8 @@ def build_demo(target: Path | str, echo: Callable[[str], None] = print) -> DemoR
             why = (f"below the declared threshold {THRESHOLD}" if acc < THRESHOLD else
                    f"behind {best} ({metrics[best]['accuracy']:.3f})")
             notes = f"Accuracy {acc:.3f} (F1 {f1:.3f}), {delta}; {why}."
-        _fill_row(log, experiment_id, {"Outcome": outcome, "Notes": notes})
+        decisions[experiment_id] = {"Outcome": outcome, "Notes": notes}
+    _fill_rows(log, decisions)
     project.commit("Quarterly model selection: outcomes and rationales")
 
     # 3. Validate, as CI would.

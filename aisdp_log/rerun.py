@@ -325,8 +325,6 @@ class _Runner:
 
     def _collect(self, result: RunResult) -> None:
         folder = result.folder
-        if result.artefact_hash is None and result.ok:
-            result.artefact_hash = _hash_or_none(folder)
         metrics = _read_json(folder / "metrics.json")
         result.metrics = {k: float(v) for k, v in metrics.items()
                           if isinstance(v, (int, float)) and not isinstance(v, bool)
@@ -341,7 +339,7 @@ class _Runner:
 def _kill_group(process: subprocess.Popen) -> None:
     try:
         os.killpg(process.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError, OSError):
+    except OSError:  # gone already, or not ours to signal
         try:
             process.kill()
         except OSError:
@@ -361,7 +359,7 @@ def _read_json(path: Path) -> dict:
     try:
         with open(path, "rb") as fh:
             data = json.load(fh)
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):  # RecursionError: nested too deep
         return {}
     return data if isinstance(data, dict) else {}
 
@@ -379,8 +377,9 @@ def _metrics_agree(plan: RowPlan, result: RunResult) -> list[str]:
                     and result.metrics[name] != float(value):
                 differ.append(f"{name} {value} → {result.metrics[name]}")
         return differ
+    folded = {k.casefold(): v for k, v in result.metrics.items()}
     for name, value in plan.recorded_metrics.items():
-        new = {k.casefold(): v for k, v in result.metrics.items()}.get(name.casefold())
+        new = folded.get(name.casefold())
         if new is None:
             continue
         decimals = plan.metric_decimals.get(name)
@@ -442,13 +441,11 @@ def judge_statistical(plan: RowPlan, runs: list[RunResult], declared: dict, conf
         lines.append("no metric is declared in the Metrics sheet, so there is nothing to judge")
         return False, [{"Metric": "(none declared)", "Runs": len(runs) - len(failed),
                         "Verdict": "fail"}], lines
+    folded = [{k.casefold(): v for k, v in r.metrics.items()} for r in runs if r.ok]
     passed = True
     for metric in declared.values():
-        values = []
-        for result in runs:
-            folded = {k.casefold(): v for k, v in result.metrics.items()}
-            if result.ok and metric.name.casefold() in folded:
-                values.append(folded[metric.name.casefold()])
+        name = metric.name.casefold()
+        values = [metrics[name] for metrics in folded if name in metrics]
         interval = t_interval(values, confidence)
         verdict = judge(interval, metric.goal, metric.threshold, expected_runs=len(runs))
         passed = passed and verdict.passed
@@ -608,13 +605,7 @@ def _run_all(runner: _Runner, tasks: list[tuple], jobs: int) -> list[RunResult]:
                 future.cancel()
             concurrent.futures.wait(futures)
             raise
-    results = []
-    for future in futures:
-        try:
-            results.append(future.result())
-        except KeyboardInterrupt:
-            raise
-    return results
+    return [future.result() for future in futures]
 
 
 def _install_interrupt(runner: _Runner):
@@ -662,15 +653,15 @@ def _write_back(log_path: Path, outcomes: list[RowOutcome], declared: dict, conf
     """Append the evidence and set each row's cell, re-reading the workbook first."""
     from . import __version__
     from .add import environment_summary
-    from .writer import append_row, ensure_sheet, find_rows, open_workbook_for_update, set_cell
+    from .writer import (append_row, ensure_sheet, find_rows, find_sheet,
+                         open_workbook_for_update, set_cell)
 
     now = dt.datetime.now().replace(microsecond=0)
     headers = _reruns_headers(declared)
     widths = {"Rerun ID": 34, "Experiment ID": 14, "Started": 19, "Code commit": 14,
               "Data version": 18, "Artefact hash": 24, "Environment": 40, STATUS_HEADER: 30}
     with open_workbook_for_update(log_path, force=force) as wb:
-        experiments = next((ws for ws in wb.worksheets if spec.normalise_header(ws.title) ==
-                            spec.normalise_header(spec.SHEET_EXPERIMENTS)), None)
+        experiments = find_sheet(wb, spec.SHEET_EXPERIMENTS)
         reruns = ensure_sheet(wb, spec.SHEET_RERUNS, headers,
                               widths=[widths.get(h, 12) for h in headers],
                               number_formats=RERUNS_FORMATS)

@@ -80,8 +80,8 @@ from pathlib import Path
 from .atomic import atomic_replace, new_file_mode, write_bytes
 from .errors import AisdpLogError
 from .hashing import RECORD_DIRS, RECORD_FILES, artefact_hash
+from .spec import SEED_MAX
 
-SEED_MAX = 4294967295
 CUBLAS_WORKSPACE = ":4096:8"
 ENV_EXPERIMENT_ID = "AISDP_EXPERIMENT_ID"
 ENV_SEED = "AISDP_SEED"
@@ -158,8 +158,10 @@ class Run:
                  artefacts: str | Path | None, repo: str | Path | None, deterministic: bool,
                  overwrite: bool):
         from .config import load_config
+        from .validate import find_repo_root
 
-        self.repo = Path(repo).resolve() if repo is not None else _git_root(Path.cwd())
+        self.repo = Path(repo).resolve() if repo is not None else \
+            (find_repo_root(Path.cwd()) or Path.cwd().resolve())
         self.config = load_config(self.repo)
         self.experiment_id = _resolve_id(experiment_id, self.config.id_regex,
                                          self.config.id_pattern)
@@ -331,12 +333,14 @@ class Run:
 def _recorded_status(path: Path) -> str | None:
     try:
         status = json.loads(path.read_text(encoding="utf-8")).get("status")
-    except (OSError, ValueError, AttributeError):
+    except (OSError, ValueError, AttributeError, RecursionError):
         return None
     return status if isinstance(status, str) else None
 
 
 def _resolve_id(experiment_id: str | None, id_regex, id_pattern: str) -> str:
+    from .add import plain_folder_name
+
     value = os.environ.get(ENV_EXPERIMENT_ID) or experiment_id
     if not value:
         raise RunRecordError(f"no experiment ID: pass record_run('EXP-001') or set "
@@ -344,7 +348,7 @@ def _resolve_id(experiment_id: str | None, id_regex, id_pattern: str) -> str:
     if not isinstance(value, str):
         raise RunRecordError(f"experiment ID must be text, not {value!r}")
     # A folder name, whatever the configured pattern allows: no separators, no `.` or `..`.
-    if value in (".", "..") or any(ch in value for ch in "/\\\0") or value != value.strip():
+    if not plain_folder_name(value):
         raise RunRecordError(f"experiment ID {value!r} cannot name an artefact folder")
     if not id_regex.search(value):
         raise RunRecordError(f"experiment ID {value!r} does not match the id pattern "
@@ -416,11 +420,6 @@ def _git(repo: Path, *args: str) -> str | None:
     return result.stdout if result.returncode == 0 else None
 
 
-def _git_root(start: Path) -> Path:
-    top = _git(start, "rev-parse", "--show-toplevel")
-    return Path(top.strip()).resolve() if top else start.resolve()
-
-
 def _git_state(repo: Path, *ignored: Path) -> tuple[str | None, bool | None]:
     """Full SHA of HEAD and whether tracked files have changes outside `ignored` folders."""
     head = _git(repo, "rev-parse", "--verify", "HEAD")
@@ -468,10 +467,10 @@ def _data_versions(repo: Path, config, commit: str | None,
 def _find_dvc_records(repo: Path, artefacts_root: Path) -> list[str]:
     """`.dvc` files and `dvc.lock`s in the working tree, tracked or not (a fresh `dvc add`),
     outside git-ignored folders and the artefacts folder."""
-    from .dvcfiles import is_record
+    from .dvcfiles import PATHSPECS, is_record
 
     listed = _git(repo, "ls-files", "--cached", "--others", "--exclude-standard", "--",
-                  ":(glob)**/*.dvc", ":(glob)**/dvc.lock")
+                  *PATHSPECS)
     if listed is not None:
         names = {line for line in listed.splitlines() if line}
     else:  # not a git repository: walk, skipping hidden folders (.dvc, .venv, .git)

@@ -152,7 +152,7 @@ def copy_from_cache(tree: Path, outs: Iterable, cache_dir: Path) -> bool:
 
     This is what `dvc checkout` does for a copy-type cache, minus the ~0.4 s of starting DVC,
     which would be most of a rerun's overhead."""
-    from .dvcfiles import LocalCache
+    from .dvcfiles import MD5, LocalCache
 
     cache = LocalCache([cache_dir])
     root = tree.resolve()
@@ -169,14 +169,16 @@ def copy_from_cache(tree: Path, outs: Iterable, cache_dir: Path) -> bool:
             continue
         try:
             entries = json.loads(source.read_bytes())
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError):  # RecursionError: nested too deep
             return False
         if not isinstance(entries, list):
             return False
         for entry in entries:
             md5 = entry.get("md5") if isinstance(entry, dict) else None
             relpath = entry.get("relpath") if isinstance(entry, dict) else None
-            if not isinstance(md5, str) or not isinstance(relpath, str):
+            # An md5 names the cache object's path: one that is not an md5 could name a file
+            # outside the cache.
+            if not isinstance(md5, str) or not MD5.match(md5) or not isinstance(relpath, str):
                 return False
             file_target = (target / relpath).resolve()
             file_source = cache.object_path(md5)

@@ -39,7 +39,8 @@ Contract for callers::
   and writes text as text (`quotePrefix` for text starting with = + - @).
 - `ensure_sheet(wb, name, headers, *, widths=None, number_formats=None)`: a tool sheet, made
   on first use; missing headers are added at the end, never reordering a person's columns.
-- `find_rows(ws, header, value) -> list[int]`, `set_cell(ws, row, header, value)`.
+- `find_rows(ws, header, value) -> list[int]`, `set_cell(ws, row, header, value)`,
+  `find_sheet(wb, name)` (case/space-insensitive, None when absent).
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ from typing import Iterator
 from . import spec
 from .atomic import atomic_replace
 from .errors import WriteRefused
+from .values import as_text
 
 TEMP_SUFFIX = ".aisdp-tmp"
 LOCK_SUFFIX = ".aisdp-lock"
@@ -365,20 +367,14 @@ def find_rows(ws, header: str, value: object) -> list[int]:
     column = _column_index(ws, header)
     wanted = value.strip() if isinstance(value, str) else value
     rows = []
-    for (row, col), cell in sorted(ws._cells.items()):
+    for (row, col), cell in ws._cells.items():
         if col != column or row < 2 or cell.value is None:
             continue
         have = cell.value.strip() if isinstance(cell.value, str) else cell.value
         if have == wanted or (isinstance(wanted, str) and not isinstance(have, str)
-                              and _as_text(have) == wanted):
+                              and as_text(have) == wanted):
             rows.append(row)
-    return rows
-
-
-def _as_text(value: object) -> str:
-    from .values import as_text
-
-    return as_text(value)
+    return sorted(rows)  # sorting the few matches, not every cell of the sheet
 
 
 def append_row(ws, values: dict[str, object], *,
@@ -521,6 +517,12 @@ def _grow_ranges(ws, row: int) -> None:
 
 # --------------------------------------------------------------------------- tool sheets
 
+def find_sheet(wb, name: str):
+    """The worksheet titled `name`, matched case/space-insensitively, or None."""
+    wanted = spec.normalise_header(name)
+    return next((ws for ws in wb.worksheets if spec.normalise_header(ws.title) == wanted), None)
+
+
 def ensure_sheet(wb, name: str, headers: list[str], *, widths: list[int] | None = None,
                  number_formats: dict[str, str] | None = None):
     """The sheet `name` (matched case/space-insensitively), made on first use with a bold,
@@ -530,8 +532,7 @@ def ensure_sheet(wb, name: str, headers: list[str], *, widths: list[int] | None 
     from openpyxl.styles import Font
     from openpyxl.utils.cell import get_column_letter
 
-    wanted = spec.normalise_header(name)
-    ws = next((s for s in wb.worksheets if spec.normalise_header(s.title) == wanted), None)
+    ws = find_sheet(wb, name)
     created = ws is None
     if created:
         ws = wb.create_sheet(name)

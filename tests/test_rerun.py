@@ -383,6 +383,22 @@ def test_a_run_that_crashes_is_counted_as_failed(copy, project):
     assert "out of memory" in (stamp / "1" / "stderr.log").read_text()
 
 
+def test_a_run_that_saves_no_model_records_no_artefact_hash(copy, project):
+    # The run's stdout.log/stderr.log land in its folder: they must never be hashed as a model.
+    root, _ = copy()
+    quiet = commit(root, {"train.py": "print('trained, saved nothing')\n"},
+                   message="training that saves no model")
+    log = root / "nomodel.xlsx"
+    write_log(log, [log_row("EXP-001", dict(project.records["EXP-001"], commit=quiet),
+                            project.data_v1)],
+              metrics=[{"Metric": "accuracy", "Goal": "max", "Threshold": 0.5}])
+    report = rerun(log, ids=["EXP-001"], mode="bitwise")
+    assert report.exit_code == 1
+    [run] = sheet(log, "Reruns")
+    assert (run["Status"], run["Artefact hash"], run["Bitwise match"]) == ("ok", None, "no")
+    assert cell(log, "EXP-001", "Reproducibility") == "failed"
+
+
 def test_ctrl_c_leaves_no_worktree_and_the_workbook_unchanged(copy):
     root, log = copy()
     before = log.read_bytes()

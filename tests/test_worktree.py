@@ -138,6 +138,21 @@ def test_a_damaged_cache_object_is_not_copied(dvc_repo):
         assert copy_from_cache(tree, [escaping], root / ".dvc" / "cache") is False
 
 
+@pytest.mark.parametrize("manifest", [
+    "[" * 100_000,                                                # nested past the limit
+    '[{"md5": "../../../../../../etc/hostname", "relpath": "one.txt"}]',  # not an md5
+])
+def test_a_hostile_directory_manifest_is_not_followed(dvc_repo, manifest):
+    root, sha, outs, _ = dvc_repo
+    images = outs[1]
+    obj = root / ".dvc" / "cache" / "files" / "md5" / images.md5[:2] / images.md5[2:]
+    obj.chmod(0o644)
+    obj.write_text(manifest)
+    with isolated_worktree(root, sha) as tree:
+        assert copy_from_cache(tree, [images], root / ".dvc" / "cache") is False
+        assert not (tree / "data" / "images").exists()
+
+
 def test_local_config_points_at_the_main_cache_and_absolute_remotes(tmp_path):
     main = tmp_path / "main"
     (main / ".dvc").mkdir(parents=True)
