@@ -15,6 +15,7 @@ from pathlib import Path
 
 from . import spec
 from .errors import WriteRefused
+from .hashing import plain_folder_name
 
 #: The run.json `status` values a row may be made from (a record without one is accepted).
 ACCEPTED_STATUS = ("completed",)
@@ -32,13 +33,6 @@ class AddResult:
     unrecorded_params: list[str] = field(default_factory=list)
     unlogged_metrics: list[str] = field(default_factory=list)
     missing_metrics: list[str] = field(default_factory=list)
-
-
-def plain_folder_name(text: str) -> bool:
-    """Whether `text` names one folder inside another: not empty, `.` or `..`, no separator or
-    NUL, no surrounding white space. (Symlinks are the caller's to check after resolving.)"""
-    return bool(text) and text not in (".", "..") and not any(ch in text for ch in "/\\\0") \
-        and text == text.strip()
 
 
 def artefact_folder(artefacts_root: Path, experiment_id: str) -> Path:

@@ -225,6 +225,13 @@ def model_files(folder: Path) -> list[Path]:
     return [Path(f.path) for f in scan_folder(folder).files]
 
 
+def plain_folder_name(text: str) -> bool:
+    """Whether `text` names one folder inside another: not empty, `.` or `..`, no separator or
+    NUL, no surrounding white space. (Symlinks are the caller's to check after resolving.)"""
+    return bool(text) and text not in (".", "..") and not any(ch in text for ch in "/\\\0") \
+        and text == text.strip()
+
+
 def manifest_text(entries: list[tuple[str, str]]) -> str:
     """`<hex>  <relpath>\\n` lines sorted by path, from (hex, relpath): what `sha256sum`
     prints, and what a multi-file artefact hash is the sha256 of."""

@@ -339,7 +339,7 @@ def _recorded_status(path: Path) -> str | None:
 
 
 def _resolve_id(experiment_id: str | None, id_regex, id_pattern: str) -> str:
-    from .add import plain_folder_name
+    from .hashing import plain_folder_name
 
     value = os.environ.get(ENV_EXPERIMENT_ID) or experiment_id
     if not value:

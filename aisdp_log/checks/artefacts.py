@@ -29,7 +29,7 @@ from typing import Iterator
 from .. import __version__
 from ..findings import Finding
 from ..hashcache import HashCache, is_racy, open_cache, stat_key
-from ..hashing import FolderScan, combine, inside, scan_folder
+from ..hashing import FolderScan, combine, inside, plain_folder_name, scan_folder
 from ..progress import Progress
 from ..values import as_text, decimals_typed, is_number, parse_artefact_hash
 from ..workbook import Log, Row, cell_ref
@@ -146,9 +146,8 @@ def _locate(log: Log, row: Row, root: str, shown: str, experiment_id: str,
     """The folder of `experiment_id` inside `root`, or the finding that says why not. The ID
     is a cell value: it must name one folder directly under the root, so `..`, absolute
     paths, separators and links leading out are refused before anything is opened."""
-    if (experiment_id in (".", "..") or "/" in experiment_id or "\\" in experiment_id
-            or "\0" in experiment_id or os.path.isabs(experiment_id)
-            or (os.path.splitdrive(experiment_id)[0])):
+    if (not plain_folder_name(experiment_id) or os.path.isabs(experiment_id)
+            or os.path.splitdrive(experiment_id)[0]):
         return None, log.finding("A007", row, None, f"experiment ID {experiment_id!r} is not "
                                  f"a plain folder name, so it could lead outside {shown}/; "
                                  "it is not followed")
