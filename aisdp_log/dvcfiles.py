@@ -12,7 +12,7 @@ import posixpath
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Mapping
 
 #: `git grep` / `git log` pathspecs for DVC's records anywhere in the tree (`*` matches `/`).
 PATHSPECS = ("*.dvc", "*dvc.lock")
@@ -41,8 +41,12 @@ def is_record(path: str) -> bool:
     return name == "dvc.lock" or (name.endswith(".dvc") and name != ".dvc")
 
 
-def parse_record(source: str, blob: bytes) -> list[Out]:
+def parse_record(source: str, blob: bytes, wdirs: Mapping[str, str] | None = None
+                 ) -> list[Out]:
     """The outs a `.dvc` file or `dvc.lock` pins; [] for YAML DVC would not accept.
+
+    A `dvc.lock` stage's outs are relative to the stage's `wdir`: its own `wdir` if the lock
+    records one, else `wdirs[stage name]` (from the `dvc.yaml` beside it, see `stage_wdirs`).
 
     A `.dvc` file as `dvc add` writes it is read by a strict line parser (importing yaml costs
     more than the rest of the DVC checks); anything else goes to yaml's CSafeLoader."""
@@ -61,12 +65,13 @@ def parse_record(source: str, blob: bytes) -> list[Out]:
     if is_lock:
         # schema 2.0 nests stages under `stages:`; the 1.x lock is the stages table itself.
         stages = doc.get("stages", doc) if "schema" in doc or "stages" in doc else doc
-        entries = [out for stage in (stages.values() if isinstance(stages, dict) else ())
+        entries = [(_stage_dir(base, name, stage, wdirs), out)
+                   for name, stage in (stages.items() if isinstance(stages, dict) else ())
                    if isinstance(stage, dict) for out in _as_list(stage.get("outs"))]
     else:
-        entries = _as_list(doc.get("outs"))
+        entries = [(base, out) for out in _as_list(doc.get("outs"))]
     outs = []
-    for entry in entries:
+    for folder, entry in entries:
         if not isinstance(entry, dict):
             continue
         md5, path = entry.get("md5"), entry.get("path")
@@ -74,8 +79,43 @@ def parse_record(source: str, blob: bytes) -> list[Out]:
             continue
         md5 = md5.strip().lower()
         if MD5.match(md5) and not path.startswith("/"):
-            outs.append(Out(posixpath.normpath(posixpath.join(base, path)), md5, source))
+            outs.append(Out(posixpath.normpath(posixpath.join(folder, path)), md5, source))
     return outs
+
+
+def _stage_dir(base: str, name: object, stage: dict, wdirs: Mapping[str, str] | None) -> str:
+    """The folder a lock stage's out paths are relative to: `base` joined with its wdir."""
+    wdir = stage.get("wdir")
+    if not isinstance(wdir, str) and wdirs and isinstance(name, str):
+        # foreach/matrix stages are locked as `name@key`; dvc.yaml declares `name`
+        wdir = wdirs.get(name, wdirs.get(name.split("@", 1)[0]))
+    if not isinstance(wdir, str) or not wdir.strip() or wdir.startswith("/"):
+        return base
+    return posixpath.normpath(posixpath.join(base, wdir.strip().replace("\\", "/")))
+
+
+def stage_wdirs(blob: bytes | None) -> dict[str, str]:
+    """Stage name -> `wdir` of the stages a `dvc.yaml` declares with one (a `foreach` stage's
+    from its `do:`); {} when it declares none or is not YAML DVC would accept."""
+    if not blob or b"wdir" not in blob:
+        return {}
+    import yaml
+
+    try:
+        doc = yaml.load(blob, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except (yaml.YAMLError, ValueError, RecursionError):
+        return {}
+    stages = doc.get("stages") if isinstance(doc, dict) else None
+    result = {}
+    for name, stage in (stages.items() if isinstance(stages, dict) else ()):
+        if not isinstance(name, str) or not isinstance(stage, dict):
+            continue
+        wdir = stage.get("wdir")
+        if wdir is None and isinstance(stage.get("do"), dict):
+            wdir = stage["do"].get("wdir")
+        if isinstance(wdir, str) and "${" not in wdir:
+            result[name] = wdir
+    return result
 
 
 _PLAIN = r"[^\s:#'\"{}\[\],&*!|>%@`](?:[^:#'\"{}\[\],&*!|>%@`]*[^\s:#'\"{}\[\],&*!|>%@`])?"

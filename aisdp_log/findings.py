@@ -58,14 +58,19 @@ _CATALOGUE = [
          "Write more characters of the SHA."),
     Code("G003", E, "the commit is dated after the experiment's date", "commit cell",
          "The run cannot come from a later commit: check the date and the commit."),
-    Code("G004", W, "the commit is on no branch or tag, so a fresh clone lacks it",
-         "commit cell", "Merge or tag the commit so it survives in the shared history."),
+    Code("G004", W, "the commit is on no branch or tag, or only on local branches of a "
+         "repository with a remote, so a fresh clone lacks it", "commit cell",
+         "Push the branch, or merge or tag the commit, so it is in the shared history."),
     Code("G005", E, "the Environment names a lock file whose hash at the row's commit differs, "
          "or that the commit lacks", "environment cell",
          "Write the lock file as `<path> sha256:<hex>` with the hash of the file at that commit."),
-    Code("G006", E, "the repository is a shallow clone, so commits cannot be checked",
-         "row 1, Code commit column",
+    Code("G006", E, "the repository is a shallow clone, so the checks that need history "
+         "(G001-G004, D001, D002) were not run", "row 1, Code commit column",
          "Fetch full history (`git fetch --unshallow`, or `fetch-depth: 0` in actions/checkout)."),
+    Code("G007", W, "a `sha256:` in the Environment that no lock file is tied to, so nothing "
+         "checks it", "environment cell",
+         "Write `<path> sha256:<hex>` (also read: `path: sha256:`, `path=sha256:`, "
+         "`sha256:<hex> path`)."),
     # DVC
     Code("D001", E, "data version resolves to no DVC-tracked data", "data version cell",
          "Use the md5 from the .dvc file (8+ hex characters) or a git tag/commit that pins it."),

@@ -9,6 +9,8 @@ remembered for the handle's life)::
     repo.root, repo.is_shallow                     # top level; a `--depth` clone?
     found = repo.lookup_commits(["9c1e4b7", ...])  # {name: CommitLookup(status, sha, committed)}
     repo.unreachable([sha, ...])                   # the SHAs on no branch, tag or remote branch
+    repo.local_only([sha, ...])                    # {sha: [local branches]} not on a remote/tag
+    repo.refs(), repo.remotes()                    # {refname: oid} (one for-each-ref), remotes
     repo.read_blobs([f"{sha}:uv.lock", oid, ...])  # {spec: bytes | None}, one round for all
     repo.object_ids([f"{sha}:data.dvc", ...])      # {spec: oid | None} (no contents read)
     repo.files_at([sha, ...], ["*.dvc"])           # {sha: [paths matching at that commit]}
@@ -71,6 +73,8 @@ class GitRepo:
         self._env = _git_env()
         self._cat_file: subprocess.Popen | None = None
         self._reachable: dict[str, bool] = {}
+        self._refs: dict[str, str] | None = None
+        self._remotes: list[str] | None = None
         self._history: dict[tuple[str, ...], set[tuple[str, str]]] = {}
 
     @classmethod
@@ -227,6 +231,59 @@ class GitRepo:
             self._reachable.update((sha, sha not in listed) for sha in unknown)
         return {sha for sha in shas if not self._reachable[sha]}
 
+    def refs(self) -> dict[str, str]:
+        """Every ref (`refs/heads/main`, `refs/tags/v1`, ...) -> the commit it points to
+        (tags peeled), from one `git for-each-ref` (remembered)."""
+        if self._refs is None:
+            out = self.git("for-each-ref", "--format=%(objectname) %(*objectname) %(refname)")
+            self._refs = {}
+            for line in out.decode("utf-8", "surrogateescape").splitlines():
+                oid, peeled, name = line.split(" ", 2)
+                self._refs[name] = peeled or oid
+        return self._refs
+
+    def remotes(self) -> list[str]:
+        """The names of the configured remotes (`git remote`; remembered)."""
+        if self._remotes is None:
+            self._remotes = self.git("remote").decode("utf-8", "replace").split()
+        return self._remotes
+
+    def local_only(self, shas: Iterable[str]) -> dict[str, list[str]]:
+        """The SHAs among `shas` that no remote-tracking branch or tag reaches, each with the
+        local branches that hold it ([] when none does): what a fresh clone would lack.
+
+        Three git processes in all, whatever the number of SHAs: `rev-list --stdin` for the
+        question, `rev-list --parents` for the local-only part of the graph (walked here from
+        each branch tip) and the `for-each-ref` that `refs()` remembers."""
+        shas = list(dict.fromkeys(shas))
+        if not shas:
+            return {}
+        out = self.git("rev-list", "--stdin", "--not", "--remotes", "--tags",
+                       input=("\n".join(shas) + "\n").encode("ascii"))
+        unpushed = set(out.decode("ascii").split()) & set(shas)
+        if not unpushed:
+            return {}
+        parents: dict[str, list[str]] = {}
+        graph = self.git("rev-list", "--parents", "--branches", "--not", "--remotes", "--tags")
+        for line in graph.decode("ascii").splitlines():
+            commit, *rest = line.split()
+            parents[commit] = rest
+        holders: dict[str, list[str]] = {sha: [] for sha in shas if sha in unpushed}
+        for name, tip in sorted(self.refs().items()):
+            if not name.startswith("refs/heads/") or tip not in parents:
+                continue
+            branch = name[len("refs/heads/"):]
+            seen, stack = set(), [tip]
+            while stack:
+                commit = stack.pop()
+                if commit in seen or commit not in parents:
+                    continue
+                seen.add(commit)
+                if commit in holders:
+                    holders[commit].append(branch)
+                stack.extend(parents[commit])
+        return holders
+
     def read_blobs(self, specs: Iterable[str]) -> dict[str, bytes | None]:
         """Contents of blobs named `<rev>:<path>` or by oid, in one `git cat-file --batch`;
         None where the commit lacks the path or the object is not a blob."""
@@ -371,6 +428,23 @@ def _first_line(stderr: bytes) -> str:
         if line:
             return line.removeprefix("fatal: ").removeprefix("error: ")[:200]
     return ""
+
+
+#: What git refuses in a ref name (`git check-ref-format`): controls, space, `~^:?*[\\`, DEL.
+_REF_FORBIDDEN = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]")
+
+
+def is_ref_name(name: str) -> bool:
+    """Whether `name` is a valid git ref name (tag or branch), as `git check-ref-format
+    --allow-onelevel` rules it: `text-classification@v1.1.0`, `model#prod#1` and `v1+build`
+    are; `a..b`, `@{1}`, `x.lock`, `HEAD~1` are not."""
+    if not name or name == "@" or len(name) > 255 or _REF_FORBIDDEN.search(name):
+        return False
+    if ".." in name or "@{" in name or "//" in name or name.endswith((".", "/")) or \
+            name.startswith("/"):
+        return False
+    return all(part and not part.startswith(".") and not part.endswith(".lock")
+               for part in name.split("/"))
 
 
 def repo_prefix(path: Path | str, toplevel: Path | str) -> str:

@@ -442,7 +442,7 @@ def _data_versions(repo: Path, config, commit: str | None,
     """Every counted DVC out as `{source, path, md5}` and the data version (module docstring).
     Reads the working tree's records with the validator's own parser and selection
     (aisdp_log.dvcfiles), so what is recorded is what D001/D002 accept."""
-    from .dvcfiles import data_spec, parse_record
+    from .dvcfiles import data_spec, parse_record, stage_wdirs
 
     spec = data_spec(config.data)  # entries are relative to the config, here the repo root
     sources = spec.records() if spec.configured else _find_dvc_records(repo, artefacts_root)
@@ -452,7 +452,13 @@ def _data_versions(repo: Path, config, commit: str | None,
             blob = (repo / source).read_bytes()
         except OSError:
             continue  # missing: the validator's D checks report it
-        outs.extend(spec.counted(parse_record(source, blob)))
+        stages = None
+        if os.path.basename(source) == "dvc.lock":  # its stages' wdir (dvcfiles.parse_record)
+            try:
+                stages = (repo / source).with_name("dvc.yaml").read_bytes()
+            except OSError:
+                pass
+        outs.extend(spec.counted(parse_record(source, blob, stage_wdirs(stages))))
     data = [{"source": out.source, "path": out.path, "md5": out.md5} for out in outs]
     if not data:
         return [], None

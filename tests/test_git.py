@@ -67,11 +67,13 @@ def test_g002_short_sha_matching_two_commits(tmp_path, repo):
 
 
 def test_g003_commit_dated_after_the_experiment(tmp_path, repo):
-    later = commit(repo, {"train.py": "print('v2')\n"}, date="2026-07-20T01:00:00+02:00")
+    later = commit(repo, {"train.py": "print('v2')\n"}, date="2026-07-21T01:00:00+02:00")
     report = check(tmp_path, repo, [
         row(experiment_id="EXP-001", code_commit=later[:8], date="2026-07-19"),
-        row(experiment_id="EXP-002", code_commit=later[:8], date=dt.date(2026, 7, 20))])
-    # 2026-07-19 23:00 UTC is the 20th in the committer's own zone: row 2 is too early
+        row(experiment_id="EXP-002", code_commit=later[:8], date="2026-07-20"),
+        row(experiment_id="EXP-003", code_commit=later[:8], date=dt.date(2026, 7, 21))])
+    # 2026-07-20 23:00 UTC is the 21st in the committer's own zone: only row 2 is too early
+    # in both (the 20th itself is fine: the run may be dated in UTC, see test_git_real)
     assert git_codes(report) == [("G003", f"{COMMIT}2")]
 
 
@@ -100,8 +102,9 @@ def test_g005_lock_file_hash_differs_or_is_missing(tmp_path, repo):
             environment=f"./uv.lock sha256:{LOCK_SHA[:12]}; image python@sha256:{'1' * 64}"),
         row(experiment_id="EXP-004", code_commit=sha,
             environment=f"../outside.lock sha256:{LOCK_SHA}")])
+    # the image digest ties to no file: G007 says nothing checked it
     assert git_codes(report) == [("G005", f"{ENVIRONMENT}2"), ("G005", f"{ENVIRONMENT}3"),
-                                 ("G005", f"{ENVIRONMENT}5")]
+                                 ("G005", f"{ENVIRONMENT}5"), ("G007", f"{ENVIRONMENT}4")]
 
 
 def test_g005_accepts_the_hash_of_a_windows_crlf_checkout(tmp_path, repo):
@@ -168,6 +171,11 @@ def test_cli_exit_codes(tmp_path, repo):
     ("ghcr.io/org/img@sha256:" + "e" * 64, []),
     ("torch==2.1 sha256:" + "f" * 64, []),
     ("Dockerfile sha256:" + "1" * 64, [("Dockerfile", "1" * 64)]),
+    ("uv.lock: sha256:" + "2" * 64, [("uv.lock", "2" * 64)]),
+    ("uv.lock=sha256:" + "3" * 64 + ", torch 2.1", [("uv.lock", "3" * 64)]),
+    ("sha256:" + "4" * 64 + " uv.lock; python 3.11", [("uv.lock", "4" * 64)]),
+    ("sha256:" + "5" * 12 + " a.lock sha256:" + "6" * 12 + " b.lock",
+     [("a.lock", "5" * 12), ("b.lock", "6" * 12)]),
 ])
 def test_lock_entries(cell, expected):
     assert lock_entries(cell) == expected

@@ -69,6 +69,9 @@ def run_checks(log, ctx: Context) -> list[Finding]:
         worker.finish(found)
     # in the families' order, so de-duplication keeps the same finding as ever
     findings = [finding for family in names for finding in found.get(family, ())]
+    # git knows more about a cell than the schema: its S003 (a tag in `Code commit`, with the
+    # commit it points to) is kept over the schema's at the same cell
+    findings = [f for f in found.get("git", ()) if f.code.startswith("S")] + findings
     return sorted(deduplicate(findings), key=lambda f: f.sort_key)
 
 

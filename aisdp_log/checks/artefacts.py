@@ -178,6 +178,13 @@ def _locate(log: Log, row: Row, root: str, shown: str, experiment_id: str,
     return folder, None
 
 
+def _file_list(digests: list[tuple[str, str]]) -> str:
+    """The files an artefact hash covers, named (the folder records no list to compare)."""
+    names = sorted(rel for _, rel in digests)
+    shown = ", ".join(names[:8]) + (f", ... ({len(names) - 8} more)" if len(names) > 8 else "")
+    return shown if len(names) == 1 else f"{len(names)} files: {shown}"
+
+
 def _hash_and_compare(log: Log, planned: list[_Planned], cache: HashCache, shown: str,
                       show_progress: bool) -> Iterator[Finding]:
     """A002 for each row whose files hash to something else than its cell. Cached digests
@@ -222,10 +229,11 @@ def _hash_and_compare(log: Log, planned: list[_Planned], cache: HashCache, shown
             else:
                 actual = combine(digests)
                 if actual != plan.expected_hash:
-                    files = (f"{len(digests)} files" if len(digests) > 1 else digests[0][1])
                     yield log.finding("A002", plan.row, "artefact_hash",
-                                      f"{where} ({files}) hashes to {actual}, not the "
-                                      f"{plan.expected_hash[:19]}... in the cell")
+                                      f"{where} ({_file_list(digests)}) hashes to {actual}, "
+                                      f"not the {plan.expected_hash[:19]}... in the cell; a "
+                                      "file added, removed or changed since the hash was "
+                                      "taken explains it")
     finally:
         progress.close()
 

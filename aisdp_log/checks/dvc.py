@@ -6,12 +6,13 @@ one batched call for all rows; the whole history is read only when a version mat
 
 from __future__ import annotations
 
+import posixpath
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator, Mapping
 
 from ..dvcfiles import (PATHSPECS, VERSION_MD5, DataSpec, LocalCache, Out, cache_dirs,
                         data_spec, dvc_root, is_record, parse_record, remote_missing,
-                        version_matches)
+                        stage_wdirs, version_matches)
 from ..findings import Finding
 from ..gitrepo import CommitLookup, GitRepo, repo_for, repo_prefix
 from ..workbook import Log
@@ -29,18 +30,29 @@ def pinned_outs(repo: GitRepo, shas: list[str], spec: DataSpec) -> dict[str, lis
     # `cat-file --batch` takes one name a line: a record whose path holds a line break (in
     # the history or aisdp.toml) cannot be asked for, so it pins nothing
     wanted = [(sha, path) for sha, path in wanted if "\n" not in path and "\r" not in path]
-    blobs = repo.read_blobs(f"{sha}:{path}" for sha, path in wanted)
-    parsed: dict[tuple[str, bytes], list[Out]] = {}
+    # a dvc.lock's stages may run in a `wdir` that only the dvc.yaml beside it declares
+    stage_files = {(sha, path): _beside(path, "dvc.yaml") for sha, path in wanted
+                   if posixpath.basename(path) == "dvc.lock"}
+    blobs = repo.read_blobs([f"{sha}:{path}" for sha, path in wanted] +
+                            [f"{sha}:{path}" for (sha, _), path in stage_files.items()])
+    parsed: dict[tuple[str, bytes, bytes | None], list[Out]] = {}
     result: dict[str, list[Out]] = {sha: [] for sha in shas}
     for sha, path in wanted:
         blob = blobs.get(f"{sha}:{path}")
         if blob is None:
             continue
-        key = (path, blob)
+        stages = stage_files.get((sha, path))
+        stages_blob = blobs.get(f"{sha}:{stages}") if stages else None
+        key = (path, blob, stages_blob)
         if key not in parsed:  # the same record at many commits is parsed once
-            parsed[key] = parse_record(path, blob)
+            parsed[key] = parse_record(path, blob, stage_wdirs(stages_blob))
         result[sha].extend(parsed[key])
     return result
+
+
+def _beside(path: str, name: str) -> str:
+    folder = posixpath.dirname(path)
+    return posixpath.join(folder, name) if folder else name
 
 
 def record_paths(repo: GitRepo, shas: list[str]) -> list[tuple[str, str]]:
@@ -156,6 +168,11 @@ def run(log: Log, ctx) -> Iterator[Finding]:
         if found.matched:
             to_check.append((row, found.matched))
             continue
+        if repo.is_shallow:
+            # D001/D002 need the history a shallow clone lacks: G006 says they were not run
+            if found.ref_pins and (pinned is None or found.ref_pins_the_same):
+                to_check.append((row, found.ref_pins))
+            continue
         if found.ref_pins is not None:
             ref_pins = found.ref_pins
             if not ref_pins:
@@ -177,6 +194,12 @@ def run(log: Log, ctx) -> Iterator[Finding]:
                     yield log.finding("D002", row, column, f"{version} is not what commit "
                                       f"{typed_commit} pins: {_describe(pinned) or 'no data'}")
                 continue
+        if found.ref is not None and found.ref.status == "missing" and \
+                not VERSION_MD5.match(lowered):
+            yield log.finding("D001", row, column, f"no such tag or branch: {version} is not "
+                              "in the repository (`git tag` lists the tags; `git fetch --tags` "
+                              "brings them), and it is no md5 either")
+            continue
         if no_record_ever is None:
             no_record_ever = not any(is_record(path) for path, _ in
                                      repo.changed_blobs(PATHSPECS))
@@ -203,16 +226,19 @@ def _availability(log: Log, ctx, repo: GitRepo, column, to_check) -> Iterator[Fi
     if ctx.remote and local_missing:
         missing, problem = remote_missing(root, local_missing, cache)
     if not ctx.remote:
-        where = "is not in the local DVC cache (the remote was not asked: pass --remote)"
+        where = "is not in the local DVC cache (the remote was not asked: pass --remote); " \
+                "`dvc pull` it, or `dvc push` it from where the data is"
     elif problem:
-        where = f"is not in the local DVC cache, and the default remote could not say ({problem})"
+        where = f"is not in the local DVC cache, and the default remote is unreachable " \
+                f"({problem}), so whether it holds the data is unknown; reach the remote, " \
+                "then `dvc pull`"
     else:
-        where = "is in neither the local DVC cache nor the default remote"
+        where = "is in neither the local DVC cache nor the default remote; `dvc push` it " \
+                "from where the data is, so the run can be reproduced"
     for row, outs in to_check:
         absent = [o for o in outs if o.md5 in missing]
         if absent:
-            yield log.finding("D003", row, column, f"{_describe(absent)} {where}; `dvc push` "
-                              "it so the run can be reproduced")
+            yield log.finding("D003", row, column, f"{_describe(absent)} {where}")
 
 
 def _mapping(outs: list[Out]) -> dict[str, str]:

@@ -5,21 +5,23 @@ Every question is one batched git call for the whole log (see `aisdp_log.gitrepo
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import posixpath
 import re
 from typing import Iterable, Iterator
 
 from ..findings import Finding
-from ..gitrepo import CommitLookup, repo_for, repo_prefix
+from ..gitrepo import CommitLookup, is_ref_name, repo_for, repo_prefix
 from ..workbook import Log, Row
 
-#: `<path> sha256:<hex>` inside an Environment cell; 8+ hex compares as a prefix.
-LOCK_ENTRY = re.compile(r"(?:^|(?<=[\s;,]))([^\s;,]+)\s+sha256:([0-9a-fA-F]{8,64})(?![0-9a-fA-F])")
+#: An Environment cell's words: split at spaces, `;` and `,` (a lock entry never holds them).
+WORD = re.compile(r"[^\s;,]+")
+#: `sha256:` inside a word, and the hex a lock hash is made of (8+ compares as a prefix).
+SHA256_MARK = re.compile(r"sha256:", re.IGNORECASE)
+LOCK_HEX = re.compile(r"^[0-9a-fA-F]{8,64}$")
 #: Names without a dot that still are files worth pinning.
 DOTLESS_FILES = frozenset({"Dockerfile", "Containerfile", "Pipfile", "Gemfile", "Makefile"})
-#: A data version that may name a git tag, branch or commit (no rev syntax such as `~`, `@{`).
-REF_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]*$")
 
 
 def row_commits(log: Log, ctx) -> dict[int, tuple[str, CommitLookup]]:
@@ -60,8 +62,9 @@ def name_lookups(log: Log, ctx) -> dict[str, CommitLookup]:
 
 
 def looks_like_ref(name: str) -> bool:
-    """Whether a data version may name a git tag, branch or commit (worth asking git)."""
-    return bool(REF_NAME.match(name)) and ".." not in name and not name.endswith(".lock")
+    """Whether a data version may name a git tag, branch or commit (worth asking git): any
+    valid ref name, model-registry tags such as `text-classification@v1.1.0` included."""
+    return is_ref_name(name)
 
 
 def run(log: Log, ctx) -> Iterator[Finding]:
@@ -69,29 +72,38 @@ def run(log: Log, ctx) -> Iterator[Finding]:
     if column is None:
         return  # S001 already
     repo = repo_for(ctx)
+    yield from _unplaced_hashes(log)
     if repo.is_shallow:
-        yield log.finding("G006", 1, column, "the repository is a shallow clone: commits older "
-                          "than its depth look missing; fetch full history (`git fetch "
+        yield log.finding("G006", 1, column, "the repository is a shallow clone, so the "
+                          "checks that need history (G001-G004 on commits, D001/D002 on data "
+                          "versions) were not run; fetch full history (`git fetch "
                           "--unshallow`, or `fetch-depth: 0` in actions/checkout)",
                           experiment_id=False)
+    yield from _names_in_commit_cells(log, ctx, column)
     commits = row_commits(log, ctx)
     found: dict[int, str] = {}
     for row in log.rows:
         if row.number not in commits:
             continue
         typed, lookup = commits[row.number]
-        if lookup.status == "ambiguous":
+        if lookup.status == "found":
+            found[row.number] = lookup.sha
+        elif repo.is_shallow:
+            continue  # G006 says why commits look missing or alike
+        elif lookup.status == "ambiguous":
             yield log.finding("G002", row, column, f"{typed} matches several commits; write "
                               "more characters of the SHA")
-        elif lookup.status != "found":
-            if not repo.is_shallow:  # G006 already says why commits look missing
-                yield log.finding("G001", row, column, f"commit {typed} is not in the "
-                                  "repository (push or fetch it, or correct the SHA)")
         else:
-            found[row.number] = lookup.sha
+            yield log.finding("G001", row, column, f"commit {typed} is not in the "
+                              "repository (push or fetch it, or correct the SHA)")
     if not found:
         return
-    unreachable = repo.unreachable(found.values())
+    unreachable: set[str] = set()
+    local_only: dict[str, list[str]] = {}
+    if not repo.is_shallow:
+        unreachable = repo.unreachable(found.values())
+        if repo.remotes():  # shared history is what the remote holds
+            local_only = repo.local_only(sha for sha in found.values() if sha not in unreachable)
     locks = _lock_entries(log, found, repo_prefix(ctx.repo, repo.root))
     # every lock file named, read at its row's commit in one call
     blobs = repo.read_blobs(f"{found[number]}:{repo_path}" for number, entries in locks.items()
@@ -102,28 +114,139 @@ def run(log: Log, ctx) -> Iterator[Finding]:
             continue
         typed, lookup = commits[row.number]
         date = log.typed(row, "date")
-        committed = lookup.committed
-        if date is not None and committed is not None and committed.date() > date:
+        if date is not None and not repo.is_shallow and _after(lookup.committed, date):
+            committed = lookup.committed
             yield log.finding("G003", row, column,
-                              f"commit {typed} is dated {committed.date().isoformat()}, after "
-                              f"the experiment's date {date.isoformat()}")
+                              f"commit {typed} is dated {committed.isoformat()} "
+                              f"({committed.astimezone(dt.timezone.utc).date().isoformat()} "
+                              f"UTC), after the experiment's date {date.isoformat()}")
         if sha in unreachable:
             yield log.finding("G004", row, column, f"commit {typed} is on no branch or tag, so "
                               "a fresh clone lacks it; merge or tag it")
+        elif local_only.get(sha):
+            branches = local_only[sha]
+            remote = repo.remotes()[0] if len(repo.remotes()) == 1 else "<remote>"
+            yield log.finding("G004", row, column, f"commit {typed} is only on the local "
+                              f"branch {', '.join(branches)}, on no remote branch or tag, so "
+                              f"a fresh clone lacks it; push it (`git push {remote} "
+                              f"{branches[0]}`)")
+        elif sha in local_only:
+            yield log.finding("G004", row, column, f"commit {typed} is on no remote branch or "
+                              "tag, so a fresh clone lacks it; push it or tag it")
         yield from _environment(log, row, sha, typed, locks.get(row.number, ()), blobs)
 
 
+def _after(committed: dt.datetime | None, date: dt.date) -> bool:
+    """Whether a commit is dated after the experiment's date both in UTC and in the
+    committer's own zone: a run dated in UTC from a commit made at 01:44 +02:00 the next
+    day is fine, and so is a run dated in local time from a commit late that evening UTC."""
+    if committed is None:
+        return False
+    return committed.date() > date and \
+        committed.astimezone(dt.timezone.utc).date() > date
+
+
+def _unplaced_hashes(log: Log) -> Iterator[Finding]:
+    """G007: a `sha256:` in an Environment cell that no file is tied to, so nothing checks it."""
+    for row in log.rows:
+        environment = log.typed(row, "environment")
+        if not isinstance(environment, str) or "sha256:" not in environment.lower():
+            continue
+        unplaced = read_lock_entries(environment)[1]
+        if unplaced:
+            shown = ", ".join(word if len(word) <= 40 else word[:37] + "..."
+                              for word in unplaced)
+            yield log.finding("G007", row, "environment", f"{shown} is tied to no file, so "
+                              "nothing checks it; write the lock file as `<path> "
+                              "sha256:<hex>` (an image digest cannot be checked here)")
+
+
+def _names_in_commit_cells(log: Log, ctx, column) -> Iterator[Finding]:
+    """S003 with the commit a tag or branch in `Code commit` points to (the schema check
+    cannot ask git; its finding at the same cell gives way to this one)."""
+    typed_refs = {}
+    for row in log.rows:
+        _, error = log.parse(row, column)
+        raw = log.value(row, "code_commit")
+        if error is not None and isinstance(raw, str) and is_ref_name(raw.strip()):
+            typed_refs[row.number] = raw.strip()
+    if not typed_refs:
+        return
+    repo = repo_for(ctx)
+    lookups = repo.lookup_commits(typed_refs.values())
+    refs = repo.refs()
+    for row in log.rows:
+        name = typed_refs.get(row.number)
+        if name is None or lookups[name].status != "found":
+            continue
+        if f"refs/tags/{name}" in refs:
+            kind = "a tag"
+        elif f"refs/heads/{name}" in refs or f"refs/remotes/{name}" in refs:
+            kind = "a branch (it moves on)"
+        else:
+            kind = "a git name, not a commit"
+        yield log.finding("S003", row, column, f"{name} is {kind}; write its commit "
+                          f"{lookups[name].sha}")
+
+
 def lock_entries(environment: str) -> list[tuple[str, str]]:
-    """(path, hex) for each `<path> sha256:<hex>` in an Environment cell that names a file."""
-    entries = []
-    for path, digest in LOCK_ENTRY.findall(environment):
-        name = path.rstrip("/")
-        if "@" in name or ":" in name or "=" in name:
-            continue  # an image reference or a pin such as `torch==2.1`
-        if "." not in name and "/" not in name and name not in DOTLESS_FILES:
-            continue  # a word such as `image sha256:...`: not a file
-        entries.append((name, digest.lower()))
-    return entries
+    """(path, hex) for each lock file an Environment cell ties to a sha256 (see
+    `read_lock_entries`)."""
+    return read_lock_entries(environment)[0]
+
+
+def read_lock_entries(environment: str) -> tuple[list[tuple[str, str]], list[str]]:
+    """The lock files an Environment cell names, in any common spelling: `path sha256:hex`
+    (what the tool writes), `path: sha256:hex`, `path=sha256:hex`, `sha256:hex path`.
+
+    Returns ((path, lowercase hex) per entry, the `sha256:` words no file could be tied to).
+    Words are paired left to right, each file with one hash, a file before its hash first."""
+    words = WORD.findall(environment)
+    marks = [SHA256_MARK.search(word) for word in words]
+    used: set[int] = set()
+    entries: list[tuple[str, str]] = []
+    unplaced: list[str] = []
+    for index, (word, mark) in enumerate(zip(words, marks)):
+        if mark is None:
+            continue
+        digest = word[mark.end():].strip(")]}'\".")
+        before = word[:mark.start()].lstrip("([{'\"")
+        path = None
+        if before:  # `path=sha256:hex`, `path:sha256:hex`, or an image's `name@sha256:hex`
+            if before[-1] in ":=" and _is_file(before[:-1]):
+                path = before[:-1]
+        else:
+            previous = index - 1
+            if previous >= 0 and words[previous] in (":", "="):
+                previous -= 1
+            if previous >= 0 and previous not in used and marks[previous] is None and \
+                    _is_file(_bare(words[previous])):
+                path = _bare(words[previous])
+                used.add(previous)
+            elif index + 1 < len(words) and marks[index + 1] is None and \
+                    _is_file(_bare(words[index + 1])) and not words[index + 1].endswith(
+                        (":", "=")):
+                path = _bare(words[index + 1])
+                used.add(index + 1)
+        if path is None or not LOCK_HEX.match(digest):
+            unplaced.append(word)
+        else:
+            entries.append((path.rstrip("/"), digest.lower()))
+    return entries, unplaced
+
+
+def _bare(word: str) -> str:
+    """A word without the `:` or `=` that ties it to a hash, nor quotes or brackets."""
+    return word.strip("([{'\")]}").removesuffix(":").removesuffix("=")
+
+
+def _is_file(name: str) -> bool:
+    """Whether a word names a file: a path with a dot or slash, or a known dotless file; not
+    an image reference or a pin such as `torch==2.1`."""
+    name = name.rstrip("/")
+    if not name or "@" in name or ":" in name or "=" in name:
+        return False
+    return "." in name or "/" in name or name in DOTLESS_FILES
 
 
 def _repo_path(path: str, prefix: str) -> str | None:

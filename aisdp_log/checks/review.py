@@ -78,7 +78,8 @@ def _rerun_command(log: Log, row, *options: str) -> str:
     is copied into terminals."""
     import shlex
 
-    words = (log.path.name, "--id", str(log.experiment_id(row)), *options)
+    # the log's path as the user typed it: the command must work where they typed theirs
+    words = (str(log.path), "--id", str(log.experiment_id(row)), *options)
     return "aisdp-log rerun " + " ".join(shlex.quote(word) for word in words)
 
 
