@@ -342,6 +342,11 @@ def remote_missing(root: Path, md5s: Iterable[str], cache: LocalCache) -> tuple[
                 return found
 
             there = present(md5s)
+            if len(there) < len(md5s):
+                # DVC's http and local remotes answer "absent" when they cannot be reached
+                problem = _unreachable(repo, odbs[0])
+                if problem:
+                    return set(md5s), problem
             missing = set()
             for md5 in md5s:
                 if md5 not in there:
@@ -355,6 +360,41 @@ def remote_missing(root: Path, md5s: Iterable[str], cache: LocalCache) -> tuple[
         return set(md5s), " ".join(str(exc).split())[:200]
     except OSError as exc:
         return set(md5s), f"the remote cannot be read ({exc})"
+
+
+#: Ports of the remote kinds reached over TCP, when the URL names none.
+_DEFAULT_PORTS = {"http": 80, "https": 443, "ssh": 22, "webdav": 80, "webdavs": 443,
+                  "webhdfs": 9870}
+
+
+def _unreachable(repo, odb) -> str:
+    """Why the default remote cannot be reached ('' when it can, or when this cannot tell):
+    a local remote whose folder does not exist, or a network remote no TCP connection
+    reaches (DVC's own answer for those is "absent", which would blame the data)."""
+    import socket
+    from urllib.parse import urlsplit
+
+    protocol = getattr(odb.fs, "protocol", "")
+    protocol = protocol[0] if isinstance(protocol, (tuple, list)) else protocol
+    if protocol in ("local", "file", ""):
+        root = str(odb.path)
+        for suffix in ("/files/md5", "\\files\\md5"):
+            root = root.removesuffix(suffix)
+        return "" if os.path.isdir(root) else f"its folder {root} does not exist"
+    try:
+        name = repo.config["core"].get("remote")
+        url = repo.config["remote"][name]["url"]
+        parts = urlsplit(url)
+        port = parts.port or _DEFAULT_PORTS.get(parts.scheme)
+    except (KeyError, TypeError, ValueError):
+        return ""
+    if not parts.hostname or port is None:
+        return ""  # a cloud store: its client reports its own errors
+    try:
+        socket.create_connection((parts.hostname, port), timeout=5).close()
+    except OSError as exc:
+        return f"{parts.hostname}:{port} is unreachable ({exc.strerror or exc})"
+    return ""
 
 
 def _remote_manifest(odbs, md5: str, cache: LocalCache) -> list[str] | None:

@@ -229,9 +229,9 @@ def _availability(log: Log, ctx, repo: GitRepo, column, to_check) -> Iterator[Fi
         where = "is not in the local DVC cache (the remote was not asked: pass --remote); " \
                 "`dvc pull` it, or `dvc push` it from where the data is"
     elif problem:
-        where = f"is not in the local DVC cache, and the default remote is unreachable " \
-                f"({problem}), so whether it holds the data is unknown; reach the remote, " \
-                "then `dvc pull`"
+        where = f"is not in the local DVC cache, and the default remote could not be asked " \
+                f"({problem}), so whether it holds the data is unknown (not that it is " \
+                "missing); make the remote reachable, then `dvc pull`"
     else:
         where = "is in neither the local DVC cache nor the default remote; `dvc push` it " \
                 "from where the data is, so the run can be reproduced"
