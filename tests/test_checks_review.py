@@ -162,5 +162,5 @@ def test_r005_names_a_rerun_command_a_shell_reads_back_intact(tmp_path, reproduc
     [finding] = [f for f in aisdp_log.validate(path, offline=True).findings
                  if f.code == "R005"]
     command = finding.message.split("`")[1]
-    assert shlex.split(command) == ["aisdp-log", "rerun", "my log.xlsx", "--id",
+    assert shlex.split(command) == ["aisdp-log", "rerun", str(path), "--id",
                                     experiment_id, *options]
