@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from aisdp_log.gitrepo import is_ref_name
 from aisdp_log.validate import validate
 from builders import commit, git, init_repo, row, write_log
 
@@ -149,6 +150,18 @@ def test_model_registry_tags_work_as_data_versions_and_a_tag_in_code_commit_name
     assert f"release-1.0 is a tag; write its commit {sha}" in \
         message(report, "S003", f"{COMMIT}5")
     assert "no such tag" in message(report, "D001", f"{DATA}6")
+
+
+@pytest.mark.parametrize("name, valid", [
+    ("text-classification@v1.1.0", True), ("model#prod#1", True), ("v1.0+build.7", True),
+    ("data/v2", True), ("a..b", False), ("x@{1}", False), ("@", False), ("HEAD~1", False),
+    ("v1.lock", False), ("dir/.hidden", False), ("two words", False), ("v1:path", False),
+])
+def test_ref_names_follow_git_check_ref_format(tmp_path, name, valid):
+    repo = init_repo(tmp_path / "repo")
+    result = subprocess.run(["git", "check-ref-format", "--allow-onelevel", name], cwd=repo,
+                            capture_output=True)
+    assert is_ref_name(name) is valid is (result.returncode == 0)
 
 
 # ------------------------------------------------------------------ 7. dvc.lock wdir

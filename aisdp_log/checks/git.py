@@ -1,7 +1,9 @@
-"""G001-G006: does each row's `Code commit` exist, unambiguously, dated no later than the run,
-on a branch or tag, with the lock file the `Environment` cell names?
+"""G001-G007: does each row's `Code commit` exist, unambiguously, dated no later than the run,
+in the shared history (a branch or tag; with a remote, pushed), with the lock file the
+`Environment` cell names (in any common spelling; a `sha256:` tied to no file is G007)?
 
-Every question is one batched git call for the whole log (see `aisdp_log.gitrepo`)."""
+Every question is one batched git call for the whole log (see `aisdp_log.gitrepo`). In a
+shallow clone G006 stands alone for the findings that need history."""
 
 from __future__ import annotations
 
@@ -156,9 +158,10 @@ def _unplaced_hashes(log: Log) -> Iterator[Finding]:
         if unplaced:
             shown = ", ".join(word if len(word) <= 40 else word[:37] + "..."
                               for word in unplaced)
-            yield log.finding("G007", row, "environment", f"{shown} is tied to no file, so "
-                              "nothing checks it; write the lock file as `<path> "
-                              "sha256:<hex>` (an image digest cannot be checked here)")
+            yield log.finding("G007", row, "environment", f"{shown}: no lock file is tied "
+                              "to this hash (or it is not 8-64 hex characters), so nothing "
+                              "checks it; write the lock file as `<path> sha256:<hex>` (an "
+                              "image digest cannot be checked here)")
 
 
 def _names_in_commit_cells(log: Log, ctx, column) -> Iterator[Finding]:
