@@ -270,7 +270,15 @@ def verify_bundle(path: Path, *, allowed_signers: Path | None = None,
             notes.append(f"allowed signers: the bundle's own {BUNDLE_ALLOWED_SIGNERS}; pass "
                          "--allowed-signers with a list you keep elsewhere to trust no file "
                          "the bundle brings")
-        report = verify_log(root / logs[0], allowed_signers=allowed_signers, repo=root)
+        try:
+            report = verify_log(root / logs[0], allowed_signers=allowed_signers, repo=root)
+        except AisdpLogError as exc:
+            if not findings:
+                raise
+            # a changed log may not open at all: the sums already said why
+            findings.append(_bundle_finding(logs[0], f"cannot be read: {exc}"))
+            return Report(log=f"{path}!{logs[0]}", rows=0,
+                          findings=sorted(findings, key=lambda f: f.sort_key))
         findings += _review_files(root, names)
         report.findings = sorted(findings + report.findings, key=lambda f: f.sort_key)
         report.log = f"{path}!{logs[0]}"
