@@ -69,13 +69,13 @@ def write_bundle(log_path: Path | str, output: Path | str, *, period: str | None
             raise AisdpLogError(f"{display_name(log_path)}: no sign-off"
                                 f"{' of ' + period if period else ''} to bundle; sign the "
                                 "review first (`aisdp-log review LOG --sign ...`)")
-        rows = {}
+        rows: dict = {}
         for row in log.rows:
             rows.setdefault(log.experiment_id(row), row)
         reviewed = list(dict.fromkeys(i for r in records for i in r.experiment_ids))
         for experiment_id in reviewed:
-            row = rows.get(experiment_id)
-            if row is None:
+            reviewed_row = rows.get(experiment_id)
+            if reviewed_row is None:
                 result.notes.append(f"{experiment_id}: signed but no longer in the log; no "
                                     "artefacts bundled for it")
                 continue
@@ -87,8 +87,8 @@ def write_bundle(log_path: Path | str, output: Path | str, *, period: str | None
                 for file in _folder_files(folder):
                     members["artefacts/" + experiment_id + "/" +
                             file.relative_to(folder).as_posix()] = file
-            environment = log.typed(row, "environment")
-            commit = log.typed(row, "code_commit")
+            environment = log.typed(reviewed_row, "environment")
+            commit = log.typed(reviewed_row, "code_commit")
             for match in LOCK_IN_ENVIRONMENT.finditer(str(environment or "")):
                 blob = _lock_at_commit(git_root, str(commit or ""), match["path"])
                 if isinstance(blob, str):
@@ -114,14 +114,12 @@ def write_bundle(log_path: Path | str, output: Path | str, *, period: str | None
         allowed = None
     sums = {name: (signatures.sha256_hex(item) if isinstance(item, bytes)
                    else _file_sha256(item)) for name, item in members.items()}
+    verify_md = _verify_text(members, allowed, log_path.name).encode("utf-8")
+    # VERIFY.md is covered too: SHA256SUMS is the one file outside the sums
+    members["VERIFY.md"] = verify_md
+    sums["VERIFY.md"] = signatures.sha256_hex(verify_md)
     members[BUNDLE_SUMS] = "".join(f"{sums[name]}  {name}\n"
                                    for name in sorted(sums)).encode("utf-8")
-    members["VERIFY.md"] = _verify_text(members, sums, allowed, log_path.name).encode("utf-8")
-    # VERIFY.md is covered too: SHA256SUMS is the one file outside the sums
-    digest = signatures.sha256_hex(members["VERIFY.md"])
-    members[BUNDLE_SUMS] = members[BUNDLE_SUMS] + f"{digest}  VERIFY.md\n".encode("utf-8")
-    members[BUNDLE_SUMS] = b"".join(sorted(members[BUNDLE_SUMS].splitlines(keepends=True),
-                                           key=lambda line: line[66:]))
     output.parent.mkdir(parents=True, exist_ok=True)
     with atomic_replace(output, suffix=".zip.tmp") as temp:
         with zipfile.ZipFile(temp, "w", zipfile.ZIP_DEFLATED, compresslevel=6) as archive:
@@ -218,7 +216,7 @@ def _write_member(archive: zipfile.ZipFile, name: str, item: Path | bytes) -> in
     return size
 
 
-def _verify_text(members: dict, sums: dict[str, str], allowed: Path | None,
+def _verify_text(members: dict, allowed: Path | None,
                  log_name: str) -> str:
     """VERIFY.md: the exact commands that check the bundle with coreutils and OpenSSH."""
     lines = [

@@ -733,7 +733,7 @@ def write_review(log_path: Path | str, *, period: str | None = None,
     log_path = Path(log_path)
     root, git_root, config = resolve_setting(log_path, repo, config)
     with _scratch() as scratch:
-        info = None
+        info: SignatureInfo | None = None
         if signer is not None:
             from .writer import check_office_locks
 
@@ -753,7 +753,8 @@ def write_review(log_path: Path | str, *, period: str | None = None,
             review.signoff_history = _history(log, records, git_root or root)
         finally:
             log.workbook.close()
-        if values is not None:
+        record = None
+        if values is not None and info is not None:
             if len(values["Row hashes"]) + 4000 > signoff.EXCEL_CELL_LIMIT:
                 raise AisdpLogError(f"{log_path}: the signed statement of {review.period} "
                                     "would not fit a cell; review fewer rows per period")
@@ -761,10 +762,10 @@ def write_review(log_path: Path | str, *, period: str | None = None,
             info.previous = next((signatures.sha256_hex(r.statement.encode("utf-8"))
                                   for r in reversed(records) if r.statement), None)
             hashes, _ = signoff.parse_row_hashes(values["Row hashes"])
-            review.signoff = signoff.SignoffRecord(
+            record = signoff.SignoffRecord(
                 0, values["Period"], values["Name and role"], values["Signed at"],
                 [i.strip() for i in values["Experiment IDs"].split(",")], hashes, {})
-            review.signature = info
+            review.signoff, review.signature = record, info
         output_dir.mkdir(parents=True, exist_ok=True)
         html_path = output_dir / f"review-{review.period}.html"
         markdown_path = output_dir / f"review-{review.period}.md"
@@ -773,11 +774,11 @@ def write_review(log_path: Path | str, *, period: str | None = None,
         write_bytes(html_path, html_bytes)
         write_bytes(markdown_path, markdown_bytes)
         statement_path = signature_path = None
-        if values is not None:
+        if values is not None and info is not None and record is not None:
             statement = signatures.build_statement(
                 period=review.period, name_and_role=values["Name and role"],
                 signed_at=values["Signed at"], key=info.key,
-                rows={i: h for i, h in json.loads(values["Row hashes"]).items()},
+                rows=dict(json.loads(values["Row hashes"])),
                 html_sha256=signatures.sha256_hex(html_bytes),
                 markdown_sha256=signatures.sha256_hex(markdown_bytes),
                 previous=info.previous, tool_version=__version__, log_name=log_path.name)
@@ -786,7 +787,7 @@ def write_review(log_path: Path | str, *, period: str | None = None,
             signature_path = output_dir / (info.statement_file + ".sig")
             write_bytes(statement_path, text.encode("utf-8"))
             armored = ""
-            if info.key is not None:
+            if info.key is not None and info.key_path is not None:
                 armored = signatures.sign(text.encode("utf-8"), info.key_path)
                 write_bytes(signature_path, armored.encode("ascii"))
             else:
@@ -794,7 +795,8 @@ def write_review(log_path: Path | str, *, period: str | None = None,
                 signature_path.unlink(missing_ok=True)
                 signature_path = None
             values["Signature"], values["Statement"] = armored, text
-            review.signoff.row_number = signoff.append_signoff(log_path, values, force=force)
+            # last: a Sign-off row is never without its review, statement and signature
+            record.row_number = signoff.append_signoff(log_path, values, force=force)
     return ReviewResult(review, html_path, markdown_path, statement_path, signature_path)
 
 

@@ -54,7 +54,7 @@ def check_signoffs(log, records: list, allowed: Path | None) -> SignoffCheck:
     previous_text: str | None = None
     previous_row: int | None = None
     for record in records:
-        def at(code: str, header: str, message: str) -> None:
+        def at(code: str, header: str, message: str, record=record) -> None:
             cell = record.cells.get(header) or record.cells.get("Period") or \
                 f"A{record.row_number}"
             result.findings.append(log.finding_at(code, sheet, cell, record.row_number,
@@ -64,7 +64,7 @@ def check_signoffs(log, records: list, allowed: Path | None) -> SignoffCheck:
         statement, problem = (signatures.parse_statement(record.statement)
                               if record.statement else (None, None))
         claimed = _claimed(record, statement)
-        if record.statement and problem is None:
+        if record.statement and statement is not None:
             expected = None if previous_text is None else \
                 signatures.sha256_hex(previous_text.encode("utf-8"))
             if statement.get("previous") != expected:
