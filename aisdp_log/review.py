@@ -599,13 +599,15 @@ def _repro(log, row, intervals: list[Interval]) -> ReproSpec:
                      mine, tolerance, limits)
 
 
-def _changes(log) -> Changes:
+def _changes(log, records: list | None = None, trusted: set[int] | None = None) -> Changes:
+    """Changes since the last sign-off; given `trusted` (verified Sign-off rows), since the
+    last trusted one, as `verify` counts them."""
     from . import signoff
 
-    records = signoff.read_signoffs(log.workbook)
+    records = signoff.read_signoffs(log.workbook) if records is None else records
     current = signoff.current_fingerprints(log)
-    found = signoff.changes(log, records, current)
-    signed = set(signoff.latest_signatures(records))
+    found = signoff.changes(log, records, current, trusted)
+    signed = set(signoff.latest_signatures(records, trusted))
     return Changes(
         last_signoff=records[-1] if records else None,
         new_ids=[i for i in current if i not in signed],
@@ -750,7 +752,9 @@ def write_review(log_path: Path | str, *, period: str | None = None,
             values = signoff.signoff_values(log, review.period, period_rows(log, review.period),
                                             signer) if signer is not None else None
             records = signoff.read_signoffs(log.workbook)
-            review.signoff_history = _history(log, records, git_root or root)
+            review.signoff_history, trusted = _history(log, records, git_root or root)
+            if trusted is not None:
+                review.changes = _changes(log, records, trusted)
         finally:
             log.workbook.close()
         record = None
@@ -826,18 +830,22 @@ def _signature_info(key: Path | None, repo: Path) -> "SignatureInfo":
     return info
 
 
-def _history(log, records: list, repo: Path) -> list[tuple[str, str, str, str]]:
-    """(period, name and role, signed at, verification) for each earlier Sign-off row."""
+def _history(log, records: list, repo: Path
+             ) -> tuple[list[tuple[str, str, str, str]], set[int] | None]:
+    """(period, name and role, signed at, verification) for each earlier Sign-off row, and
+    the rows whose signature verified (None where no allowed signers file could check them)."""
     from . import signatures
     from .verify import check_signoffs
 
     if not records:
-        return []
+        return [], None
     allowed, _ = signatures.allowed_signers_file(repo)
+    trusted = None
     if allowed is None or not allowed.is_file() or signatures.shutil.which("ssh-keygen") is None:
         status = {r.row_number: ("signed, not checked (no allowed signers file)" if r.signature
                                  else "not cryptographically signed") for r in records}
     else:
-        status = check_signoffs(log, records, allowed).status
+        checked = check_signoffs(log, records, allowed)
+        status, trusted = checked.status, checked.trusted
     return [(r.period, r.name_and_role, r.signed_at, status.get(r.row_number, ""))
-            for r in records]
+            for r in records], trusted

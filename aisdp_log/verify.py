@@ -141,7 +141,7 @@ def _compare_cells(record, statement: dict, at, where: str) -> None:
 
 
 def verify_log(path: Path, *, allowed_signers: Path | None = None, repo: Path | None = None,
-               notes: list[str] | None = None) -> Report:
+               notes: list[str] | None = None, records_out: list | None = None) -> Report:
     """Check a log's signed sign-offs (see the module docstring)."""
     from .config import load_config
     from .validate import find_repo_root
@@ -168,6 +168,8 @@ def verify_log(path: Path, *, allowed_signers: Path | None = None, repo: Path | 
         if not records:
             raise AisdpLogError(f"{display_name(path)}: no Sign-off rows; nothing to verify "
                                 "(sign a review with `aisdp-log review LOG --sign ...`)")
+        if records_out is not None:
+            records_out.extend(records)
         checked = check_signoffs(log, records, allowed)
         findings = checked.findings + list(signoff.check(log, records, checked.trusted))
         return Report(log=str(path), rows=len(log.rows),
@@ -271,7 +273,9 @@ def verify_bundle(path: Path, *, allowed_signers: Path | None = None,
                          "--allowed-signers with a list you keep elsewhere to trust no file "
                          "the bundle brings")
         try:
-            report = verify_log(root / logs[0], allowed_signers=allowed_signers, repo=root)
+            records: list = []
+            report = verify_log(root / logs[0], allowed_signers=allowed_signers, repo=root,
+                                records_out=records)
         except AisdpLogError as exc:
             if not findings:
                 raise
@@ -279,20 +283,31 @@ def verify_bundle(path: Path, *, allowed_signers: Path | None = None,
             findings.append(_bundle_finding(logs[0], f"cannot be read: {exc}"))
             return Report(log=f"{path}!{logs[0]}", rows=0,
                           findings=sorted(findings, key=lambda f: f.sort_key))
-        findings += _review_files(root, names)
+        findings += _review_files(root, names, records)
         report.findings = sorted(findings + report.findings, key=lambda f: f.sort_key)
         report.log = f"{path}!{logs[0]}"
         return report
 
 
-def _review_files(root: Path, names: list[str]) -> list[Finding]:
-    """B001 for a bundled review file whose sha256 is not what its signed statement says."""
+def _review_files(root: Path, names: list[str], records: list) -> list[Finding]:
+    """B001 for a bundled statement or signature that is not one of the log's Sign-off rows,
+    and for a review file whose sha256 is not what its signed statement says."""
     findings = []
+    statements = {r.statement: r for r in records if r.statement}
     for name in names:
         if not (name.startswith("reviews/") and name.endswith(".json")):
             continue
-        statement, problem = signatures.parse_statement(
-            (root / name).read_text(encoding="utf-8", errors="replace"))
+        text = (root / name).read_text(encoding="utf-8", errors="replace")
+        record = statements.get(text)
+        if record is None:
+            findings.append(_bundle_finding(name, "is the statement of no Sign-off row of the "
+                                            "bundled log"))
+        elif name + ".sig" in names and signatures.normalise_armor(record.signature) != \
+                signatures.normalise_armor((root / (name + ".sig")).read_text(
+                    encoding="ascii", errors="replace")):
+            findings.append(_bundle_finding(name + ".sig", "is not the signature the "
+                                            "bundled log's Sign-off row holds"))
+        statement, problem = signatures.parse_statement(text)
         if statement is None:
             findings.append(_bundle_finding(name, problem or "unreadable statement"))
             continue

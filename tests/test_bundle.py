@@ -159,3 +159,28 @@ def test_bundle_of_an_unsigned_period_is_a_one_line_error(bundled, tmp_path, cap
     assert exit_info.value.code == 2
     assert "no sign-off of 2026-Q2 to bundle" in capsys.readouterr().err
     assert not (tmp_path / "b.zip").exists()
+
+
+@pytest.mark.slow
+def test_a_statement_swapped_in_with_its_signature_and_sums_is_not_the_logs(bundled, tmp_path,
+                                                                            capsys):
+    """Mallory replaces the bundled statement with one she signed and recomputes the sums:
+    the log's Sign-off row still holds Ada's statement."""
+    import hashlib
+
+    from aisdp_log.signatures import sign
+
+    mallory = make_key(tmp_path, "mallory")
+    archive = zipfile.ZipFile(bundled)
+    statement = archive.read("reviews/review-2026-Q3.json").replace(b"ML lead", b"CEO")
+    signature = sign(statement, mallory).encode()
+    changed = {"reviews/review-2026-Q3.json": statement,
+               "reviews/review-2026-Q3.json.sig": signature}
+    sums = []
+    for line in archive.read("SHA256SUMS").decode().splitlines():
+        name = line[66:]
+        sums.append(f"{hashlib.sha256(changed[name]).hexdigest()}  {name}" if name in changed
+                    else line)
+    changed["SHA256SUMS"] = "\n".join(sums).encode() + b"\n"
+    code, found = run_verify(capsys, rezip(bundled, tmp_path / "t.zip", changed))
+    assert (code, found) == (1, [("B001", "reviews/review-2026-Q3.json")])

@@ -145,6 +145,13 @@ def test_mallory_edits_a_signed_hypothesis_and_signs_as_ada_with_her_own_key(sig
     codes = {(f.code, f.cell) for f in validate(signed.log, offline=True).findings
              if f.code.startswith("R00") and f.code not in ("R001", "R002", "R004", "R005")}
     assert codes == {("R006", cell), ("R008", "F3")}
+    # and the next review still lists the change, and says whose signature is not trusted
+    again = write_review(signed.log, period="2026-Q3", output_dir=signed.out / "again")
+    assert [(c.experiment_id, c.headers) for c in again.review.changes.changed] == \
+        [("EXP-004", ["hypothesis"])]
+    history = [status for *_, status in again.review.signoff_history]
+    assert history[0].startswith("Ada Lovelace, ML lead: verified, key ")
+    assert history[1] == f"Ada Lovelace, ML lead: key {fingerprint(signed.mallory)} not trusted"
 
 
 @pytest.mark.slow
