@@ -84,7 +84,7 @@ def write_bundle(log_path: Path | str, output: Path | str, *, period: str | None
                 result.notes.append(f"{experiment_id}: no artefact folder under "
                                     f"{config.artefacts_dir}")
             else:
-                for file in _folder_files(folder):
+                for file in _folder_files(folder, result.notes):
                     members["artefacts/" + experiment_id + "/" +
                             file.relative_to(folder).as_posix()] = file
             environment = log.typed(reviewed_row, "environment")
@@ -128,17 +128,26 @@ def write_bundle(log_path: Path | str, output: Path | str, *, period: str | None
     return result
 
 
-def _folder_files(folder: Path) -> list[Path]:
-    """Regular files under `folder`, symlinks and rerun folders left out, sorted."""
+def _folder_files(folder: Path, notes: list[str]) -> list[Path]:
+    """Regular files under `folder`, sorted; rerun folders left out, and links and other
+    non-files left out with a note (a link could lead out of the artefact folder)."""
     found = []
     for current, folders, files in os.walk(folder, followlinks=False):
         here = Path(current)
+        links = [f for f in folders if (here / f).is_symlink()]
         folders[:] = sorted(f for f in folders if not (here == folder and f in SKIPPED_FOLDERS)
-                            and not (here / f).is_symlink())
-        for name in sorted(files):
+                            and f not in links)
+        for name in sorted(files) + links:
             path = here / name
-            if stat.S_ISREG(path.lstat().st_mode):
-                found.append(path)
+            relative = path.relative_to(folder).as_posix()
+            if not stat.S_ISREG(path.lstat().st_mode):
+                notes.append(f"{path}: not a regular file (a link?); not bundled")
+                continue
+            if any(ch in relative for ch in "\n\r\\"):
+                # sha256sum would escape the name, and the zip would not extract the same
+                raise AisdpLogError(f"{path}: a file name with a line break or backslash "
+                                    "cannot go into SHA256SUMS; rename it")
+            found.append(path)
     return found
 
 

@@ -184,3 +184,21 @@ def test_a_statement_swapped_in_with_its_signature_and_sums_is_not_the_logs(bund
     changed["SHA256SUMS"] = "\n".join(sums).encode() + b"\n"
     code, found = run_verify(capsys, rezip(bundled, tmp_path / "t.zip", changed))
     assert (code, found) == (1, [("B001", "reviews/review-2026-Q3.json")])
+
+
+@pytest.mark.slow
+def test_a_link_in_an_artefact_folder_is_left_out_and_said(tmp_path, capsys):
+    project = make_project(tmp_path, tamper=None)
+    secret = tmp_path / "secret.txt"
+    secret.write_text("not evidence")
+    (project.repo / "artefacts" / "EXP-004" / "extra.txt").symlink_to(secret)
+    write_review(project.log, period="2026-Q3", output_dir=tmp_path / "out", sign=ADA)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["bundle", str(project.log), "-o", str(tmp_path / "b.zip"),
+              "--reviews", str(tmp_path / "out")])
+        raise SystemExit(0)
+    assert exit_info.value.code == 0
+    assert "extra.txt: not a regular file (a link?); not bundled" in capsys.readouterr().err
+    names = zipfile.ZipFile(tmp_path / "b.zip").namelist()
+    assert "artefacts/EXP-004/model.bin" in names
+    assert "artefacts/EXP-004/extra.txt" not in names
