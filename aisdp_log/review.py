@@ -789,10 +789,12 @@ def write_review(log_path: Path | str, *, period: str | None = None,
             text = signatures.statement_text(statement)
             statement_path = output_dir / info.statement_file
             signature_path = output_dir / (info.statement_file + ".sig")
-            write_bytes(statement_path, text.encode("utf-8"))
             armored = ""
             if info.key is not None and info.key_path is not None:
+                # signed in memory first: a key that cannot sign leaves no statement behind
                 armored = signatures.sign(text.encode("utf-8"), info.key_path)
+            write_bytes(statement_path, text.encode("utf-8"))
+            if armored:
                 write_bytes(signature_path, armored.encode("ascii"))
             else:
                 # a signature left from an earlier sign-off would sign another statement

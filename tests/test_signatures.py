@@ -253,3 +253,26 @@ def test_a_libreoffice_resave_of_a_signed_log_still_verifies(signed, tmp_path):
     resaved = convert(signed.log, "xlsx", tmp_path / "resaved", tmp_path / "lo")
     assert resaved.read_bytes() != signed.log.read_bytes()
     assert verify_codes(resaved, allowed_signers=signed.allowed) == []
+
+
+@pytest.mark.slow
+def test_the_signoff_row_comes_last_so_a_failed_signature_leaves_no_row(tmp_path, capsys,
+                                                                        monkeypatch):
+    """Issue 11 item 4: the review files are written first, the Sign-off row last. A public
+    key with no ssh-agent to hold its private half cannot sign: the review is there, and
+    neither a statement, a signature nor a Sign-off row."""
+    monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
+    project = make_project(tmp_path, tamper=None)
+    # the public half alone: beside its private half, ssh-keygen would sign with that
+    public = tmp_path / "ada-public-only.pub"
+    public.write_bytes(Path(f"{make_key(tmp_path, 'ada')}.pub").read_bytes())
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as exit_info:
+        main(["review", str(project.log), "--period", "2026-Q3", "-o", str(out),
+              "--sign", ADA, "--key", str(public)])
+    assert exit_info.value.code == 2
+    assert "ssh-keygen could not sign" in capsys.readouterr().err
+    assert (out / "review-2026-Q3.html").is_file() and (out / "review-2026-Q3.md").is_file()
+    assert not (out / "review-2026-Q3.json").exists()
+    assert not (out / "review-2026-Q3.json.sig").exists()
+    assert read_signoffs_of(project.log) == []
