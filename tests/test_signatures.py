@@ -276,3 +276,31 @@ def test_the_signoff_row_comes_last_so_a_failed_signature_leaves_no_row(tmp_path
     assert not (out / "review-2026-Q3.json").exists()
     assert not (out / "review-2026-Q3.json.sig").exists()
     assert read_signoffs_of(project.log) == []
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("ssh-agent") is None or shutil.which("ssh-add") is None,
+                    reason="ssh-agent not installed")
+def test_a_public_key_signs_through_the_ssh_agent_holding_its_private_half(tmp_path,
+                                                                           monkeypatch):
+    import os
+    import signal
+
+    project = make_project(tmp_path, tamper=None)
+    ada = make_key(tmp_path, "ada")
+    allow(project.repo, "ada@example.com", ada)
+    public = tmp_path / "ada-public-only.pub"
+    public.write_bytes(Path(f"{ada}.pub").read_bytes())
+    socket = tmp_path / "agent.sock"
+    agent = subprocess.run(["ssh-agent", "-s", "-a", str(socket)], check=True,
+                           capture_output=True, text=True).stdout
+    pid = int(agent.split("SSH_AGENT_PID=")[1].split(";")[0])
+    try:
+        monkeypatch.setenv("SSH_AUTH_SOCK", str(socket))
+        subprocess.run(["ssh-add", "-q", str(ada)], check=True, capture_output=True)
+        result = write_review(project.log, period="2026-Q3", output_dir=tmp_path / "out",
+                              sign=ADA, key=public)
+    finally:
+        os.kill(pid, signal.SIGTERM)  # the agent this test started, by its id
+    assert result.review.signature.key == fingerprint(ada)
+    assert verify_codes(project.log) == []
