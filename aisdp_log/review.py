@@ -15,6 +15,7 @@ import datetime as dt
 import json
 import math
 import re
+import shutil
 import stat
 import subprocess
 from dataclasses import dataclass, field
@@ -843,7 +844,7 @@ def _history(log, records: list, repo: Path
         return [], None
     allowed, _ = signatures.allowed_signers_file(repo)
     trusted = None
-    if allowed is None or not allowed.is_file() or signatures.shutil.which("ssh-keygen") is None:
+    if allowed is None or not allowed.is_file() or shutil.which("ssh-keygen") is None:
         status = {r.row_number: ("signed, not checked (no allowed signers file)" if r.signature
                                  else "not cryptographically signed") for r in records}
     else:
