@@ -11,11 +11,14 @@ text never becomes an option: a principal is passed after `-I`, a statement on s
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import json
 import os
 import re
 import shutil
+import struct
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -145,33 +148,75 @@ class SignatureCheck:
     detail: str = ""
 
 
+def signature_key(signature: str) -> tuple[str, str] | None:
+    """(the signing key as base64, as allowed signers files write it; its SHA256:
+    fingerprint), read from an armored SSHSIG blob; None where it is no such blob."""
+    body = "".join(line for line in normalise_armor(signature).splitlines()
+                   if not line.startswith("-----"))
+    try:
+        blob = base64.b64decode(body, validate=True)
+    except (ValueError, binascii.Error):
+        return None
+    # SSHSIG: magic "SSHSIG", uint32 version, string public key, ... (PROTOCOL.sshsig)
+    if not blob.startswith(b"SSHSIG") or len(blob) < 14:
+        return None
+    length = struct.unpack(">I", blob[10:14])[0]
+    key = blob[14:14 + length]
+    if len(key) != length or not key:
+        return None
+    digest = base64.b64encode(hashlib.sha256(key).digest()).decode("ascii").rstrip("=")
+    return base64.b64encode(key).decode("ascii"), f"SHA256:{digest}"
+
+
+def principals_for(key_base64: str, allowed_signers: Path) -> list[str] | None:
+    """The principals an allowed signers file lists `key_base64` for (without the options a
+    line may carry); None where the file cannot be read."""
+    try:
+        text = allowed_signers.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    found = []
+    for line in text.splitlines():
+        words = line.split()
+        if words and not words[0].startswith("#") and key_base64 in words[1:]:
+            found += [p for p in words[0].split(",") if p]
+    # `-I` needs a principal, not a pattern: plain names first
+    return sorted(found, key=lambda p: "*" in p or "?" in p)
+
+
 def check_signature(statement: bytes, signature: str, allowed_signers: Path | None
                     ) -> SignatureCheck:
-    """Check a signature as an assessor would: is it a good signature of these bytes
-    (`-Y check-novalidate`), which allowed signers hold its key (`-Y find-principals`), and
-    does `-Y verify -I <principal>` accept it."""
+    """Check a signature as an assessor would: `ssh-keygen -Y verify -I <principal>` with the
+    principal the allowed signers give the signature's key. Only where that fails (or no
+    principal lists the key) does `-Y check-novalidate` tell a bad signature from a good one
+    by an unlisted key: one ssh-keygen process for a good signature, two at most."""
+    parsed = signature_key(signature)
+    fingerprint = parsed[1] if parsed else None
     with tempfile.TemporaryDirectory(prefix="aisdp-log-sig-") as folder:
         sig_path = Path(folder) / "statement.sig"
         sig_path.write_text(normalise_armor(signature), encoding="ascii", errors="replace")
+        principals: list[str] = []
+        refused = ""
+        if allowed_signers is not None and parsed is not None:
+            principals = principals_for(parsed[0], allowed_signers) or []
+        if principals:
+            verify = _run(["-Y", "verify", "-f", str(allowed_signers), "-I", principals[0],
+                           "-n", NAMESPACE, "-s", str(sig_path)], statement)
+            if verify.returncode == 0:
+                return SignatureCheck(True, fingerprint, principals, True,
+                                      _first_line(verify.stdout))
+            refused = _first_line(verify.stdout + verify.stderr)
         done = _run(["-Y", "check-novalidate", "-n", NAMESPACE, "-s", str(sig_path)], statement)
         out = done.stdout.decode("utf-8", "replace") + done.stderr.decode("utf-8", "replace")
         match = FINGERPRINT.search(out)
+        fingerprint = match.group() if match else fingerprint
         if done.returncode != 0:
-            return SignatureCheck(False, match.group() if match else None, [], False,
-                                  _first_line(done.stderr))
-        fingerprint = match.group() if match else None
+            return SignatureCheck(False, fingerprint, [], False, _first_line(done.stderr))
         if allowed_signers is None:
             return SignatureCheck(True, fingerprint, [], False, "no allowed signers file")
-        found = _run(["-Y", "find-principals", "-s", str(sig_path), "-f",
-                      str(allowed_signers)])
-        principals = [line.strip() for line in found.stdout.decode("utf-8", "replace")
-                      .splitlines() if line.strip()] if found.returncode == 0 else []
-        if not principals:
-            return SignatureCheck(True, fingerprint, [], False, "key not in the allowed signers")
-        verify = _run(["-Y", "verify", "-f", str(allowed_signers), "-I", principals[0],
-                       "-n", NAMESPACE, "-s", str(sig_path)], statement)
-        return SignatureCheck(True, fingerprint, principals, verify.returncode == 0,
-                              _first_line(verify.stdout + verify.stderr))
+        if principals:  # listed, good signature, and still refused (expired, options)
+            return SignatureCheck(True, fingerprint, principals, False, refused)
+        return SignatureCheck(True, fingerprint, [], False, "key not in the allowed signers")
 
 
 # --------------------------------------------------------------------------- git settings

@@ -304,3 +304,17 @@ def test_a_public_key_signs_through_the_ssh_agent_holding_its_private_half(tmp_p
         os.kill(pid, signal.SIGTERM)  # the agent this test started, by its id
     assert result.review.signature.key == fingerprint(ada)
     assert verify_codes(project.log) == []
+
+
+def test_the_signing_key_is_read_from_the_signature_as_ssh_keygen_names_it(tmp_path):
+    from aisdp_log.signatures import principals_for, sign, signature_key
+
+    ada = make_key(tmp_path, "ada")
+    key_base64, key_fingerprint = signature_key(sign(b"statement", ada))
+    assert key_fingerprint == fingerprint(ada)
+    assert key_base64 == Path(f"{ada}.pub").read_text().split()[1]
+    allowed = tmp_path / "allowed_signers"
+    allowed.write_text(f"# the team\n*@example.com,ada@example.com namespaces=\"aisdp-log\" "
+                       f"ssh-ed25519 {key_base64}\nben@example.com ssh-ed25519 AAAAother\n")
+    assert principals_for(key_base64, allowed) == ["ada@example.com", "*@example.com"]
+    assert signature_key("-----BEGIN SSH SIGNATURE-----\nnot base64!\n") is None
