@@ -822,7 +822,11 @@ def _signature_info(key: Path | None, repo: Path) -> "SignatureInfo":
 
     allowed, _ = signatures.allowed_signers_file(repo)
     allowed = allowed if allowed is not None and allowed.is_file() else None
-    info = SignatureInfo(None, [], str(allowed) if allowed else None, "", None, key)
+    shown = None
+    if allowed is not None:
+        # as the team knows it: relative to the repository where it lives there
+        shown = str(allowed.relative_to(repo) if allowed.is_relative_to(repo) else allowed)
+    info = SignatureInfo(None, [], shown, "", None, key)
     if key is None:
         return info
     info.key = signatures.key_fingerprint(key)

@@ -80,14 +80,14 @@ def check_signoffs(log, records: list, allowed: Path | None) -> SignoffCheck:
         if record.statement:
             previous_text, previous_row = record.statement, record.row_number
         if not record.signature:
-            result.status[record.row_number] = f"{claimed}: not cryptographically signed"
+            result.status[record.row_number] = "not cryptographically signed"
             at("R010", "Signature" if "Signature" in record.cells else "Name and role",
                f"{where} by {claimed} is not cryptographically signed: anyone who can edit "
                f"the log could have written it; sign with `aisdp-log review LOG --period "
                f"{record.period or 'P'} --sign \"Name, Role\" --key KEY`")
             continue
         if problem is not None or statement is None:
-            result.status[record.row_number] = f"{claimed}: {problem or 'no statement'}"
+            result.status[record.row_number] = f"does not verify: {problem or 'no statement'}"
             at("R007", "Statement", f"{where}: {problem or 'the Statement cell is empty'}, "
                "so its signature cannot be checked")
             continue
@@ -95,13 +95,15 @@ def check_signoffs(log, records: list, allowed: Path | None) -> SignoffCheck:
                                            allowed)
         key = check.fingerprint or "an unreadable key"
         if not check.valid:
-            result.status[record.row_number] = f"{claimed}: signature does not verify"
+            result.status[record.row_number] = \
+                "does not verify: the statement or signature changed"
             at("R007", "Signature", f"{where} by {claimed}: the signature does not verify "
                f"against the signed statement ({check.detail}); the statement or the "
                "signature changed after signing")
             continue
         if statement.get("key") != check.fingerprint:
-            result.status[record.row_number] = f"{claimed}: key differs from the statement"
+            result.status[record.row_number] = \
+                "does not verify: signed with another key than named"
             at("R007", "Statement", f"{where}: the statement names key {statement.get('key')} "
                f"but was signed with {key}")
             continue
@@ -109,12 +111,13 @@ def check_signoffs(log, records: list, allowed: Path | None) -> SignoffCheck:
             reason = (f"which {allowed} does not list" if not check.principals else
                       f"listed for {', '.join(check.principals)}, but ssh-keygen -Y verify "
                       f"refused it ({check.detail})")
-            result.status[record.row_number] = f"{claimed}: key {key} not trusted"
+            result.status[record.row_number] = \
+                f"not trusted: key {key} is not an allowed signer"
             at("R008", "Signature", f"{where} claims {claimed!r} but was signed with key "
                f"{key}, {reason}: an untrusted signer")
             continue
         result.trusted.add(record.row_number)
-        result.status[record.row_number] = (f"{claimed}: verified, key {key} of "
+        result.status[record.row_number] = (f"verified: key {key} of "
                                             f"{', '.join(check.principals)}")
         _compare_cells(record, statement, at, where)
         signed, _ = signoff.parse_row_hashes(json.dumps(statement["rows"]))

@@ -150,8 +150,9 @@ def test_mallory_edits_a_signed_hypothesis_and_signs_as_ada_with_her_own_key(sig
     assert [(c.experiment_id, c.headers) for c in again.review.changes.changed] == \
         [("EXP-004", ["hypothesis"])]
     history = [status for *_, status in again.review.signoff_history]
-    assert history[0].startswith("Ada Lovelace, ML lead: verified, key ")
-    assert history[1] == f"Ada Lovelace, ML lead: key {fingerprint(signed.mallory)} not trusted"
+    assert history[0] == f"verified: key {fingerprint(signed.ada)} of ada@example.com"
+    assert history[1] == \
+        f"not trusted: key {fingerprint(signed.mallory)} is not an allowed signer"
 
 
 @pytest.mark.slow
