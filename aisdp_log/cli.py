@@ -13,8 +13,8 @@ from .errors import AisdpLogError
 
 
 #: The order `--help` lists commands in: the order a team uses them.
-COMMAND_ORDER = ("demo", "template", "validate", "hash", "add", "rerun", "review", "export",
-                 "codes")
+COMMAND_ORDER = ("demo", "template", "validate", "hash", "add", "rerun", "review", "verify",
+                 "bundle", "export", "codes")
 
 
 class _Group(click.Group):
@@ -35,6 +35,8 @@ def cli() -> None:
     aisdp-log add LOG.xlsx ID          append a row from a recorded run
     aisdp-log rerun LOG.xlsx --id ID   reproduce a run and append the evidence
     aisdp-log review LOG.xlsx --sign   write and sign the quarterly model-selection review
+    aisdp-log verify LOG.xlsx|ZIP      check the signed sign-offs (and a bundle's files)
+    aisdp-log bundle LOG.xlsx -o ZIP   one archive an assessor checks with standard tools
     aisdp-log export mlflow LOG.xlsx   carry the log into MLflow
     """
 
@@ -141,18 +143,22 @@ def add(log: Path, experiment_id: str, repo: Path | None, force: bool) -> None:
               default=Path("."), show_default=True, help="Folder for review-<period>.html/.md.")
 @click.option("--sign", "signer", metavar='"NAME, ROLE"', help="Record your approval in sheet "
               "Sign-off with a hash of every reviewed row; later edits become R006.")
+@click.option("--key", type=click.Path(dir_okay=False, path_type=Path),
+              help="SSH key to sign with (ssh-keygen -Y sign): a private key file, or a "
+                   "public key whose private half an ssh-agent holds (default: git's "
+                   "user.signingkey when gpg.format is ssh).")
 @click.option("--repo", type=click.Path(file_okay=False, path_type=Path),
               help="The repository the log describes (default: the one holding LOG).")
 @click.option("--force", is_flag=True, help="Sign although an Excel (~$) or LibreOffice "
               "(.~lock) lock file says the log is open: for a lock left by a crash.")
 def review(log: Path, period: str | None, output_dir: Path, signer: str | None,
-           repo: Path | None, force: bool) -> None:
+           key: Path | None, repo: Path | None, force: bool) -> None:
     """Write the model-selection review of one quarter as HTML (self-contained, printable)
-    and Markdown; --sign records who approved it."""
+    and Markdown; --sign records who approved it, signed with an SSH key."""
     from .review import write_review
 
-    result = write_review(log, period=period, output_dir=output_dir, sign=signer, repo=repo,
-                          force=force)
+    result = write_review(log, period=period, output_dir=output_dir, sign=signer, key=key,
+                          repo=repo, force=force)
     counts = result.review.counts
     click.echo(f"{result.review.period}: {counts['runs']} runs ({counts['selected']} selected, "
                f"{counts['baseline']} baseline, {counts['rejected']} rejected, "
@@ -162,8 +168,71 @@ def review(log: Path, period: str | None, output_dir: Path, signer: str | None,
     click.echo(f"wrote {result.html_path} ({len(result.review.plots)} figures)")
     click.echo(f"wrote {result.markdown_path}")
     if result.review.signoff is not None:
+        info = result.review.signature
+        if result.statement_path is not None:
+            click.echo(f"wrote {result.statement_path}")
+        if result.signature_path is not None:
+            click.echo(f"wrote {result.signature_path} (key {info.key})")
         click.echo(f"signed {result.review.period} as {result.review.signoff.name_and_role} "
                    f"in {log} (sheet Sign-off row {result.review.signoff.row_number})")
+        if info is None or info.key is None:
+            click.echo("aisdp-log: warning: the sign-off is recorded but not cryptographically "
+                       "signed (no SSH key: pass --key, or set git's gpg.format=ssh and "
+                       "user.signingkey)", err=True)
+        elif info.allowed is not None and not info.principals:
+            click.echo(f"aisdp-log: warning: the allowed signers ({info.allowed}) do not list "
+                       f"key {info.key}: `aisdp-log verify` will report R008", err=True)
+
+
+@cli.command("verify")
+@click.argument("path", metavar="LOG.xlsx|BUNDLE.zip", type=click.Path(path_type=Path))
+@click.option("--allowed-signers", type=click.Path(dir_okay=False, path_type=Path),
+              help="OpenSSH allowed signers file (default: git's gpg.ssh.allowedSignersFile, "
+                   "else .aisdp/allowed_signers in the repository; for a bundle, its own).")
+@click.option("--format", "output_format", type=click.Choice(["text", "json", "github"]),
+              default="text", show_default=True, help="Output format, as for validate.")
+def verify_command(path: Path, allowed_signers: Path | None, output_format: str) -> None:
+    """Check every sign-off's SSH signature, the chain of sign-offs and the signed rows of a
+    log, or all of that and every file's sha256 of a bundle.
+
+    Exit code 0: everything verifies (warnings allowed); 1: a check failed; 2: nothing could
+    be checked.
+    """
+    from .formatters import FORMATTERS, use_colour
+    from .verify import verify
+
+    notes: list[str] = []
+    report = verify(path, allowed_signers=allowed_signers, notes=notes)
+    for note in notes:
+        click.echo(f"aisdp-log: {note}", err=True)
+    click.echo(FORMATTERS[output_format](report, use_colour() and output_format == "text"))
+    sys.exit(report.exit_code())
+
+
+@cli.command("bundle")
+@click.argument("log", metavar="LOG.xlsx", type=click.Path(path_type=Path))
+@click.option("--period", help="Only this quarter's sign-offs and rows (default: every "
+              "signed period).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="The zip file to write.")
+@click.option("--reviews", "reviews_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Folder holding review-<period>.html/.md (default: the log's folder, "
+                   "then the current folder).")
+@click.option("--repo", type=click.Path(file_okay=False, path_type=Path),
+              help="The repository the log describes (default: the one holding LOG).")
+def bundle_command(log: Path, period: str | None, output: Path, reviews_dir: Path | None,
+                   repo: Path | None) -> None:
+    """Write one evidence archive: the log, the signed reviews, each reviewed row's artefact
+    folder, the lock files at the rows' commits, the allowed signers, SHA256SUMS and
+    VERIFY.md (how to check it with sha256sum and ssh-keygen alone)."""
+    from .bundle import write_bundle
+
+    result = write_bundle(log, output, period=period, reviews_dir=reviews_dir, repo=repo)
+    for note in result.notes:
+        click.echo(f"aisdp-log: note: {note}", err=True)
+    click.echo(f"wrote {output}: {len(result.files)} files, "
+               f"{sum(result.files.values())} bytes; check it with `sha256sum -c SHA256SUMS` "
+               f"(see VERIFY.md) or `aisdp-log verify {output}`")
 
 
 @cli.command("hash")

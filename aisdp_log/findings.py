@@ -106,6 +106,22 @@ _CATALOGUE = [
          "Run `aisdp-log rerun LOG --id <ID>`."),
     Code("R006", E, "a row changed after it was signed off in a review", "the changed cell",
          "Signed rows are evidence: record the change in a new row or sign a new review."),
+    # Signatures (checked by `verify`, and by `validate` when allowed signers are configured)
+    Code("R007", E, "a sign-off's SSH signature does not verify, or its Sign-off cells differ "
+         "from the statement it signs", "the Signature, Statement or differing cell",
+         "The statement or its signature changed after signing: sign the review again."),
+    Code("R008", E, "a sign-off signed with a key the allowed signers do not list (names the "
+         "key's fingerprint and the claimed signer)", "Signature cell",
+         "Add the signer's public key to the allowed signers file, or treat it as forged."),
+    Code("R009", E, "the chain of signed statements is broken: a Sign-off row was removed, "
+         "reordered or replaced", "Statement cell",
+         "Restore the Sign-off sheet from a trusted copy (the bundle or the review folder)."),
+    Code("R010", W, "a sign-off that is not cryptographically signed", "Signature cell",
+         "Sign with `aisdp-log review LOG --sign \"Name, Role\" --key KEY`."),
+    # Bundles
+    Code("B001", E, "a bundled file is missing, not covered by SHA256SUMS, or differs from its "
+         "sha256 there or in its signed statement", "the file's path in the bundle",
+         "The bundle changed after it was written: get the original."),
 ]
 
 CATALOGUE: dict[str, Code] = {c.code: c for c in _CATALOGUE}

@@ -9,10 +9,13 @@ compares rows with the last sign-off. `review_render` turns the result into HTML
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as dt
+import json
 import math
 import re
+import shutil
 import stat
 import subprocess
 from dataclasses import dataclass, field
@@ -193,6 +196,9 @@ class Review:
     curves: dict[str, list[Curve]]   # metric -> curves
     artefacts_dir: Path
     signoff: object | None = None    # the SignoffRecord written with --sign
+    signature: object | None = None  # SignatureInfo of that sign-off
+    #: (period, name and role, signed at, verification) of the sign-offs before this one
+    signoff_history: list = field(default_factory=list)
     plots: list = field(default_factory=list)  # plots.Plot, filled by `render`
 
     @property
@@ -594,13 +600,15 @@ def _repro(log, row, intervals: list[Interval]) -> ReproSpec:
                      mine, tolerance, limits)
 
 
-def _changes(log) -> Changes:
+def _changes(log, records: list | None = None, trusted: set[int] | None = None) -> Changes:
+    """Changes since the last sign-off; given `trusted` (verified Sign-off rows), since the
+    last trusted one, as `verify` counts them."""
     from . import signoff
 
-    records = signoff.read_signoffs(log.workbook)
+    records = signoff.read_signoffs(log.workbook) if records is None else records
     current = signoff.current_fingerprints(log)
-    found = signoff.changes(log, records, current)
-    signed = set(signoff.latest_signatures(records))
+    found = signoff.changes(log, records, current, trusted)
+    signed = set(signoff.latest_signatures(records, trusted))
     return Changes(
         last_signoff=records[-1] if records else None,
         new_ids=[i for i in current if i not in signed],
@@ -687,44 +695,164 @@ class ReviewResult:
     review: Review
     html_path: Path
     markdown_path: Path
+    statement_path: Path | None = None
+    signature_path: Path | None = None
+
+
+@dataclass
+class SignatureInfo:
+    """How this review's sign-off is signed, as the review shows it (known before signing)."""
+
+    key: str | None            # the key's fingerprint, SHA256:...; None: not signed
+    principals: list[str]      # allowed signers listing the key (empty: untrusted or unknown)
+    allowed: str | None        # the allowed signers file consulted, if any
+    statement_file: str        # review-<period>.json
+    previous: str | None       # sha256 of the previous statement of this log
+    key_path: Path | None = None
 
 
 def write_review(log_path: Path | str, *, period: str | None = None,
                  output_dir: Path | str = ".", sign: str | None = None,
-                 repo: Path | str | None = None, config=None,
+                 key: Path | str | None = None, repo: Path | str | None = None, config=None,
                  force: bool = False) -> ReviewResult:
     """Gather, optionally sign, and write `review-<period>.html` and `.md` into `output_dir`.
 
-    Signing happens after the evidence is gathered, so "changes since the last signed review"
-    compares with the sign-off before this one, and the report names its own signature."""
-    from . import review_render, signoff
+    With `sign`, the review files are written first, then the statement
+    `review-<period>.json` (which holds their sha256) and its SSH signature `.json.sig` (with
+    `key`, else git's `user.signingkey` when `gpg.format` is `ssh`), and the `Sign-off` row
+    last: a process killed on the way leaves no signature without its review and no Sign-off
+    row without its statement. "Changes since the last signed review" compares with the
+    sign-off before this one, and the report names its own signature."""
+    from . import __version__, review_render, signatures, signoff
     from .atomic import write_bytes
     from .workbook import load_log
 
     signer = signoff.parse_signer(sign) if sign is not None else None
+    if key is not None and signer is None:
+        raise AisdpLogError("--key signs a sign-off: give --sign \"Name, Role\" too")
     output_dir = Path(output_dir)
     if output_dir.exists() and not output_dir.is_dir():
         raise AisdpLogError(f"{output_dir}: -o must be a folder")
     log_path = Path(log_path)
     root, git_root, config = resolve_setting(log_path, repo, config)
-    log = load_log(log_path, config)
-    try:
-        review = _gather(log, log_path, period, root, git_root, config)
-        # the signature covers the very values the report shows: one read of the workbook
-        values = signoff.signoff_values(log, review.period, period_rows(log, review.period),
-                                        signer) if signer is not None else None
-    finally:
-        log.workbook.close()
-    if values is not None:
-        row_number = signoff.append_signoff(log_path, values, force=force)
-        hashes, _ = signoff.parse_row_hashes(values["Row hashes"])
-        review.signoff = signoff.SignoffRecord(
-            row_number, values["Period"], values["Name and role"], values["Signed at"],
-            [i.strip() for i in values["Experiment IDs"].split(",")], hashes, {})
-    output_dir.mkdir(parents=True, exist_ok=True)
-    html_path = output_dir / f"review-{review.period}.html"
-    markdown_path = output_dir / f"review-{review.period}.md"
-    html_text, markdown_text = review_render.render(review)
-    write_bytes(html_path, html_text.encode("utf-8"))
-    write_bytes(markdown_path, markdown_text.encode("utf-8"))
-    return ReviewResult(review, html_path, markdown_path)
+    with _scratch() as scratch:
+        info: SignatureInfo | None = None
+        if signer is not None:
+            from .writer import check_office_locks
+
+            # refused before any work, not after the review files are written
+            check_office_locks(log_path, force=force)
+            info = _signature_info(Path(key) if key is not None else
+                                   signatures.default_signing_key(git_root or root,
+                                                                  scratch / "signing.pub"),
+                                   git_root or root)
+        log = load_log(log_path, config)
+        try:
+            review = _gather(log, log_path, period, root, git_root, config)
+            # the signature covers the very values the report shows: one read of the workbook
+            values = signoff.signoff_values(log, review.period, period_rows(log, review.period),
+                                            signer) if signer is not None else None
+            records = signoff.read_signoffs(log.workbook)
+            review.signoff_history, trusted = _history(log, records, git_root or root)
+            if trusted is not None:
+                review.changes = _changes(log, records, trusted)
+        finally:
+            log.workbook.close()
+        record = None
+        if values is not None and info is not None:
+            if len(values["Row hashes"]) + 4000 > signoff.EXCEL_CELL_LIMIT:
+                raise AisdpLogError(f"{log_path}: the signed statement of {review.period} "
+                                    "would not fit a cell; review fewer rows per period")
+            info.statement_file = f"review-{review.period}.json"
+            info.previous = next((signatures.sha256_hex(r.statement.encode("utf-8"))
+                                  for r in reversed(records) if r.statement), None)
+            hashes, _ = signoff.parse_row_hashes(values["Row hashes"])
+            record = signoff.SignoffRecord(
+                0, values["Period"], values["Name and role"], values["Signed at"],
+                [i.strip() for i in values["Experiment IDs"].split(",")], hashes, {})
+            review.signoff, review.signature = record, info
+        output_dir.mkdir(parents=True, exist_ok=True)
+        html_path = output_dir / f"review-{review.period}.html"
+        markdown_path = output_dir / f"review-{review.period}.md"
+        html_text, markdown_text = review_render.render(review)
+        html_bytes, markdown_bytes = html_text.encode("utf-8"), markdown_text.encode("utf-8")
+        write_bytes(html_path, html_bytes)
+        write_bytes(markdown_path, markdown_bytes)
+        statement_path = signature_path = None
+        if values is not None and info is not None and record is not None:
+            statement = signatures.build_statement(
+                period=review.period, name_and_role=values["Name and role"],
+                signed_at=values["Signed at"], key=info.key,
+                rows=dict(json.loads(values["Row hashes"])),
+                html_sha256=signatures.sha256_hex(html_bytes),
+                markdown_sha256=signatures.sha256_hex(markdown_bytes),
+                previous=info.previous, tool_version=__version__, log_name=log_path.name)
+            text = signatures.statement_text(statement)
+            statement_path = output_dir / info.statement_file
+            signature_path = output_dir / (info.statement_file + ".sig")
+            armored = ""
+            if info.key is not None and info.key_path is not None:
+                # signed in memory first: a key that cannot sign leaves no statement behind
+                armored = signatures.sign(text.encode("utf-8"), info.key_path)
+            write_bytes(statement_path, text.encode("utf-8"))
+            if armored:
+                write_bytes(signature_path, armored.encode("ascii"))
+            else:
+                # a signature left from an earlier sign-off would sign another statement
+                signature_path.unlink(missing_ok=True)
+                signature_path = None
+            values["Signature"], values["Statement"] = armored, text
+            # last: a Sign-off row is never without its review, statement and signature
+            record.row_number = signoff.append_signoff(log_path, values, force=force)
+    return ReviewResult(review, html_path, markdown_path, statement_path, signature_path)
+
+
+@contextlib.contextmanager
+def _scratch():
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="aisdp-log-review-") as folder:
+        yield Path(folder)
+
+
+def _signature_info(key: Path | None, repo: Path) -> "SignatureInfo":
+    """The key's fingerprint and whether the allowed signers list it, found by signing a
+    probe (so a public key held by an ssh-agent works as well as a private key file)."""
+    from . import signatures
+
+    allowed, _ = signatures.allowed_signers_file(repo)
+    allowed = allowed if allowed is not None and allowed.is_file() else None
+    shown = None
+    if allowed is not None:
+        # as the team knows it: relative to the repository where it lives there
+        shown = str(allowed.relative_to(repo) if allowed.is_relative_to(repo) else allowed)
+    info = SignatureInfo(None, [], shown, "", None, key)
+    if key is None:
+        return info
+    info.key = signatures.key_fingerprint(key)
+    if allowed is not None:
+        probe = b"aisdp-log: which allowed signer holds this key?"
+        check = signatures.check_signature(probe, signatures.sign(probe, key), allowed)
+        info.principals = check.principals
+    return info
+
+
+def _history(log, records: list, repo: Path
+             ) -> tuple[list[tuple[str, str, str, str]], set[int] | None]:
+    """(period, name and role, signed at, verification) for each earlier Sign-off row, and
+    the rows whose signature verified (None where no allowed signers file could check them)."""
+    from . import signatures
+    from .verify import check_signoffs
+
+    if not records:
+        return [], None
+    allowed, _ = signatures.allowed_signers_file(repo)
+    trusted = None
+    if allowed is None or not allowed.is_file() or shutil.which("ssh-keygen") is None:
+        status = {r.row_number: ("signed, not checked (no allowed signers file)" if r.signature
+                                 else "not cryptographically signed") for r in records}
+    else:
+        checked = check_signoffs(log, records, allowed)
+        status, trusted = checked.status, checked.trusted
+    return [(r.period, r.name_and_role, r.signed_at, status.get(r.row_number, ""))
+            for r in records], trusted

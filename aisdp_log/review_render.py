@@ -489,6 +489,29 @@ def _html_changes(review, section: Section) -> str:
     return "".join(parts)
 
 
+def _signature_lines(review) -> dict:
+    """What the sign-off section says about the signature: the key and whether it verifies
+    (known before signing: the review's own sha256 is part of what is signed)."""
+    info = review.signature
+    if info is None or info.key is None:
+        return {"trusted": False, "key": "Not cryptographically signed (no SSH key):",
+                "verifies": "anyone who can edit the log could have written this sign-off; "
+                            "aisdp-log verify reports it as R010."}
+    key = f"Signed with SSH key {info.key} (statement {info.statement_file}, signature " \
+          f"{info.statement_file}.sig)."
+    if info.allowed is None:
+        return {"trusted": False, "key": key,
+                "verifies": "No allowed signers file is configured, so whether this key "
+                            "belongs to the signer was not checked."}
+    if not info.principals:
+        return {"trusted": False, "key": key,
+                "verifies": f"The allowed signers ({info.allowed}) do not list this key: "
+                            "aisdp-log verify will report R008 (untrusted signer)."}
+    return {"trusted": True, "key": key,
+            "verifies": f"The allowed signers list this key for {', '.join(info.principals)}: "
+                        "aisdp-log verify and ssh-keygen -Y verify accept it."}
+
+
 def _html_signoff(review, section: Section) -> str:
     parts = ["<section>", _heading(section)]
     record = review.signoff
@@ -497,13 +520,20 @@ def _html_signoff(review, section: Section) -> str:
                      f'LOG --period {_e(review.period)} --sign "Name, Role"</span> records the '
                      "approval and the hash of every reviewed row in sheet Sign-off.</div>")
     else:
-        parts.append(f'<div class="banner ok">Signed by <strong>{_e(record.name_and_role)}'
-                     f"</strong> at {_e(record.signed_at)} for {_e(record.period)}: "
-                     f"{len(record.hashes)} rows, recorded in sheet Sign-off row "
-                     f"{record.row_number}.</div>")
+        lines = _signature_lines(review)
+        banner = "ok" if lines["trusted"] else "warn"
+        parts.append(f'<div class="banner {banner}">Signed by <strong>'
+                     f"{_e(record.name_and_role)}</strong> at {_e(record.signed_at)} for "
+                     f"{_e(record.period)}: {len(record.hashes)} rows, recorded in sheet "
+                     f"Sign-off. {_e(lines['key'])} {_e(lines['verifies'])}</div>")
         parts.append(_table(["Experiment", "Row sha256"],
                             [[_e(i), f'<span class="mono">{_e(h["row"])}</span>']
                              for i, h in record.hashes.items()]))
+    if review.signoff_history:
+        parts.append("<h3>Earlier sign-offs of this log</h3>")
+        parts.append(_table(["Period", "Signed by", "Signed at", "Signature"],
+                            [[_e(p), _e(n), _e(a), _e(v)]
+                             for p, n, a, v in review.signoff_history]))
     parts.append('<p class="note">A later edit of a signed row (except the tool-written '
                  "Reproducibility cell and the Rerun mark) makes <span class=\"mono\">aisdp-log "
                  "validate</span> report R006 at the changed cell.</p></section>")
@@ -661,9 +691,15 @@ def render_markdown(review) -> str:
         out += [f"Not signed. `aisdp-log review LOG --period {review.period} --sign "
                 "\"Name, Role\"` records the approval.", ""]
     else:
+        lines = _signature_lines(review)
         out += [f"Signed by {_md(record.name_and_role)} at {_md(record.signed_at)} for "
-                f"{_md(record.period)}: {len(record.hashes)} rows (sheet Sign-off row "
-                f"{record.row_number}).", ""]
+                f"{_md(record.period)}: {len(record.hashes)} rows (sheet Sign-off). "
+                f"{_md(lines['key'])} {_md(lines['verifies'])}", ""]
         out += _md_table(["Experiment", "Row sha256"],
                          [[_md(i), _md(h["row"])] for i, h in record.hashes.items()])
+    if review.signoff_history:
+        out += ["", "Earlier sign-offs of this log:", ""]
+        out += _md_table(["Period", "Signed by", "Signed at", "Signature"],
+                         [[_md(p), _md(n), _md(a), _md(v)]
+                          for p, n, a, v in review.signoff_history])
     return "\n".join(out).rstrip() + "\n"

@@ -167,6 +167,11 @@ class SignoffRecord:
     #: where to point a finding about this record: header -> cell reference
     cells: dict[str, str]
     problem: str | None = None
+    #: the armored SSH signature and the statement text it signs ("" where absent)
+    signature: str = ""
+    statement: str = ""
+    #: the Row hashes cell as typed, to compare with the signed statement
+    hashes_text: str = ""
 
 
 def read_signoffs(workbook) -> list[SignoffRecord]:
@@ -178,22 +183,22 @@ def read_signoffs(workbook) -> list[SignoffRecord]:
     if sheet is None:
         return []
     table = workbook.table(sheet)
-    period_col, name_col, at_col, ids_col, hashes_col = (table.column(h)
-                                                         for h in spec.SIGNOFF_COLUMNS)
+    headers = spec.SIGNOFF_COLUMNS + spec.SIGNOFF_SIGNATURE_COLUMNS
+    columns = {header: table.column(header) for header in headers}
     records = []
     for row in table.rows:
-        def text(column) -> str:
-            value = row.get(column)
+        def text(header: str) -> str:
+            value = row.get(columns[header])
             return "" if value is None else as_text(value)
 
         cells = {header: cell_ref(row.number, column.index)
-                 for header, column in zip(spec.SIGNOFF_COLUMNS,
-                                           (period_col, name_col, at_col, ids_col, hashes_col))
-                 if column is not None}
-        hashes, problem = parse_row_hashes(row.get(hashes_col))
-        ids = [part.strip() for part in text(ids_col).split(",") if part.strip()]
-        records.append(SignoffRecord(row.number, text(period_col), text(name_col),
-                                     text(at_col), ids or list(hashes), hashes, cells, problem))
+                 for header, column in columns.items() if column is not None}
+        hashes, problem = parse_row_hashes(row.get(columns["Row hashes"]))
+        ids = [part.strip() for part in text("Experiment IDs").split(",") if part.strip()]
+        records.append(SignoffRecord(row.number, text("Period"), text("Name and role"),
+                                     text("Signed at"), ids or list(hashes), hashes, cells,
+                                     problem, text("Signature").strip(),
+                                     text("Statement").strip(), text("Row hashes")))
     return records
 
 
@@ -220,13 +225,27 @@ def parse_row_hashes(value: object) -> tuple[dict[str, dict], str | None]:
     return hashes, None
 
 
-def latest_signatures(records: list[SignoffRecord]) -> dict[str, tuple[SignoffRecord, dict]]:
+def latest_signatures(records: list[SignoffRecord], trusted: set[int] | None = None
+                      ) -> dict[str, tuple[SignoffRecord, dict]]:
     """Experiment ID -> (the record that signed it last, its entry). A later review that signs
-    the row again accepts its values as they were then."""
+    the row again accepts its values as they were then.
+
+    With `trusted` (the Sign-off row numbers whose SSH signature verified against the allowed
+    signers), a row's reference is its latest trusted sign-off, and an unsigned or untrusted
+    sign-off counts only for rows no trusted one covers: signing a changed row again with a
+    key nobody listed does not make the change disappear."""
     latest: dict[str, tuple[SignoffRecord, dict]] = {}
     for record in records:
         for experiment_id, entry in record.hashes.items():
             latest[experiment_id] = (record, entry)
+    if trusted is None:
+        return latest
+    for record in records:
+        if record.row_number in trusted:
+            for experiment_id, entry in record.hashes.items():
+                latest[experiment_id] = (record, entry)
+    # a trusted sign-off after an untrusted one still wins; an untrusted one after a trusted
+    # one never does (the loop above overwrote it)
     return latest
 
 
@@ -244,12 +263,14 @@ class Change:
 
 
 def changes(log, records: list[SignoffRecord] | None = None,
-            current: dict[str, Fingerprint] | None = None) -> list[Change]:
-    """Every signed row whose values differ now from what its latest sign-off recorded."""
+            current: dict[str, Fingerprint] | None = None,
+            trusted: set[int] | None = None) -> list[Change]:
+    """Every signed row whose values differ now from what its latest sign-off recorded
+    (its latest trusted one, given `trusted`: see `latest_signatures`)."""
     records = read_signoffs(log.workbook) if records is None else records
     current = current_fingerprints(log) if current is None else current
     result = []
-    for experiment_id, (record, entry) in latest_signatures(records).items():
+    for experiment_id, (record, entry) in latest_signatures(records, trusted).items():
         now = current.get(experiment_id)
         if now is None:
             result.append(Change(experiment_id, record, deleted=True,
@@ -265,13 +286,15 @@ def changes(log, records: list[SignoffRecord] | None = None,
     return result
 
 
-def check(log) -> Iterator:
+def check(log, records: list[SignoffRecord] | None = None,
+          trusted: set[int] | None = None) -> Iterator:
     """R006 findings: at the changed cell of a signed row; for a deleted signed row, at the
     `Experiment IDs` cell of the Sign-off row that signed it; for an unreadable `Row hashes`
-    cell, at that cell (a signature that cannot be read protects nothing)."""
+    cell, at that cell (a signature that cannot be read protects nothing). `records` and
+    `trusted` come from the signature checks (`verify.check_signoffs`) when they ran."""
     from .workbook import cell_ref
 
-    records = read_signoffs(log.workbook)
+    records = read_signoffs(log.workbook) if records is None else records
     if not records:
         return
     sheet = log.workbook.find_sheet(spec.SHEET_SIGNOFF) or spec.SHEET_SIGNOFF
@@ -281,8 +304,8 @@ def check(log) -> Iterator:
             yield log.finding_at("R006", sheet, cell, record.row_number, "Row hashes",
                                  f"sign-off of {record.period or 'a review'}: {record.problem}, "
                                  "so its rows cannot be checked")
-    current = current_fingerprints(log, set(latest_signatures(records)))
-    for change in changes(log, records, current):
+    current = current_fingerprints(log, set(latest_signatures(records, trusted)))
+    for change in changes(log, records, current, trusted):
         record = change.record
         signed = f"signed in the {record.period or 'unnamed'} review by " \
                  f"{record.name_and_role or 'someone'} at {record.signed_at or 'an unknown time'}"
@@ -359,6 +382,11 @@ def append_signoff(path, values: dict[str, str], *, force: bool = False) -> int:
     from .writer import append_row, ensure_sheet, open_workbook_for_update
 
     with open_workbook_for_update(path, force=force) as workbook:
-        sheet = ensure_sheet(workbook, spec.SHEET_SIGNOFF, list(spec.SIGNOFF_COLUMNS),
-                             widths=[10, 30, 22, 40, 100])
-        return append_row(sheet, values)
+        headers = list(spec.SIGNOFF_COLUMNS)
+        # the signature columns only when this sign-off has a statement, so a caller that
+        # writes none leaves a 0.1 log's sheet as it was
+        if values.get("Statement"):
+            headers += list(spec.SIGNOFF_SIGNATURE_COLUMNS)
+        sheet = ensure_sheet(workbook, spec.SHEET_SIGNOFF, headers,
+                             widths=[10, 30, 22, 40, 100, 60, 100])
+        return append_row(sheet, {h: v for h, v in values.items() if v or h in headers})

@@ -185,6 +185,8 @@ RERUNS_COLUMNS_AFTER_METRICS = ("Artefact hash", "Bitwise match", "Duration", "E
 REPRODUCIBILITY_COLUMNS = ("Experiment ID", "Date", "Mode", "Metric", "Runs", "Mean", "Std",
                            "CI low", "CI high", "Confidence", "Threshold", "Verdict")
 SIGNOFF_COLUMNS = ("Period", "Name and role", "Signed at", "Experiment IDs", "Row hashes")
+#: Added in 0.2 (issue 13): the armored SSH signature and the statement it signs.
+SIGNOFF_SIGNATURE_COLUMNS = ("Signature", "Statement")
 
 
 def normalise_header(text: object) -> str:

@@ -22,6 +22,18 @@ CLEAN_TEMPLATE_ROW = {
 }
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _no_host_git_config(tmp_path_factory):
+    """git reads no global or system configuration in the tests: a developer's SSH signing key
+    (`gpg.format`, `user.signingkey`) or allowed signers file must not change a result."""
+    empty = tmp_path_factory.mktemp("git-config") / "gitconfig"
+    empty.write_text("")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("GIT_CONFIG_GLOBAL", str(empty))
+        patch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+        yield
+
+
 def fill_workbook(source: Path, target: Path, rows: list[dict]) -> Path:
     """Copy the workbook `source` to `target` with `rows` typed into the Experiments sheet
     from row 2, each value under the column whose header is its key (dates as real dates)."""

@@ -1,0 +1,78 @@
+"""Benchmark of signing, verifying and bundling on the demo-like test project (6 rows, 4 in
+the signed quarter), whole `aisdp-log` processes, medians of several runs:
+
+- `review` without and with `--sign ... --key` (the cost of a signature),
+- `verify LOG` with one, and with N, signed sign-offs,
+- `bundle` and `verify BUNDLE.zip`,
+- `validate --offline` with and without an allowed signers file (the cost `validate` pays).
+
+    python benchmarks/bench_signatures.py            # --runs N
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "tests"))
+
+
+def timed(args: list[str], runs: int, cwd: Path) -> float:
+    """Median wall time of `aisdp-log ARGS` in ms."""
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "aisdp_log", *args], cwd=cwd, check=False,
+                       capture_output=True)
+        times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=5)
+    options = parser.parse_args()
+    from test_review import make_project
+    from test_signatures import allow, make_key
+
+    with tempfile.TemporaryDirectory() as folder:
+        tmp = Path(folder)
+        project = make_project(tmp, tamper=None)
+        key = make_key(tmp, "ada")
+        log, out = str(project.log), str(tmp / "out")
+        base = ["review", log, "--period", "2026-Q3", "-o", out]
+        allowed = allow(project.repo, "ada@example.com", key)
+        results = {
+            "review (unsigned)": timed(base, options.runs, tmp),
+        }
+        # each signed run appends one sign-off: the log grows by `runs` sign-offs here
+        results["review --sign --key"] = timed(base + ["--sign", "Ada, ML lead", "--key",
+                                                       str(key)], options.runs, tmp)
+        results[f"verify LOG ({options.runs} sign-offs)"] = timed(["verify", log],
+                                                                  options.runs, tmp)
+        results[f"validate --offline, allowed signers ({options.runs} sign-offs)"] = \
+            timed(["validate", log, "--offline"], options.runs, tmp)
+        hidden = allowed.rename(allowed.with_name("hidden"))
+        results[f"validate --offline, no allowed signers ({options.runs} sign-offs)"] = \
+            timed(["validate", log, "--offline"], options.runs, tmp)
+        hidden.rename(allowed)
+        zip_path = str(tmp / "evidence.zip")
+        results["bundle"] = timed(["bundle", log, "-o", zip_path, "--reviews", out],
+                                  options.runs, tmp)
+        results["verify BUNDLE.zip"] = timed(["verify", zip_path], options.runs, tmp)
+        size = os.path.getsize(zip_path)
+    print(f"aisdp-log signatures, medians of {options.runs} whole-process runs")
+    for name, value in results.items():
+        print(f"  {name:<58} {value:8.0f} ms")
+    print(f"  bundle size {size} bytes")
+
+
+if __name__ == "__main__":
+    main()
