@@ -282,9 +282,8 @@ class _Runner:
 
     def _execute(self, plan: RowPlan, tree: Path, folder: Path, seed: int,
                  result: RunResult) -> None:
-        env = dict(os.environ)
+        env = plan.run_env.apply(os.environ) if plan.run_env else dict(os.environ)
         command = plan.run_env.command if plan.run_env else self.command
-        env.update(plan.run_env.variables if plan.run_env else {})
         env.update(AISDP_EXPERIMENT_ID=plan.experiment_id, AISDP_SEED=str(seed),
                    AISDP_PARAMS=json.dumps(plan.params, sort_keys=True),
                    AISDP_ARTEFACT_DIR=str(folder))

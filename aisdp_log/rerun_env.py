@@ -77,7 +77,17 @@ class RunEnvironment:
 
     command: list[str]
     label: str
-    variables: dict[str, str] = field(default_factory=dict)
+    #: variables to set; None removes one (a locked environment drops PYTHONPATH)
+    variables: dict[str, str | None] = field(default_factory=dict)
+
+    def apply(self, env: dict) -> dict:
+        env = dict(env)
+        for name, value in self.variables.items():
+            if value is None:
+                env.pop(name, None)
+            else:
+                env[name] = value
+        return env
 
 
 @dataclass
@@ -250,18 +260,17 @@ def prepare(outcomes: list, command: tuple[str, ...] | list[str], env_mode: str,
             continue
         venv, built = ensure_environment(folder, lock_path, blob, base, repo_root, plan.commit,
                                          progress)
-        run_env = environment_variables(venv)
-        run_command = list(command)
+        run_env = RunEnvironment(list(command), label, environment_variables(venv))
         if is_python(command[0]):
-            run_command[0] = str(python_in(venv))
+            run_env.command[0] = str(python_in(venv))
         _, lines = check_interpreter(
-            plan.experiment_id, run_command, dict(env, **run_env), repo_root, recorded, source,
+            plan.experiment_id, run_env.command, run_env.apply(env), repo_root, recorded, source,
             needs_tool, f"the environment built from {lock_path} lacks it: add it to the lock "
             f"file (the environment is in {venv})")
         result.lines.append(f"{plan.experiment_id}: {'built' if built else 'reusing'} the "
                             f"environment of {lock_path} sha256:{lock_hex[:12]} in {venv}")
         result.lines += lines
-        result.by_experiment[plan.experiment_id] = RunEnvironment(run_command, label, run_env)
+        result.by_experiment[plan.experiment_id] = run_env
     return result
 
 
@@ -406,10 +415,11 @@ def python_in(venv: Path) -> Path:
     return venv / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
 
 
-def environment_variables(venv: Path) -> dict[str, str]:
-    """What a run in the environment sets: its bin folder first on PATH, VIRTUAL_ENV."""
+def environment_variables(venv: Path) -> dict[str, str | None]:
+    """What a run in the environment sets: its bin folder first on PATH, VIRTUAL_ENV; and
+    PYTHONPATH / PYTHONHOME unset, so the shell's packages cannot leak into the locked set."""
     bin_dir = python_in(venv).parent
-    return {"VIRTUAL_ENV": str(venv),
+    return {"VIRTUAL_ENV": str(venv), "PYTHONPATH": None, "PYTHONHOME": None,
             "PATH": str(bin_dir) + os.pathsep + os.environ.get("PATH", os.defpath)}
 
 
