@@ -245,7 +245,8 @@ def test_a_version_difference_is_printed_and_the_run_goes_ahead(copy, project, m
 
 # --------------------------------------------------------------------------- failed runs
 
-def test_a_failed_run_says_why_in_the_output_and_the_reruns_row(copy, monkeypatch):
+def test_a_failed_run_says_why_in_the_output_the_reruns_row_and_the_review(copy, monkeypatch,
+                                                                           tmp_path):
     root, log = copy
     set_command(root, [sys.executable, "train.py"])
     monkeypatch.setenv("TRAIN_FAIL", "1")
@@ -259,6 +260,13 @@ def test_a_failed_run_says_why_in_the_output_and_the_reruns_row(copy, monkeypatc
     assert rerun_row["Status"] == "failed: exit code 3"
     assert rerun_row["Error"] == ("loading data/train.csv\n"
                                   "RuntimeError: the data file is corrupt")
+
+    review = cli("review", str(log), "--period", "2026-Q3", "-o", str(tmp_path / "review"))
+    assert review.returncode in (0, 1), review.stdout + review.stderr
+    (markdown,) = (tmp_path / "review").glob("*.md")
+    assert "RuntimeError: the data file is corrupt" in markdown.read_text()
+    (page,) = (tmp_path / "review").glob("*.html")
+    assert "RuntimeError: the data file is corrupt" in page.read_text()
 
 
 def test_the_stderr_tail_is_bounded_and_clean():
