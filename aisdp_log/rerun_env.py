@@ -160,8 +160,8 @@ def _wanted(recorded: dict, needs_tool: bool) -> list[tuple[str, str]]:
 
 def _versions(env: dict) -> dict:
     """The part of an environment the pre-flight compares, in capture_environment's shape."""
-    python = env.get("python") if isinstance(env.get("python"), dict) else {}
-    torch = env.get("torch") if isinstance(env.get("torch"), dict) else None
+    python: dict = env["python"] if isinstance(env.get("python"), dict) else {}
+    torch: dict | None = env["torch"] if isinstance(env.get("torch"), dict) else None
     return {"python": {"version": python.get("version"),
                        "implementation": python.get("implementation")},
             "torch": {"version": torch.get("version")} if torch else None,
@@ -348,7 +348,7 @@ def requirements_from_lock(path: str, blob: bytes, uv: str, repo_root: Path, com
                         f"uv export of {path}")
         text = exported.stdout
     else:
-        text = _requirements_from_toml(path, blob, kind, notes)
+        text = _requirements_from_toml(path, blob, kind or "lock file", notes)
     kept = []
     for line in text.splitlines():
         if re.match(r"^\s*aisdp[-_.]log\b", line, re.IGNORECASE):
@@ -363,7 +363,7 @@ def _requirements_from_toml(path: str, blob: bytes, kind: str, notes: list[str])
     try:
         import tomllib
     except ModuleNotFoundError:  # Python 3.10
-        import tomli as tomllib
+        import tomli as tomllib  # type: ignore[no-redef, import-not-found]
     try:
         data = tomllib.loads(blob.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
@@ -373,7 +373,7 @@ def _requirements_from_toml(path: str, blob: bytes, kind: str, notes: list[str])
     for entry in entries if isinstance(entries, list) else []:
         if not isinstance(entry, dict) or not entry.get("name"):
             continue
-        source = entry.get("source") if isinstance(entry.get("source"), dict) else {}
+        source: dict = entry["source"] if isinstance(entry.get("source"), dict) else {}
         if not entry.get("version") or source.get("type") in ("directory", "file", "git",
                                                                 "url"):
             notes.append(f"{path}: {entry['name']} has no index version (a "
@@ -431,7 +431,7 @@ def find_uv() -> str:
     try:
         from uv import find_uv_bin
         return find_uv_bin()
-    except Exception:  # no uv package, or its binary is missing
+    except (ImportError, OSError, FileNotFoundError):  # no uv package, or no binary in it
         pass
     beside = Path(sys.executable).parent / ("uv.exe" if os.name == "nt" else "uv")
     if beside.is_file():

@@ -16,7 +16,6 @@ import zipfile
 from pathlib import Path
 
 import pytest
-
 from builders import commit, init_repo, write_log
 
 pytestmark = pytest.mark.slow
@@ -197,7 +196,7 @@ def cli(*args: str) -> subprocess.CompletedProcess:
 
 def test_an_interpreter_without_the_recorded_packages_is_refused_before_any_run(copy,
                                                                                 tmp_path):
-    root, log = copy
+    _root, log = copy
     bare = tmp_path / "bare"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(bare)], check=True)
     set_command(root, [str(bare / "bin" / "python"), "train.py"])
@@ -217,7 +216,7 @@ def test_an_interpreter_without_the_recorded_packages_is_refused_before_any_run(
 def test_a_command_that_is_not_python_is_said_to_be_unchecked(copy):
     from aisdp_log.rerun import rerun
 
-    root, log = copy
+    _root, log = copy
     set_command(root, ["bash", "train.sh"])
 
     report = rerun(log, ids=["EXP-001"], mode="bitwise", dry_run=True)
@@ -228,7 +227,7 @@ def test_a_command_that_is_not_python_is_said_to_be_unchecked(copy):
 def test_a_version_difference_is_printed_and_the_run_goes_ahead(copy, project, monkeypatch):
     from aisdp_log.rerun import rerun
 
-    root, log = copy
+    _root, log = copy
     record = root / "artefacts" / "EXP-001" / "run.json"
     data = json.loads(record.read_text())
     data["environment"]["torch"]["version"] = "0.0.1"
@@ -247,7 +246,7 @@ def test_a_version_difference_is_printed_and_the_run_goes_ahead(copy, project, m
 
 def test_a_failed_run_says_why_in_the_output_the_reruns_row_and_the_review(copy, monkeypatch,
                                                                            tmp_path):
-    root, log = copy
+    _root, log = copy
     set_command(root, [sys.executable, "train.py"])
     monkeypatch.setenv("TRAIN_FAIL", "1")
 
@@ -284,7 +283,7 @@ def test_the_stderr_tail_is_bounded_and_clean():
 def test_env_lock_builds_once_reuses_and_reproduces_bitwise(copy, project):
     from aisdp_log.rerun import rerun
 
-    root, log = copy
+    _root, log = copy
     lock_hex = hashlib.sha256(b"tinypkg==1.0.0\naisdp-log==0.1.0\n").hexdigest()
     cache = Path(os.environ["XDG_CACHE_HOME"]) / "aisdp-log" / "envs"
 
@@ -314,7 +313,7 @@ def test_env_lock_refuses_a_lock_file_that_is_not_the_recorded_one(copy):
     from aisdp_log.rerun import rerun
     from aisdp_log.writer import find_rows, open_workbook_for_update, set_cell
 
-    root, log = copy
+    _root, log = copy
     with open_workbook_for_update(log) as wb:
         ws = wb["Experiments"]
         (row,) = find_rows(ws, "Experiment ID", "EXP-002")
