@@ -196,7 +196,7 @@ def cli(*args: str) -> subprocess.CompletedProcess:
 
 def test_an_interpreter_without_the_recorded_packages_is_refused_before_any_run(copy,
                                                                                 tmp_path):
-    _root, log = copy
+    root, log = copy
     bare = tmp_path / "bare"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(bare)], check=True)
     set_command(root, [str(bare / "bin" / "python"), "train.py"])
@@ -216,7 +216,7 @@ def test_an_interpreter_without_the_recorded_packages_is_refused_before_any_run(
 def test_a_command_that_is_not_python_is_said_to_be_unchecked(copy):
     from aisdp_log.rerun import rerun
 
-    _root, log = copy
+    root, log = copy
     set_command(root, ["bash", "train.sh"])
 
     report = rerun(log, ids=["EXP-001"], mode="bitwise", dry_run=True)
@@ -227,7 +227,7 @@ def test_a_command_that_is_not_python_is_said_to_be_unchecked(copy):
 def test_a_version_difference_is_printed_and_the_run_goes_ahead(copy, project, monkeypatch):
     from aisdp_log.rerun import rerun
 
-    _root, log = copy
+    root, log = copy
     record = root / "artefacts" / "EXP-001" / "run.json"
     data = json.loads(record.read_text())
     data["environment"]["torch"]["version"] = "0.0.1"
@@ -246,7 +246,7 @@ def test_a_version_difference_is_printed_and_the_run_goes_ahead(copy, project, m
 
 def test_a_failed_run_says_why_in_the_output_the_reruns_row_and_the_review(copy, monkeypatch,
                                                                            tmp_path):
-    _root, log = copy
+    root, log = copy
     set_command(root, [sys.executable, "train.py"])
     monkeypatch.setenv("TRAIN_FAIL", "1")
 
