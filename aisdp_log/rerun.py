@@ -524,9 +524,6 @@ def rerun(log_path: Path | str, *, ids: tuple[str, ...] | list[str] = (), flagge
     for outcome in outcomes:
         if outcome.plan is not None:
             outcome.plan.run_env = prepared.by_experiment.get(outcome.experiment_id)
-    if progress:
-        for line in prepared.lines:
-            progress(line)
     if dry_run:
         report.lines = prepared.lines + _describe_plan(outcomes, config, mode, runs,
                                                        derive_seeds)
@@ -705,8 +702,8 @@ def _write_back(log_path: Path, outcomes: list[RowOutcome], declared: dict, conf
                     "Bitwise match": (None if result.bitwise_match is None else
                                       "yes" if result.bitwise_match else "no"),
                     "Duration": round(result.duration_s / 60, 4),
-                    "Environment": (plan.run_env.label if plan.run_env else
-                                    environment_summary(result.environment)),
+                    "Environment": (plan.run_env.describe(result.environment) if plan.run_env
+                                    else environment_summary(result.environment)),
                     "Tool version": __version__, STATUS_HEADER: result.status,
                     ERROR_HEADER: result.error,
                 }

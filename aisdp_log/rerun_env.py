@@ -80,6 +80,24 @@ class RunEnvironment:
     #: variables to set; None removes one (a locked environment drops PYTHONPATH)
     variables: dict[str, str | None] = field(default_factory=dict)
 
+    def describe(self, captured: dict | None) -> str:
+        """The `Reruns` row's `Environment`: the label, then what the run itself recorded
+        (run.json's environment): for `lock` the versions the rebuilt environment had, for
+        both the CPU instruction set, which no environment rebuild can promise."""
+        from .environment import summarise
+
+        if not isinstance(captured, dict):
+            return self.label
+        try:
+            if self.label.startswith("lock:"):
+                extra = summarise(dict(captured, lock_file=None))
+            else:
+                isa = (captured.get("cpu") or {}).get("isa")
+                extra = f"cpu {isa}" if isa else ""
+        except (AttributeError, TypeError):  # a hand-edited run.json
+            extra = ""
+        return f"{self.label}; {extra}" if extra else self.label
+
     def apply(self, env: dict) -> dict:
         env = dict(env)
         for name, value in self.variables.items():

@@ -597,8 +597,8 @@ def _repro(log, row, intervals: list[Interval]) -> ReproSpec:
 
 
 def _failed_reruns(log, experiment_id: str, last: int = 3) -> list[tuple[str, str]]:
-    """The experiment's last failed reruns in sheet Reruns: (`<Rerun ID>: <Status>`, the
-    `Error` column: the end of the run's stderr)."""
+    """The failed runs of the experiment's latest rerun in sheet Reruns: (`<Rerun ID>:
+    <Status>`, the `Error` column: the end of the run's stderr)."""
     from .values import as_text
 
     sheet = log.workbook.find_sheet(spec.SHEET_RERUNS)
@@ -613,8 +613,12 @@ def _failed_reruns(log, experiment_id: str, last: int = 3) -> list[tuple[str, st
         value = row.get(columns[header]) if columns[header] is not None else None
         return "" if value is None else as_text(value).strip()
 
+    mine = [row for row in table.rows if text(row, "Experiment ID") == experiment_id]
+    # Only the latest invocation's runs (the Rerun ID's middle part is its timestamp): an old
+    # failure that a later rerun put right is no reason to show here.
+    latest = text(mine[-1], "Rerun ID").split("/")[-2:-1] if mine else []
     failed = [(f"{text(row, 'Rerun ID')}: {text(row, 'Status')}", text(row, "Error"))
-              for row in table.rows if text(row, "Experiment ID") == experiment_id
+              for row in mine if text(row, "Rerun ID").split("/")[-2:-1] == latest
               and text(row, "Status").casefold().startswith("failed")]
     return failed[-last:]
 

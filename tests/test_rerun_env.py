@@ -302,7 +302,8 @@ def test_env_lock_builds_once_reuses_and_reproduces_bitwise(copy, project):
     assert (folder / "aisdp-env.json").stat().st_mtime_ns == marker.st_mtime_ns
     assert [p.name for p in cache.iterdir()] == [folder.name]  # nothing half-built left
     rows = sheet(log, "Reruns")
-    assert [r["Environment"] for r in rows] == [f"lock: requirements.txt sha256:{lock_hex}"] * 2
+    for row in rows:
+        assert row["Environment"].startswith(f"lock: requirements.txt sha256:{lock_hex}; python ")
     assert [r["Bitwise match"] for r in rows] == ["yes", "yes"]
     experiments = {r["Experiment ID"]: r for r in sheet(log, "Experiments")}
     assert experiments["EXP-002"]["Reproducibility"] == "bitwise"
@@ -322,3 +323,44 @@ def test_env_lock_refuses_a_lock_file_that_is_not_the_recorded_one(copy):
     with pytest.raises(AisdpLogError, match="G005"):
         rerun(log, ids=["EXP-002"], mode="bitwise", env="lock")
     assert not (Path(os.environ["XDG_CACHE_HOME"]) / "aisdp-log").exists()
+
+
+def test_poetry_and_pylock_files_become_pinned_requirements(tmp_path):
+    from aisdp_log.rerun_env import requirements_from_lock
+
+    poetry = (b'[[package]]\nname = "six"\nversion = "1.16.0"\nmarkers = "python_version >= '
+              b'\'3.8\'"\n\n[[package]]\nname = "mine"\nversion = "0.1"\n[package.source]\n'
+              b'type = "git"\nurl = "https://example.invalid/mine.git"\n\n[[package]]\n'
+              b'name = "aisdp-log"\nversion = "0.1.0"\n')
+    text, notes = requirements_from_lock("poetry.lock", poetry, "uv", tmp_path, "HEAD", tmp_path)
+    assert text.splitlines() == ["six==1.16.0 ; python_version >= '3.8'"]
+    assert any("mine" in note for note in notes) and any("aisdp-log" in n for n in notes)
+
+    pylock = (b'lock-version = "1.0"\ncreated-by = "test"\n\n[[packages]]\nname = "attrs"\n'
+              b'version = "24.2.0"\nmarker = "sys_platform == \'linux\'"\n')
+    text, _ = requirements_from_lock("pylock.toml", pylock, "uv", tmp_path, "HEAD", tmp_path)
+    assert text.splitlines() == ["attrs==24.2.0 ; sys_platform == 'linux'"]
+
+
+def test_pips_configured_indexes_are_passed_to_uv(tmp_path, monkeypatch):
+    from aisdp_log.rerun_env import pip_index_options
+
+    if subprocess.run([sys.executable, "-m", "pip", "--version"], capture_output=True,
+                      check=False).returncode != 0:
+        pytest.skip("no pip in this Python")
+    config = tmp_path / "pip.conf"
+    config.write_text("[global]\nindex-url = file:///srv/simple\n"
+                      "extra-index-url = file:///srv/a file:///srv/b\nfind-links = /srv/wheels\n"
+                      "cert = /srv/ca.pem\n")
+    monkeypatch.setenv("PIP_CONFIG_FILE", str(config))
+    for name in ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_FIND_LINKS", "PIP_NO_INDEX",
+                 "PIP_CERT", "SSL_CERT_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    options, variables = pip_index_options()
+    assert options == ["--index-url", "file:///srv/simple", "--extra-index-url", "file:///srv/a",
+                       "--extra-index-url", "file:///srv/b", "--find-links", "/srv/wheels"]
+    assert variables == {"SSL_CERT_FILE": "/srv/ca.pem"}
+
+    monkeypatch.setenv("PIP_FIND_LINKS", "/elsewhere")  # the environment wins, as in pip
+    options, _ = pip_index_options()
+    assert options[-2:] == ["--find-links", "/elsewhere"]
