@@ -286,9 +286,13 @@ def demo(directory: Path) -> None:
               "says the workbook is open (a stale lock).")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
               help="aisdp.toml to use (default: the one at the repository root).")
+@click.option("--env", "env_mode", type=click.Choice(["current", "lock"]), default="current",
+              show_default=True, help="current: the command's interpreter as found on PATH, "
+              "checked first for the packages the row records; lock: an environment built "
+              "with uv from the row's lock file at its commit (cached, reused).")
 def rerun(log: Path, ids: tuple[str, ...], flagged: bool, runs: int | None, mode: str,
           jobs: int, dry_run: bool, repo: Path | None, force: bool,
-          config_path: Path | None) -> None:
+          config_path: Path | None, env_mode: str) -> None:
     """Reproduce rows of LOG in fresh git worktrees and append the evidence.
 
     Exit code 0: every requested row reproduced (dry run: every row can run); 1: a row did not
@@ -301,7 +305,7 @@ def rerun(log: Path, ids: tuple[str, ...], flagged: bool, runs: int | None, mode
 
     report = run_rerun(log, ids=ids, flagged=flagged, runs=runs, mode=mode, jobs=jobs,
                        dry_run=dry_run, repo=repo, force=force, config=config_path,
-                       progress=progress if sys.stderr.isatty() else None)
+                       progress=progress if sys.stderr.isatty() else None, env=env_mode)
     for line in report.lines:
         click.echo(line)
     sys.exit(report.exit_code)

@@ -226,13 +226,16 @@ class _Project:
 
 
 def _requirements() -> str:
-    """The demo's lock file: the exact versions this machine trains with. Its sha256 lands in
-    every run's Environment cell, and validate checks it against the file at the row's commit
-    (G005)."""
+    """The demo's lock file: the exact versions of what train.py imports on this machine. Its
+    sha256 lands in every run's Environment cell, and validate checks it against the file at
+    the row's commit (G005). `rerun --env lock` installs it: it pins only what training needs,
+    all from an index (scikit-learn and DVC build the demo, not its runs; aisdp-log itself is
+    put into a rebuilt environment by the running tool)."""
     from importlib.metadata import PackageNotFoundError, version
 
-    lines = ["# Exact versions the demo's experiments were trained with."]
-    for name in ("torch", "numpy", "safetensors", "scikit-learn", "dvc", "aisdp-log"):
+    lines = ["# Exact versions the demo's experiments were trained with (`aisdp-log rerun",
+             "# --env lock` builds this; aisdp_log.training comes from the running aisdp-log)."]
+    for name in ("torch", "numpy", "safetensors"):
         try:
             lines.append(f"{name}=={version(name)}")
         except PackageNotFoundError:

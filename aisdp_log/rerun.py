@@ -34,12 +34,15 @@ from typing import Callable
 
 from . import spec
 from .errors import AisdpLogError
+from .rerun_env import RunEnvironment, prepare, read_stderr_tail
 from .worktree import RerunError, checkout_data, isolated_worktree
 
 MODES = ("auto", "bitwise", "statistical")
 STATUS_OK = "ok"
 #: Extra column of `Reruns` (the SPEC leaves extra columns open): why a run failed.
 STATUS_HEADER = "Status"
+#: Extra column after `Status`: the last lines of a failed run's stderr.
+ERROR_HEADER = "Error"
 BITWISE_METRIC = "artefact hash"
 
 
@@ -61,6 +64,8 @@ class RowPlan:
     recorded_hash: str | None
     recorded_metrics: dict[str, float]
     metric_decimals: dict[str, int | None]
+    environment_cell: str | None = None
+    run_env: RunEnvironment | None = None   # set by the pre-flight (rerun_env.prepare)
 
 
 @dataclass
@@ -80,6 +85,7 @@ class RunResult:
     artefact_hash: str | None = None
     environment: dict | None = None
     bitwise_match: bool | None = None
+    error: str | None = None                 # last lines of stderr of a failed run
 
     @property
     def ok(self) -> bool:
@@ -219,7 +225,8 @@ def _plan_rows(log, rows, config, repo_root: Path) -> list[RowOutcome]:
             data_version=version, data=pinned, targets=targets,
             seed=log.typed(row, "random_seed"), params=_params(log, row),
             artefact_dir=artefact_dir, recorded_hash=log.typed(row, "artefact_hash"),
-            recorded_metrics=recorded_metrics, metric_decimals=decimals)
+            recorded_metrics=recorded_metrics, metric_decimals=decimals,
+            environment_cell=log.typed(row, "environment"))
     return outcomes
 
 
@@ -265,6 +272,8 @@ class _Runner:
             result.status = f"failed: {exc}"
         except OSError as exc:
             result.status = f"failed: {exc.strerror or exc}"
+        if not result.ok:
+            result.error = read_stderr_tail(folder / "stderr.log")
         result.duration_s = time.monotonic() - clock
         if self.progress:
             self.progress(f"{plan.experiment_id} run {number} ({mode}, seed {seed}): "
@@ -273,7 +282,8 @@ class _Runner:
 
     def _execute(self, plan: RowPlan, tree: Path, folder: Path, seed: int,
                  result: RunResult) -> None:
-        env = dict(os.environ)
+        env = plan.run_env.apply(os.environ) if plan.run_env else dict(os.environ)
+        command = plan.run_env.command if plan.run_env else self.command
         env.update(AISDP_EXPERIMENT_ID=plan.experiment_id, AISDP_SEED=str(seed),
                    AISDP_PARAMS=json.dumps(plan.params, sort_keys=True),
                    AISDP_ARTEFACT_DIR=str(folder))
@@ -285,12 +295,12 @@ class _Runner:
             try:
                 # Own session: a terminal's Ctrl-C reaches us only, and we stop the whole
                 # process group (a training script's data-loader workers included).
-                process = subprocess.Popen(self.command, cwd=tree, env=env, stdout=out,
+                process = subprocess.Popen(command, cwd=tree, env=env, stdout=out,
                                            stderr=err, stdin=subprocess.DEVNULL,
                                            start_new_session=True)
             except OSError as exc:
                 process = None
-                result.status = f"failed: cannot start {self.command[0]!r} " \
+                result.status = f"failed: cannot start {command[0]!r} " \
                                 f"({exc.strerror or exc})"
             code = None
             if process is not None:
@@ -466,9 +476,11 @@ def judge_statistical(plan: RowPlan, runs: list[RunResult], declared: dict, conf
 def rerun(log_path: Path | str, *, ids: tuple[str, ...] | list[str] = (), flagged: bool = False,
           runs: int | None = None, mode: str = "auto", jobs: int = 1, dry_run: bool = False,
           repo: Path | str | None = None, force: bool = False, config=None,
-          progress: Callable[[str], None] | None = None) -> RerunReport:
+          progress: Callable[[str], None] | None = None, env: str = "current") -> RerunReport:
     """Reproduce the rows named by `ids` (or marked in `Rerun` with `flagged`) and append the
-    evidence to the workbook; see the module docstring. Raises AisdpLogError (one line, exit
+    evidence to the workbook; see the module docstring. `env` is `current` (the command as
+    configured, after a pre-flight of its interpreter) or `lock` (an environment built from
+    the row's lock file; `rerun_env.py`). Raises AisdpLogError (one line, exit
     2) for bad arguments, an unreadable log or a missing `[rerun] command`."""
     from .checks.review import declared_metrics
     from .config import Config, load_config
@@ -507,8 +519,14 @@ def rerun(log_path: Path | str, *, ids: tuple[str, ...] | list[str] = (), flagge
     for outcome in outcomes:
         if outcome.plan is not None:
             outcome.stamp_dir = outcome.plan.artefact_dir / "reruns" / stamp
+    # Before any worktree or run folder: is the interpreter able to run the rows? (exit 2)
+    prepared = prepare(outcomes, config.rerun.command, env, root, dry_run, progress)
+    for outcome in outcomes:
+        if outcome.plan is not None:
+            outcome.plan.run_env = prepared.by_experiment.get(outcome.experiment_id)
     if dry_run:
-        report.lines = _describe_plan(outcomes, config, mode, runs, derive_seeds)
+        report.lines = prepared.lines + _describe_plan(outcomes, config, mode, runs,
+                                                       derive_seeds)
         return report
 
     runner = _Runner(root, config.rerun.command, config.rerun.timeout, progress)
@@ -552,7 +570,7 @@ def rerun(log_path: Path | str, *, ids: tuple[str, ...] | list[str] = (), flagge
     if planned:
         _write_back(log_path, outcomes, declared, config, force)
         report.written = True
-    report.lines = _summary(outcomes, log_path)
+    report.lines = prepared.lines + _summary(outcomes, log_path)
     return report
 
 
@@ -640,7 +658,7 @@ def _remove_if_empty(folder: Path) -> None:
 def _reruns_headers(declared: dict) -> list[str]:
     return [*spec.RERUNS_COLUMNS_BEFORE_METRICS,
             *(spec.METRICS_PREFIX + m.name for m in declared.values()),
-            *spec.RERUNS_COLUMNS_AFTER_METRICS, STATUS_HEADER]
+            *spec.RERUNS_COLUMNS_AFTER_METRICS, STATUS_HEADER, ERROR_HEADER]
 
 
 RERUNS_FORMATS = {"Started": "yyyy-mm-dd hh:mm:ss", "Seed": "0", "Duration": "0.00"}
@@ -659,7 +677,8 @@ def _write_back(log_path: Path, outcomes: list[RowOutcome], declared: dict, conf
     now = dt.datetime.now().replace(microsecond=0)
     headers = _reruns_headers(declared)
     widths = {"Rerun ID": 34, "Experiment ID": 14, "Started": 19, "Code commit": 14,
-              "Data version": 18, "Artefact hash": 24, "Environment": 40, STATUS_HEADER: 30}
+              "Data version": 18, "Artefact hash": 24, "Environment": 40, STATUS_HEADER: 30,
+              ERROR_HEADER: 60}
     with open_workbook_for_update(log_path, force=force) as wb:
         experiments = find_sheet(wb, spec.SHEET_EXPERIMENTS)
         reruns = ensure_sheet(wb, spec.SHEET_RERUNS, headers,
@@ -683,8 +702,10 @@ def _write_back(log_path: Path, outcomes: list[RowOutcome], declared: dict, conf
                     "Bitwise match": (None if result.bitwise_match is None else
                                       "yes" if result.bitwise_match else "no"),
                     "Duration": round(result.duration_s / 60, 4),
-                    "Environment": environment_summary(result.environment),
+                    "Environment": (plan.run_env.describe(result.environment) if plan.run_env
+                                    else environment_summary(result.environment)),
                     "Tool version": __version__, STATUS_HEADER: result.status,
+                    ERROR_HEADER: result.error,
                 }
                 folded = {k.casefold(): v for k, v in result.metrics.items()}
                 for metric in declared.values():
@@ -755,6 +776,10 @@ def _summary(outcomes: list[RowOutcome], log_path: Path) -> list[str]:
                      f"{'s' if runs != 1 else ''}{f', {failed} failed' if failed else ''}; "
                      f"output in {outcome.stamp_dir})")
         lines += [f"  {line}" for line in outcome.lines]
+        for run in outcome.runs:
+            if run.error:
+                lines.append(f"  run {run.number} {run.status}; its stderr ends:")
+                lines += [f"    | {line}" for line in run.error.splitlines()]
     if any(o.plan is not None for o in outcomes):
         lines.append(f"appended the evidence to the Reruns and Reproducibility sheets of "
                      f"{log_path}")

@@ -148,6 +148,8 @@ class ReproSpec:
     evidence: list[Interval]
     tolerance: list[str]
     limits: list[str]
+    #: the last failed reruns (sheet Reruns): `<Rerun ID>: <Status>` and the stderr tail
+    failed_runs: list[tuple[str, str]] = field(default_factory=list)
 
 
 @dataclass
@@ -597,7 +599,34 @@ def _repro(log, row, intervals: list[Interval]) -> ReproSpec:
                      log.typed(row, "code_commit"), log.typed(row, "data_version"),
                      environment, lock["path"] if lock else None,
                      ("sha256:" + lock["hex"].lower()) if lock else None,
-                     mine, tolerance, limits)
+                     mine, tolerance, limits, _failed_reruns(log, experiment_id))
+
+
+def _failed_reruns(log, experiment_id: str, last: int = 3) -> list[tuple[str, str]]:
+    """The failed runs of the experiment's latest rerun in sheet Reruns: (`<Rerun ID>:
+    <Status>`, the `Error` column: the end of the run's stderr)."""
+    from .values import as_text
+
+    sheet = log.workbook.find_sheet(spec.SHEET_RERUNS)
+    if sheet is None:
+        return []
+    table = log.workbook.table(sheet)
+    columns = {h: table.column(h) for h in ("Rerun ID", "Experiment ID", "Status", "Error")}
+    if columns["Experiment ID"] is None or columns["Status"] is None:
+        return []
+
+    def text(row, header: str) -> str:
+        value = row.get(columns[header]) if columns[header] is not None else None
+        return "" if value is None else as_text(value).strip()
+
+    mine = [row for row in table.rows if text(row, "Experiment ID") == experiment_id]
+    # Only the latest invocation's runs (the Rerun ID's middle part is its timestamp): an old
+    # failure that a later rerun put right is no reason to show here.
+    latest = text(mine[-1], "Rerun ID").split("/")[-2:-1] if mine else []
+    failed = [(f"{text(row, 'Rerun ID')}: {text(row, 'Status')}", text(row, "Error"))
+              for row in mine if text(row, "Rerun ID").split("/")[-2:-1] == latest
+              and text(row, "Status").casefold().startswith("failed")]
+    return failed[-last:]
 
 
 def _changes(log, records: list | None = None, trusted: set[int] | None = None) -> Changes:

@@ -449,6 +449,13 @@ def _html_repro(review, section: Section) -> str:
                   _e(number(i.threshold)),
                   _badge(i.verdict or "—", "ok" if i.verdict == "pass" else "bad")]
                  for i in item.evidence], {3, 4, 5, 6, 7, 8, 9}))
+        if item.failed_runs:
+            parts.append("<strong>Failed reruns (sheet Reruns; the end of each run's stderr)"
+                         "</strong>")
+            parts.append(_table(["Run", "stderr ends"],
+                                [[f'<span class="mono">{_e(run)}</span>',
+                                  f'<pre class="mono">{_e(error or "(nothing on stderr)")}</pre>']
+                                 for run, error in item.failed_runs]))
         parts.append("<strong>Tolerance bounds</strong><ul class=\"tight\">" +
                      ("".join(f"<li>{_e(t)}</li>" for t in item.tolerance) or
                       "<li>none established yet: run <span class=\"mono\">aisdp-log rerun "
@@ -666,6 +673,12 @@ def render_markdown(review) -> str:
                                number(i.low), number(i.high),
                                "—" if i.confidence is None else f"{i.confidence:.0%}",
                                number(i.threshold), _md(i.verdict)] for i in item.evidence])
+        if item.failed_runs:
+            out += ["Failed reruns (sheet Reruns; the end of each run's stderr):", ""]
+            out += _md_table(["Run", "stderr ends"],
+                             [[_md(run), _md(" / ".join((error or "(nothing on stderr)")
+                                                        .splitlines()))]
+                              for run, error in item.failed_runs])
         out += ["Tolerance bounds:", ""]
         out += [f"- {_md(t)}" for t in item.tolerance] or \
             [f"- none established yet: run `aisdp-log rerun LOG --id {_md(item.experiment_id)}`"]

@@ -21,6 +21,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -136,7 +137,9 @@ def write_local_config(tree: Path, main_root: Path) -> None:
 def _dvc(tree: Path, *args: str, timeout: float | None) -> subprocess.CompletedProcess:
     env = dict(os.environ, DVC_NO_ANALYTICS="1", LC_ALL="C")
     try:
-        return subprocess.run(["dvc", *args], cwd=tree, env=env, capture_output=True,
+        # The dvc beside this tool's Python when PATH has none (a pipx-installed aisdp-log).
+        dvc = shutil.which("dvc") or str(Path(sys.executable).with_name("dvc"))
+        return subprocess.run([dvc, *args], cwd=tree, env=env, capture_output=True,
                               text=True, check=False, timeout=timeout, stdin=subprocess.DEVNULL)
     except FileNotFoundError:
         raise RerunError("dvc is not installed (pip install 'aisdp-log[dvc]'); the rerun needs "
