@@ -99,7 +99,9 @@ def write_bundle(log_path: Path | str, output: Path | str, *, period: str | None
         latest = {}
         for record in records:
             latest[record.period] = record
-        search = [Path(reviews_dir)] if reviews_dir else [log_path.resolve().parent, Path.cwd()]
+        # where `review -o` usually writes: beside the log, its reviews/ folder, or here
+        folder = log_path.resolve().parent
+        search = [Path(reviews_dir)] if reviews_dir else [folder, folder / "reviews", Path.cwd()]
         for review_period, record in sorted(latest.items()):
             _add_review(members, review_period, record, search, result.notes)
     finally:

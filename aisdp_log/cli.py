@@ -163,8 +163,9 @@ def review(log: Path, period: str | None, output_dir: Path, signer: str | None,
     click.echo(f"{result.review.period}: {counts['runs']} runs ({counts['selected']} selected, "
                f"{counts['baseline']} baseline, {counts['rejected']} rejected, "
                f"{counts['undecided']} undecided); validation "
-               f"({result.review.validation_mode}): {result.review.errors} errors, "
-               f"{result.review.warnings} warnings")
+               f"({result.review.validation_mode}): "
+               f"{result.review.errors} error{'s' * (result.review.errors != 1)}, "
+               f"{result.review.warnings} warning{'s' * (result.review.warnings != 1)}")
     click.echo(f"wrote {result.html_path} ({len(result.review.plots)} figures)")
     click.echo(f"wrote {result.markdown_path}")
     if result.review.signoff is not None:
