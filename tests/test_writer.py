@@ -135,8 +135,8 @@ def test_symlinked_log_stays_a_symlink(tmp_path):
     with open_workbook_for_update(link) as wb:
         append_row(wb["Experiments"], {"Experiment ID": "EXP-003"})
     assert link.is_symlink()
-    assert find_rows(openpyxl.load_workbook(real)["Experiments"], "Experiment ID",
-                     "EXP-003") == [4]
+    with open_workbook_for_update(real) as wb:
+        assert find_rows(wb["Experiments"], "Experiment ID", "EXP-003") == [4]
 
 
 def test_second_writer_is_refused(tmp_path):
@@ -220,11 +220,13 @@ def test_ensure_sheet_creates_then_adds_missing_headers_at_end(tmp_path):
         ws = ensure_sheet(wb, "Reruns", ["Rerun ID", "Seed"], widths=[20, 8],
                           number_formats={"Seed": "0"})
         append_row(ws, {"Rerun ID": "R1", "Seed": 7})
+    person = openpyxl.load_workbook(path)  # a person edits the tool's sheet
+    ws = person["Reruns"]
+    ws["A1"] = "rerun id"  # a person's spelling is kept
+    ws.insert_cols(3)
+    ws["C1"] = "Theirs"
+    person.save(path)
     with open_workbook_for_update(path) as wb:
-        ws = wb["Reruns"]
-        ws["A1"] = "rerun id"  # a person's spelling is kept
-        ws.insert_cols(3)
-        ws["C1"] = "Theirs"
         ensure_sheet(wb, "reruns", ["Rerun ID", "Seed", "Mode"])
     ws = openpyxl.load_workbook(path)["Reruns"]
     assert [c.value for c in ws[1]] == ["rerun id", "Seed", "Theirs", "Mode"]
@@ -266,21 +268,22 @@ def one_row_workbook(path: Path, decorate) -> Path:
     return path
 
 
-def test_parts_openpyxl_would_drop_refuse_unless_forced(tmp_path):
+def test_shapes_and_sparklines_are_kept_without_force(tmp_path):
     def shapes_and_sparklines(workbook, sheet):
         sheet.insert_textbox("D2", "the team's reminder")
         sheet.add_sparkline("C2", {"range": "Experiments!B2:B2"})
 
     path = one_row_workbook(tmp_path / "log.xlsx", shapes_and_sparklines)
-    before = path.read_bytes()
-    with pytest.raises(WriteRefused) as refused:
-        with open_workbook_for_update(path) as wb:
-            append_row(wb["Experiments"], {"Experiment ID": "EXP-002"})
-    assert "shapes or text boxes" in str(refused.value) and "Sparkline" in str(refused.value)
-    assert path.read_bytes() == before
-    with open_workbook_for_update(path, force=True) as wb:
+    before = zipfile.ZipFile(path)
+    with open_workbook_for_update(path) as wb:
         append_row(wb["Experiments"], {"Experiment ID": "EXP-002"})
+    after = zipfile.ZipFile(path)
     assert openpyxl.load_workbook(path)["Experiments"]["A3"].value == "EXP-002"
+    for name in before.namelist():
+        if name != "xl/worksheets/sheet1.xml":
+            assert after.read(name) == before.read(name), name
+    sheet = after.read("xl/worksheets/sheet1.xml")
+    assert b"<x14:sparklineGroups" in sheet and b"<xm:sqref>C2</xm:sqref>" in sheet
 
 
 def test_charts_and_comments_are_kept_so_not_refused(tmp_path):
