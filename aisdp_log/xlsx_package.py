@@ -34,8 +34,8 @@ REL_OFFICE_DOCUMENT = NS_REL + "/officeDocument"
 CT_WORKSHEET = "application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"
 
 _ATTR = re.compile(rb"""([\w:.-]+)\s*=\s*(?:"([^"]*)"|'([^']*)')""")
-_ENTITY = re.compile(rb"&(#x[0-9a-fA-F]+|#[0-9]+|amp|lt|gt|quot|apos);")
-_NAMED = {b"amp": "&", b"lt": "<", b"gt": ">", b"quot": '"', b"apos": "'"}
+_ENTITY = re.compile(r"&(#x[0-9a-fA-F]{1,6}|#[0-9]{1,7}|amp|lt|gt|quot|apos);")
+_NAMED = {"amp": "&", "lt": "<", "gt": ">", "quot": '"', "apos": "'"}
 
 
 # --------------------------------------------------------------------------- small XML helpers
@@ -49,16 +49,18 @@ def attributes(tag: bytes) -> dict[str, str]:
 
 def unescape_xml(raw: bytes) -> str:
     """XML character data to text: the five named entities and numeric references."""
+    text = raw.decode("utf-8", "replace")
+    if "&" not in text:
+        return text
+
     def one(match: re.Match) -> str:
         name = match.group(1)
-        if name.startswith(b"#x"):
-            return chr(int(name[2:], 16))
-        if name.startswith(b"#"):
-            return chr(int(name[1:]))
+        if name.startswith("#"):
+            code = int(name[2:], 16) if name.startswith("#x") else int(name[1:])
+            return chr(code) if code <= 0x10FFFF else match.group()
         return _NAMED[name]
 
-    return _ENTITY.sub(one, raw).decode("utf-8", "replace") if b"&" in raw else \
-        raw.decode("utf-8", "replace")
+    return _ENTITY.sub(one, text)
 
 
 def escape_xml(text: str, *, attribute: bool = False) -> bytes:
