@@ -40,7 +40,7 @@ from .xlsx_package import (
 from .xlsx_styles import Styles
 
 _SHEET_DATA = re.compile(rb"<((?:\w+:)?)sheetData\b[^>]*?(/?)>")
-_ROW = re.compile(rb"<(?:\w+:)?row\b([^>]*?)(?:/>|>(.*?)</(?:\w+:)?row\s*>)", re.DOTALL)
+_ROW = re.compile(rb"(<(?:\w+:)?row\b([^>]*?))(?:/>|>(.*?)</(?:\w+:)?row\s*>)", re.DOTALL)
 _CELL = re.compile(rb"<(?:\w+:)?c\b([^>]*?)(?:/>|>(.*?)</(?:\w+:)?c\s*>)", re.DOTALL)
 _ROW_NUMBER = re.compile(rb"""\sr\s*=\s*["'](\d+)["']""")
 _CELL_REF = re.compile(rb"""\sr\s*=\s*["']\$?([A-Za-z]{1,3})\$?(\d+)["']""")
@@ -124,10 +124,10 @@ class Workbook:
     def __contains__(self, title: str) -> bool:
         return any(ws.title == title for ws in self.worksheets)
 
-    def shared_strings(self) -> list[str]:
+    def shared_strings(self) -> _SharedStrings:
         if self._strings is None:
             text = self.package.read(self._strings_part) if self._strings_part else b""
-            self._strings = [_rich_text(m.group(1) or b"") for m in _SI.finditer(text)]
+            self._strings = _SharedStrings(text)
         return self._strings
 
     def create_sheet(self, title: str) -> Sheet:
@@ -176,6 +176,32 @@ NEW_SHEET = (b'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
              b'footer="0.3"/></worksheet>')
 
 
+class _SharedStrings:
+    """The shared string table, each `<si>` decoded when first asked for: a large sheet's
+    table holds hundreds of thousands, and a write reads a few."""
+
+    def __init__(self, text: bytes):
+        self._text = text
+        self._starts = [m.start() for m in _SI_START.finditer(text)]
+        end = re.search(rb"</(?:\w+:)?sst\s*>", text)
+        self._starts.append(end.start() if end else len(text))
+        self._cache: dict[int, str] = {}
+
+    def __len__(self) -> int:
+        return len(self._starts) - 1
+
+    def __getitem__(self, index: int) -> str:
+        if index not in self._cache:
+            if not 0 <= index < len(self):
+                raise IndexError(index)
+            found = _SI.match(self._text, self._starts[index], self._starts[index + 1])
+            self._cache[index] = _rich_text(found.group(1) or b"") if found else ""
+        return self._cache[index]
+
+
+_SI_START = re.compile(rb"<(?:\w+:)?si[\s>/]")
+
+
 def _rich_text(inner: bytes) -> str:
     """The text of an `<si>` or `<is>`: its `<t>` runs, without phonetic hints."""
     inner = _PHONETIC.sub(b"", inner)
@@ -218,13 +244,7 @@ class Sheet:
             self._head = text[:found.end()]
             self._region = text[found.end():end.start()]
             self._tail = text[end.start():]
-        rows: list[_Row] = []
-        number = 0
-        for match in _ROW.finditer(self._region):
-            head = re.match(rb"<[^>]*?(?=/?>)", match.group()).group() + b">"
-            given = _ROW_NUMBER.search(match.group(1))
-            number = int(given.group(1)) if given else number + 1
-            rows.append(_Row(number, head, match.span(), match.group(2) or b""))
+        rows = _split_rows(self._region, self.prefix)
         rows.sort(key=lambda r: r.number)
         self._rows = rows
         self._numbers = [r.number for r in rows]
@@ -310,12 +330,33 @@ class Sheet:
     def column_values(self, column: int) -> dict[int, object]:
         """Row -> value of every cell in `column` that exists (one pass over the sheet)."""
         self._load()
-        values: dict[int, object] = {}
-        for row in self._rows:
-            raw = row.cells().get(column)
-            if raw is not None:
-                values[row.number] = self._value(raw)
-        return values
+        if self._cells_have_refs():
+            # One search over the whole sheet for `<c r="B` instead of parsing every row.
+            found = re.compile(b"<" + re.escape(self.prefix) + b'c r="' +
+                               column_letter(column).encode() + rb'(\d+)"[^>]*?'
+                               rb"(?:/>|>.*?</(?:\w+:)?c>)", re.DOTALL)
+            raws = {int(m.group(1)): m.group() for m in found.finditer(self._region)}
+            for row in self._rows:
+                if row.dirty:
+                    raw = row.cells().get(column)
+                    if raw is None:
+                        raws.pop(row.number, None)
+                    else:
+                        raws[row.number] = raw
+        else:
+            raws = {row.number: row.cells()[column] for row in self._rows
+                    if column in row.cells()}
+        return {number: self._value(raw) for number, raw in raws.items()}
+
+    def _cells_have_refs(self) -> bool:
+        """Whether every cell starts `<c r="` (Excel, LibreOffice, openpyxl, xlsxwriter)."""
+        if not hasattr(self, "_refs_first"):
+            start = b"<" + self.prefix + b"c"
+            self._refs_first = self._region.count(start + b" ") + \
+                self._region.count(start + b">") + self._region.count(start + b"/") == \
+                self._region.count(start + b' r="') and \
+                re.search(re.escape(start) + rb"[\t\r\n]", self._region) is None
+        return self._refs_first
 
     def cell(self, row: int, column: int, value: object = None) -> Cell:
         if value is not None:
@@ -515,6 +556,36 @@ class Sheet:
         name = re.match(rb"<([\w:]+)", head).group(1)
         return head + b"".join(cells[c] for c in sorted(cells)) + row.trailer + \
             b"</" + name + b">"
+
+
+def _split_rows(region: bytes, prefix: bytes) -> list[_Row]:
+    """The `<row>` elements of a `<sheetData>`, found with plain byte searches (a regular
+    expression with a lazy `.*?` is several times slower on a large sheet)."""
+    rows: list[_Row] = []
+    opening, closing = b"<" + prefix + b"row", b"</" + prefix + b"row>"
+    number, position = 0, 0
+    while True:
+        start = region.find(opening, position)
+        if start < 0:
+            break
+        head_end = region.find(b">", start)
+        if head_end < 0 or region[start + len(opening):start + len(opening) + 1] not in \
+                (b" ", b">", b"/", b"\n", b"\t", b"\r"):
+            position = start + len(opening)
+            continue
+        head = region[start:head_end + 1]
+        if head.endswith(b"/>"):
+            end, inner, head = head_end + 1, b"", head[:-2] + b">"
+        else:
+            close = region.find(closing, head_end)
+            if close < 0:
+                raise WorkbookError("a <row> element is not closed")
+            end, inner = close + len(closing), region[head_end + 1:close]
+        given = _ROW_NUMBER.search(head)
+        number = int(given.group(1)) if given else number + 1
+        rows.append(_Row(number, head, (start, end), inner))
+        position = end
+    return rows
 
 
 def _grow_dimension(head: bytes, bounds: tuple[int, int]) -> bytes:
