@@ -14,33 +14,47 @@ Contract for callers::
         set_cell(ws, row, "Reproducibility", "bitwise")
     # here the file has been replaced atomically, or left byte-identical if anything failed
 
-- `open_workbook_for_update(path, *, force=False)`: a context manager yielding an openpyxl
-  Workbook. Before loading it refuses (WriteRefused, exit 2) while Excel's `~$<name>` or
-  LibreOffice's `.~lock.<name>#` lock file sits beside the workbook (naming who holds it;
-  `force=True` ignores such a stale lock), and while another aisdp-log writes the same file
-  (a non-blocking `flock` on `.<name>.aisdp-lock` beside it, removed again on release).
-  It runs the reader's zip-safety check, refuses (unless `force`) a workbook holding what
-  openpyxl would drop on saving (shapes, text boxes, threaded comments, slicers, sparklines
-  and other extensions), then loads the workbook *at entry*: do slow work before entering,
-  so the window in which a person's edit could be overwritten stays short. On a clean exit
-  it saves to a temp file in the same folder, fsyncs it, copies the original's permission
-  bits, `os.replace`s the original and fsyncs the folder; if the file changed on disk since
-  it was loaded (a person saved it meanwhile), it refuses instead of discarding their
-  change. On an exception nothing is written and the temp is removed. A writer killed
-  mid-save leaves the original intact plus its `.<name>.<random>.aisdp-tmp` and
-  `.<name>.aisdp-lock` files; the next writer (holding the lock, so no temp can be live)
-  removes both.
+- `open_workbook_for_update(path, *, force=False)`: a context manager yielding the surgical
+  writer's `Workbook` (aisdp_log.xlsx_sheet), not openpyxl's: `wb["Experiments"]`,
+  `wb.worksheets`, `ws.title`, `ws[1]`, `ws.cell(row, column).value`,
+  `ws.iter_rows(min_row=2, values_only=True)` read as with openpyxl. Before loading it
+  refuses (WriteRefused, exit 2) while Excel's `~$<name>` or LibreOffice's
+  `.~lock.<name>#` lock file sits beside the workbook (naming who holds it; `force=True`
+  ignores such a stale lock), and while another aisdp-log writes the same file (a
+  non-blocking `flock` on `.<name>.aisdp-lock` beside it, removed again on release). It runs
+  the reader's zip-safety check, then reads the package *at entry*: do slow work before
+  entering, so the window in which a person's edit could be overwritten stays short.
+  On a clean exit, if anything changed, it writes the new package to a temp file in the
+  same folder, fsyncs it, copies the original's permission bits, `os.replace`s the
+  original and fsyncs the folder; if the file changed on disk since it was read (a person
+  saved it meanwhile), it refuses instead of discarding their change. On an exception
+  nothing is written and the temp is removed. A writer killed mid-save leaves the original
+  intact plus its `.<name>.<random>.aisdp-tmp` and `.<name>.aisdp-lock` files; the next
+  writer (holding the lock, so no temp can be live) removes both.
+- What a write changes: only what it adds. New rows are spliced into the sheet's
+  `<sheetData>` as bytes (text as inline strings, numbers, booleans, dates as serial
+  numbers with a date style); the table, the autofilter, data validations and conditional
+  formats that ended on the row above (also the `<extLst>` x14 ones) and `<dimension>` grow
+  over them. Every other `<c>` keeps its bytes (formulas keep their saved values), and
+  every other zip member is copied raw: drawings, charts, images, comments, threaded
+  comments, customXml, slicers, pivot caches, defined names, docProps. New cell styles
+  are appended to `styles.xml`, so existing style indices keep their meaning; shared
+  strings are never touched. A new tool sheet is a new part (worksheet XML, content type,
+  workbook `<sheet>`, relationship).
 - `append_row(ws, values, *, number_formats=None) -> int`: writes a row by header
   (case/space-insensitive; an unknown header raises KeyError) at the first empty row below
   the last filled key cell (`Experiment ID` on Experiments, else the first column; never
-  `ws.max_row`, which LibreOffice pads), grows the Excel table, data validations and
-  conditional formats that ended on the row above, copies the row above's style (number
-  format included; on a first row the table column's, the column's or `number_formats`)
-  and writes text as text (`quotePrefix` for text starting with = + - @).
+  the last row element, which LibreOffice pads), grows the ranges above, copies the row
+  above's style (on a first row the padded cell's, the table column's number format, the
+  column's style or `number_formats`) and writes text as text (inline strings are never
+  formulas; text starting with = + - @ gets `quotePrefix` so Excel keeps it text when
+  edited). Text XML cannot hold is stored with OOXML's `_xHHHH_` escape (`escape_ooxml`).
+- `set_cell(ws, row, header, value)`: replaces just that cell's `<c>` element (its style
+  kept).
 - `ensure_sheet(wb, name, headers, *, widths=None, number_formats=None)`: a tool sheet, made
   on first use; missing headers are added at the end, never reordering a person's columns.
-- `find_rows(ws, header, value) -> list[int]`, `set_cell(ws, row, header, value)`,
-  `find_sheet(wb, name)` (case/space-insensitive, None when absent).
+- `find_rows(ws, header, value) -> list[int]`, `find_sheet(wb, name)` (case/space-
+  insensitive, None when absent), `header_columns(ws)`, `next_row(ws)`.
 """
 
 from __future__ import annotations

@@ -511,8 +511,7 @@ class Sheet:
             ref = format_range((bounds[0], bounds[1], bounds[2], row))
             new_head = set_attribute(head.group(), "ref", ref)
             text = text[:head.start()] + new_head + text[head.end():]
-            text = re.sub(rb"(<(?:\w+:)?autoFilter\b[^>]*?\sref\s*=\s*[\"'])[^\"']*([\"'])",
-                          lambda m, r=ref.encode(): m.group(1) + r + m.group(2), text, count=1)
+            text = _TABLE_FILTER.sub(rb"\g<1>" + ref.encode() + rb"\g<2>", text, count=1)
             self._tables[part] = text
         self._tail = _grow_in(self._tail, row)
 
@@ -601,6 +600,7 @@ def _grow_dimension(head: bytes, bounds: tuple[int, int]) -> bytes:
         head[found.end():]
 
 
+_TABLE_FILTER = re.compile(rb"(<(?:\w+:)?autoFilter\b[^>]*?\sref\s*=\s*[\"'])[^\"']*([\"'])")
 _RANGE_OWNER = re.compile(rb"<(?:\w+:)?(?:dataValidation|conditionalFormatting|autoFilter)\b"
                           rb"[^>]*>")
 _X14_BLOCK = re.compile(rb"<((?:\w+:)?)(dataValidation|conditionalFormatting)\b[^>]*>.*?"

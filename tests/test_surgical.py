@@ -15,12 +15,17 @@ import openpyxl
 import pytest
 import python_calamine
 import xlsxwriter
-
 from builders import BASE_ROW, init_repo
 from test_add import HEADERS, run_cli, write_run
 
-from aisdp_log.writer import (append_row, ensure_sheet, escape_ooxml, find_rows,
-                              open_workbook_for_update, set_cell)
+from aisdp_log.writer import (
+    append_row,
+    ensure_sheet,
+    escape_ooxml,
+    find_rows,
+    open_workbook_for_update,
+    set_cell,
+)
 from aisdp_log.xlsx_sheet import _grow_in
 
 SOFFICE = shutil.which("soffice") or shutil.which("libreoffice")
@@ -70,7 +75,7 @@ def convert(source: Path, outdir: Path, profile: Path, target: str = "xlsx") -> 
     result = subprocess.run(
         [SOFFICE, f"-env:UserInstallation={profile.as_uri()}", "--headless", "--norestore",
          "--convert-to", target, "--outdir", str(outdir), str(source)],
-        capture_output=True, text=True, timeout=180)
+        capture_output=True, text=True, timeout=180, check=False)
     converted = outdir / f"{source.stem}.{target.split(':')[0]}"
     assert result.returncode == 0 and converted.exists(), result.stdout + result.stderr
     return converted
@@ -164,7 +169,7 @@ def test_rerun_write_back_on_a_libreoffice_log_changes_only_its_cell(tmp_path):
                          verdict="bitwise")
     _write_back(log, [outcome], declared, config, force=False)
     after = members(log)
-    reproducibility = "%s2" % chr(64 + HEADERS.index("Reproducibility") + 1)
+    reproducibility = f"{chr(64 + HEADERS.index('Reproducibility') + 1)}2"
     assert_only_added(before, after, part, changed_cells={reproducibility},
                       may_change={"xl/styles.xml", "xl/workbook.xml",
                                   "xl/_rels/workbook.xml.rels", "[Content_Types].xml"})
