@@ -162,13 +162,15 @@ class Package:
             raise WorkbookError(f"{name}: not a readable .xlsx workbook ({exc})") from None
         self._members: dict[str, _Member] = {}
         raw_central = self._central_records(len(infos))
-        offsets = sorted(i.header_offset for i in infos) + [getattr(self._zip, "start_dir",
-                                                                     len(blob))]
+        starts = sorted(i.header_offset for i in infos) + [getattr(self._zip, "start_dir",
+                                                                    len(blob))]
+        next_start = dict(zip(starts, starts[1:]))
         for position, info in enumerate(infos):
             member = _Member(info.filename, info)
             central = raw_central[position] if raw_central else None
-            if central is not None:
-                end = offsets[offsets.index(info.header_offset) + 1]
+            if central is not None and \
+                    blob[info.header_offset:info.header_offset + 4] == b"PK\x03\x04":
+                end = next_start[info.header_offset]
                 member.raw_local = blob[info.header_offset:end]
                 member.raw_central = central
             self._members.setdefault(info.filename, member)

@@ -40,7 +40,6 @@ from .xlsx_package import (
 from .xlsx_styles import Styles
 
 _SHEET_DATA = re.compile(rb"<((?:\w+:)?)sheetData\b[^>]*?(/?)>")
-_ROW = re.compile(rb"(<(?:\w+:)?row\b([^>]*?))(?:/>|>(.*?)</(?:\w+:)?row\s*>)", re.DOTALL)
 _CELL = re.compile(rb"<(?:\w+:)?c\b([^>]*?)(?:/>|>(.*?)</(?:\w+:)?c\s*>)", re.DOTALL)
 _ROW_NUMBER = re.compile(rb"""\sr\s*=\s*["'](\d+)["']""")
 _CELL_REF = re.compile(rb"""\sr\s*=\s*["']\$?([A-Za-z]{1,3})\$?(\d+)["']""")

@@ -413,3 +413,35 @@ def test_text_xml_cannot_hold_round_trips_through_openpyxl_and_calamine(tmp_path
         "[\ufffe\uffff\ud800-\udfff]", lambda m: f"_x{ord(m.group()):04X}_", readback)
     with open_workbook_for_update(path) as wb:  # and every later write still opens it
         append_row(wb["Experiments"], {"Experiment ID": "EXP-003"})
+
+
+class _Stream:
+    """A write-only, unseekable file: zipfile then writes data descriptors after members."""
+
+    def __init__(self):
+        self.data = bytearray()
+
+    def write(self, blob):
+        self.data += blob
+        return len(blob)
+
+    def flush(self):
+        pass
+
+
+def test_members_with_data_descriptors_are_copied_raw(tmp_path):
+    path = one_row_log(tmp_path / "log.xlsx")
+    stream = _Stream()
+    with zipfile.ZipFile(path) as source, zipfile.ZipFile(stream, "w",
+                                                          zipfile.ZIP_DEFLATED) as target:
+        for info in source.infolist():
+            target.writestr(info.filename, source.read(info))
+    path.write_bytes(bytes(stream.data))
+    assert all(i.flag_bits & 0x08 for i in zipfile.ZipFile(path).infolist())
+    before = members(path)
+    with open_workbook_for_update(path) as wb:
+        append_row(wb["Experiments"], {"Experiment ID": "EXP-002"})
+    with zipfile.ZipFile(path) as archive:
+        assert archive.testzip() is None
+    assert_only_added(before, members(path), "xl/worksheets/sheet1.xml")
+    assert calamine_rows(path, "Experiments")[2][0] == "EXP-002"
