@@ -217,7 +217,7 @@ class Sheet:
         self.part = entry.part
         self._loaded = False
         self._tables: dict[str, bytes] | None = None
-        self._bounds: tuple[int, int] = (0, 0)  # max column, max row written
+        self._written: tuple[int, int, int, int] | None = None  # bounds of written cells
 
     # ----------------------------------------------------------------- parsing
 
@@ -418,7 +418,9 @@ class Sheet:
             del cells[column]
         else:
             cells[column] = raw
-            self._bounds = (max(self._bounds[0], column), max(self._bounds[1], row))
+            old = self._written or (column, row, column, row)
+            self._written = (min(old[0], column), min(old[1], row), max(old[2], column),
+                             max(old[3], row))
         found.dirty = True
 
     def column_style(self, column: int) -> int | None:
@@ -524,8 +526,8 @@ class Sheet:
                 self._tail == self._tail_original:
             return
         head = self._head
-        if self._bounds != (0, 0):
-            head = _grow_dimension(head, self._bounds)
+        if self._written is not None:
+            head = _grow_dimension(head, self._written)
         pieces = [head]
         position = 0
         for row in self._rows:
@@ -586,13 +588,14 @@ def _split_rows(region: bytes, prefix: bytes) -> list[_Row]:
     return rows
 
 
-def _grow_dimension(head: bytes, bounds: tuple[int, int]) -> bytes:
+def _grow_dimension(head: bytes, written: tuple[int, int, int, int]) -> bytes:
     found = re.search(rb"<(?:\w+:)?dimension\b[^>]*>", head)
     if found is None:
         return head
-    current = parse_range(attributes(found.group()).get("ref", "")) or (1, 1, 1, 1)
-    grown = (min(current[0], 1), min(current[1], 1), max(current[2], bounds[0]),
-             max(current[3], bounds[1]))
+    current = parse_range(attributes(found.group()).get("ref", ""))
+    grown = written if current is None else (
+        min(current[0], written[0]), min(current[1], written[1]),
+        max(current[2], written[2]), max(current[3], written[3]))
     if grown == current:
         return head
     return head[:found.start()] + set_attribute(found.group(), "ref", format_range(grown)) + \

@@ -104,6 +104,18 @@ def libreoffice_log(tmp_path: Path, repo: Path) -> Path:
     return repo / "log.xlsx"
 
 
+def libreoffice_project(tmp_path: Path) -> tuple[Path, Path, str, dict[str, bytes]]:
+    """(repository, its LibreOffice-saved log, the Experiments sheet part, the log's members)."""
+    repo = init_repo(tmp_path / "proj")
+    log = libreoffice_log(tmp_path, repo)
+    return repo, log, sheet_part(log, "Experiments"), members(log)
+
+
+#: What adding a sheet changes besides the new sheet part (and a style for its headers).
+NEW_SHEET_PARTS = {"xl/styles.xml", "xl/workbook.xml", "xl/_rels/workbook.xml.rels",
+                   "[Content_Types].xml"}
+
+
 def assert_formulas_keep_saved_values(path: Path, part: str) -> None:
     xml = members(path)[part]
     formulas = re.findall(rb"<(?:\w+:)?f\b[^>]*>" + re.escape(FORMULA.encode())
@@ -122,10 +134,7 @@ def assert_formulas_keep_saved_values(path: Path, part: str) -> None:
 def test_add_on_a_libreoffice_log_keeps_every_formula_value_and_part(tmp_path):
     from aisdp_log.validate import validate
 
-    repo = init_repo(tmp_path / "proj")
-    log = libreoffice_log(tmp_path, repo)
-    part = sheet_part(log, "Experiments")
-    before = members(log)
+    repo, log, part, before = libreoffice_project(tmp_path)
     write_run(repo, "EXP-003")
     assert run_cli("add", str(log), "EXP-003") == 0
     after = members(log)
@@ -143,10 +152,7 @@ def test_rerun_write_back_on_a_libreoffice_log_changes_only_its_cell(tmp_path):
     from aisdp_log.rerun import RowOutcome, RowPlan, RunResult, _write_back
     from aisdp_log.workbook import load_log
 
-    repo = init_repo(tmp_path / "proj")
-    log = libreoffice_log(tmp_path, repo)
-    part = sheet_part(log, "Experiments")
-    before = members(log)
+    repo, log, part, before = libreoffice_project(tmp_path)
     config = load_config(repo)
     loaded = load_log(log, config)
     try:
@@ -171,8 +177,7 @@ def test_rerun_write_back_on_a_libreoffice_log_changes_only_its_cell(tmp_path):
     after = members(log)
     reproducibility = f"{chr(64 + HEADERS.index('Reproducibility') + 1)}2"
     assert_only_added(before, after, part, changed_cells={reproducibility},
-                      may_change={"xl/styles.xml", "xl/workbook.xml",
-                                  "xl/_rels/workbook.xml.rels", "[Content_Types].xml"})
+                      may_change=NEW_SHEET_PARTS)
     assert_formulas_keep_saved_values(log, part)
     with open_workbook_for_update(log) as wb:
         assert wb["Experiments"][reproducibility].value == "bitwise"
@@ -187,15 +192,11 @@ def test_sign_then_add_on_a_libreoffice_log_gives_no_s003_and_no_r006(tmp_path):
     from aisdp_log.review import write_review
     from aisdp_log.validate import validate
 
-    repo = init_repo(tmp_path / "proj")
-    log = libreoffice_log(tmp_path, repo)
-    part = sheet_part(log, "Experiments")
-    before = members(log)
+    repo, log, part, before = libreoffice_project(tmp_path)
     write_review(log, period="2026-Q3", output_dir=tmp_path / "out", sign="Ana Ruiz, Head")
     after_sign = members(log)
     assert_only_added(before, after_sign, part,
-                      may_change={"xl/styles.xml", "xl/workbook.xml",
-                                  "xl/_rels/workbook.xml.rels", "[Content_Types].xml"})
+                      may_change=NEW_SHEET_PARTS)
     assert after_sign[part] == before[part]
     write_run(repo, "EXP-003")
     assert run_cli("add", str(log), "EXP-003") == 0
