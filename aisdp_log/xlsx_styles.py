@@ -112,8 +112,17 @@ class Styles:
             return base
         base = base if 0 <= base < len(self.xfs) else 0
         wish = (base, number_format, quote_prefix, bold)
-        if wish in self._derived:
-            return self._derived[wish]
+        if wish not in self._derived:
+            try:
+                self._derived[wish] = self._derive(base, number_format, quote_prefix, bold)
+            except (AttributeError, ValueError, KeyError, IndexError):
+                # A styles part shaped unlike any spreadsheet program writes: the value is
+                # still written, in the style it would have had anyway.
+                self._derived[wish] = base
+        return self._derived[wish]
+
+    def _derive(self, base: int, number_format: str | None, quote_prefix: bool | None,
+                bold: bool) -> int:
         xf = self.xfs[base]
         head = re.match(rb"<[^>]*>", xf).group()
         new_head = head
@@ -133,7 +142,6 @@ class Styles:
             self._append(b"cellXfs", new_xf)
             self.xfs.append(new_xf)
             self._keys[self._key(new_xf)] = index
-        self._derived[wish] = index
         return index
 
     def _format_id(self, code: str) -> int:
