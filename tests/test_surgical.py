@@ -446,3 +446,18 @@ def test_members_with_data_descriptors_are_copied_raw(tmp_path):
         assert archive.testzip() is None
     assert_only_added(before, members(path), "xl/worksheets/sheet1.xml")
     assert calamine_rows(path, "Experiments")[2][0] == "EXP-002"
+
+
+def test_cells_with_attributes_in_another_order_are_still_found(tmp_path):
+    path = one_row_log(tmp_path / "log.xlsx")
+    with zipfile.ZipFile(path) as archive:
+        parts = {i.filename: archive.read(i) for i in archive.infolist()}
+    sheet = parts["xl/worksheets/sheet1.xml"]
+    assert b'<c r="A2" t="s">' in sheet
+    parts["xl/worksheets/sheet1.xml"] = sheet.replace(b'<c r="A2" t="s">', b'<c t="s" r="A2">')
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in parts.items():
+            archive.writestr(name, data)
+    with open_workbook_for_update(path) as wb:
+        assert find_rows(wb["Experiments"], "Experiment ID", "EXP-001") == [2]
+        assert append_row(wb["Experiments"], {"Experiment ID": "EXP-002"}) == 3
