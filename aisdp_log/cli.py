@@ -111,8 +111,7 @@ def validate(logs: tuple[Path, ...], repo: Path | None, output_format: str, stri
 @click.option("--repo", type=click.Path(file_okay=False, path_type=Path),
               help="The repository holding the artefacts (default: the one holding LOG).")
 @click.option("--force", is_flag=True, help="Write although an Excel (~$) or LibreOffice "
-              "(.~lock) lock file says the log is open (a lock left by a crash), or although "
-              "saving drops parts the writer cannot keep (shapes, sparklines, ...).")
+              "(.~lock) lock file says the log is open (a lock left by a crash).")
 def add(log: Path, experiment_id: str, repo: Path | None, force: bool) -> None:
     """Append a row for EXPERIMENT_ID from its artefact folder (run.json, metrics.json, the
     model's hash); you fill Hypothesis, Outcome and Notes."""

@@ -10,11 +10,13 @@ from pathlib import Path
 
 import openpyxl
 import pytest
+import python_calamine
 import xlsxwriter
 
 from aisdp_log.errors import WorkbookError, WriteRefused
 from aisdp_log.writer import (append_row, ensure_sheet, find_rows, next_row,
-                              open_workbook_for_update, set_cell, stale_temp_files)
+                              open_workbook_for_update, set_cell, stale_temp_files,
+                              write_value)
 
 HEADERS = ["Experiment ID", "Date", "Score", "Comment", "Mine"]
 FORMULA_LIKE = ['=HYPERLINK("http://x","y")', "+1", "@SUM(A1)", "-2", "=1+1"]
@@ -69,10 +71,10 @@ def test_next_row_is_first_empty_id_not_max_row(tmp_path):
     path = styled_workbook(tmp_path / "log.xlsx", rows=2, table_rows=20)
     with open_workbook_for_update(path) as wb:
         ws = wb["Experiments"]
-        ws["C6"] = 1.0  # a draft below the data without an ID is never overwritten
+        write_value(ws, 6, 3, 1.0)  # a draft below the data without an ID is never overwritten
         assert next_row(ws) == 4
         assert append_row(ws, {"Experiment ID": "EXP-003"}) == 4
-        ws["A5"] = "EXP-004"
+        write_value(ws, 5, 1, "EXP-004")
         assert next_row(ws) == 7  # row 6 holds the draft
     # the padded table already covers the new rows: it is left as it was
     assert openpyxl.load_workbook(path)["Experiments"].tables["Runs"].ref == "A1:E21"
@@ -135,8 +137,8 @@ def test_symlinked_log_stays_a_symlink(tmp_path):
     with open_workbook_for_update(link) as wb:
         append_row(wb["Experiments"], {"Experiment ID": "EXP-003"})
     assert link.is_symlink()
-    assert find_rows(openpyxl.load_workbook(real)["Experiments"], "Experiment ID",
-                     "EXP-003") == [4]
+    with open_workbook_for_update(real) as wb:
+        assert find_rows(wb["Experiments"], "Experiment ID", "EXP-003") == [4]
 
 
 def test_second_writer_is_refused(tmp_path):
@@ -220,11 +222,13 @@ def test_ensure_sheet_creates_then_adds_missing_headers_at_end(tmp_path):
         ws = ensure_sheet(wb, "Reruns", ["Rerun ID", "Seed"], widths=[20, 8],
                           number_formats={"Seed": "0"})
         append_row(ws, {"Rerun ID": "R1", "Seed": 7})
+    person = openpyxl.load_workbook(path)  # a person edits the tool's sheet
+    ws = person["Reruns"]
+    ws["A1"] = "rerun id"  # a person's spelling is kept
+    ws.insert_cols(3)
+    ws["C1"] = "Theirs"
+    person.save(path)
     with open_workbook_for_update(path) as wb:
-        ws = wb["Reruns"]
-        ws["A1"] = "rerun id"  # a person's spelling is kept
-        ws.insert_cols(3)
-        ws["C1"] = "Theirs"
         ensure_sheet(wb, "reruns", ["Rerun ID", "Seed", "Mode"])
     ws = openpyxl.load_workbook(path)["Reruns"]
     assert [c.value for c in ws[1]] == ["rerun id", "Seed", "Theirs", "Mode"]
@@ -266,21 +270,25 @@ def one_row_workbook(path: Path, decorate) -> Path:
     return path
 
 
-def test_parts_openpyxl_would_drop_refuse_unless_forced(tmp_path):
+def test_shapes_and_sparklines_are_kept_without_force(tmp_path):
     def shapes_and_sparklines(workbook, sheet):
         sheet.insert_textbox("D2", "the team's reminder")
         sheet.add_sparkline("C2", {"range": "Experiments!B2:B2"})
 
     path = one_row_workbook(tmp_path / "log.xlsx", shapes_and_sparklines)
-    before = path.read_bytes()
-    with pytest.raises(WriteRefused) as refused:
-        with open_workbook_for_update(path) as wb:
-            append_row(wb["Experiments"], {"Experiment ID": "EXP-002"})
-    assert "shapes or text boxes" in str(refused.value) and "Sparkline" in str(refused.value)
-    assert path.read_bytes() == before
-    with open_workbook_for_update(path, force=True) as wb:
+    with zipfile.ZipFile(path) as archive:
+        before = {name: archive.read(name) for name in archive.namelist()}
+    with open_workbook_for_update(path) as wb:
         append_row(wb["Experiments"], {"Experiment ID": "EXP-002"})
-    assert openpyxl.load_workbook(path)["Experiments"]["A3"].value == "EXP-002"
+    with zipfile.ZipFile(path) as archive:
+        after = {name: archive.read(name) for name in archive.namelist()}
+    assert python_calamine.CalamineWorkbook.from_path(str(path)).get_sheet_by_name(
+        "Experiments").to_python()[2][0] == "EXP-002"
+    for name, data in before.items():
+        if name != "xl/worksheets/sheet1.xml":
+            assert after[name] == data, name
+    sheet = after["xl/worksheets/sheet1.xml"]
+    assert b"<x14:sparklineGroups" in sheet and b"<xm:sqref>C2</xm:sqref>" in sheet
 
 
 def test_charts_and_comments_are_kept_so_not_refused(tmp_path):
