@@ -66,8 +66,9 @@ def read_log(path: Path | str, config=None, *, errors: str = "raise") -> "pd.Dat
     - Checks: a pandera schema built from `spec.py` and the log's columns (`log_schema`),
       run lazily, so every failing cell is found in one pass.
 
-    `config` is a `Config`, a path to ``aisdp.toml``, or None to use the one at the root of
-    the git repository holding the log (defaults where there is none).
+    `config` is a `Config`, a path to ``aisdp.toml``, or None to use the nearest one: beside
+    the log, in a folder between it and the root of the git repository holding it, or at
+    that root (defaults where there is none).
 
     `errors`: ``"raise"`` (default) raises `LogSchemaError` (an `AisdpLogError`: one line
     naming the failing cells, with ``.failures`` and ``.frame`` attached) when any cell fails;
@@ -103,13 +104,9 @@ def read_log(path: Path | str, config=None, *, errors: str = "raise") -> "pd.Dat
 
 
 def _resolve_config(path: Path, config):
-    from .config import Config, load_config
-    from .validate import resolve_repo
+    from .roots import config_for, resolve_repo
 
-    if isinstance(config, Config):
-        return config
-    root = resolve_repo(path, None, offline=True)
-    return load_config(root, config)
+    return config_for(path, resolve_repo(path, None, offline=True), config)
 
 
 # --------------------------------------------------------------------------- typing

@@ -299,20 +299,17 @@ def _gather(log, log_path: Path, period: str | None, root: Path, git_root: Path 
 def resolve_setting(log_path: Path, repo, config):
     """(root, git root or None, Config): `--repo`, else the git repository holding the log,
     else the log's folder; the config read from that root unless one is given."""
-    from .config import Config, load_config
-    from .validate import find_repo_root
+    from .roots import config_for, find_repo_root
 
     if repo is not None:
         if not Path(repo).is_dir():
             raise AisdpLogError(f"{repo}: --repo is not a folder")
-        git_root = find_repo_root(Path(repo))
-        root = Path(repo).resolve()
+        git_root = find_repo_root(Path(repo))  # a folder inside a repository means its root
+        root = git_root or Path(repo).resolve()
     else:
         git_root = find_repo_root(log_path.resolve().parent)
         root = git_root or log_path.resolve().parent
-    if not isinstance(config, Config):
-        config = load_config(root, config)
-    return root, git_root, config
+    return root, git_root, config_for(log_path, root, config)
 
 
 def _periods(log) -> list[str]:
