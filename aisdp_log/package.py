@@ -46,6 +46,11 @@ def attribute_text(value: bytes) -> str:
     return html.unescape(text)
 
 
+def escape_attribute(text: str) -> str:
+    """`text` as a double-quoted XML attribute value."""
+    return text.replace("&", "&amp;").replace('"', "&quot;").replace("<", "&lt;")
+
+
 def normal_name(name: str) -> str:
     """A member name as a part name: forward slashes, no leading slash."""
     return name.replace("\\", "/").lstrip("/")
@@ -81,6 +86,7 @@ class Package:
         self.unreadable: list[tuple[str, str, str]] = []
         self._workbook_xml = self._rels_xml = b""
         self._dropped_ids: set[bytes] = set()
+        self._moved = False
         if self.workbook is not None:
             self._read_sheets()
 
@@ -149,11 +155,16 @@ class Package:
         return not self.workbook.endswith("/workbook.xml") or bool(self.unreadable)
 
     def calamine_copy(self) -> io.BytesIO:
-        """The package with normal member names, the workbook at `xl/workbook.xml` (its
-        relationships' targets made absolute) and only the sheets calamine reads."""
+        """The package with normal member names, the workbook part renamed `workbook.xml` in
+        its own folder (calamine finds the shared strings and styles relative to it) and only
+        the sheets calamine reads."""
         assert self.workbook is not None
-        skip = {self.workbook, rels_of(self.workbook), "_rels/.rels",
-                "xl/workbook.xml", "xl/_rels/workbook.xml.rels"}
+        folder = self.workbook.rpartition("/")[0]
+        # a workbook at the package root would move into xl/: its targets become absolute
+        self._moved = not folder
+        workbook = f"{folder or 'xl'}/workbook.xml"
+        skip = {self.workbook, rels_of(self.workbook), "_rels/.rels", workbook,
+                rels_of(workbook)}
         skip.update(part for _, part, _ in self.unreadable)
         buffer = io.BytesIO()
         with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as copy:
@@ -168,12 +179,11 @@ class Package:
                 '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<Relationships '
                 'xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
                 '<Relationship Id="rId1" Type="http://schemas.openxmlformats.org/'
-                'officeDocument/2006/relationships/officeDocument" Target="xl/workbook.xml"/>'
-                "</Relationships>"))
-            copy.writestr("xl/workbook.xml", _SHEET_TAG.sub(self._keep_sheet,
-                                                            self._workbook_xml))
-            copy.writestr("xl/_rels/workbook.xml.rels",
-                          _RELATIONSHIP.sub(self._absolute, self._rels_xml))
+                'officeDocument/2006/relationships/officeDocument" '
+                f'Target="{escape_attribute(workbook)}"/></Relationships>'))
+            copy.writestr(workbook, _SHEET_TAG.sub(self._keep_sheet, self._workbook_xml))
+            copy.writestr(rels_of(workbook), _RELATIONSHIP.sub(self._relationship,
+                                                               self._rels_xml))
         buffer.seek(0)
         return buffer
 
@@ -182,16 +192,16 @@ class Package:
         rid = next((v for k, v in values.items() if k.endswith(b":id")), b"")
         return b"" if rid in self._dropped_ids else match.group()
 
-    def _absolute(self, match: re.Match) -> bytes:
+    def _relationship(self, match: re.Match) -> bytes:
         tag = match.group()
         values = attrs(tag)
         if values.get(b"Id", b"") in self._dropped_ids:
             return b""
         target = values.get(b"Target")
-        if target is None or values.get(b"TargetMode", b"").lower() == b"external":
+        if not self._moved or target is None or \
+                values.get(b"TargetMode", b"").lower() == b"external":
             return tag
         part = resolve(self.workbook, attribute_text(target))
-        new = ("/" + part).encode("utf-8")
-        new = new.replace(b"&", b"&amp;").replace(b'"', b"&quot;").replace(b"<", b"&lt;")
+        new = escape_attribute("/" + part).encode("utf-8")
         return re.sub(rb"""(\bTarget\s*=\s*)(?:"[^"]*"|'[^']*')""",
                       lambda m: m.group(1) + b'"' + new + b'"', tag, count=1)
