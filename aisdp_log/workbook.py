@@ -564,7 +564,7 @@ def _open_calamine(path: Path, name: str, package: Package | None = None):
         raise WorkbookError(f"{name}: the workbook is password-protected; save an unprotected "
                             "copy") from None
     except (python_calamine.CalamineError, OSError, ValueError, MemoryError, zipfile.BadZipFile,
-            zlib.error, EOFError) as exc:
+            zlib.error, EOFError, NotImplementedError) as exc:
         raise WorkbookError(f"{name}: not a readable .xlsx workbook ({_reader_cause(exc)}); "
                             "open it in Excel or LibreOffice and save it again as .xlsx") from None
 
