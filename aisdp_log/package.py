@@ -88,7 +88,7 @@ class Package:
         self._dropped_ids: set[bytes] = set()
         self._moved = False
         if self.workbook is not None:
-            self._read_sheets()
+            self._read_sheets(self.workbook)
 
     # -- reading parts
     def read(self, part: str, limit: int = MAX_WORKBOOK_PART) -> bytes | None:
@@ -124,14 +124,13 @@ class Package:
                 return target
         return "xl/workbook.xml" if "xl/workbook.xml" in self.members else None
 
-    def _read_sheets(self) -> None:
-        workbook = self.read(self.workbook)
-        rels = self.read(rels_of(self.workbook))
+    def _read_sheets(self, part: str) -> None:
+        workbook = self.read(part)
+        rels = self.read(rels_of(part))
         if workbook is None or rels is None:
             return
         self._workbook_xml, self._rels_xml = workbook, rels
-        targets = {rid: (kind, target) for rid, kind, target in
-                   self.relationships(self.workbook)}
+        targets = {rid: (kind, target) for rid, kind, target in self.relationships(part)}
         for tag in _SHEET_TAG.findall(workbook):
             values = attrs(tag)
             rid = next((v for k, v in values.items() if k.endswith(b":id")), b"")
@@ -198,7 +197,7 @@ class Package:
         if values.get(b"Id", b"") in self._dropped_ids:
             return b""
         target = values.get(b"Target")
-        if not self._moved or target is None or \
+        if not self._moved or target is None or self.workbook is None or \
                 values.get(b"TargetMode", b"").lower() == b"external":
             return tag
         part = resolve(self.workbook, attribute_text(target))
