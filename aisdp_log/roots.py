@@ -22,17 +22,46 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
     from .config import Config
 
 
+def find_work_tree(start: Path) -> tuple[Path, Path, bool] | None:
+    """(top level, git dir, shallow) for a plain `.git` folder or a worktree's `.git` file at or
+    above `start`; None when the layout is anything else (then git itself is asked)."""
+    if os.environ.get("GIT_DIR") or os.environ.get("GIT_WORK_TREE"):
+        return None
+    try:
+        start = start.resolve()
+        for folder in (start, *start.parents):
+            dot_git = folder / ".git"
+            if dot_git.is_dir():
+                git_dir = dot_git
+            elif dot_git.is_file():
+                text = dot_git.read_text("utf-8").strip()
+                if not text.startswith("gitdir:"):
+                    return None
+                git_dir = (folder / text[len("gitdir:"):].strip()).resolve()
+            else:
+                continue
+            if not (git_dir / "HEAD").is_file():
+                return None
+            common = git_dir
+            if (git_dir / "commondir").is_file():
+                common = (git_dir / (git_dir / "commondir").read_text("utf-8").strip()).resolve()
+            return folder, git_dir, (common / "shallow").is_file()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return None
+
+
 def find_repo_root(start: Path | str) -> Path | None:
     """The top level of the git work tree holding the folder `start`, or None outside one."""
-    from .gitrepo import GitRepo, _find_work_tree
-
     start = Path(start)
-    found = _find_work_tree(start)
+    found = find_work_tree(start)
     if found is not None:
         return found[0]
     holder = _dot_git_holder(start)
     if holder is None and not (os.environ.get("GIT_DIR") or os.environ.get("GIT_WORK_TREE")):
         return None  # no `.git` anywhere above: no git process needed to say so
+    from .gitrepo import GitRepo
+
     try:
         # a layout read no other way (GIT_DIR, a `.git` file in another form): git decides
         return GitRepo.open(start).root.resolve()
