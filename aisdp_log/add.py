@@ -203,15 +203,14 @@ def add_experiment(log_path: Path | str, experiment_id: str, *, repo: Path | str
     one that escapes the artefacts folder, a model whose files changed since the run recorded
     them, or a workbook that is open elsewhere (`force` overrides a stale Excel/LibreOffice
     lock only)."""
-    from .config import load_config
     from .hashing import artefact_hash
-    from .validate import resolve_repo
+    from .roots import config_for, resolve_repo
     from .workbook import load_log
     from .writer import append_row, find_rows, find_sheet, open_workbook_for_update
 
     log_path = Path(log_path)
     root = resolve_repo(log_path, repo, offline=True)
-    config = load_config(root)
+    config = config_for(log_path, root)
     if not config.id_regex.search(experiment_id):
         raise WriteRefused(f"experiment ID {experiment_id!r} does not match the id pattern "
                            f"{config.id_pattern}")

@@ -194,13 +194,13 @@ def export_mlflow(log_path: Path | str, *, tracking_uri: str | None = None,
             importlib.import_module("mlflow")
     except ImportError:
         raise MlflowMissing(INSTALL_HINT) from None
-    from .config import load_config
-    from .validate import resolve_repo, validate
+    from .roots import config_for, resolve_repo
+    from .validate import validate
     from .workbook import load_log
 
     log_path = Path(log_path)
     root = resolve_repo(log_path, repo, offline=False)
-    config = load_config(root)
+    config = config_for(log_path, root)
     report = validate(log_path, repo=root, config=config)
     blocking = _blocking_findings(report)
     tracking_uri = tracking_uri or default_tracking_uri(log_path)

@@ -174,6 +174,8 @@ class Report:
     log: str
     rows: int = 0
     findings: list[Finding] = field(default_factory=list)
+    #: the aisdp.toml the checks used, as shown to the user; None means defaults
+    config: str | None = None
 
     @property
     def errors(self) -> int:
@@ -202,4 +204,5 @@ class Report:
             "rows": self.rows,
             "summary": {"errors": self.errors, "warnings": self.warnings},
             "findings": [f.to_dict() for f in self.findings],
+            "config": self.config,
         }

@@ -52,6 +52,7 @@ def format_text(report: Report, colour: bool = False) -> str:
     summary = _inert(_summary(report))
     if lines:
         lines.append("")
+    lines.append(paint(_inert(f"config: {report.config or 'defaults'}"), "dim"))
     style = "error" if errors else ("warning" if warnings else "bold")
     lines.append(paint(summary, style) if (errors or warnings) else summary + " - ok")
     return "\n".join(lines)

@@ -66,8 +66,9 @@ def read_log(path: Path | str, config=None, *, errors: str = "raise") -> "pd.Dat
     - Checks: a pandera schema built from `spec.py` and the log's columns (`log_schema`),
       run lazily, so every failing cell is found in one pass.
 
-    `config` is a `Config`, a path to ``aisdp.toml``, or None to use the one at the root of
-    the git repository holding the log (defaults where there is none).
+    `config` is a `Config`, a path to ``aisdp.toml``, or None to use the nearest one: beside
+    the log, in a folder between it and the root of the git repository holding it, or at
+    that root (defaults where there is none).
 
     `errors`: ``"raise"`` (default) raises `LogSchemaError` (an `AisdpLogError`: one line
     naming the failing cells, with ``.failures`` and ``.frame`` attached) when any cell fails;
@@ -103,13 +104,9 @@ def read_log(path: Path | str, config=None, *, errors: str = "raise") -> "pd.Dat
 
 
 def _resolve_config(path: Path, config):
-    from .config import Config, load_config
-    from .validate import resolve_repo
+    from .roots import config_for, resolve_repo
 
-    if isinstance(config, Config):
-        return config
-    root = resolve_repo(path, None, offline=True)
-    return load_config(root, config)
+    return config_for(path, resolve_repo(path, None, offline=True), config)
 
 
 # --------------------------------------------------------------------------- typing
@@ -140,8 +137,11 @@ def _typed_frame(log: "Log") -> tuple["pd.DataFrame", list[dict]]:
     index = pd.Index([row.number for row in log.rows], name=INDEX_NAME, dtype="int64")
     data: dict[str, pd.Series] = {}
     failures: list[dict] = []
+    # by index: `column in log.duplicates` compares dataclasses, quadratic over a header row
+    # of 16,384 repeated names
+    duplicates = {column.index for column in log.duplicates}
     for column in log.table.columns:
-        if column in log.duplicates:
+        if column.index in duplicates:
             continue  # S011: the tool reads only the first of two same-named columns
         name = frame_name(column)
         if column.spec is None:
@@ -151,18 +151,21 @@ def _typed_frame(log: "Log") -> tuple["pd.DataFrame", list[dict]]:
         dtype = _kind_dtype(log, column)
         parsed = log.parse_column(column)  # the parses `validate` makes, in one loop
         values = []
+        bad_code = bad_value_code(log, column)
         for row in log.rows:
             value, error = parsed[row.number]
+            code = bad_code
             if error is None and row.get(column) is None:
-                # As checks/schema.py: an empty-looking cell may hide an Excel error or a
-                # formula whose result was never saved.
+                # As checks/schema.py, and with its code (S003 in every column): an
+                # empty-looking cell may hide an Excel error or a formula whose result was
+                # never saved.
                 excel_error = log.table.error_at(row.number, column)
                 if excel_error is not None:
-                    error = f"shows the Excel error {excel_error}"
+                    error, code = f"shows the Excel error {excel_error}", "S003"
                 elif log.table.is_unsaved_formula(row.number, column):
-                    error = "a formula with no saved value"
+                    error, code = "a formula with no saved value", "S003"
             if error is not None:
-                failures.append(_failure(bad_value_code(log, column), cell_ref(row.number,
+                failures.append(_failure(code, cell_ref(row.number,
                                          column.index), row.number, name, error,
                                          row.get(column)))
                 value = None
@@ -213,8 +216,9 @@ def log_schema(log: "Log") -> "pa.DataFrameSchema":
     # metrics are then not required (the frame holds NA there, like an undecided outcome).
     bad_outcome_rows = frozenset(row.number for row in log.rows
                                  if log.parse(row, outcome)[1] is not None)
+    duplicates = {column.index for column in log.duplicates}
     for column in log.table.columns:
-        if column.spec is None or column in log.duplicates:
+        if column.spec is None or column.index in duplicates:
             continue
         name = frame_name(column)
         kind = column.spec.kind

@@ -26,6 +26,8 @@ write, and a repository folder is not always one's own, so JSON it is.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 import os
 import time
@@ -45,6 +47,31 @@ RACY_COARSE_NS = 2_000_000_000
 MAX_ENTRIES = 500_000
 #: Verdicts not used in a run survive up to this many in all.
 MAX_VERDICTS = 200_000
+
+
+@functools.lru_cache(maxsize=None)
+def code_fingerprint(salt: str = "") -> str:
+    """A digest of the tool's version and of the source of every module of the package: what
+    decides a finding (the checks, but also the parsers in `values`, the reader, the config)
+    is spread over many modules, so a cached verdict or record summary made by other code is
+    never trusted. Read once per process (about 50 files, well under 5 ms)."""
+    from . import __version__
+
+    digest = hashlib.blake2b(f"{salt} {__version__}".encode(), digest_size=20)
+    package = os.path.dirname(os.path.abspath(__file__))
+    sources = []
+    for folder, subfolders, files in os.walk(package):
+        subfolders[:] = sorted(d for d in subfolders if d != "__pycache__")
+        sources += [os.path.join(folder, name) for name in files if name.endswith(".py")]
+    for path in sorted(sources):
+        digest.update(os.path.relpath(path, package).encode("utf-8", "surrogateescape") + b"\0")
+        try:
+            with open(path, "rb") as fh:
+                digest.update(fh.read())
+        except OSError:  # no source file (a zip import): the version and names stand
+            pass
+        digest.update(b"\0")
+    return digest.hexdigest()
 
 
 def stat_key(info: os.stat_result) -> str:
@@ -192,7 +219,8 @@ class HashCache:
             others = sorted(self.verdicts - self.used_verdicts)
             kept = self.used_verdicts | set(others[:max(0, MAX_VERDICTS -
                                                         len(self.used_verdicts))])
-            text = json.dumps({"format": FORMAT, "verdicts": sorted(kept)},
+            text = json.dumps({"format": FORMAT, "code": code_fingerprint(),
+                               "verdicts": sorted(kept)},
                               separators=(",", ":"))
             if _write(self.verdict_store, text):
                 self.verdicts, self.verdicts_dirty = kept, False
@@ -215,7 +243,8 @@ class HashCache:
 
         entries, digests = keep(self.entries)
         records, summaries = keep(self.records)
-        text = json.dumps({"format": FORMAT, "digests": digests, "records": summaries},
+        text = json.dumps({"format": FORMAT, "code": code_fingerprint(), "digests": digests,
+                           "records": summaries},
                           separators=(",", ":"))
         if _write(self.store, text):
             self._entries, self._records = entries, records
@@ -301,11 +330,17 @@ def _load(store: Path, base: str) -> tuple[dict[str, list], dict[str, list]]:
     """(digest entries, record entries); an unreadable or foreign file counts as empty (it is
     only a cache). Values are checked where they are used, so loading is one json.loads."""
     data = _read_json(store)
-    return _table(data.get("digests"), base), _table(data.get("records"), base)
+    # a summary is what the checks' code made of a record: other code's are not trusted
+    # (a digest is the file's sha256 whatever the code, so digests stay)
+    records = data.get("records") if data.get("code") == code_fingerprint() else None
+    return _table(data.get("digests"), base), _table(records, base)
 
 
 def _load_verdicts(path: Path) -> set[str]:
-    verdicts = _read_json(path).get("verdicts")
+    data = _read_json(path)
+    if data.get("code") != code_fingerprint():
+        return set()  # verdicts of other code: each key holds the code anyway; drop them
+    verdicts = data.get("verdicts")
     return {v for v in verdicts if type(v) is str} if isinstance(verdicts, list) else set()
 
 

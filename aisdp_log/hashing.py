@@ -303,7 +303,7 @@ def hash_for_cell(path: Path | str, *, show_progress: bool = False) -> str:
 
     from .hashcache import NullCache, open_cache
     from .progress import Progress
-    from .validate import find_repo_root
+    from .roots import find_repo_root
 
     path = Path(path)
     if not path.exists() and not path.is_symlink():

@@ -220,7 +220,10 @@ def parameter_importance(review) -> Plot | None:
 
     caution = "" if n_max >= SMALL_N else \
         f" Caution: at most {n_max} runs, too few for a reliable rank correlation."
+    from .review import together_text
+
+    apart = "".join(f" Not ranked: {together_text(group)}." for group in review.together)
     caption = (f"Rank correlation of each numeric parameter with each metric over "
-               f"{review.correlation_scope} (n per cell).{caution}")
+               f"{review.correlation_scope} (n per cell).{caution}{apart}")
     return Plot("parameter-importance", "Parameter importance", caption, spec.ANNEX_DESIGN,
                 _svg(figure))

@@ -483,9 +483,8 @@ def rerun(log_path: Path | str, *, ids: tuple[str, ...] | list[str] = (), flagge
     the row's lock file; `rerun_env.py`). Raises AisdpLogError (one line, exit
     2) for bad arguments, an unreadable log or a missing `[rerun] command`."""
     from .checks.review import declared_metrics
-    from .config import Config, load_config
+    from .roots import config_for, resolve_repo
     from .stats import derive_seeds
-    from .validate import resolve_repo
     from .workbook import load_log
 
     log_path = Path(log_path)
@@ -498,10 +497,9 @@ def rerun(log_path: Path | str, *, ids: tuple[str, ...] | list[str] = (), flagge
     if runs is not None and not 1 <= runs <= 100:
         raise AisdpLogError("--runs must be a whole number from 1 to 100")
     root = resolve_repo(log_path, repo, offline=False)
-    if not isinstance(config, Config):
-        config = load_config(root, config)
+    config = config_for(log_path, root, config)
     if not config.rerun.command:
-        raise AisdpLogError(f"{root / 'aisdp.toml'}: set [rerun] command, e.g. "
+        raise AisdpLogError(f"{config.path or root / 'aisdp.toml'}: set [rerun] command, e.g. "
                             'command = ["python", "train.py"], to say how a run is trained')
     runs = runs if runs is not None else config.rerun.runs
     confidence = config.rerun.confidence

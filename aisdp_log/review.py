@@ -202,6 +202,9 @@ class Review:
     #: (period, name and role, signed at, verification) of the sign-offs before this one
     signoff_history: list = field(default_factory=list)
     plots: list = field(default_factory=list)  # plots.Plot, filled by `render`
+    #: numeric parameters that always changed together over the ranked runs (identical or
+    #: reversed ranks), each group in log order: not ranked, since no effect can be told apart
+    together: list[list[str]] = field(default_factory=list)
 
     @property
     def counts(self) -> dict[str, int]:
@@ -283,7 +286,7 @@ def _gather(log, log_path: Path, period: str | None, root: Path, git_root: Path 
                                                          config, rows)
     intervals = _intervals(log)
     _, period_end = period_bounds(period)
-    correlations, n_rows, skipped = _correlations(log, metrics, period_end)
+    correlations, n_rows, skipped, together = _correlations(log, metrics, period_end)
     artefacts_dir = config.artefacts_dir
     return Review(
         period=period, log_path=log_path, repo=root,
@@ -295,7 +298,7 @@ def _gather(log, log_path: Path, period: str | None, root: Path, git_root: Path 
         provenance=_provenance(log, rows, artefacts_dir, root if git_root else None),
         intervals=intervals, correlations=correlations, correlation_rows=n_rows,
         correlation_scope=f"all runs dated up to {period_end.isoformat()}",
-        skipped_params=skipped,
+        skipped_params=skipped, together=together,
         repro=[_repro(log, row, intervals) for row in rows
                if log.typed(row, "outcome") == "selected"],
         changes=_changes(log),
@@ -307,20 +310,17 @@ def _gather(log, log_path: Path, period: str | None, root: Path, git_root: Path 
 def resolve_setting(log_path: Path, repo, config):
     """(root, git root or None, Config): `--repo`, else the git repository holding the log,
     else the log's folder; the config read from that root unless one is given."""
-    from .config import Config, load_config
-    from .validate import find_repo_root
+    from .roots import config_for, find_repo_root
 
     if repo is not None:
         if not Path(repo).is_dir():
             raise AisdpLogError(f"{repo}: --repo is not a folder")
-        git_root = find_repo_root(Path(repo))
-        root = Path(repo).resolve()
+        git_root = find_repo_root(Path(repo))  # a folder inside a repository means its root
+        root = git_root or Path(repo).resolve()
     else:
         git_root = find_repo_root(log_path.resolve().parent)
         root = git_root or log_path.resolve().parent
-    if not isinstance(config, Config):
-        config = load_config(root, config)
-    return root, git_root, config
+    return root, git_root, config_for(log_path, root, config)
 
 
 def _periods(log) -> list[str]:
@@ -526,7 +526,8 @@ def _correlations(log, metrics: list[Metric], until: dt.date):
     from scipy import stats
 
     rows = [r for r in log.rows if (d := log.typed(r, "date")) is not None and d <= until]
-    result, skipped = [], []
+    skipped = []
+    numeric: dict[str, list] = {}
     for name in log.params:
         values = [log.typed(r, spec.PARAMS_PREFIX + name) for r in rows]
         present = [v for v in values if v is not None]
@@ -534,6 +535,13 @@ def _correlations(log, metrics: list[Metric], until: dt.date):
                                   for v in present):
             skipped.append(name)
             continue
+        numeric[name] = values
+    together = varied_together(numeric)
+    grouped = {name for group in together for name in group}
+    result = []
+    for name, values in numeric.items():
+        if name in grouped:
+            continue  # its rho would be its partners' too: which one mattered is unknowable
         for metric in metrics:
             pairs = [(float(p), m) for p, m in
                      zip(values, (log.typed(r, spec.METRICS_PREFIX + metric.name)
@@ -560,7 +568,46 @@ def _correlations(log, metrics: list[Metric], until: dt.date):
                 else:
                     note = ""
             result.append(Correlation(name, metric.name, n, rho, p_value, note))
-    return result, len(rows), skipped
+    return result, len(rows), skipped, together
+
+
+def varied_together(params: dict[str, list]) -> list[list[str]]:
+    """Groups of parameters whose values rise and fall together over the runs: over the runs
+    where both have a value (at least MIN_N, both varying), their ranks are identical or exactly
+    reversed (Spearman rho of +1 or -1). Their rank correlations with a metric are then equal
+    up to sign, so ranking each would credit one with what the others did. `params` maps a
+    name to its values, one per run (None where empty), in log order."""
+    from scipy.stats import rankdata
+
+    names = list(params)
+    group_of = {name: name for name in names}
+
+    def leader(name: str) -> str:
+        while group_of[name] != name:
+            name = group_of[name]
+        return name
+
+    for i, first in enumerate(names):
+        for second in names[i + 1:]:
+            pairs = [(a, b) for a, b in zip(params[first], params[second])
+                     if a is not None and b is not None]
+            if len(pairs) < MIN_N or len({a for a, _ in pairs}) < 2 \
+                    or len({b for _, b in pairs}) < 2:
+                continue
+            ranks_a = rankdata([float(a) for a, _ in pairs]).tolist()
+            ranks_b = rankdata([float(b) for _, b in pairs]).tolist()
+            reversed_b = [len(pairs) + 1 - r for r in ranks_b]
+            if ranks_a == ranks_b or ranks_a == reversed_b:
+                group_of[leader(second)] = leader(first)
+    groups: dict[str, list[str]] = {}
+    for name in names:
+        groups.setdefault(leader(name), []).append(name)
+    return [group for group in groups.values() if len(group) > 1]
+
+
+def together_text(group: list[str]) -> str:
+    """The review's one line for a group of parameters that changed together."""
+    return f"{', '.join(group)} changed together; their effects cannot be separated"
 
 
 def _repro(log, row, intervals: list[Interval]) -> ReproSpec:

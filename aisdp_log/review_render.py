@@ -410,8 +410,12 @@ def _html_figures(review, section: Section) -> str:
              for c in review.correlations], {2, 3, 4}))
         parts.append(f'<p class="note">Over {_e(review.correlation_scope)}: '
                      f"{review.correlation_rows} runs.</p>")
-    else:
+    elif not review.together:
         parts.append('<p class="note">No numeric parameter to rank.</p>')
+    from .review import together_text
+
+    for group in review.together:
+        parts.append(f'<p class="note together">{_e(together_text(group))}.</p>')
     if review.skipped_params:
         parts.append(f'<p class="note">Not ranked (not numeric): '
                      f"{_e(', '.join(review.skipped_params))}.</p>")
@@ -650,6 +654,10 @@ def render_markdown(review) -> str:
                            "—" if c.p_value is None else number(c.p_value, 3), _md(c.note)]
                           for c in review.correlations])
         out += [f"Over {review.correlation_scope}: {review.correlation_rows} runs.", ""]
+    from .review import together_text
+
+    for group in review.together:
+        out += [_md(together_text(group)) + ".", ""]
     if review.skipped_params:
         out += [f"Not ranked (not numeric): {_md(', '.join(review.skipped_params))}.", ""]
 

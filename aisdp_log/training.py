@@ -158,7 +158,7 @@ class Run:
                  artefacts: str | Path | None, repo: str | Path | None, deterministic: bool,
                  overwrite: bool):
         from .config import load_config
-        from .validate import find_repo_root
+        from .roots import find_repo_root
 
         self.repo = Path(repo).resolve() if repo is not None else \
             (find_repo_root(Path.cwd()) or Path.cwd().resolve())

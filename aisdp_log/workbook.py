@@ -1,8 +1,8 @@
 """Read a workbook into a typed log, keeping sheet row numbers, after checking the file is safe.
 
 The reader is python-calamine (fast, no formulas run). Before any parser sees the file, the zip
-container is checked for what would hurt: declared sizes, member count and compression ratio,
-so a zip bomb is stopped in well under a millisecond. Before calamine reads a sheet, one
+container is checked for what inflating it would cost: the declared sizes of its parts against a
+budget, and the member count, so a zip bomb is stopped in well under a millisecond. Before calamine reads a sheet, one
 streaming pass over its XML finds what calamine reads as empty (formulas never calculated,
 Excel error cells) and whether the values' bounding box could exhaust memory (a stray value
 typed at XFD1048576).
@@ -19,23 +19,25 @@ from pathlib import Path
 from . import spec
 from .errors import WorkbookError
 from .findings import CATALOGUE, Finding
+from .package import Package, normal_name
 from .values import as_text, normalise
 
-# Limits for the zip container. Real workbooks compress about 10:1. A sheet formatted down to
-# row 1,048,576 was measured at 12:1 to 57:1 (Excel-style styled <row/> elements 24:1, 61 MiB;
-# LibreOffice-style rows 46:1; 17 styled empty cells per row 12:1, 395 MiB). Deflate cannot go
-# beyond about 1032:1, so a bomb sits at 1000:1 or just below: the ratio limit must be well under
-# that, or a bomb written at a lower level or with a little noise slips through.
+# Limits for the zip container: what inflating would cost, judged from the declared sizes (the
+# compression ratio says nothing of cost: a real 57 MB sheet deflates 121:1 as shipped and
+# 250:1 re-deflated). A sheet formatted down to row 1,048,576 was measured at 61 MiB
+# (Excel-style styled rows) to 395 MiB (17 styled empty cells per row). A part that declares
+# less than it holds is cut at its declared size by every reader (zipfile, calamine).
 MAX_MEMBERS = 10_000
 MAX_TOTAL_UNCOMPRESSED = 1 << 30  # 1 GiB of XML is far beyond any log
-MAX_MEMBER_RATIO = 250
-RATIO_CHECK_FROM = 16 << 20  # small members may compress as well as they like
-MAX_WORKBOOK_PART = 16 << 20  # xl/workbook.xml and its rels are read whole; real ones are KBs
+MAX_PART_UNCOMPRESSED = 512 << 20  # one part: the sheet formatted to the last row fits
 SCAN_CHUNK = 4 << 20  # sheet XML is scanned for formulas and errors in chunks, never whole
 # calamine allocates the bounding box of a sheet's values at once (about 32 bytes a cell): one
 # value typed at XFD10001 would ask for gigabytes and the process would be killed. A log of
 # 40 columns and 10,000 rows is 400,000 cells.
 MAX_CELLS = 10_000_000
+
+#: Excel's last column is XFD, the 16,384th.
+MAX_COLUMNS = 16_384
 
 OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 
@@ -134,23 +136,26 @@ def _check_members(archive: zipfile.ZipFile, name: str) -> None:
                             "refusing to open a file built to exhaust memory; if it is a real "
                             "log, save a copy from Excel or LibreOffice")
     total = 0
-    names = set()
     for info in infos:
-        names.add(info.filename)
         if info.flag_bits & 0x1:
             raise WorkbookError(f"{name}: the zip is encrypted; save an unprotected .xlsx copy")
         total += info.file_size
-        if info.file_size > RATIO_CHECK_FROM:
-            ratio = info.file_size / max(info.compress_size, 1)
-            if ratio > MAX_MEMBER_RATIO:
-                raise WorkbookError(
-                    f"{name}: {info.filename} would inflate {ratio:.0f}-fold to "
-                    f"{info.file_size / 2**20:.0f} MiB (a zip bomb); refusing to open it; if it "
-                    "is a real log, save a copy from Excel or LibreOffice")
+        if info.file_size > MAX_PART_UNCOMPRESSED:
+            raise WorkbookError(
+                f"{name}: {display_name(info.filename)} would inflate to "
+                f"{info.file_size / 2**20:,.0f} MiB (limit {MAX_PART_UNCOMPRESSED >> 20} MiB a "
+                "part; a zip bomb?); refusing to inflate it; if it is a real log, delete the "
+                "stray cells and formatting outside the log and save it again")
     if total > MAX_TOTAL_UNCOMPRESSED:
         raise WorkbookError(f"{name}: the workbook would inflate to {total / 2**30:.1f} GiB "
                             "(limit 1 GiB); refusing to open it; keep one log per workbook")
-    if "xl/workbook.xml" not in names:
+    workbook = Package(archive).workbook
+    names = {normal_name(info.filename) for info in infos}
+    if workbook is not None and workbook.lower().endswith(".bin") or \
+            workbook is None and "xl/workbook.bin" in names:
+        raise WorkbookError(f"{name}: an Excel Binary Workbook (.xlsb), which aisdp-log cannot "
+                            "read; open it in Excel and save it as Excel Workbook (.xlsx)")
+    if workbook is None:
         if "mimetype" in names and "content.xml" in names:
             raise WorkbookError(f"{name}: an OpenDocument (.ods) spreadsheet; save it as Excel "
                                 "Workbook (.xlsx)")
@@ -158,19 +163,18 @@ def _check_members(archive: zipfile.ZipFile, name: str) -> None:
             raise WorkbookError(f"{name}: a Word document, not an .xlsx workbook; pass the "
                                 "experiment log")
         raise WorkbookError(f"{name}: a zip archive but not an .xlsx workbook "
-                            "(no xl/workbook.xml); pass the experiment log, saved as "
-                            "Excel Workbook (.xlsx)")
+                            "(no workbook part: neither _rels/.rels nor xl/workbook.xml names "
+                            "one); pass the experiment log, saved as Excel Workbook (.xlsx)")
 
 
 # --------------------------------------------------------------------------- sheets
 
-_REL_TARGET = re.compile(rb'<(?:\w+:)?Relationship\b[^>]*?>', re.S)
-_ATTR = re.compile(rb"""([\w:]+)\s*=\s*(?:"([^"]*)"|'([^']*)')""")
-_SHEET_TAG = re.compile(rb'<(?:\w+:)?sheet\b[^>]*?/?>', re.S)
 _CELL = re.compile(rb'<(?:\w+:)?c\b([^>]*?)(?:/>|>(.*?)</(?:\w+:)?c>)', re.S)
 _HAS_FORMULA = re.compile(rb'<(?:\w+:)?f[\s>/]')
 _VALUE = re.compile(rb'<(?:\w+:)?(?:v|is)\b[^>]*>(.+?)</', re.S)
 _ERROR_TYPE = re.compile(rb"""\st=["']e["']""")
+_STRING_TYPE = re.compile(rb"""\st=["']str["']""")
+_VALUE_ELEMENT = re.compile(rb'<(?:\w+:)?v[\s>/]')
 _CELL_START = re.compile(rb'<(?:\w+:)?c[\s>/]')
 _DIMENSION = re.compile(rb"""<(?:\w+:)?dimension\s+ref=["']([A-Za-z0-9:$]+)["']""")
 _REF = re.compile(rb"\$?([A-Za-z]{1,3})\$?(\d{1,7})")
@@ -186,42 +190,13 @@ def _attrs(tag: bytes) -> dict[bytes, bytes]:
     return {name: double or single for name, double, single in _ATTR.findall(tag)}
 
 
+_ATTR = re.compile(rb"""([\w:]+)\s*=\s*(?:"([^"]*)"|'([^']*)')""")
+
+
 def sheet_xml_paths(archive: zipfile.ZipFile) -> dict[str, str]:
-    """Sheet name -> its XML member, from xl/workbook.xml and its relationships."""
-    try:
-        if any(archive.getinfo(part).file_size > MAX_WORKBOOK_PART
-               for part in ("xl/workbook.xml", "xl/_rels/workbook.xml.rels")):
-            return {}  # not a real workbook part; calamine will say what is wrong, or read it
-        workbook = archive.read("xl/workbook.xml")
-        rels = archive.read("xl/_rels/workbook.xml.rels")
-    except (KeyError, zipfile.BadZipFile, OSError, NotImplementedError, EOFError,
-            zlib.error):
-        return {}
-    targets = {}
-    for tag in _REL_TARGET.findall(rels):
-        attrs = _attrs(tag)
-        target = _attribute_text(attrs.get(b"Target", b""))
-        target = target.lstrip("/") if target.startswith("/") else "xl/" + target
-        targets[attrs.get(b"Id", b"")] = target
-    paths: dict[str, str] = {}
-    for tag in _SHEET_TAG.findall(workbook):
-        attrs = _attrs(tag)
-        rid = next((v for k, v in attrs.items() if k.endswith(b":id")), b"")
-        if rid in targets:
-            # the first sheet of a name, as calamine's get_sheet_by_name reads it
-            paths.setdefault(_attribute_text(attrs.get(b"name", b"")), targets[rid])
-    return paths
-
-
-def _attribute_text(value: bytes) -> str:
-    """An XML attribute's text, its references (`&amp;`, `&#69;`) resolved in one pass, as
-    calamine resolves them: the sheet names must match calamine's for the scan to apply."""
-    text = value.decode("utf-8", "replace")
-    if "&" not in text:
-        return text
-    import html  # only for the rare name holding a reference
-
-    return html.unescape(text)
+    """Sheet name -> its part (normal name), from the workbook part `_rels/.rels` names and
+    its relationships; sheets calamine cannot read (Excel 4.0 macro sheets) are left out."""
+    return dict(Package(archive).sheets)
 
 
 def scan_cells(archive: zipfile.ZipFile, member: str) -> tuple[set[str], dict[str, str]]:
@@ -380,6 +355,10 @@ def _scan_part(xml: bytes, scan: _SheetScan) -> None:
                     text.decode("utf-8", "replace")[:40]
             continue
         if not text and _HAS_FORMULA.search(body):
+            if _STRING_TYPE.search(attrs) and _VALUE_ELEMENT.search(body):
+                # Excel's `=IF(..., "x", "")`: a saved result, the empty string; a formula
+                # never calculated has no <v> (Excel), or an untyped empty one (openpyxl)
+                continue
             ref = _attrs(attrs).get(b"r")
             if ref:
                 scan.missing.add(ref.decode("ascii", "replace"))
@@ -437,12 +416,20 @@ class Table:
     @property
     def first_empty_header(self) -> str:
         """The header row's first empty cell (SPEC: where a missing column's finding points),
-        a gap between headers included."""
+        a gap between headers included. In a header row full to XFD, the first header that
+        repeats an earlier one (a cell free to take the column), else XFD1."""
         used = {c.index for c in self.columns}
         index = 0
         while index in used:
             index += 1
-        return cell_ref(1, index)
+        if index < MAX_COLUMNS:
+            return cell_ref(1, index)
+        first = {}
+        for column in self.columns:
+            norm = spec.normalise_header(column.header)
+            if first.setdefault(norm, column) is not column:
+                return cell_ref(1, column.index)
+        return cell_ref(1, MAX_COLUMNS - 1)
 
     def is_unsaved_formula(self, row: int, column: Column) -> bool:
         return bool(self.unsaved_formulas) and cell_ref(row, column.index) in self.unsaved_formulas
@@ -460,9 +447,10 @@ class Workbook:
         self.name = display_name(path)
         archive = check_container(self.path)
         try:
-            self._xml_paths = sheet_xml_paths(archive)
+            self._package = Package(archive)
+            self._xml_paths = self._package.sheets
             self._archive = archive
-            self._book = _open_calamine(self.path, self.name)
+            self._book = _open_calamine(self.path, self.name, self._package)
         except BaseException:
             archive.close()
             raise
@@ -495,12 +483,13 @@ class Workbook:
         """Read one sheet: header row 1, data from row 2, fully empty rows skipped."""
         import python_calamine
 
-        member = self._xml_paths.get(sheet_name)
+        members = self._package.members
+        member = members.get(self._xml_paths.get(sheet_name, ""))
         scan = _scan(self._archive, member) if member else _SheetScan()
         # A sheet whose part cannot be told (odd relationships) may be any part: every one
         # is measured, so no file slips past the cell limit by hiding its sheet's name.
         if member is None:
-            suspects = [name for name in self._archive.namelist() if name.endswith(".xml")]
+            suspects = [info for name, info in members.items() if name.endswith(".xml")]
         else:
             suspects = [member] if scan.might_be_huge() else []
         for part in suspects:
@@ -517,8 +506,8 @@ class Workbook:
             merged = list(sheet.merged_cell_ranges or [])
         except (python_calamine.CalamineError, ValueError, OverflowError, MemoryError) as exc:
             raise WorkbookError(f"{self.name}: sheet {sheet_name!r} cannot be read "
-                                f"({_one_line(exc)}); open it in Excel or LibreOffice and save "
-                                "it again as .xlsx") from None
+                                f"({_reader_cause(exc)}); open it in Excel or LibreOffice and "
+                                "save it again as .xlsx") from None
         # Rows holding cells calamine reads as empty but that hold something (a formula never
         # calculated, an Excel error) are not empty rows, even past the end of calamine's grid.
         hidden_rows = {_ref_row(ref) for ref in (*unsaved, *errors)}
@@ -562,22 +551,47 @@ def _ref_row(ref: str) -> int:
     return int(digits) if digits.isdigit() else 0
 
 
-def _open_calamine(path: Path, name: str):
+def _open_calamine(path: Path, name: str, package: Package | None = None):
+    """calamine's reader of the file; of a normalised copy where calamine cannot read the
+    package as it is (a workbook part not named workbook.xml, an Excel 4.0 macro sheet)."""
     import python_calamine
 
     try:
+        if package is not None and package.needs_copy:
+            return python_calamine.CalamineWorkbook.from_filelike(package.calamine_copy())
         return python_calamine.CalamineWorkbook.from_path(str(path))
     except python_calamine.PasswordError:
         raise WorkbookError(f"{name}: the workbook is password-protected; save an unprotected "
                             "copy") from None
-    except (python_calamine.CalamineError, OSError, ValueError, MemoryError) as exc:
-        raise WorkbookError(f"{name}: not a readable .xlsx workbook ({_one_line(exc)}); open it "
-                            "in Excel or LibreOffice and save it again as .xlsx") from None
+    except (python_calamine.CalamineError, OSError, ValueError, MemoryError, zipfile.BadZipFile,
+            zlib.error, EOFError, NotImplementedError) as exc:
+        raise WorkbookError(f"{name}: not a readable .xlsx workbook ({_reader_cause(exc)}); "
+                            "open it in Excel or LibreOffice and save it again as .xlsx") from None
 
 
 def _one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split()) or type(exc).__name__
     return text[:200]
+
+
+_BARE_WORD = re.compile(r"[\w:.-]{1,60}")
+
+
+def _reader_cause(exc: BaseException) -> str:
+    """calamine's complaint as a cause a person can act on: some of its errors are one bare
+    word (`workbook`, `c`: the XML element that was never closed, or a sheet's name)."""
+    text = _one_line(exc)
+    kind = type(exc).__name__
+    if not _BARE_WORD.fullmatch(text):
+        return text
+    if kind == "XmlError":
+        return (f"damaged XML: a <{text}> element is never closed, as when the file was cut "
+                "short or edited by hand")
+    if kind == "WorksheetNotFound":
+        return f"sheet {text!r} is listed in the workbook but its part is missing"
+    if kind == "ZipError":
+        return f"damaged zip ({text})"
+    return f"{kind}: {text}"
 
 
 # --------------------------------------------------------------------------- the log

@@ -96,3 +96,26 @@ def demo_project(built_demo: Path, tmp_path: Path) -> Path:
     (target / ".dvc" / "config").write_text(
         (target / ".dvc" / "config").read_text().replace(str(built_demo), str(target)))
     return target
+
+
+@pytest.fixture(autouse=True, scope="session")
+def no_host_configuration(tmp_path_factory):
+    """Tests run as on a bare machine: no global or system git and DVC settings of the host
+    (an identity, `commit.gpgsign`, a default branch name, a DVC cache or remote) reach them.
+    Tests that commit set their repository's identity themselves (builders.init_repo)."""
+    import os
+
+    folder = tmp_path_factory.mktemp("host-configuration")
+    (folder / "gitconfig").write_text("")
+    saved = {name: os.environ.get(name) for name in (
+        "GIT_CONFIG_GLOBAL", "GIT_CONFIG_NOSYSTEM", "DVC_GLOBAL_CONFIG_DIR",
+        "DVC_SYSTEM_CONFIG_DIR")}
+    os.environ.update(GIT_CONFIG_GLOBAL=str(folder / "gitconfig"), GIT_CONFIG_NOSYSTEM="1",
+                      DVC_GLOBAL_CONFIG_DIR=str(folder / "dvc-global"),
+                      DVC_SYSTEM_CONFIG_DIR=str(folder / "dvc-system"))
+    yield
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value

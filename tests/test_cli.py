@@ -83,8 +83,9 @@ def test_text_format_groups_findings_by_row(logs, tmp_path):
     assert lines[4] == "Experiments row 4 (EXP-003)"
     assert finding.match(lines[5]).groups() == ("L4", "R001", "warning")
     assert lines[6] == ""
-    assert re.fullmatch(r".*errors\.xlsx: 2 errors, 2 warnings in 3 rows", lines[7])
-    assert len(lines) == 8
+    assert lines[7] == "config: defaults"
+    assert re.fullmatch(r".*errors\.xlsx: 2 errors, 2 warnings in 3 rows", lines[8])
+    assert len(lines) == 9
     assert "\033[" not in result.stdout
 
 
@@ -98,16 +99,18 @@ def test_text_format_shows_control_characters_in_cells_escaped(tmp_path):
     assert result.stdout.splitlines()[0] == "Experiments row 2 (EXP\\x1b]0;owned\\x07-1)"
 
 
-def test_text_format_of_a_clean_log_is_one_summary_line(logs, tmp_path):
+def test_text_format_of_a_clean_log_is_the_config_and_one_summary_line(logs, tmp_path):
     result = run("validate", str(logs["clean"]), "--offline", cwd=tmp_path)
-    assert result.stdout.splitlines() == [f"{logs['clean']}: 0 errors, 0 warnings in 1 row - ok"]
+    assert result.stdout.splitlines() == [
+        "config: defaults", f"{logs['clean']}: 0 errors, 0 warnings in 1 row - ok"]
 
 
 def test_json_format_is_spec_shape(logs, tmp_path):
     result = run("validate", str(logs["errors"]), "--offline", "--format", "json", cwd=tmp_path)
     assert result.returncode == 1
     document = json.loads(result.stdout)
-    assert list(document) == ["log", "rows", "summary", "findings"]
+    assert list(document) == ["log", "rows", "summary", "findings", "config"]
+    assert document["config"] is None
     assert document["log"] == str(logs["errors"])
     assert document["rows"] == 3
     assert document["summary"] == {"errors": 2, "warnings": 2}

@@ -5,10 +5,16 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
+import subprocess
+import sys
 import time
+from pathlib import Path
 
+import aisdp_log
 from aisdp_log.hashcache import HashCache, NullCache, open_cache
-from builders import git, init_repo
+from builders import git, init_repo, write_log
+from test_artefacts import HEADERS, cell, clean_row, make_folder
 
 
 def fake_stat(size=10, mtime_ns=1_000_000_000_123, ino=7, ctime_ns=1_000_000_000_123):
@@ -156,3 +162,52 @@ def test_open_cache_in_a_repository_stays_out_of_git_status(tmp_path):
 def test_open_cache_where_the_folder_cannot_be_made_is_a_null_cache(tmp_path):
     (tmp_path / ".aisdp-log").write_text("in the way")
     assert isinstance(open_cache(tmp_path), NullCache)
+
+
+# --------------------------------------------------------------------------- verdicts and code
+
+def _artefact_codes(package: Path, repo: Path, log: Path) -> list[list[str]]:
+    """The A-findings of `validate` run by the copy of the package in `package`, in a fresh
+    process, as a user's next run of a changed tool would."""
+    script = ("import json, sys, aisdp_log; "
+              "assert aisdp_log.__file__.startswith(sys.argv[1]), aisdp_log.__file__; "
+              "r = aisdp_log.validate(sys.argv[2], repo=sys.argv[3]); "
+              "print(json.dumps(sorted([f.code, f.cell] for f in r.findings "
+              "if f.code.startswith('A'))))")
+    env = dict(os.environ, PYTHONPATH=str(package))
+    result = subprocess.run([sys.executable, "-c", script, str(package), str(log), str(repo)],
+                            env=env, capture_output=True, text=True, timeout=120, cwd=repo)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_a_changed_rule_outside_the_check_module_is_not_hidden_by_a_warm_cache(tmp_path):
+    # the tool as installed, copied: its values.py will change between two runs
+    package = tmp_path / "tool"
+    shutil.copytree(Path(aisdp_log.__file__).parent, package / "aisdp_log",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    repo = init_repo(tmp_path / "project")
+    make_folder(repo, "EXP-001", metrics={"accuracy": 0.9103})
+    log = write_log(repo / "log.xlsx", [clean_row(**{"metrics.accuracy": 0.91})],
+                    headers=HEADERS)
+    time.sleep(0.1)  # out of the racy window, so the clean verdict is kept
+    assert _artefact_codes(package, repo, log) == []  # 0.91 stands for 0.905..0.915
+    assert _artefact_codes(package, repo, log) == []  # warm: the verdict holds
+    assert (repo / ".aisdp-log" / "verdicts.json").is_file()
+
+    # a stricter rule in values.py (not the check module): typed decimals count 3 more
+    values = package / "aisdp_log" / "values.py"
+    source = values.read_text()
+    rule = '    return len(text.partition(".")[2])\n'
+    assert source.count(rule) == 1
+    values.write_text(source.replace(rule, rule.rstrip("\n") + " + 3\n"))
+    assert _artefact_codes(package, repo, log) == [["A003", cell("metrics.accuracy")]]
+
+
+def test_code_fingerprint_is_read_once_per_process_and_names_every_module():
+    from aisdp_log.hashcache import code_fingerprint
+
+    code_fingerprint.cache_clear()
+    first = code_fingerprint("salt")
+    assert code_fingerprint("salt") is first and code_fingerprint.cache_info().hits == 1
+    assert code_fingerprint("other") != first

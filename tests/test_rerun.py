@@ -275,6 +275,35 @@ def test_forced_avx2_kernels_fail_bitwise_and_the_difference_is_named(copy, monk
     assert "MKL_ENABLE_INSTRUCTIONS" in environment and "ATEN_CPU_CAPABILITY" in environment
 
 
+#: train.py whose numbers depend on the kernels torch is told to use, on any host: it stands
+#: for the rounding of other kernels, which only some CPUs show for this tiny model.
+KERNEL_SENSITIVE_TRAIN_PY = TRAIN_PY.replace(
+    "    model = torch.nn.Sequential(",
+    "    if os.environ.get(\"ATEN_CPU_CAPABILITY\"):\n"
+    "        torch.manual_seed(12345)\n"
+    "    model = torch.nn.Sequential(")
+
+
+def test_other_kernels_fail_bitwise_and_the_difference_is_named_on_any_host(copy, project,
+                                                                           monkeypatch):
+    # The test above needs an AVX-512 CPU; this one builds the other machine itself.
+    assert KERNEL_SENSITIVE_TRAIN_PY != TRAIN_PY
+    root, log = copy()
+    commit(root, {"train.py": KERNEL_SENSITIVE_TRAIN_PY}, message="kernel-sensitive training")
+    record = train(root, "EXP-003", 42, {"learning_rate": 0.5, "epochs": 20})
+    write_log(log, [log_row("EXP-003", record, project.data_v1[:8])],
+              metrics=[{"Metric": "accuracy", "Goal": "max", "Threshold": 0.5,
+                        "Description": "training-set accuracy"}])
+    monkeypatch.setenv("MKL_ENABLE_INSTRUCTIONS", "AVX2")
+    monkeypatch.setenv("ATEN_CPU_CAPABILITY", "default")
+    report = rerun(log, ids=["EXP-003"], mode="bitwise")
+    assert report.exit_code == 1
+    assert cell(log, "EXP-003", "Reproducibility") == "failed"
+    [environment] = [line for line in report.outcomes[0].lines
+                     if line.startswith("environment:")]
+    assert "MKL_ENABLE_INSTRUCTIONS" in environment and "ATEN_CPU_CAPABILITY" in environment
+
+
 def test_a_threshold_the_interval_misses_fails(copy):
     root, log = copy(threshold=0.999)
     report = rerun(log, ids=["EXP-001"], mode="statistical", runs=2)

@@ -391,3 +391,31 @@ def test_hostile_cells_are_text_in_html_markdown_and_figures(tmp_path):
     markdown = result.markdown_path.read_text()
     assert "<img" not in markdown and "\\|" in markdown
     assert [p.key for p in result.review.plots] == ["metric-comparison", "parameter-importance"]
+
+
+@pytest.mark.slow
+def test_parameters_that_changed_together_are_one_line_not_ranked_each(tmp_path):
+    # as in the demo: each run raised the epochs and the hidden size and lowered the learning
+    # rate at once, so the three have the same rank correlation with accuracy (up to sign)
+    settings = [(0.1, 5, 16, 0.3), (0.05, 10, 32, 0.1), (0.01, 20, 64, 0.5),
+                (0.005, 40, 128, 0.2), (0.001, 80, 256, 0.4)]
+    accuracies = [0.80, 0.84, 0.86, 0.89, 0.91]
+    rows = [row(experiment_id=f"EXP-00{n}", date=f"2026-07-0{n}",
+                **{"params.learning_rate": lr, "params.epochs": epochs,
+                   "params.hidden_size": hidden, "params.dropout": dropout,
+                   "metrics.accuracy": accuracy})
+            for n, ((lr, epochs, hidden, dropout), accuracy)
+            in enumerate(zip(settings, accuracies), start=1)]
+    log = write_log(tmp_path / "log.xlsx", rows)
+    result = write_review(log, output_dir=tmp_path / "out")
+    line = "learning_rate, epochs, hidden_size changed together; their effects cannot be separated"
+    assert result.review.together == [["learning_rate", "epochs", "hidden_size"]]
+    assert {c.param for c in result.review.correlations} == {"dropout"}
+    html_text = result.html_path.read_text()
+    assert line in _text(html_text)
+    for name in ("learning_rate", "epochs", "hidden_size"):
+        assert _table_rows(html_text, name) == []
+    assert [r[1:3] for r in _table_rows(html_text, "dropout")] == [["accuracy", "5"]]
+    markdown = result.markdown_path.read_text()
+    assert line in markdown
+    assert _md_rows(markdown, "learning_rate") == [] and len(_md_rows(markdown, "dropout")) == 1

@@ -26,9 +26,8 @@ import time
 from dataclasses import dataclass
 from typing import Iterator
 
-from .. import __version__
 from ..findings import Finding
-from ..hashcache import HashCache, is_racy, open_cache, stat_key
+from ..hashcache import HashCache, code_fingerprint, is_racy, open_cache, stat_key
 from ..hashing import FolderScan, combine, inside, plain_folder_name, scan_folder
 from ..progress import Progress
 from ..values import as_text, decimals_typed, is_number, parse_artefact_hash
@@ -270,24 +269,16 @@ class _Cells:
 
 
 _NOTHING = (None, None)
-#: Part of every verdict, with the source of this module and of `hashing`: a verdict
-#: remembered by other code is never trusted.
+#: Part of every verdict, with the tool's version and the source of every module of the
+#: package: a verdict remembered by other code is never trusted.
 VERDICT_VERSION = "artefacts-1"
 
 
-@functools.lru_cache(maxsize=1)
 def _code_version() -> str:
-    """A digest of the code whose result a verdict stands for (read once per process)."""
-    from .. import hashing
-
-    digest = hashlib.blake2b(f"{VERDICT_VERSION} {__version__}".encode(), digest_size=20)
-    for module_file in (__file__, hashing.__file__):
-        try:
-            with open(module_file, "rb") as fh:
-                digest.update(fh.read())
-        except (OSError, TypeError):  # no source file (a zip import): the version stands
-            pass
-    return digest.hexdigest()
+    """A digest of the code whose result a verdict stands for: the tool's version and every
+    module of the package (the parsers in `values` decide findings as much as this module
+    does), read once per process (`hashcache.code_fingerprint`)."""
+    return code_fingerprint(VERDICT_VERSION)
 
 
 def _verdict(cells: _Cells, row: Row, folder: str, scan: FolderScan, expected: object,

@@ -55,11 +55,18 @@ def _columns(log: Log) -> Iterator[Finding]:
             yield log.finding_at(
                 "S009", log.sheet, cell_ref(1, column.index), 1, column.header,
                 f"unknown column {shown(column.header)}: did you mean {suggestion!r}?")
+    repeats: dict[str, list] = {}  # one finding per repeated name, at its first repeat
     for column in log.duplicates:
+        repeats.setdefault(spec.normalise_header(column.header), []).append(column)
+    for columns in repeats.values():
+        column = columns[0]
+        times = "twice" if len(columns) == 1 else f"{len(columns) + 1:,} times"
+        also = "" if len(columns) == 1 else \
+            f" (repeated from column {column.letter} to {columns[-1].letter})"
         yield log.finding_at(
             "S011", log.sheet, cell_ref(1, column.index), 1, column.header,
-            f"column {shown(column.header)} appears twice; the tool reads only the first, in "
-            f"column {log.table.column(column.header).letter}")
+            f"column {shown(column.header)} appears {times}{also}; the tool reads only the "
+            f"first, in column {log.table.column(column.header).letter}")
     for key in REQUIRED_KEYS:
         if key in log.columns:
             continue
@@ -105,8 +112,9 @@ def _values(log: Log, ctx) -> Iterator[Finding]:
             # Whether metrics are required depends on the outcome; a bad one is S006 already,
             # so do not pile S002s on its row.
             outcomes[number] = "rejected" if error is not None else outcome
+    duplicates = {c.index for c in log.duplicates}
     checked_columns = [c for c in table.columns if c.spec is not None
-                       and c not in log.duplicates]
+                       and c.index not in duplicates]
     for column in checked_columns:
         index = column.index
         kind = column.spec.kind
