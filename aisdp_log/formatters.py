@@ -54,6 +54,8 @@ def format_text(report: Report, colour: bool = False) -> str:
         lines.append("")
     style = "error" if errors else ("warning" if warnings else "bold")
     lines.append(paint(summary, style) if (errors or warnings) else summary + " - ok")
+    if report.coverage is not None:
+        lines.append(_inert(report.coverage.line()))
     return "\n".join(lines)
 
 
@@ -86,6 +88,8 @@ def format_github(report: Report, colour: bool = False) -> str:
         lines.append(f"::{level} file={_escape_property(report.log)},"
                      f"title={_escape_property(title)}::{_escape_data(f.message)}")
     lines.append(_summary(report))
+    if report.coverage is not None:
+        lines.append(report.coverage.line())
     return "\n".join(lines)
 
 

@@ -75,7 +75,8 @@ def validate(path: Path | str, *, repo: Path | str | None = None, offline: bool 
                       progress=progress)
         try:
             findings = run_checks(log, ctx)
-            return Report(log=str(path), rows=len(log.rows), findings=findings)
+            return Report(log=str(path), rows=len(log.rows), findings=findings,
+                          coverage=ctx.coverage_summary)
         finally:
             ctx.close()  # the shared `git cat-file` process
             log.workbook.close()
