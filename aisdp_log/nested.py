@@ -68,19 +68,6 @@ def covered(name: str, columns: set[str]) -> bool:
 
 
 def unplaced(data: dict, columns: set[str]) -> dict[str, object]:
-    """The entries of a record no column takes, by name: a top-level entry whole when no
-    column reaches into it (as a flat record always was), else its leaves no column takes,
-    by dotted name. `columns` are folded names."""
-    result: dict[str, object] = {}
-    for key, value in data.items():
-        name = str(key)
-        if covered(name, columns):
-            continue
-        inside = name.casefold() + "."
-        if isinstance(value, dict) and any(column.startswith(inside) for column in columns):
-            for leaf, leaf_value in leaves(value, name + "."):
-                if not covered(leaf, columns):
-                    result[leaf] = leaf_value
-        else:
-            result[name] = value
-    return result
+    """The leaves of a record no column takes, by dotted name as `dvc params diff` lists
+    them (`featurize.max_features`). `columns` are folded names."""
+    return {name: value for name, value in leaves(data) if not covered(name, columns)}
