@@ -88,8 +88,6 @@ def format_github(report: Report, colour: bool = False) -> str:
         lines.append(f"::{level} file={_escape_property(report.log)},"
                      f"title={_escape_property(title)}::{_escape_data(f.message)}")
     lines.append(_summary(report))
-    if report.coverage is not None:
-        lines.append(report.coverage.line())
     return "\n".join(lines)
 
 
