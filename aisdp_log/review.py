@@ -193,6 +193,8 @@ class Review:
     curves: dict[str, list[Curve]]   # metric -> curves
     artefacts_dir: Path
     signoff: object | None = None    # the SignoffRecord written with --sign
+    #: coverage.CoverageSummary of the whole log, as `validate` reports it
+    coverage: object | None = None
     plots: list = field(default_factory=list)  # plots.Plot, filled by `render`
 
     @property
@@ -271,8 +273,8 @@ def _gather(log, log_path: Path, period: str | None, root: Path, git_root: Path 
                             f"in {', '.join(_periods(log)) or 'no quarter'}")
     metrics = _metrics(log)
     candidates = [_candidate(log, row, metrics) for row in rows]
-    mode, note, findings, errors, warnings = _validation(log_path, root, git_root,
-                                                         config, rows)
+    mode, note, findings, errors, warnings, coverage = _validation(log_path, root, git_root,
+                                                                   config, rows)
     intervals = _intervals(log)
     _, period_end = period_bounds(period)
     correlations, n_rows, skipped = _correlations(log, metrics, period_end)
@@ -287,7 +289,7 @@ def _gather(log, log_path: Path, period: str | None, root: Path, git_root: Path 
         provenance=_provenance(log, rows, artefacts_dir, root if git_root else None),
         intervals=intervals, correlations=correlations, correlation_rows=n_rows,
         correlation_scope=f"all runs dated up to {period_end.isoformat()}",
-        skipped_params=skipped,
+        skipped_params=skipped, coverage=coverage,
         repro=[_repro(log, row, intervals) for row in rows
                if log.typed(row, "outcome") == "selected"],
         changes=_changes(log),
@@ -372,7 +374,7 @@ def _validation(log_path: Path, root: Path, git_root: Path | None, config, rows)
                     (f.row in numbers or f.row == 1))
                 or spec.normalise_header(f.sheet) != experiment_sheet]
     errors = sum(1 for f in findings if f.severity.value == "error")
-    return mode, note, findings, errors, len(findings) - errors
+    return mode, note, findings, errors, len(findings) - errors, report.coverage
 
 
 def _better(delta: float, goal: str) -> bool | None:

@@ -277,3 +277,18 @@ def test_template_with_dotted_names_then_add_fills_the_nested_record(project):
         == {("S002", "Outcome")}
     assert report.coverage.to_dict() == {"verified": 10, "unverified": 0,
                                          "unverified_cells": []}
+
+
+def test_the_review_shows_the_same_figure(project, tmp_path):
+    from aisdp_log.review import write_review
+
+    (project["folder"] / "metrics.json").write_text(json.dumps(
+        {"avg_prec": METRICS["avg_prec"]}))
+    log = write_log(project["root"] / "experiment-log.xlsx", [faithful_row(project)],
+                    headers=HEADERS, metrics=METRIC_ROWS)
+    figure = validate(log, repo=project["root"]).coverage.line()
+    assert figure == "10 of 11 evidence cells verified"
+    result = write_review(log, output_dir=tmp_path / "out", repo=project["root"])
+    unverified = f"Experiments!{cell('metrics.roc_auc.test')}"
+    for text in (result.html_path.read_text(), result.markdown_path.read_text()):
+        assert figure in text and unverified in text
