@@ -27,20 +27,26 @@ EVIDENCE_KEYS = ("code_commit", "data_version", "random_seed", "artefact_hash", 
 
 
 class Coverage:
-    """What the checks of one validation verified, by (row number, column index)."""
+    """What the checks of one validation verified: column index -> row numbers (sets, so a
+    10,000-row log is counted with set operations, not a tuple per cell)."""
 
     def __init__(self) -> None:
-        self.verified: set[tuple[int, int]] = set()
-        #: cells whose witness exists but lacks the key -> the A008 message
-        self.lacking: dict[tuple[int, int], str] = {}
+        self.verified: dict[int, set[int]] = {}
+        #: (row number, column index) -> (column, the A008 message): the witness exists but
+        #: lacks the cell's key
+        self.lacking: dict[tuple[int, int], tuple[Column, str]] = {}
 
     def verify(self, row: int, column: Column) -> None:
         """A witness was compared with this cell (whatever the comparison found)."""
-        self.verified.add((row, column.index))
+        self.verified.setdefault(column.index, set()).add(row)
+
+    def verify_rows(self, column_index: int, rows) -> None:
+        """Many rows of one column at once (a cached verdict, a whole family's answer)."""
+        self.verified.setdefault(column_index, set()).update(rows)
 
     def lack(self, row: int, column: Column, message: str) -> None:
         """A witness exists but does not hold this cell's key."""
-        self.lacking.setdefault((row, column.index), message)
+        self.lacking.setdefault((row, column.index), (column, message))
 
 
 @dataclass
@@ -67,24 +73,23 @@ class CoverageSummary:
         return text
 
 
-def evidence_cells(log: Log) -> list[tuple[int, Column]]:
-    """(row number, column) of every evidence cell, in sheet order."""
+def evidence_cells(log: Log) -> list[tuple[Column, set[int]]]:
+    """(column, the row numbers where it holds evidence) for every evidence column."""
     from .checks.git import lock_entries
 
     columns = [log.columns[key] for key in EVIDENCE_KEYS if key in log.columns]
     columns += list(log.params.values()) + list(log.metrics.values())
-    environment = log.columns.get("environment")
-    cells: list[tuple[int, Column]] = []
+    result = []
     for column in columns:
-        for number, (value, error) in log.parse_column(column).items():
-            if value is not None or error is not None:
-                cells.append((number, column))
+        result.append((column, {number for number, (value, error)
+                                in log.parse_column(column).items()
+                                if value is not None or error is not None}))
+    environment = log.columns.get("environment")
     if environment is not None:
-        for number, (value, _) in log.parse_column(environment).items():
-            if isinstance(value, str) and "sha256:" in value.lower() and lock_entries(value):
-                cells.append((number, environment))
-    cells.sort(key=lambda cell: (cell[0], cell[1].index))
-    return cells
+        result.append((environment, {
+            number for number, (value, _) in log.parse_column(environment).items()
+            if isinstance(value, str) and "sha256:" in value.lower() and lock_entries(value)}))
+    return result
 
 
 def conclude(log: Log, ctx, findings: list[Finding]) -> tuple[list[Finding], CoverageSummary]:
@@ -95,21 +100,25 @@ def conclude(log: Log, ctx, findings: list[Finding]) -> tuple[list[Finding], Cov
     _from_git(log, ctx, coverage)
     errors = {f.cell for f in findings if f.severity is Severity.ERROR and f.sheet == log.sheet}
     summary = CoverageSummary(offline=ctx.offline)
+    unverified: list[tuple[int, Column]] = []
+    for column, rows in evidence_cells(log):
+        missed = rows - coverage.verified.get(column.index, set())
+        summary.verified += len(rows) - len(missed)
+        for number in missed:
+            if cell_ref(number, column.index) in errors:
+                summary.verified += 1  # checked, and found wrong
+            else:
+                unverified.append((number, column))
+    unverified.sort(key=lambda cell: (cell[0], cell[1].index))
+    by_number = {row.number: row for row in log.rows} if unverified else {}
     extra: list[Finding] = []
-    rows = {row.number: row for row in log.rows}
-    for number, column in evidence_cells(log):
-        if (number, column.index) in coverage.verified:
-            summary.verified += 1
-            continue
-        cell = cell_ref(number, column.index)
-        if cell in errors:
-            summary.verified += 1
-            continue
+    for number, column in unverified:
         summary.unverified += 1
-        summary.unverified_cells.append(f"{log.sheet}!{cell}")
-        message = coverage.lacking.get((number, column.index))
-        if message is not None:
-            extra.append(log.finding("A008", rows.get(number, number), column, message))
+        summary.unverified_cells.append(f"{log.sheet}!{cell_ref(number, column.index)}")
+        lacking = coverage.lacking.get((number, column.index))
+        if lacking is not None:
+            extra.append(log.finding("A008", by_number.get(number, number), column,
+                                     lacking[1]))
     return extra, summary
 
 
@@ -121,10 +130,8 @@ def _from_git(log: Log, ctx, coverage: Coverage) -> None:
     repo = ctx.cache.get("git")
     if not commits or repo is None or repo.is_shallow:
         return
-    commit_column = log.columns.get("code_commit")
-    environment = log.columns.get("environment")
-    for number, (_, lookup) in commits.items():
-        if lookup.status == "found":
-            coverage.verify(number, commit_column)
-            if environment is not None:
-                coverage.verify(number, environment)
+    found = [number for number, (_, lookup) in commits.items() if lookup.status == "found"]
+    for key in ("code_commit", "environment"):
+        column = log.columns.get(key)
+        if column is not None:
+            coverage.verify_rows(column.index, found)

@@ -272,9 +272,9 @@ def test_template_with_dotted_names_then_add_fills_the_nested_record(project):
     assert [r[0].value for r in workbook["Metrics"].iter_rows(min_row=2)] == \
         ["avg_prec.test", "roc_auc.test"]
     report = validate(log, repo=root)
-    # the outcome is the person's decision, left empty by `add`; nothing else is amiss
+    # the hypothesis is the person's to write, left empty by `add`; nothing else is amiss
     assert {(f.code, f.column) for f in report.findings if f.severity.value == "error"} \
-        == {("S002", "Outcome")}
+        == {("S002", "Hypothesis")}
     assert report.coverage.to_dict() == {"verified": 10, "unverified": 0,
                                          "unverified_cells": []}
 

@@ -257,6 +257,8 @@ class _Cells:
         self.metric_columns = [column for _, column, _ in self.metrics]
         #: row number -> indices of the evidence columns this family verified in that row
         self.verified: dict[int, set[int]] = {}
+        #: a cached verdict's verified indices (as stored) -> the rows it stood for
+        self.verdict_rows: dict[str, list[int]] = {}
         #: (row number, column index) -> (column, why the row's record lacks its key: A008)
         self.lacking: dict[tuple[int, int], tuple[object, str]] = {}
         self.lacking_rows: set[int] = set()
@@ -292,7 +294,12 @@ class _Cells:
 
     def publish(self, coverage) -> None:
         for number, indices in self.verified.items():
-            coverage.verified.update((number, index) for index in indices)
+            for index in indices:
+                coverage.verify_rows(index, (number,))
+        for indices, numbers in self.verdict_rows.items():
+            if indices:
+                for index in map(int, indices.split(",")):
+                    coverage.verify_rows(index, numbers)
         for (number, _), (column, message) in self.lacking.items():
             coverage.lack(number, column, message)
 
@@ -310,11 +317,12 @@ class _Cells:
         if not cache.has_verdict(key) or "=" not in key:
             return False
         indices = key.partition("=")[2]
-        if indices:
-            try:
-                self.verified.setdefault(number, set()).update(map(int, indices.split(",")))
-            except ValueError:
+        rows = self.verdict_rows.get(indices)
+        if rows is None:
+            if indices and not all(part.isdigit() for part in indices.split(",")):
                 return False  # not a verdict this code wrote: check the row
+            rows = self.verdict_rows[indices] = []
+        rows.append(number)  # most rows share one set of cells: decoded once at the end
         return True
 
 
