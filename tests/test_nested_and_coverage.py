@@ -21,7 +21,7 @@ import yaml
 from aisdp_log.hashing import artefact_hash
 from aisdp_log.validate import validate
 from aisdp_log.workbook import cell_ref
-from builders import commit, git, init_repo, write_log
+from builders import commit, init_repo, write_log
 
 pytestmark = pytest.mark.slow
 

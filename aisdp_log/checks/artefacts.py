@@ -296,9 +296,9 @@ class _Cells:
         for number, indices in self.verified.items():
             for index in indices:
                 coverage.verify_rows(index, (number,))
-        for indices, numbers in self.verdict_rows.items():
-            if indices:
-                for index in map(int, indices.split(",")):
+        for stored, numbers in self.verdict_rows.items():
+            if stored:
+                for index in map(int, stored.split(",")):
                     coverage.verify_rows(index, numbers)
         for (number, _), (column, message) in self.lacking.items():
             coverage.lack(number, column, message)

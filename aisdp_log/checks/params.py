@@ -51,11 +51,11 @@ def run(log: Log, ctx) -> Iterator[Finding]:
                     for _, _, values in parsed)]
     if not rows:
         return
-    shas = list(dict.fromkeys(commits[row.number][1].sha for row in rows))
+    shas = list(dict.fromkeys(sha for row in rows if (sha := commits[row.number][1].sha)))
     files = params_files(repo, shas, default, stages)
     for row in rows:
         typed_commit, found = commits[row.number]
-        documents = files.get(found.sha, [])
+        documents = files.get(found.sha or "", [])
         if not documents:
             continue
         for name, param_column, values in parsed:
@@ -82,7 +82,7 @@ def params_files(repo: GitRepo, shas: list[str], default: str,
     commit's `dvc.yaml` declares: object ids in one round, each distinct blob read once."""
     first = repo.object_ids(f"{sha}:{path}" for sha in shas for path in (default, stages))
     declared: dict[str, list[str]] = {}
-    pipelines = _read(repo, {first[f"{sha}:{stages}"] for sha in shas} - {None})
+    pipelines = _read(repo, {oid for sha in shas if (oid := first[f"{sha}:{stages}"])})
     for sha in shas:
         oid = first[f"{sha}:{stages}"]
         paths = _declared(pipelines.get(oid), posixpath.dirname(stages)) if oid else []
@@ -91,7 +91,7 @@ def params_files(repo: GitRepo, shas: list[str], default: str,
                            if "\n" not in path and "\r" not in path)
     oids = {sha: [(default, first[f"{sha}:{default}"])]
             + [(path, more.get(f"{sha}:{path}")) for path in declared[sha]] for sha in shas}
-    blobs = _read(repo, {oid for pairs in oids.values() for _, oid in pairs} - {None})
+    blobs = _read(repo, {oid for pairs in oids.values() for _, oid in pairs if oid})
     documents: dict[str, dict | None] = {}
     result: dict[str, list[tuple[str, dict]]] = {}
     for sha, pairs in oids.items():
@@ -101,8 +101,9 @@ def params_files(repo: GitRepo, shas: list[str], default: str,
             key = f"{oid} {posixpath.splitext(path)[1].lower()}"
             if key not in documents:
                 documents[key] = _parse(path, blobs.get(oid))
-            if documents[key] is not None:
-                result.setdefault(sha, []).append((path, documents[key]))
+            document = documents[key]
+            if document is not None:
+                result.setdefault(sha, []).append((path, document))
     return result
 
 
@@ -120,7 +121,7 @@ def _declared(blob: bytes | None, base: str) -> list[str]:
     for stage in stages.values():
         if not isinstance(stage, dict):
             continue
-        wdir = stage.get("wdir") if isinstance(stage.get("wdir"), str) else "."
+        wdir = stage["wdir"] if isinstance(stage.get("wdir"), str) else "."
         folder = posixpath.normpath(posixpath.join(base, wdir))
         entries = stage.get("params")
         for entry in entries if isinstance(entries, list) else ():
