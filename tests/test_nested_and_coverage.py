@@ -120,10 +120,18 @@ def faithful_row(project: dict, **changes) -> dict:
     return values
 
 
-def check(project: dict, **changes):
-    log = write_log(project["root"] / "experiment-log.xlsx", [faithful_row(project, **changes)],
-                    headers=HEADERS, metrics=METRIC_ROWS)
+def check(project: dict, extra: dict | None = None, **changes):
+    """Validate a log of the faithful row with `changes`; `extra` adds columns after
+    HEADERS (their cells: `extra_cell(i)`)."""
+    extra = extra or {}
+    log = write_log(project["root"] / "experiment-log.xlsx",
+                    [faithful_row(project, **changes, **extra)],
+                    headers=HEADERS + list(extra), metrics=METRIC_ROWS)
     return validate(log, repo=project["root"])
+
+
+def extra_cell(position: int = 0) -> str:
+    return cell_ref(2, len(HEADERS) + position)
 
 
 def codes(report) -> list[tuple[str, str]]:
@@ -188,18 +196,27 @@ def test_a_param_run_json_lacks_is_verified_by_the_params_file_without_a008(proj
 
 
 def test_a_param_no_witness_holds_is_a008(project):
-    run = dict(project["run"], params=PARAMS)
+    report = check(project, extra={"params.train.depth": 7})
+    assert codes(report) == [("A008", extra_cell())]
+    assert report.coverage.unverified_cells == [f"Experiments!{extra_cell()}"]
+
+
+def test_params_file_lists_and_booleans_compare_as_values(project):
+    root = project["root"]
+    params = {**PARAMS, "model": {"layers": [64, 32], "batch_norm": True}}
+    sha = commit(root, {"params.yaml": yaml.safe_dump(params)}, message="a deeper model",
+                 date="2026-07-01T10:00:00+00:00")
+    run = dict(project["run"], commit=sha, params={**params, **CUSTOM})
     (project["folder"] / "run.json").write_text(json.dumps(run))
-    headers_row = faithful_row(project, **{"params.train.depth": 7})
-    HEADERS.append("params.train.depth")
-    try:
-        log = write_log(project["root"] / "experiment-log.xlsx", [headers_row],
-                        headers=HEADERS, metrics=METRIC_ROWS)
-        report = validate(log, repo=project["root"])
-        assert codes(report) == [("A008", cell("params.train.depth"))]
-        assert report.coverage.unverified_cells == [f"Experiments!{cell('params.train.depth')}"]
-    finally:
-        HEADERS.remove("params.train.depth")
+    same = {"params.model.layers": "[64, 32]", "params.model.batch_norm": "TRUE"}
+    report = check(project, extra=same, **{"Code commit": sha[:10]})
+    assert codes(report) == []
+    assert report.coverage.unverified == 0
+    run["params"]["model"] = {"layers": [64, 16], "batch_norm": False}  # run.json agrees
+    (project["folder"] / "run.json").write_text(json.dumps(run))
+    other = {"params.model.layers": "[64, 16]", "params.model.batch_norm": False}
+    report = check(project, extra=other, **{"Code commit": sha[:10]})
+    assert codes(report) == [("D004", extra_cell(0)), ("D004", extra_cell(1))]
 
 
 def test_a_flat_key_holding_a_dot_still_works(project):

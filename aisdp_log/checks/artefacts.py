@@ -327,7 +327,7 @@ class _Cells:
 
 
 _NOTHING = (None, None)
-#: Part of every verdict, with the source of this module and of `hashing`: a verdict
+#: Part of every verdict, with the source of this module, `hashing` and `nested`: a verdict
 #: remembered by other code is never trusted.
 VERDICT_VERSION = "artefacts-2"
 
@@ -335,10 +335,10 @@ VERDICT_VERSION = "artefacts-2"
 @functools.lru_cache(maxsize=1)
 def _code_version() -> str:
     """A digest of the code whose result a verdict stands for (read once per process)."""
-    from .. import hashing
+    from .. import hashing, nested
 
     digest = hashlib.blake2b(f"{VERDICT_VERSION} {__version__}".encode(), digest_size=20)
-    for module_file in (__file__, hashing.__file__):
+    for module_file in (__file__, hashing.__file__, nested.__file__):
         try:
             with open(module_file, "rb") as fh:
                 digest.update(fh.read())
