@@ -14,7 +14,6 @@ other witness verified it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from .findings import Finding, Severity
@@ -49,14 +48,31 @@ class Coverage:
         self.lacking.setdefault((row, column.index), (column, message))
 
 
-@dataclass
 class CoverageSummary:
-    """The figure the report shows: `N of N+M evidence cells verified`."""
+    """The figure the report shows: `N of N+M evidence cells verified`, and which cells are
+    unverified (named only when asked: a 10,000-row log checked offline has 200,000 of them,
+    and the text output needs just the count)."""
 
-    verified: int = 0
-    unverified: int = 0
-    unverified_cells: list[str] = field(default_factory=list)
-    offline: bool = False
+    def __init__(self, verified: int = 0, unverified: int = 0, offline: bool = False,
+                 sheet: str = "", missed: dict[int, set[int]] | None = None):
+        self.verified = verified
+        self.unverified = unverified
+        self.offline = offline
+        self.sheet = sheet
+        self._missed = missed or {}  # column index -> unverified row numbers
+        self._cells: list[str] | None = None
+
+    @property
+    def unverified_cells(self) -> list[str]:
+        """`Experiments!M5`, ... in sheet order (row, then column)."""
+        if self._cells is None:
+            from .workbook import column_letter
+
+            pairs = sorted((number, index) for index, numbers in self._missed.items()
+                           for number in numbers)
+            letters = {index: column_letter(index) for index in self._missed}
+            self._cells = [f"{self.sheet}!{letters[index]}{number}" for number, index in pairs]
+        return self._cells
 
     def to_dict(self) -> dict:
         return {"verified": self.verified, "unverified": self.unverified,
@@ -71,6 +87,9 @@ class CoverageSummary:
         if self.offline and self.unverified:
             text += " (--offline: nothing was compared with git, DVC or the artefact folders)"
         return text
+
+    def __repr__(self) -> str:
+        return f"CoverageSummary(verified={self.verified}, unverified={self.unverified})"
 
 
 def evidence_cells(log: Log) -> list[tuple[Column, set[int]]]:
@@ -94,32 +113,43 @@ def evidence_cells(log: Log) -> list[tuple[Column, set[int]]]:
 
 def conclude(log: Log, ctx, findings: list[Finding]) -> tuple[list[Finding], CoverageSummary]:
     """A008 for each unverified cell whose witness lacks its key, and the summary."""
-    from .workbook import cell_ref
-
     coverage: Coverage = ctx.coverage
     _from_git(log, ctx, coverage)
-    errors = {f.cell for f in findings if f.severity is Severity.ERROR and f.sheet == log.sheet}
-    summary = CoverageSummary(offline=ctx.offline)
-    unverified: list[tuple[int, Column]] = []
+    # a cell with an error was checked and found wrong: verified (see the module's note)
+    wrong: dict[int, set[int]] = {}
+    for finding in findings:
+        if finding.severity is Severity.ERROR and finding.sheet == log.sheet:
+            wrong.setdefault(_column_index(finding.cell), set()).add(finding.row)
+    missed: dict[int, set[int]] = {}
+    verified = unverified = 0
     for column, rows in evidence_cells(log):
-        missed = rows - coverage.verified.get(column.index, set())
-        summary.verified += len(rows) - len(missed)
-        for number in missed:
-            if cell_ref(number, column.index) in errors:
-                summary.verified += 1  # checked, and found wrong
-            else:
-                unverified.append((number, column))
-    unverified.sort(key=lambda cell: (cell[0], cell[1].index))
-    by_number = {row.number: row for row in log.rows} if unverified else {}
-    extra: list[Finding] = []
-    for number, column in unverified:
-        summary.unverified += 1
-        summary.unverified_cells.append(f"{log.sheet}!{cell_ref(number, column.index)}")
-        lacking = coverage.lacking.get((number, column.index))
-        if lacking is not None:
-            extra.append(log.finding("A008", by_number.get(number, number), column,
-                                     lacking[1]))
-    return extra, summary
+        left = rows - coverage.verified.get(column.index, _NONE) - wrong.get(column.index, _NONE)
+        verified += len(rows) - len(left)
+        unverified += len(left)
+        if left:
+            missed.setdefault(column.index, set()).update(left)
+    extra = []
+    if coverage.lacking:
+        by_number = {row.number: row for row in log.rows}
+        for (number, index), (column, message) in sorted(coverage.lacking.items(),
+                                                         key=lambda item: item[0]):
+            if number in missed.get(index, _NONE):
+                extra.append(log.finding("A008", by_number.get(number, number), column,
+                                         message))
+    return extra, CoverageSummary(verified, unverified, ctx.offline, log.sheet, missed)
+
+
+_NONE: frozenset[int] = frozenset()
+
+
+def _column_index(cell: str) -> int:
+    """0-based column index of a cell reference such as `M5`."""
+    number = 0
+    for char in cell:
+        if not char.isalpha():
+            break
+        number = number * 26 + ord(char.upper()) - 64
+    return number - 1
 
 
 def _from_git(log: Log, ctx, coverage: Coverage) -> None:
