@@ -36,11 +36,15 @@ def run(log: Log, ctx) -> Iterator[Finding]:
     if column is None:
         return
     repo = repo_for(ctx)
-    prefix = repo_prefix(dvc_root(ctx.repo, repo.root), repo.root)
+    root = dvc_root(ctx.repo, repo.root)
+    # a project without a pipeline (no params.yaml or dvc.yaml in the work tree) costs
+    # nothing: its param cells are verified by run.json or counted as unverified
+    if not (root / DEFAULT_PARAMS).is_file() and not (root / "dvc.yaml").is_file():
+        return
+    prefix = repo_prefix(root, repo.root)
     default = posixpath.join(prefix, DEFAULT_PARAMS) if prefix else DEFAULT_PARAMS
     stages = posixpath.join(prefix, "dvc.yaml") if prefix else "dvc.yaml"
-    # one `git log` says whether the history ever held either file; most repositories
-    # without DVC pipelines then cost nothing more
+    # one `git log` says whether the shared history ever held either file
     if not repo.changed_blobs((default, stages)):
         return
     commits = row_commits(log, ctx)
