@@ -124,17 +124,20 @@ class Evidence:
 def evidence_cells(log: Log) -> list[Evidence]:
     """Every evidence column with its cells (filled ones; for `Environment`, those naming a
     lock file by hash)."""
-    from .checks.git import lock_entries
-
     columns = [log.columns[key] for key in EVIDENCE_KEYS if key in log.columns]
     columns += list(log.params.values()) + list(log.metrics.values())
     result = [Evidence(column, log.parse_column(column)) for column in columns]
     environment = log.columns.get("environment")
     if environment is not None:
         parsed = log.parse_column(environment)
-        result.append(Evidence(environment, parsed, {
-            number for number, (value, _) in parsed.items()
-            if isinstance(value, str) and "sha256:" in value.lower() and lock_entries(value)}))
+        hashed = [(number, value) for number, (value, _) in parsed.items()
+                  if isinstance(value, str) and "sha256:" in value.lower()]
+        rows: set[int] = set()
+        if hashed:  # the git checks' parser, imported only when a cell may name a lock file
+            from .checks.git import lock_entries
+
+            rows = {number for number, value in hashed if lock_entries(value)}
+        result.append(Evidence(environment, parsed, rows))
     return result
 
 
