@@ -16,6 +16,7 @@ from pathlib import Path
 from . import spec
 from .errors import WriteRefused
 from .hashing import plain_folder_name
+from .nested import MISSING, lookup, unplaced
 
 #: The run.json `status` values a row may be made from (a record without one is accepted).
 ACCEPTED_STATUS = ("completed",)
@@ -158,14 +159,12 @@ def build_values(headers: list[str], experiment_id: str, run: dict, metrics: dic
     put("experiment_id", experiment_id)
     put("date", run_date(run.get("started")))
     params = run.get("params") if isinstance(run.get("params"), dict) else {}
-    other: dict[str, object] = {}
-    for name, value in params.items():
-        header = param_headers.get(str(name).casefold())
-        if header is not None:
-            if value is not None:
-                values[header] = _cell_value(value)
-        else:
-            other[str(name)] = value
+    # a column `params.train.n_est` takes `{"train": {"n_est": 50}}` as DVC names it
+    for name, header in param_headers.items():
+        value = lookup(params, name)
+        if value is not MISSING and value is not None:
+            values[header] = _cell_value(value)
+    other = unplaced(params, set(param_headers))
     unrecorded: list[str] = []
     if other:
         if "other_params" in standard:
@@ -181,15 +180,14 @@ def build_values(headers: list[str], experiment_id: str, run: dict, metrics: dic
     if isinstance(duration, (int, float)) and not isinstance(duration, bool) \
             and math.isfinite(duration):
         put("training_duration", round(duration / 60, 2))
-    folded_metrics = {str(k).casefold(): v for k, v in metrics.items()}
     missing = []
     for name, header in metric_headers.items():
-        value = folded_metrics.get(name)
-        if value is None:
+        value = lookup(metrics, name)
+        if value is MISSING or value is None:
             missing.append(header)
         else:
             values[header] = _cell_value(value)
-    unlogged = [str(k) for k in metrics if str(k).casefold() not in metric_headers]
+    unlogged = list(unplaced(metrics, set(metric_headers)))
     put("artefact_hash", artefact_hash)
     put("environment", environment_summary(run.get("environment")))
     return values, unrecorded, unlogged, missing

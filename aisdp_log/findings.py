@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import Any
 
 
 class Severity(str, Enum):
@@ -78,6 +79,9 @@ _CATALOGUE = [
          "data version cell", "The run's commit tracked other data: correct one of the two."),
     Code("D003", W, "the data is in neither the local DVC cache nor a reachable remote",
          "data version cell", "Push the data (`dvc push`) so the run can be reproduced."),
+    Code("D004", W, "a `params.*` value differs from the DVC params file at the row's commit",
+         "that cell", "Checking out that commit would train with other parameters: record "
+         "the experiment's own commit."),
     # Artefacts
     Code("A001", E, "the artefact folder is missing or holds no model file", "ID cell",
          "Keep the model under <artefacts>/<Experiment ID>/."),
@@ -93,6 +97,9 @@ _CATALOGUE = [
          "trained", "ID cell", "Commit before training so the code commit recreates the run."),
     Code("A007", E, "the ID or a path inside the artefact folder escapes the artefacts root",
          "ID cell", "Artefact folders must be real folders under the artefacts root."),
+    Code("A008", W, "a witness (run.json, metrics.json) exists but lacks the row's param or "
+         "metric, so the cell is unverified", "that cell",
+         "Record the value in run.json / metrics.json, or check the column's name."),
     # Review
     Code("R001", W, "outcome not yet decided", "outcome cell",
          "Decide: selected, rejected or baseline."),
@@ -176,6 +183,8 @@ class Report:
     findings: list[Finding] = field(default_factory=list)
     #: the aisdp.toml the checks used, as shown to the user; None means defaults
     config: str | None = None
+    #: `coverage.CoverageSummary` of the evidence cells, when checks ran
+    coverage: Any = None
 
     @property
     def errors(self) -> int:
@@ -202,7 +211,8 @@ class Report:
         return {
             "log": self.log,
             "rows": self.rows,
-            "summary": {"errors": self.errors, "warnings": self.warnings},
+            "summary": {"errors": self.errors, "warnings": self.warnings,
+                        **({"coverage": self.coverage.to_dict()} if self.coverage else {})},
             "findings": [f.to_dict() for f in self.findings],
             "config": self.config,
         }

@@ -55,6 +55,8 @@ def format_text(report: Report, colour: bool = False) -> str:
     lines.append(paint(_inert(f"config: {report.config or 'defaults'}"), "dim"))
     style = "error" if errors else ("warning" if warnings else "bold")
     lines.append(paint(summary, style) if (errors or warnings) else summary + " - ok")
+    if report.coverage is not None:
+        lines.append(_inert(report.coverage.line()))
     return "\n".join(lines)
 
 

@@ -201,6 +201,8 @@ class Review:
     signature: object | None = None  # SignatureInfo of that sign-off
     #: (period, name and role, signed at, verification) of the sign-offs before this one
     signoff_history: list = field(default_factory=list)
+    #: coverage.CoverageSummary of the whole log, as `validate` reports it
+    coverage: object | None = None
     plots: list = field(default_factory=list)  # plots.Plot, filled by `render`
     #: numeric parameters that always changed together over the ranked runs (identical or
     #: reversed ranks), each group in log order: not ranked, since no effect can be told apart
@@ -282,8 +284,8 @@ def _gather(log, log_path: Path, period: str | None, root: Path, git_root: Path 
                             f"in {', '.join(_periods(log)) or 'no quarter'}")
     metrics = _metrics(log)
     candidates = [_candidate(log, row, metrics) for row in rows]
-    mode, note, findings, errors, warnings = _validation(log_path, root, git_root,
-                                                         config, rows)
+    mode, note, findings, errors, warnings, coverage = _validation(log_path, root, git_root,
+                                                                   config, rows)
     intervals = _intervals(log)
     _, period_end = period_bounds(period)
     correlations, n_rows, skipped, together = _correlations(log, metrics, period_end)
@@ -298,7 +300,7 @@ def _gather(log, log_path: Path, period: str | None, root: Path, git_root: Path 
         provenance=_provenance(log, rows, artefacts_dir, root if git_root else None),
         intervals=intervals, correlations=correlations, correlation_rows=n_rows,
         correlation_scope=f"all runs dated up to {period_end.isoformat()}",
-        skipped_params=skipped, together=together,
+        skipped_params=skipped, together=together, coverage=coverage,
         repro=[_repro(log, row, intervals) for row in rows
                if log.typed(row, "outcome") == "selected"],
         changes=_changes(log),
@@ -380,7 +382,7 @@ def _validation(log_path: Path, root: Path, git_root: Path | None, config, rows)
                     (f.row in numbers or f.row == 1))
                 or spec.normalise_header(f.sheet) != experiment_sheet]
     errors = sum(1 for f in findings if f.severity.value == "error")
-    return mode, note, findings, errors, len(findings) - errors
+    return mode, note, findings, errors, len(findings) - errors, report.coverage
 
 
 def _better(delta: float, goal: str) -> bool | None:

@@ -291,6 +291,21 @@ def _html_index() -> str:
             + f'<ul class="tight">{annex}</ul></nav>')
 
 
+def coverage_text(review) -> str:
+    """The validate figure for the whole log (`N of N+M evidence cells verified`), with the
+    unverified cells named; empty when the review holds none (built by an older version)."""
+    coverage = getattr(review, "coverage", None)
+    if coverage is None:
+        return ""
+    text = f"Verification coverage of the whole log: {coverage.line()}"
+    cells = coverage.unverified_cells
+    if cells:
+        shown = ", ".join(cells[:20]) + (f" and {len(cells) - 20} more" if len(cells) > 20
+                                         else "")
+        text += f"; unverified: {shown}"
+    return text + "."
+
+
 def _html_summary(review, section: Section) -> str:
     counts = review.counts
     cards = [("runs", counts["runs"], ""), ("selected", counts["selected"], ""),
@@ -307,6 +322,9 @@ def _html_summary(review, section: Section) -> str:
               f"{review.warnings} warning(s)</strong> in the period's rows.")
     parts = [_heading(section), f'<div class="cards">{card_html}</div>',
              f'<div class="banner {kind}">{status}</div>']
+    coverage = coverage_text(review)
+    if coverage:
+        parts.append(f'<p class="note" data-coverage>{_e(coverage)}</p>')
     if review.findings:
         rows = [[_badge(f.severity.value, "bad" if f.severity.value == "error" else "warn"),
                  _e(f.code), f'<span class="mono nowrap">{_e(f.sheet)}!{_e(f.cell)}</span>',
@@ -599,6 +617,8 @@ def render_markdown(review) -> str:
                        str(review.warnings)]])
     out.append(f"Validation ({review.validation_mode}: {_md(review.validation_note)}): "
                f"{review.errors} error(s), {review.warnings} warning(s) in the period's rows.")
+    if coverage_text(review):
+        out += ["", _md(coverage_text(review))]
     out.append("")
     if review.findings:
         out += _md_table(["Severity", "Code", "Cell", "Column", "Experiment", "Message"],

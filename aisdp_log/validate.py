@@ -46,7 +46,7 @@ def validate(path: Path | str, *, repo: Path | str | None = None, offline: bool 
         try:
             findings = run_checks(log, ctx)
             return Report(log=str(path), rows=len(log.rows), findings=findings,
-                          config=shown_config(config))
+                          config=shown_config(config), coverage=ctx.coverage_summary)
         finally:
             ctx.close()  # the shared `git cat-file` process
             log.workbook.close()

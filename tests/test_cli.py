@@ -85,7 +85,9 @@ def test_text_format_groups_findings_by_row(logs, tmp_path):
     assert lines[6] == ""
     assert lines[7] == "config: defaults"
     assert re.fullmatch(r".*errors\.xlsx: 2 errors, 2 warnings in 3 rows", lines[8])
-    assert len(lines) == 9
+    # offline, nothing is compared with a witness: the F3 and G3 errors count as checked
+    assert re.fullmatch(r"2 of \d+ evidence cells verified \(--offline: .*\)", lines[9])
+    assert len(lines) == 10
     assert "\033[" not in result.stdout
 
 
@@ -99,10 +101,12 @@ def test_text_format_shows_control_characters_in_cells_escaped(tmp_path):
     assert result.stdout.splitlines()[0] == "Experiments row 2 (EXP\\x1b]0;owned\\x07-1)"
 
 
-def test_text_format_of_a_clean_log_is_the_config_and_one_summary_line(logs, tmp_path):
+def test_text_format_of_a_clean_log_is_the_config_the_summary_then_the_coverage(logs, tmp_path):
     result = run("validate", str(logs["clean"]), "--offline", cwd=tmp_path)
     assert result.stdout.splitlines() == [
-        "config: defaults", f"{logs['clean']}: 0 errors, 0 warnings in 1 row - ok"]
+        "config: defaults", f"{logs['clean']}: 0 errors, 0 warnings in 1 row - ok",
+        "0 of 6 evidence cells verified (--offline: nothing was compared with git, DVC or the "
+        "artefact folders)"]
 
 
 def test_json_format_is_spec_shape(logs, tmp_path):
@@ -113,7 +117,11 @@ def test_json_format_is_spec_shape(logs, tmp_path):
     assert document["config"] is None
     assert document["log"] == str(logs["errors"])
     assert document["rows"] == 3
+    coverage = document["summary"].pop("coverage")
     assert document["summary"] == {"errors": 2, "warnings": 2}
+    # offline, only the S003 and S007 cells count as checked (and found wrong)
+    assert coverage["verified"] == 2
+    assert coverage["unverified"] == len(coverage["unverified_cells"]) > 0
     first = document["findings"][0]
     assert list(first) == ["code", "severity", "sheet", "cell", "row", "column",
                            "experiment_id", "message"]

@@ -10,15 +10,16 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from ..config import Config
+from ..coverage import Coverage, CoverageSummary, conclude
 from ..findings import Finding
 
 #: Families that read only the workbook, then those that need the repository.
 OFFLINE_FAMILIES = ("schema", "review", "signoff")
-ONLINE_FAMILIES = ("git", "dvc", "artefacts")
+ONLINE_FAMILIES = ("git", "dvc", "params", "artefacts")
 #: Families that mostly wait for git processes. They run in a thread beside the artefact
 #: checks (after schema, which parses every cell they read), so on two cores git works while
 #: Python lists artefact folders: on a 10,000-row log that hides ~0.2 s of git's time.
-BACKGROUND_FAMILIES = ("git", "dvc")
+BACKGROUND_FAMILIES = ("git", "dvc", "params")
 #: Below this many rows git answers in milliseconds and a thread costs more than it hides.
 BACKGROUND_MIN_ROWS = 200
 
@@ -34,6 +35,10 @@ class Context:
     progress: bool = False
     #: Shared between families (the git repository handle, resolved commits, ...).
     cache: dict = field(default_factory=dict)
+    #: The evidence cells each check compared with a witness (see `aisdp_log.coverage`).
+    coverage: Coverage = field(default_factory=Coverage)
+    #: Set by `run_checks`: the figure `N of N+M evidence cells verified`.
+    coverage_summary: CoverageSummary | None = None
 
     def close(self) -> None:
         """Release what the families opened: the shared `git cat-file` process."""
@@ -72,6 +77,9 @@ def run_checks(log, ctx: Context) -> list[Finding]:
     # git knows more about a cell than the schema: its S003 (a tag in `Code commit`, with the
     # commit it points to) is kept over the schema's at the same cell
     findings = [f for f in found.get("git", ()) if f.code.startswith("S")] + findings
+    # last: whether a cell was verified depends on every family (A008 only where none did)
+    unverified, ctx.coverage_summary = conclude(log, ctx, findings)
+    findings += unverified
     return sorted(deduplicate(findings), key=lambda f: f.sort_key)
 
 

@@ -29,6 +29,7 @@ from typing import Iterator
 from ..findings import Finding
 from ..hashcache import HashCache, code_fingerprint, is_racy, open_cache, stat_key
 from ..hashing import FolderScan, combine, inside, plain_folder_name, scan_folder
+from ..nested import MISSING, lookup
 from ..progress import Progress
 from ..values import as_text, decimals_typed, is_number, parse_artefact_hash
 from ..workbook import Log, Row, cell_ref
@@ -114,14 +115,14 @@ def run(log: Log, ctx) -> Iterator[Finding]:
         verdict = None
         if scan.files and not scan.unreadable and not scan.escapes:
             verdict = _verdict(cells, row, folder, scan, expected, now)
-            if verdict is not None and cache.has_verdict(verdict):
+            if verdict is not None and cells.known_verdict(cache, verdict, row.number):
                 continue  # every input as when this row was last found clean
         planned.append(_Planned(row, experiment_id, folder, scan,
                                 expected if hashable else None, verdict))
 
     flagged: set[int] = set()  # rows with a finding: their verdicts are not clean
     try:
-        for finding in _hash_and_compare(log, planned, cache, shown, ctx.progress):
+        for finding in _hash_and_compare(log, planned, cache, shown, ctx.progress, cells):
             flagged.add(finding.row)
             yield finding
         for plan in planned:
@@ -132,10 +133,14 @@ def run(log: Log, ctx) -> Iterator[Finding]:
                 flagged.add(finding.row)
                 yield finding
         for plan in planned:
-            if plan.verdict is not None and plan.row.number not in flagged:
-                cache.store_verdict(plan.verdict)
+            if plan.verdict is not None and plan.row.number not in flagged \
+                    and plan.row.number not in cells.lacking_rows:
+                # the cells this row verified travel with its verdict: a warm run that
+                # skips the comparisons still counts them (see `_Cells.known_verdict`)
+                cache.store_verdict(cells.verdict_key(plan.verdict, plan.row.number))
     finally:
         cache.save()
+        cells.publish(ctx.coverage)
     if root_exists:
         yield from _orphans(log, id_column, listing, shown, named)
 
@@ -185,7 +190,7 @@ def _file_list(digests: list[tuple[str, str]]) -> str:
 
 
 def _hash_and_compare(log: Log, planned: list[_Planned], cache: HashCache, shown: str,
-                      show_progress: bool) -> Iterator[Finding]:
+                      show_progress: bool, cells: _Cells) -> Iterator[Finding]:
     """A002 for each row whose files hash to something else than its cell. Cached digests
     are taken first, so the progress total is the bytes that really need reading."""
     work = [plan for plan in planned if plan.expected_hash is not None]
@@ -227,6 +232,7 @@ def _hash_and_compare(log: Log, planned: list[_Planned], cache: HashCache, shown
                 digests.append((hex_digest, model_file.rel))
             else:
                 actual = combine(digests)
+                cells.verify(plan.row, "artefact_hash")
                 if actual != plan.expected_hash:
                     yield log.finding("A002", plan.row, "artefact_hash",
                                       f"{where} ({_file_list(digests)}) hashes to {actual}, "
@@ -256,9 +262,19 @@ class _Cells:
         self.compared = [*self.by_key.values(), *(parsed for _, _, parsed in self.metrics),
                          *(parsed for _, _, parsed in self.params)]
         self.metric_columns = [column for _, column, _ in self.metrics]
+        #: row number -> indices of the evidence columns this family verified in that row
+        self.verified: dict[int, set[int]] = {}
+        #: a cached verdict's verified indices (as stored) -> the rows it stood for
+        self.verdict_rows: dict[str, list[int]] = {}
+        #: (row number, column index) -> (column, why the row's record lacks its key: A008)
+        self.lacking: dict[tuple[int, int], tuple[object, str]] = {}
+        self.lacking_rows: set[int] = set()
+        self._verdicts: dict[str, str] | None = None
+        layout = [(key, column.index) for key, column in log.columns.items()] + \
+            [(name, column.index) for name, column, _ in (*self.metrics, *self.params)]
         self.verdict_base = hashlib.blake2b(repr((
             _code_version(), list(self.by_key), [name for name, _, _ in self.metrics],
-            [name for name, _, _ in self.params])).encode("utf-8", "surrogatepass"),
+            [name for name, _, _ in self.params], layout)).encode("utf-8", "surrogatepass"),
             digest_size=20)
 
     def column(self, column) -> dict:
@@ -267,11 +283,60 @@ class _Cells:
     def typed(self, row: Row, key: str) -> object:
         return self.by_key[key].get(row.number, _NOTHING)[0]
 
+    # -- coverage: what this family compared, published to `ctx.coverage` at its end
+    def verify(self, row: Row, column) -> None:
+        """A record (or the files' digest) was compared with this cell."""
+        if isinstance(column, str):
+            column = self.log.columns.get(column)
+        if column is not None:
+            self.verified.setdefault(row.number, set()).add(column.index)
+
+    def lack(self, row: Row, column, message: str) -> None:
+        """The row's record exists but lacks this cell's key (A008 unless verified else)."""
+        if isinstance(column, str):
+            column = self.log.columns.get(column)
+        if column is not None:
+            self.lacking.setdefault((row.number, column.index), (column, message))
+            self.lacking_rows.add(row.number)
+
+    def publish(self, coverage) -> None:
+        for number, indices in self.verified.items():
+            for index in indices:
+                coverage.verify_rows(index, (number,))
+        for stored, numbers in self.verdict_rows.items():
+            if stored:
+                for index in map(int, stored.split(",")):
+                    coverage.verify_rows(index, numbers)
+        for (number, _), (column, message) in self.lacking.items():
+            coverage.lack(number, column, message)
+
+    def verdict_key(self, verdict: str, number: int) -> str:
+        """The stored verdict: its digest, `=`, the indices of the cells it verified."""
+        return verdict + "=" + ",".join(map(str, sorted(self.verified.get(number, ()))))
+
+    def known_verdict(self, cache: HashCache, verdict: str, number: int) -> bool:
+        """Whether the row was found clean with these inputs; if so the cells it verified
+        then count as verified now (a verdict holds the coverage of its row)."""
+        if self._verdicts is None:
+            self._verdicts = {key.partition("=")[0]: key for key in cache.verdicts
+                              if "=" in key}
+        key = self._verdicts.get(verdict, verdict)  # unknown: asked anyway, to count a miss
+        if not cache.has_verdict(key) or "=" not in key:
+            return False
+        indices = key.partition("=")[2]
+        rows = self.verdict_rows.get(indices)
+        if rows is None:
+            if indices and not all(part.isdigit() for part in indices.split(",")):
+                return False  # not a verdict this code wrote: check the row
+            rows = self.verdict_rows[indices] = []
+        rows.append(number)  # most rows share one set of cells: decoded once at the end
+        return True
+
 
 _NOTHING = (None, None)
 #: Part of every verdict, with the tool's version and the source of every module of the
 #: package: a verdict remembered by other code is never trusted.
-VERDICT_VERSION = "artefacts-1"
+VERDICT_VERSION = "artefacts-2"
 
 
 def _code_version() -> str:
@@ -422,23 +487,21 @@ def _metrics_json(log: Log, plan: _Planned, shown: str, cache: HashCache,
         return
     if data is None:
         return
-    by_name = None
     number = plan.row.number
     for name, column, parsed in cells.metrics:
         typed = parsed.get(number, _NOTHING)[0]
         if typed is None:
             continue  # empty, or S003 already
-        recorded = data.get(name, _MISSING)
-        if recorded is _MISSING:
-            if by_name is None:
-                by_name = {str(k).casefold(): v for k, v in data.items()}
-            recorded = by_name.get(name.casefold(), _MISSING)
-        if recorded is _MISSING:
-            # metrics.json holds what the training script computed; a metric measured
-            # elsewhere (an evaluation notebook, a human rating) may be typed in the log
-            # without being in it, and the SPEC asks agreement only "where present".
-            continue
         where = f"{shown}/{plan.experiment_id}/"
+        # `avg_prec.test` names {"avg_prec": {"test": ...}} as `dvc metrics show` does
+        recorded = lookup(data, name)
+        if recorded is MISSING:
+            # a metric measured elsewhere (a notebook, a human rating) may be typed in the
+            # log; then nothing confirms it, and the report says so
+            cells.lack(plan.row, column, f"{where}metrics.json has no {name}, so nothing "
+                       "confirms the cell (record it there, or check the column's name)")
+            continue
+        cells.verify(plan.row, column)
         if not is_number(recorded) or not math.isfinite(float(recorded)):
             yield log.finding("A003", plan.row, column, f"{where}metrics.json holds "
                               f"{json.dumps(recorded)[:40]} for {name}, not a number")
@@ -449,9 +512,6 @@ def _metrics_json(log: Log, plan: _Planned, shown: str, cache: HashCache,
                         f"±{0.5 * 10.0 ** -decimals:g})" if decimals is not None else "")
             yield log.finding("A003", plan.row, column, f"{name} is {as_text(typed)} in the "
                               f"cell but {recorded!r} in {where}metrics.json{rounding}")
-
-
-_MISSING = object()
 
 
 def _agrees(typed: float, recorded: float, decimals: int | None) -> bool:
@@ -482,8 +542,7 @@ def _run_json(log: Log, plan: _Planned, shown: str, cache: HashCache,
             finding = check(log, cells, row, data, where)
             if finding is not None:
                 yield finding
-    if data["params"] is not None:
-        yield from _params(log, cells, row, data, where)
+    yield from _params(log, cells, row, data, where)
     dirty = data["dirty"]
     if dirty is True or (dirty is not None and str(dirty).casefold() == "true"):
         yield log.finding("A006", row, None, f"{where} records uncommitted changes when the "
@@ -497,6 +556,7 @@ def _seed(log: Log, cells: _Cells, row: Row, data: dict,
     if recorded is None or typed is None:
         return None
     seed = _whole_number(recorded)
+    cells.verify(row, "random_seed")
     if seed is None:
         return log.finding("A004", row, "random_seed", f"{where} seed {recorded!r} is not a "
                            "whole number")
@@ -530,6 +590,7 @@ def _commit(log: Log, cells: _Cells, row: Row, data: dict,
     if not isinstance(recorded, str) or not recorded.strip() or typed is None:
         return None
     commit = recorded.strip().lower()
+    cells.verify(row, "code_commit")
     if len(commit) < 7 or not HEX.match(commit):
         return log.finding("A004", row, "code_commit", f"{where} commit {recorded[:60]!r} is "
                            "not a git SHA")
@@ -566,6 +627,7 @@ def _data_version(log: Log, cells: _Cells, row: Row, data: dict,
     hashes = [h for h in (_md5_like(v) for v in values) if h is not None]
     if not hashes:
         return None  # not recorded, or recorded as a tag: nothing comparable
+    cells.verify(row, "data_version")
     if not any(_prefix_match(typed, h) for h in hashes):
         return log.finding("A004", row, "data_version", f"the row says data version {typed}, "
                            f"{where} says {', '.join(h[:12] for h in hashes)}")
@@ -637,28 +699,38 @@ def _same(a, b) -> bool:
 def _params(log: Log, cells: _Cells, row: Row, data: dict,
             where: str) -> Iterator[Finding]:
     recorded = data.get("params")
-    if recorded is None:
-        return
-    if not isinstance(recorded, dict):
+    if recorded is not None and not isinstance(recorded, dict):
         yield log.finding("A004", row, None, f"{where} params is not a JSON object")
-        return
-    by_name = {str(k).casefold(): v for k, v in recorded.items()}
+    table = recorded if isinstance(recorded, dict) else {}
     for name, column, parsed in cells.params:
         typed = parsed.get(row.number, _NOTHING)[0]
-        # a param the run did not record cannot be compared; the row may hold a setting the
-        # script reads from elsewhere (a config file at that commit)
-        if typed is None or name.casefold() not in by_name:
+        if typed is None:
             continue
-        value = by_name[name.casefold()]
+        # `train.n_est` names {"train": {"n_est": ...}} as `dvc params diff` does
+        value = lookup(table, name)
+        if value is MISSING:
+            # the script may read this setting from elsewhere (a params file at that
+            # commit, which D004 compares); if nothing else does, A008 says so
+            cells.lack(row, column, f"{where} records no {name}"
+                       + ("" if isinstance(recorded, dict) else " (it has no params)")
+                       + ", so nothing confirms the cell")
+            continue
+        cells.verify(row, column)
         if not same_param(typed, value):
             yield log.finding("A004", row, column, f"the row says {name} = {as_text(typed)}, "
                               f"{where} says {json.dumps(value)[:60]}")
     others = cells.typed(row, "other_params")
-    if isinstance(others, dict):
-        differing = [f"{key} = {text} (run.json: {json.dumps(by_name[key.casefold()])[:40]})"
+    if isinstance(others, dict) and others:
+        found = {key: lookup(table, key) for key in others}
+        absent = [key for key, value in found.items() if value is MISSING]
+        if absent:
+            cells.lack(row, "other_params", f"{where} records no {', '.join(absent)[:80]}, "
+                       "so nothing confirms the cell")
+        else:
+            cells.verify(row, "other_params")
+        differing = [f"{key} = {text} (run.json: {json.dumps(found[key])[:40]})"
                      for key, text in others.items()
-                     if key.casefold() in by_name and not same_param(text,
-                                                                     by_name[key.casefold()])]
+                     if found[key] is not MISSING and not same_param(text, found[key])]
         if differing:
             yield log.finding("A004", row, "other_params", f"{where} disagrees: "
                               + "; ".join(differing))
@@ -676,6 +748,7 @@ def _recorded_hash(log: Log, cells: _Cells, row: Row, data: dict,
         trained = parse_artefact_hash(recorded)  # as the cell's own value is read
     except ValueError:
         return None  # not a sha256 this check can compare
+    cells.verify(row, "artefact_hash")
     if trained != typed:
         return log.finding("A004", row, "artefact_hash", f"{where} records the trained model "
                            f"as {trained[:19]}..., the row names {typed[:19]}...")

@@ -212,6 +212,8 @@ def run(log: Log, ctx) -> Iterator[Finding]:
         yield log.finding("D001", row, column,
                           f"{version} resolves to no DVC-tracked data: {reason}")
 
+    # the versions that name what their commit pins are verified (D001/D002 are errors)
+    ctx.coverage.verify_rows(column.index, (row.number for row, _ in to_check))
     yield from _availability(log, ctx, repo, column, to_check)
 
 
