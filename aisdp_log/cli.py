@@ -76,8 +76,13 @@ def template(output: Path, config_path: Path | None, force: bool) -> None:
               "missing from the local cache (imports DVC; slower).")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
               help="aisdp.toml to use (default: the one at the repository root).")
+@click.option("--annotate", is_flag=True, help="Also write the findings into LOG: a note on "
+              "each finding's cell, a highlight, and sheet Findings (replacing the last ones).")
+@click.option("--force", is_flag=True, help="With --annotate: write although an Excel (~$) or "
+              "LibreOffice (.~lock) lock file says the log is open (a lock left by a crash).")
 def validate(logs: tuple[Path, ...], repo: Path | None, output_format: str, strict: bool,
-             offline: bool, remote: bool, config_path: Path | None) -> None:
+             offline: bool, remote: bool, config_path: Path | None, annotate: bool,
+             force: bool) -> None:
     """Check every row of LOG and report each problem at its cell.
 
     Exit code 0: no errors (warnings allowed unless --strict); 1: errors found;
@@ -100,6 +105,19 @@ def validate(logs: tuple[Path, ...], repo: Path | None, output_format: str, stri
             continue
         click.echo(FORMATTERS[output_format](report, use_colour() and output_format == "text"))
         worst = max(worst, report.exit_code(strict))
+        if annotate:
+            from .annotate import annotate as write_annotations
+
+            try:
+                written = write_annotations(log, report, force=force)
+            except AisdpLogError as exc:
+                if len(logs) == 1:
+                    raise
+                click.echo(f"aisdp-log: error: {exc}", err=True)
+                worst = max(worst, exc.exit_code)
+                continue
+            for line in written.lines():  # stderr: stdout stays the report (json, github)
+                click.echo(line, err=output_format != "text")
     sys.exit(worst)
 
 

@@ -195,6 +195,36 @@ class Styles:
             head = set_attribute(head, "count", str(count))
         self._text = text[:found.start()] + head + text[head_end:]
 
+    def dxf_index(self, dxf: bytes) -> int | None:
+        """The index of the differential format `dxf` (a `<dxf>` element, unprefixed), as
+        conditional formats refer to it; appended to `<dxfs>` (made when absent) unless an
+        equal one exists. None when the workbook has no styles part."""
+        if not self.part:
+            return None
+        root = re.search(rb"<(?:\w+:)?styleSheet\b[^>]*>", self._text)
+        prefix = re.match(rb"<(\w+:)?", root.group()).group(1) or b"" if root else b""
+        if prefix:
+            dxf = re.sub(rb"<(/?)(?=\w)", rb"<\1" + prefix, dxf)
+        if dxf in self.dxfs:
+            return self.dxfs.index(dxf)
+        found = _section(self._text, b"dxfs")
+        if found is None:
+            # CT_Stylesheet order: ... cellStyles, dxfs, tableStyles, colors, extLst
+            block = b"<" + prefix + b'dxfs count="1">' + dxf + b"</" + prefix + b"dxfs>"
+            after = re.search(rb"<(?:\w+:)?(?:tableStyles|colors|extLst)\b|</(?:\w+:)?"
+                              rb"styleSheet\s*>", self._text)
+            at = after.start() if after else len(self._text)
+            self._text = self._text[:at] + block + self._text[at:]
+        else:
+            text = insert_before_close(self._text[:found.end()], b"dxfs", dxf) + \
+                self._text[found.end():]
+            found = _section(text, b"dxfs")
+            head_end = found.start() + len(b"<" + found.group(1) + found.group(2)) + 1
+            head = set_attribute(text[found.start():head_end], "count", str(len(self.dxfs) + 1))
+            self._text = text[:found.start()] + head + text[head_end:]
+        self.dxfs.append(dxf)
+        return len(self.dxfs) - 1
+
     def save(self) -> None:
         if self.part:
             self.package.write(self.part, self._text)

@@ -1,0 +1,331 @@
+"""`validate --annotate`: notes, highlights and the Findings sheet appear in a real workbook, go
+again once the cells are fixed, and never touch what a person wrote."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import shutil
+import subprocess
+import zipfile
+from pathlib import Path
+
+import openpyxl
+import pytest
+import xlsxwriter
+from builders import BASE_ROW, commit, init_repo, row
+from click.testing import CliRunner
+
+from aisdp_log.annotate import FINDINGS_HEADERS, HIGHLIGHT_FILL, annotate
+from aisdp_log.cli import cli, main
+from aisdp_log.validate import validate
+from aisdp_log.workbook import cell_ref
+from aisdp_log.writer import open_workbook_for_update
+
+HEADERS = list(BASE_ROW)
+MODEL = b"model weights " * 50
+SOFFICE = shutil.which("soffice") or shutil.which("libreoffice")
+
+
+def cell(header: str, number: int = 2) -> str:
+    return cell_ref(number, HEADERS.index(header))
+
+
+def model_hash(data: bytes = MODEL) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def write_annotatable_log(path: Path, rows: list[dict], *, note_on: str | None = "C2",
+                          sheets: dict[str, list[list]] | None = None) -> Path:
+    """A log as a person writes it, with their own note (author Alice) on `note_on`."""
+    workbook = xlsxwriter.Workbook(str(path))
+    sheet = workbook.add_worksheet("Experiments")
+    sheet.write_row(0, 0, HEADERS)
+    for number, values in enumerate(rows, start=1):
+        for column, header in enumerate(HEADERS):
+            value = values.get(header)
+            if isinstance(value, str):
+                sheet.write_string(number, column, value)
+            elif value is not None:
+                sheet.write(number, column, value)
+    if note_on:
+        sheet.write_comment(note_on, "Alice: check the hypothesis wording", {"author": "Alice"})
+    metrics = workbook.add_worksheet("Metrics")
+    metrics.write_row(0, 0, ["Metric", "Goal", "Threshold", "Description"])
+    metrics.write_row(1, 0, ["accuracy", "max", 0.85, "holdout accuracy"])
+    for name, grid in (sheets or {}).items():
+        extra = workbook.add_worksheet(name)
+        for number, values in enumerate(grid):
+            extra.write_row(number, 0, values)
+    workbook.close()
+    return path
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> tuple[Path, Path]:
+    """A real git repository with one artefact folder; the log's row has an empty seed (S002)
+    and a model that was changed after its hash was written (A002)."""
+    repo = init_repo(tmp_path / "project")
+    sha = commit(repo, {"train.py": "print('train')\n"}, date="2026-07-01T12:00:00+00:00")
+    folder = repo / "artefacts" / "EXP-001"
+    folder.mkdir(parents=True)
+    (folder / "model.pt").write_bytes(MODEL + b"tampered")
+    log = write_annotatable_log(repo / "experiment-log.xlsx", [
+        row(code_commit=sha, random_seed=None, artefact_hash=model_hash())])
+    return repo, log
+
+
+def comments(path: Path, sheet: str = "Experiments") -> dict[str, tuple[str, str]]:
+    """Cell -> (author, text) of every note on `sheet`, as openpyxl reads them."""
+    workbook = openpyxl.load_workbook(path)
+    return {c.coordinate: (c.comment.author, c.comment.text)
+            for r in workbook[sheet].iter_rows() for c in r if c.comment}
+
+
+def comment_xml(path: Path, ref: str) -> bytes:
+    """The raw `<comment ref=...>` element for `ref` in the first comments part."""
+    with zipfile.ZipFile(path) as archive:
+        name = next(n for n in archive.namelist() if re.fullmatch(r"xl/comments\d+\.xml", n))
+        text = archive.read(name)
+    return re.search(rb'<comment ref="' + ref.encode() + rb'".*?</comment>', text,
+                     re.DOTALL).group()
+
+
+def findings_rows(path: Path) -> list[tuple]:
+    sheet = openpyxl.load_workbook(path)["Findings"]
+    return list(sheet.iter_rows(values_only=True))
+
+
+def highlighted(path: Path) -> set[str]:
+    """Cells under the tool's conditional format (its marker formula)."""
+    sheet = openpyxl.load_workbook(path)["Experiments"]
+    cells = set()
+    for cf_range, rules in sheet.conditional_formatting._cf_rules.items():
+        if any('"aisdp-log"' in (rule.formula or [""])[0] for rule in rules):
+            cells |= {str(r) for r in cf_range.sqref.ranges}
+    return cells
+
+
+def run_validate(log: Path, repo: Path, *extra: str):
+    return CliRunner().invoke(cli, ["validate", str(log), "--repo", str(repo), *extra])
+
+
+def run_main(*args: str, capsys) -> tuple[int, str]:
+    """The command as a user runs it (one-line errors, exit codes): exit code and stderr."""
+    with pytest.raises(SystemExit) as stopped:
+        main(list(args))
+    return stopped.value.code, capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- the story
+
+def test_notes_highlight_and_findings_appear_then_go(project):
+    repo, log = project
+    seed, digest = cell("Random seed"), cell("Artefact hash")
+    plain = run_validate(log, repo)
+    assert {("S002", seed), ("A002", digest)} <= set(validate(log, repo=repo).codes())
+    user_note = comment_xml(log, "C2")
+
+    annotated = run_validate(log, repo, "--annotate")
+    assert annotated.exit_code == plain.exit_code == 1, annotated.output
+    notes = comments(log)
+    assert notes[seed][0] == notes[digest][0] == "aisdp-log"
+    assert notes[seed][1].startswith("S002 ") and notes[digest][1].startswith("A002 ")
+    assert "aisdp-log hash" in notes[digest][1]  # says what to do
+    assert notes["C2"] == ("Alice", "Alice: check the hypothesis wording")
+    assert comment_xml(log, "C2") == user_note
+    assert {seed, digest} <= highlighted(log)
+    rows = findings_rows(log)
+    assert rows[0] == FINDINGS_HEADERS
+    listed = {(r[0], r[2]) for r in rows[1:]}
+    assert {("S002", f"Experiments!{seed}"), ("A002", f"Experiments!{digest}")} <= listed
+    assert all(r[3] == "EXP-001" and r[1] in ("error", "warning") and r[5] for r in rows[1:])
+    link = openpyxl.load_workbook(log)["Findings"]["C2"]
+    assert link.hyperlink.location == link.value and link.data_type == "s"
+    assert validate(log, repo=repo).codes() == validate(log, repo=repo).codes()
+
+    # the person fixes both cells (any writer: here aisdp-log's own)
+    (repo / "artefacts" / "EXP-001" / "model.pt").write_bytes(MODEL)
+    with open_workbook_for_update(log) as workbook:
+        workbook["Experiments"][seed] = 42
+    again = run_validate(log, repo, "--annotate")
+    assert again.exit_code == run_validate(log, repo).exit_code, again.output
+    codes = set(validate(log, repo=repo).codes())
+    assert not codes & {("S002", seed), ("A002", digest)}
+    notes = comments(log)
+    assert seed not in notes and digest not in notes
+    assert notes["C2"] == ("Alice", "Alice: check the hypothesis wording")
+    assert comment_xml(log, "C2") == user_note
+    assert not highlighted(log) & {seed, digest}
+    assert {(r[0], r[2]) for r in findings_rows(log)[1:]} == {
+        (code, f"Experiments!{where}") for code, where in codes}
+
+
+def test_a_clean_log_loses_every_tool_note_and_part(tmp_path):
+    """Notes on a log without a note of its own: once fixed, the comments part, the VML
+    drawing and their wiring go again."""
+    log = write_annotatable_log(tmp_path / "log.xlsx", [row(random_seed=None)], note_on=None)
+    with zipfile.ZipFile(log) as archive:
+        before = set(archive.namelist())
+    report = validate(log, offline=True)
+    assert report.codes() == [("S002", cell("Random seed"))]
+    result = annotate(log, report)
+    assert result.notes == [f"Experiments!{cell('Random seed')}"]
+    assert comments(log)[cell("Random seed")][1].startswith("S002 error: ")
+    with open_workbook_for_update(log) as workbook:
+        workbook["Experiments"][cell("Random seed")] = 7
+    report = validate(log, offline=True)
+    assert report.codes() == []
+    annotate(log, report)
+    assert comments(log) == {}
+    with zipfile.ZipFile(log) as archive:
+        names = set(archive.namelist())
+        sheet = archive.read("xl/worksheets/sheet1.xml")
+        types = archive.read("[Content_Types].xml")
+        rels = archive.read("xl/worksheets/_rels/sheet1.xml.rels") \
+            if "xl/worksheets/_rels/sheet1.xml.rels" in names else b""
+    assert not any(re.search(r"comments|vmlDrawing", n) for n in names - before)
+    assert b"legacyDrawing" not in sheet and b"comments" not in types and b"vml" not in rels
+    assert b"conditionalFormatting" not in sheet
+    assert findings_rows(log) == [FINDINGS_HEADERS]
+
+
+def test_a_finding_on_a_cell_with_a_persons_note_keeps_their_note(tmp_path):
+    log = write_annotatable_log(tmp_path / "log.xlsx", [row(random_seed=None)],
+                                note_on=cell("Random seed"))
+    user_note = comment_xml(log, cell("Random seed"))
+    result = annotate(log, validate(log, offline=True))
+    assert result.notes == [] and result.skipped == [f"Experiments!{cell('Random seed')}"]
+    assert comment_xml(log, cell("Random seed")) == user_note
+    assert cell("Random seed") in highlighted(log)
+    assert findings_rows(log)[1][:3] == ("S002", "error", f"Experiments!{cell('Random seed')}")
+
+
+def test_a_finding_without_a_cell_goes_only_to_findings(tmp_path):
+    """An artefact folder no row names (A005) is about the repository, not a cell."""
+    repo = init_repo(tmp_path / "project")
+    sha = commit(repo, {"train.py": "x\n"})
+    for name, data in (("EXP-001", MODEL), ("EXP-999", b"orphan")):
+        (repo / "artefacts" / name).mkdir(parents=True)
+        (repo / "artefacts" / name / "model.pt").write_bytes(data)
+    log = write_annotatable_log(repo / "log.xlsx", [row(code_commit=sha,
+                                                        artefact_hash=model_hash())],
+                                note_on=None)
+    report = validate(log, repo=repo)
+    assert ("A005", "A1") in report.codes()
+    annotate(log, report)
+    assert "A1" not in comments(log) and "A1" not in highlighted(log)
+    assert ("A005", "Experiments!A1") in {(r[0], r[2]) for r in findings_rows(log)[1:]}
+
+
+def test_findings_text_is_never_a_formula(tmp_path):
+    log = write_annotatable_log(tmp_path / "log.xlsx", [row(experiment_id="=1+1")],
+                                note_on=None)
+    report = validate(log, offline=True)
+    assert ("S005", "A2") in report.codes()
+    annotate(log, report)
+    sheet = openpyxl.load_workbook(log)["Findings"]
+    id_cells = [r[3] for r in sheet.iter_rows(min_row=2) if r[3].value]
+    assert id_cells and all(c.data_type == "s" and c.value == "=1+1" for c in id_cells)
+    with zipfile.ZipFile(log) as archive:
+        assert not any(b"<f>" in archive.read(n) for n in archive.namelist()
+                       if n.startswith("xl/worksheets/"))
+
+
+def test_calamine_reads_the_annotated_log(project):
+    from python_calamine import CalamineWorkbook
+
+    repo, log = project
+    annotate(log, validate(log, repo=repo))
+    workbook = CalamineWorkbook.from_path(str(log))
+    assert workbook.sheet_names[-1] == "Findings"
+    rows = workbook.get_sheet_by_name("Findings").to_python()
+    assert tuple(rows[0]) == FINDINGS_HEADERS
+    assert ("S002", f"Experiments!{cell('Random seed')}") in {(r[0], r[2]) for r in rows[1:]}
+
+
+def test_annotate_refuses_while_the_log_is_open(project, capsys):
+    repo, log = project
+    before = log.read_bytes()
+    (log.parent / f".~lock.{log.name}#").write_text(",alice,host,27.11.2026 08:00,file:///x;")
+    code, err = run_main("validate", str(log), "--repo", str(repo), "--annotate", capsys=capsys)
+    assert code == 2 and "open in LibreOffice by alice" in err and len(err.splitlines()) == 1
+    assert log.read_bytes() == before
+    assert run_validate(log, repo, "--annotate", "--force").exit_code == 1
+    assert comments(log)[cell("Random seed")][0] == "aisdp-log"
+
+
+def test_a_persons_sheet_named_findings_is_never_overwritten(tmp_path, capsys):
+    log = write_annotatable_log(tmp_path / "log.xlsx", [row(random_seed=None)], note_on=None,
+                                sheets={"Findings": [["What we found", "When"]]})
+    before = log.read_bytes()
+    code, err = run_main("validate", str(log), "--offline", "--annotate", capsys=capsys)
+    assert code == 2 and "sheet 'Findings' is not the one aisdp-log writes" in err
+    assert log.read_bytes() == before
+
+
+def test_json_output_stays_one_object_with_annotate(tmp_path):
+    import json
+
+    log = write_annotatable_log(tmp_path / "log.xlsx", [row(random_seed=None)], note_on=None)
+    result = CliRunner().invoke(cli, ["validate", str(log), "--offline", "--format", "json",
+                                      "--annotate"])
+    assert result.exit_code == 1
+    assert json.loads(result.stdout)["findings"][0]["code"] == "S002"
+
+
+# --------------------------------------------------------------------------- LibreOffice
+
+def soffice(source: Path, target_format: str, outdir: Path) -> Path:
+    outdir.mkdir(parents=True, exist_ok=True)
+    profile = outdir.parent / f"lo-profile-{outdir.name}"
+    result = subprocess.run(
+        [SOFFICE, f"-env:UserInstallation={profile.as_uri()}", "--headless", "--norestore",
+         "--convert-to", target_format, "--outdir", str(outdir), str(source)],
+        capture_output=True, text=True, timeout=180)
+    converted = outdir / f"{source.stem}.{target_format.split(':')[0]}"
+    assert result.returncode == 0 and converted.exists(), result.stdout + result.stderr
+    return converted
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(SOFFICE is None, reason="LibreOffice (soffice) is not installed")
+def test_libreoffice_opens_the_annotated_log_and_its_save_validates_the_same(project, tmp_path):
+    repo, log = project
+    annotate(log, validate(log, repo=repo))
+    saved = soffice(log, "xlsx:Calc MS Excel 2007 XML", tmp_path / "lo")
+    moved = repo / "lo-saved.xlsx"
+    shutil.copy(saved, moved)
+    assert sorted(validate(moved, repo=repo).codes()) == sorted(validate(log, repo=repo).codes())
+    # LibreOffice drops note authors; the marker line still tells the tool's notes apart
+    notes = comments(moved)
+    assert notes[cell("Random seed")][1].startswith("S002 ")
+    (repo / "artefacts" / "EXP-001" / "model.pt").write_bytes(MODEL)
+    with open_workbook_for_update(moved) as workbook:
+        workbook["Experiments"][cell("Random seed")] = 42
+    annotate(moved, validate(moved, repo=repo))
+    notes = comments(moved)
+    assert cell("Random seed") not in notes and cell("Artefact hash") not in notes
+    assert notes["C2"][1] == "Alice: check the hypothesis wording"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(SOFFICE is None or shutil.which("pdftoppm") is None,
+                    reason="LibreOffice or pdftoppm is not installed")
+def test_the_highlight_shows_in_a_libreoffice_rendering(project, tmp_path):
+    image_module = pytest.importorskip("PIL.Image")
+    repo, log = project
+
+    def highlight_pixels(path: Path, name: str) -> int:
+        pdf = soffice(path, "pdf", tmp_path / name)
+        subprocess.run(["pdftoppm", "-png", "-r", "80", "-f", "1", "-l", "1", str(pdf),
+                        str(tmp_path / name / "page")], check=True, timeout=120)
+        png = next((tmp_path / name).glob("page*.png"))
+        wanted = tuple(int(HIGHLIGHT_FILL[i:i + 2], 16) for i in (0, 2, 4))
+        colours = image_module.open(png).convert("RGB").getcolors(1 << 24)
+        return sum(count for count, pixel in colours
+                   if all(abs(a - b) <= 6 for a, b in zip(pixel, wanted)))
+
+    assert highlight_pixels(log, "before") == 0
+    annotate(log, validate(log, repo=repo))
+    assert highlight_pixels(log, "after") > 100
