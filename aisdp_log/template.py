@@ -29,6 +29,9 @@ METRICS_TABLE = "MetricDeclarations"
 #: Column kinds whose cells are text: formatted as Text (`@`) so Excel never turns a commit
 #: such as 1234567 or 12e4567 into a number or a data version into a date.
 TEXT_KINDS = ("id", "text", "other_params", "data_version", "commit", "artefact_hash")
+#: The fill of an empty required cell in a row that has an ID (light yellow; `validate
+#: --annotate` marks findings light red).
+MISSING_FILL = "#FFEB9C"
 #: Earliest date the Date validation accepts; it only guards against typos such as 0226.
 EARLIEST_DATE = dt.date(2000, 1, 1)
 
@@ -142,6 +145,9 @@ class _Styles:
         self.heading = workbook.add_format({"bold": True, "font_size": 11})
         self.wrap = workbook.add_format({"text_wrap": True, "valign": "top"})
         self.code = workbook.add_format({"font_name": "Consolas", "valign": "top"})
+        #: A required cell still empty: a fill only (conditional formats), see
+        #: `_missing_value_formats`.
+        self.missing = workbook.add_format({"bg_color": MISSING_FILL})
         self.guide_header = workbook.add_format({
             "bold": True, "bg_color": "#DDEBF7", "border": 1, "border_color": "#BFBFBF"})
         self._cells: dict[str, object] = {}
@@ -205,11 +211,37 @@ def _experiments_sheet(workbook, styles: _Styles, columns, config) -> None:
     sheet.add_table(0, 0, last_row, len(columns) - 1, {
         "name": EXPERIMENTS_TABLE, "columns": table_columns,
         "style": "Table Style Light 9", "autofilter": True})
+    _missing_value_formats(sheet, styles, columns, last_row)
     sheet.set_row(0, 30)
     sheet.freeze_panes(1, 1)
     _page_setup(sheet, paper=8)  # A3: twenty-odd columns stay readable on one page width
     sheet.repeat_columns(0, 0)
     sheet.activate()
+
+
+def _missing_value_formats(sheet, styles: _Styles, columns, last_row: int) -> None:
+    """Conditional formats that show, as the log is filled, what `validate` would report:
+    a required cell left empty once its row has an ID (S002; a metric unless the row is
+    rejected), and a selected or rejected row without Notes (R002). Only fills: the cells'
+    own formats are untouched, and a filled cell loses the mark."""
+    from xlsxwriter.utility import xl_col_to_name
+
+    letters = {column.key: xl_col_to_name(index) for index, column in enumerate(columns)}
+    row_id = f"${letters[spec.EXPERIMENT_ID.key]}2"
+    outcome = f"TRIM(${letters[spec.OUTCOME.key]}2)"
+    for index, column in enumerate(columns):
+        cell = f"{letters[column.key]}2"
+        empty = f"LEN(TRIM({cell}))=0"
+        if column.kind == "metric":
+            criteria = f'=AND(LEN(TRIM({row_id}))>0,{empty},{outcome}<>"rejected")'
+        elif column is spec.NOTES:
+            criteria = f'=AND(OR({outcome}="selected",{outcome}="rejected"),{empty})'
+        elif column.required and column.kind != "param" and column is not spec.EXPERIMENT_ID:
+            criteria = f"=AND(LEN(TRIM({row_id}))>0,{empty})"
+        else:
+            continue
+        sheet.conditional_format(1, index, last_row, index, {
+            "type": "formula", "criteria": criteria, "format": styles.missing})
 
 
 def _prompt(column: spec.ColumnSpec) -> dict:
