@@ -46,12 +46,23 @@ def cli() -> None:
 @click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
               help="aisdp.toml whose [template] declares params and metrics "
                    "(default: ./aisdp.toml when present).")
-@click.option("--force", is_flag=True, help="Overwrite an existing file.")
-def template(output: Path, config_path: Path | None, force: bool) -> None:
+@click.option("--force", is_flag=True, help="Overwrite an existing file (with --upgrade: "
+              "write although a lock file says the log is open).")
+@click.option("--upgrade", "upgrade", metavar="LOG", type=click.Path(path_type=Path),
+              help="Instead: bring LOG, made by an older template, to the current one (new "
+              "columns, validations, marks, Guide), keeping every row and column.")
+def template(output: Path, config_path: Path | None, force: bool,
+             upgrade: Path | None) -> None:
     """Write an empty experiment-log workbook with the documented columns and help."""
     from .config import load_config
     from .template import write_template
 
+    if upgrade is not None:
+        from .upgrade import upgrade_log
+
+        for line in upgrade_log(upgrade, force=force).lines():
+            click.echo(line)
+        return
     config = load_config(Path.cwd(), config_path)
     if output.exists() and not force:
         raise AisdpLogError(f"{output}: already exists; pass --force to overwrite it")

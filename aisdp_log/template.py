@@ -219,6 +219,25 @@ def _experiments_sheet(workbook, styles: _Styles, columns, config) -> None:
     sheet.activate()
 
 
+def missing_value_criteria(column: spec.ColumnSpec, letters: dict[str, str]) -> str | None:
+    """The conditional-format formula (without `=`, for data row 2) that marks `column`'s
+    cell as a missing value, or None; `letters` maps column keys to their column letters."""
+    row_id = f"${letters[spec.EXPERIMENT_ID.key]}2"
+    outcome = f"TRIM(${letters[spec.OUTCOME.key]}2)" if spec.OUTCOME.key in letters else None
+    cell = f"{letters[column.key]}2"
+    empty = f"LEN(TRIM({cell}))=0"
+    if column.kind == "metric":
+        if outcome is None:
+            return f"AND(LEN(TRIM({row_id}))>0,{empty})"
+        return f'AND(LEN(TRIM({row_id}))>0,{empty},{outcome}<>"rejected")'
+    if column is spec.NOTES:
+        return None if outcome is None else \
+            f'AND(OR({outcome}="selected",{outcome}="rejected"),{empty})'
+    if column.required and column.kind != "param" and column is not spec.EXPERIMENT_ID:
+        return f"AND(LEN(TRIM({row_id}))>0,{empty})"
+    return None
+
+
 def _missing_value_formats(sheet, styles: _Styles, columns, last_row: int) -> None:
     """Conditional formats that show, as the log is filled, what `validate` would report:
     a required cell left empty once its row has an ID (S002; a metric unless the row is
@@ -227,21 +246,11 @@ def _missing_value_formats(sheet, styles: _Styles, columns, last_row: int) -> No
     from xlsxwriter.utility import xl_col_to_name
 
     letters = {column.key: xl_col_to_name(index) for index, column in enumerate(columns)}
-    row_id = f"${letters[spec.EXPERIMENT_ID.key]}2"
-    outcome = f"TRIM(${letters[spec.OUTCOME.key]}2)"
     for index, column in enumerate(columns):
-        cell = f"{letters[column.key]}2"
-        empty = f"LEN(TRIM({cell}))=0"
-        if column.kind == "metric":
-            criteria = f'=AND(LEN(TRIM({row_id}))>0,{empty},{outcome}<>"rejected")'
-        elif column is spec.NOTES:
-            criteria = f'=AND(OR({outcome}="selected",{outcome}="rejected"),{empty})'
-        elif column.required and column.kind != "param" and column is not spec.EXPERIMENT_ID:
-            criteria = f"=AND(LEN(TRIM({row_id}))>0,{empty})"
-        else:
-            continue
-        sheet.conditional_format(1, index, last_row, index, {
-            "type": "formula", "criteria": criteria, "format": styles.missing})
+        criteria = missing_value_criteria(column, letters)
+        if criteria is not None:
+            sheet.conditional_format(1, index, last_row, index, {
+                "type": "formula", "criteria": "=" + criteria, "format": styles.missing})
 
 
 def _prompt(column: spec.ColumnSpec) -> dict:
