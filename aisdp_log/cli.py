@@ -117,19 +117,26 @@ def validate(logs: tuple[Path, ...], repo: Path | None, output_format: str, stri
         click.echo(FORMATTERS[output_format](report, use_colour() and output_format == "text"))
         worst = max(worst, report.exit_code(strict))
         if annotate:
-            from .annotate import annotate as write_annotations
-
-            try:
-                written = write_annotations(log, report, force=force)
-            except AisdpLogError as exc:
-                if len(logs) == 1:
-                    raise
-                click.echo(f"aisdp-log: error: {exc}", err=True)
-                worst = max(worst, exc.exit_code)
-                continue
-            for line in written.lines():  # stderr: stdout stays the report (json, github)
-                click.echo(line, err=output_format != "text")
+            worst = max(worst, _annotate(log, report, force=force, output_format=output_format,
+                                         alone=len(logs) == 1))
     sys.exit(worst)
+
+
+def _annotate(log: Path, report, *, force: bool, output_format: str, alone: bool) -> int:
+    """`validate --annotate`'s write: 0, or the exit code of a refused write (raised when
+    LOG is the only log, so it is the one-line error)."""
+    from .annotate import annotate
+
+    try:
+        written = annotate(log, report, force=force)
+    except AisdpLogError as exc:
+        if alone:
+            raise
+        click.echo(f"aisdp-log: error: {exc}", err=True)
+        return exc.exit_code
+    for line in written.lines():  # stderr for json and github: stdout stays the report
+        click.echo(line, err=output_format != "text")
+    return 0
 
 
 @cli.command()
