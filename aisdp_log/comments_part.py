@@ -232,9 +232,11 @@ class SheetNotes:
             legacy = _LEGACY.search(sheet)
             if legacy is not None:  # pointing at a part that is gone: repoint it
                 sheet = sheet[:legacy.start()] + sheet[legacy.end():]
-            prefix = relationships_prefix(sheet)
+            # Only a declaration on the root counts: openpyxl declares the prefix locally on
+            # <tablePart>, where it does not reach a new <legacyDrawing>.
+            root = re.search(rb"<(?:\w+:)?worksheet\b[^>]*>", sheet)
+            prefix = relationships_prefix(root.group())
             if prefix is None:
-                root = re.search(rb"<(?:\w+:)?worksheet\b[^>]*>", sheet)
                 sheet = sheet[:root.start()] + set_attribute(root.group(), "xmlns:r", NS_REL) \
                     + sheet[root.end():]
                 prefix = b"r"

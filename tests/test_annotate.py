@@ -232,6 +232,53 @@ def test_findings_text_is_never_a_formula(tmp_path):
                        if n.startswith("xl/worksheets/"))
 
 
+def test_notes_go_on_every_sheet_that_has_findings(tmp_path):
+    """A bad goal in the Metrics sheet (S006) is noted there, not on Experiments."""
+    log = write_annotatable_log(tmp_path / "log.xlsx", [row()], note_on=None)
+    with open_workbook_for_update(log) as workbook:
+        workbook["Metrics"]["B2"] = "higher"
+    report = validate(log, offline=True)
+    assert ("S006", "B2") in report.codes()
+    result = annotate(log, report)
+    assert result.notes == ["Metrics!B2"]
+    assert comments(log, "Metrics")["B2"][1].startswith("S006 ")
+    assert comments(log) == {}
+    assert ("S006", "Metrics!B2") in {(r[0], r[2]) for r in findings_rows(log)[1:]}
+
+
+def test_a_template_log_keeps_its_own_conditional_formats(fill_template):
+    """The template's marks for empty cells stay as they are; the tool's highlight comes
+    after them and goes again."""
+    from conftest import CLEAN_TEMPLATE_ROW
+
+    log = fill_template([dict(CLEAN_TEMPLATE_ROW, **{"Random seed": None})])
+
+    def blocks(path: Path) -> list[bytes]:
+        with zipfile.ZipFile(path) as archive:
+            sheet = archive.read("xl/worksheets/sheet1.xml")
+        return re.findall(rb"<conditionalFormatting\b.*?</conditionalFormatting>", sheet)
+
+    template_marks = blocks(log)
+    report = validate(log, offline=True)
+    (finding,) = report.findings
+    annotate(log, report)
+    assert blocks(log)[:len(template_marks)] == template_marks
+    assert len(blocks(log)) == len(template_marks) + 1 and highlighted(log) == {finding.cell}
+    with open_workbook_for_update(log) as workbook:
+        workbook["Experiments"][finding.cell] = 42
+    annotate(log, validate(log, offline=True))
+    assert blocks(log) == template_marks
+
+
+@pytest.mark.parametrize(("sheet", "location"), [
+    ("Experiments", "Experiments!P3"), ("Sign-off", "'Sign-off'!P3"),
+    ("My sheet", "'My sheet'!P3"), ("O'Brien", "'O''Brien'!P3"), ("AB12", "'AB12'!P3")])
+def test_links_quote_sheet_names_as_formulas_do(sheet, location):
+    from aisdp_log.annotate import cell_location
+
+    assert cell_location(sheet, "P3") == location
+
+
 def test_calamine_reads_the_annotated_log(project):
     from python_calamine import CalamineWorkbook
 
