@@ -4,6 +4,7 @@ when a log's template is older than the tool's."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import zipfile
 from pathlib import Path
@@ -138,3 +139,18 @@ def test_the_upgraded_log_keeps_every_other_part(old_log):
     changed = {n for n in before if before[n] != after.get(n)}
     assert changed <= {"xl/worksheets/sheet1.xml", "xl/worksheets/sheet3.xml",
                        "xl/styles.xml", "docProps/custom.xml"}, changed
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("soffice") is None, reason="LibreOffice is not installed")
+def test_libreoffice_opens_the_upgraded_log_and_its_save_validates_the_same(old_log, tmp_path):
+    upgrade_log(old_log)
+    outdir = tmp_path / "lo"
+    subprocess.run([shutil.which("soffice"),
+                    f"-env:UserInstallation={(tmp_path / 'profile').as_uri()}", "--headless",
+                    "--norestore", "--convert-to", "xlsx:Calc MS Excel 2007 XML", "--outdir",
+                    str(outdir), str(old_log)], check=True, capture_output=True, timeout=180)
+    saved = outdir / old_log.name
+    assert aisdp_log.validate(saved, offline=True).codes() == []
+    assert openpyxl.load_workbook(saved)["Guide"]["A1"].value == \
+        "Experiment log: how to fill it in"
