@@ -404,8 +404,10 @@ _LOOKS_ESCAPED = re.compile(r"_(x[0-9A-Fa-f]{4}_)")
 def escape_ooxml(text: str) -> str:
     """Text as OOXML stores it: a literal `_xHHHH_` becomes `_x005F_xHHHH_`, and a character
     XML cannot hold (C0 controls other than tab and newline, CR, U+FFFE, U+FFFF, a lone
-    surrogate) becomes `_xHHHH_`, so Excel, LibreOffice, openpyxl and calamine read back
-    the text meant (a lone surrogate reads back as itself where the reader allows it)."""
+    surrogate) becomes `_xHHHH_`. Every reader opens the result; Excel and LibreOffice
+    show the text meant, calamine decodes all but U+FFFE, U+FFFF and surrogates (it shows
+    their escape), openpyxl shows the escape text as stored. A lone surrogate is no
+    character, so nothing can show it: LibreOffice shows `?`."""
     text = _LOOKS_ESCAPED.sub(r"_x005F_\1", text)
     return _UNWRITABLE.sub(lambda m: f"_x{ord(m.group()):04X}_", text)
 

@@ -357,11 +357,8 @@ class Sheet:
                 re.search(re.escape(start) + rb"[\t\r\n]", self._region) is None
         return self._refs_first
 
-    def cell(self, row: int, column: int, value: object = None) -> Cell:
-        if value is not None:
-            from .writer import write_value
-
-            write_value(self, row, column, value)
+    def cell(self, row: int, column: int) -> Cell:
+        """The cell at (row, column), read-only; write with `writer.set_cell`."""
         return Cell(row, column, self.value(row, column))
 
     def __getitem__(self, key: int | str) -> tuple[Cell, ...] | Cell:
@@ -373,14 +370,6 @@ class Sheet:
         if bounds is None or bounds[0] != bounds[2] or bounds[1] != bounds[3]:
             raise KeyError(f"not a single cell: {key!r}")
         return Cell(bounds[1], bounds[0], self.value(bounds[1], bounds[0]))
-
-    def __setitem__(self, key: str, value: object) -> None:
-        bounds = parse_range(key)
-        if bounds is None or bounds[0] != bounds[2] or bounds[1] != bounds[3]:
-            raise KeyError(f"not a single cell: {key!r}")
-        from .writer import write_value
-
-        write_value(self, bounds[1], bounds[0], value)
 
     @property
     def max_row(self) -> int:

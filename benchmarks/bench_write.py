@@ -59,8 +59,9 @@ def median_ms(action, source: Path, work: Path, runs: int) -> float:
 
 
 def add_process(log: Path) -> None:
+    # cwd: `python -m` puts the current folder first on sys.path, before PYTHONPATH.
     result = subprocess.run([sys.executable, "-m", "aisdp_log", "add", str(log), "EXP-NEW"],
-                            capture_output=True, text=True, check=False)
+                            capture_output=True, text=True, check=False, cwd=log.parent)
     if result.returncode != 0:
         raise SystemExit(f"add failed: {result.stderr.strip()[:300]}")
 

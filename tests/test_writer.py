@@ -15,7 +15,8 @@ import xlsxwriter
 
 from aisdp_log.errors import WorkbookError, WriteRefused
 from aisdp_log.writer import (append_row, ensure_sheet, find_rows, next_row,
-                              open_workbook_for_update, set_cell, stale_temp_files)
+                              open_workbook_for_update, set_cell, stale_temp_files,
+                              write_value)
 
 HEADERS = ["Experiment ID", "Date", "Score", "Comment", "Mine"]
 FORMULA_LIKE = ['=HYPERLINK("http://x","y")', "+1", "@SUM(A1)", "-2", "=1+1"]
@@ -70,10 +71,10 @@ def test_next_row_is_first_empty_id_not_max_row(tmp_path):
     path = styled_workbook(tmp_path / "log.xlsx", rows=2, table_rows=20)
     with open_workbook_for_update(path) as wb:
         ws = wb["Experiments"]
-        ws["C6"] = 1.0  # a draft below the data without an ID is never overwritten
+        write_value(ws, 6, 3, 1.0)  # a draft below the data without an ID is never overwritten
         assert next_row(ws) == 4
         assert append_row(ws, {"Experiment ID": "EXP-003"}) == 4
-        ws["A5"] = "EXP-004"
+        write_value(ws, 5, 1, "EXP-004")
         assert next_row(ws) == 7  # row 6 holds the draft
     # the padded table already covers the new rows: it is left as it was
     assert openpyxl.load_workbook(path)["Experiments"].tables["Runs"].ref == "A1:E21"
