@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import spec
-from .comments_part import MARKER, SheetNotes, insert_in_worksheet
+from .comments_part import MARKER, SheetNotes, insert_in_worksheet, sheet_data_end
 from .errors import WriteRefused
 from .findings import CATALOGUE, Finding, Report
 from .writer import escape_ooxml, find_sheet, open_workbook_for_update
@@ -144,14 +144,16 @@ def _highlight(wb: Workbook, part: str, cells: list[str]) -> str | None:
     """Replace the tool's conditional format on sheet `part` by one over `cells`. Returns why
     it could not, or None."""
     text = wb.package.read(part)
-    kept = _CONDITIONAL.sub(lambda m: b"" if HIGHLIGHT_FORMULA in m.group().replace(
-        b"&quot;", b'"') else m.group(), text)
+    rows_end = sheet_data_end(text)
+    kept = text[rows_end:]
+    kept = text[:rows_end] + _CONDITIONAL.sub(lambda m: b"" if HIGHLIGHT_FORMULA in m.group(
+    ).replace(b"&quot;", b'"') else m.group(), kept)
     if cells:
         dxf = wb.styles.dxf_index(HIGHLIGHT_DXF)
         if dxf is None:
             wb.package.write(part, kept)
             return "the workbook has no styles part"
-        priority = max((int(p) for p in _PRIORITY.findall(kept)), default=0) + 1
+        priority = max((int(p) for p in _PRIORITY.findall(kept, rows_end)), default=0) + 1
         block = (b'<conditionalFormatting sqref="' + " ".join(cells).encode() + b'">'
                  b'<cfRule type="expression" dxfId="' + str(dxf).encode() + b'" priority="'
                  + str(priority).encode() + b'"><formula>' + HIGHLIGHT_FORMULA + b"</formula>"

@@ -59,8 +59,7 @@ def insert_in_worksheet(text: bytes, name: str, element: bytes) -> bytes:
     """Sheet XML with `element` (a `<name ...>` element) placed where CT_Worksheet's order
     wants it: after the last element that precedes it, before the first that follows."""
     later = WORKSHEET_ORDER[WORKSHEET_ORDER.index(name) + 1:]
-    data_end = re.search(rb"</(?:\w+:)?sheetData\s*>|<(?:\w+:)?sheetData\b[^>]*/>", text)
-    start = data_end.end() if data_end else 0
+    start = sheet_data_end(text)
     pattern = re.compile(rb"<(?:\w+:)?(" + b"|".join(n.encode() for n in later) + rb")[\s>/]")
     found = pattern.search(text, start)
     if found is None:
@@ -72,6 +71,13 @@ def insert_in_worksheet(text: bytes, name: str, element: bytes) -> bytes:
     if prefix:
         element = re.sub(rb"<(/?)(?=\w)", rb"<\1" + prefix, element)
     return text[:found.start()] + element + text[found.start():]
+
+
+def sheet_data_end(text: bytes) -> int:
+    """Where the sheet XML after `<sheetData>` starts (a byte search from the end: the rows
+    of a large sheet are never scanned)."""
+    at = text.rfind(b"sheetData")
+    return text.find(b">", at) + 1 if at >= 0 else 0
 
 
 @dataclass
@@ -130,41 +136,38 @@ class SheetNotes:
 
     def replace_tool_notes(self, wanted: dict[str, str]) -> tuple[list[str], list[str]]:
         """Remove every tool note, then add one note per `wanted` cell (ref -> text).
-        Returns (cells noted, cells skipped because a person's note is already there)."""
+        Returns (cells noted, cells skipped because a person's note is already there).
+        Each part is rewritten once, however many notes change."""
         notes = self.notes()
         people = {n.ref.upper() for n in notes if not n.is_tool_note}
-        for note in notes:
-            if note.is_tool_note:
-                self._remove(note)
-        added, skipped = [], []
-        for ref, text in wanted.items():
-            if ref.upper() in people:
-                skipped.append(ref)
-                continue
-            if _cell_position(ref) is None:
-                continue
-            self._add(ref, text)
-            added.append(ref)
+        tool_notes = [n for n in notes if n.is_tool_note]
+        if tool_notes:
+            self._remove(tool_notes)
+        added = [ref for ref in wanted if ref.upper() not in people
+                 and _cell_position(ref) is not None]
+        skipped = [ref for ref in wanted if ref.upper() in people]
+        if added:
+            self._add({ref: wanted[ref] for ref in added})
         self._drop_empty_parts()
         return added, skipped
 
-    def _remove(self, note: Note) -> None:
+    def _remove(self, notes: list[Note]) -> None:
         part = self.comments_rel.target
         text = self.package.read(part)
-        at = text.find(note.raw)
-        if at >= 0:
-            self.package.write(part, text[:at] + text[at + len(note.raw):])
-        position = _cell_position(note.ref)
-        if self.vml_rel is None or position is None:
+        dropped = {n.raw for n in notes}
+        self.package.write(part, _COMMENT.sub(
+            lambda m: b"" if m.group() in dropped else m.group(), text))
+        positions = {_cell_position(n.ref) for n in notes} - {None}
+        if self.vml_rel is None or not positions:
             return
         vml = self.package.read(self.vml_rel.target)
-        for shape in _SHAPE.finditer(vml):
-            if _shape_position(shape.group()) == position and _is_note(shape.group()):
-                vml = vml[:shape.start()] + vml[shape.end():]
-                self.package.write(self.vml_rel.target, vml)
-                break
+        self.package.write(self.vml_rel.target, _SHAPE.sub(
+            lambda m: b"" if _is_note(m.group()) and _shape_position(m.group()) in positions
+            else m.group(), vml))
 
-    def _add(self, ref: str, body: str) -> None:
+    def _add(self, wanted: dict[str, str]) -> None:
+        from .writer import escape_ooxml
+
         self._ensure_parts()
         part = self.comments_rel.target
         text = self.package.read(part)
@@ -175,28 +178,30 @@ class SheetNotes:
         else:
             author_id = len(authors)
             text = _insert(text, b"authors", b"<author>" + TOOL_AUTHOR.encode() + b"</author>")
-        from .writer import escape_ooxml
-
-        lines = escape_ooxml(body).split("\n")
-        runs = b'<r><rPr><b/><sz val="9"/><rFont val="Tahoma"/></rPr><t>' + \
-            escape_xml(lines[0]) + b"</t></r>"
-        if len(lines) > 1:
-            runs += b'<r><rPr><sz val="9"/><rFont val="Tahoma"/></rPr><t xml:space="preserve">' \
-                + escape_xml("\n" + "\n".join(lines[1:])) + b"</t></r>"
-        comment = (b'<comment ref="' + ref.encode() + b'" authorId="' + str(author_id).encode()
-                   + b'"><text>' + runs + b"</text></comment>")
-        self.package.write(part, _insert(text, b"commentList", comment))
         vml = self.package.read(self.vml_rel.target)
         numbers = [int(n) for n in re.findall(rb'id="_x0000_s(\d+)"', vml)]
         idmap = re.search(rb'<o:idmap\b[^>]*\sdata="(\d+)', vml)
-        block = int(idmap.group(1)) if idmap else 1
-        shape_id = max(numbers, default=block * 1024) + 1
-        row, column = _cell_position(ref)
-        shape = _NOTE_SHAPE.format(shape_id=shape_id, row=row, column=column,
-                                   anchor=f"{column + 1}, 15, {max(row - 1, 0)}, 10, "
-                                          f"{column + 4}, 15, {max(row - 1, 0) + 5}, 4")
-        self.package.write(self.vml_rel.target,
-                           _insert_vml(vml, shape.encode()))
+        shape_id = max(numbers, default=(int(idmap.group(1)) if idmap else 1) * 1024)
+        comments, shapes = [], []
+        for ref, body in wanted.items():
+            lines = escape_ooxml(body).split("\n")
+            runs = b'<r><rPr><b/><sz val="9"/><rFont val="Tahoma"/></rPr><t>' + \
+                escape_xml(lines[0]) + b"</t></r>"
+            if len(lines) > 1:
+                runs += (b'<r><rPr><sz val="9"/><rFont val="Tahoma"/></rPr>'
+                         b'<t xml:space="preserve">' + escape_xml("\n" + "\n".join(lines[1:]))
+                         + b"</t></r>")
+            comments.append(b'<comment ref="' + ref.encode() + b'" authorId="'
+                            + str(author_id).encode() + b'"><text>' + runs
+                            + b"</text></comment>")
+            row, column = _cell_position(ref)
+            shape_id += 1
+            top = max(row - 1, 0)
+            shapes.append(_NOTE_SHAPE.format(
+                shape_id=shape_id, row=row, column=column,
+                anchor=f"{column + 1}, 15, {top}, 10, {column + 4}, 15, {top + 5}, 4").encode())
+        self.package.write(part, _insert(text, b"commentList", b"".join(comments)))
+        self.package.write(self.vml_rel.target, _insert_vml(vml, b"".join(shapes)))
 
     def _ensure_parts(self) -> None:
         package = self.package
@@ -229,7 +234,7 @@ class SheetNotes:
             self.vml_rel = next(r for r in read_rels(package, self.sheet_part)
                                 if r.rel_id == rel_id)
             sheet = package.read(self.sheet_part)
-            legacy = _LEGACY.search(sheet)
+            legacy = _LEGACY.search(sheet, sheet_data_end(sheet))
             if legacy is not None:  # pointing at a part that is gone: repoint it
                 sheet = sheet[:legacy.start()] + sheet[legacy.end():]
             # Only a declaration on the root counts: openpyxl declares the prefix locally on
@@ -255,7 +260,7 @@ class SheetNotes:
         if self.vml_rel is not None and not _SHAPE.search(package.read(self.vml_rel.target)):
             _remove_part(package, self.sheet_part, self.vml_rel.rel_id, self.vml_rel.target)
             sheet = package.read(self.sheet_part)
-            for legacy in _LEGACY.finditer(sheet):
+            for legacy in _LEGACY.finditer(sheet, sheet_data_end(sheet)):
                 attrs = attributes(legacy.group())
                 if any(k.endswith(":id") and v == self.vml_rel.rel_id for k, v in attrs.items()):
                     package.write(self.sheet_part, sheet[:legacy.start()] + sheet[legacy.end():])
