@@ -95,7 +95,8 @@ def upgrade_log(path: Path | str, *, force: bool = False) -> UpgradeResult:
         last_row = max(reader.max_row, _table_end(wb, ws.part), 301)
         letters = {c.key: column_letter(columns[spec.normalise_header(c.header)])
                    for c in spec.STANDARD_COLUMNS}
-        _grow_table(wb, ws.part, [c.header for c in missing])
+        _grow_table(wb, ws.part, [c.header for c in missing], last_column=next_column - 1
+                    - len(missing))
         text = wb.package.read(ws.part)
         covered = _validated_columns(text)
         added = []
@@ -208,16 +209,16 @@ def _table_end(wb: Workbook, part: str) -> int:
     return max(ends)
 
 
-def _grow_table(wb: Workbook, part: str, headers: list[str]) -> None:
+def _grow_table(wb: Workbook, part: str, headers: list[str], *, last_column: int) -> None:
     """Widen the table whose header row is row 1 and whose last column is the sheet's last
-    header column over the new columns (a `tableColumn` each)."""
+    header column (`last_column`) over the new columns (a `tableColumn` each)."""
     if not headers:
         return
     for table in _tables(wb, part):
         text = wb.package.read(table)
         head = re.search(rb"<(?:\w+:)?table\b[^>]*>", text)
         bounds = parse_range(attributes(head.group()).get("ref", "")) if head else None
-        if bounds is None or bounds[1] != 1:
+        if bounds is None or bounds[1] != 1 or bounds[2] != last_column:
             continue
         columns = re.search(rb"<(?:\w+:)?tableColumns\b[^>]*>", text)
         if columns is None:

@@ -154,3 +154,27 @@ def test_libreoffice_opens_the_upgraded_log_and_its_save_validates_the_same(old_
     assert aisdp_log.validate(saved, offline=True).codes() == []
     assert openpyxl.load_workbook(saved)["Guide"]["A1"].value == \
         "Experiment log: how to fill it in"
+
+
+def test_new_columns_join_the_table_when_it_ends_at_the_last_column(tmp_path):
+    """A 0.1.0-template log without the `Reproducibility` column: it comes back inside the
+    table, so Excel's filter and banding cover it."""
+    old = template_0_1_0(tmp_path / "template-0.1.0.xlsx")
+    workbook = openpyxl.load_workbook(old)
+    sheet = workbook["Experiments"]
+    (table,) = sheet.tables.values()
+    last = sheet.max_column
+    assert sheet.cell(1, last).value == "Reproducibility"
+    sheet.cell(1, last).value = None
+    table.ref = table.ref.replace(openpyxl.utils.get_column_letter(last),
+                                  openpyxl.utils.get_column_letter(last - 1))
+    table.autoFilter.ref = table.ref
+    table.tableColumns = table.tableColumns[:-1]
+    workbook.save(old)
+    log = fill_workbook(old, tmp_path / "log.xlsx", [CLEAN_TEMPLATE_ROW])
+    assert upgrade_log(log).columns == ["Reproducibility"]
+    sheet = openpyxl.load_workbook(log)["Experiments"]
+    (table,) = sheet.tables.values()
+    assert table.ref.split(":")[1].startswith(openpyxl.utils.get_column_letter(last))
+    assert [c.name for c in table.tableColumns][-1] == "Reproducibility"
+    assert aisdp_log.validate(log, offline=True).codes() == []
