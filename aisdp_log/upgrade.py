@@ -97,19 +97,11 @@ def upgrade_log(path: Path | str, *, force: bool = False) -> UpgradeResult:
                    for c in spec.STANDARD_COLUMNS}
         _grow_table(wb, ws.part, [c.header for c in missing], last_column=next_column - 1
                     - len(missing))
-        text = wb.package.read(ws.part)
-        covered = _validated_columns(text)
-        added = []
-        for column in spec.STANDARD_COLUMNS:
-            index = columns[spec.normalise_header(column.header)]
-            source = template_validations.get(template_headers.index(
-                spec.normalise_header(column.header)) + 1)
-            if index in covered or source is None:
-                continue
-            added.append(set_attribute(source, "sqref", f"{letters[column.key]}2:"
-                                       f"{letters[column.key]}{last_row}"))
-            result.validations.append(column.header)
-        text = _add_validations(text, added)
+        text, added = _missing_validations(
+            wb.package.read(ws.part), template_validations, template_headers,
+            {spec.normalise_header(c.header): c.header for c in spec.STANDARD_COLUMNS},
+            columns, last_row)
+        result.validations += added
         specs = list(spec.STANDARD_COLUMNS) + [
             spec.metric_column(header[len(spec.METRICS_PREFIX):])
             for header in columns if header.startswith(spec.METRICS_PREFIX)]
@@ -134,6 +126,17 @@ def upgrade_log(path: Path | str, *, force: bool = False) -> UpgradeResult:
                 ).encode() + escape_xml(criteria) + b"</formula></cfRule></conditionalFormatting>")
             result.marks.append(column.header)
         wb.package.write(ws.part, text)
+        metrics = find_sheet(wb, spec.SHEET_METRICS)
+        if metrics is not None:
+            reader = Sheet(wb, metrics.entry)
+            source = template.package.read(template[spec.SHEET_METRICS].part)
+            metrics_text, added = _missing_validations(
+                wb.package.read(metrics.part), _validations_by_column(source),
+                [spec.normalise_header(h) for h in spec.METRICS_COLUMNS],
+                {spec.normalise_header(h): h for h in spec.METRICS_COLUMNS},
+                header_columns(reader), max(reader.max_row, _table_end(wb, metrics.part), 11))
+            wb.package.write(metrics.part, metrics_text)
+            result.validations += [f"{spec.SHEET_METRICS} {header}" for header in added]
         if missing:
             ensure_sheet(wb, ws.title, [c.header for c in missing],
                          widths=[c.width for c in missing])
@@ -142,6 +145,26 @@ def upgrade_log(path: Path | str, *, force: bool = False) -> UpgradeResult:
         set_properties(wb.package, {TOOL_VERSION_PROPERTY: __version__,
                                     TEMPLATE_VERSION_PROPERTY: TEMPLATE_VERSION})
     return result
+
+
+def _missing_validations(text: bytes, template_validations: dict[int, bytes],
+                         template_headers: list[str], wanted: dict[str, str],
+                         columns: dict[str, int], last_row: int) -> tuple[bytes, list[str]]:
+    """Sheet XML `text` with the template's validation (and input message) added to each
+    `wanted` column (normalised header -> header) the log has and no validation covers."""
+    covered = _validated_columns(text)
+    added, headers = [], []
+    for normalised, header in wanted.items():
+        index = columns.get(normalised)
+        position = template_headers.index(normalised) + 1 \
+            if normalised in template_headers else None
+        source = template_validations.get(position) if position else None
+        if index is None or index in covered or source is None:
+            continue
+        letter = column_letter(index)
+        added.append(set_attribute(source, "sqref", f"{letter}2:{letter}{last_row}"))
+        headers.append(header)
+    return _add_validations(text, added), headers
 
 
 def _template_order() -> list[spec.ColumnSpec]:

@@ -93,7 +93,8 @@ def test_a_hand_made_log_gets_missing_columns_validations_and_guide(tmp_path):
     result = upgrade_log(log)
     added = ["Other params", "Notes", "Rerun", "Reproducibility"]
     assert result.columns == added
-    assert set(result.validations) == {c.header for c in spec.STANDARD_COLUMNS}
+    assert set(result.validations) == {c.header for c in spec.STANDARD_COLUMNS} | {
+        f"Metrics {h}" for h in spec.METRICS_COLUMNS}
     workbook = openpyxl.load_workbook(log)
     sheet = workbook["Experiments"]
     assert [c.value for c in sheet[1]] == headers + added
@@ -177,4 +178,15 @@ def test_new_columns_join_the_table_when_it_ends_at_the_last_column(tmp_path):
     (table,) = sheet.tables.values()
     assert table.ref.split(":")[1].startswith(openpyxl.utils.get_column_letter(last))
     assert [c.name for c in table.tableColumns][-1] == "Reproducibility"
+    assert aisdp_log.validate(log, offline=True).codes() == []
+
+
+def test_the_metrics_sheet_gets_its_validations(tmp_path):
+    log = write_log(tmp_path / "log.xlsx", [BASE_ROW])
+    result = upgrade_log(log)
+    assert {"Metrics Goal", "Metrics Threshold"} <= set(result.validations)
+    sheet = openpyxl.load_workbook(log)["Metrics"]
+    goal = next(v for v in sheet.data_validations.dataValidation
+                if str(v.sqref).startswith("B2:"))
+    assert goal.formula1 == '"max,min"'
     assert aisdp_log.validate(log, offline=True).codes() == []
