@@ -449,8 +449,7 @@ class Sheet:
             at = after[0].start()
             self._head = self._head[:at] + entry + self._head[at:]
         elif cols:
-            close = re.search(rb"</(?:\w+:)?cols\s*>", self._head)
-            self._head = self._head[:close.start()] + entry + self._head[close.start():]
+            self._head = insert_before_close(self._head, b"cols", entry)
         else:
             at = _SHEET_DATA.search(self._head).start()
             block = b"<" + self.prefix + b"cols>" + entry + b"</" + self.prefix + b"cols>"
