@@ -26,18 +26,23 @@ from .xlsx_sheet import NEW_SHEET, Workbook
 FINDINGS_SHEET = "Findings"
 FINDINGS_HEADERS = ("Code", "Severity", "Cell", "Experiment ID", "Message", "Checked at")
 _WIDTHS = (8, 9, 20, 16, 100, 22)
-#: Light red fill, dark red text: Excel's own "bad cell" look, applied by a conditional format
-#: so the cell's own format (which a person chose) is never changed.
+#: Light red fill, dark red text and border: Excel's own "bad cell" look, applied by a
+#: conditional format so the cell's own format (which a person chose) is never changed. The
+#: border and text colour also show where another rule's fill wins (the template's yellow
+#: marks of empty required cells come first): Excel combines what the rules do not share.
 HIGHLIGHT_FILL = "FFC7CE"
+_EDGE = b'style="thin"><color rgb="FF9C0006"/>'
 HIGHLIGHT_DXF = (b'<dxf><font><color rgb="FF9C0006"/></font><fill><patternFill '
                  b'patternType="solid"><fgColor rgb="FF' + HIGHLIGHT_FILL.encode() + b'"/>'
                  b'<bgColor rgb="FF' + HIGHLIGHT_FILL.encode() + b'"/></patternFill></fill>'
-                 b"</dxf>")
+                 b"<border><left " + _EDGE + b"</left><right " + _EDGE + b"</right><top "
+                 + _EDGE + b"</top><bottom " + _EDGE + b"</bottom></border></dxf>")
 #: The always-true formula of the tool's highlight: how the next run finds it again.
 HIGHLIGHT_FORMULA = b'"aisdp-log"="aisdp-log"'
 _CONDITIONAL = re.compile(rb"<(?:\w+:)?conditionalFormatting\b[^>]*?(?:/>|>.*?"
                           rb"</(?:\w+:)?conditionalFormatting\s*>)", re.DOTALL)
 _PRIORITY = re.compile(rb"""<(?:\w+:)?cfRule\b[^>]*?\spriority\s*=\s*["'](\d+)["']""")
+_PRIORITY_NUMBER = re.compile(rb"""(<(?:\w+:)?cfRule\b[^>]*?\spriority\s*=\s*["'])(\d+)""")
 
 
 @dataclass
@@ -141,25 +146,36 @@ def _check_own_sheet(ws, path: Path | str) -> None:
 
 
 def _highlight(wb: Workbook, part: str, cells: list[str]) -> str | None:
-    """Replace the tool's conditional format on sheet `part` by one over `cells`. Returns why
-    it could not, or None."""
+    """Replace the tool's conditional format on sheet `part` by one over `cells`, first in
+    the sheet and first in priority so it shows over other marks of the same cells (Excel
+    goes by priority, LibreOffice by order). Only when priority 1 is taken do the other
+    rules' priority numbers move down by one, their order kept. Returns why it could not,
+    or None."""
     text = wb.package.read(part)
     rows_end = sheet_data_end(text)
-    kept = text[rows_end:]
-    kept = text[:rows_end] + _CONDITIONAL.sub(lambda m: b"" if HIGHLIGHT_FORMULA in m.group(
-    ).replace(b"&quot;", b'"') else m.group(), kept)
+    tail = _CONDITIONAL.sub(lambda m: b"" if HIGHLIGHT_FORMULA in m.group().replace(
+        b"&quot;", b'"') else m.group(), text[rows_end:])
     if cells:
         dxf = wb.styles.dxf_index(HIGHLIGHT_DXF)
         if dxf is None:
-            wb.package.write(part, kept)
+            wb.package.write(part, text[:rows_end] + tail)
             return "the workbook has no styles part"
-        priority = max((int(p) for p in _PRIORITY.findall(kept, rows_end)), default=0) + 1
+        if 1 in {int(p) for p in _PRIORITY.findall(tail)}:
+            tail = _PRIORITY_NUMBER.sub(
+                lambda m: m.group(1) + str(int(m.group(2)) + 1).encode(), tail)
         block = (b'<conditionalFormatting sqref="' + " ".join(cells).encode() + b'">'
-                 b'<cfRule type="expression" dxfId="' + str(dxf).encode() + b'" priority="'
-                 + str(priority).encode() + b'"><formula>' + HIGHLIGHT_FORMULA + b"</formula>"
-                 b"</cfRule></conditionalFormatting>")
-        kept = insert_in_worksheet(kept, "conditionalFormatting", block)
-    wb.package.write(part, kept)
+                 b'<cfRule type="expression" dxfId="' + str(dxf).encode() + b'" priority="1">'
+                 b"<formula>" + HIGHLIGHT_FORMULA + b"</formula></cfRule>"
+                 b"</conditionalFormatting>")
+        first = re.search(rb"<(\w+:)?conditionalFormatting\b", tail)
+        if first is None:
+            tail = insert_in_worksheet(tail, "conditionalFormatting", block)
+        else:
+            prefix = first.group(1) or b""
+            if prefix:
+                block = re.sub(rb"<(/?)(?=\w)", rb"<\1" + prefix, block)
+            tail = tail[:first.start()] + block + tail[first.start():]
+    wb.package.write(part, text[:rows_end] + tail)
     return None
 
 

@@ -252,8 +252,8 @@ def test_notes_go_on_every_sheet_that_has_findings(tmp_path):
 
 
 def test_a_template_log_keeps_its_own_conditional_formats(fill_template):
-    """The template's marks for empty cells stay as they are; the tool's highlight comes
-    after them and goes again."""
+    """The template's marks for empty cells keep their ranges, formulas, formats and order;
+    the tool's highlight goes first (priority 1, so it shows over them) and goes again."""
     from conftest import CLEAN_TEMPLATE_ROW
 
     log = fill_template([dict(CLEAN_TEMPLATE_ROW, **{"Random seed": None})])
@@ -263,15 +263,21 @@ def test_a_template_log_keeps_its_own_conditional_formats(fill_template):
             sheet = archive.read("xl/worksheets/sheet1.xml")
         return re.findall(rb"<conditionalFormatting\b.*?</conditionalFormatting>", sheet)
 
+    def shifted(marks: list[bytes]) -> list[bytes]:
+        return [re.sub(rb'priority="(\d+)"', lambda m: b'priority="%d"' % (int(m.group(1)) + 1),
+                       block) for block in marks]
+
     template_marks = blocks(log)
     report = validate(log, offline=True)
     (finding,) = report.findings
     annotate(log, report)
-    assert blocks(log)[:len(template_marks)] == template_marks
-    assert len(blocks(log)) == len(template_marks) + 1 and highlighted(log) == {finding.cell}
+    assert blocks(log)[1:] == shifted(template_marks)
+    assert b'priority="1"' in blocks(log)[0] and highlighted(log) == {finding.cell}
+    annotate(log, report)  # again: priority 1 is free, nothing moves further
+    assert blocks(log)[1:] == shifted(template_marks)
     type_into(log, "Experiments", finding.cell, 42)
     annotate(log, validate(log, offline=True))
-    assert blocks(log) == template_marks
+    assert blocks(log) == shifted(template_marks)
 
 
 @pytest.mark.parametrize(("sheet", "location"), [
@@ -379,6 +385,16 @@ def test_the_highlight_shows_in_a_libreoffice_rendering(project, tmp_path):
     assert highlight_pixels(log, "before") == 0
     annotate(log, validate(log, repo=repo))
     assert highlight_pixels(log, "after") > 100
+    # on a template log, over the template's own mark of the same empty cell
+    from conftest import CLEAN_TEMPLATE_ROW, fill_workbook
+
+    from aisdp_log.template import write_template
+
+    template = write_template(tmp_path / "template.xlsx")
+    filled = fill_workbook(template, tmp_path / "filled.xlsx",
+                           [dict(CLEAN_TEMPLATE_ROW, **{"Random seed": None})])
+    annotate(filled, validate(filled, offline=True))
+    assert highlight_pixels(filled, "template") > 100
 
 
 @pytest.mark.slow
