@@ -120,7 +120,7 @@ def annotate(path: Path | str, report: Report, *, force: bool = False,
             wanted = by_sheet.get(ws.title, {})
             notes = SheetNotes(wb.package, ws.part)
             added, skipped = notes.replace_tool_notes(
-                {cell: note_text(group, stamp) for cell, group in wanted.items()})
+                {cell: escape_ooxml(note_text(group, stamp)) for cell, group in wanted.items()})
             result.notes += [cell_location(ws.title, c) for c in added]
             result.skipped += [cell_location(ws.title, c) for c in skipped]
             why = _highlight(wb, ws.part, list(wanted))

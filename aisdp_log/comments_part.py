@@ -135,8 +135,8 @@ class SheetNotes:
     # ----------------------------------------------------------------- writing
 
     def replace_tool_notes(self, wanted: dict[str, str]) -> tuple[list[str], list[str]]:
-        """Remove every tool note, then add one note per `wanted` cell (ref -> text).
-        Returns (cells noted, cells skipped because a person's note is already there).
+        """Remove every tool note, then add one note per `wanted` cell (ref -> text, which
+        the caller has put in OOXML's `_xHHHH_` escape where XML cannot hold it). Returns (cells noted, cells skipped because a person's note is already there).
         Each part is rewritten once, however many notes change."""
         notes = self.notes()
         people = {n.ref.upper() for n in notes if not n.is_tool_note}
@@ -166,8 +166,6 @@ class SheetNotes:
             else m.group(), vml))
 
     def _add(self, wanted: dict[str, str]) -> None:
-        from .writer import escape_ooxml
-
         self._ensure_parts()
         part = self.comments_rel.target
         text = self.package.read(part)
@@ -184,7 +182,7 @@ class SheetNotes:
         shape_id = max(numbers, default=(int(idmap.group(1)) if idmap else 1) * 1024)
         comments, shapes = [], []
         for ref, body in wanted.items():
-            lines = escape_ooxml(body).split("\n")
+            lines = body.split("\n")
             runs = b'<r><rPr><b/><sz val="9"/><rFont val="Tahoma"/></rPr><t>' + \
                 escape_xml(lines[0]) + b"</t></r>"
             if len(lines) > 1:
