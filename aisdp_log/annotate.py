@@ -137,12 +137,20 @@ def annotate(path: Path | str, report: Report, *, force: bool = False,
 
 
 def _check_own_sheet(ws, path: Path | str) -> None:
+    """Refuse to rewrite a `Findings` sheet that is not exactly the tool's: another sheet
+    of that name, or the tool's with a column a person added (it would be lost)."""
     headers = [ws.value(1, column) for column in range(1, len(FINDINGS_HEADERS) + 1)]
     if [spec.normalise_header(h) if isinstance(h, str) else h for h in headers] != \
             [spec.normalise_header(h) for h in FINDINGS_HEADERS]:
         raise WriteRefused(f"{path}: sheet {ws.title!r} is not the one aisdp-log writes (its "
                            f"headers are not {', '.join(FINDINGS_HEADERS)}); rename it and "
                            "run --annotate again")
+    added = [f"{column_letter(column)}1" for column, value in sorted(ws.row_values(1).items())
+             if column > len(FINDINGS_HEADERS) and value not in (None, "")]
+    if added:
+        raise WriteRefused(f"{path}: sheet {ws.title!r} has columns aisdp-log does not write "
+                           f"({', '.join(added)}); --annotate rewrites that sheet whole, so "
+                           "move them to another sheet and run it again")
 
 
 def _highlight(wb: Workbook, part: str, cells: list[str]) -> str | None:

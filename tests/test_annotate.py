@@ -321,6 +321,17 @@ def test_a_persons_sheet_named_findings_is_never_overwritten(tmp_path, capsys):
     assert log.read_bytes() == before
 
 
+def test_a_column_added_to_findings_is_never_lost(tmp_path, capsys):
+    log = write_annotatable_log(tmp_path / "log.xlsx", [row(random_seed=None)], note_on=None)
+    annotate(log, validate(log, offline=True))
+    with open_workbook_for_update(log) as workbook:
+        write_value(workbook["Findings"], 1, 7, "Assigned to")
+    before = log.read_bytes()
+    code, err = run_main("validate", str(log), "--offline", "--annotate", capsys=capsys)
+    assert code == 2 and "G1" in err and len(err.splitlines()) == 1
+    assert log.read_bytes() == before
+
+
 def test_json_output_stays_one_object_with_annotate(tmp_path):
     import json
 
