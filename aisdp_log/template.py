@@ -388,11 +388,15 @@ _COMMANDS = (
     ("aisdp-log validate experiment-log.xlsx",
      "check every row against git, DVC and the artefact folders"),
     ("aisdp-log validate experiment-log.xlsx --offline", "check the workbook alone"),
+    ("aisdp-log validate experiment-log.xlsx --annotate",
+     "also write the findings into this workbook: notes, highlights, sheet Findings"),
     ("aisdp-log hash artefacts/EXP-001", "print the Artefact hash of a run's folder"),
     ("aisdp-log add experiment-log.xlsx EXP-001", "append a row from the run's artefact folder"),
     ("aisdp-log rerun experiment-log.xlsx --flagged", "reproduce the rows marked in Rerun"),
     ("aisdp-log review experiment-log.xlsx --sign \"Name, Role\"",
      "write and sign the quarterly model-selection review"),
+    ("aisdp-log template --upgrade experiment-log.xlsx",
+     "bring a log made by an older template up to date"),
 )
 _GUIDE_HEADERS = ("Column", "What to enter", "Example", "Required", "Annex IV")
 _GUIDE_WIDTHS = (24, 70, 32, 22, 62)
