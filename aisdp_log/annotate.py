@@ -20,7 +20,7 @@ from .comments_part import MARKER, SheetNotes, insert_in_worksheet, sheet_data_e
 from .errors import WriteRefused
 from .findings import CATALOGUE, Finding, Report
 from .writer import escape_ooxml, find_sheet, open_workbook_for_update
-from .xlsx_package import column_letter, escape_xml, parse_range
+from .xlsx_package import Package, column_letter, escape_xml, parse_range
 from .xlsx_sheet import NEW_SHEET, Workbook
 
 FINDINGS_SHEET = "Findings"
@@ -187,6 +187,25 @@ def _highlight(wb: Workbook, part: str, cells: list[str]) -> str | None:
     return None
 
 
+def _link_style(wb: Workbook) -> int | None:
+    """A cell style that looks like a link (blue, underlined), copied from a one-cell
+    xlsxwriter workbook: the writer's styles only know how to append what exists."""
+    import io
+
+    import xlsxwriter
+
+    from .xlsx_package import locate_parts
+    from .xlsx_styles import Styles
+
+    buffer = io.BytesIO()
+    source = xlsxwriter.Workbook(buffer, {"in_memory": True})
+    source.add_worksheet().write_string(0, 0, "link", source.add_format(
+        {"font_color": "#0563C1", "underline": 1}))
+    source.close()
+    package = Package(buffer.getvalue(), "link style")
+    return wb.styles.import_xf(Styles(package, locate_parts(package).styles), 1) or None
+
+
 def _inline(ref: str, text: str, style: int | None) -> bytes:
     text = escape_ooxml(text)
     space = b' xml:space="preserve"' if text != text.strip() or "\n" in text else b""
@@ -201,6 +220,7 @@ def _findings_sheet(wb: Workbook, findings: list[Finding], stamp: str) -> bytes:
     styles = wb.styles
     bold = styles.derive(0, bold=True)
     quoted = styles.derive(0, quote_prefix=True)
+    link = _link_style(wb)
     rows = [b'<row r="1">' + b"".join(_inline(f"{column_letter(i)}1", h, bold)
                                       for i, h in enumerate(FINDINGS_HEADERS, 1)) + b"</row>"]
     links = []
@@ -211,7 +231,8 @@ def _findings_sheet(wb: Workbook, findings: list[Finding], stamp: str) -> bytes:
         cells = []
         for index, value in enumerate(values, start=1):
             if value:
-                style = quoted if value.startswith(("=", "+", "-", "@")) else None
+                style = quoted if value.startswith(("=", "+", "-", "@")) else \
+                    link if index == 3 else None
                 cells.append(_inline(f"{column_letter(index)}{number}", value, style))
         rows.append(b'<row r="' + str(number).encode() + b'">' + b"".join(cells) + b"</row>")
         links.append(b'<hyperlink ref="C' + str(number).encode() + b'" location="'

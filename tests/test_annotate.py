@@ -150,6 +150,7 @@ def test_notes_highlight_and_findings_appear_then_go(project):
     assert all(r[3] == "EXP-001" and r[1] in ("error", "warning") and r[5] for r in rows[1:])
     link = openpyxl.load_workbook(log)["Findings"]["C2"]
     assert link.hyperlink.location == link.value and link.data_type == "s"
+    assert link.font.u == "single"  # looks like the link it is
     assert validate(log, repo=repo).codes() == validate(log, repo=repo).codes()
 
     # the person fixes both cells (any writer: here aisdp-log's own)
