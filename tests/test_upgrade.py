@@ -20,16 +20,13 @@ from aisdp_log import spec
 from aisdp_log.cli import cli
 from aisdp_log.upgrade import upgrade_log
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-
 
 def template_0_1_0(target: Path) -> Path:
-    """The template aisdp-log 0.1.0 wrote (template version 1), from git history."""
-    shown = subprocess.run(["git", "show", "main:templates/experiment-log.xlsx"],
-                           cwd=REPO_ROOT, capture_output=True, check=False)
-    if shown.returncode != 0:
-        pytest.skip("the 0.1.0 template is not in this checkout's history")
-    target.write_bytes(shown.stdout)
+    """The template aisdp-log 0.1.0 wrote (template version 1). A copy of
+    `git show 83ddd8a:templates/experiment-log.xlsx` is kept in tests/fixtures: once this
+    branch is merged, `main:templates/...` is the current template, not the old one."""
+    target.write_bytes((Path(__file__).parent / "fixtures" / "template-version-1.xlsx")
+                       .read_bytes())
     return target
 
 
