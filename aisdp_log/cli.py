@@ -48,12 +48,23 @@ def cli() -> None:
 @click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
               help="aisdp.toml whose [template] declares params and metrics "
                    "(default: ./aisdp.toml when present).")
-@click.option("--force", is_flag=True, help="Overwrite an existing file.")
-def template(output: Path, config_path: Path | None, force: bool) -> None:
+@click.option("--force", is_flag=True, help="Overwrite an existing file (with --upgrade: "
+              "write although a lock file says the log is open).")
+@click.option("--upgrade", "upgrade", metavar="LOG", type=click.Path(path_type=Path),
+              help="Instead: bring LOG, made by an older template, to the current one (new "
+              "columns, validations, marks, Guide), keeping every row and column.")
+def template(output: Path, config_path: Path | None, force: bool,
+             upgrade: Path | None) -> None:
     """Write an empty experiment-log workbook with the documented columns and help."""
     from .config import load_config
     from .template import write_template
 
+    if upgrade is not None:
+        from .upgrade import upgrade_log
+
+        for line in upgrade_log(upgrade, force=force).lines():
+            click.echo(line)
+        return
     config = load_config(Path.cwd(), config_path)
     if output.exists() and not force:
         raise AisdpLogError(f"{output}: already exists; pass --force to overwrite it")
@@ -78,8 +89,13 @@ def template(output: Path, config_path: Path | None, force: bool) -> None:
               "missing from the local cache (imports DVC; slower).")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
               help="aisdp.toml to use (default: the one at the repository root).")
+@click.option("--annotate", is_flag=True, help="Also write the findings into LOG: a note on "
+              "each finding's cell, a highlight, and sheet Findings (replacing the last ones).")
+@click.option("--force", is_flag=True, help="With --annotate: write although an Excel (~$) or "
+              "LibreOffice (.~lock) lock file says the log is open (a lock left by a crash).")
 def validate(logs: tuple[Path, ...], repo: Path | None, output_format: str, strict: bool,
-             offline: bool, remote: bool, config_path: Path | None) -> None:
+             offline: bool, remote: bool, config_path: Path | None, annotate: bool,
+             force: bool) -> None:
     """Check every row of LOG and report each problem at its cell.
 
     Exit code 0: no errors (warnings allowed unless --strict); 1: errors found;
@@ -102,7 +118,27 @@ def validate(logs: tuple[Path, ...], repo: Path | None, output_format: str, stri
             continue
         click.echo(FORMATTERS[output_format](report, use_colour() and output_format == "text"))
         worst = max(worst, report.exit_code(strict))
+        if annotate:
+            worst = max(worst, _annotate(log, report, force=force, output_format=output_format,
+                                         alone=len(logs) == 1))
     sys.exit(worst)
+
+
+def _annotate(log: Path, report, *, force: bool, output_format: str, alone: bool) -> int:
+    """`validate --annotate`'s write: 0, or the exit code of a refused write (raised when
+    LOG is the only log, so it is the one-line error)."""
+    from .annotate import annotate
+
+    try:
+        written = annotate(log, report, force=force)
+    except AisdpLogError as exc:
+        if alone:
+            raise
+        click.echo(f"aisdp-log: error: {exc}", err=True)
+        return exc.exit_code
+    for line in written.lines():  # stderr for json and github: stdout stays the report
+        click.echo(line, err=output_format != "text")
+    return 0
 
 
 @cli.command()

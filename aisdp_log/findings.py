@@ -52,6 +52,9 @@ _CATALOGUE = [
          "Unmerge the cells: every row needs its own values."),
     Code("S011", E, "a column header appears twice", "the later header cell",
          "Keep one column per header; the tool cannot tell which one holds the truth."),
+    Code("S012", W, "the log was made by an older template than this aisdp-log writes",
+         "A1 of Experiments", "Run `aisdp-log template --upgrade LOG`: it adds the new columns, "
+         "validations, marks and Guide, keeping every row and column."),
     # Git
     Code("G001", E, "code commit not in the repository", "commit cell",
          "Push or fetch the commit, or correct the SHA."),

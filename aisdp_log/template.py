@@ -29,6 +29,9 @@ METRICS_TABLE = "MetricDeclarations"
 #: Column kinds whose cells are text: formatted as Text (`@`) so Excel never turns a commit
 #: such as 1234567 or 12e4567 into a number or a data version into a date.
 TEXT_KINDS = ("id", "text", "other_params", "data_version", "commit", "artefact_hash")
+#: The fill of an empty required cell in a row that has an ID (light yellow; `validate
+#: --annotate` marks findings light red).
+MISSING_FILL = "#FFEB9C"
 #: Earliest date the Date validation accepts; it only guards against typos such as 0226.
 EARLIEST_DATE = dt.date(2000, 1, 1)
 
@@ -142,6 +145,9 @@ class _Styles:
         self.heading = workbook.add_format({"bold": True, "font_size": 11})
         self.wrap = workbook.add_format({"text_wrap": True, "valign": "top"})
         self.code = workbook.add_format({"font_name": "Consolas", "valign": "top"})
+        #: A required cell still empty: a fill only (conditional formats), see
+        #: `_missing_value_formats`.
+        self.missing = workbook.add_format({"bg_color": MISSING_FILL})
         self.guide_header = workbook.add_format({
             "bold": True, "bg_color": "#DDEBF7", "border": 1, "border_color": "#BFBFBF"})
         self._cells: dict[str, object] = {}
@@ -205,11 +211,46 @@ def _experiments_sheet(workbook, styles: _Styles, columns, config) -> None:
     sheet.add_table(0, 0, last_row, len(columns) - 1, {
         "name": EXPERIMENTS_TABLE, "columns": table_columns,
         "style": "Table Style Light 9", "autofilter": True})
+    _missing_value_formats(sheet, styles, columns, last_row)
     sheet.set_row(0, 30)
     sheet.freeze_panes(1, 1)
     _page_setup(sheet, paper=8)  # A3: twenty-odd columns stay readable on one page width
     sheet.repeat_columns(0, 0)
     sheet.activate()
+
+
+def missing_value_criteria(column: spec.ColumnSpec, letters: dict[str, str]) -> str | None:
+    """The conditional-format formula (without `=`, for data row 2) that marks `column`'s
+    cell as a missing value, or None; `letters` maps column keys to their column letters."""
+    row_id = f"${letters[spec.EXPERIMENT_ID.key]}2"
+    outcome = f"TRIM(${letters[spec.OUTCOME.key]}2)" if spec.OUTCOME.key in letters else None
+    cell = f"{letters[column.key]}2"
+    empty = f"LEN(TRIM({cell}))=0"
+    if column.kind == "metric":
+        if outcome is None:
+            return f"AND(LEN(TRIM({row_id}))>0,{empty})"
+        return f'AND(LEN(TRIM({row_id}))>0,{empty},{outcome}<>"rejected")'
+    if column is spec.NOTES:
+        return None if outcome is None else \
+            f'AND(OR({outcome}="selected",{outcome}="rejected"),{empty})'
+    if column.required and column.kind != "param" and column is not spec.EXPERIMENT_ID:
+        return f"AND(LEN(TRIM({row_id}))>0,{empty})"
+    return None
+
+
+def _missing_value_formats(sheet, styles: _Styles, columns, last_row: int) -> None:
+    """Conditional formats that show, as the log is filled, what `validate` would report:
+    a required cell left empty once its row has an ID (S002; a metric unless the row is
+    rejected), and a selected or rejected row without Notes (R002). Only fills: the cells'
+    own formats are untouched, and a filled cell loses the mark."""
+    from xlsxwriter.utility import xl_col_to_name
+
+    letters = {column.key: xl_col_to_name(index) for index, column in enumerate(columns)}
+    for index, column in enumerate(columns):
+        criteria = missing_value_criteria(column, letters)
+        if criteria is not None:
+            sheet.conditional_format(1, index, last_row, index, {
+                "type": "formula", "criteria": "=" + criteria, "format": styles.missing})
 
 
 def _prompt(column: spec.ColumnSpec) -> dict:
@@ -347,11 +388,15 @@ _COMMANDS = (
     ("aisdp-log validate experiment-log.xlsx",
      "check every row against git, DVC and the artefact folders"),
     ("aisdp-log validate experiment-log.xlsx --offline", "check the workbook alone"),
+    ("aisdp-log validate experiment-log.xlsx --annotate",
+     "also write the findings into this workbook: notes, highlights, sheet Findings"),
     ("aisdp-log hash artefacts/EXP-001", "print the Artefact hash of a run's folder"),
     ("aisdp-log add experiment-log.xlsx EXP-001", "append a row from the run's artefact folder"),
     ("aisdp-log rerun experiment-log.xlsx --flagged", "reproduce the rows marked in Rerun"),
     ("aisdp-log review experiment-log.xlsx --sign \"Name, Role\"",
      "write and sign the quarterly model-selection review"),
+    ("aisdp-log template --upgrade experiment-log.xlsx",
+     "bring a log made by an older template up to date"),
 )
 _GUIDE_HEADERS = ("Column", "What to enter", "Example", "Required", "Annex IV")
 _GUIDE_WIDTHS = (24, 70, 32, 22, 62)

@@ -220,8 +220,14 @@ class Package:
             return  # unchanged: keep copying it raw
         member.data = data
 
+    def remove(self, name: str) -> None:
+        """Leave the member `name` out of the saved package (no-op when absent)."""
+        if self._members.pop(name, None) is not None:
+            self._removed = True
+
     def changed(self) -> list[str]:
-        return [m.name for m in self._members.values() if m.data is not None]
+        removed = ["(removed)"] if getattr(self, "_removed", False) else []
+        return [m.name for m in self._members.values() if m.data is not None] + removed
 
     def save(self, out) -> None:
         """Write the package to the binary file object `out`."""

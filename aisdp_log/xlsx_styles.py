@@ -38,6 +38,12 @@ def is_date_format(code: str) -> bool:
     return bool(re.search(r"[dmyhs]", plain, re.IGNORECASE)) and not re.search(r"[0#?]", plain)
 
 
+def _children(text: bytes, element: bytes, child: bytes) -> list[bytes]:
+    found = _section(text, element)
+    return re.findall(rb"<(?:\w+:)?" + child + rb"\b[^>]*?(?:/>|>.*?</(?:\w+:)?" + child
+                      + rb">)", found.group(3) or b"", re.DOTALL) if found else []
+
+
 def _section(text: bytes, element: bytes) -> re.Match | None:
     return re.search(rb"<((?:\w+:)?" + element + rb")\b([^>]*?)(?:/>|>(.*?)</\1\s*>)", text,
                      re.DOTALL)
@@ -180,7 +186,8 @@ class Styles:
 
     def _append(self, element: bytes, entry: bytes) -> None:
         """Append `entry` at the end of `element`'s children and raise its `count`."""
-        child = {b"cellXfs": b"xf", b"numFmts": b"numFmt", b"fonts": b"font"}[element]
+        child = {b"cellXfs": b"xf", b"numFmts": b"numFmt", b"fonts": b"font", b"fills": b"fill",
+                 b"borders": b"border"}[element]
         found = _section(self._text, element)
         prefix = re.match(rb"(\w+:)?", found.group(1)).group(1) or b""
         if prefix and not entry.startswith(b"<" + prefix):
@@ -194,6 +201,75 @@ class Styles:
         if re.search(rb"\scount\s*=", head):
             head = set_attribute(head, "count", str(count))
         self._text = text[:found.start()] + head + text[head_end:]
+
+    def import_xf(self, source: Styles, index: int) -> int:
+        """The index of a cell format here that looks like `source`'s format `index` (its
+        font, fill, border, number format and alignment copied over, appended at the end of
+        their lists); an equal existing one is reused. Used to copy a sheet between
+        workbooks (the template's Guide)."""
+        if not self.part or not self.xfs or not 0 <= index < len(source.xfs):
+            return 0
+        xf = source.xfs[index]
+        attrs = source.xf_attrs(index)
+        head = re.match(rb"<[^>]*>", xf).group()
+        new_head = head
+        for element, child, name in ((b"fonts", b"font", "fontId"), (b"fills", b"fill", "fillId"),
+                                     (b"borders", b"border", "borderId")):
+            wanted = _children(source._text, element, child)
+            at = int(attrs.get(name, "0") or 0)
+            if at < len(wanted):
+                mine = _children(self._text, element, child)
+                if wanted[at] in mine:
+                    new_id = mine.index(wanted[at])
+                else:
+                    self._append(element, wanted[at])
+                    new_id = len(mine)
+                    if element == b"fonts":
+                        self.fonts.append(wanted[at])
+                new_head = set_attribute(new_head, name, str(new_id))
+        number_id = attrs.get("numFmtId", "0")
+        if number_id.isdigit() and int(number_id) >= 164:
+            code = source.formats.get(int(number_id), "General")
+            new_head = set_attribute(new_head, "numFmtId", str(self._format_id(code)))
+        new_head = set_attribute(new_head, "xfId", "0")
+        new_xf = new_head + xf[len(head):]
+        found = self._keys.get(self._key(new_xf))
+        if found is None:
+            found = len(self.xfs)
+            self._append(b"cellXfs", new_xf)
+            self.xfs.append(new_xf)
+            self._keys[self._key(new_xf)] = found
+        return found
+
+    def dxf_index(self, dxf: bytes) -> int | None:
+        """The index of the differential format `dxf` (a `<dxf>` element, unprefixed), as
+        conditional formats refer to it; appended to `<dxfs>` (made when absent) unless an
+        equal one exists. None when the workbook has no styles part."""
+        if not self.part:
+            return None
+        root = re.search(rb"<(?:\w+:)?styleSheet\b[^>]*>", self._text)
+        prefix = re.match(rb"<(\w+:)?", root.group()).group(1) or b"" if root else b""
+        if prefix:
+            dxf = re.sub(rb"<(/?)(?=\w)", rb"<\1" + prefix, dxf)
+        if dxf in self.dxfs:
+            return self.dxfs.index(dxf)
+        found = _section(self._text, b"dxfs")
+        if found is None:
+            # CT_Stylesheet order: ... cellStyles, dxfs, tableStyles, colors, extLst
+            block = b"<" + prefix + b'dxfs count="1">' + dxf + b"</" + prefix + b"dxfs>"
+            after = re.search(rb"<(?:\w+:)?(?:tableStyles|colors|extLst)\b|</(?:\w+:)?"
+                              rb"styleSheet\s*>", self._text)
+            at = after.start() if after else len(self._text)
+            self._text = self._text[:at] + block + self._text[at:]
+        else:
+            text = insert_before_close(self._text[:found.end()], b"dxfs", dxf) + \
+                self._text[found.end():]
+            found = _section(text, b"dxfs")
+            head_end = found.start() + len(b"<" + found.group(1) + found.group(2)) + 1
+            head = set_attribute(text[found.start():head_end], "count", str(len(self.dxfs) + 1))
+            self._text = text[:found.start()] + head + text[head_end:]
+        self.dxfs.append(dxf)
+        return len(self.dxfs) - 1
 
     def save(self) -> None:
         if self.part:

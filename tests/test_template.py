@@ -3,6 +3,7 @@ that a filled copy validates."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -286,3 +287,61 @@ def test_a_threshold_that_is_not_finite_is_a_config_error(tmp_path, threshold):
     path.write_text(f'[template.metrics]\naccuracy = {{ goal = "max", threshold = {threshold} }}\n')
     with pytest.raises(ConfigError):
         load_config(tmp_path)
+
+
+# --------------------------------------------------------------------------- missing values
+
+def test_empty_required_cells_are_marked_once_the_row_has_an_id(template_path):
+    """Conditional formats (fills only) show S002 and R002 as the log is typed."""
+    sheet = openpyxl.load_workbook(template_path)["Experiments"]
+    letters = {c.header: openpyxl.utils.get_column_letter(i + 1)
+               for i, c in enumerate(template_columns())}
+    rules = {str(cf_range.sqref): [r.formula[0] for r in cf_rules]
+             for cf_range, cf_rules in sheet.conditional_formatting._cf_rules.items()}
+    last = DATA_ROWS + 1
+    outcome = letters["Outcome"]
+    for column in template_columns():
+        letter = letters[column.header]
+        formulas = rules.get(f"{letter}2:{letter}{last}")
+        if column.header == "Notes":
+            assert formulas == [f'AND(OR(TRIM(${outcome}2)="selected",TRIM(${outcome}2)='
+                                f'"rejected"),LEN(TRIM({letter}2))=0)']
+        elif column.kind == "metric":
+            assert formulas == [f"AND(LEN(TRIM($A2))>0,LEN(TRIM({letter}2))=0,"
+                                f'TRIM(${outcome}2)<>"rejected")']
+        elif column.required and column.kind != "param" and column is not spec.EXPERIMENT_ID:
+            assert formulas == [f"AND(LEN(TRIM($A2))>0,LEN(TRIM({letter}2))=0)"], column
+        else:
+            assert formulas is None, column.header
+    fills = {rule.dxf.fill.bgColor.rgb for cf_rules in
+             sheet.conditional_formatting._cf_rules.values() for rule in cf_rules}
+    assert fills == {"FFFFEB9C"}
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("soffice") is None or shutil.which("pdftoppm") is None,
+                    reason="LibreOffice or pdftoppm is not installed")
+def test_libreoffice_shows_the_mark_only_on_a_row_with_an_id(fill_template, tmp_path):
+    from aisdp_log.template import MISSING_FILL
+
+    image_module = pytest.importorskip("PIL.Image")
+    wanted = tuple(int(MISSING_FILL[i:i + 2], 16) for i in (1, 3, 5))
+
+    def marked_pixels(path: Path) -> int:
+        outdir = tmp_path / path.stem
+        subprocess.run([shutil.which("soffice"),
+                        f"-env:UserInstallation={(tmp_path / 'profile').as_uri()}",
+                        "--headless", "--norestore", "--convert-to", "pdf", "--outdir",
+                        str(outdir), str(path)], check=True, capture_output=True, timeout=180)
+        subprocess.run(["pdftoppm", "-png", "-r", "60", "-f", "1", "-l", "1",
+                        str(outdir / f"{path.stem}.pdf"), str(outdir / "page")],
+                       check=True, timeout=120)
+        colours = image_module.open(next(outdir.glob("page*.png"))).convert("RGB") \
+            .getcolors(1 << 24)
+        return sum(count for count, pixel in colours
+                   if all(abs(a - b) <= 6 for a, b in zip(pixel, wanted)))
+
+    clean = fill_template([CLEAN_ROW], name="clean.xlsx")
+    seedless = fill_template([dict(CLEAN_ROW, **{"Random seed": None})], name="seedless.xlsx")
+    assert marked_pixels(clean) == 0
+    assert marked_pixels(seedless) > 50

@@ -122,6 +122,14 @@ def changed(row_number: int, **values) -> list[dict]:
 
 # --------------------------------------------------------------------------- the cases
 
+def _older_template_property(workbook, sheet) -> None:
+    """The custom property the 0.1 template (version 1) wrote."""
+    from openpyxl.packaging.custom import StringProperty
+
+    workbook.custom_doc_props.append(StringProperty(name="aisdp-log template version",
+                                                    value="1"))
+
+
 def _text_dates_and_durations() -> list[dict]:
     rows = clean_rows()
     for row, duration in zip(rows, (dt.timedelta(minutes=12, seconds=30),
@@ -206,6 +214,7 @@ CASES: list[Case] = [
          expect=[("S010", "Hypothesis", 2), ("S002", "Hypothesis", 3)]),
     Case("S011-duplicate-header", headers=HEADERS + ["Notes"],
          expect=[("S011", "R1")]),
+    Case("S012-older-template", after=_older_template_property, expect=[("S012", "A1")]),
     Case("R001-outcome-undecided", rows=changed(3, Outcome=None, metrics__accuracy=0.79),
          expect=[("R001", "Outcome", 3)]),
     Case("R002-no-rationale", rows=changed(3, Notes=None),

@@ -14,7 +14,7 @@ from ..coverage import Coverage, CoverageSummary, conclude
 from ..findings import Finding
 
 #: Families that read only the workbook, then those that need the repository.
-OFFLINE_FAMILIES = ("schema", "review", "signoff")
+OFFLINE_FAMILIES = ("schema", "review", "signoff", "template")
 ONLINE_FAMILIES = ("git", "dvc", "params", "artefacts")
 #: Families that mostly wait for git processes. They run in a thread beside the artefact
 #: checks (after schema, which parses every cell they read), so on two cores git works while
