@@ -251,6 +251,8 @@ def build_review(log_path: Path | str, *, period: str | None = None,
     from .workbook import load_log
 
     log_path = Path(log_path)
+    if signer is not None:  # refuse or wait before gathering and rendering, not after
+        guard.preflight(log_path, force=force)
     root, git_root, config = resolve_setting(log_path, repo, config)
     log = load_log(log_path, config)
     try:
@@ -697,7 +699,7 @@ def write_review(log_path: Path | str, *, period: str | None = None,
 
     Signing happens after the evidence is gathered, so "changes since the last signed review"
     compares with the sign-off before this one, and the report names its own signature."""
-    from . import review_render, signoff
+    from . import guard, review_render, signoff
     from .atomic import write_bytes
     from .workbook import load_log
 
@@ -706,6 +708,8 @@ def write_review(log_path: Path | str, *, period: str | None = None,
     if output_dir.exists() and not output_dir.is_dir():
         raise AisdpLogError(f"{output_dir}: -o must be a folder")
     log_path = Path(log_path)
+    if signer is not None:  # refuse or wait before gathering and rendering, not after
+        guard.preflight(log_path, force=force)
     root, git_root, config = resolve_setting(log_path, repo, config)
     log = load_log(log_path, config)
     try:

@@ -19,6 +19,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -61,7 +62,8 @@ def isolated_worktree(repo: Path | str, commit: str, parent: Path | str | None =
     """A fresh detached worktree of `repo` at `commit` (a full SHA), in a new temp folder under
     `parent` (default: the system temp folder); removed on exit, normal or not."""
     repo = Path(repo)
-    holder = Path(tempfile.mkdtemp(prefix=PREFIX, dir=parent))
+    # Our pid in the name: a later rerun removes what a killed one left (`remove_stale`).
+    holder = Path(tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-", dir=parent))
     # A unique last component: git names the worktree's admin folder after it, and parallel
     # runs should not race for `tree`, `tree1`, ...
     tree = holder / holder.name
@@ -82,6 +84,45 @@ def remove_worktree(repo: Path, tree: Path) -> None:
     if tree.exists():
         shutil.rmtree(tree, ignore_errors=True)
     _git(repo, "worktree", "prune", check=False)
+
+
+def _owner_pid(holder_name: str) -> int | None:
+    """The pid in a holder folder's name `aisdp-rerun-<pid>-<random>`, else None."""
+    match = re.fullmatch(re.escape(PREFIX) + r"(\d+)-[A-Za-z0-9_]+", holder_name)
+    return int(match[1]) if match else None
+
+
+def remove_stale(repo: Path | str, parent: Path | str | None = None) -> list[Path]:
+    """Remove what killed reruns left: `git worktree prune`, then each worktree of ours
+    (in an `aisdp-rerun-<pid>-...` folder) whose pid no longer runs, and such temp folders
+    under `parent` (default: the system temp folder), registered or not. Returns the folders
+    removed."""
+    from .guard import pid_alive
+
+    repo = Path(repo)
+    _git(repo, "worktree", "prune", check=False)
+    removed = []
+    listing = _git(repo, "worktree", "list", "--porcelain", check=False).stdout
+    for line in listing.splitlines()[1:]:
+        if not line.startswith("worktree "):
+            continue
+        tree = Path(line[len("worktree "):])
+        pid = _owner_pid(tree.parent.name)
+        if pid is not None and tree.name == tree.parent.name and not pid_alive(pid):
+            remove_worktree(repo, tree)
+            shutil.rmtree(tree.parent, ignore_errors=True)
+            removed.append(tree.parent)
+    base = Path(parent) if parent is not None else Path(tempfile.gettempdir())
+    with contextlib.suppress(OSError):
+        for holder in base.iterdir():
+            pid = _owner_pid(holder.name)
+            if pid is not None and holder.is_dir() and not holder.is_symlink() \
+                    and not pid_alive(pid):
+                shutil.rmtree(holder, ignore_errors=True)
+                removed.append(holder)
+    if removed:
+        _git(repo, "worktree", "prune", check=False)
+    return removed
 
 
 def worktrees(repo: Path | str) -> list[Path]:
