@@ -61,8 +61,8 @@ def tool_dir(folder: Path | str, *, create: bool = True) -> Path:
     try:
         path.mkdir(exist_ok=True)
         ignore = path / ".gitignore"
-        if not ignore.is_file() or ignore.read_bytes() != b"*\n":
-            ignore.write_bytes(b"*\n")
+        if not ignore.is_file() or "*" not in ignore.read_text("utf-8", "replace").split():
+            ignore.write_bytes(b"*\n")  # hashcache.py writes one with a comment: kept
     except OSError as exc:
         raise WriteRefused(f"{path}: cannot make aisdp-log's folder for its lock and temp "
                            f"files ({exc.strerror or exc})") from None
