@@ -42,11 +42,11 @@ def atomic_replace(path: Path | str, *, suffix: str = ".tmp", mode: int | None =
     folder = path.parent if str(path.parent) else Path(".")
     temp: Path | None = None
     try:
-        if temp_dir is None:
-            fd, name = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=suffix)
-        else:
-            fd, name = tempfile.mkstemp(dir=temp_dir, prefix=f"{path.name}.{os.getpid()}-",
-                                        suffix=suffix)
+        # Our pid in the name: a later writer removes the temp files of dead processes
+        # (guard.remove_stale_temps).
+        fd, name = tempfile.mkstemp(dir=folder if temp_dir is None else temp_dir,
+                                    prefix=f"{'.' if temp_dir is None else ''}{path.name}."
+                                           f"{os.getpid()}-", suffix=suffix)
         os.close(fd)
         temp = Path(name)
         yield temp

@@ -22,10 +22,10 @@ from pathlib import Path
 
 import openpyxl
 import pytest
+from builders import commit, git, init_repo, write_log
 
 from aisdp_log import guard
 from aisdp_log.hashing import artefact_hash
-from builders import commit, git, init_repo, write_log
 
 DVC_ENV = dict(os.environ, DVC_NO_ANALYTICS="1")
 #: What root may do that an ordinary user may not; dropped so root tests as a user would.
