@@ -524,11 +524,11 @@ def rerun(log_path: Path | str, *, ids: tuple[str, ...] | list[str] = (), flagge
     # the lock is held through the write-back. Then clear what killed reruns left.
     lock = contextlib.ExitStack()
     lock.enter_context(writer_lock(log_path, force=force))
-    remove_stale(root)
-    _remove_stale_run_folders(config.artefacts_dir)
-    _mark_running([o.stamp_dir for o in planned])
     previous = _install_interrupt(runner)
     try:
+        remove_stale(root)
+        _remove_stale_run_folders(config.artefacts_dir)
+        _mark_running([o.stamp_dir for o in planned])
         if mode in ("auto", "bitwise"):
             results = _run_all(runner, [(o, 1, "bitwise", o.plan.seed) for o in planned], jobs)
             for outcome, result in zip(planned, results):
