@@ -54,6 +54,7 @@ class Tally:
         "temp files": 0, "lock files": 0, "worktrees": 0, "temp dirs": 0,
         "running marks": 0, "git-visible": 0})
     orphans: int = 0
+    leftover_trials: int = 0
     notes: list[str] = field(default_factory=list)
 
 
@@ -257,6 +258,7 @@ def torture(command: str, trials: int, work: Path, base_root: Path) -> Tally:
             tally.notes.append(f"trial {i}: next command exit {done.returncode}: "
                                f"{done.stderr.strip()[-300:]}")
         found = leftovers(root, log, trial_tmp, expected_untracked)
+        tally.leftover_trials += any(found.values())
         for kind, items in found.items():
             if items:
                 tally.leftovers[kind] += 1
@@ -265,6 +267,16 @@ def torture(command: str, trials: int, work: Path, base_root: Path) -> Tally:
             shutil.rmtree(root, ignore_errors=True)
         shutil.rmtree(trial_tmp, ignore_errors=True)
     return tally
+
+
+def row(t: Tally) -> str:
+    """One table row; leftovers count trials with any leftover, by kind."""
+    kinds = {k: v for k, v in t.leftovers.items() if v}
+    left = t.leftover_trials
+    detail = ", ".join(f"{k} {v}" for k, v in kinds.items())
+    return " | ".join(map(str, (
+        t.command, f"{t.duration_s:.2f}", t.trials, t.killed, t.intact, t.complete, t.corrupt,
+        t.next_failed, f"{left}" + (f" ({detail})" if detail else ""), t.orphans)))
 
 
 def main() -> None:
@@ -289,16 +301,12 @@ def main() -> None:
             tallies.append(tally)
             for note in tally.notes[:10]:
                 print(f"  {command} {note}", file=sys.stderr)
+            print(f"  {command}: {row(tally)}", file=sys.stderr, flush=True)
         header = ("command", "run s", "trials", "killed", "intact", "complete", "corrupt",
                   "next failed", "leftovers", "orphans")
         print(" | ".join(header))
-        for t in tallies:
-            left = sum(t.leftovers.values())
-            detail = ", ".join(f"{k} {v}" for k, v in t.leftovers.items() if v)
-            print(" | ".join(map(str, (
-                t.command, f"{t.duration_s:.2f}", t.trials, t.killed, t.intact, t.complete,
-                t.corrupt, t.next_failed, f"{left}" + (f" ({detail})" if detail else ""),
-                t.orphans))))
+        for tally in tallies:
+            print(row(tally))
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
