@@ -399,3 +399,18 @@ def test_remove_stale_takes_only_folders_of_dead_processes(tmp_path):
     assert remove_stale(repo, temp) == [gone]
     assert alive.exists() and unrelated.exists() and not gone.exists()
     assert git(repo, "worktree", "list").count("\n") == 0
+
+
+def test_temp_files_of_dead_processes_are_swept_and_live_ones_kept(tmp_path):
+    from aisdp_log.atomic import atomic_replace
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    tools = guard.tool_dir(tmp_path)
+    stale = tools / f".hashes.json.{int(dead.stdout)}-q5x1.tmp"  # a killed cache write
+    stale.write_bytes(b"{")
+    with atomic_replace(tools / "hashes.json") as live:  # ours, being written right now
+        live.write_bytes(b"{}")
+        assert guard.remove_stale_temps(tmp_path) == [stale]
+        assert live.exists()
+    assert sorted(p.name for p in tools.iterdir()) == [".gitignore", "hashes.json"]
