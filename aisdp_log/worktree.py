@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from .errors import AisdpLogError
+from .lifeline import die_with_parent
 
 #: Where worktrees live: a temp folder, so nothing appears in the user's `git status`.
 PREFIX = "aisdp-rerun-"
@@ -40,8 +41,9 @@ class RerunError(AisdpLogError):
 
 def _git(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
     env = dict(os.environ, LC_ALL="C", GIT_TERMINAL_PROMPT="0", GIT_OPTIONAL_LOCKS="0")
+    # preexec_fn: a `git worktree add` stops with a killed rerun too (lifeline.py)
     result = subprocess.run(["git", *args], cwd=repo, env=env, capture_output=True, text=True,
-                            check=False)
+                            check=False, preexec_fn=die_with_parent())
     if check and result.returncode != 0:
         reason = _first_line(result.stderr) or f"exit code {result.returncode}"
         raise RerunError(f"git {args[0]} failed in {repo}: {reason}")
@@ -178,7 +180,8 @@ def _dvc(tree: Path, *args: str, timeout: float | None) -> subprocess.CompletedP
     env = dict(os.environ, DVC_NO_ANALYTICS="1", LC_ALL="C")
     try:
         return subprocess.run(["dvc", *args], cwd=tree, env=env, capture_output=True,
-                              text=True, check=False, timeout=timeout, stdin=subprocess.DEVNULL)
+                              text=True, check=False, timeout=timeout, stdin=subprocess.DEVNULL,
+                              preexec_fn=die_with_parent())
     except FileNotFoundError:
         raise RerunError("dvc is not installed (pip install 'aisdp-log[dvc]'); the rerun needs "
                          "it to check out the row's data") from None
