@@ -111,6 +111,16 @@ def processes_with(marker: str) -> list[int]:
     return found
 
 
+def describe(pid: int) -> str:
+    """`pid ppid command line` of a live process, for the notes."""
+    try:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        ppid = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1]
+    except OSError:
+        return f"{pid} (gone)"
+    return f"{pid} (parent {ppid}): {command.strip()[:160]}"
+
+
 def opens(log: Path) -> list[str] | None:
     """Sheet names if both openpyxl and calamine open the file, else None."""
     import openpyxl
@@ -237,7 +247,8 @@ def torture(command: str, trials: int, work: Path, base_root: Path) -> Tally:
         orphans = processes_with(marker)
         if orphans:
             tally.orphans += 1
-            tally.notes.append(f"trial {i}: orphans {orphans}")
+            tally.notes.append(f"trial {i} (kill at {delay:.2f} s): orphans "
+                               f"{[describe(pid) for pid in orphans]}")
             for pid in orphans:
                 try:
                     os.kill(pid, signal.SIGKILL)
