@@ -200,13 +200,23 @@ def add_experiment(log_path: Path | str, experiment_id: str, *, repo: Path | str
     Raises WriteRefused (one line) for a failed or missing record, an ID already in the log or
     one that escapes the artefacts folder, a model whose files changed since the run recorded
     them, or a workbook that is open elsewhere (`force` overrides a stale Excel/LibreOffice
-    lock only)."""
+    lock only).
+
+    The checks before writing (Office locks, permissions, owner, hard links) come first and
+    the writer lock is held from there to the write: a refusal costs no hashing."""
+    from .guard import writer_lock
+
+    with writer_lock(log_path, force=force):
+        return _add_experiment(Path(log_path), experiment_id, repo=repo, force=force)
+
+
+def _add_experiment(log_path: Path, experiment_id: str, *, repo: Path | str | None,
+                    force: bool) -> AddResult:
     from .hashing import artefact_hash
     from .roots import config_for, resolve_repo
     from .workbook import load_log
     from .writer import append_row, find_rows, find_sheet, open_workbook_for_update
 
-    log_path = Path(log_path)
     root = resolve_repo(log_path, repo, offline=True)
     config = config_for(log_path, root)
     if not config.id_regex.search(experiment_id):

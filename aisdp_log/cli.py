@@ -413,6 +413,10 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(130)
     except BrokenPipeError:
         sys.exit(1)
+    except OSError as exc:  # disk full, quota, I/O error where no module named the file
+        where = f"{exc.filename}: " if exc.filename else ""
+        click.echo(f"aisdp-log: error: {where}{exc.strerror or exc}", err=True)
+        sys.exit(2)
     except Exception as exc:  # noqa: BLE001 - the contract is one line, never a traceback
         if os.environ.get("AISDP_LOG_DEBUG"):
             raise

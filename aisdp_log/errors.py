@@ -21,3 +21,9 @@ class RepositoryError(AisdpLogError):
 
 class WriteRefused(AisdpLogError):
     """A write to the user's workbook was refused (open in Excel, locked, duplicate row)."""
+
+
+class WriteFailed(AisdpLogError, OSError):
+    """The system refused a write (disk full, quota, I/O error, permission): the message names
+    the file and the cause; the file is as it was and no temp file is left. Also an OSError,
+    so code that handled the raw error still does."""

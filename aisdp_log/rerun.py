@@ -19,6 +19,7 @@ invocation, and leaves the workbook as it was.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import datetime as dt
 import json
 import math
@@ -34,8 +35,10 @@ from typing import Callable
 
 from . import spec
 from .errors import AisdpLogError
+from .guard import writer_lock
+from .lifeline import Lifeline, die_with_parent
 from .rerun_env import RunEnvironment, prepare, read_stderr_tail
-from .worktree import RerunError, checkout_data, isolated_worktree
+from .worktree import RerunError, checkout_data, isolated_worktree, remove_stale
 
 MODES = ("auto", "bitwise", "statistical")
 STATUS_OK = "ok"
@@ -290,21 +293,25 @@ class _Runner:
         # Logs go beside the folder while the run writes it, so they never enter its hash.
         out_path = folder.parent / f".{folder.name}.stdout.log"
         err_path = folder.parent / f".{folder.name}.stderr.log"
-        with open(out_path, "wb") as out, open(err_path, "wb") as err:
+        with open(out_path, "wb") as out, open(err_path, "wb") as err, Lifeline() as lifeline:
             started = time.monotonic()
             try:
                 # Own session: a terminal's Ctrl-C reaches us only, and we stop the whole
-                # process group (a training script's data-loader workers included).
+                # process group (a training script's data-loader workers included). If we
+                # are killed outright, the kernel (PR_SET_PDEATHSIG) and the watchdog stop it.
                 process = subprocess.Popen(command, cwd=tree, env=env, stdout=out,
                                            stderr=err, stdin=subprocess.DEVNULL,
-                                           start_new_session=True)
+                                           start_new_session=True,
+                                           preexec_fn=die_with_parent())
             except OSError as exc:
                 process = None
                 result.status = f"failed: cannot start {command[0]!r} " \
                                 f"({exc.strerror or exc})"
             code = None
             if process is not None:
+                lifeline.watch(process.pid)
                 code = self._wait(process, result)
+                lifeline.forget(process.pid)
             result.command_s = time.monotonic() - started
         if self.cancelled.is_set():
             raise KeyboardInterrupt
@@ -529,8 +536,15 @@ def rerun(log_path: Path | str, *, ids: tuple[str, ...] | list[str] = (), flagge
 
     runner = _Runner(root, config.rerun.command, config.rerun.timeout, progress)
     planned = [o for o in outcomes if o.plan is not None]
+    # Refuse (Office lock, permissions, another writer) now, not after minutes of training;
+    # the lock is held through the write-back. Then clear what killed reruns left.
+    lock = contextlib.ExitStack()
+    lock.enter_context(writer_lock(log_path, force=force))
     previous = _install_interrupt(runner)
     try:
+        remove_stale(root)
+        _remove_stale_run_folders(config.artefacts_dir)
+        _mark_running([o.stamp_dir for o in planned])
         if mode in ("auto", "bitwise"):
             results = _run_all(runner, [(o, 1, "bitwise", o.plan.seed) for o in planned], jobs)
             for outcome, result in zip(planned, results):
@@ -561,13 +575,22 @@ def rerun(log_path: Path | str, *, ids: tuple[str, ...] | list[str] = (), flagge
             if outcome.stamp_dir is not None:
                 shutil.rmtree(outcome.stamp_dir, ignore_errors=True)
                 _remove_if_empty(outcome.stamp_dir.parent)
+        lock.close()
+        raise
+    except BaseException:
+        _unmark_running([o.stamp_dir for o in planned])
+        lock.close()
         raise
     finally:
         _restore_interrupt(previous)
 
-    if planned:
-        _write_back(log_path, outcomes, declared, config, force)
-        report.written = True
+    with lock:
+        try:
+            if planned:
+                _write_back(log_path, outcomes, declared, config, force)
+                report.written = True
+        finally:
+            _unmark_running([o.stamp_dir for o in planned])
     report.lines = prepared.lines + _summary(outcomes, log_path)
     return report
 
@@ -642,6 +665,48 @@ def _install_interrupt(runner: _Runner):
 def _restore_interrupt(previous) -> None:
     if previous is not None:
         signal.signal(signal.SIGINT, previous)
+
+
+#: In a rerun's `reruns/<stamp>/` folder while it runs: pid and host of the rerun. A folder
+#: still holding it after its rerun died (SIGKILL) is unrecorded output: the next rerun
+#: removes it, as Ctrl-C would have.
+RUNNING_MARKER = ".aisdp-log-running"
+
+
+def _mark_running(stamp_dirs: list[Path | None]) -> None:
+    import socket
+
+    for folder in stamp_dirs:
+        if folder is not None:
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / RUNNING_MARKER).write_text(
+                json.dumps({"pid": os.getpid(), "host": socket.gethostname()}) + "\n",
+                encoding="utf-8")
+
+
+def _unmark_running(stamp_dirs: list[Path | None]) -> None:
+    for folder in stamp_dirs:
+        if folder is not None:
+            with contextlib.suppress(OSError):
+                (folder / RUNNING_MARKER).unlink()
+
+
+def _remove_stale_run_folders(artefacts_dir: Path) -> list[Path]:
+    """Remove `reruns/<stamp>/` folders of reruns that died (their pid is gone, this host)."""
+    import socket
+
+    from .guard import pid_alive
+
+    removed = []
+    for marker in Path(artefacts_dir).glob(f"*/reruns/*/{RUNNING_MARKER}"):
+        record = _read_json(marker)
+        pid = record.get("pid")
+        if record.get("host") == socket.gethostname() and isinstance(pid, int) \
+                and not pid_alive(pid):
+            shutil.rmtree(marker.parent, ignore_errors=True)
+            _remove_if_empty(marker.parent.parent)
+            removed.append(marker.parent)
+    return removed
 
 
 def _remove_if_empty(folder: Path) -> None:

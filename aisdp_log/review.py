@@ -264,6 +264,8 @@ def build_review(log_path: Path | str, *, period: str | None = None,
     from .workbook import load_log
 
     log_path = Path(log_path)
+    if signer is not None:  # refuse or wait before gathering and rendering, not after
+        guard.preflight(log_path, force=force)
     root, git_root, config = resolve_setting(log_path, repo, config)
     log = load_log(log_path, config)
     try:
@@ -801,7 +803,7 @@ def write_review(log_path: Path | str, *, period: str | None = None,
     last: a process killed on the way leaves no signature without its review and no Sign-off
     row without its statement. "Changes since the last signed review" compares with the
     sign-off before this one, and the report names its own signature."""
-    from . import __version__, review_render, signatures, signoff
+    from . import __version__, guard, review_render, signatures, signoff
     from .atomic import write_bytes
     from .workbook import load_log
 
@@ -812,14 +814,12 @@ def write_review(log_path: Path | str, *, period: str | None = None,
     if output_dir.exists() and not output_dir.is_dir():
         raise AisdpLogError(f"{output_dir}: -o must be a folder")
     log_path = Path(log_path)
+    if signer is not None:  # refuse or wait before gathering and rendering, not after
+        guard.preflight(log_path, force=force)
     root, git_root, config = resolve_setting(log_path, repo, config)
     with _scratch() as scratch:
         info: SignatureInfo | None = None
         if signer is not None:
-            from .writer import check_office_locks
-
-            # refused before any work, not after the review files are written
-            check_office_locks(log_path, force=force)
             info = _signature_info(Path(key) if key is not None else
                                    signatures.default_signing_key(git_root or root,
                                                                   scratch / "signing.pub"),

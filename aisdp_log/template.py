@@ -11,6 +11,7 @@ from pathlib import Path
 
 from . import spec
 from .atomic import write_bytes
+from .guard import tool_dir, writer_lock
 from .errors import WriteRefused
 
 #: Data rows the Experiments table (and its validations) is pre-sized to: decades of runs for a
@@ -122,10 +123,10 @@ def write_template(path: Path | str, config=None) -> Path:
         raise WriteRefused(f"{path}: folder {folder} does not exist")
     if path.is_dir():
         raise WriteRefused(f"{path}: is a folder")
-    try:
-        write_bytes(path, content)
-    except OSError as exc:
-        raise WriteRefused(f"{path}: cannot be written ({exc.strerror or exc})") from None
+    # Overwriting (`--force`) honours Office locks, permissions and the writer lock, and
+    # writes through a symlink to its target; a hard-linked file becomes a new file.
+    with writer_lock(path, hard_links_ok=True, must_exist=False) as target:
+        write_bytes(target, content, temp_dir=tool_dir(target.parent))
     return path
 
 

@@ -19,6 +19,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -27,6 +28,7 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from .errors import AisdpLogError
+from .lifeline import die_with_parent
 
 #: Where worktrees live: a temp folder, so nothing appears in the user's `git status`.
 PREFIX = "aisdp-rerun-"
@@ -40,8 +42,9 @@ class RerunError(AisdpLogError):
 
 def _git(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
     env = dict(os.environ, LC_ALL="C", GIT_TERMINAL_PROMPT="0", GIT_OPTIONAL_LOCKS="0")
+    # preexec_fn: a `git worktree add` stops with a killed rerun too (lifeline.py)
     result = subprocess.run(["git", *args], cwd=repo, env=env, capture_output=True, text=True,
-                            check=False)
+                            check=False, preexec_fn=die_with_parent())
     if check and result.returncode != 0:
         reason = _first_line(result.stderr) or f"exit code {result.returncode}"
         raise RerunError(f"git {args[0]} failed in {repo}: {reason}")
@@ -62,7 +65,8 @@ def isolated_worktree(repo: Path | str, commit: str, parent: Path | str | None =
     """A fresh detached worktree of `repo` at `commit` (a full SHA), in a new temp folder under
     `parent` (default: the system temp folder); removed on exit, normal or not."""
     repo = Path(repo)
-    holder = Path(tempfile.mkdtemp(prefix=PREFIX, dir=parent))
+    # Our pid in the name: a later rerun removes what a killed one left (`remove_stale`).
+    holder = Path(tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-", dir=parent))
     # A unique last component: git names the worktree's admin folder after it, and parallel
     # runs should not race for `tree`, `tree1`, ...
     tree = holder / holder.name
@@ -83,6 +87,45 @@ def remove_worktree(repo: Path, tree: Path) -> None:
     if tree.exists():
         shutil.rmtree(tree, ignore_errors=True)
     _git(repo, "worktree", "prune", check=False)
+
+
+def _owner_pid(holder_name: str) -> int | None:
+    """The pid in a holder folder's name `aisdp-rerun-<pid>-<random>`, else None."""
+    match = re.fullmatch(re.escape(PREFIX) + r"(\d+)-[A-Za-z0-9_]+", holder_name)
+    return int(match[1]) if match else None
+
+
+def remove_stale(repo: Path | str, parent: Path | str | None = None) -> list[Path]:
+    """Remove what killed reruns left: `git worktree prune`, then each worktree of ours
+    (in an `aisdp-rerun-<pid>-...` folder) whose pid no longer runs, and such temp folders
+    under `parent` (default: the system temp folder), registered or not. Returns the folders
+    removed."""
+    from .guard import pid_alive
+
+    repo = Path(repo)
+    _git(repo, "worktree", "prune", check=False)
+    removed = []
+    listing = _git(repo, "worktree", "list", "--porcelain", check=False).stdout
+    for line in listing.splitlines()[1:]:
+        if not line.startswith("worktree "):
+            continue
+        tree = Path(line[len("worktree "):])
+        pid = _owner_pid(tree.parent.name)
+        if pid is not None and tree.name == tree.parent.name and not pid_alive(pid):
+            remove_worktree(repo, tree)
+            shutil.rmtree(tree.parent, ignore_errors=True)
+            removed.append(tree.parent)
+    base = Path(parent) if parent is not None else Path(tempfile.gettempdir())
+    with contextlib.suppress(OSError):
+        for holder in base.iterdir():
+            pid = _owner_pid(holder.name)
+            if pid is not None and holder.is_dir() and not holder.is_symlink() \
+                    and not pid_alive(pid):
+                shutil.rmtree(holder, ignore_errors=True)
+                removed.append(holder)
+    if removed:
+        _git(repo, "worktree", "prune", check=False)
+    return removed
 
 
 def worktrees(repo: Path | str) -> list[Path]:
@@ -140,7 +183,8 @@ def _dvc(tree: Path, *args: str, timeout: float | None) -> subprocess.CompletedP
         # The dvc beside this tool's Python when PATH has none (a pipx-installed aisdp-log).
         dvc = shutil.which("dvc") or str(Path(sys.executable).with_name("dvc"))
         return subprocess.run([dvc, *args], cwd=tree, env=env, capture_output=True,
-                              text=True, check=False, timeout=timeout, stdin=subprocess.DEVNULL)
+                              text=True, check=False, timeout=timeout, stdin=subprocess.DEVNULL,
+                              preexec_fn=die_with_parent())
     except FileNotFoundError:
         raise RerunError("dvc is not installed (pip install 'aisdp-log[dvc]'); the rerun needs "
                          "it to check out the row's data") from None

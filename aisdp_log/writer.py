@@ -17,20 +17,23 @@ Contract for callers::
 - `open_workbook_for_update(path, *, force=False)`: a context manager yielding the surgical
   writer's `Workbook` (aisdp_log.xlsx_sheet), not openpyxl's: `wb["Experiments"]`,
   `wb.worksheets`, `ws.title`, `ws[1]`, `ws.cell(row, column).value`,
-  `ws.iter_rows(min_row=2, values_only=True)` read as with openpyxl. Before loading it
-  refuses (WriteRefused, exit 2) while Excel's `~$<name>` or LibreOffice's
-  `.~lock.<name>#` lock file sits beside the workbook (naming who holds it; `force=True`
-  ignores such a stale lock), and while another aisdp-log writes the same file (a
-  non-blocking `flock` on `.<name>.aisdp-lock` beside it, removed again on release). It runs
-  the reader's zip-safety check, then reads the package *at entry*: do slow work before
-  entering, so the window in which a person's edit could be overwritten stays short.
-  On a clean exit, if anything changed, it writes the new package to a temp file in the
-  same folder, fsyncs it, copies the original's permission bits, `os.replace`s the
-  original and fsyncs the folder; if the file changed on disk since it was read (a person
-  saved it meanwhile), it refuses instead of discarding their change. On an exception
-  nothing is written and the temp is removed. A writer killed mid-save leaves the original
-  intact plus its `.<name>.<random>.aisdp-tmp` and `.<name>.aisdp-lock` files; the next
-  writer (holding the lock, so no temp can be live) removes both.
+  `ws.iter_rows(min_row=2, values_only=True)` read as with openpyxl. Before loading it runs
+  guard.py's checks: it refuses (WriteRefused, exit 2) while Excel's `~$<name>` or
+  LibreOffice's `.~lock.<name>#` sits beside the name or a symlink's target (naming who holds
+  it; `force=True` ignores such a stale lock), a file or folder the user may not write, a file
+  owned by someone else, a file with several hard links (unless `force`); it waits (up to 60 s)
+  while another aisdp-log writes the same file (an `flock` on `.aisdp-log/<name>.lock` beside
+  it; a caller may hold it already through `guard.writer_lock`, e.g. across training).
+  It runs the reader's zip-safety check, then reads the package *at entry*: do slow work
+  before entering, so the window in which a person's edit could be overwritten stays short.
+  On a clean exit, if anything changed, it writes the new package to a temp file in
+  `.aisdp-log/` beside the log (which ignores itself in git), fsyncs it, gives it the
+  original's owner and permission bits, `os.replace`s the original and fsyncs the folder; if
+  the file changed on disk since it was read (a person saved it meanwhile), it refuses
+  instead of discarding their change. On an exception nothing is written and the temp is
+  removed; an OSError (disk full, quota, I/O) is one line (WriteFailed). A writer killed
+  mid-save leaves the original intact plus its temp and lock file in `.aisdp-log/`; the next
+  writer (holding the lock) removes both.
 - What a write changes: only what it adds. New rows are spliced into the sheet's
   `<sheetData>` as bytes (text as inline strings, numbers, booleans, dates as serial
   numbers with a date style); the table, the autofilter, data validations and conditional
@@ -64,11 +67,10 @@ import datetime as dt
 import math
 import os
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import spec
+from . import guard, spec
 from .atomic import atomic_replace
 from .errors import WriteRefused
 from .values import as_text
@@ -85,132 +87,13 @@ DATETIME_FORMAT = "yyyy-mm-dd hh:mm:ss"
 
 
 # --------------------------------------------------------------------------- locks
-
-def _excel_owner_files(path: Path) -> list[Path]:
-    # Excel writes `~$<name>`; Office (Word for sure) may instead put `~$` over the first two
-    # characters of a long name, so look for both.
-    candidates = [path.with_name("~$" + path.name)]
-    if len(path.stem) > 2:
-        candidates.append(path.with_name("~$" + path.name[2:]))
-    return candidates
-
-
-def _excel_holder(owner_file: Path) -> str:
-    """The user name in Excel's owner file: a length byte, the name in ANSI padded to 54
-    bytes, then the name again in UTF-16. Unreadable -> 'someone'."""
-    try:
-        blob = owner_file.read_bytes()[:512]
-    except OSError:
-        return "someone"
-    if not blob:
-        return "someone"
-    length = blob[0]
-    if 0 < length <= 53:
-        wide = blob[56:56 + 2 * length]
-        if len(wide) == 2 * length:
-            with contextlib.suppress(UnicodeDecodeError):
-                name = wide.decode("utf-16-le").strip()
-                if name.isprintable() and name:
-                    return name
-        name = blob[1:1 + length].decode("cp1252", "replace").strip()
-        if name.isprintable() and name:
-            return name
-    return "someone"
-
-
-def _libreoffice_holder(lock_file: Path) -> str:
-    """`name (user) on host since date` from LibreOffice's lock file, whose fields are
-    `office user name,system user,host,date,profile url;` (the first is often empty)."""
-    try:
-        text = lock_file.read_text("utf-8", "replace")[:1024]
-    except OSError:
-        return "someone"
-    fields = [f.strip() for f in text.strip().rstrip(";").split(",")]
-    fields += [""] * (5 - len(fields))
-    full_name, user, host, date = fields[0], fields[1], fields[2], fields[3]
-    who = full_name or user or "someone"
-    if full_name and user and user != full_name:
-        who = f"{full_name} ({user})"
-    if host:
-        who += f" on {host}"
-    if date:
-        who += f" since {date}"
-    return "".join(ch for ch in who if ch.isprintable())
-
-
-def check_office_locks(path: Path, *, force: bool = False) -> None:
-    """Raise WriteRefused while Excel or LibreOffice holds `path` open, unless `force`."""
-    if force:
-        return
-    lo_lock = path.with_name(f".~lock.{path.name}#")
-    if lo_lock.exists():
-        raise WriteRefused(
-            f"{path}: open in LibreOffice by {_libreoffice_holder(lo_lock)} ({lo_lock.name}); "
-            "close it there and retry, or pass --force if that lock is stale")
-    for owner in _excel_owner_files(path):
-        if owner.exists():
-            raise WriteRefused(
-                f"{path}: open in Excel by {_excel_holder(owner)} ({owner.name}); close it "
-                "there and retry, or pass --force if that lock is stale")
-
-
-@contextlib.contextmanager
-def _writer_lock(path: Path) -> Iterator[None]:
-    """An exclusive, non-blocking lock against a second aisdp-log writing the same file.
-
-    The lock file is removed on release so no stray file sits beside the log (a killed writer
-    leaves it; the next one reuses and removes it). Removing is safe because a taker checks,
-    after locking, that the name still points at the file it locked, else it retries."""
-    lock_path = path.with_name(f".{path.name}{LOCK_SUFFIX}")
-    for _ in range(10):
-        try:
-            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o666)
-        except OSError as exc:
-            raise WriteRefused(f"{path}: cannot create the lock file {lock_path.name} "
-                               f"({exc.strerror or exc})") from None
-        try:
-            _lock_fd(fd)
-        except OSError:
-            os.close(fd)
-            raise WriteRefused(f"{path}: another aisdp-log is writing this workbook; wait "
-                               "for it to finish and retry") from None
-        try:
-            held, named = os.fstat(fd), os.stat(lock_path)
-            if (held.st_ino, held.st_dev) == (named.st_ino, named.st_dev):
-                break
-        except FileNotFoundError:
-            pass
-        os.close(fd)  # the previous holder removed this one: lock the new file instead
-    else:
-        raise WriteRefused(f"{path}: another aisdp-log is writing this workbook; wait for it "
-                           "to finish and retry")
-    try:
-        yield
-    finally:
-        with contextlib.suppress(OSError):
-            lock_path.unlink()  # while still holding it, see above
-        os.close(fd)
-
-
-def _lock_fd(fd: int) -> None:
-    try:
-        import fcntl
-    except ModuleNotFoundError:  # Windows
-        import msvcrt
-
-        msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
-        return
-    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+# The checks before a write (Office locks, permissions, owner, hard links) and the writer
+# lock live in guard.py; these names stay for callers of 0.1.
+check_office_locks = guard.check_office_locks
+stale_temp_files = guard.stale_temp_files
 
 
 # --------------------------------------------------------------------------- atomic update
-
-def stale_temp_files(path: Path) -> list[Path]:
-    """Temp files a killed writer left beside `path` (only meaningful under the writer lock)."""
-    prefix = f".{path.name}."
-    return sorted(p for p in path.parent.iterdir()
-                  if p.name.startswith(prefix) and p.name.endswith(TEMP_SUFFIX))
-
 
 @contextlib.contextmanager
 def open_workbook_for_update(path: Path | str, *, force: bool = False):
@@ -229,13 +112,11 @@ def open_workbook_for_update(path: Path | str, *, force: bool = False):
     if target.suffix.lower() in (".xlsm", ".xltm"):
         raise WriteRefused(f"{given}: a macro-enabled workbook; aisdp-log only writes .xlsx "
                            "files")
-    check_office_locks(target, force=force)
     if not target.is_file():
         check_container(target).close()  # the reader's one-line reason for a missing file
-    with _writer_lock(target):
-        for leftover in stale_temp_files(target):
-            with contextlib.suppress(OSError):
-                leftover.unlink()
+    # Office locks (beside the link and its target), permissions, owner, hard links, then
+    # the writer lock (waiting for another aisdp-log; re-entrant for a caller holding it).
+    with guard.writer_lock(given, force=force):
         check_container(target).close()  # zip bombs, encrypted files, CSV named .xlsx
         loaded = _identity(os.stat(target))
         workbook = _load(target, given)
@@ -265,7 +146,7 @@ def _load(path: Path, given: Path) -> Workbook:
 
 def _save_atomically(package: Package, path: Path, loaded: tuple[int, int, int, int]) -> None:
     # atomic_replace keeps the log's own permission bits (mkstemp would make it 0600).
-    with atomic_replace(path, suffix=TEMP_SUFFIX) as temp:
+    with atomic_replace(path, suffix=TEMP_SUFFIX, temp_dir=guard.tool_dir(path.parent)) as temp:
         with open(temp, "wb") as out:
             package.save(out)
         original = os.stat(path)

@@ -261,12 +261,16 @@ def aisdp_log_cli(*args: str, **kwargs) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kwargs)
 
 
-def test_second_writer_refused_while_first_writes(project):
+def test_second_writer_waits_for_the_first_and_then_lands(project):
     write_run(project, "EXP-003")
     with open_workbook_for_update(project / "log.xlsx"):
         process = aisdp_log_cli("add", str(project / "log.xlsx"), "EXP-003")
-        _, err = process.communicate(timeout=60)
-    assert process.returncode == 2 and "another aisdp-log" in err
+        line = process.stderr.readline()  # said once, while it waits
+        assert "waiting for aisdp-log pid" in line
+        assert process.poll() is None
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 0, err
+    assert cells(project / "log.xlsx", 4)["Experiment ID"].value == "EXP-003"
 
 
 @pytest.mark.parametrize("lock_name, content, holder", [
@@ -321,11 +325,14 @@ def test_killed_during_save_leaves_original_byte_identical(tmp_path):
         with open_workbook_for_update(log) as wb:
             assert find_rows(wb["Experiments"], "Experiment ID", "EXP-99999") == [20_001]
         return
-    # What a kill leaves: the half-written temp (removed by the next write) and the empty
-    # writer-lock file; nothing else.
+    # What a kill leaves: the half-written temp (removed by the next write) and the
+    # writer-lock file, both in .aisdp-log/, which git ignores; nothing else.
     leftovers = sorted(p.name for p in repo.iterdir() if p.name not in
                        (".git", "artefacts", "log.xlsx"))
-    assert leftovers == sorted([temps[0].name, ".log.xlsx.aisdp-lock"])
+    assert leftovers == [".aisdp-log"]
+    assert sorted(p.name for p in (repo / ".aisdp-log").iterdir()) == \
+        sorted([".gitignore", temps[0].name, "log.xlsx.lock"]
+               + [p.name for p in (repo / ".aisdp-log").glob("openpyxl.*")])
 
 
 def soffice() -> str:

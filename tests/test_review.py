@@ -19,7 +19,7 @@ from builders import commit, init_repo, row, write_log
 
 from aisdp_log.cli import main
 from aisdp_log.hashing import artefact_hash
-from aisdp_log.review import build_review, write_review
+from aisdp_log.review import write_review
 
 METRICS = [
     {"Metric": "accuracy", "Goal": "max", "Threshold": 0.85, "Description": "holdout accuracy"},

@@ -212,7 +212,8 @@ def test_write_is_atomic_and_leaves_no_temp_file(tmp_path):
     write_template(target)
     assert target.read_bytes() == build_template()
     assert target.stat().st_mode & 0o777 == 0o640
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["log.xlsx"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".aisdp-log", "log.xlsx"]
+    assert sorted(p.name for p in (tmp_path / ".aisdp-log").iterdir()) == [".gitignore"]
 
 
 def test_unwritable_target_is_a_one_line_error(tmp_path):

@@ -127,7 +127,9 @@ def test_permissions_preserved(tmp_path):
     with open_workbook_for_update(path) as wb:
         append_row(wb["Experiments"], {"Experiment ID": "EXP-003"})
     assert stat.S_IMODE(path.stat().st_mode) == 0o640
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["log.xlsx"]  # no temp, no lock
+    # no temp, no lock: only aisdp-log's folder, which ignores itself in git
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".aisdp-log", "log.xlsx"]
+    assert sorted(p.name for p in (tmp_path / ".aisdp-log").iterdir()) == [".gitignore"]
 
 
 def test_symlinked_log_stays_a_symlink(tmp_path):
@@ -141,15 +143,29 @@ def test_symlinked_log_stays_a_symlink(tmp_path):
         assert find_rows(wb["Experiments"], "Experiment ID", "EXP-003") == [4]
 
 
-def test_second_writer_is_refused(tmp_path):
+def test_second_writer_waits_then_gives_up_naming_the_holder(tmp_path, monkeypatch, capfd):
+    import threading
+
     path = styled_workbook(tmp_path / "log.xlsx")
-    with open_workbook_for_update(path):
-        with pytest.raises(WriteRefused, match="another aisdp-log"):
+    monkeypatch.setenv("AISDP_LOG_LOCK_WAIT", "0.3")
+    refused = []
+
+    def second_writer():  # another thread: the lock is re-entrant only within one thread
+        try:
             with open_workbook_for_update(path):
                 pass
+        except WriteRefused as exc:
+            refused.append(str(exc))
+
+    with open_workbook_for_update(path):
+        thread = threading.Thread(target=second_writer)
+        thread.start()
+        thread.join()
+    assert len(refused) == 1 and f"aisdp-log pid {os.getpid()}" in refused[0]
+    assert "waiting for" in capfd.readouterr().err
     with open_workbook_for_update(path):  # released after the first writer
         pass
-    assert not (tmp_path / ".log.xlsx.aisdp-lock").exists()
+    assert not (tmp_path / ".aisdp-log" / "log.xlsx.lock").exists()
 
 
 def libreoffice_lock(path: Path) -> Path:
@@ -203,6 +219,45 @@ def test_stale_temp_from_a_killed_writer_is_removed_by_next_write(tmp_path):
         append_row(wb["Experiments"], {"Experiment ID": "EXP-003"})
     assert not leftover.exists() and unrelated.exists()
     assert not (tmp_path / ".log.xlsx.aisdp-lock").exists()
+
+
+def test_temp_and_lock_of_a_killed_writer_in_the_tool_folder_are_removed(tmp_path, capfd):
+    import json
+    import socket
+
+    path = styled_workbook(tmp_path / "log.xlsx")
+    tools = tmp_path / ".aisdp-log"
+    tools.mkdir()
+    dead = {"pid": 2**22 + 12345, "host": socket.gethostname(), "user": "ana",
+            "since": "2026-11-27T08:00:00Z"}
+    (tools / "log.xlsx.lock").write_text(json.dumps(dead))
+    leftover = tools / f"log.xlsx.{dead['pid']}-k1ll3d.aisdp-tmp"
+    leftover.write_bytes(b"PK half a workbook")
+    other = tools / f"other.xlsx.{dead['pid']}-k1ll3d.tmp"  # a dead writer of another file
+    other.write_bytes(b"x")
+    assert stale_temp_files(path) == [leftover]
+    with open_workbook_for_update(path) as wb:
+        append_row(wb["Experiments"], {"Experiment ID": "EXP-003"})
+    assert "taking over the lock" in capfd.readouterr().err
+    assert sorted(p.name for p in tools.iterdir()) == [".gitignore"]
+
+
+def test_a_lock_from_another_host_is_named_with_its_age_and_the_fix(tmp_path):
+    import json
+
+    path = styled_workbook(tmp_path / "log.xlsx")
+    tools = tmp_path / ".aisdp-log"
+    tools.mkdir()
+    (tools / "log.xlsx.lock").write_text(json.dumps(
+        {"pid": 4242, "host": "labpc-9", "user": "kim", "since": "2020-01-01T00:00:00Z"}))
+    before = path.read_bytes()
+    with pytest.raises(WriteRefused) as refused:
+        with open_workbook_for_update(path):
+            pass
+    message = str(refused.value)
+    assert "kim on labpc-9" in message and " h old" in message
+    assert f"remove {tools / 'log.xlsx.lock'}" in message
+    assert path.read_bytes() == before
 
 
 def test_unsafe_or_missing_file_is_one_line_error(tmp_path):
