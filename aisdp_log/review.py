@@ -264,8 +264,6 @@ def build_review(log_path: Path | str, *, period: str | None = None,
     from .workbook import load_log
 
     log_path = Path(log_path)
-    if signer is not None:  # refuse or wait before gathering and rendering, not after
-        guard.preflight(log_path, force=force)
     root, git_root, config = resolve_setting(log_path, repo, config)
     log = load_log(log_path, config)
     try:
