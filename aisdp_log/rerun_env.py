@@ -208,7 +208,7 @@ def check_interpreter(experiment_id: str, command: list[str], env: dict, cwd: Pa
     interpreter = resolve_first_word(command, env, cwd)
     if interpreter is None:
         raise AisdpLogError(f"{experiment_id}: the rerun command's {first!r} is not found on "
-                            f"PATH; {fix}")
+                            f"PATH ({env.get('PATH', '')}); {fix}")
     if not is_python(interpreter) and not is_python(first):
         return (f"{interpreter} (not a Python interpreter: not checked)",
                 [f"{experiment_id}: pre-flight cannot check {first!r} ({interpreter}): it is "
@@ -260,8 +260,8 @@ def prepare(outcomes: list, command: tuple[str, ...] | list[str], env_mode: str,
         if env_mode == "current":
             summary, lines = check_interpreter(
                 plan.experiment_id, command, env, repo_root, recorded, source, needs_tool,
-                "activate the project's environment so the command's interpreter has them, "
-                "or rerun with --env lock to build the row's locked environment")
+                "activate the project's environment (where the training dependencies are "
+                "installed), or rerun with --env lock to build the row's locked environment")
             result.by_experiment[plan.experiment_id] = RunEnvironment(
                 command, f"current: {summary}")
             result.lines += lines
