@@ -412,7 +412,8 @@ def _print_summary(result: DemoResult, echo: Callable[[str], None]) -> None:
     for experiment_id in result.experiments:
         m = result.metrics[experiment_id]
         echo(f"  {experiment_id}  accuracy {m['accuracy']:.3f}  f1 {m['f1']:.3f}")
-    echo(f"validate: {result.errors} errors, {result.warnings} warnings "
+    echo(f"validate: {result.errors} error{'s' * (result.errors != 1)}, "
+         f"{result.warnings} warning{'s' * (result.warnings != 1)} "
          "(the selected run has no reproducibility evidence yet: R005)")
     echo("")
     echo("Next, try:")
