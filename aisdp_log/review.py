@@ -14,6 +14,7 @@ import csv
 import datetime as dt
 import json
 import math
+import os
 import re
 import shutil
 import stat
@@ -883,11 +884,24 @@ def write_review(log_path: Path | str, *, period: str | None = None,
     return ReviewResult(review, html_path, markdown_path, statement_path, signature_path)
 
 
+_SCRATCH_PREFIX = "aisdp-log-review-"
+
+
 @contextlib.contextmanager
 def _scratch():
+    """A temp folder named with this process's pid; the folders of killed reviews (whose pid
+    is gone) are removed first, so a SIGKILL leaves nothing behind for long."""
     import tempfile
 
-    with tempfile.TemporaryDirectory(prefix="aisdp-log-review-") as folder:
+    from .guard import pid_alive
+
+    root = Path(tempfile.gettempdir())
+    with contextlib.suppress(OSError):
+        for entry in root.glob(f"{_SCRATCH_PREFIX}*-*"):
+            pid = entry.name[len(_SCRATCH_PREFIX):].split("-", 1)[0]
+            if pid.isdigit() and int(pid) != os.getpid() and not pid_alive(int(pid)):
+                shutil.rmtree(entry, ignore_errors=True)
+    with tempfile.TemporaryDirectory(prefix=f"{_SCRATCH_PREFIX}{os.getpid()}-") as folder:
         yield Path(folder)
 
 

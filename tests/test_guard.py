@@ -245,6 +245,22 @@ def test_review_sign_refuses_before_rendering(project):
     assert not out.exists()  # nothing rendered
 
 
+def test_a_killed_reviews_temp_folder_is_removed_by_the_next_review(project, tmp_path):
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    left = temp / f"aisdp-log-review-{int(dead.stdout)}-abc123"  # a SIGKILLed review's
+    left.mkdir()
+    (left / "signing.pub").write_text("ssh-ed25519 AAAA\n")
+    live = temp / f"aisdp-log-review-{os.getpid()}-def456"  # a review still running
+    live.mkdir()
+    result = cli("review", str(project / "log.xlsx"), "--sign", "Ana, Lead", "-o",
+                 str(project / "reviews"), cwd=project, env=dict(os.environ, TMPDIR=str(temp)))
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in temp.iterdir()) == [live.name]
+
+
 # --------------------------------------------------------------------------- the lock
 
 def test_concurrent_adds_both_land(project):
