@@ -26,6 +26,12 @@ def new_file_mode() -> int:
     return 0o666 & ~umask
 
 
+def temp_prefix(name: str) -> str:
+    """The start of a temp file's name for `name`: our pid in it, so a later writer can tell
+    the temp files of dead processes (guard.remove_stale_temps) from live ones."""
+    return f"{name}.{os.getpid()}-"
+
+
 @contextlib.contextmanager
 def atomic_replace(path: Path | str, *, suffix: str = ".tmp", mode: int | None = None,
                    temp_dir: Path | str | None = None) -> Iterator[Path]:
@@ -42,11 +48,9 @@ def atomic_replace(path: Path | str, *, suffix: str = ".tmp", mode: int | None =
     folder = path.parent if str(path.parent) else Path(".")
     temp: Path | None = None
     try:
-        # Our pid in the name: a later writer removes the temp files of dead processes
-        # (guard.remove_stale_temps).
         fd, name = tempfile.mkstemp(dir=folder if temp_dir is None else temp_dir,
-                                    prefix=f"{'.' if temp_dir is None else ''}{path.name}."
-                                           f"{os.getpid()}-", suffix=suffix)
+                                    prefix=("." if temp_dir is None else "")
+                                    + temp_prefix(path.name), suffix=suffix)
         os.close(fd)
         temp = Path(name)
         yield temp

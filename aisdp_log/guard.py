@@ -35,6 +35,7 @@ import time
 from pathlib import Path
 from typing import Iterator
 
+from .atomic import temp_prefix
 from .errors import WriteRefused
 
 TOOL_DIR = ".aisdp-log"
@@ -67,11 +68,6 @@ def tool_dir(folder: Path | str, *, create: bool = True) -> Path:
         raise WriteRefused(f"{path}: cannot make aisdp-log's folder for its lock and temp "
                            f"files ({exc.strerror or exc})") from None
     return path
-
-
-def temp_prefix(name: str) -> str:
-    """The start of a temp file's name for `name` in the tool folder."""
-    return f"{name}.{os.getpid()}-"
 
 
 def write_target(path: Path | str) -> Path:
