@@ -19,20 +19,20 @@ __all__ = ["__version__", "TEMPLATE_VERSION", "validate", "read_log", "load_conf
            "Finding", "Severity", "AisdpLogError", "CATALOGUE"]
 
 # `validate` is both a submodule and the API function: import it here so the package attribute
-# is the function (a later `import aisdp_log.validate` does not rebind a loaded module's name).
+# is the function (a later `import aisdp_log.lint.runner` does not rebind a loaded module's name).
 # The module is light: no click, calamine is imported only when a workbook is read.
-from .validate import validate  # noqa: E402
+from aisdp_log.lint.runner import validate  # noqa: E402
 
 _LAZY = {
-    "read_log": ("frame", "read_log"),
+    "read_log": ("workbook.frame", "read_log"),
     "load_config": ("config", "load_config"),
     "Report": ("findings", "Report"),
     "Finding": ("findings", "Finding"),
     "Severity": ("findings", "Severity"),
     "CATALOGUE": ("findings", "CATALOGUE"),
     "AisdpLogError": ("errors", "AisdpLogError"),
-    "seed_everything": ("training", "seed_everything"),
-    "record_run": ("training", "record_run"),
+    "seed_everything": ("record.training", "seed_everything"),
+    "record_run": ("record.training", "record_run"),
 }
 
 

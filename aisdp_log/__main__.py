@@ -1,6 +1,6 @@
 """`python -m aisdp_log`."""
 
-from .cli import main
+from aisdp_log.cli.main import main
 
 if __name__ == "__main__":
     main()

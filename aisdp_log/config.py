@@ -11,8 +11,8 @@ except ModuleNotFoundError:  # Python 3.10
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import ConfigError
-from .spec import DEFAULT_ID_PATTERN, GOALS, MetricSpec
+from aisdp_log.errors import ConfigError
+from aisdp_log.spec import DEFAULT_ID_PATTERN, GOALS, MetricSpec
 
 CONFIG_NAME = "aisdp.toml"
 PARAM_KINDS = ("float", "int", "str", "bool")

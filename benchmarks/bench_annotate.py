@@ -27,8 +27,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--rows", default="10,10000")
     args = parser.parse_args()
-    from aisdp_log.annotate import annotate
-    from aisdp_log.validate import validate
+    from aisdp_log.lint.annotate import annotate
+    from aisdp_log.lint.runner import validate
 
     with tempfile.TemporaryDirectory() as folder:
         for rows in (int(r) for r in args.rows.split(",")):

@@ -40,7 +40,7 @@ def run(args: list[str], cwd: Path, check: bool = True, **env) -> subprocess.Com
 def build_small_project(root: Path, rows: int = 10) -> Path:
     """A git + DVC project with two data versions, `rows` commits and artefact folders, and a
     clean hand-kept log (commit and md5 prefixes, lock-file hashes); returns the log's path."""
-    from aisdp_log.hashing import artefact_hash
+    from aisdp_log.artefacts.hashing import artefact_hash
     from builders import row, write_log
     import yaml
 

@@ -74,7 +74,7 @@ def make_commits(repo: Path, count: int) -> list[str]:
 
 def build(repo: Path, rows: int, commits: int) -> Path:
     """The repository, its artefact folders and a clean log; returns the log's path."""
-    from aisdp_log.hashing import artefact_hash
+    from aisdp_log.artefacts.hashing import artefact_hash
     from builders import row, write_log
 
     shas = make_commits(repo, commits)
@@ -113,9 +113,9 @@ def time_family(repo: Path, log_path: Path, *, cold: bool, runs: int,
     """Median wall and CPU seconds of the artefact family alone (workbook already loaded).
     CPU time is printed too: on a shared machine wall time mostly measures the neighbours.
     `verdicts=False`: warm digests and records, but every row compared again."""
-    from aisdp_log.checks import Context, artefacts
+    from aisdp_log.lint.checks import Context, artefacts
     from aisdp_log.config import load_config
-    from aisdp_log.workbook import load_log
+    from aisdp_log.workbook.reader import load_log
 
     config = load_config(repo)
     log = load_log(log_path, config)
@@ -171,7 +171,7 @@ def throughput(folder: Path, mib: int, runs: int) -> dict[str, float]:
     """CPU seconds to hash the same large files from the page cache: hashlib.file_digest vs
     ours. Hashing is CPU-bound, and CPU time is what neighbours on a shared machine leave
     alone; wall time there mostly measures them."""
-    from aisdp_log.hashing import artefact_hash
+    from aisdp_log.artefacts.hashing import artefact_hash
 
     folder.mkdir(parents=True)
     block = os.urandom(1 << 20)
@@ -209,7 +209,7 @@ def throughput(folder: Path, mib: int, runs: int) -> dict[str, float]:
             function()
             times[name].append(time.process_time() - start)
     result = {name: statistics.median(values) for name, values in times.items()}
-    from aisdp_log.hashcache import HashCache
+    from aisdp_log.artefacts.cache import HashCache
 
     store = folder.parent / "hashes.json"
     for label in ("cached_cold", "cached_warm"):  # the same folder through the digest cache

@@ -1,7 +1,7 @@
 """How long does `rerun --env lock` take to get the demo's environment, against what a person
 would do by hand (`python -m venv` + `pip install -r requirements.txt`)?
 
-Uses the demo's requirements (aisdp_log.demo's `requirements.txt`: torch, numpy, safetensors at
+Uses the demo's requirements (aisdp_log.demo.project's `requirements.txt`: torch, numpy, safetensors at
 this machine's versions) and pip's configured indexes (on these machines torch comes from a
 local wheel folder). Measures, each in a fresh temp folder:
 
@@ -43,8 +43,8 @@ def main() -> None:
     parser.add_argument("--skip-pip", action="store_true")
     options = parser.parse_args()
 
-    from aisdp_log import rerun_env
-    from aisdp_log.demo import _requirements
+    from aisdp_log.rerun import environment as rerun_env
+    from aisdp_log.demo.project import _requirements
 
     requirements = _requirements()
     blob = requirements.encode()

@@ -67,7 +67,7 @@ def add_process(log: Path) -> None:
 
 
 def writer(log: Path) -> None:
-    from aisdp_log.writer import append_row, open_workbook_for_update
+    from aisdp_log.workbook.writer import append_row, open_workbook_for_update
 
     with open_workbook_for_update(log) as wb:
         append_row(wb["Experiments"], new_row())

@@ -55,7 +55,7 @@ def fill_workbook(source: Path, target: Path, rows: list[dict]) -> Path:
 @pytest.fixture
 def template_path(tmp_path: Path) -> Path:
     """The default template (no config), freshly written."""
-    from aisdp_log.template import write_template
+    from aisdp_log.workbook.template import write_template
 
     return write_template(tmp_path / "experiment-log.xlsx")
 
@@ -79,7 +79,7 @@ def built_demo(tmp_path_factory) -> Path:
     pytest.importorskip("torch")
     pytest.importorskip("sklearn")
     pytest.importorskip("dvc")
-    from aisdp_log.demo import build_demo
+    from aisdp_log.demo.project import build_demo
 
     root = tmp_path_factory.mktemp("demo-build") / "demo"
     build_demo(root, echo=lambda line: None)

@@ -17,9 +17,9 @@ import openpyxl
 import pytest
 import xlsxwriter
 
-from aisdp_log.cli import main
-from aisdp_log.hashing import artefact_hash
-from aisdp_log.writer import find_rows, open_workbook_for_update, set_cell, stale_temp_files
+from aisdp_log.cli.main import main
+from aisdp_log.artefacts.hashing import artefact_hash
+from aisdp_log.workbook.writer import find_rows, open_workbook_for_update, set_cell, stale_temp_files
 from builders import BASE_ROW, METRICS, init_repo, write_log
 
 COMMIT = "9c1e4b7d2a0f5e6b8c3d1a2f4e5b6c7d8e9f0a1b"
@@ -140,7 +140,7 @@ def test_add_fills_row_and_keeps_the_persons_workbook(project, capsys):
 
 
 def test_added_row_validates_offline_once_the_person_writes_the_hypothesis(project):
-    from aisdp_log.validate import validate
+    from aisdp_log.lint.runner import validate
 
     write_run(project, "EXP-003")
     assert run_cli("add", str(project / "log.xlsx"), "EXP-003") == 0
@@ -374,8 +374,8 @@ def test_libreoffice_saved_log_accepts_add_and_still_opens(tmp_path):
 
 @pytest.mark.slow
 def test_add_from_a_record_written_by_the_training_api(tmp_path, monkeypatch):
-    from aisdp_log.training import record_run
-    from aisdp_log.validate import validate
+    from aisdp_log.record.training import record_run
+    from aisdp_log.lint.runner import validate
     from builders import commit
 
     repo = init_repo(tmp_path / "proj")

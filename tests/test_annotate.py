@@ -16,12 +16,12 @@ import xlsxwriter
 from builders import BASE_ROW, commit, init_repo, row
 from click.testing import CliRunner
 
-from aisdp_log.annotate import FINDINGS_HEADERS, HIGHLIGHT_FILL, annotate
-from aisdp_log.cli import cli, main
-from aisdp_log.validate import validate
-from aisdp_log.workbook import cell_ref
-from aisdp_log.writer import open_workbook_for_update, write_value
-from aisdp_log.xlsx_package import parse_range
+from aisdp_log.lint.annotate import FINDINGS_HEADERS, HIGHLIGHT_FILL, annotate
+from aisdp_log.cli.main import cli, main
+from aisdp_log.lint.runner import validate
+from aisdp_log.workbook.reader import cell_ref
+from aisdp_log.workbook.writer import open_workbook_for_update, write_value
+from aisdp_log.workbook.xlsx_package import parse_range
 
 HEADERS = list(BASE_ROW)
 MODEL = b"model weights " * 50
@@ -285,7 +285,7 @@ def test_a_template_log_keeps_its_own_conditional_formats(fill_template):
     ("Experiments", "Experiments!P3"), ("Sign-off", "'Sign-off'!P3"),
     ("My sheet", "'My sheet'!P3"), ("O'Brien", "'O''Brien'!P3"), ("AB12", "'AB12'!P3")])
 def test_links_quote_sheet_names_as_formulas_do(sheet, location):
-    from aisdp_log.annotate import cell_location
+    from aisdp_log.lint.annotate import cell_location
 
     assert cell_location(sheet, "P3") == location
 
@@ -400,7 +400,7 @@ def test_the_highlight_shows_in_a_libreoffice_rendering(project, tmp_path):
     # on a template log, over the template's own mark of the same empty cell
     from conftest import CLEAN_TEMPLATE_ROW, fill_workbook
 
-    from aisdp_log.template import write_template
+    from aisdp_log.workbook.template import write_template
 
     template = write_template(tmp_path / "template.xlsx")
     filled = fill_workbook(template, tmp_path / "filled.xlsx",
@@ -412,7 +412,7 @@ def test_the_highlight_shows_in_a_libreoffice_rendering(project, tmp_path):
 @pytest.mark.slow
 def test_the_demo_with_a_tampered_model_and_a_blanked_seed(demo_project: Path):
     """The issue's acceptance story, on the demo project (real git, DVC and torch)."""
-    from aisdp_log.writer import find_rows, header_columns, set_cell
+    from aisdp_log.workbook.writer import find_rows, header_columns, set_cell
 
     log = demo_project / "experiment-log.xlsx"
     model = demo_project / "artefacts" / "EXP-002" / "model.safetensors"

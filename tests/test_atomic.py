@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from aisdp_log.atomic import atomic_replace, new_file_mode, write_bytes
+from aisdp_log.system.atomic import atomic_replace, new_file_mode, write_bytes
 
 
 def mode_of(path: Path) -> int:

@@ -15,9 +15,9 @@ import pytest
 from test_review import make_project
 from test_signatures import ADA, allow, make_key
 
-from aisdp_log.bundle import write_bundle
-from aisdp_log.cli import main
-from aisdp_log.review import write_review
+from aisdp_log.review.bundle import write_bundle
+from aisdp_log.cli.main import main
+from aisdp_log.review.gather import write_review
 
 pytestmark = [
     pytest.mark.skipif(shutil.which("ssh-keygen") is None, reason="ssh-keygen not installed"),
@@ -168,7 +168,7 @@ def test_a_statement_swapped_in_with_its_signature_and_sums_is_not_the_logs(bund
     the log's Sign-off row still holds Ada's statement."""
     import hashlib
 
-    from aisdp_log.signatures import sign
+    from aisdp_log.signing.signatures import sign
 
     mallory = make_key(tmp_path, "mallory")
     archive = zipfile.ZipFile(bundled)

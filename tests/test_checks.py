@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-import aisdp_log.checks as checks
-from aisdp_log.checks import Context, run_checks
+import aisdp_log.lint.checks as checks
+from aisdp_log.lint.checks import Context, run_checks
 from aisdp_log.config import load_config
 from aisdp_log.errors import RepositoryError
-from aisdp_log.workbook import load_log
+from aisdp_log.workbook.reader import load_log
 from builders import commit, init_repo, row, write_log
 
 

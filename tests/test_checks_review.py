@@ -10,9 +10,9 @@ import datetime as dt
 import pytest
 
 import aisdp_log
-from aisdp_log.checks.review import declared_metrics, meets, quarter
+from aisdp_log.lint.checks.review import declared_metrics, meets, quarter
 from aisdp_log.spec import MetricSpec
-from aisdp_log.workbook import load_log
+from aisdp_log.workbook.reader import load_log
 from builders import BASE_ROW, row, write_log
 
 # Columns of BASE_ROW + Reproducibility: I accuracy, L Outcome, M Notes, N Reproducibility.

@@ -102,7 +102,7 @@ def test_demo_without_torch_says_how_to_install(tmp_path: Path):
 def test_build_demo_api_raises_one_line_error_for_a_file(tmp_path: Path):
     target = tmp_path / "file"
     target.write_text("x")
-    from aisdp_log.demo import build_demo
+    from aisdp_log.demo.project import build_demo
 
     with pytest.raises(AisdpLogError, match="not an empty folder"):
         build_demo(target, echo=lambda line: None)

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from aisdp_log.dvcfiles import LocalCache, cache_dirs, parse_record, version_matches
-from aisdp_log.validate import validate
+from aisdp_log.repo.dvcfiles import LocalCache, cache_dirs, parse_record, version_matches
+from aisdp_log.lint.runner import validate
 from builders import commit, git, init_repo, row, write_log
 
 pytestmark = pytest.mark.slow
@@ -218,7 +218,7 @@ def test_configured_cache_dir_is_respected(tmp_path, project):
 def test_dvc_is_not_imported_without_remote(tmp_path, project):
     p = project
     log = write_log(tmp_path / "log.xlsx", [row(code_commit=p.c2[:7], data_version="data-v1")])
-    script = ("import sys\nfrom aisdp_log.validate import validate\n"
+    script = ("import sys\nfrom aisdp_log.lint.runner import validate\n"
               f"r = validate({str(log)!r}, repo={str(p.root)!r})\n"
               "assert any(f.code == 'D002' for f in r.findings), r.findings\n"
               "print(sorted(m for m in sys.modules if m == 'dvc' or m.startswith('dvc.')))\n")
@@ -314,7 +314,7 @@ def test_dvc_add_output_reads_the_same_without_yaml(project):
         outs = yaml.safe_load(blob)["outs"]
         assert [(o.path, o.md5) for o in parse_record(record, blob)] == \
             [("data/" + out["path"], out["md5"]) for out in outs]
-    script = ("import sys\nfrom aisdp_log.dvcfiles import parse_record\n"
+    script = ("import sys\nfrom aisdp_log.repo.dvcfiles import parse_record\n"
               f"parse_record('t.dvc', {(project.root / 'data/train.csv.dvc').read_bytes()!r})\n"
               "print('yaml' in sys.modules)\n")
     out = subprocess.run(["python", "-c", script], capture_output=True, text=True, check=True)
@@ -328,9 +328,9 @@ def outs_of(outs) -> dict[str, str] | None:
 
 
 def resolve(root: Path, pairs, config=None, lookups=None):
-    from aisdp_log.checks.dvc import resolve_data_versions
+    from aisdp_log.lint.checks.dvc import resolve_data_versions
     from aisdp_log.config import Config
-    from aisdp_log.gitrepo import GitRepo
+    from aisdp_log.repo.git import GitRepo
 
     with GitRepo.open(root) as repo:
         return resolve_data_versions(repo, config or Config(root=root), pairs, lookups=lookups)
@@ -392,7 +392,7 @@ def test_resolve_data_versions_counts_configured_data_only(project):
 
 
 def test_resolve_data_versions_takes_given_lookups_and_nothing_for_no_pairs(project):
-    from aisdp_log.gitrepo import CommitLookup
+    from aisdp_log.repo.git import CommitLookup
 
     p = project
     assert resolve(p.root, []) == {}
@@ -404,7 +404,7 @@ def test_resolve_data_versions_takes_given_lookups_and_nothing_for_no_pairs(proj
 
 
 def test_a_deeply_nested_manifest_is_no_manifest_not_a_crash():
-    from aisdp_log.dvcfiles import read_manifest
+    from aisdp_log.repo.dvcfiles import read_manifest
 
     assert read_manifest(b"[" * 200_000) is None
 

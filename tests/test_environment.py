@@ -1,4 +1,4 @@
-"""Capturing, summarising and comparing the compute environment (aisdp_log.environment)."""
+"""Capturing, summarising and comparing the compute environment (aisdp_log.record.environment)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from aisdp_log.environment import (DETERMINISM_VARS, capture_environment, diff_environments,
-                                   find_lock_file, summarise)
+from aisdp_log.record.environment import DETERMINISM_VARS, capture_environment, diff_environments, find_lock_file, summarise
 
 #: How G005 reads a lock file out of the `Environment` cell.
 LOCK_IN_CELL = re.compile(r"^(\S+) sha256:([0-9a-f]{64})(;|$)")
@@ -25,7 +24,7 @@ def capture_in_subprocess(repo: Path | None = None, env: dict | None = None,
     """capture_environment() in a fresh interpreter, optionally with a module made unimportable."""
     code = ("import json, sys\n"
             + (f"sys.modules[{block!r}] = None\n" if block else "")
-            + "from aisdp_log.environment import capture_environment\n"
+            + "from aisdp_log.record.environment import capture_environment\n"
             + f"print(json.dumps(capture_environment({str(repo)!r} if {repo is not None} "
               "else None)))\n")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

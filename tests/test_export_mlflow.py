@@ -23,7 +23,7 @@ import pytest
 
 from builders import commit, init_repo, write_log
 
-from aisdp_log.cli import main
+from aisdp_log.cli.main import main
 
 DVC_ENV = dict(os.environ, DVC_NO_ANALYTICS="1")
 HEADERS = ["Experiment ID", "Date", "Hypothesis", "params.learning_rate", "params.optimizer",
@@ -55,7 +55,7 @@ def dvc(repo: Path, *args: str) -> None:
 def base_project(tmp_path_factory) -> Path:
     """The project, built once: git, DVC-tracked data, three artefact folders, the log."""
     pytest.importorskip("dvc")
-    from aisdp_log.hashing import artefact_hash
+    from aisdp_log.artefacts.hashing import artefact_hash
 
     repo = init_repo(tmp_path_factory.mktemp("export") / "project")
     dvc(repo, "init", "-q")
@@ -240,7 +240,7 @@ def test_every_param_metric_tag_dataset_and_artefact_reaches_mlflow(stored_proje
         "aisdp.outcome": "selected", "aisdp.notes": "beats EXP-002 by 3 points",
         "aisdp.seed": "41", "aisdp.environment": "torch 2.13.0+cpu",
         "aisdp.data_version": md5[:8], "aisdp.reproducibility": "bitwise"}
-    from aisdp_log.hashing import artefact_hash
+    from aisdp_log.artefacts.hashing import artefact_hash
 
     assert tags["aisdp.artefact_hash"] == artefact_hash(project / "artefacts" / "EXP-001")
     assert tags["aisdp.reruns"] == "1"
@@ -319,7 +319,7 @@ def test_an_edited_param_replaces_the_run_and_keeps_the_old_one_restorable(store
 def test_a_rerun_adds_files_and_evidence_to_the_run_and_a_new_model_replaces_it(stored_project):
     import openpyxl
 
-    from aisdp_log.hashing import artefact_hash
+    from aisdp_log.artefacts.hashing import artefact_hash
 
     project, log = stored_project, stored_project / "experiment-log.xlsx"
     export(project)
@@ -407,7 +407,7 @@ def test_demo_project_exports_one_run_per_row(demo_project):
     data version, metrics and artefacts."""
     mlflow = pytest.importorskip("mlflow")
 
-    from aisdp_log.workbook import load_log
+    from aisdp_log.workbook.reader import load_log
 
     log_path = demo_project / "experiment-log.xlsx"
     code, lines = export(demo_project, log=log_path)

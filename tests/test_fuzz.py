@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import aisdp_log
-from aisdp_log.cli import main
+from aisdp_log.cli.main import main
 from aisdp_log.errors import AisdpLogError
 from aisdp_log.findings import CATALOGUE, Report
 from builders import BASE_ROW

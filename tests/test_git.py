@@ -8,9 +8,9 @@ import subprocess
 
 import pytest
 
-from aisdp_log.checks.git import lock_entries
+from aisdp_log.lint.checks.git import lock_entries
 from aisdp_log.errors import RepositoryError
-from aisdp_log.validate import validate
+from aisdp_log.lint.runner import validate
 from builders import commit, git, init_repo, row, write_log
 from test_gitrepo import colliding_commits
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from aisdp_log.gitrepo import is_ref_name
-from aisdp_log.validate import validate
+from aisdp_log.repo.git import is_ref_name
+from aisdp_log.lint.runner import validate
 from builders import commit, git, init_repo, row, write_log
 
 # Column letters with builders.BASE_ROW's order.
@@ -210,7 +210,7 @@ def test_g003_does_not_depend_on_the_host_time_zone(tmp_path, repo):
     log = write_log(tmp_path / "log.xlsx", [row(code_commit=night[:8], date="2026-05-20")])
     found = set()
     for zone in ("UTC", "Pacific/Kiritimati", "America/Adak"):
-        script = ("import json, sys\nfrom aisdp_log.validate import validate\n"
+        script = ("import json, sys\nfrom aisdp_log.lint.runner import validate\n"
                   f"r = validate({str(log)!r}, repo={str(repo)!r})\n"
                   "print(json.dumps(sorted(f.code for f in r.findings if f.code[0] == 'G')))")
         out = subprocess.run([os.sys.executable, "-c", script], env=dict(os.environ, TZ=zone),

@@ -1,4 +1,4 @@
-"""aisdp_log.gitrepo on real repositories: batched lookups, blobs, reachability, shallowness."""
+"""aisdp_log.repo.git on real repositories: batched lookups, blobs, reachability, shallowness."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import subprocess
 import pytest
 
 from aisdp_log.errors import RepositoryError
-from aisdp_log.gitrepo import GitRepo
+from aisdp_log.repo.git import GitRepo
 from builders import commit, git, init_repo
 
 EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"

@@ -24,8 +24,8 @@ import openpyxl
 import pytest
 from builders import commit, git, init_repo, write_log
 
-from aisdp_log import guard
-from aisdp_log.hashing import artefact_hash
+from aisdp_log.workbook import guard
+from aisdp_log.artefacts.hashing import artefact_hash
 
 DVC_ENV = dict(os.environ, DVC_NO_ANALYTICS="1")
 #: What root may do that an ordinary user may not; dropped so root tests as a user would.
@@ -399,7 +399,7 @@ def test_a_sigkilled_rerun_leaves_no_process_and_the_next_leaves_no_worktree(tmp
 
 
 def test_remove_stale_takes_only_folders_of_dead_processes(tmp_path):
-    from aisdp_log.worktree import remove_stale
+    from aisdp_log.repo.worktree import remove_stale
 
     repo = init_repo(tmp_path / "repo")
     commit(repo, {"a.txt": "a"})
@@ -418,7 +418,7 @@ def test_remove_stale_takes_only_folders_of_dead_processes(tmp_path):
 
 
 def test_temp_files_of_dead_processes_are_swept_and_live_ones_kept(tmp_path):
-    from aisdp_log.atomic import atomic_replace
+    from aisdp_log.system.atomic import atomic_replace
 
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                           capture_output=True, text=True, check=True)

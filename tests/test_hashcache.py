@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import aisdp_log
-from aisdp_log.hashcache import HashCache, NullCache, open_cache
+from aisdp_log.artefacts.cache import HashCache, NullCache, open_cache
 from builders import git, init_repo, write_log
 from test_artefacts import HEADERS, cell, clean_row, make_folder
 
@@ -196,7 +196,7 @@ def test_a_changed_rule_outside_the_check_module_is_not_hidden_by_a_warm_cache(t
     assert (repo / ".aisdp-log" / "verdicts.json").is_file()
 
     # a stricter rule in values.py (not the check module): typed decimals count 3 more
-    values = package / "aisdp_log" / "values.py"
+    values = package / "aisdp_log" / "domain" / "values.py"
     source = values.read_text()
     rule = '    return len(text.partition(".")[2])\n'
     assert source.count(rule) == 1
@@ -205,7 +205,7 @@ def test_a_changed_rule_outside_the_check_module_is_not_hidden_by_a_warm_cache(t
 
 
 def test_code_fingerprint_is_read_once_per_process_and_names_every_module():
-    from aisdp_log.hashcache import code_fingerprint
+    from aisdp_log.artefacts.cache import code_fingerprint
 
     code_fingerprint.cache_clear()
     first = code_fingerprint("salt")

@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from aisdp_log.hashing import (ArtefactError, NoModelFile, artefact_hash, file_sha256,
-                               hash_for_cell, model_files, scan_folder)
+from aisdp_log.artefacts.hashing import ArtefactError, NoModelFile, artefact_hash, file_sha256, hash_for_cell, model_files, scan_folder
 from builders import init_repo
 
 

@@ -12,8 +12,8 @@ import openpyxl
 import pytest
 
 import aisdp_log
-from aisdp_log.frame import read_log
-from aisdp_log.template import write_template
+from aisdp_log.workbook.frame import read_log
+from aisdp_log.workbook.template import write_template
 
 from conftest import CLEAN_TEMPLATE_ROW as CLEAN
 from conftest import fill_workbook

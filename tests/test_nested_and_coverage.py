@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from aisdp_log.hashing import artefact_hash
-from aisdp_log.validate import validate
-from aisdp_log.workbook import cell_ref
+from aisdp_log.artefacts.hashing import artefact_hash
+from aisdp_log.lint.runner import validate
+from aisdp_log.workbook.reader import cell_ref
 from builders import commit, init_repo, write_log
 
 pytestmark = pytest.mark.slow
@@ -297,7 +297,7 @@ def test_template_with_dotted_names_then_add_fills_the_nested_record(project):
 
 
 def test_the_review_shows_the_same_figure(project, tmp_path):
-    from aisdp_log.review import write_review
+    from aisdp_log.review.gather import write_review
 
     (project["folder"] / "metrics.json").write_text(json.dumps(
         {"avg_prec": METRICS["avg_prec"]}))

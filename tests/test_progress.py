@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from aisdp_log.progress import Progress, format_bytes
+from aisdp_log.system.progress import Progress, format_bytes
 
 
 class Terminal(io.StringIO):

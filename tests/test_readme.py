@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from aisdp_log.catalogue import sync_readme
+from aisdp_log.lint.catalogue import sync_readme
 from aisdp_log.findings import CATALOGUE
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -13,7 +13,7 @@ README = (ROOT / "README.md").read_text(encoding="utf-8")
 
 
 def test_generated_blocks_are_current():
-    # Regenerate with: python -m aisdp_log.catalogue README.md
+    # Regenerate with: python -m aisdp_log.lint.catalogue README.md
     assert sync_readme(README) == README
 
 

@@ -93,7 +93,7 @@ def write_config(root: Path, timeout: float = 120) -> None:
 
 def train(root: Path, experiment_id: str, seed: int, params: dict) -> dict:
     """Train in the main working tree as a person would; return run.json + metrics + hash."""
-    from aisdp_log.hashing import artefact_hash
+    from aisdp_log.artefacts.hashing import artefact_hash
 
     env = dict(os.environ, AISDP_EXPERIMENT_ID=experiment_id, AISDP_SEED=str(seed),
                AISDP_PARAMS=json.dumps(params))
@@ -191,7 +191,7 @@ def copy(project: Project, tmp_path: Path):
 
 
 def sheet(log: Path, name: str) -> list[dict]:
-    from aisdp_log.workbook import Workbook
+    from aisdp_log.workbook.reader import Workbook
 
     with Workbook(log) as wb:
         table = wb.table(wb.find_sheet(name))
@@ -209,7 +209,7 @@ def run_cli(*args: str, cwd: Path, env: dict | None = None) -> subprocess.Comple
 
 
 def rerun(log: Path, **options):
-    from aisdp_log.rerun import rerun as run
+    from aisdp_log.rerun.runner import rerun as run
 
     return run(log, **options)
 
@@ -242,7 +242,7 @@ def test_clock_seeded_script_fails_bitwise_and_gets_a_statistical_verdict(copy):
     runs = sheet(log, "Reruns")
     assert [(r["Mode"], r["Bitwise match"]) for r in runs] == \
         [("bitwise", "no"), ("statistical", None), ("statistical", None), ("statistical", None)]
-    from aisdp_log.stats import derive_seeds
+    from aisdp_log.domain.stats import derive_seeds
     assert [r["Seed"] for r in runs[1:]] == derive_seeds(7, 3)
     evidence = sheet(log, "Reproducibility")
     assert [(e["Mode"], e["Metric"], e["Verdict"]) for e in evidence] == \
@@ -458,7 +458,7 @@ def test_ctrl_c_leaves_no_worktree_and_the_workbook_unchanged(copy):
 def test_both_writes_keep_the_users_sheet_column_and_comment_and_the_log_validates(copy):
     import openpyxl
 
-    from aisdp_log.validate import validate
+    from aisdp_log.lint.runner import validate
 
     root, log = copy()
     before = [f.code for f in validate(log, offline=True).findings]
@@ -546,7 +546,7 @@ def test_r005_wants_a_passing_row_in_the_reproducibility_sheet(tmp_path, level, 
                                                                finding):
     from builders import row as base_row
 
-    from aisdp_log.validate import validate
+    from aisdp_log.lint.runner import validate
 
     extra = {} if sheet_rows is None else {"Reproducibility": [EVIDENCE_HEADERS, *sheet_rows]}
     log = write_log(tmp_path / "log.xlsx",

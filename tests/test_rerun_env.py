@@ -100,7 +100,7 @@ def run(command: list, cwd: Path, **env) -> subprocess.CompletedProcess:
 
 
 def train(root: Path, python: str, experiment_id: str, seed: int, **env) -> dict:
-    from aisdp_log.hashing import artefact_hash
+    from aisdp_log.artefacts.hashing import artefact_hash
 
     run([python, "train.py"], root, AISDP_EXPERIMENT_ID=experiment_id, AISDP_SEED=str(seed),
         AISDP_PARAMS="{}", **env)
@@ -180,7 +180,7 @@ def set_command(root: Path, command: list[str]) -> None:
 
 
 def sheet(log: Path, name: str) -> list[dict]:
-    from aisdp_log.workbook import Workbook
+    from aisdp_log.workbook.reader import Workbook
 
     with Workbook(log) as wb:
         table = wb.table(wb.find_sheet(name))
@@ -214,7 +214,7 @@ def test_an_interpreter_without_the_recorded_packages_is_refused_before_any_run(
 
 
 def test_a_command_that_is_not_python_is_said_to_be_unchecked(copy):
-    from aisdp_log.rerun import rerun
+    from aisdp_log.rerun.runner import rerun
 
     root, log = copy
     set_command(root, ["bash", "train.sh"])
@@ -225,7 +225,7 @@ def test_a_command_that_is_not_python_is_said_to_be_unchecked(copy):
 
 
 def test_a_version_difference_is_printed_and_the_run_goes_ahead(copy, project, monkeypatch):
-    from aisdp_log.rerun import rerun
+    from aisdp_log.rerun.runner import rerun
 
     root, log = copy
     record = root / "artefacts" / "EXP-001" / "run.json"
@@ -269,7 +269,7 @@ def test_a_failed_run_says_why_in_the_output_the_reruns_row_and_the_review(copy,
 
 
 def test_the_stderr_tail_is_bounded_and_clean():
-    from aisdp_log.rerun_env import TAIL_CHARS, TAIL_LINE_CHARS, stderr_tail
+    from aisdp_log.rerun.environment import TAIL_CHARS, TAIL_LINE_CHARS, stderr_tail
 
     data = b"".join(b"line %d\r\n" % i for i in range(50)) + b"x" * 5000 + b"\n\x00\x1b[1m!\n"
     tail = stderr_tail(data)
@@ -281,7 +281,7 @@ def test_the_stderr_tail_is_bounded_and_clean():
 # --------------------------------------------------------------------------- --env lock
 
 def test_env_lock_builds_once_reuses_and_reproduces_bitwise(copy, project):
-    from aisdp_log.rerun import rerun
+    from aisdp_log.rerun.runner import rerun
 
     _root, log = copy
     lock_hex = hashlib.sha256(b"tinypkg==1.0.0\naisdp-log==0.1.0\n").hexdigest()
@@ -311,8 +311,8 @@ def test_env_lock_builds_once_reuses_and_reproduces_bitwise(copy, project):
 
 def test_env_lock_refuses_a_lock_file_that_is_not_the_recorded_one(copy):
     from aisdp_log.errors import AisdpLogError
-    from aisdp_log.rerun import rerun
-    from aisdp_log.writer import find_rows, open_workbook_for_update, set_cell
+    from aisdp_log.rerun.runner import rerun
+    from aisdp_log.workbook.writer import find_rows, open_workbook_for_update, set_cell
 
     _root, log = copy
     with open_workbook_for_update(log) as wb:
@@ -326,7 +326,7 @@ def test_env_lock_refuses_a_lock_file_that_is_not_the_recorded_one(copy):
 
 
 def test_poetry_and_pylock_files_become_pinned_requirements(tmp_path):
-    from aisdp_log.rerun_env import requirements_from_lock
+    from aisdp_log.rerun.environment import requirements_from_lock
 
     poetry = (b'[[package]]\nname = "six"\nversion = "1.16.0"\nmarkers = "python_version >= '
               b'\'3.8\'"\n\n[[package]]\nname = "mine"\nversion = "0.1"\n[package.source]\n'
@@ -343,7 +343,7 @@ def test_poetry_and_pylock_files_become_pinned_requirements(tmp_path):
 
 
 def test_pips_configured_indexes_are_passed_to_uv(tmp_path, monkeypatch):
-    from aisdp_log.rerun_env import pip_index_options
+    from aisdp_log.rerun.environment import pip_index_options
 
     if subprocess.run([sys.executable, "-m", "pip", "--version"], capture_output=True,
                       check=False).returncode != 0:

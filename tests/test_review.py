@@ -17,9 +17,9 @@ import pytest
 
 from builders import commit, init_repo, row, write_log
 
-from aisdp_log.cli import main
-from aisdp_log.hashing import artefact_hash
-from aisdp_log.review import write_review
+from aisdp_log.cli.main import main
+from aisdp_log.artefacts.hashing import artefact_hash
+from aisdp_log.review.gather import write_review
 
 METRICS = [
     {"Metric": "accuracy", "Goal": "max", "Threshold": 0.85, "Description": "holdout accuracy"},
@@ -57,7 +57,7 @@ class Project:
 
     def cell(self, experiment_id: str, header: str) -> str:
         """The Experiments cell of a run's column, e.g. `C5`."""
-        from aisdp_log.workbook import cell_ref
+        from aisdp_log.workbook.reader import cell_ref
 
         number = 2 + [r[0] for r in RUNS].index(experiment_id)
         return cell_ref(number, self.headers.index(header))
@@ -147,7 +147,7 @@ def test_default_period_is_latest_quarter_and_both_files_are_written(project, tm
 
 @pytest.mark.slow
 def test_summary_counts_and_validation_findings_in_html_and_markdown(project, tmp_path):
-    from aisdp_log.validate import validate
+    from aisdp_log.lint.runner import validate
 
     result = write_review(project.log, output_dir=tmp_path)
     html_text = result.html_path.read_text()
@@ -351,7 +351,7 @@ def test_review_does_not_weigh_down_validate():
     import subprocess
     import sys
 
-    code = ("import sys, aisdp_log.validate, aisdp_log.checks.signoff;"
+    code = ("import sys, aisdp_log.lint.runner, aisdp_log.lint.checks.signoff;"
             "print(sorted(m for m in ('matplotlib', 'scipy', 'pandas') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout.strip()
@@ -361,7 +361,7 @@ def test_review_does_not_weigh_down_validate():
 def test_hostile_ids_never_leave_the_artefacts_folder(tmp_path):
     import re as regex
 
-    from aisdp_log.review import artefact_folder
+    from aisdp_log.review.gather import artefact_folder
 
     root = tmp_path / "artefacts"
     (root / "EXP-1").mkdir(parents=True)

@@ -11,7 +11,7 @@ import pytest
 
 from test_review import make_project
 
-from aisdp_log.review import write_review
+from aisdp_log.review.gather import write_review
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 

@@ -1,4 +1,4 @@
-"""Where things are (aisdp_log.roots): the repository root and the aisdp.toml a command uses."""
+"""Where things are (aisdp_log.repo.roots): the repository root and the aisdp.toml a command uses."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from aisdp_log.cli import cli
-from aisdp_log.frame import read_log
-from aisdp_log.roots import find_config, find_repo_root, resolve_repo
-from aisdp_log.validate import validate
+from aisdp_log.cli.main import cli
+from aisdp_log.workbook.frame import read_log
+from aisdp_log.repo.roots import find_config, find_repo_root, resolve_repo
+from aisdp_log.lint.runner import validate
 from builders import init_repo, row, write_log
 from test_artefacts import HEADERS, clean_row, make_folder
 

@@ -8,7 +8,7 @@ import openpyxl
 import pytest
 
 import aisdp_log
-from aisdp_log.checks.schema import suggest
+from aisdp_log.lint.checks.schema import suggest
 from builders import BASE_ROW, row, write_log
 
 SHA = "sha256:" + "ab" * 32
@@ -93,7 +93,7 @@ def test_hand_written_log_gives_each_finding_at_its_cell_and_none_on_clean_rows(
     clean_rows = {2, 4, 11, 17, 19}
     assert not [f for f in report.findings if f.row in clean_rows]
     assert report.rows == 17  # row 18 is empty and skipped
-    from aisdp_log.workbook import load_log
+    from aisdp_log.workbook.reader import load_log
 
     log = load_log(path)
     try:

@@ -17,10 +17,10 @@ from builders import git
 from test_review import make_project
 from test_signoff import edit, read_signoffs_of
 
-from aisdp_log.cli import main
-from aisdp_log.review import write_review
-from aisdp_log.validate import validate
-from aisdp_log.verify import verify
+from aisdp_log.cli.main import main
+from aisdp_log.review.gather import write_review
+from aisdp_log.lint.runner import validate
+from aisdp_log.signing.verify import verify
 
 pytestmark = pytest.mark.skipif(shutil.which("ssh-keygen") is None,
                                 reason="ssh-keygen (openssh-client) not installed")
@@ -308,7 +308,7 @@ def test_a_public_key_signs_through_the_ssh_agent_holding_its_private_half(tmp_p
 
 
 def test_the_signing_key_is_read_from_the_signature_as_ssh_keygen_names_it(tmp_path):
-    from aisdp_log.signatures import principals_for, sign, signature_key
+    from aisdp_log.signing.signatures import principals_for, sign, signature_key
 
     ada = make_key(tmp_path, "ada")
     key_base64, key_fingerprint = signature_key(sign(b"statement", ada))

@@ -14,11 +14,11 @@ import pytest
 from builders import row, write_log
 from test_review import _text, make_project
 
-from aisdp_log.cli import main
-from aisdp_log.review import write_review
-from aisdp_log.signoff import canonical, read_signoffs
-from aisdp_log.validate import validate
-from aisdp_log.workbook import load_log
+from aisdp_log.cli.main import main
+from aisdp_log.review.gather import write_review
+from aisdp_log.signing.signoff import canonical, read_signoffs
+from aisdp_log.lint.runner import validate
+from aisdp_log.workbook.reader import load_log
 
 SIGNER = "Ana Ruiz, Head of ML"
 

@@ -1,4 +1,4 @@
-"""Derived seeds, t intervals and verdicts (aisdp_log.stats)."""
+"""Derived seeds, t intervals and verdicts (aisdp_log.domain.stats)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from aisdp_log.stats import derive_seeds, judge, t_interval
+from aisdp_log.domain.stats import derive_seeds, judge, t_interval
 
 
 def test_derived_seeds_are_reproducible_distinct_and_in_range():

@@ -18,15 +18,8 @@ import xlsxwriter
 from builders import BASE_ROW, init_repo
 from test_add import HEADERS, run_cli, write_run
 
-from aisdp_log.writer import (
-    append_row,
-    ensure_sheet,
-    escape_ooxml,
-    find_rows,
-    open_workbook_for_update,
-    set_cell,
-)
-from aisdp_log.xlsx_sheet import _grow_in
+from aisdp_log.workbook.writer import append_row, ensure_sheet, escape_ooxml, find_rows, open_workbook_for_update, set_cell
+from aisdp_log.workbook.xlsx_sheet import _grow_in
 
 SOFFICE = shutil.which("soffice") or shutil.which("libreoffice")
 needs_soffice = pytest.mark.skipif(SOFFICE is None, reason="LibreOffice is not installed")
@@ -132,7 +125,7 @@ def assert_formulas_keep_saved_values(path: Path, part: str) -> None:
 @pytest.mark.slow
 @needs_soffice
 def test_add_on_a_libreoffice_log_keeps_every_formula_value_and_part(tmp_path):
-    from aisdp_log.validate import validate
+    from aisdp_log.lint.runner import validate
 
     repo, log, part, before = libreoffice_project(tmp_path)
     write_run(repo, "EXP-003")
@@ -149,14 +142,14 @@ def test_add_on_a_libreoffice_log_keeps_every_formula_value_and_part(tmp_path):
 @needs_soffice
 def test_rerun_write_back_on_a_libreoffice_log_changes_only_its_cell(tmp_path):
     from aisdp_log.config import load_config
-    from aisdp_log.rerun import RowOutcome, RowPlan, RunResult, _write_back
-    from aisdp_log.workbook import load_log
+    from aisdp_log.rerun.runner import RowOutcome, RowPlan, RunResult, _write_back
+    from aisdp_log.workbook.reader import load_log
 
     repo, log, part, before = libreoffice_project(tmp_path)
     config = load_config(repo)
     loaded = load_log(log, config)
     try:
-        from aisdp_log.checks.review import declared_metrics
+        from aisdp_log.lint.checks.review import declared_metrics
 
         declared = declared_metrics(loaded)
     finally:
@@ -189,8 +182,8 @@ def test_rerun_write_back_on_a_libreoffice_log_changes_only_its_cell(tmp_path):
 @pytest.mark.slow
 @needs_soffice
 def test_sign_then_add_on_a_libreoffice_log_gives_no_s003_and_no_r006(tmp_path):
-    from aisdp_log.review import write_review
-    from aisdp_log.validate import validate
+    from aisdp_log.review.gather import write_review
+    from aisdp_log.lint.runner import validate
 
     repo, log, part, before = libreoffice_project(tmp_path)
     write_review(log, period="2026-Q3", output_dir=tmp_path / "out", sign="Ana Ruiz, Head")

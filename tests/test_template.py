@@ -14,10 +14,10 @@ from click.testing import CliRunner
 
 import aisdp_log
 from aisdp_log import spec
-from aisdp_log.cli import cli
+from aisdp_log.cli.main import cli
 from aisdp_log.config import load_config
 from aisdp_log.errors import WriteRefused
-from aisdp_log.template import DATA_ROWS, build_template, template_columns, write_template
+from aisdp_log.workbook.template import DATA_ROWS, build_template, template_columns, write_template
 
 from conftest import CLEAN_TEMPLATE_ROW as CLEAN_ROW
 
@@ -323,7 +323,7 @@ def test_empty_required_cells_are_marked_once_the_row_has_an_id(template_path):
 @pytest.mark.skipif(shutil.which("soffice") is None or shutil.which("pdftoppm") is None,
                     reason="LibreOffice or pdftoppm is not installed")
 def test_libreoffice_shows_the_mark_only_on_a_row_with_an_id(fill_template, tmp_path):
-    from aisdp_log.template import MISSING_FILL
+    from aisdp_log.workbook.template import MISSING_FILL
 
     image_module = pytest.importorskip("PIL.Image")
     wanted = tuple(int(MISSING_FILL[i:i + 2], 16) for i in (1, 3, 5))

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from aisdp_log.errors import AisdpLogError
-from aisdp_log.hashing import artefact_hash
-from aisdp_log.training import RunRecordError, record_run, seed_everything
+from aisdp_log.artefacts.hashing import artefact_hash
+from aisdp_log.record.training import RunRecordError, record_run, seed_everything
 from builders import commit, git, init_repo
 
 AISDP_VARS = ("AISDP_EXPERIMENT_ID", "AISDP_SEED", "AISDP_PARAMS", "AISDP_ARTEFACT_DIR")
@@ -491,7 +491,7 @@ def test_works_without_torch(tmp_path):
 
 
 def test_importing_the_module_does_not_import_torch():
-    code = ("import sys, aisdp_log.training, aisdp_log.environment\n"
+    code = ("import sys, aisdp_log.training, aisdp_log.record.environment\n"
             "print(sorted(m for m in ('torch', 'numpy', 'safetensors', 'click') "
             "if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

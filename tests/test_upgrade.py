@@ -17,8 +17,8 @@ from conftest import CLEAN_TEMPLATE_ROW, fill_workbook
 
 import aisdp_log
 from aisdp_log import spec
-from aisdp_log.cli import cli
-from aisdp_log.upgrade import upgrade_log
+from aisdp_log.cli.main import cli
+from aisdp_log.workbook.upgrade import upgrade_log
 
 
 def template_0_1_0(target: Path) -> Path:

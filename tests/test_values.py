@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from aisdp_log import values
+from aisdp_log.domain import values
 
 
 @pytest.mark.parametrize("raw, expected", [

@@ -21,10 +21,9 @@ import pytest
 import xlsxwriter
 
 import aisdp_log
-from aisdp_log import workbook as workbook_module
+from aisdp_log.workbook import reader as workbook_module
 from aisdp_log.errors import WorkbookError
-from aisdp_log.workbook import (MAX_MEMBERS, MAX_PART_UNCOMPRESSED, Workbook,
-                                cell_ref, check_container, column_letter, load_log)
+from aisdp_log.workbook.reader import MAX_MEMBERS, MAX_PART_UNCOMPRESSED, Workbook, cell_ref, check_container, column_letter, load_log
 from builders import BASE_ROW, row, write_log
 
 # --------------------------------------------------------------------------- helpers
@@ -627,7 +626,7 @@ def test_scan_reads_single_quoted_and_namespace_prefixed_cells(tmp_path):
 def test_fast_row_normalisation_equals_values_normalise():
     from hypothesis import given, settings, strategies as st
 
-    from aisdp_log.values import normalise
+    from aisdp_log.domain.values import normalise
 
     cells = st.one_of(st.none(), st.text(max_size=8), st.floats(), st.integers(), st.booleans(),
                       st.dates(), st.sampled_from(["", " ", 2.0**53, -2.0**53, 2.0**53 - 1]))

@@ -1,0 +1,301 @@
+"""G001-G007: does each row's `Code commit` exist, unambiguously, dated no later than the run,
+in the shared history (a branch or tag; with a remote, pushed), with the lock file the
+`Environment` cell names (in any common spelling; a `sha256:` tied to no file is G007)?
+
+Every question is one batched git call for the whole log (see `aisdp_log.repo.git`). In a
+shallow clone G006 stands alone for the findings that need history."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import posixpath
+import re
+from typing import Iterable, Iterator
+
+from aisdp_log.findings import Finding
+from aisdp_log.repo.git import CommitLookup, is_ref_name, repo_for, repo_prefix
+from aisdp_log.workbook.reader import Log, Row
+
+#: An Environment cell's words: split at spaces, `;` and `,` (a lock entry never holds them).
+WORD = re.compile(r"[^\s;,]+")
+#: `sha256:` inside a word, and the hex a lock hash is made of (8+ compares as a prefix).
+SHA256_MARK = re.compile(r"sha256:", re.IGNORECASE)
+LOCK_HEX = re.compile(r"^[0-9a-fA-F]{8,64}$")
+#: Names without a dot that still are files worth pinning.
+DOTLESS_FILES = frozenset({"Dockerfile", "Containerfile", "Pipfile", "Gemfile", "Makefile"})
+
+
+def row_commits(log: Log, ctx) -> dict[int, tuple[str, CommitLookup]]:
+    """Row number -> (the commit as typed, its lookup) for rows with a well-formed commit.
+
+    Shared through `ctx.cache` with the DVC checks; the same `cat-file` call also resolves
+    data versions that look like git names (see `name_lookups`)."""
+    cached = ctx.cache.get("row_commits")
+    if cached is None:
+        lookups = name_lookups(log, ctx)
+        cached = {}
+        column = log.columns.get("code_commit")
+        for row in log.rows:
+            commit, error = log.parse(row, column)
+            if commit is not None and error is None:
+                cached[row.number] = (commit, lookups[commit])
+        ctx.cache["row_commits"] = cached
+    return cached
+
+
+def name_lookups(log: Log, ctx) -> dict[str, CommitLookup]:
+    """Every git name the log mentions (code commits, data versions that look like refs),
+    resolved in one `git cat-file --batch`."""
+    cached = ctx.cache.get("git_names")
+    if cached is None:
+        names = []
+        commit_column = log.columns.get("code_commit")
+        version_column = log.columns.get("data_version")
+        for row in log.rows:
+            commit, error = log.parse(row, commit_column)
+            if commit is not None and error is None:
+                names.append(commit)
+            version, error = log.parse(row, version_column)
+            if version is not None and error is None and looks_like_ref(version):
+                names.append(version)
+        cached = ctx.cache["git_names"] = repo_for(ctx).lookup_commits(names)
+    return cached
+
+
+def looks_like_ref(name: str) -> bool:
+    """Whether a data version may name a git tag, branch or commit (worth asking git): any
+    valid ref name, model-registry tags such as `text-classification@v1.1.0` included."""
+    return is_ref_name(name)
+
+
+def run(log: Log, ctx) -> Iterator[Finding]:
+    column = log.columns.get("code_commit")
+    if column is None:
+        return  # S001 already
+    repo = repo_for(ctx)
+    yield from _unplaced_hashes(log)
+    if repo.is_shallow:
+        yield log.finding("G006", 1, column, "the repository is a shallow clone, so the "
+                          "checks that need history (G001-G004 on commits, D001/D002 on data "
+                          "versions) were not run; fetch full history (`git fetch "
+                          "--unshallow`, or `fetch-depth: 0` in actions/checkout)",
+                          experiment_id=False)
+    yield from _names_in_commit_cells(log, ctx, column)
+    commits = row_commits(log, ctx)
+    found: dict[int, str] = {}
+    for row in log.rows:
+        if row.number not in commits:
+            continue
+        typed, lookup = commits[row.number]
+        if lookup.status == "found":
+            found[row.number] = lookup.sha
+        elif repo.is_shallow:
+            continue  # G006 says why commits look missing or alike
+        elif lookup.status == "ambiguous":
+            yield log.finding("G002", row, column, f"{typed} matches several commits; write "
+                              "more characters of the SHA")
+        else:
+            yield log.finding("G001", row, column, f"commit {typed} is not in the "
+                              "repository (push or fetch it, or correct the SHA)")
+    if not found:
+        return
+    unreachable: set[str] = set()
+    local_only: dict[str, list[str]] = {}
+    if not repo.is_shallow:
+        unreachable = repo.unreachable(found.values())
+        if repo.remotes():  # shared history is what the remote holds
+            local_only = repo.local_only(sha for sha in found.values() if sha not in unreachable)
+    locks = _lock_entries(log, found, repo_prefix(ctx.repo, repo.root))
+    # every lock file named, read at its row's commit in one call
+    blobs = repo.read_blobs(f"{found[number]}:{repo_path}" for number, entries in locks.items()
+                            for _, repo_path, _ in entries if repo_path is not None)
+    for row in log.rows:
+        sha = found.get(row.number)
+        if sha is None:
+            continue
+        typed, lookup = commits[row.number]
+        date = log.typed(row, "date")
+        if date is not None and not repo.is_shallow and _after(lookup.committed, date):
+            committed = lookup.committed
+            yield log.finding("G003", row, column,
+                              f"commit {typed} is dated {committed.isoformat()} "
+                              f"({committed.astimezone(dt.timezone.utc).date().isoformat()} "
+                              f"UTC), after the experiment's date {date.isoformat()}")
+        if sha in unreachable:
+            yield log.finding("G004", row, column, f"commit {typed} is on no branch or tag, so "
+                              "a fresh clone lacks it; merge or tag it")
+        elif local_only.get(sha):
+            branches = local_only[sha]
+            remote = repo.remotes()[0] if len(repo.remotes()) == 1 else "<remote>"
+            yield log.finding("G004", row, column, f"commit {typed} is only on the local "
+                              f"branch {', '.join(branches)}, on no remote branch or tag, so "
+                              f"a fresh clone lacks it; push it (`git push {remote} "
+                              f"{branches[0]}`)")
+        elif sha in local_only:
+            yield log.finding("G004", row, column, f"commit {typed} is on no remote branch or "
+                              "tag, so a fresh clone lacks it; push it or tag it")
+        yield from _environment(log, row, sha, typed, locks.get(row.number, ()), blobs)
+
+
+def _after(committed: dt.datetime | None, date: dt.date) -> bool:
+    """Whether a commit is dated after the experiment's date both in UTC and in the
+    committer's own zone: a run dated in UTC from a commit made at 01:44 +02:00 the next
+    day is fine, and so is a run dated in local time from a commit late that evening UTC."""
+    if committed is None:
+        return False
+    return committed.date() > date and \
+        committed.astimezone(dt.timezone.utc).date() > date
+
+
+def _unplaced_hashes(log: Log) -> Iterator[Finding]:
+    """G007: a `sha256:` in an Environment cell that no file is tied to, so nothing checks it."""
+    for row in log.rows:
+        environment = log.typed(row, "environment")
+        if not isinstance(environment, str) or "sha256:" not in environment.lower():
+            continue
+        unplaced = read_lock_entries(environment)[1]
+        if unplaced:
+            shown = ", ".join(word if len(word) <= 40 else word[:37] + "..."
+                              for word in unplaced)
+            yield log.finding("G007", row, "environment", f"{shown}: no lock file is tied "
+                              "to this hash (or it is not 8-64 hex characters), so nothing "
+                              "checks it; write the lock file as `<path> sha256:<hex>` (an "
+                              "image digest cannot be checked here)")
+
+
+def _names_in_commit_cells(log: Log, ctx, column) -> Iterator[Finding]:
+    """S003 with the commit a tag or branch in `Code commit` points to (the schema check
+    cannot ask git; its finding at the same cell gives way to this one)."""
+    typed_refs = {}
+    for row in log.rows:
+        _, error = log.parse(row, column)
+        raw = log.value(row, "code_commit")
+        if error is not None and isinstance(raw, str) and is_ref_name(raw.strip()):
+            typed_refs[row.number] = raw.strip()
+    if not typed_refs:
+        return
+    repo = repo_for(ctx)
+    lookups = repo.lookup_commits(typed_refs.values())
+    refs = repo.refs()
+    for row in log.rows:
+        name = typed_refs.get(row.number)
+        if name is None or lookups[name].status != "found":
+            continue
+        if f"refs/tags/{name}" in refs:
+            kind = "a tag"
+        elif f"refs/heads/{name}" in refs or f"refs/remotes/{name}" in refs:
+            kind = "a branch (it moves on)"
+        else:
+            kind = "a git name, not a commit"
+        yield log.finding("S003", row, column, f"{name} is {kind}; write its commit "
+                          f"{lookups[name].sha}")
+
+
+def lock_entries(environment: str) -> list[tuple[str, str]]:
+    """(path, hex) for each lock file an Environment cell ties to a sha256 (see
+    `read_lock_entries`)."""
+    return read_lock_entries(environment)[0]
+
+
+def read_lock_entries(environment: str) -> tuple[list[tuple[str, str]], list[str]]:
+    """The lock files an Environment cell names, in any common spelling: `path sha256:hex`
+    (what the tool writes), `path: sha256:hex`, `path=sha256:hex`, `sha256:hex path`.
+
+    Returns ((path, lowercase hex) per entry, the `sha256:` words no file could be tied to).
+    Words are paired left to right, each file with one hash, a file before its hash first."""
+    words = WORD.findall(environment)
+    marks = [SHA256_MARK.search(word) for word in words]
+    used: set[int] = set()
+    entries: list[tuple[str, str]] = []
+    unplaced: list[str] = []
+    for index, (word, mark) in enumerate(zip(words, marks)):
+        if mark is None:
+            continue
+        digest = word[mark.end():].strip(")]}'\".")
+        before = word[:mark.start()].lstrip("([{'\"")
+        path = None
+        if before:  # `path=sha256:hex`, `path:sha256:hex`, or an image's `name@sha256:hex`
+            if before[-1] in ":=" and _is_file(before[:-1]):
+                path = before[:-1]
+        else:
+            previous = index - 1
+            if previous >= 0 and words[previous] in (":", "="):
+                previous -= 1
+            if previous >= 0 and previous not in used and marks[previous] is None and \
+                    _is_file(_bare(words[previous])):
+                path = _bare(words[previous])
+                used.add(previous)
+            elif index + 1 < len(words) and marks[index + 1] is None and \
+                    _is_file(_bare(words[index + 1])) and not words[index + 1].endswith(
+                        (":", "=")):
+                path = _bare(words[index + 1])
+                used.add(index + 1)
+        if path is None or not LOCK_HEX.match(digest):
+            unplaced.append(word)
+        else:
+            entries.append((path.rstrip("/"), digest.lower()))
+    return entries, unplaced
+
+
+def _bare(word: str) -> str:
+    """A word without the `:` or `=` that ties it to a hash, nor quotes or brackets."""
+    return word.strip("([{'\")]}").removesuffix(":").removesuffix("=")
+
+
+def _is_file(name: str) -> bool:
+    """Whether a word names a file: a path with a dot or slash, or a known dotless file; not
+    an image reference or a pin such as `torch==2.1`."""
+    name = name.rstrip("/")
+    if not name or "@" in name or ":" in name or "=" in name:
+        return False
+    return "." in name or "/" in name or name in DOTLESS_FILES
+
+
+def _repo_path(path: str, prefix: str) -> str | None:
+    """A lock path from a cell as a path from the repository root; None if it escapes it."""
+    if path.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", path):
+        return None
+    joined = posixpath.normpath(posixpath.join(prefix, path.replace("\\", "/")))
+    if joined == ".." or joined.startswith("../") or joined == ".":
+        return None
+    return joined
+
+
+def _lock_entries(log: Log, found: dict[int, str],
+                  prefix: str) -> dict[int, list[tuple[str, str | None, str]]]:
+    """Row number -> (path as typed, path from the repository root or None when it escapes,
+    hex) for each lock file named in the Environment cell of a row whose commit was found."""
+    entries = {}
+    for row in log.rows:
+        if row.number not in found:
+            continue
+        environment = log.typed(row, "environment")
+        if environment is not None:
+            entries[row.number] = [(path, _repo_path(path, prefix), digest)
+                                   for path, digest in lock_entries(environment)]
+    return entries
+
+
+def _environment(log: Log, row: Row, sha: str, typed: str,
+                 entries: Iterable[tuple[str, str | None, str]],
+                 blobs: dict[str, bytes | None]) -> Iterator[Finding]:
+    for path, repo_path, digest in entries:
+        if repo_path is None:
+            yield log.finding("G005", row, "environment", f"{path} is outside the repository: "
+                              "name the lock file by its path inside it")
+            return
+        blob = blobs.get(f"{sha}:{repo_path}")
+        if blob is None:
+            yield log.finding("G005", row, "environment",
+                              f"commit {typed} has no file {path}: commit the lock file")
+            return
+        actual = hashlib.sha256(blob).hexdigest()
+        # A Windows checkout (core.autocrlf) hashes the CRLF file the user sees.
+        if not actual.startswith(digest) and not (
+                b"\n" in blob and b"\r\n" not in blob and hashlib.sha256(
+                    blob.replace(b"\n", b"\r\n")).hexdigest().startswith(digest)):
+            yield log.finding("G005", row, "environment",
+                              f"{path} at commit {typed} has sha256:{actual}, not "
+                              f"sha256:{digest}")
+            return

@@ -1,0 +1,29 @@
+"""R006: a row changed after it was signed off in a review (workbook only, so it runs offline).
+With an allowed signers file configured (git's `gpg.ssh.allowedSignersFile`, or
+`.aisdp/allowed_signers` in the repository) also R007-R010, as `aisdp-log verify` reports them."""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+from aisdp_log.findings import Finding
+from aisdp_log.workbook.reader import Log
+
+
+def run(log: Log, ctx) -> Iterator[Finding]:
+    from aisdp_log.signing.signoff import check, read_signoffs
+
+    records = read_signoffs(log.workbook)
+    if not records:
+        return
+    # Only a log with sign-offs asks git for the setting: most validations start no process.
+    from aisdp_log.signing.signatures import allowed_signers_file
+    from aisdp_log.signing.verify import check_signoffs
+
+    trusted = None
+    allowed, _ = allowed_signers_file(ctx.repo)
+    if allowed is not None and allowed.is_file():
+        checked = check_signoffs(log, records, allowed)
+        trusted = checked.trusted
+        yield from checked.findings
+    yield from check(log, records, trusted)

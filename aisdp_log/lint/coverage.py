@@ -1,0 +1,206 @@
+"""Verification coverage: which evidence cells a witness confirmed, and which none could.
+
+An evidence cell is a non-empty `params.*`, `metrics.*`, `Other params`, `Random seed`,
+`Code commit`, `Data version` or `Artefact hash` cell, or an `Environment` cell that names a
+lock file by hash. Each is either verified (a witness was compared with it: git, DVC's
+records, a params file, `run.json`, `metrics.json`, the files' digests) or unverified.
+
+Checks record what they compared, typed, through `ctx.coverage` (never by wording of
+messages); `conclude` then counts. A cell with an error finding counts as verified: it was
+checked and found wrong (an S003 cell cannot be compared with anything, and its error already
+stops the log from passing). A cell whose witness exists but lacks its key gets A008 when no
+other witness verified it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Callable
+
+from aisdp_log.findings import Finding, Severity
+
+if TYPE_CHECKING:
+    from aisdp_log.workbook.reader import Column, Log
+
+#: Standard columns that are evidence whenever they hold a value.
+EVIDENCE_KEYS = ("code_commit", "data_version", "random_seed", "artefact_hash", "other_params")
+
+
+class Coverage:
+    """What the checks of one validation verified: column index -> row numbers (sets, so a
+    10,000-row log is counted with set operations, not a tuple per cell)."""
+
+    def __init__(self) -> None:
+        self.verified: dict[int, set[int]] = {}
+        #: (row number, column index) -> (column, the A008 message): the witness exists but
+        #: lacks the cell's key
+        self.lacking: dict[tuple[int, int], tuple[Column, str]] = {}
+
+    def verify(self, row: int, column: Column) -> None:
+        """A witness was compared with this cell (whatever the comparison found)."""
+        self.verified.setdefault(column.index, set()).add(row)
+
+    def verify_rows(self, column_index: int, rows) -> None:
+        """Many rows of one column at once (a cached verdict, a whole family's answer)."""
+        self.verified.setdefault(column_index, set()).update(rows)
+
+    def lack(self, row: int, column: Column, message: str) -> None:
+        """A witness exists but does not hold this cell's key."""
+        self.lacking.setdefault((row, column.index), (column, message))
+
+
+class CoverageSummary:
+    """The figure the report shows: `N of N+M evidence cells verified`, and which cells are
+    unverified (named only when asked: a 10,000-row log checked offline has 200,000 of them,
+    and the text output needs just the count)."""
+
+    def __init__(self, verified: int = 0, unverified: int = 0, offline: bool = False,
+                 sheet: str = "", missed: Callable[[], dict[int, set[int]]] | None = None):
+        self.verified = verified
+        self.unverified = unverified
+        self.offline = offline
+        self.sheet = sheet
+        self._missed = missed  # () -> {column index: unverified row numbers}
+        self._cells: list[str] | None = None
+
+    @property
+    def unverified_cells(self) -> list[str]:
+        """`Experiments!M5`, ... in sheet order (row, then column)."""
+        if self._cells is None:
+            from aisdp_log.workbook.reader import column_letter
+
+            missed = self._missed() if self._missed is not None else {}
+            pairs = sorted((number, index) for index, numbers in missed.items()
+                           for number in numbers)
+            letters = {index: column_letter(index) for index in missed}
+            self._cells = [f"{self.sheet}!{letters[index]}{number}" for number, index in pairs]
+        return self._cells
+
+    def to_dict(self) -> dict:
+        return {"verified": self.verified, "unverified": self.unverified,
+                "unverified_cells": list(self.unverified_cells)}
+
+    @property
+    def total(self) -> int:
+        return self.verified + self.unverified
+
+    def line(self) -> str:
+        text = f"{self.verified} of {self.total} evidence cells verified"
+        if self.offline and self.unverified:
+            text += " (--offline: nothing was compared with git, DVC or the artefact folders)"
+        return text
+
+    def __repr__(self) -> str:
+        return f"CoverageSummary(verified={self.verified}, unverified={self.unverified})"
+
+
+_EMPTY = (None, None)
+
+
+class Evidence:
+    """The evidence cells of one column: its parsed cells, counted in C where that serves
+    (a 10,000-row log checked offline has 200,000 of them)."""
+
+    def __init__(self, column: Column, parsed: dict, rows: set[int] | None = None):
+        self.column = column
+        self.parsed = parsed
+        self._rows = rows
+
+    def count(self) -> int:
+        if self._rows is not None:
+            return len(self._rows)
+        return len(self.parsed) - list(self.parsed.values()).count(_EMPTY)
+
+    def holds(self, number: int) -> bool:
+        if self._rows is not None:
+            return number in self._rows
+        return self.parsed.get(number, _EMPTY) != _EMPTY
+
+    def rows(self) -> set[int]:
+        if self._rows is None:
+            self._rows = {number for number, cell in self.parsed.items() if cell != _EMPTY}
+        return self._rows
+
+
+def evidence_cells(log: Log) -> list[Evidence]:
+    """Every evidence column with its cells (filled ones; for `Environment`, those naming a
+    lock file by hash)."""
+    columns = [log.columns[key] for key in EVIDENCE_KEYS if key in log.columns]
+    columns += list(log.params.values()) + list(log.metrics.values())
+    result = [Evidence(column, log.parse_column(column)) for column in columns]
+    environment = log.columns.get("environment")
+    if environment is not None:
+        parsed = log.parse_column(environment)
+        hashed = [(number, value) for number, (value, _) in parsed.items()
+                  if isinstance(value, str) and "sha256:" in value.lower()]
+        rows: set[int] = set()
+        if hashed:  # the git checks' parser, imported only when a cell may name a lock file
+            from aisdp_log.lint.checks.git import lock_entries
+
+            rows = {number for number, value in hashed if lock_entries(value)}
+        result.append(Evidence(environment, parsed, rows))
+    return result
+
+
+def conclude(log: Log, ctx, findings: list[Finding]) -> tuple[list[Finding], CoverageSummary]:
+    """A008 for each unverified cell whose witness lacks its key, and the summary."""
+    coverage: Coverage = ctx.coverage
+    _from_git(log, ctx, coverage)
+    # a cell with an error was checked and found wrong: verified (see the module's note)
+    wrong: dict[int, set[int]] = {}
+    for finding in findings:
+        if finding.severity is Severity.ERROR and finding.sheet == log.sheet:
+            wrong.setdefault(_column_index(finding.cell), set()).add(finding.row)
+    columns = evidence_cells(log)
+    checked: dict[int, set[int]] = {}
+    verified = unverified = 0
+    for evidence in columns:
+        index = evidence.column.index
+        candidates = coverage.verified.get(index, _NONE) | wrong.get(index, _NONE)
+        done = checked[index] = {number for number in candidates if evidence.holds(number)}
+        verified += len(done)
+        unverified += evidence.count() - len(done)
+
+    def missed() -> dict[int, set[int]]:
+        return {evidence.column.index: evidence.rows() - checked[evidence.column.index]
+                for evidence in columns}
+
+    extra = []
+    if coverage.lacking:
+        by_index = {evidence.column.index: evidence for evidence in columns}
+        by_number = {row.number: row for row in log.rows}
+        for (number, index), (column, message) in sorted(coverage.lacking.items(),
+                                                         key=lambda item: item[0]):
+            evidence = by_index.get(index)
+            if evidence is not None and evidence.holds(number) \
+                    and number not in checked[index]:
+                extra.append(log.finding("A008", by_number.get(number, number), column,
+                                         message))
+    return extra, CoverageSummary(verified, unverified, ctx.offline, log.sheet, missed)
+
+
+_NONE: frozenset[int] = frozenset()
+
+
+def _column_index(cell: str) -> int:
+    """0-based column index of a cell reference such as `M5`."""
+    number = 0
+    for char in cell:
+        if not char.isalpha():
+            break
+        number = number * 26 + ord(char.upper()) - 64
+    return number - 1
+
+
+def _from_git(log: Log, ctx, coverage: Coverage) -> None:
+    """Code commits git found, and the lock files the git checks read at them (G005 reads
+    every lock file named in the Environment cell of a row whose commit was found). A
+    shallow clone proves nothing about history, so nothing there counts."""
+    commits = ctx.cache.get("row_commits")
+    repo = ctx.cache.get("git")
+    if not commits or repo is None or repo.is_shallow:
+        return
+    found = [number for number, (_, lookup) in commits.items() if lookup.status == "found"]
+    for key in ("code_commit", "environment"):
+        column = log.columns.get(key)
+        if column is not None:
+            coverage.verify_rows(column.index, found)

@@ -1,0 +1,437 @@
+"""A small, batched access layer to a git repository: a few git processes per validation,
+never one per row, and never a shell (every call is an argument list; names from cells only
+reach git on the stdin of `cat-file --batch`, one per line, newlines refused).
+
+Other modules reuse it (one handle per validation: answers about reachability and history are
+remembered for the handle's life)::
+
+    repo = GitRepo.open(path)                      # RepositoryError when not a git work tree
+    repo.root, repo.is_shallow                     # top level; a `--depth` clone?
+    found = repo.lookup_commits(["9c1e4b7", ...])  # {name: CommitLookup(status, sha, committed)}
+    repo.unreachable([sha, ...])                   # the SHAs on no branch, tag or remote branch
+    repo.local_only([sha, ...])                    # {sha: [local branches]} not on a remote/tag
+    repo.refs(), repo.remotes()                    # {refname: oid} (one for-each-ref), remotes
+    repo.read_blobs([f"{sha}:uv.lock", oid, ...])  # {spec: bytes | None}, one round for all
+    repo.object_ids([f"{sha}:data.dvc", ...])      # {spec: oid | None} (no contents read)
+    repo.files_at([sha, ...], ["*.dvc"])           # {sha: [paths matching at that commit]}
+    repo.changed_blobs(["*.dvc"])                  # every (path, blob oid) ever on a ref
+    repo_prefix(folder, repo.root)                 # 'sub/dir' of a folder inside the work tree
+    repo.close()                                   # or `with GitRepo.open(path) as repo:`
+
+Small `cat-file` rounds share one long-lived `git cat-file --batch` process; `repo_for(ctx)`
+gives the handle the check families share through `ctx.cache`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import os
+import re
+import subprocess
+import weakref
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+from aisdp_log.errors import RepositoryError
+from aisdp_log.repo.roots import find_work_tree as _find_work_tree  # the one walk up to `.git`
+
+HEX = re.compile(r"^[0-9a-fA-F]{4,40}$")
+ZERO_OID = "0" * 40
+#: Refs a fresh clone would bring: local branches, tags and remote-tracking branches.
+SHARED_REFS = ("--branches", "--tags", "--remotes")
+
+
+@dataclass(frozen=True)
+class CommitLookup:
+    """What a name (a full or short SHA, a tag, a branch) resolves to.
+
+    `status` is "found" (then `sha` and `committed` are set), "missing" or "ambiguous" (a
+    short SHA that several commits start with)."""
+
+    name: str
+    status: str
+    sha: str | None = None
+    committed: dt.datetime | None = None  # committer date, in the committer's own time zone
+
+
+def _git_env() -> dict[str, str]:
+    env = dict(os.environ)
+    # Stable, untranslated output; never wait for a password; no pager.
+    env.update(LC_ALL="C", LANGUAGE="C", GIT_TERMINAL_PROMPT="0", GIT_PAGER="cat",
+               GIT_OPTIONAL_LOCKS="0")
+    return env
+
+
+class GitRepo:
+    """A git work tree, queried in batches through `git` subprocesses."""
+
+    def __init__(self, toplevel: Path, git_dir: Path, is_shallow: bool):
+        self.root = toplevel
+        self.git_dir = git_dir
+        self.is_shallow = is_shallow
+        self._env = _git_env()
+        self._cat_file: subprocess.Popen | None = None
+        self._reachable: dict[str, bool] = {}
+        self._refs: dict[str, str] | None = None
+        self._remotes: list[str] | None = None
+        self._history: dict[tuple[str, ...], set[tuple[str, str]]] = {}
+
+    @classmethod
+    def open(cls, path: Path | str) -> "GitRepo":
+        """The work tree holding `path`; RepositoryError (one line) when there is none.
+
+        The common layouts (a `.git` folder, or a worktree's `.git` file) are read directly,
+        which saves a git process; anything else asks `git rev-parse`."""
+        path = Path(path)
+        found = _find_work_tree(path)
+        if found is not None:
+            return cls(*found)
+        try:
+            result = subprocess.run(
+                ["git", "rev-parse", "--show-toplevel", "--absolute-git-dir",
+                 "--is-shallow-repository"],
+                cwd=path, env=_git_env(), capture_output=True, check=False)
+        except FileNotFoundError:
+            raise RepositoryError("git is not installed (or not on PATH); install git, or use "
+                                  "--offline to check the workbook alone") from None
+        except NotADirectoryError:
+            raise RepositoryError(f"{path}: not a folder") from None
+        lines = result.stdout.decode("utf-8", "replace").splitlines()
+        if result.returncode != 0 or len(lines) < 3:
+            reason = _first_line(result.stderr) or "not a git work tree"
+            raise RepositoryError(f"{path}: not a usable git repository ({reason}); use "
+                                  "--offline to check the workbook alone")
+        return cls(Path(lines[0]), Path(lines[1]), lines[2].strip() == "true")
+
+    def close(self) -> None:
+        """End the `git cat-file --batch` process, if one was started."""
+        if self._cat_file is not None:
+            _end_process(self._cat_file)
+            self._cat_file = None
+
+    def __enter__(self) -> "GitRepo":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ plumbing
+    def git(self, *args: str, input: bytes | None = None, ok_codes: tuple[int, ...] = (0,)
+            ) -> bytes:
+        """Run `git <args>` in the work tree; stdout as bytes. Other exit codes than
+        `ok_codes` raise RepositoryError with git's first line of complaint."""
+        result = subprocess.run(["git", *args], cwd=self.root, env=self._env, input=input,
+                                capture_output=True, check=False)
+        if result.returncode not in ok_codes:
+            raise RepositoryError(f"{self.root}: git {args[0]} failed "
+                                  f"({_first_line(result.stderr) or result.returncode})")
+        return result.stdout
+
+    def _batch(self, names: list[str], *, contents: bool) -> list[tuple[str, str, bytes | None]]:
+        """Ask `git cat-file` about `names`: per name (status, oid-or-"", body).
+
+        status is the object type ("commit", "blob", ...), "missing" or "ambiguous". Small
+        rounds with contents share one long-lived `git cat-file --batch` process (a validation
+        asks several rounds: one process start instead of one per round); large rounds use a
+        one-shot `--buffer` process, since the long-lived one flushes after every object."""
+        if not names:
+            return []
+        for name in names:
+            # One request per line: a newline would smuggle in a second request.
+            if "\n" in name or "\r" in name or not name:
+                raise ValueError(f"not a git object name: {name!r}")
+        request = ("\n".join(names) + "\n").encode("utf-8")
+        if not contents or len(names) > _INTERACTIVE_MAX or len(request) > _PIPE_SAFE:
+            mode = "--batch" if contents else "--batch-check"
+            out = self.git("cat-file", mode, "--buffer", input=request)
+            try:
+                return list(_parse_batch(io.BytesIO(out), names, contents))
+            except (ValueError, EOFError) as exc:
+                raise RepositoryError(f"{self.root}: git cat-file answered out of turn "
+                                      f"({exc})") from None
+        process = self._batch_process()
+        try:
+            process.stdin.write(request)  # small: fits the pipe, so git cannot block us
+            process.stdin.flush()
+            return list(_parse_batch(process.stdout, names, True))
+        except (OSError, ValueError, EOFError) as exc:
+            self.close()
+            # stderr was dropped; ask git once more for its reason (dubious ownership, ...)
+            check = subprocess.run(["git", "rev-parse", "--git-dir"], cwd=self.root,
+                                   env=self._env, capture_output=True, check=False)
+            reason = _first_line(check.stderr) or f"git cat-file stopped: {exc}"
+            raise RepositoryError(f"{self.root}: not a usable git repository ({reason})"
+                                  ) from None
+
+    def _batch_process(self) -> subprocess.Popen:
+        if self._cat_file is None or self._cat_file.poll() is not None:
+            # stderr is dropped: git complains there about ambiguous names, which the
+            # answers already say; a pipe nobody reads could fill and block git.
+            self._cat_file = subprocess.Popen(
+                ["git", "cat-file", "--batch"], cwd=self.root, env=self._env,
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+            weakref.finalize(self, _end_process, self._cat_file)
+        return self._cat_file
+
+    # ------------------------------------------------------------------ questions
+    def lookup_commits(self, names: Iterable[str]) -> dict[str, CommitLookup]:
+        """Resolve names (full or short SHAs, tags, branches) to commits, in one
+        `git cat-file --batch` (plus, only for ambiguous short SHAs, a disambiguation).
+
+        A short SHA that one commit and some blob share resolves to the commit (git's
+        commit-ish hint); one that several commits share is "ambiguous"."""
+        names = list(dict.fromkeys(names))
+        if not names:
+            return {}
+        # `^{commit}` peels tags and applies the commit-ish hint; for what it cannot find,
+        # the bare name tells a prefix no object has from one several objects share.
+        answers = self._batch([f"{name}^{{commit}}" for name in names], contents=True)
+        result: dict[str, CommitLookup] = {}
+        unfound = []
+        for name, (kind, oid, body) in zip(names, answers):
+            if kind == "commit":
+                result[name] = CommitLookup(name, "found", oid, _committer_date(body or b""))
+            else:
+                unfound.append(name)
+        bare = [name for name in unfound if HEX.match(name)]
+        shared = {name for name, (kind, _, _) in zip(bare, self._batch(bare, contents=False))
+                  if kind == "ambiguous"}
+        for name in unfound:
+            if name not in shared:
+                result[name] = CommitLookup(name, "missing")
+        if shared:
+            result.update(self._disambiguate(sorted(shared)))
+        return result
+
+    def _disambiguate(self, prefixes: list[str]) -> dict[str, CommitLookup]:
+        # Rare path: several objects share the prefix and `^{commit}` found no single commit.
+        # Count the commits among them (git lists every object with the prefix).
+        candidates: dict[str, list[str]] = {}
+        for prefix in prefixes:
+            out = self.git("rev-parse", f"--disambiguate={prefix}", ok_codes=(0, 1, 128))
+            candidates[prefix] = out.decode("ascii", "replace").split()
+        every = sorted({oid for oids in candidates.values() for oid in oids})
+        kinds = dict(zip(every, (k for k, _, _ in self._batch(every, contents=False))))
+        result = {}
+        for prefix, oids in candidates.items():
+            commits = [oid for oid in oids if kinds.get(oid) == "commit"]
+            result[prefix] = CommitLookup(prefix, "ambiguous" if len(commits) > 1 else "missing")
+        return result
+
+    def unreachable(self, shas: Iterable[str]) -> set[str]:
+        """The full SHAs among `shas` that no branch, tag or remote-tracking branch reaches
+        (one `git rev-list --stdin`; answers are remembered for the next question)."""
+        shas = list(dict.fromkeys(shas))
+        unknown = [sha for sha in shas if sha not in self._reachable]
+        if unknown:
+            out = self.git("rev-list", "--stdin", "--not", *SHARED_REFS,
+                           input=("\n".join(unknown) + "\n").encode("ascii"))
+            listed = set(out.decode("ascii").split())
+            self._reachable.update((sha, sha not in listed) for sha in unknown)
+        return {sha for sha in shas if not self._reachable[sha]}
+
+    def refs(self) -> dict[str, str]:
+        """Every ref (`refs/heads/main`, `refs/tags/v1`, ...) -> the commit it points to
+        (tags peeled), from one `git for-each-ref` (remembered)."""
+        if self._refs is None:
+            out = self.git("for-each-ref", "--format=%(objectname) %(*objectname) %(refname)")
+            self._refs = {}
+            for line in out.decode("utf-8", "surrogateescape").splitlines():
+                oid, peeled, name = line.split(" ", 2)
+                self._refs[name] = peeled or oid
+        return self._refs
+
+    def remotes(self) -> list[str]:
+        """The names of the configured remotes (`git remote`; remembered)."""
+        if self._remotes is None:
+            self._remotes = self.git("remote").decode("utf-8", "replace").split()
+        return self._remotes
+
+    def local_only(self, shas: Iterable[str]) -> dict[str, list[str]]:
+        """The SHAs among `shas` that no remote-tracking branch or tag reaches, each with the
+        local branches that hold it ([] when none does): what a fresh clone would lack.
+
+        Three git processes in all, whatever the number of SHAs: `rev-list --stdin` for the
+        question, `rev-list --parents` for the local-only part of the graph (walked here from
+        each branch tip) and the `for-each-ref` that `refs()` remembers."""
+        shas = list(dict.fromkeys(shas))
+        if not shas:
+            return {}
+        out = self.git("rev-list", "--stdin", "--not", "--remotes", "--tags",
+                       input=("\n".join(shas) + "\n").encode("ascii"))
+        unpushed = set(out.decode("ascii").split()) & set(shas)
+        if not unpushed:
+            return {}
+        parents: dict[str, list[str]] = {}
+        graph = self.git("rev-list", "--parents", "--branches", "--not", "--remotes", "--tags")
+        for line in graph.decode("ascii").splitlines():
+            commit, *rest = line.split()
+            parents[commit] = rest
+        holders: dict[str, list[str]] = {sha: [] for sha in shas if sha in unpushed}
+        for name, tip in sorted(self.refs().items()):
+            if not name.startswith("refs/heads/") or tip not in parents:
+                continue
+            branch = name[len("refs/heads/"):]
+            seen, stack = set(), [tip]
+            while stack:
+                commit = stack.pop()
+                if commit in seen or commit not in parents:
+                    continue
+                seen.add(commit)
+                if commit in holders:
+                    holders[commit].append(branch)
+                stack.extend(parents[commit])
+        return holders
+
+    def read_blobs(self, specs: Iterable[str]) -> dict[str, bytes | None]:
+        """Contents of blobs named `<rev>:<path>` or by oid, in one `git cat-file --batch`;
+        None where the commit lacks the path or the object is not a blob."""
+        specs = list(dict.fromkeys(specs))
+        return {spec: (body if kind == "blob" else None)
+                for spec, (kind, _, body) in zip(specs, self._batch(specs, contents=True))}
+
+    def object_ids(self, specs: Iterable[str]) -> dict[str, str | None]:
+        """Blob oids of `<rev>:<path>` specs (None when absent), without reading contents."""
+        specs = list(dict.fromkeys(specs))
+        return {spec: (oid if kind == "blob" else None)
+                for spec, (kind, oid, _) in zip(specs, self._batch(specs, contents=False))}
+
+    def files_at(self, shas: Iterable[str], pathspecs: Iterable[str]) -> dict[str, list[str]]:
+        """Paths of non-empty files matching `pathspecs` in each commit's tree, in one
+        `git grep` over all the commits (git's pathspec `*` also matches `/`)."""
+        shas = list(dict.fromkeys(shas))
+        found: dict[str, list[str]] = {sha: [] for sha in shas}
+        chunk = 1000  # keep the command line far below ARG_MAX
+        for start in range(0, len(shas), chunk):
+            part = shas[start:start + chunk]
+            out = self.git("-c", "core.quotepath=off", "grep", "-z", "-l", "-I", "--full-name",
+                           "-e", ".", *part, "--", *pathspecs, ok_codes=(0, 1))
+            for item in out.split(b"\0"):
+                if not item:
+                    continue
+                sha, _, path = item.decode("utf-8", "surrogateescape").partition(":")
+                if sha in found:
+                    found[sha].append(path)
+        return found
+
+    def changed_blobs(self, pathspecs: Iterable[str]) -> set[tuple[str, str]]:
+        """Every (path, blob oid) that a commit on a branch, tag or remote branch wrote to a
+        path matching `pathspecs`: one `git log --raw` over the whole shared history
+        (remembered per pathspecs). `--full-history -m` so that no side branch or merge is
+        simplified away."""
+        key = tuple(pathspecs)
+        if key not in self._history:
+            out = self.git("-c", "core.quotepath=off", "log", *SHARED_REFS, "--raw", "-z",
+                           "--no-abbrev", "--no-renames", "--full-history", "-m", "--root",
+                           "--format=", "--", *key)
+            result = set()
+            fields = out.split(b"\0")
+            # -z --raw: ":<mode> <mode> <old> <new> <status>" NUL "<path>" NUL ...
+            i = 0
+            while i < len(fields) - 1:
+                meta = fields[i].strip().decode("ascii", "replace")
+                if meta.startswith(":"):
+                    parts = meta.split()
+                    path = fields[i + 1].decode("utf-8", "surrogateescape")
+                    if len(parts) >= 4 and parts[3] != ZERO_OID:
+                        result.add((path, parts[3]))
+                    i += 2
+                else:
+                    i += 1
+            self._history[key] = result
+        return self._history[key]
+
+
+#: Rounds up to this many names go to the long-lived process; their requests (< 64 KiB)
+#: fit the pipe, so writing them all before reading cannot block.
+_INTERACTIVE_MAX = 200
+_PIPE_SAFE = 16384
+
+
+def _parse_batch(stream, names: list[str], contents: bool):
+    """Yield (status, oid, body) for each name from `cat-file --batch[-check]` output."""
+    for _ in names:
+        line = stream.readline()
+        if not line.endswith(b"\n"):
+            raise EOFError("no answer")
+        header = line[:-1].decode("utf-8", "replace")
+        if header.endswith(" missing") or header.endswith(" ambiguous"):
+            yield header.rsplit(" ", 1)[1], "", None
+            continue
+        oid, kind, size = header.rsplit(" ", 2)
+        body = None
+        if contents:
+            body = stream.read(int(size) + 1)[:-1]  # the object, then a newline
+            if len(body) != int(size):
+                raise EOFError("short object")
+        yield kind, oid, body
+
+
+def _end_process(process: subprocess.Popen) -> None:
+    try:
+        process.stdin.close()
+        process.wait(timeout=5)
+    except (OSError, ValueError, subprocess.TimeoutExpired):
+        process.kill()
+
+
+def _committer_date(body: bytes) -> dt.datetime | None:
+    """The committer line's date, in the committer's own time zone."""
+    for line in body.split(b"\n"):
+        if not line:
+            break  # end of the header
+        if line.startswith(b"committer "):
+            try:
+                _, stamp, offset = line.rsplit(b" ", 2)
+                sign = -1 if offset[:1] == b"-" else 1
+                hours, minutes = int(offset[1:3]), int(offset[3:5])
+                zone = dt.timezone(sign * dt.timedelta(hours=hours, minutes=minutes))
+                return dt.datetime.fromtimestamp(int(stamp), zone)
+            except (ValueError, OverflowError, OSError):
+                return None
+    return None
+
+
+def _first_line(stderr: bytes) -> str:
+    for line in stderr.decode("utf-8", "replace").splitlines():
+        line = line.strip()
+        if line:
+            return line.removeprefix("fatal: ").removeprefix("error: ")[:200]
+    return ""
+
+
+#: What git refuses in a ref name (`git check-ref-format`): controls, space, `~^:?*[\\`, DEL.
+_REF_FORBIDDEN = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]")
+
+
+def is_ref_name(name: str) -> bool:
+    """Whether `name` is a valid git ref name (tag or branch), as `git check-ref-format
+    --allow-onelevel` rules it: `text-classification@v1.1.0`, `model#prod#1` and `v1+build`
+    are; `a..b`, `@{1}`, `x.lock`, `HEAD~1` are not."""
+    if not name or name == "@" or len(name) > 255 or _REF_FORBIDDEN.search(name):
+        return False
+    if ".." in name or "@{" in name or "//" in name or name.endswith((".", "/")) or \
+            name.startswith("/"):
+        return False
+    return all(part and not part.startswith(".") and not part.endswith(".lock")
+               for part in name.split("/"))
+
+
+def repo_prefix(path: Path | str, toplevel: Path | str) -> str:
+    """`path` relative to the work tree's top level, as a posix prefix ('' at the top or
+    outside it): cells and aisdp.toml name paths from the config's folder, git from the top."""
+    try:
+        rel = Path(os.path.realpath(path)).relative_to(os.path.realpath(toplevel)).as_posix()
+    except ValueError:
+        return ""
+    return "" if rel == "." else rel
+
+
+def repo_for(ctx) -> GitRepo:
+    """The repository handle shared by the check families (opened once per validation)."""
+    repo = ctx.cache.get("git")
+    if repo is None:
+        repo = ctx.cache["git"] = GitRepo.open(ctx.repo)
+    return repo

@@ -1,0 +1,618 @@
+"""Which Python a rerun trains with: the pre-flight of the command's interpreter, the locked
+environment `--env lock` builds (with uv) from the row's lock file, and the stderr tail that
+says why a failed run failed.
+
+A reproduction that depends on the shell it was started from is not evidence. So before any
+worktree or run folder exists, `rerun` asks the interpreter the run will start (the first word
+of `[rerun] command`, found on the same PATH) for its Python version and the versions of the
+packages the row's `run.json` (else its Environment cell) records, in one subprocess that reads
+`importlib.metadata` and imports nothing. A missing package refuses the rerun in one line; a
+different version is printed and the run goes ahead (the bitwise verdict will say if it
+mattered).
+
+`--env lock` reads the lock file the row's Environment cell names (`<path> sha256:<hex>`) from
+git at the row's commit, checks its hash, and builds a virtual environment from it with
+`uv venv` + `uv pip install -r` in `<cache>/aisdp-log/envs/<lock sha256>-py<version>`
+(`<cache>` is `$XDG_CACHE_HOME`, else `~/.cache`). It is built in a temp folder and renamed into
+place, so a half-built environment is never reused; later reruns of any row with the same lock
+file reuse it. Packages come from the indexes pip is configured with (`pip config list`,
+`PIP_INDEX_URL`, `PIP_EXTRA_INDEX_URL`, `PIP_FIND_LINKS`, `PIP_NO_INDEX`), since uv does not read
+pip.conf. The training script imports `aisdp_log.training`: the environment gets the running
+tool's own package through a `.pth` file (a line in the lock naming aisdp-log is skipped), so a
+lock file need not pin a tool version no index holds.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from aisdp_log.errors import AisdpLogError
+
+ENV_MODES = ("current", "lock")
+#: Lock files `--env lock` can build from (a `*.txt` is read as a requirements file).
+LOCK_KINDS = ("requirements.txt", "uv.lock", "poetry.lock", "pylock.toml")
+#: A first word that names a Python interpreter (`python`, `python3.11`, `pypy3`, ...).
+PYTHON_NAME = re.compile(r"^(python|pypy)(\d+(\.\d+)*)?[dmtu]*(\.exe)?$", re.IGNORECASE)
+#: Packages the pre-flight asks for: (distribution, module, key in run.json's environment).
+RECORDED_PACKAGES = (("torch", "torch", "torch"), ("numpy", "numpy", "numpy"))
+TOOL_DIST, TOOL_MODULE = "aisdp-log", "aisdp_log"
+PROBE_TIMEOUT = 120.0
+BUILD_TIMEOUT = 3600.0
+TAIL_LINES, TAIL_LINE_CHARS, TAIL_CHARS = 5, 200, 800
+
+# One process: the interpreter's version and each package's version (metadata) and whether its
+# module is importable (find_spec of a top-level name runs no module code).
+PROBE = r"""
+import importlib.metadata as md, importlib.util as iu, json, platform, sys
+out = {"executable": sys.executable, "python": platform.python_version(),
+       "implementation": platform.python_implementation(), "packages": {}}
+for dist, module in json.loads(sys.argv[1]):
+    try:
+        version = md.version(dist)
+    except Exception:
+        version = None
+    try:
+        found = iu.find_spec(module) is not None
+    except Exception:
+        found = False
+    out["packages"][dist] = {"version": version, "found": found}
+print(json.dumps(out))
+"""
+
+
+@dataclass
+class RunEnvironment:
+    """How the runs of one row start: the command, variables to set, and the `Environment`
+    text of its `Reruns` rows."""
+
+    command: list[str]
+    label: str
+    #: variables to set; None removes one (a locked environment drops PYTHONPATH)
+    variables: dict[str, str | None] = field(default_factory=dict)
+
+    def describe(self, captured: dict | None) -> str:
+        """The `Reruns` row's `Environment`: the label, then what the run itself recorded
+        (run.json's environment): for `lock` the versions the rebuilt environment had, for
+        both the CPU instruction set, which no environment rebuild can promise."""
+        from aisdp_log.record.environment import summarise
+
+        if not isinstance(captured, dict):
+            return self.label
+        try:
+            if self.label.startswith("lock:"):
+                extra = summarise(dict(captured, lock_file=None))
+            else:
+                isa = (captured.get("cpu") or {}).get("isa")
+                extra = f"cpu {isa}" if isa else ""
+        except (AttributeError, TypeError):  # a hand-edited run.json
+            extra = ""
+        return f"{self.label}; {extra}" if extra else self.label
+
+    def apply(self, env: dict) -> dict:
+        env = dict(env)
+        for name, value in self.variables.items():
+            if value is None:
+                env.pop(name, None)
+            else:
+                env[name] = value
+        return env
+
+
+@dataclass
+class Preparation:
+    """The pre-flight's verdict for every planned row."""
+
+    by_experiment: dict[str, RunEnvironment] = field(default_factory=dict)
+    lines: list[str] = field(default_factory=list)
+
+
+# --------------------------------------------------------------------------- the pre-flight
+
+def is_python(word: str) -> bool:
+    return bool(PYTHON_NAME.match(Path(word).name))
+
+
+def resolve_first_word(command: list[str], env: dict, cwd: Path) -> str | None:
+    """The executable the run will start, found as `subprocess.Popen` finds it: a word with a
+    slash relative to `cwd`, else on the PATH of the run's environment."""
+    first = command[0]
+    if os.sep in first or (os.altsep and os.altsep in first):
+        path = Path(first) if Path(first).is_absolute() else cwd / first
+        return str(path) if path.is_file() and os.access(path, os.X_OK) else None
+    return shutil.which(first, path=env.get("PATH", os.defpath))
+
+
+def probe(interpreter: str, wanted: list[tuple[str, str]], env: dict, cwd: Path) -> dict:
+    """Ask `interpreter` for its version and the packages in `wanted`; one line on failure."""
+    try:
+        result = subprocess.run([interpreter, "-c", PROBE, json.dumps(wanted)], cwd=cwd,
+                                env=env, capture_output=True, text=True,
+                                timeout=PROBE_TIMEOUT, stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise AisdpLogError(f"pre-flight: cannot run {interpreter}: "
+                            f"{getattr(exc, 'strerror', None) or exc}") from None
+    try:
+        answer = json.loads(result.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        reason = " | ".join(stderr_tail(result.stderr.encode()) or ["no answer"])
+        raise AisdpLogError(f"pre-flight: {interpreter} did not report its packages "
+                            f"(exit code {result.returncode}): {reason}") from None
+    return answer
+
+
+def recorded_environment(artefact_dir: Path, environment_cell: str | None) -> tuple[dict, str]:
+    """What the row recorded (run.json's `environment`, else versions read from the Environment
+    cell) and where it came from."""
+    try:
+        record = json.loads((artefact_dir / "run.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
+        record = None
+    environment = record.get("environment") if isinstance(record, dict) else None
+    if isinstance(environment, dict):
+        return environment, "run.json"
+    text = environment_cell or ""
+    found = {key: re.search(rf"(?:^|[;\s]){key} ([0-9][^\s;,]*)", text)
+             for key in ("python", "torch", "numpy")}
+    parsed = {"python": {"version": found["python"][1]} if found["python"] else None,
+              "torch": {"version": found["torch"][1]} if found["torch"] else None,
+              "numpy": found["numpy"][1] if found["numpy"] else None}
+    return parsed, "the Environment cell"
+
+
+def _wanted(recorded: dict, needs_tool: bool) -> list[tuple[str, str]]:
+    wanted = [(dist, module) for dist, module, key in RECORDED_PACKAGES if recorded.get(key)]
+    if needs_tool:
+        wanted.append((TOOL_DIST, TOOL_MODULE))
+    return wanted
+
+
+def _versions(env: dict) -> dict:
+    """The part of an environment the pre-flight compares, in capture_environment's shape."""
+    python: dict = env["python"] if isinstance(env.get("python"), dict) else {}
+    torch: dict | None = env["torch"] if isinstance(env.get("torch"), dict) else None
+    return {"python": {"version": python.get("version"),
+                       "implementation": python.get("implementation")},
+            "torch": {"version": torch.get("version")} if torch else None,
+            "numpy": env.get("numpy")}
+
+
+def _probed_as_environment(answer: dict) -> dict:
+    packages = answer.get("packages") or {}
+
+    def version(dist: str):
+        return (packages.get(dist) or {}).get("version")
+    return {"python": {"version": answer.get("python"),
+                       "implementation": answer.get("implementation")},
+            "torch": {"version": version("torch")} if "torch" in packages else None,
+            "numpy": version("numpy")}
+
+
+def check_interpreter(experiment_id: str, command: list[str], env: dict, cwd: Path,
+                      recorded: dict, source: str, needs_tool: bool, fix: str
+                      ) -> tuple[str, list[str]]:
+    """Pre-flight one row: (the `Environment` summary of the interpreter, lines to print).
+    Raises AisdpLogError naming the missing packages, the interpreter and `fix`."""
+    from aisdp_log.record.environment import diff_environments
+
+    first = command[0]
+    interpreter = resolve_first_word(command, env, cwd)
+    if interpreter is None:
+        raise AisdpLogError(f"{experiment_id}: the rerun command's {first!r} is not found on "
+                            f"PATH ({env.get('PATH', '')}); {fix}")
+    if not is_python(interpreter) and not is_python(first):
+        return (f"{interpreter} (not a Python interpreter: not checked)",
+                [f"{experiment_id}: pre-flight cannot check {first!r} ({interpreter}): it is "
+                 "not a Python interpreter, so the packages the row records are not verified "
+                 "before the run"])
+    answer = probe(interpreter, _wanted(recorded, needs_tool), env, cwd)
+    packages = answer.get("packages") or {}
+    missing = [dist for dist, info in packages.items() if not info.get("found")]
+    if missing:
+        wants = []
+        for dist in missing:
+            key = next((k for d, _, k in RECORDED_PACKAGES if d == dist), None)
+            value = recorded.get(key) if key else None
+            value = value.get("version") if isinstance(value, dict) else value
+            wants.append(f"{dist} {value}" if value else dist)
+        raise AisdpLogError(
+            f"{experiment_id}: {interpreter} (python {answer.get('python')}) has no "
+            f"{', '.join(missing)}, which the run needs ({source} records "
+            f"{', '.join(wants)}); {fix}")
+    summary = "; ".join([f"python {answer.get('python')}"] + [
+        f"{dist} {info.get('version') or '(version unknown)'}"
+        for dist, info in packages.items() if dist != TOOL_DIST])
+    changes = diff_environments(_versions(recorded), _probed_as_environment(answer))
+    lines = []
+    if changes:
+        lines.append(f"{experiment_id}: environment differs from the row's ({source}): "
+                     + "; ".join(changes) + f"; running with {interpreter} anyway")
+    return f"{interpreter} {summary}", lines
+
+
+# --------------------------------------------------------------------------- preparing a rerun
+
+def prepare(outcomes: list, command: tuple[str, ...] | list[str], env_mode: str,
+            repo_root: Path, dry_run: bool = False,
+            progress=None) -> Preparation:
+    """Pre-flight every planned row (and, for `lock`, build or reuse its environment) before
+    anything runs; raises AisdpLogError (exit 2) for a row that cannot run as asked."""
+    if env_mode not in ENV_MODES:
+        raise AisdpLogError(f"--env must be one of {', '.join(ENV_MODES)}, not {env_mode!r}")
+    result = Preparation()
+    env = dict(os.environ)
+    command = list(command)
+    for outcome in outcomes:
+        plan = outcome.plan
+        if plan is None:
+            continue
+        recorded, source = recorded_environment(plan.artefact_dir, plan.environment_cell)
+        needs_tool = source == "run.json"
+        if env_mode == "current":
+            summary, lines = check_interpreter(
+                plan.experiment_id, command, env, repo_root, recorded, source, needs_tool,
+                "activate the project's environment (where the training dependencies are "
+                "installed), or rerun with --env lock to build the row's locked environment")
+            result.by_experiment[plan.experiment_id] = RunEnvironment(
+                command, f"current: {summary}")
+            result.lines += lines
+            continue
+        lock_path, lock_hex, blob = read_lock(plan, repo_root)
+        label = f"lock: {lock_path} sha256:{lock_hex}"
+        base = _base_interpreter(command, env, repo_root)
+        folder = env_folder(lock_hex, base)
+        if dry_run:
+            state = "reuse" if folder.is_dir() else "build"
+            result.lines.append(f"{plan.experiment_id}: would {state} the environment of "
+                                f"{lock_path} sha256:{lock_hex[:12]} in {folder}")
+            result.by_experiment[plan.experiment_id] = RunEnvironment(command, label)
+            continue
+        venv, built = ensure_environment(folder, lock_path, blob, base, repo_root, plan.commit,
+                                         progress)
+        run_env = RunEnvironment(list(command), label, environment_variables(venv))
+        if is_python(command[0]):
+            run_env.command[0] = str(python_in(venv))
+        _, lines = check_interpreter(
+            plan.experiment_id, run_env.command, run_env.apply(env), repo_root, recorded, source,
+            needs_tool, f"the environment built from {lock_path} lacks it: add it to the lock "
+            f"file (the environment is in {venv})")
+        result.lines.append(f"{plan.experiment_id}: {'built' if built else 'reusing'} the "
+                            f"environment of {lock_path} sha256:{lock_hex[:12]} in {venv}")
+        result.lines += lines
+        result.by_experiment[plan.experiment_id] = run_env
+    return result
+
+
+def _base_interpreter(command: list[str], env: dict, cwd: Path) -> str:
+    """The Python a locked environment is made from: the command's own interpreter when it is
+    one (so `python` means the same version), else the one running this tool."""
+    found = resolve_first_word(command, env, cwd) if is_python(command[0]) else None
+    return found or sys.executable
+
+
+# --------------------------------------------------------------------------- lock files
+
+def read_lock(plan, repo_root: Path) -> tuple[str, str, bytes]:
+    """(path, full sha256, bytes) of the lock file the row names, read from git at the row's
+    commit and checked against the recorded hash."""
+    from aisdp_log.lint.checks.git import lock_entries
+
+    entries = lock_entries(plan.environment_cell or "")
+    recorded, _ = recorded_environment(plan.artefact_dir, None)
+    lock = recorded.get("lock_file") if isinstance(recorded.get("lock_file"), dict) else None
+    if not entries and lock and lock.get("path") and lock.get("sha256"):
+        entries = [(str(lock["path"]), str(lock["sha256"]).lower())]
+    usable = [(p, h) for p, h in entries if lock_kind(p)]
+    if not usable:
+        named = ", ".join(p for p, _ in entries) or "no lock file"
+        raise AisdpLogError(f"{plan.experiment_id}: --env lock needs a lock file "
+                            f"({', '.join(LOCK_KINDS)}) named as `<path> sha256:<hex>` in the "
+                            f"Environment cell; it names {named}")
+    path, digest = usable[0]
+    result = subprocess.run(["git", "cat-file", "blob", f"{plan.commit}:{path}"], cwd=repo_root,
+                            capture_output=True, env=dict(os.environ, GIT_OPTIONAL_LOCKS="0"))
+    if result.returncode != 0:
+        raise AisdpLogError(f"{plan.experiment_id}: {path} is not in commit "
+                            f"{plan.commit[:12]} (G005), so --env lock cannot rebuild it")
+    actual = hashlib.sha256(result.stdout).hexdigest()
+    if not actual.startswith(digest):
+        raise AisdpLogError(f"{plan.experiment_id}: {path} at commit {plan.commit[:12]} has "
+                            f"sha256 {actual[:12]}…, not the {digest[:12]}… the Environment cell "
+                            "names (G005); --env lock builds only the recorded file")
+    return path, actual, result.stdout
+
+
+def lock_kind(path: str) -> str | None:
+    name = Path(path).name
+    if name in ("uv.lock", "poetry.lock"):
+        return name
+    if name == "pylock.toml" or (name.startswith("pylock.") and name.endswith(".toml")):
+        return "pylock.toml"
+    if name.endswith(".txt") or name == "requirements.lock":
+        return "requirements.txt"
+    return None
+
+
+def requirements_from_lock(path: str, blob: bytes, uv: str, repo_root: Path, commit: str,
+                           work: Path) -> tuple[str, list[str]]:
+    """The lock file as requirements text for `uv pip install -r`, and notes."""
+    kind = lock_kind(path)
+    notes: list[str] = []
+    if kind == "requirements.txt":
+        text = blob.decode("utf-8", errors="replace")
+    elif kind == "uv.lock":
+        project = work / "project"
+        project.mkdir()
+        (project / "uv.lock").write_bytes(blob)
+        parent = str(Path(path).parent).replace(os.sep, "/")
+        spec_path = "pyproject.toml" if parent in ("", ".") else f"{parent}/pyproject.toml"
+        shown = subprocess.run(["git", "cat-file", "blob", f"{commit}:{spec_path}"],
+                               cwd=repo_root, capture_output=True)
+        if shown.returncode != 0:
+            raise AisdpLogError(f"{path}: uv export needs {spec_path} beside it, and commit "
+                                f"{commit[:12]} has none")
+        (project / "pyproject.toml").write_bytes(shown.stdout)
+        exported = _run([uv, "export", "--frozen", "--no-hashes", "--no-emit-project",
+                         "--format", "requirements-txt", "--directory", str(project)],
+                        f"uv export of {path}")
+        text = exported.stdout
+    else:
+        text = _requirements_from_toml(path, blob, kind or "lock file", notes)
+    kept = []
+    for line in text.splitlines():
+        if re.match(r"^\s*aisdp[-_.]log\b", line, re.IGNORECASE):
+            notes.append(f"{path}: `{line.strip()}` skipped: the running aisdp-log serves "
+                         "the run (via a .pth file)")
+            continue
+        kept.append(line)
+    return "\n".join(kept) + "\n", notes
+
+
+def _requirements_from_toml(path: str, blob: bytes, kind: str, notes: list[str]) -> str:
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib  # type: ignore[no-redef, import-not-found]
+    try:
+        data = tomllib.loads(blob.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise AisdpLogError(f"{path}: not a readable {kind}: {exc}") from None
+    entries = data.get("packages" if kind == "pylock.toml" else "package") or []
+    lines = []
+    for entry in entries if isinstance(entries, list) else []:
+        if not isinstance(entry, dict) or not entry.get("name"):
+            continue
+        source: dict = entry["source"] if isinstance(entry.get("source"), dict) else {}
+        if not entry.get("version") or source.get("type") in ("directory", "file", "git",
+                                                                "url"):
+            notes.append(f"{path}: {entry['name']} has no index version (a "
+                         f"{source.get('type') or 'local'} source) and is not installed")
+            continue
+        marker = entry.get("marker") if kind == "pylock.toml" else entry.get("markers")
+        line = f"{entry['name']}=={entry['version']}"
+        if isinstance(marker, str) and marker.strip():
+            line += f" ; {marker.strip()}"
+        lines.append(line)
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- building
+
+def cache_root() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "aisdp-log" / "envs"
+
+
+def env_folder(lock_hex: str, base_interpreter: str) -> Path:
+    """The cache folder of a lock file's environment: its sha256 and the base Python's version
+    (the same lock installs other wheels on another Python)."""
+    version = _python_version(base_interpreter)
+    return cache_root() / f"{lock_hex}-py{version}"
+
+
+def _python_version(interpreter: str) -> str:
+    result = subprocess.run([interpreter, "-c", "import platform; "
+                             "print(platform.python_version())"], capture_output=True,
+                            text=True, timeout=PROBE_TIMEOUT, stdin=subprocess.DEVNULL)
+    version = result.stdout.strip()
+    if result.returncode != 0 or not re.fullmatch(r"[0-9][0-9A-Za-z.+]*", version):
+        raise AisdpLogError(f"--env lock: {interpreter} does not report a Python version")
+    return version
+
+
+def python_in(venv: Path) -> Path:
+    return venv / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+
+
+def environment_variables(venv: Path) -> dict[str, str | None]:
+    """What a run in the environment sets: its bin folder first on PATH, VIRTUAL_ENV; and
+    PYTHONPATH / PYTHONHOME unset, so the shell's packages cannot leak into the locked set."""
+    bin_dir = python_in(venv).parent
+    return {"VIRTUAL_ENV": str(venv), "PYTHONPATH": None, "PYTHONHOME": None,
+            "PATH": str(bin_dir) + os.pathsep + os.environ.get("PATH", os.defpath)}
+
+
+def find_uv() -> str:
+    """uv on PATH, else the one the `uv` package installed beside this tool."""
+    found = shutil.which("uv")
+    if found:
+        return found
+    try:
+        from uv import find_uv_bin
+        return find_uv_bin()
+    except (ImportError, OSError, FileNotFoundError):  # no uv package, or no binary in it
+        pass
+    beside = Path(sys.executable).parent / ("uv.exe" if os.name == "nt" else "uv")
+    if beside.is_file():
+        return str(beside)
+    raise AisdpLogError("--env lock builds environments with uv, which is not installed: "
+                        "pip install 'aisdp-log[rerun]' (or pipx inject aisdp-log uv, or see "
+                        "https://docs.astral.sh/uv/getting-started/installation/)")
+
+
+def pip_index_options() -> tuple[list[str], dict[str, str]]:
+    """uv options for the indexes pip is configured with, and variables for uv (pip's `cert`).
+    pip's order: environment variables, then site, user and global configuration files."""
+    settings: dict[str, tuple[int, str]] = {}
+    rank = {":env:": 4, "site": 3, "user": 2, "global": 1}
+    for line in _pip_config_lines():
+        match = re.match(r"^([^.=]+)\.([^=]+)=(.*)$", line.strip())
+        if not match:
+            continue
+        scope, key, value = match[1], match[2], match[3]
+        try:
+            value = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            value = value.strip("'\"")
+        priority = rank.get(scope, 1)
+        if key not in settings or settings[key][0] <= priority:
+            settings[key] = (priority, str(value))
+    for key in ("index-url", "extra-index-url", "find-links", "no-index", "cert"):
+        value = os.environ.get("PIP_" + key.upper().replace("-", "_"))
+        if value is not None:
+            settings[key] = (5, value)
+    options: list[str] = []
+    if settings.get("no-index", (0, ""))[1].strip().lower() in ("1", "true", "yes", "on"):
+        options.append("--no-index")
+    elif "index-url" in settings:
+        options += ["--index-url", settings["index-url"][1].split()[0]]
+    for url in settings.get("extra-index-url", (0, ""))[1].split():
+        options += ["--extra-index-url", url]
+    for place in settings.get("find-links", (0, ""))[1].split():
+        options += ["--find-links", place]
+    variables = {}
+    if "cert" in settings and not os.environ.get("SSL_CERT_FILE"):
+        variables["SSL_CERT_FILE"] = settings["cert"][1]
+    return options, variables
+
+
+def _pip_config_lines() -> list[str]:
+    for command in ([sys.executable, "-m", "pip"], [shutil.which("pip") or "pip"]):
+        try:
+            result = subprocess.run([*command, "config", "list"], capture_output=True,
+                                    text=True, timeout=60, stdin=subprocess.DEVNULL,
+                                    env=dict(os.environ, PIP_DISABLE_PIP_VERSION_CHECK="1"))
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+        if result.returncode == 0:
+            return result.stdout.splitlines()
+    return []  # no pip: the PIP_* variables alone say where packages come from
+
+
+def ensure_environment(folder: Path, lock_path: str, blob: bytes, base: str, repo_root: Path,
+                       commit: str, progress=None) -> tuple[Path, bool]:
+    """The environment in `folder`, built first if absent; (folder, whether built now)."""
+    if python_in(folder).exists():
+        _link_tool(folder)
+        return folder, False
+    uv = find_uv()
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    building = Path(tempfile.mkdtemp(prefix=f".{folder.name[:16]}-", dir=folder.parent))
+    try:
+        with tempfile.TemporaryDirectory(prefix="aisdp-lock-") as work:
+            requirements, notes = requirements_from_lock(lock_path, blob, uv, repo_root, commit,
+                                                         Path(work))
+            listed = Path(work) / "requirements.txt"
+            listed.write_text(requirements, encoding="utf-8")
+            if progress:
+                progress(f"building the environment of {lock_path} in {folder} (uv)")
+                for note in notes:
+                    progress(note)
+            options, variables = pip_index_options()
+            _run([uv, "venv", "--quiet", "--relocatable", "--python", base, str(building)],
+                 "uv venv")
+            if requirements.strip():
+                _run([uv, "pip", "install", "--quiet", "--python", str(python_in(building)),
+                      *options, "-r", str(listed)], f"uv pip install -r {lock_path}",
+                     variables)
+        (building / "aisdp-env.json").write_text(json.dumps({
+            "lock_file": lock_path, "commit": commit,
+            "sha256": hashlib.sha256(blob).hexdigest(), "base_python": base}, indent=2) + "\n")
+        _link_tool(building)
+        try:
+            os.rename(building, folder)
+        except OSError:
+            if not python_in(folder).exists():
+                raise
+            shutil.rmtree(building, ignore_errors=True)  # another rerun built it meanwhile
+            return folder, False
+    except BaseException:
+        shutil.rmtree(building, ignore_errors=True)
+        raise
+    return folder, True
+
+
+def _link_tool(venv: Path) -> None:
+    """Make the running aisdp_log importable in the environment: `<venv>/aisdp-tool/aisdp_log`
+    links to this package, and a relative `.pth` line puts `aisdp-tool` on sys.path (relative,
+    so it survives the rename of the build folder). Refreshed on every use: it follows the
+    installed tool. Only aisdp_log is exposed, never the rest of the tool's site-packages."""
+    package = Path(__file__).resolve().parent
+    holder = venv / "aisdp-tool"
+    holder.mkdir(exist_ok=True)
+    link = holder / TOOL_MODULE
+    if not (link.is_symlink() and os.readlink(link) == str(package)):
+        fresh = holder / f".{TOOL_MODULE}.{os.getpid()}"
+        if fresh.is_symlink():
+            fresh.unlink()
+        os.symlink(package, fresh, target_is_directory=True)
+        os.replace(fresh, link)
+    for site in list(venv.glob("lib/python*/site-packages")) + list(venv.glob("Lib/site-packages")):
+        pth = site / "aisdp-log-tool.pth"
+        line = os.path.relpath(holder, site) + "\n"
+        if not pth.exists() or pth.read_text() != line:
+            pth.write_text(line)
+
+
+def _run(command: list[str], what: str, variables: dict | None = None
+         ) -> subprocess.CompletedProcess:
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, timeout=BUILD_TIMEOUT,
+                                stdin=subprocess.DEVNULL, env=dict(os.environ, **(variables or {})))
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise AisdpLogError(f"--env lock: {what} failed: "
+                            f"{getattr(exc, 'strerror', None) or exc}") from None
+    if result.returncode != 0:
+        reason = " | ".join(stderr_tail(result.stderr.encode(), lines=3)) or \
+            f"exit code {result.returncode}"
+        raise AisdpLogError(f"--env lock: {what} failed: {reason}")
+    return result
+
+
+# --------------------------------------------------------------------------- failed runs
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]|\x1b\[[0-9;?]*[A-Za-z]")
+
+
+def stderr_tail(data: bytes, lines: int = TAIL_LINES) -> list[str]:
+    """The last non-empty lines of a run's stderr, control characters (and terminal colour
+    codes) removed, each line and the whole bounded in length: why a run failed, fit for a
+    cell and a terminal."""
+    text = data[-64 * 1024:].decode("utf-8", errors="replace").replace("\r", "\n")
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", text)
+    kept = [_CONTROL.sub("", line).rstrip() for line in text.split("\n")]
+    kept = [line if len(line) <= TAIL_LINE_CHARS else line[:TAIL_LINE_CHARS - 1] + "…"
+            for line in kept if line.strip()][-lines:]
+    while kept and sum(len(line) + 1 for line in kept) > TAIL_CHARS:
+        kept.pop(0)
+    return kept
+
+
+def read_stderr_tail(path: Path) -> str | None:
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            fh.seek(max(0, fh.tell() - 64 * 1024))
+            data = fh.read()
+    except OSError:
+        return None
+    return "\n".join(stderr_tail(data)) or None

@@ -1,0 +1,292 @@
+"""`aisdp-log bundle`: one zip an assessor keeps for ten years and checks with standard tools.
+
+Layout: the log under its own name; `reviews/review-<period>.{html,md,json,json.sig}`;
+`artefacts/<ID>/...` (each reviewed row's artefact folder, rerun folders left out);
+`locks/<commit>/<path>` (the lock files the rows' `Environment` names, from git objects);
+`allowed_signers`; `SHA256SUMS` (sha256sum format, every other file); `VERIFY.md`. The zip is
+deterministic: members sorted, fixed timestamps and modes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import stat
+import subprocess
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from aisdp_log.signing import signatures, signoff
+from aisdp_log.errors import AisdpLogError
+from aisdp_log.signing.verify import BUNDLE_ALLOWED_SIGNERS, BUNDLE_SUMS
+
+FIXED_TIME = (1980, 1, 1, 0, 0, 0)
+COMMIT = re.compile(r"^[0-9a-fA-F]{7,40}$")
+#: Artefact sub-folders left out: rerun outputs are evidence of the rerun, kept in the log.
+SKIPPED_FOLDERS = ("reruns",)
+
+
+@dataclass
+class BundleResult:
+    path: Path
+    #: name in the bundle -> size in bytes
+    files: dict[str, int] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def write_bundle(log_path: Path | str, output: Path | str, *, period: str | None = None,
+                 reviews_dir: Path | str | None = None, repo: Path | str | None = None
+                 ) -> BundleResult:
+    """Write the evidence bundle of `log_path` to `output` (see the module docstring)."""
+    from aisdp_log.system.atomic import atomic_replace
+    from aisdp_log.review.gather import LOCK_IN_ENVIRONMENT, artefact_folder, parse_period, resolve_setting
+    from aisdp_log.workbook.reader import display_name, load_log
+
+    log_path, output = Path(log_path), Path(output)
+    if not log_path.is_file():
+        raise AisdpLogError(f"{display_name(log_path)}: no such file; check the path")
+    if output.exists() and output.is_dir():
+        raise AisdpLogError(f"{output}: -o must be a file name ending in .zip")
+    period = parse_period(period) if period else None
+    root, git_root, config = resolve_setting(log_path, repo, None)
+    result = BundleResult(output)
+    members: dict[str, Path | bytes] = {log_path.name: log_path}
+    log = load_log(log_path, config)
+    try:
+        records = [r for r in signoff.read_signoffs(log.workbook)
+                   if period is None or r.period == period]
+        if not records:
+            raise AisdpLogError(f"{display_name(log_path)}: no sign-off"
+                                f"{' of ' + period if period else ''} to bundle; sign the "
+                                "review first (`aisdp-log review LOG --sign ...`)")
+        rows: dict = {}
+        for row in log.rows:
+            rows.setdefault(log.experiment_id(row), row)
+        reviewed = list(dict.fromkeys(i for r in records for i in r.experiment_ids))
+        for experiment_id in reviewed:
+            reviewed_row = rows.get(experiment_id)
+            if reviewed_row is None:
+                result.notes.append(f"{experiment_id}: signed but no longer in the log; no "
+                                    "artefacts bundled for it")
+                continue
+            folder = artefact_folder(config.artefacts_dir, experiment_id, config.id_regex)
+            if folder is None:
+                result.notes.append(f"{experiment_id}: no artefact folder under "
+                                    f"{config.artefacts_dir}")
+            else:
+                for file in _folder_files(folder, result.notes):
+                    members["artefacts/" + experiment_id + "/" +
+                            file.relative_to(folder).as_posix()] = file
+            environment = log.typed(reviewed_row, "environment")
+            commit = log.typed(reviewed_row, "code_commit")
+            for match in LOCK_IN_ENVIRONMENT.finditer(str(environment or "")):
+                blob = _lock_at_commit(git_root, str(commit or ""), match["path"])
+                if isinstance(blob, str):
+                    result.notes.append(f"{experiment_id}: {blob}")
+                else:
+                    full, data = blob
+                    members[f"locks/{full}/{match['path'].removeprefix('./')}"] = data
+        latest = {}
+        for record in records:
+            latest[record.period] = record
+        # where `review -o` usually writes: beside the log, its reviews/ folder, or here
+        folder = log_path.resolve().parent
+        search = [Path(reviews_dir)] if reviews_dir else [folder, folder / "reviews", Path.cwd()]
+        for review_period, record in sorted(latest.items()):
+            _add_review(members, review_period, record, search, result.notes)
+    finally:
+        log.workbook.close()
+    allowed, source = signatures.allowed_signers_file(git_root or root)
+    if allowed is not None and allowed.is_file():
+        members[BUNDLE_ALLOWED_SIGNERS] = allowed
+    else:
+        result.notes.append("no allowed signers file (git config gpg.ssh.allowedSignersFile or "
+                            ".aisdp/allowed_signers): the bundle's signatures can be checked "
+                            "only against a list the assessor brings")
+        allowed = None
+    sums = {name: (signatures.sha256_hex(item) if isinstance(item, bytes)
+                   else _file_sha256(item)) for name, item in members.items()}
+    verify_md = _verify_text(members, allowed, log_path.name).encode("utf-8")
+    # VERIFY.md is covered too: SHA256SUMS is the one file outside the sums
+    members["VERIFY.md"] = verify_md
+    sums["VERIFY.md"] = signatures.sha256_hex(verify_md)
+    members[BUNDLE_SUMS] = "".join(f"{sums[name]}  {name}\n"
+                                   for name in sorted(sums)).encode("utf-8")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_replace(output, suffix=".zip.tmp") as temp:
+        with zipfile.ZipFile(temp, "w", zipfile.ZIP_DEFLATED, compresslevel=6) as archive:
+            for name in sorted(members):
+                result.files[name] = _write_member(archive, name, members[name])
+    return result
+
+
+def _folder_files(folder: Path, notes: list[str]) -> list[Path]:
+    """Regular files under `folder`, sorted; rerun folders left out, and links and other
+    non-files left out with a note (a link could lead out of the artefact folder)."""
+    found = []
+    for current, folders, files in os.walk(folder, followlinks=False):
+        here = Path(current)
+        links = [f for f in folders if (here / f).is_symlink()]
+        folders[:] = sorted(f for f in folders if not (here == folder and f in SKIPPED_FOLDERS)
+                            and f not in links)
+        for name in sorted(files) + links:
+            path = here / name
+            relative = path.relative_to(folder).as_posix()
+            if not stat.S_ISREG(path.lstat().st_mode):
+                notes.append(f"{path}: not a regular file (a link?); not bundled")
+                continue
+            if any(ch in relative for ch in "\n\r\\"):
+                # sha256sum would escape the name, and the zip would not extract the same
+                raise AisdpLogError(f"{path}: a file name with a line break or backslash "
+                                    "cannot go into SHA256SUMS; rename it")
+            found.append(path)
+    return found
+
+
+def _lock_at_commit(git_root: Path | None, commit: str, path: str) -> tuple[str, bytes] | str:
+    """(full commit, the lock file's bytes at it), or why it cannot be read. Commit and path
+    are cell text: the commit must be hex, the path relative without `..`; both reach git as
+    one argument, never through a shell."""
+    if git_root is None:
+        return f"{path}: no git repository to read it from"
+    if not COMMIT.match(commit.strip()):
+        return f"{path}: code commit {commit!r} is not a commit SHA"
+    parts = Path(path).parts
+    if Path(path).is_absolute() or ".." in parts or path.startswith("-"):
+        return f"{path}: not a path inside the repository"
+    try:
+        full = subprocess.run(["git", "rev-parse", "--verify", "-q",
+                               f"{commit.strip()}^{{commit}}"], cwd=git_root,
+                              capture_output=True, text=True, timeout=60).stdout.strip()
+        if not full:
+            return f"{path}: commit {commit} is not in the repository"
+        blob = subprocess.run(["git", "cat-file", "blob", f"{full}:{path.removeprefix('./')}"],
+                              cwd=git_root, capture_output=True, timeout=60)
+    except (OSError, subprocess.SubprocessError) as exc:
+        return f"{path}: git failed ({exc})"
+    if blob.returncode != 0:
+        return f"{path}: not in commit {full[:12]}"
+    return full, blob.stdout
+
+
+def _add_review(members: dict, period: str, record, search: list[Path], notes: list) -> None:
+    """The period's latest sign-off: its statement and signature (from the workbook, which
+    carries them) and the review files whose sha256 the statement records."""
+    statement = None
+    if record.statement:
+        statement, problem = signatures.parse_statement(record.statement)
+        if statement is None:
+            notes.append(f"{period}: {problem}; its review files are bundled unchecked")
+        members[f"reviews/review-{period}.json"] = record.statement.encode("utf-8")
+    if record.signature:
+        members[f"reviews/review-{period}.json.sig"] = \
+            signatures.normalise_armor(record.signature).encode("ascii", "replace")
+    wanted = {"html": f"review-{period}.html", "markdown": f"review-{period}.md"}
+    for kind, name in wanted.items():
+        signed = ((statement or {}).get("review") or {}).get(kind, {}).get("sha256")
+        candidates = [folder / name for folder in search if (folder / name).is_file()]
+        if signed:
+            matching = [c for c in candidates if _file_sha256(c) == signed]
+            if not matching:
+                where = ", ".join(str(f) for f in search)
+                raise AisdpLogError(f"{name}: no copy in {where} has the sha256 the signed "
+                                    f"statement of {period} records (re-rendered since "
+                                    "signing?); pass --reviews with the folder of the signed "
+                                    "files")
+            members[f"reviews/{name}"] = matching[0]
+        elif candidates:
+            members[f"reviews/{name}"] = candidates[0]
+            notes.append(f"{name}: bundled, but no signed statement records its sha256")
+        else:
+            notes.append(f"{name}: not found in {', '.join(str(f) for f in search)}")
+
+
+def _write_member(archive: zipfile.ZipFile, name: str, item: Path | bytes) -> int:
+    info = zipfile.ZipInfo(name, date_time=FIXED_TIME)
+    info.compress_type = zipfile.ZIP_DEFLATED
+    info.external_attr = (stat.S_IFREG | 0o644) << 16
+    info.create_system = 3
+    if isinstance(item, bytes):
+        archive.writestr(info, item, compresslevel=6)
+        return len(item)
+    size = 0
+    with open(item, "rb") as source, archive.open(info, "w") as target:
+        while chunk := source.read(1 << 20):
+            target.write(chunk)
+            size += len(chunk)
+    return size
+
+
+def _verify_text(members: dict, allowed: Path | None,
+                 log_name: str) -> str:
+    """VERIFY.md: the exact commands that check the bundle with coreutils and OpenSSH."""
+    lines = [
+        f"# Checking this evidence bundle of {log_name}",
+        "",
+        "Written by aisdp-log. Every check below needs only `sha256sum` (GNU coreutils) and",
+        "`ssh-keygen` (OpenSSH 8.2 or later); unzip the bundle and run them in its folder.",
+        "",
+        "## 1. Every file is as it was written",
+        "",
+        "```sh",
+        f"sha256sum -c {BUNDLE_SUMS}",
+        "```",
+        "",
+        f"Every line must end in `OK`. `{BUNDLE_SUMS}` covers every other file of the bundle.",
+        "",
+        "## 2. Each sign-off is signed by a trusted key",
+        "",
+    ]
+    statements = sorted(n for n in members if n.startswith("reviews/") and n.endswith(".json"))
+    signed = [n for n in statements if n + ".sig" in members]
+    if allowed is None:
+        lines += ["This bundle holds no allowed signers file: use one you trust, in OpenSSH",
+                  "allowed_signers format (`principal key-type base64-key`).", ""]
+    else:
+        lines += [f"`{BUNDLE_ALLOWED_SIGNERS}` lists the keys the team trusted when the bundle "
+                  "was written; an", "assessor should prefer a copy kept elsewhere "
+                  "(`-f` below).", ""]
+    for name in signed:
+        principal = "PRINCIPAL"
+        if allowed is not None:
+            statement = members[name]
+            statement = statement if isinstance(statement, bytes) else statement.read_bytes()
+            sig = members[name + ".sig"]
+            check = signatures.check_signature(statement, sig.decode("ascii", "replace"),
+                                               allowed)
+            principal = check.principals[0] if check.principals else principal
+        lines += ["```sh",
+                  f"ssh-keygen -Y find-principals -f {BUNDLE_ALLOWED_SIGNERS} -s {name}.sig",
+                  f"ssh-keygen -Y verify -f {BUNDLE_ALLOWED_SIGNERS} -I {principal} "
+                  f"-n {signatures.NAMESPACE} -s {name}.sig < {name}",
+                  "```", ""]
+    if not signed:
+        lines += ["No sign-off in this bundle is cryptographically signed.", ""]
+    unsigned = [n for n in statements if n not in signed]
+    if unsigned:
+        lines += ["Not cryptographically signed: " + ", ".join(f"`{n}`" for n in unsigned), ""]
+    lines += ["`verify` must print `Good \"aisdp-log\" signature for <principal>`.", "",
+              "## 3. Each signed statement names its review files", ""]
+    for name in statements:
+        item = members[name]
+        statement, _ = signatures.parse_statement(
+            (item if isinstance(item, bytes) else item.read_bytes()).decode("utf-8", "replace"))
+        for entry in ((statement or {}).get("review") or {}).values():
+            lines += [f"- `sha256sum reviews/{entry.get('file')}` must print "
+                      f"`{entry.get('sha256')}` (as `{name}` records)"]
+    lines += ["", "## 4. The signed rows", "",
+              "Each statement's `rows` holds the sha256 of every reviewed row of the log as it "
+              "was signed.", "`aisdp-log verify BUNDLE.zip` recomputes them from the bundled "
+              f"`{log_name}` and", "names any cell changed since (R006); it also checks the "
+              "chain of sign-offs (R009).", ""]
+    return "\n".join(lines)

@@ -1,0 +1,267 @@
+"""SSH signatures of sign-offs: the canonical statement, `ssh-keygen -Y`, allowed signers.
+
+A signed sign-off is a statement (`review-<period>.json`: compact JSON, sorted keys, UTF-8)
+signed with `ssh-keygen -Y sign -n aisdp-log`, the way git signs commits with SSH keys. Any
+machine with OpenSSH 8.2+ checks it with `ssh-keygen -Y verify`, no aisdp-log needed, for as
+long as the statement and the signature are kept (Annex IV 2(g), Article 18).
+
+Every `ssh-keygen` call gets its arguments as a list (no shell) and its data on stdin; cell
+text never becomes an option: a principal is passed after `-I`, a statement on stdin.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import os
+import re
+import shutil
+import struct
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from aisdp_log.errors import AisdpLogError
+
+NAMESPACE = "aisdp-log"
+STATEMENT_FORMAT = "aisdp-log sign-off 1"
+ALLOWED_SIGNERS_IN_REPO = Path(".aisdp") / "allowed_signers"
+FINGERPRINT = re.compile(r"SHA256:[A-Za-z0-9+/]{43}")
+ARMOR_BEGIN = "-----BEGIN SSH SIGNATURE-----"
+ARMOR_END = "-----END SSH SIGNATURE-----"
+TIMEOUT = 60
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+# --------------------------------------------------------------------------- the statement
+
+def statement_text(statement: dict) -> str:
+    """The canonical text of a statement: sorted keys, no spaces, non-ASCII kept as UTF-8."""
+    return json.dumps(statement, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
+def statement_bytes(statement: dict) -> bytes:
+    return statement_text(statement).encode("utf-8")
+
+
+def build_statement(*, period: str, name_and_role: str, signed_at: str, key: str | None,
+                    rows: dict[str, dict], html_sha256: str, markdown_sha256: str,
+                    previous: str | None, tool_version: str, log_name: str) -> dict:
+    """The statement a sign-off signs (see the module docstring)."""
+    name, _, role = name_and_role.partition(",")
+    return {
+        "format": STATEMENT_FORMAT,
+        "period": period,
+        "signer": {"name": name.strip(), "role": role.strip()},
+        "signed_at": signed_at,
+        "key": key,
+        "rows": rows,
+        "review": {"html": {"file": f"review-{period}.html", "sha256": html_sha256},
+                   "markdown": {"file": f"review-{period}.md", "sha256": markdown_sha256}},
+        "previous": previous,
+        "tool_version": tool_version,
+        "log": log_name,
+    }
+
+
+def parse_statement(text: str) -> tuple[dict | None, str | None]:
+    """(statement, None) or (None, why it cannot be read)."""
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError):
+        return None, "the Statement cell is not valid JSON"
+    if not isinstance(data, dict) or data.get("format") != STATEMENT_FORMAT:
+        return None, f"the Statement cell is not an {STATEMENT_FORMAT!r} statement"
+    if not isinstance(data.get("rows"), dict) or not isinstance(data.get("signer"), dict):
+        return None, "the Statement cell lacks its rows or signer"
+    return data, None
+
+
+def normalise_armor(text: str) -> str:
+    """An armored signature as ssh-keygen writes it, whatever line endings a spreadsheet
+    program gave the cell."""
+    lines = [line.strip() for line in str(text).replace("\r", "\n").split("\n") if line.strip()]
+    return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------- ssh-keygen
+
+def ssh_keygen() -> str:
+    found = shutil.which("ssh-keygen")
+    if found is None:
+        raise AisdpLogError("ssh-keygen not found: install OpenSSH 8.2 or later "
+                            "(Debian/Ubuntu: apt-get install openssh-client)")
+    return found
+
+
+def _run(args: list[str], data: bytes | None = None) -> subprocess.CompletedProcess:
+    try:
+        return subprocess.run([ssh_keygen(), *args], input=data if data is not None else b"",
+                              capture_output=True, timeout=TIMEOUT)
+    except subprocess.TimeoutExpired as exc:
+        raise AisdpLogError(f"ssh-keygen {args[0]} {args[1] if len(args) > 1 else ''} gave no "
+                            f"answer in {TIMEOUT} s (a passphrase prompt?)") from exc
+    except OSError as exc:
+        raise AisdpLogError(f"ssh-keygen could not run: {exc.strerror or exc}") from exc
+
+
+def _first_line(data: bytes) -> str:
+    lines = data.decode("utf-8", "replace").strip().splitlines()
+    return lines[-1].strip() if lines else "no message"
+
+
+def key_fingerprint(key: Path) -> str:
+    """`SHA256:...` of a private or public key file; AisdpLogError where it is no key."""
+    if not key.is_file():
+        raise AisdpLogError(f"{key}: signing key not found")
+    done = _run(["-l", "-E", "sha256", "-f", str(key)])
+    match = FINGERPRINT.search(done.stdout.decode("ascii", "replace"))
+    if done.returncode != 0 or match is None:
+        raise AisdpLogError(f"{key}: not an SSH key ({_first_line(done.stderr)})")
+    return match.group()
+
+
+def sign(data: bytes, key: Path) -> str:
+    """The armored `ssh-keygen -Y sign` signature of `data`. `key` is a private key file, or a
+    public key whose private half an ssh-agent holds."""
+    done = _run(["-Y", "sign", "-n", NAMESPACE, "-f", str(key)], data)
+    text = done.stdout.decode("ascii", "replace")
+    if done.returncode != 0 or ARMOR_BEGIN not in text:
+        raise AisdpLogError(f"{key}: ssh-keygen could not sign ({_first_line(done.stderr)})")
+    return normalise_armor(text)
+
+
+@dataclass
+class SignatureCheck:
+    """What ssh-keygen says about one signature of one statement."""
+
+    valid: bool                 # the signature matches the statement (any key)
+    fingerprint: str | None     # the key that made the signature
+    principals: list[str]       # allowed signers listing that key (empty: untrusted)
+    verified: bool              # `ssh-keygen -Y verify` accepted it for principals[0]
+    detail: str = ""
+
+
+def signature_key(signature: str) -> tuple[str, str] | None:
+    """(the signing key as base64, as allowed signers files write it; its SHA256:
+    fingerprint), read from an armored SSHSIG blob; None where it is no such blob."""
+    body = "".join(line for line in normalise_armor(signature).splitlines()
+                   if not line.startswith("-----"))
+    try:
+        blob = base64.b64decode(body, validate=True)
+    except (ValueError, binascii.Error):
+        return None
+    # SSHSIG: magic "SSHSIG", uint32 version, string public key, ... (PROTOCOL.sshsig)
+    if not blob.startswith(b"SSHSIG") or len(blob) < 14:
+        return None
+    length = struct.unpack(">I", blob[10:14])[0]
+    key = blob[14:14 + length]
+    if len(key) != length or not key:
+        return None
+    digest = base64.b64encode(hashlib.sha256(key).digest()).decode("ascii").rstrip("=")
+    return base64.b64encode(key).decode("ascii"), f"SHA256:{digest}"
+
+
+def principals_for(key_base64: str, allowed_signers: Path) -> list[str] | None:
+    """The principals an allowed signers file lists `key_base64` for (without the options a
+    line may carry); None where the file cannot be read."""
+    try:
+        text = allowed_signers.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    found = []
+    for line in text.splitlines():
+        words = line.split()
+        if words and not words[0].startswith("#") and key_base64 in words[1:]:
+            found += [p for p in words[0].split(",") if p]
+    # `-I` needs a principal, not a pattern: plain names first
+    return sorted(found, key=lambda p: "*" in p or "?" in p)
+
+
+def check_signature(statement: bytes, signature: str, allowed_signers: Path | None
+                    ) -> SignatureCheck:
+    """Check a signature as an assessor would: `ssh-keygen -Y verify -I <principal>` with the
+    principal the allowed signers give the signature's key. Only where that fails (or no
+    principal lists the key) does `-Y check-novalidate` tell a bad signature from a good one
+    by an unlisted key: one ssh-keygen process for a good signature, two at most."""
+    parsed = signature_key(signature)
+    fingerprint = parsed[1] if parsed else None
+    with tempfile.TemporaryDirectory(prefix="aisdp-log-sig-") as folder:
+        sig_path = Path(folder) / "statement.sig"
+        sig_path.write_text(normalise_armor(signature), encoding="ascii", errors="replace")
+        principals: list[str] = []
+        refused = ""
+        if allowed_signers is not None and parsed is not None:
+            principals = principals_for(parsed[0], allowed_signers) or []
+        if principals:
+            verify = _run(["-Y", "verify", "-f", str(allowed_signers), "-I", principals[0],
+                           "-n", NAMESPACE, "-s", str(sig_path)], statement)
+            if verify.returncode == 0:
+                return SignatureCheck(True, fingerprint, principals, True,
+                                      _first_line(verify.stdout))
+            refused = _first_line(verify.stdout + verify.stderr)
+        done = _run(["-Y", "check-novalidate", "-n", NAMESPACE, "-s", str(sig_path)], statement)
+        out = done.stdout.decode("utf-8", "replace") + done.stderr.decode("utf-8", "replace")
+        match = FINGERPRINT.search(out)
+        fingerprint = match.group() if match else fingerprint
+        if done.returncode != 0:
+            return SignatureCheck(False, fingerprint, [], False, _first_line(done.stderr))
+        if allowed_signers is None:
+            return SignatureCheck(True, fingerprint, [], False, "no allowed signers file")
+        if principals:  # listed, good signature, and still refused (expired, options)
+            return SignatureCheck(True, fingerprint, principals, False, refused)
+        return SignatureCheck(True, fingerprint, [], False, "key not in the allowed signers")
+
+
+# --------------------------------------------------------------------------- git settings
+
+def git_config(repo: Path | None, name: str, *, path: bool = False) -> str | None:
+    """One `git config` value as git resolves it in `repo` (local, global, system), or None."""
+    if shutil.which("git") is None:
+        return None
+    args = ["git", "config", *(["--path"] if path else []), "--get", name]
+    try:
+        done = subprocess.run(args, cwd=repo if repo and repo.is_dir() else None,
+                              capture_output=True, text=True, timeout=TIMEOUT)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    value = done.stdout.strip()
+    return value if done.returncode == 0 and value else None
+
+
+def default_signing_key(repo: Path | None, scratch: Path) -> Path | None:
+    """git's `user.signingkey` when `gpg.format` is `ssh`: a key file, or a literal public
+    key (`ssh-ed25519 AAAA...` or `key::...`) written to `scratch` for the agent to sign with."""
+    if (git_config(repo, "gpg.format") or "").strip().lower() != "ssh":
+        return None
+    value = git_config(repo, "user.signingkey", path=True)
+    if value is None:
+        return None
+    literal = value[5:] if value.startswith("key::") else value
+    if literal.startswith(("ssh-", "ecdsa-", "sk-")):
+        scratch.write_text(literal.strip() + "\n", encoding="utf-8")
+        return scratch
+    key = Path(os.path.expanduser(value))
+    if not key.is_absolute() and repo is not None:
+        key = repo / key
+    return key
+
+
+def allowed_signers_file(repo: Path | None) -> tuple[Path | None, str]:
+    """(the allowed signers file, where the setting came from): git's
+    `gpg.ssh.allowedSignersFile`, else `.aisdp/allowed_signers` in the repository."""
+    configured = git_config(repo, "gpg.ssh.allowedSignersFile", path=True)
+    if configured:
+        path = Path(os.path.expanduser(configured))
+        if not path.is_absolute() and repo is not None:
+            path = repo / path
+        return path, "git config gpg.ssh.allowedSignersFile"
+    if repo is not None and (repo / ALLOWED_SIGNERS_IN_REPO).is_file():
+        return repo / ALLOWED_SIGNERS_IN_REPO, str(ALLOWED_SIGNERS_IN_REPO)
+    return None, "none configured"

@@ -1,0 +1,120 @@
+"""Whole file or nothing: every file aisdp-log writes is replaced atomically through here.
+
+Measured here (FACTS.md): a plain `save(path)` killed mid-write leaves a truncated,
+unrecoverable file; a temp file in the same folder, fsync and `os.replace` leaves the original
+intact. `mkstemp` makes files 0600, so the temp file gets the original's mode (or what `open()`
+would give a new file) before it takes the original's place.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import stat
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+from aisdp_log.errors import WriteFailed
+
+
+def new_file_mode() -> int:
+    """The mode `open()` gives a new file under the current umask."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+def temp_prefix(name: str) -> str:
+    """The start of a temp file's name for `name`: our pid in it, so a later writer can tell
+    the temp files of dead processes (guard.remove_stale_temps) from live ones."""
+    return f"{name}.{os.getpid()}-"
+
+
+@contextlib.contextmanager
+def atomic_replace(path: Path | str, *, suffix: str = ".tmp", mode: int | None = None,
+                   temp_dir: Path | str | None = None) -> Iterator[Path]:
+    """Yield a temporary path for the caller to write in full: beside `path`, or in
+    `temp_dir` (same file system; the log's writers use `.aisdp-log/`, see guard.py).
+
+    On a clean exit the temp file is fsynced, given `mode` (default: the mode `path` has now,
+    else a new file's) and `path`'s owner and group where it has them, moved over `path`
+    with `os.replace`, and the folder is fsynced. On any exception (including one the caller
+    raises to refuse the write) the temp file is removed and `path` is untouched; an OSError
+    (disk full, quota, I/O error, permission) becomes WriteFailed naming `path` and the
+    cause."""
+    path = Path(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    temp: Path | None = None
+    try:
+        fd, name = tempfile.mkstemp(dir=folder if temp_dir is None else temp_dir,
+                                    prefix=("." if temp_dir is None else "")
+                                    + temp_prefix(path.name), suffix=suffix)
+        os.close(fd)
+        temp = Path(name)
+        yield temp
+        with open(temp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        try:
+            original = os.stat(path)
+        except FileNotFoundError:
+            original = None
+        if mode is None:
+            mode = stat.S_IMODE(original.st_mode) if original is not None else new_file_mode()
+        os.chmod(temp, mode)
+        if original is not None and hasattr(os, "chown"):
+            _keep_owner(temp, original)
+        os.replace(temp, path)
+    except WriteFailed:
+        _remove(temp)
+        raise
+    except OSError as exc:
+        _remove(temp)
+        raise WriteFailed(f"{path}: not written ({_cause(exc)}); the file is as it was"
+                          ) from None
+    except BaseException:
+        _remove(temp)
+        raise
+    fsync_folder(folder)
+
+
+def _keep_owner(temp: Path, original: os.stat_result) -> None:
+    """Give the temp file the original's owner and group, as far as we may (the pre-flight
+    has refused a file we may not give back to its owner)."""
+    try:
+        os.chown(temp, original.st_uid, original.st_gid)
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.chown(temp, -1, original.st_gid)
+
+
+def _cause(exc: OSError) -> str:
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    name = errno.errorcode.get(exc.errno or 0)
+    return f"{reason}, {name}" if name else reason
+
+
+def _remove(temp: Path | None) -> None:
+    if temp is not None:
+        with contextlib.suppress(OSError):
+            temp.unlink()
+
+
+def write_bytes(path: Path | str, data: bytes, *, mode: int | None = None,
+                temp_dir: Path | str | None = None) -> None:
+    """Write `data` to `path` atomically."""
+    with atomic_replace(path, mode=mode, temp_dir=temp_dir) as temp:
+        temp.write_bytes(data)
+
+
+def fsync_folder(folder: Path) -> None:
+    """Make a rename durable: fsync the folder entry (not possible on Windows)."""
+    if not hasattr(os, "O_DIRECTORY"):
+        return
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
