@@ -24,6 +24,7 @@ __all__ = ["__version__", "TEMPLATE_VERSION", "validate", "read_log", "load_conf
 from aisdp_log.lint.runner import validate  # noqa: E402
 
 _LAZY = {
+    "validate": ("lint.runner", "validate"),
     "read_log": ("workbook.frame", "read_log"),
     "load_config": ("config", "load_config"),
     "Report": ("findings", "Report"),

@@ -10,7 +10,8 @@ import datetime as dt
 import pytest
 
 import aisdp_log
-from aisdp_log.lint.checks.review import declared_metrics, meets, quarter
+from aisdp_log.domain.metrics import declared_metrics, meets
+from aisdp_log.domain.periods import quarter
 from aisdp_log.spec import MetricSpec
 from aisdp_log.workbook.reader import load_log
 from builders import BASE_ROW, row, write_log

@@ -328,7 +328,7 @@ def outs_of(outs) -> dict[str, str] | None:
 
 
 def resolve(root: Path, pairs, config=None, lookups=None):
-    from aisdp_log.lint.checks.dvc import resolve_data_versions
+    from aisdp_log.repo.data_versions import resolve_data_versions
     from aisdp_log.config import Config
     from aisdp_log.repo.git import GitRepo
 

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from aisdp_log.artefacts.hashing import ArtefactError, NoModelFile, artefact_hash, file_sha256, hash_for_cell, model_files, scan_folder
+from aisdp_log.artefacts.digests import ArtefactError, NoModelFile, file_sha256, model_files, scan_folder
+from aisdp_log.artefacts.hashing import artefact_hash, hash_for_cell
 from builders import init_repo
 
 

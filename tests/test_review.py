@@ -361,7 +361,7 @@ def test_review_does_not_weigh_down_validate():
 def test_hostile_ids_never_leave_the_artefacts_folder(tmp_path):
     import re as regex
 
-    from aisdp_log.review.gather import artefact_folder
+    from aisdp_log.review.gather import artefact_folder_or_none as artefact_folder
 
     root = tmp_path / "artefacts"
     (root / "EXP-1").mkdir(parents=True)

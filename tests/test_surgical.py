@@ -149,7 +149,7 @@ def test_rerun_write_back_on_a_libreoffice_log_changes_only_its_cell(tmp_path):
     config = load_config(repo)
     loaded = load_log(log, config)
     try:
-        from aisdp_log.lint.checks.review import declared_metrics
+        from aisdp_log.domain.metrics import declared_metrics
 
         declared = declared_metrics(loaded)
     finally:

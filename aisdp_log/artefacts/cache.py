@@ -33,7 +33,9 @@ import os
 import time
 from pathlib import Path
 
-from aisdp_log.artefacts.hashing import OnBytes, read_sha256
+from aisdp_log import __version__
+from aisdp_log.artefacts.digests import OnBytes, read_sha256
+from aisdp_log.system.atomic import write_bytes
 
 STORE_DIR = ".aisdp-log"
 STORE_NAME = "hashes.json"
@@ -55,10 +57,9 @@ def code_fingerprint(salt: str = "") -> str:
     decides a finding (the checks, but also the parsers in `values`, the reader, the config)
     is spread over many modules, so a cached verdict or record summary made by other code is
     never trusted. Read once per process (about 50 files, well under 5 ms)."""
-    from aisdp_log import __version__
 
     digest = hashlib.blake2b(f"{salt} {__version__}".encode(), digest_size=20)
-    package = os.path.dirname(os.path.abspath(__file__))
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # aisdp_log/
     sources = []
     for folder, subfolders, files in os.walk(package):
         subfolders[:] = sorted(d for d in subfolders if d != "__pycache__")
@@ -253,7 +254,6 @@ class HashCache:
 
 def _write(path: Path, text: str) -> bool:
     """Replace `path` by `text` atomically; False where it cannot be written."""
-    from aisdp_log.system.atomic import write_bytes
 
     try:
         path.parent.mkdir(exist_ok=True)

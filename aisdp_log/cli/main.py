@@ -11,7 +11,6 @@ import click
 from aisdp_log import __version__
 from aisdp_log.errors import AisdpLogError
 
-
 #: The order `--help` lists commands in: the order a team uses them.
 COMMAND_ORDER = ("demo", "template", "validate", "hash", "add", "rerun", "review", "verify",
                  "bundle", "export", "codes")

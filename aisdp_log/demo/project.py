@@ -21,7 +21,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from aisdp_log.config import load_config
 from aisdp_log.errors import AisdpLogError
+from aisdp_log.lint.formatters import format_text
+from aisdp_log.lint.runner import validate
+from aisdp_log.record.add import add_experiment
+from aisdp_log.workbook.template import write_template
+from aisdp_log.workbook.writer import find_rows, open_workbook_for_update, set_cell
 
 LOG_NAME = "experiment-log.xlsx"
 DATA_FILE = "data/dataset.csv"
@@ -269,7 +275,6 @@ def _write_dataset(path: Path, clean: bool) -> int:
 
 def _fill_rows(log: Path, rows: dict[str, dict[str, object]]) -> None:
     """Set cells (header -> value) of the rows of these experiment IDs, in one save."""
-    from aisdp_log.workbook.writer import find_rows, open_workbook_for_update, set_cell
 
     with open_workbook_for_update(log) as workbook:
         sheet = workbook["Experiments"]
@@ -306,8 +311,6 @@ def build_demo(target: Path | str, echo: Callable[[str], None] = print) -> DemoR
     project.dvc("add", "-q", DATA_FILE)
     project.dvc("push", "-q")
 
-    from aisdp_log.config import load_config
-    from aisdp_log.workbook.template import write_template
 
     log = root / LOG_NAME
     write_template(log, load_config(root))
@@ -316,7 +319,6 @@ def build_demo(target: Path | str, echo: Callable[[str], None] = print) -> DemoR
     echo(f"  commit {commit_1[:7]}: data v1 ({rows_v1} rows, DVC), train.py, requirements.txt,"
          f" aisdp.toml, {LOG_NAME}")
 
-    from aisdp_log.record.add import add_experiment
 
     def run_and_log(experiment: Experiment) -> None:
         project.train(experiment)
@@ -386,7 +388,6 @@ def build_demo(target: Path | str, echo: Callable[[str], None] = print) -> DemoR
     project.commit("Quarterly model selection: outcomes and rationales")
 
     # 3. Validate, as CI would.
-    from aisdp_log.lint.runner import validate
 
     report = validate(log, repo=root)
     result = DemoResult(root=root, log=log, experiments=[e.experiment_id for e in experiments],
@@ -394,7 +395,6 @@ def build_demo(target: Path | str, echo: Callable[[str], None] = print) -> DemoR
                         errors=report.errors, warnings=report.warnings,
                         seconds=time.perf_counter() - started)
     if report.errors:
-        from aisdp_log.lint.formatters import format_text
 
         echo(format_text(report))
         raise AisdpLogError(f"demo: the log has {report.errors} errors; this is a bug in "

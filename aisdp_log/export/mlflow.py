@@ -18,9 +18,9 @@ one call (or one test) into the next. `import mlflow` costs seconds; it happens 
 from __future__ import annotations
 
 import contextlib
-import importlib
 import datetime as dt
 import hashlib
+import importlib
 import json
 import logging
 import os
@@ -30,7 +30,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from aisdp_log import spec
+from aisdp_log.artefacts.cache import open_cache
+from aisdp_log.artefacts.digests import manifest_hash, manifest_text, scan_folder
+from aisdp_log.artefacts.folders import artefact_folder
+from aisdp_log.domain.values import as_text
 from aisdp_log.errors import AisdpLogError
+from aisdp_log.findings import Severity
+from aisdp_log.lint.runner import validate
+from aisdp_log.repo.data_versions import resolve_data_versions
+from aisdp_log.repo.git import GitRepo
+from aisdp_log.repo.roots import config_for, resolve_repo
+from aisdp_log.review.gather import read_history
+from aisdp_log.workbook.reader import load_log
 
 INSTALL_HINT = "MLflow is not installed: pip install 'aisdp-log[mlflow]'"
 ID_TAG = "aisdp.experiment_id"
@@ -194,9 +205,6 @@ def export_mlflow(log_path: Path | str, *, tracking_uri: str | None = None,
             importlib.import_module("mlflow")
     except ImportError:
         raise MlflowMissing(INSTALL_HINT) from None
-    from aisdp_log.repo.roots import config_for, resolve_repo
-    from aisdp_log.lint.runner import validate
-    from aisdp_log.workbook.reader import load_log
 
     log_path = Path(log_path)
     root = resolve_repo(log_path, repo, offline=False)
@@ -225,7 +233,6 @@ def export_mlflow(log_path: Path | str, *, tracking_uri: str | None = None,
 def _blocking_findings(report) -> dict[int | None, list]:
     """Error findings by Experiments row number; None holds those outside any data row (a
     missing column, the Metrics sheet), which block every row."""
-    from aisdp_log.findings import Severity
 
     # a finding names the sheet as the workbook spells it (`find_sheet` matches any case)
     experiments = spec.normalise_header(spec.SHEET_EXPERIMENTS)
@@ -245,8 +252,6 @@ def _plan(log, config, root: Path, blocking: dict, force: bool
           ) -> list[tuple[RowResult, RunSpec | None]]:
     """Per row: its result so far (a skip with its reason) and, for a row to export, what it
     becomes in MLflow."""
-    from aisdp_log.record.add import artefact_folder
-    from aisdp_log.artefacts.cache import open_cache
 
     plans: list[tuple[RowResult, RunSpec | None]] = []
     seen: set[str] = set()
@@ -296,7 +301,6 @@ class _RowProblem(Exception):
 
 def _run_spec(log, row, folder: Path, config, datasets: dict, commits: dict, evidence: dict,
               cache) -> RunSpec:
-    from aisdp_log.domain.values import as_text
 
     experiment_id = log.experiment_id(row)
     date = log.typed(row, "date")
@@ -321,7 +325,6 @@ def _run_spec(log, row, folder: Path, config, datasets: dict, commits: dict, evi
         for name in names:
             _check_key(kind, name)
 
-    from aisdp_log.artefacts.hashing import manifest_hash
 
     files, escapes = _artefact_files(folder, config.artefacts_dir)
     manifest = _file_digests(files, cache)
@@ -367,7 +370,6 @@ def _run_spec(log, row, folder: Path, config, datasets: dict, commits: dict, evi
 
 
 def _param_text(value: object) -> str:
-    from aisdp_log.domain.values import as_text
 
     if isinstance(value, float):
         return repr(value)
@@ -406,7 +408,6 @@ def _check_key(kind: str, name: str) -> None:
 def _artefact_files(folder: Path, artefacts_root: Path) -> tuple[list[tuple[str, Path]], list[str]]:
     """Every file of the artefact folder, records and `reruns/` included, as (path in the run,
     local path); links leading outside the artefacts root are left out and named."""
-    from aisdp_log.artefacts.hashing import scan_folder
 
     if not folder.is_dir():
         return [], []
@@ -438,7 +439,6 @@ def _file_digests(files: list[tuple[str, Path]], cache) -> dict[str, str]:
 
 def _manifest_text(manifest: dict[str, str]) -> str:
     """The uploaded `sha256sum`-style listing of {relpath: hex}, as hashing writes it."""
-    from aisdp_log.artefacts.hashing import manifest_text
 
     return manifest_text([(hex_digest, rel) for rel, hex_digest in manifest.items()])
 
@@ -457,7 +457,6 @@ def _history(folder: Path, start_ms: int, end_ms: int, metrics: dict[str, float]
     """`history.csv` as per-step metrics (step = epoch), spread over the run's time; the
     row's own value of a metric replaces the history's value at the final epoch, since the
     row is the record. Returns the points and the final step (0 without a history)."""
-    from aisdp_log.review.gather import read_history
 
     # read as the review reads it, but whole: every epoch belongs in the run's history
     header, rows = read_history(folder / "history.csv", max_bytes=None)
@@ -485,7 +484,6 @@ def _history(folder: Path, start_ms: int, end_ms: int, metrics: dict[str, float]
 
 def _full_commits(root: Path, commits: list) -> dict[str, str]:
     """Short SHAs as typed -> full SHAs, for `mlflow.source.git.commit`."""
-    from aisdp_log.repo.git import GitRepo
 
     names = [c for c in dict.fromkeys(commits) if c]
     if not names:
@@ -502,8 +500,6 @@ def _datasets(log, config, root: Path, rows: list) -> dict[int, list[DatasetRef]
     """Row number -> the DVC outs its data version names at its commit (as the validator and
     the rerun helper resolve them); a version that resolves to nothing (exported with
     --force) becomes one dataset whose digest is the version as typed."""
-    from aisdp_log.lint.checks.dvc import resolve_data_versions
-    from aisdp_log.repo.git import GitRepo
 
     result: dict[int, list[DatasetRef]] = {}
     wanted = [(row, log.typed(row, "code_commit"), log.typed(row, "data_version"))
@@ -538,7 +534,6 @@ def _datasets(log, config, root: Path, rows: list) -> dict[int, list[DatasetRef]
 def _evidence(log) -> dict[str, dict]:
     """Experiment ID -> its rows of the `Reruns` and `Reproducibility` sheets (header -> value),
     for the sheets that exist."""
-    from aisdp_log.domain.values import as_text
 
     evidence: dict[str, dict] = {}
     for key, sheet_name in (("reruns", spec.SHEET_RERUNS),

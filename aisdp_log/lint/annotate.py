@@ -16,12 +16,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from aisdp_log import spec
-from aisdp_log.workbook.comments import MARKER, SheetNotes, insert_in_worksheet, sheet_data_end
 from aisdp_log.errors import WriteRefused
 from aisdp_log.findings import CATALOGUE, Finding, Report
+from aisdp_log.workbook.comments import MARKER, SheetNotes, insert_in_worksheet, sheet_data_end
 from aisdp_log.workbook.writer import escape_ooxml, find_sheet, open_workbook_for_update
-from aisdp_log.workbook.xlsx_package import Package, column_letter, escape_xml, parse_range
+from aisdp_log.workbook.xlsx_package import (
+    Package,
+    column_letter,
+    escape_xml,
+    locate_parts,
+    parse_range,
+)
 from aisdp_log.workbook.xlsx_sheet import NEW_SHEET, Workbook
+from aisdp_log.workbook.xlsx_styles import Styles
 
 FINDINGS_SHEET = "Findings"
 FINDINGS_HEADERS = ("Code", "Severity", "Cell", "Experiment ID", "Message", "Checked at")
@@ -194,8 +201,6 @@ def _link_style(wb: Workbook) -> int | None:
 
     import xlsxwriter
 
-    from aisdp_log.workbook.xlsx_package import locate_parts
-    from aisdp_log.workbook.xlsx_styles import Styles
 
     buffer = io.BytesIO()
     source = xlsxwriter.Workbook(buffer, {"in_memory": True})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from aisdp_log import spec
 from aisdp_log.findings import CATALOGUE
 
 
@@ -23,7 +24,6 @@ def render_codes(output_format: str = "text") -> str:
 
 def render_column_guide() -> str:
     """The README's column guide, from the same spec the template and the checks use."""
-    from aisdp_log import spec
 
     lines = ["| column | required | what to enter | example | Annex IV |", "|---|---|---|---|---|"]
     rows = [spec.EXPERIMENT_ID, spec.DATE, spec.HYPOTHESIS,

@@ -17,6 +17,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Callable
 
 from aisdp_log.findings import Finding, Severity
+from aisdp_log.lint.checks.git import lock_entries
+from aisdp_log.workbook.reader import column_letter
 
 if TYPE_CHECKING:
     from aisdp_log.workbook.reader import Column, Log
@@ -66,7 +68,6 @@ class CoverageSummary:
     def unverified_cells(self) -> list[str]:
         """`Experiments!M5`, ... in sheet order (row, then column)."""
         if self._cells is None:
-            from aisdp_log.workbook.reader import column_letter
 
             missed = self._missed() if self._missed is not None else {}
             pairs = sorted((number, index) for index, numbers in missed.items()
@@ -134,7 +135,6 @@ def evidence_cells(log: Log) -> list[Evidence]:
                   if isinstance(value, str) and "sha256:" in value.lower()]
         rows: set[int] = set()
         if hashed:  # the git checks' parser, imported only when a cell may name a lock file
-            from aisdp_log.lint.checks.git import lock_entries
 
             rows = {number for number, value in hashed if lock_entries(value)}
         result.append(Evidence(environment, parsed, rows))

@@ -6,7 +6,11 @@ import gc
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from aisdp_log.repo.roots import find_repo_root, resolve_repo  # noqa: F401 - their old home
+from aisdp_log.errors import WorkbookError
+from aisdp_log.findings import Report
+from aisdp_log.lint.checks import Context, run_checks
+from aisdp_log.repo.roots import config_for, find_repo_root, resolve_repo, shown_config  # noqa: F401 - their old home
+from aisdp_log.workbook.reader import display_name, load_log
 
 if TYPE_CHECKING:  # imported when validating: `import aisdp_log` and `--help` stay light
     from aisdp_log.config import Config
@@ -22,14 +26,9 @@ def validate(path: Path | str, *, repo: Path | str | None = None, offline: bool 
     unreadable or hostile file, a missing `Experiments` sheet, no git repository when checks
     need one, a broken `aisdp.toml`.
     """
-    from aisdp_log.lint.checks import Context, run_checks
-    from aisdp_log.findings import Report
-    from aisdp_log.repo.roots import config_for, shown_config
-    from aisdp_log.workbook.reader import display_name, load_log
 
     log_path = Path(path)
     if not log_path.exists():  # the first thing to say, before any repository question
-        from aisdp_log.errors import WorkbookError
 
         raise WorkbookError(f"{display_name(path)}: no such file; check the path")
     root = resolve_repo(log_path, repo, offline)

@@ -14,9 +14,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from aisdp_log import spec
-from aisdp_log.errors import WriteRefused
-from aisdp_log.artefacts.hashing import plain_folder_name
+from aisdp_log.artefacts.folders import artefact_folder
+from aisdp_log.artefacts.hashing import artefact_hash
 from aisdp_log.domain.nested import MISSING, lookup, unplaced
+from aisdp_log.errors import WriteRefused
+from aisdp_log.record.environment import summarise
+from aisdp_log.repo.roots import config_for, resolve_repo
+from aisdp_log.workbook.guard import writer_lock
+from aisdp_log.workbook.reader import load_log
+from aisdp_log.workbook.writer import append_row, find_rows, find_sheet, open_workbook_for_update
 
 #: The run.json `status` values a row may be made from (a record without one is accepted).
 ACCEPTED_STATUS = ("completed",)
@@ -35,18 +41,6 @@ class AddResult:
     unlogged_metrics: list[str] = field(default_factory=list)
     missing_metrics: list[str] = field(default_factory=list)
 
-
-def artefact_folder(artefacts_root: Path, experiment_id: str) -> Path:
-    """`<artefacts>/<ID>`, refusing an ID that is not a plain folder name or whose folder
-    (after symlinks) lies outside the artefacts root."""
-    if not plain_folder_name(experiment_id):
-        raise WriteRefused(f"experiment ID {experiment_id!r} is not a plain folder name")
-    root = artefacts_root.resolve()
-    folder = (artefacts_root / experiment_id).resolve()
-    if folder.parent != root:
-        raise WriteRefused(f"experiment ID {experiment_id!r}: its artefact folder leads outside "
-                           f"{artefacts_root}")
-    return folder
 
 
 def read_json(path: Path, what: str) -> dict:
@@ -88,7 +82,6 @@ def environment_summary(environment: object) -> str | None:
     summary = environment.get("summary")
     if isinstance(summary, str) and summary.strip():
         return summary.strip()
-    from aisdp_log.record.environment import summarise
 
     try:
         built = summarise(environment)
@@ -204,7 +197,6 @@ def add_experiment(log_path: Path | str, experiment_id: str, *, repo: Path | str
 
     The checks before writing (Office locks, permissions, owner, hard links) come first and
     the writer lock is held from there to the write: a refusal costs no hashing."""
-    from aisdp_log.workbook.guard import writer_lock
 
     with writer_lock(log_path, force=force):
         return _add_experiment(Path(log_path), experiment_id, repo=repo, force=force)
@@ -212,10 +204,6 @@ def add_experiment(log_path: Path | str, experiment_id: str, *, repo: Path | str
 
 def _add_experiment(log_path: Path, experiment_id: str, *, repo: Path | str | None,
                     force: bool) -> AddResult:
-    from aisdp_log.artefacts.hashing import artefact_hash
-    from aisdp_log.repo.roots import config_for, resolve_repo
-    from aisdp_log.workbook.reader import load_log
-    from aisdp_log.workbook.writer import append_row, find_rows, find_sheet, open_workbook_for_update
 
     root = resolve_repo(log_path, repo, offline=True)
     config = config_for(log_path, root)

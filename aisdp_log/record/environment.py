@@ -30,7 +30,7 @@ import re
 import sys
 from pathlib import Path
 
-from aisdp_log.artefacts.hashing import file_sha256
+from aisdp_log.artefacts.digests import file_sha256
 
 #: Variables that change which kernels run or how many threads split a reduction.
 DETERMINISM_VARS = ("MKL_CBWR", "MKL_ENABLE_INSTRUCTIONS", "ATEN_CPU_CAPABILITY",

@@ -77,10 +77,17 @@ import warnings
 from collections.abc import Mapping
 from pathlib import Path
 
-from aisdp_log.system.atomic import atomic_replace, new_file_mode, write_bytes
+from aisdp_log import __version__
+from aisdp_log.artefacts.digests import RECORD_DIRS, RECORD_FILES
+from aisdp_log.artefacts.folders import plain_folder_name
+from aisdp_log.artefacts.hashing import artefact_hash
+from aisdp_log.config import load_config
 from aisdp_log.errors import AisdpLogError
-from aisdp_log.artefacts.hashing import RECORD_DIRS, RECORD_FILES, artefact_hash
+from aisdp_log.record.environment import capture_environment
+from aisdp_log.repo.dvcfiles import PATHSPECS, data_spec, is_record, parse_record, stage_wdirs
+from aisdp_log.repo.roots import find_repo_root
 from aisdp_log.spec import SEED_MAX
+from aisdp_log.system.atomic import atomic_replace, new_file_mode, write_bytes
 
 CUBLAS_WORKSPACE = ":4096:8"
 ENV_EXPERIMENT_ID = "AISDP_EXPERIMENT_ID"
@@ -157,8 +164,6 @@ class Run:
     def __init__(self, experiment_id: str | None, *, seed: int | None, params: dict | None,
                  artefacts: str | Path | None, repo: str | Path | None, deterministic: bool,
                  overwrite: bool):
-        from aisdp_log.config import load_config
-        from aisdp_log.repo.roots import find_repo_root
 
         self.repo = Path(repo).resolve() if repo is not None else \
             (find_repo_root(Path.cwd()) or Path.cwd().resolve())
@@ -219,7 +224,6 @@ class Run:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> bool:
-        from aisdp_log.record.environment import capture_environment
 
         duration = time.monotonic() - self._clock
         self.status = "completed" if exc_type is None else "failed"
@@ -339,7 +343,6 @@ def _recorded_status(path: Path) -> str | None:
 
 
 def _resolve_id(experiment_id: str | None, id_regex, id_pattern: str) -> str:
-    from aisdp_log.artefacts.hashing import plain_folder_name
 
     value = os.environ.get(ENV_EXPERIMENT_ID) or experiment_id
     if not value:
@@ -442,7 +445,6 @@ def _data_versions(repo: Path, config, commit: str | None,
     """Every counted DVC out as `{source, path, md5}` and the data version (module docstring).
     Reads the working tree's records with the validator's own parser and selection
     (aisdp_log.repo.dvcfiles), so what is recorded is what D001/D002 accept."""
-    from aisdp_log.repo.dvcfiles import data_spec, parse_record, stage_wdirs
 
     spec = data_spec(config.data)  # entries are relative to the config, here the repo root
     sources = spec.records() if spec.configured else _find_dvc_records(repo, artefacts_root)
@@ -473,7 +475,6 @@ def _data_versions(repo: Path, config, commit: str | None,
 def _find_dvc_records(repo: Path, artefacts_root: Path) -> list[str]:
     """`.dvc` files and `dvc.lock`s in the working tree, tracked or not (a fresh `dvc add`),
     outside git-ignored folders and the artefacts folder."""
-    from aisdp_log.repo.dvcfiles import PATHSPECS, is_record
 
     listed = _git(repo, "ls-files", "--cached", "--others", "--exclude-standard", "--",
                   *PATHSPECS)
@@ -537,6 +538,5 @@ def _save_safetensors(model, target: Path) -> None:
 
 
 def _tool_version() -> str:
-    from aisdp_log import __version__
 
     return __version__

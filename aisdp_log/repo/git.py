@@ -35,7 +35,6 @@ from pathlib import Path
 from typing import Iterable
 
 from aisdp_log.errors import RepositoryError
-from aisdp_log.repo.roots import find_work_tree as _find_work_tree  # the one walk up to `.git`
 
 HEX = re.compile(r"^[0-9a-fA-F]{4,40}$")
 ZERO_OID = "0" * 40
@@ -64,6 +63,35 @@ def _git_env() -> dict[str, str]:
     return env
 
 
+def find_work_tree(start: Path) -> tuple[Path, Path, bool] | None:
+    """(top level, git dir, shallow) for a plain `.git` folder or a worktree's `.git` file at or
+    above `start`; None when the layout is anything else (then git itself is asked)."""
+    if os.environ.get("GIT_DIR") or os.environ.get("GIT_WORK_TREE"):
+        return None
+    try:
+        start = start.resolve()
+        for folder in (start, *start.parents):
+            dot_git = folder / ".git"
+            if dot_git.is_dir():
+                git_dir = dot_git
+            elif dot_git.is_file():
+                text = dot_git.read_text("utf-8").strip()
+                if not text.startswith("gitdir:"):
+                    return None
+                git_dir = (folder / text[len("gitdir:"):].strip()).resolve()
+            else:
+                continue
+            if not (git_dir / "HEAD").is_file():
+                return None
+            common = git_dir
+            if (git_dir / "commondir").is_file():
+                common = (git_dir / (git_dir / "commondir").read_text("utf-8").strip()).resolve()
+            return folder, git_dir, (common / "shallow").is_file()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return None
+
+
 class GitRepo:
     """A git work tree, queried in batches through `git` subprocesses."""
 
@@ -85,7 +113,7 @@ class GitRepo:
         The common layouts (a `.git` folder, or a worktree's `.git` file) are read directly,
         which saves a git process; anything else asks `git rev-parse`."""
         path = Path(path)
-        found = _find_work_tree(path)
+        found = find_work_tree(path)
         if found is not None:
             return cls(*found)
         try:

@@ -16,39 +16,13 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from aisdp_log.config import CONFIG_NAME, Config, load_config
 from aisdp_log.errors import RepositoryError
+from aisdp_log.repo.git import GitRepo, find_work_tree
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from aisdp_log.config import Config
 
-
-def find_work_tree(start: Path) -> tuple[Path, Path, bool] | None:
-    """(top level, git dir, shallow) for a plain `.git` folder or a worktree's `.git` file at or
-    above `start`; None when the layout is anything else (then git itself is asked)."""
-    if os.environ.get("GIT_DIR") or os.environ.get("GIT_WORK_TREE"):
-        return None
-    try:
-        start = start.resolve()
-        for folder in (start, *start.parents):
-            dot_git = folder / ".git"
-            if dot_git.is_dir():
-                git_dir = dot_git
-            elif dot_git.is_file():
-                text = dot_git.read_text("utf-8").strip()
-                if not text.startswith("gitdir:"):
-                    return None
-                git_dir = (folder / text[len("gitdir:"):].strip()).resolve()
-            else:
-                continue
-            if not (git_dir / "HEAD").is_file():
-                return None
-            common = git_dir
-            if (git_dir / "commondir").is_file():
-                common = (git_dir / (git_dir / "commondir").read_text("utf-8").strip()).resolve()
-            return folder, git_dir, (common / "shallow").is_file()
-    except (OSError, UnicodeDecodeError):
-        return None
-    return None
 
 
 def find_repo_root(start: Path | str) -> Path | None:
@@ -60,7 +34,6 @@ def find_repo_root(start: Path | str) -> Path | None:
     holder = _dot_git_holder(start)
     if holder is None and not (os.environ.get("GIT_DIR") or os.environ.get("GIT_WORK_TREE")):
         return None  # no `.git` anywhere above: no git process needed to say so
-    from aisdp_log.repo.git import GitRepo
 
     try:
         # a layout read no other way (GIT_DIR, a `.git` file in another form): git decides
@@ -110,7 +83,6 @@ def resolve_repo(log_path: Path, repo: Path | str | None, offline: bool) -> Path
 def find_config(log_path: Path | str | None, root: Path | str) -> Path | None:
     """The `aisdp.toml` nearest the log: in the log's folder or a folder between it and `root`
     (nearest wins), else at `root`; None when there is none (defaults apply)."""
-    from aisdp_log.config import CONFIG_NAME
 
     root = Path(root).resolve()
     folders: list[Path] = []
@@ -135,7 +107,6 @@ def config_for(log_path: Path | str | None, root: Path,
                config: Config | Path | str | None = None) -> Config:
     """The Config a command on `log_path` uses: `config` when it is one, the file it names,
     else the nearest `aisdp.toml` (see `find_config`), else defaults."""
-    from aisdp_log.config import Config, load_config
 
     if isinstance(config, Config):
         return config

@@ -28,7 +28,9 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from aisdp_log.errors import AisdpLogError
+from aisdp_log.repo.dvcfiles import MD5, LocalCache, cache_dirs
 from aisdp_log.system.lifeline import die_with_parent
+from aisdp_log.workbook.guard import pid_alive
 
 #: Where worktrees live: a temp folder, so nothing appears in the user's `git status`.
 PREFIX = "aisdp-rerun-"
@@ -100,7 +102,6 @@ def remove_stale(repo: Path | str, parent: Path | str | None = None) -> list[Pat
     (in an `aisdp-rerun-<pid>-...` folder) whose pid no longer runs, and such temp folders
     under `parent` (default: the system temp folder), registered or not. Returns the folders
     removed."""
-    from aisdp_log.workbook.guard import pid_alive
 
     repo = Path(repo)
     _git(repo, "worktree", "prune", check=False)
@@ -150,7 +151,6 @@ def write_local_config(tree: Path, main_root: Path) -> None:
     and `.dvc/config.local` (credentials live there) merged into the worktree's
     `.dvc/config.local`, `cache.dir` set to the main cache, and every relative local remote URL
     made absolute (DVC resolves them against the config file's folder, which moved)."""
-    from aisdp_log.repo.dvcfiles import cache_dirs
 
     main_dvc = main_root / ".dvc"
     local = configparser.ConfigParser(strict=False, interpolation=None)
@@ -199,7 +199,6 @@ def copy_from_cache(tree: Path, outs: Iterable, cache_dir: Path) -> bool:
 
     This is what `dvc checkout` does for a copy-type cache, minus the ~0.4 s of starting DVC,
     which would be most of a rerun's overhead."""
-    from aisdp_log.repo.dvcfiles import MD5, LocalCache
 
     cache = LocalCache([cache_dir])
     root = tree.resolve()
@@ -255,7 +254,6 @@ def checkout_data(tree: Path, main_root: Path, targets: Iterable[str] = (), *,
     otherwise `dvc checkout` from the main cache, else `dvc fetch` from the remote and check out
     again. Returns how the data came ("cache", "dvc" or "remote"); raises RerunError with
     DVC's reason when neither has it. No-op ("none") for a commit without DVC."""
-    from aisdp_log.repo.dvcfiles import cache_dirs
 
     outs = list(outs)
     if not (tree / ".dvc").is_dir():

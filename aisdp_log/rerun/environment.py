@@ -37,6 +37,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from aisdp_log.errors import AisdpLogError
+from aisdp_log.lint.checks.git import lock_entries
+from aisdp_log.record.environment import diff_environments, summarise
 
 ENV_MODES = ("current", "lock")
 #: Lock files `--env lock` can build from (a `*.txt` is read as a requirements file).
@@ -84,7 +86,6 @@ class RunEnvironment:
         """The `Reruns` row's `Environment`: the label, then what the run itself recorded
         (run.json's environment): for `lock` the versions the rebuilt environment had, for
         both the CPU instruction set, which no environment rebuild can promise."""
-        from aisdp_log.record.environment import summarise
 
         if not isinstance(captured, dict):
             return self.label
@@ -202,7 +203,6 @@ def check_interpreter(experiment_id: str, command: list[str], env: dict, cwd: Pa
                       ) -> tuple[str, list[str]]:
     """Pre-flight one row: (the `Environment` summary of the interpreter, lines to print).
     Raises AisdpLogError naming the missing packages, the interpreter and `fix`."""
-    from aisdp_log.record.environment import diff_environments
 
     first = command[0]
     interpreter = resolve_first_word(command, env, cwd)
@@ -304,7 +304,6 @@ def _base_interpreter(command: list[str], env: dict, cwd: Path) -> str:
 def read_lock(plan, repo_root: Path) -> tuple[str, str, bytes]:
     """(path, full sha256, bytes) of the lock file the row names, read from git at the row's
     commit and checked against the recorded hash."""
-    from aisdp_log.lint.checks.git import lock_entries
 
     entries = lock_entries(plan.environment_cell or "")
     recorded, _ = recorded_environment(plan.artefact_dir, None)
@@ -556,7 +555,7 @@ def _link_tool(venv: Path) -> None:
     links to this package, and a relative `.pth` line puts `aisdp-tool` on sys.path (relative,
     so it survives the rename of the build folder). Refreshed on every use: it follows the
     installed tool. Only aisdp_log is exposed, never the rest of the tool's site-packages."""
-    package = Path(__file__).resolve().parent
+    package = Path(__file__).resolve().parent.parent  # aisdp_log/, not aisdp_log/rerun/
     holder = venv / "aisdp-tool"
     holder.mkdir(exist_ok=True)
     link = holder / TOOL_MODULE

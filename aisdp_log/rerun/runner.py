@@ -33,12 +33,32 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from aisdp_log import spec
+from aisdp_log import __version__, spec
+from aisdp_log.artefacts.folders import artefact_folder
+from aisdp_log.artefacts.hashing import artefact_hash
+from aisdp_log.domain.metrics import declared_metrics, passing_pairs
+from aisdp_log.domain.stats import derive_seeds, judge, t_interval
+from aisdp_log.domain.values import as_text, decimals_typed, parse_param
 from aisdp_log.errors import AisdpLogError
-from aisdp_log.workbook.guard import writer_lock
-from aisdp_log.system.lifeline import Lifeline, die_with_parent
-from aisdp_log.rerun.environment import RunEnvironment, prepare, read_stderr_tail
+from aisdp_log.record.add import environment_summary
+from aisdp_log.record.environment import diff_environments
+from aisdp_log.repo.data_versions import resolve_data_versions
+from aisdp_log.repo.git import GitRepo
+from aisdp_log.repo.roots import config_for, resolve_repo
 from aisdp_log.repo.worktree import RerunError, checkout_data, isolated_worktree, remove_stale
+from aisdp_log.rerun.environment import RunEnvironment, prepare, read_stderr_tail
+from aisdp_log.system.lifeline import Lifeline, die_with_parent
+from aisdp_log.workbook.guard import pid_alive, writer_lock
+from aisdp_log.workbook.reader import load_log
+from aisdp_log.workbook.writer import (
+    append_row,
+    ensure_sheet,
+    find_rows,
+    find_sheet,
+    header_columns,
+    open_workbook_for_update,
+    set_cell,
+)
 
 MODES = ("auto", "bitwise", "statistical")
 STATUS_OK = "ok"
@@ -140,7 +160,6 @@ class RerunReport:
 def _params(log, row) -> dict:
     """The row's hyperparameters as typed JSON values: `params.*` columns, then `Other
     params` (values typed as numbers where they read as numbers)."""
-    from aisdp_log.domain.values import as_text, parse_param
 
     params: dict[str, object] = {}
     for name in log.params:
@@ -161,10 +180,6 @@ def _params(log, row) -> dict:
 
 
 def _plan_rows(log, rows, config, repo_root: Path) -> list[RowOutcome]:
-    from aisdp_log.record.add import artefact_folder
-    from aisdp_log.lint.checks.dvc import resolve_data_versions
-    from aisdp_log.repo.git import GitRepo
-    from aisdp_log.domain.values import decimals_typed
 
     git_repo = GitRepo.open(repo_root)
     outcomes = []
@@ -364,7 +379,6 @@ def _kill_group(process: subprocess.Popen) -> None:
 
 
 def _hash_or_none(folder: Path) -> str | None:
-    from aisdp_log.artefacts.hashing import artefact_hash
 
     try:
         return artefact_hash(folder)
@@ -423,7 +437,6 @@ def judge_bitwise(plan: RowPlan, result: RunResult) -> tuple[bool, list[str]]:
     match = not lines
     result.bitwise_match = match
     if not match and result.ok:
-        from aisdp_log.record.environment import diff_environments
 
         recorded = _read_json(plan.artefact_dir / "run.json").get("environment")
         if not isinstance(recorded, dict):
@@ -447,7 +460,6 @@ def judge_statistical(plan: RowPlan, runs: list[RunResult], declared: dict, conf
                       ) -> tuple[bool, list[dict], list[str]]:
     """Per declared metric a t interval over the runs and a verdict; (all passed, the
     Reproducibility rows, lines)."""
-    from aisdp_log.domain.stats import judge, t_interval
 
     rows, lines = [], []
     failed = [r for r in runs if not r.ok]
@@ -489,10 +501,6 @@ def rerun(log_path: Path | str, *, ids: tuple[str, ...] | list[str] = (), flagge
     configured, after a pre-flight of its interpreter) or `lock` (an environment built from
     the row's lock file; `rerun_env.py`). Raises AisdpLogError (one line, exit
     2) for bad arguments, an unreadable log or a missing `[rerun] command`."""
-    from aisdp_log.lint.checks.review import declared_metrics
-    from aisdp_log.repo.roots import config_for, resolve_repo
-    from aisdp_log.domain.stats import derive_seeds
-    from aisdp_log.workbook.reader import load_log
 
     log_path = Path(log_path)
     if mode not in MODES:
@@ -695,7 +703,6 @@ def _remove_stale_run_folders(artefacts_dir: Path) -> list[Path]:
     """Remove `reruns/<stamp>/` folders of reruns that died (their pid is gone, this host)."""
     import socket
 
-    from aisdp_log.workbook.guard import pid_alive
 
     removed = []
     for marker in Path(artefacts_dir).glob(f"*/reruns/*/{RUNNING_MARKER}"):
@@ -732,9 +739,6 @@ REPRODUCIBILITY_FORMATS = {"Date": "yyyy-mm-dd hh:mm:ss", "Mean": "0.0000", "Std
 def _write_back(log_path: Path, outcomes: list[RowOutcome], declared: dict, config,
                 force: bool) -> None:
     """Append the evidence and set each row's cell, re-reading the workbook first."""
-    from aisdp_log import __version__
-    from aisdp_log.record.add import environment_summary
-    from aisdp_log.workbook.writer import append_row, ensure_sheet, find_rows, find_sheet, open_workbook_for_update, set_cell
 
     now = dt.datetime.now().replace(microsecond=0)
     headers = _reruns_headers(declared)
@@ -800,8 +804,6 @@ def _write_back(log_path: Path, outcomes: list[RowOutcome], declared: dict, conf
 def _passing_modes(ws) -> dict[str, set[str]]:
     """Experiment ID -> modes that passed in a Reproducibility sheet (openpyxl), by the same
     rule as R005 (`checks.review.passing_pairs`)."""
-    from aisdp_log.lint.checks.review import passing_pairs
-    from aisdp_log.workbook.writer import header_columns
 
     columns = header_columns(ws)
     wanted = [columns.get(spec.normalise_header(h)) for h in ("Experiment ID", "Mode", "Date",
@@ -817,7 +819,6 @@ def _passing_modes(ws) -> dict[str, set[str]]:
 
 
 def _cell_text(ws, row: int, header: str) -> str | None:
-    from aisdp_log.workbook.writer import header_columns
 
     column = header_columns(ws).get(spec.normalise_header(header))
     value = ws.cell(row=row, column=column).value if column else None

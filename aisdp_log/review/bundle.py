@@ -18,9 +18,17 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from aisdp_log.signing import signatures, signoff
 from aisdp_log.errors import AisdpLogError
+from aisdp_log.review.gather import (
+    LOCK_IN_ENVIRONMENT,
+    artefact_folder_or_none,
+    parse_period,
+    resolve_setting,
+)
+from aisdp_log.signing import signatures, signoff
 from aisdp_log.signing.verify import BUNDLE_ALLOWED_SIGNERS, BUNDLE_SUMS
+from aisdp_log.system.atomic import atomic_replace
+from aisdp_log.workbook.reader import display_name, load_log
 
 FIXED_TIME = (1980, 1, 1, 0, 0, 0)
 COMMIT = re.compile(r"^[0-9a-fA-F]{7,40}$")
@@ -48,9 +56,6 @@ def write_bundle(log_path: Path | str, output: Path | str, *, period: str | None
                  reviews_dir: Path | str | None = None, repo: Path | str | None = None
                  ) -> BundleResult:
     """Write the evidence bundle of `log_path` to `output` (see the module docstring)."""
-    from aisdp_log.system.atomic import atomic_replace
-    from aisdp_log.review.gather import LOCK_IN_ENVIRONMENT, artefact_folder, parse_period, resolve_setting
-    from aisdp_log.workbook.reader import display_name, load_log
 
     log_path, output = Path(log_path), Path(output)
     if not log_path.is_file():
@@ -79,7 +84,7 @@ def write_bundle(log_path: Path | str, output: Path | str, *, period: str | None
                 result.notes.append(f"{experiment_id}: signed but no longer in the log; no "
                                     "artefacts bundled for it")
                 continue
-            folder = artefact_folder(config.artefacts_dir, experiment_id, config.id_regex)
+            folder = artefact_folder_or_none(config.artefacts_dir, experiment_id, config.id_regex)
             if folder is None:
                 result.notes.append(f"{experiment_id}: no artefact folder under "
                                     f"{config.artefacts_dir}")

@@ -22,10 +22,24 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from aisdp_log import spec
-from aisdp_log.lint.checks.review import declared_metrics, meets, quarter
-from aisdp_log.errors import AisdpLogError
+from aisdp_log import __version__, spec
+from aisdp_log.artefacts.cache import NullCache, open_cache
+from aisdp_log.artefacts.digests import ArtefactError, NoModelFile
+from aisdp_log.artefacts.folders import artefact_folder
+from aisdp_log.artefacts.hashing import artefact_hash
+from aisdp_log.domain.metrics import declared_metrics, meets
+from aisdp_log.domain.periods import quarter
+from aisdp_log.domain.values import as_text, parse_number
+from aisdp_log.errors import AisdpLogError, RepositoryError, WriteRefused
 from aisdp_log.findings import Finding
+from aisdp_log.lint.runner import validate
+from aisdp_log.repo.roots import config_for, find_repo_root
+from aisdp_log.signing import signatures, signoff
+from aisdp_log.signing.verify import check_signoffs
+from aisdp_log.system.atomic import write_bytes
+from aisdp_log.workbook import guard
+from aisdp_log.workbook.guard import pid_alive
+from aisdp_log.workbook.reader import load_log
 
 PERIOD = re.compile(r"^(\d{4})-Q([1-4])$")
 #: Below this many runs a rank correlation says little; the review says so next to the figure.
@@ -262,7 +276,6 @@ def period_rows(log, period: str) -> list:
 def build_review(log_path: Path | str, *, period: str | None = None,
                  repo: Path | str | None = None, config=None) -> Review:
     """Gather the evidence for `period` (default: the latest quarter with rows)."""
-    from aisdp_log.workbook.reader import load_log
 
     log_path = Path(log_path)
     root, git_root, config = resolve_setting(log_path, repo, config)
@@ -276,7 +289,6 @@ def build_review(log_path: Path | str, *, period: str | None = None,
 def _gather(log, log_path: Path, period: str | None, root: Path, git_root: Path | None,
             config) -> Review:
     """The Review of an open log (see `build_review`)."""
-    from aisdp_log import __version__
 
     period = parse_period(period) if period else latest_period(log)
     rows = period_rows(log, period)
@@ -313,7 +325,6 @@ def _gather(log, log_path: Path, period: str | None, root: Path, git_root: Path 
 def resolve_setting(log_path: Path, repo, config):
     """(root, git root or None, Config): `--repo`, else the git repository holding the log,
     else the log's folder; the config read from that root unless one is given."""
-    from aisdp_log.repo.roots import config_for, find_repo_root
 
     if repo is not None:
         if not Path(repo).is_dir():
@@ -360,8 +371,6 @@ def _candidate(log, row, metrics: list[Metric]) -> Candidate:
 
 def _validation(log_path: Path, root: Path, git_root: Path | None, config, rows):
     """Validate the whole log (online inside a git repository), keep the period's findings."""
-    from aisdp_log.errors import RepositoryError
-    from aisdp_log.lint.runner import validate
 
     note = ""
     if git_root is not None:
@@ -417,16 +426,13 @@ def _deltas(log, candidates: list[Candidate], metrics: list[Metric], period: str
     return result
 
 
-def artefact_folder(artefacts_dir: Path, experiment_id: str, id_regex) -> Path | None:
+def artefact_folder_or_none(artefacts_dir: Path, experiment_id: str, id_regex) -> Path | None:
     """The experiment's folder, or None where the ID could leave the artefacts root (the
     rule `add` and `export` apply) or does not match the ID pattern."""
-    from aisdp_log.record.add import artefact_folder as folder_of
-    from aisdp_log.errors import WriteRefused
-
     if not experiment_id or not id_regex.match(experiment_id):
         return None
     try:
-        return folder_of(artefacts_dir, experiment_id)
+        return artefact_folder(artefacts_dir, experiment_id)
     except WriteRefused:
         return None
 
@@ -436,14 +442,12 @@ def _provenance(log, rows: list, artefacts_dir: Path, cache_root: Path | None
     """Each row's artefact folder re-hashed and compared with its cell; through the digest
     cache of `cache_root` (the git repository), which the validation just filled, so a model
     is read once per review, not twice."""
-    from aisdp_log.artefacts.cache import NullCache, open_cache
 
     cache = open_cache(cache_root) if cache_root is not None else NullCache()
     return [_row_provenance(log, row, artefacts_dir, cache) for row in rows]
 
 
 def _row_provenance(log, row, artefacts_dir: Path, cache) -> Provenance:
-    from aisdp_log.artefacts.hashing import ArtefactError, NoModelFile, artefact_hash
 
     experiment_id = log.experiment_id(row) or ""
     recorded = log.typed(row, "artefact_hash")
@@ -452,7 +456,7 @@ def _row_provenance(log, row, artefacts_dir: Path, cache) -> Provenance:
         code_commit=log.typed(row, "code_commit"), data_version=log.typed(row, "data_version"),
         seed=log.typed(row, "random_seed"), environment=log.typed(row, "environment"),
         artefact_hash=recorded, files_hash=None, status="not checked")
-    folder = artefact_folder(artefacts_dir, experiment_id, log.config.id_regex)
+    folder = artefact_folder_or_none(artefacts_dir, experiment_id, log.config.id_regex)
     if folder is None:
         result.detail = "the ID is not a safe folder name"
         return result
@@ -472,7 +476,6 @@ def _row_provenance(log, row, artefacts_dir: Path, cache) -> Provenance:
 
 
 def _number(value: object) -> float | None:
-    from aisdp_log.domain.values import parse_number
 
     if value is None:
         return None
@@ -483,7 +486,6 @@ def _number(value: object) -> float | None:
 
 
 def _intervals(log) -> list[Interval]:
-    from aisdp_log.domain.values import as_text
 
     sheet = log.workbook.find_sheet(spec.SHEET_REPRODUCIBILITY)
     if sheet is None:
@@ -655,7 +657,6 @@ def _repro(log, row, intervals: list[Interval]) -> ReproSpec:
 def _failed_reruns(log, experiment_id: str, last: int = 3) -> list[tuple[str, str]]:
     """The failed runs of the experiment's latest rerun in sheet Reruns: (`<Rerun ID>:
     <Status>`, the `Error` column: the end of the run's stderr)."""
-    from aisdp_log.domain.values import as_text
 
     sheet = log.workbook.find_sheet(spec.SHEET_RERUNS)
     if sheet is None:
@@ -682,7 +683,6 @@ def _failed_reruns(log, experiment_id: str, last: int = 3) -> list[tuple[str, st
 def _changes(log, records: list | None = None, trusted: set[int] | None = None) -> Changes:
     """Changes since the last sign-off; given `trusted` (verified Sign-off rows), since the
     last trusted one, as `verify` counts them."""
-    from aisdp_log.signing import signoff
 
     records = signoff.read_signoffs(log.workbook) if records is None else records
     current = signoff.current_fingerprints(log)
@@ -737,7 +737,7 @@ def _curves(candidates: list[Candidate], metrics: list[Metric], artefacts_dir: P
             id_regex) -> dict[str, list[Curve]]:
     result: dict[str, list[Curve]] = {m.name: [] for m in metrics}
     for candidate in candidates:
-        folder = artefact_folder(artefacts_dir, candidate.experiment_id, id_regex)
+        folder = artefact_folder_or_none(artefacts_dir, candidate.experiment_id, id_regex)
         if folder is None:
             continue
         header, rows = read_history(folder / "history.csv")
@@ -802,12 +802,6 @@ def write_review(log_path: Path | str, *, period: str | None = None,
     last: a process killed on the way leaves no signature without its review and no Sign-off
     row without its statement. "Changes since the last signed review" compares with the
     sign-off before this one, and the report names its own signature."""
-    from aisdp_log import __version__
-    from aisdp_log.workbook import guard
-    from aisdp_log.review import render as review_render
-    from aisdp_log.signing import signatures, signoff
-    from aisdp_log.system.atomic import write_bytes
-    from aisdp_log.workbook.reader import load_log
 
     signer = signoff.parse_signer(sign) if sign is not None else None
     if key is not None and signer is None:
@@ -854,6 +848,8 @@ def write_review(log_path: Path | str, *, period: str | None = None,
         output_dir.mkdir(parents=True, exist_ok=True)
         html_path = output_dir / f"review-{review.period}.html"
         markdown_path = output_dir / f"review-{review.period}.md"
+        from aisdp_log.review import render as review_render  # TEMPORARY: cycle, issue 12 split
+
         html_text, markdown_text = review_render.render(review)
         html_bytes, markdown_bytes = html_text.encode("utf-8"), markdown_text.encode("utf-8")
         write_bytes(html_path, html_bytes)
@@ -896,7 +892,6 @@ def _scratch():
     is gone) are removed first, so a SIGKILL leaves nothing behind for long."""
     import tempfile
 
-    from aisdp_log.workbook.guard import pid_alive
 
     root = Path(tempfile.gettempdir())
     with contextlib.suppress(OSError):
@@ -911,7 +906,6 @@ def _scratch():
 def _signature_info(key: Path | None, repo: Path) -> "SignatureInfo":
     """The key's fingerprint and whether the allowed signers list it, found by signing a
     probe (so a public key held by an ssh-agent works as well as a private key file)."""
-    from aisdp_log.signing import signatures
 
     allowed, _ = signatures.allowed_signers_file(repo)
     allowed = allowed if allowed is not None and allowed.is_file() else None
@@ -934,8 +928,6 @@ def _history(log, records: list, repo: Path
              ) -> tuple[list[tuple[str, str, str, str]], set[int] | None]:
     """(period, name and role, signed at, verification) for each earlier Sign-off row, and
     the rows whose signature verified (None where no allowed signers file could check them)."""
-    from aisdp_log.signing import signatures
-    from aisdp_log.signing.verify import check_signoffs
 
     if not records:
         return [], None

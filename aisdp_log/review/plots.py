@@ -13,6 +13,7 @@ import math
 from dataclasses import dataclass
 
 from aisdp_log import spec
+from aisdp_log.review.gather import SMALL_N, latest_intervals, together_text
 
 OUTCOME_COLOURS = {"selected": "#1b7f3b", "baseline": "#5f6b7a", "rejected": "#b5403a",
                    None: "#2f6db5"}
@@ -125,7 +126,6 @@ def learning_curves(metric, curves, colours: dict, outcomes: dict) -> Plot:
 def metric_comparison(review) -> Plot | None:
     """Each candidate's final value per metric, with the statistical reproducibility interval
     where the Reproducibility sheet has one, and the declared threshold."""
-    from aisdp_log.review.gather import latest_intervals
 
     metrics = [m for m in review.metrics
                if any(c.metrics.get(m.name) is not None for c in review.candidates)]
@@ -216,11 +216,9 @@ def parameter_importance(review) -> Plot | None:
     axes.set_title("Parameter importance (Spearman ρ)", loc="left")
     figure.colorbar(image, ax=axes, shrink=0.9, label="rank correlation")
     n_max = max(c.n for c in correlations)
-    from aisdp_log.review.gather import SMALL_N
 
     caution = "" if n_max >= SMALL_N else \
         f" Caution: at most {n_max} runs, too few for a reliable rank correlation."
-    from aisdp_log.review.gather import together_text
 
     apart = "".join(f" Not ranked: {together_text(group)}." for group in review.together)
     caption = (f"Rank correlation of each numeric parameter with each metric over "

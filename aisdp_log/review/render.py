@@ -11,6 +11,8 @@ import html
 from dataclasses import dataclass
 
 from aisdp_log import spec
+from aisdp_log.review import plots
+from aisdp_log.review.gather import period_bounds, together_text
 
 
 @dataclass(frozen=True)
@@ -46,7 +48,6 @@ SECTIONS = (
 
 def render(review) -> tuple[str, str]:
     """(HTML, Markdown) for `review`; draws the figures when they are not drawn yet."""
-    from aisdp_log.review import plots
 
     if not review.plots:
         review.plots = plots.draw(review)
@@ -265,7 +266,6 @@ def render_html(review) -> str:
 
 
 def _html_header(review) -> str:
-    from aisdp_log.review.gather import period_bounds
 
     first, last = period_bounds(review.period)
     meta = [("Period", f"{review.period} ({first.isoformat()} to {last.isoformat()})"),
@@ -430,7 +430,6 @@ def _html_figures(review, section: Section) -> str:
                      f"{review.correlation_rows} runs.</p>")
     elif not review.together:
         parts.append('<p class="note">No numeric parameter to rank.</p>')
-    from aisdp_log.review.gather import together_text
 
     for group in review.together:
         parts.append(f'<p class="note together">{_e(together_text(group))}.</p>')
@@ -592,7 +591,6 @@ def _md_heading(section: Section) -> str:
 
 def render_markdown(review) -> str:
     """The review as Markdown: the same sections and numbers; figures are in the HTML."""
-    from aisdp_log.review.gather import period_bounds
 
     first, last = period_bounds(review.period)
     counts = review.counts
@@ -674,7 +672,6 @@ def render_markdown(review) -> str:
                            "—" if c.p_value is None else number(c.p_value, 3), _md(c.note)]
                           for c in review.correlations])
         out += [f"Over {review.correlation_scope}: {review.correlation_rows} runs.", ""]
-    from aisdp_log.review.gather import together_text
 
     for group in review.together:
         out += [_md(together_text(group)) + ".", ""]

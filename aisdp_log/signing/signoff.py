@@ -32,7 +32,10 @@ from dataclasses import dataclass, field
 from typing import Iterator
 
 from aisdp_log import spec
+from aisdp_log.domain.values import as_text
 from aisdp_log.errors import AisdpLogError
+from aisdp_log.workbook.reader import cell_ref
+from aisdp_log.workbook.writer import append_row, ensure_sheet, open_workbook_for_update
 
 #: Columns whose changes never break a signature: the rerun helper writes `Reproducibility`,
 #: and the `Rerun` mark only asks for a rerun; neither is part of what was reviewed.
@@ -176,8 +179,6 @@ class SignoffRecord:
 
 def read_signoffs(workbook) -> list[SignoffRecord]:
     """The `Sign-off` sheet's rows in the order they were appended; [] when there is none."""
-    from aisdp_log.domain.values import as_text
-    from aisdp_log.workbook.reader import cell_ref
 
     sheet = workbook.find_sheet(spec.SHEET_SIGNOFF)
     if sheet is None:
@@ -292,7 +293,6 @@ def check(log, records: list[SignoffRecord] | None = None,
     `Experiment IDs` cell of the Sign-off row that signed it; for an unreadable `Row hashes`
     cell, at that cell (a signature that cannot be read protects nothing). `records` and
     `trusted` come from the signature checks (`verify.check_signoffs`) when they ran."""
-    from aisdp_log.workbook.reader import cell_ref
 
     records = read_signoffs(log.workbook) if records is None else records
     if not records:
@@ -379,7 +379,6 @@ def signoff_values(log, period: str, rows, signer: str,
 
 def append_signoff(path, values: dict[str, str], *, force: bool = False) -> int:
     """Append one Sign-off row through the safe writer; returns its sheet row number."""
-    from aisdp_log.workbook.writer import append_row, ensure_sheet, open_workbook_for_update
 
     with open_workbook_for_update(path, force=force) as workbook:
         headers = list(spec.SIGNOFF_COLUMNS)

@@ -16,10 +16,13 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from aisdp_log.signing import signatures, signoff
 from aisdp_log import spec
+from aisdp_log.config import load_config
 from aisdp_log.errors import AisdpLogError
 from aisdp_log.findings import CATALOGUE, Finding, Report
+from aisdp_log.repo.roots import find_repo_root
+from aisdp_log.signing import signatures, signoff
+from aisdp_log.workbook.reader import display_name, load_log
 
 BUNDLE_SUMS = "SHA256SUMS"
 BUNDLE_ALLOWED_SIGNERS = "allowed_signers"
@@ -147,9 +150,6 @@ def _compare_cells(record, statement: dict, at, where: str) -> None:
 def verify_log(path: Path, *, allowed_signers: Path | None = None, repo: Path | None = None,
                notes: list[str] | None = None, records_out: list | None = None) -> Report:
     """Check a log's signed sign-offs (see the module docstring)."""
-    from aisdp_log.config import load_config
-    from aisdp_log.lint.runner import find_repo_root
-    from aisdp_log.workbook.reader import display_name, load_log
 
     notes = [] if notes is None else notes
     if not path.exists():

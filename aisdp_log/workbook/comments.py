@@ -11,7 +11,22 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from aisdp_log.workbook.xlsx_package import NS_REL, Package, add_content_type_override, add_relationship, attributes, escape_xml, insert_before_close, parse_range, read_rels, relationships_prefix, rels_name, set_attribute, unescape_xml
+from aisdp_log.workbook.xlsx_package import (
+    NS_REL,
+    Package,
+    add_content_type_override,
+    add_relationship,
+    attributes,
+    column_letter,
+    escape_xml,
+    insert_before_close,
+    parse_range,
+    read_rels,
+    relationships_prefix,
+    rels_name,
+    set_attribute,
+    unescape_xml,
+)
 from aisdp_log.workbook.xlsx_sheet import decode_ooxml
 
 REL_COMMENTS = NS_REL + "/comments"
@@ -319,7 +334,6 @@ def note_cell(ref: str) -> str:
     bounds = parse_range(ref)
     if bounds is None:
         return ref
-    from aisdp_log.workbook.xlsx_package import column_letter
 
     return f"{column_letter(bounds[0])}{bounds[1]}"
 

@@ -7,7 +7,16 @@ import re
 import zipfile
 from pathlib import Path
 
-from aisdp_log.workbook.xlsx_package import Package, add_content_type_override, add_relationship, attributes, escape_xml, insert_before_close, read_rels, unescape_xml
+from aisdp_log.workbook.xlsx_package import (
+    Package,
+    add_content_type_override,
+    add_relationship,
+    attributes,
+    escape_xml,
+    insert_before_close,
+    read_rels,
+    unescape_xml,
+)
 
 CUSTOM_PART = "docProps/custom.xml"
 REL_CUSTOM = "http://schemas.openxmlformats.org/officeDocument/2006/relationships/" \

@@ -12,7 +12,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from aisdp_log import spec
+from aisdp_log.domain.values import as_text
 from aisdp_log.errors import WorkbookError
+from aisdp_log.lint.checks.schema import bad_value_code
+from aisdp_log.repo.roots import config_for, resolve_repo
+from aisdp_log.workbook.reader import cell_ref, load_log
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import pandas as pd
@@ -79,7 +83,6 @@ def read_log(path: Path | str, config=None, *, errors: str = "raise") -> "pd.Dat
     """
     import pandas as pd
 
-    from aisdp_log.workbook.reader import load_log
 
     if errors not in ("raise", "attach"):
         raise ValueError("errors must be 'raise' or 'attach'")
@@ -104,7 +107,6 @@ def read_log(path: Path | str, config=None, *, errors: str = "raise") -> "pd.Dat
 
 
 def _resolve_config(path: Path, config):
-    from aisdp_log.repo.roots import config_for, resolve_repo
 
     return config_for(path, resolve_repo(path, None, offline=True), config)
 
@@ -130,9 +132,6 @@ def _kind_dtype(log: "Log", column: "Column") -> str | None:
 def _typed_frame(log: "Log") -> tuple["pd.DataFrame", list[dict]]:
     import pandas as pd
 
-    from aisdp_log.lint.checks.schema import bad_value_code
-    from aisdp_log.domain.values import as_text
-    from aisdp_log.workbook.reader import cell_ref
 
     index = pd.Index([row.number for row in log.rows], name=INDEX_NAME, dtype="int64")
     data: dict[str, pd.Series] = {}
@@ -272,7 +271,6 @@ _CHECK_CODES = {"not_nullable": "S002", "field_uniqueness": "S004", "id_pattern"
 def _schema_failures(log: "Log", frame: "pd.DataFrame") -> list[dict]:
     import pandera.pandas as pa
 
-    from aisdp_log.workbook.reader import cell_ref
 
     try:
         log_schema(log).validate(frame, lazy=True)

@@ -35,8 +35,9 @@ import time
 from pathlib import Path
 from typing import Iterator
 
-from aisdp_log.system.atomic import temp_prefix
 from aisdp_log.errors import WriteRefused
+from aisdp_log.system.atomic import temp_prefix
+from aisdp_log.workbook.reader import check_container
 
 TOOL_DIR = ".aisdp-log"
 #: How long a writer waits for another aisdp-log writing the same file (seconds).
@@ -236,7 +237,6 @@ def _checks(path: Path | str, *, force: bool, hard_links_ok: bool | None,
     given = Path(path)
     target = write_target(given)
     if must_exist and not target.is_file():
-        from aisdp_log.workbook.reader import check_container
 
         check_container(given).close()  # the reader's one-line reason (missing, a folder)
     check_office_locks(given, force=force)

@@ -17,10 +17,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from aisdp_log import spec
+from aisdp_log.config import Config
+from aisdp_log.domain import values
+from aisdp_log.domain.values import as_text, normalise
 from aisdp_log.errors import WorkbookError
 from aisdp_log.findings import CATALOGUE, Finding
 from aisdp_log.workbook.package import Package, normal_name
-from aisdp_log.domain.values import as_text, normalise
 
 # Limits for the zip container: what inflating would cost, judged from the declared sizes (the
 # compression ratio says nothing of cost: a real 57 MB sheet deflates 121:1 as shipped and
@@ -613,7 +615,6 @@ class Log:
 
     def __init__(self, workbook: Workbook, experiments: Table, metrics: Table | None,
                  config=None):
-        from aisdp_log.config import Config
 
         self.config = config if config is not None else Config()
         #: column index -> row number -> (typed value, error message)
@@ -740,7 +741,6 @@ class Log:
         return parser
 
     def _choose_parser(self, column: Column):
-        from aisdp_log.domain import values
 
         kind = column.spec.kind if column.spec else "text"
         if kind == "param":
@@ -813,7 +813,6 @@ _NOTHING: tuple[object, str | None] = (None, None)
 
 
 def _parsers() -> dict:
-    from aisdp_log.domain import values
 
     return {
         "id": values.parse_id, "date": values.parse_date, "text": values.parse_text,

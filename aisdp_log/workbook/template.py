@@ -9,10 +9,11 @@ import io
 import math
 from pathlib import Path
 
-from aisdp_log import spec
+from aisdp_log import TEMPLATE_VERSION, __version__, spec
+from aisdp_log.config import Config
+from aisdp_log.errors import WriteRefused
 from aisdp_log.system.atomic import write_bytes
 from aisdp_log.workbook.guard import tool_dir, writer_lock
-from aisdp_log.errors import WriteRefused
 
 #: Data rows the Experiments table (and its validations) is pre-sized to: decades of runs for a
 #: team with fewer than ten a quarter.
@@ -46,7 +47,6 @@ def template_columns(config=None) -> list[spec.ColumnSpec]:
     """Every Experiments column in template order: the standard columns of `spec.py`, the
     declared `params.*` after `Hypothesis` and the declared `metrics.*` after
     `Training duration`. `config` is a `Config` (None: defaults, i.e. the example set)."""
-    from aisdp_log.config import Config
 
     config = config if config is not None else Config()
     params = [spec.param_column(p.name, p.kind, p.choices) for p in config.template_params()]
@@ -78,8 +78,6 @@ def build_template(config=None) -> bytes:
     """The template workbook as bytes (see `write_template`)."""
     import xlsxwriter
 
-    from aisdp_log import TEMPLATE_VERSION, __version__
-    from aisdp_log.config import Config
 
     config = config if config is not None else Config()
     buffer = io.BytesIO()

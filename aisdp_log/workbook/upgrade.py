@@ -13,12 +13,37 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from aisdp_log import spec
-from aisdp_log.workbook.comments import insert_in_worksheet
-from aisdp_log.workbook.doc_props import TEMPLATE_VERSION_PROPERTY, TOOL_VERSION_PROPERTY, package_properties, set_properties
+from aisdp_log import TEMPLATE_VERSION, __version__, spec
 from aisdp_log.errors import WriteRefused
-from aisdp_log.workbook.writer import ensure_sheet, find_sheet, header_columns, open_workbook_for_update
-from aisdp_log.workbook.xlsx_package import REL_TABLE, Package, attributes, column_letter, escape_xml, format_range, insert_before_close, locate_parts, parse_range, read_rels, set_attribute, unescape_xml
+from aisdp_log.workbook.comments import insert_in_worksheet
+from aisdp_log.workbook.doc_props import (
+    TEMPLATE_VERSION_PROPERTY,
+    TOOL_VERSION_PROPERTY,
+    package_properties,
+    set_properties,
+)
+from aisdp_log.workbook.template import build_template, missing_value_criteria, template_columns
+from aisdp_log.workbook.writer import (
+    ensure_sheet,
+    escape_ooxml,
+    find_sheet,
+    header_columns,
+    open_workbook_for_update,
+)
+from aisdp_log.workbook.xlsx_package import (
+    REL_TABLE,
+    Package,
+    attributes,
+    column_letter,
+    escape_xml,
+    format_range,
+    insert_before_close,
+    locate_parts,
+    parse_range,
+    read_rels,
+    set_attribute,
+    unescape_xml,
+)
 from aisdp_log.workbook.xlsx_sheet import Sheet, Workbook
 from aisdp_log.workbook.xlsx_styles import Styles
 
@@ -53,8 +78,6 @@ class UpgradeResult:
 def upgrade_log(path: Path | str, *, force: bool = False) -> UpgradeResult:
     """Upgrade the log at `path` in place (see the module docstring). Raises WriteRefused /
     WorkbookError with a one-line reason."""
-    from aisdp_log import TEMPLATE_VERSION, __version__
-    from aisdp_log.workbook.template import build_template, missing_value_criteria
 
     template = Workbook(Package(build_template(), "the template"))
     template_sheet = template.package.read(template["Experiments"].part)
@@ -150,7 +173,6 @@ def _missing_validations(text: bytes, template_validations: dict[int, bytes],
 
 
 def _template_order() -> list[spec.ColumnSpec]:
-    from aisdp_log.workbook.template import template_columns
 
     return template_columns()
 
@@ -276,7 +298,6 @@ def _replace_guide(wb: Workbook, template: Workbook) -> str:
         inner = match.group(3) or b""
         value = re.search(rb"<v>(.*?)</v>", inner, re.DOTALL)
         if attrs.get("t") == "s" and value is not None:
-            from aisdp_log.workbook.writer import escape_ooxml
 
             text = escape_ooxml(strings[int(value.group(1))])
             space = b' xml:space="preserve"' if text != text.strip() or "\n" in text else b""

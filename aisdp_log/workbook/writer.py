@@ -70,11 +70,12 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from aisdp_log.workbook import guard
 from aisdp_log import spec
-from aisdp_log.system.atomic import atomic_replace
-from aisdp_log.errors import WriteRefused
 from aisdp_log.domain.values import as_text
+from aisdp_log.errors import WorkbookError, WriteRefused
+from aisdp_log.system.atomic import atomic_replace
+from aisdp_log.workbook import guard
+from aisdp_log.workbook.reader import check_container
 from aisdp_log.workbook.xlsx_package import Package, column_letter, escape_xml
 from aisdp_log.workbook.xlsx_sheet import Sheet, Workbook
 
@@ -105,7 +106,6 @@ def open_workbook_for_update(path: Path | str, *, force: bool = False):
     Raises WorkbookError for a file that is missing or unsafe to open, WriteRefused while the
     file is open in Excel/LibreOffice (unless `force`) or another aisdp-log writes it.
     """
-    from aisdp_log.workbook.reader import check_container
 
     given = Path(path)
     # Write beside the real file: replacing a symlink would cut it off from its target.
@@ -133,7 +133,6 @@ def _identity(status: os.stat_result) -> tuple[int, int, int, int]:
 
 
 def _load(path: Path, given: Path) -> Workbook:
-    from aisdp_log.errors import WorkbookError
 
     try:
         return Workbook(Package(path.read_bytes(), str(given)))

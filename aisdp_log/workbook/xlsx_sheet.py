@@ -15,7 +15,28 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from aisdp_log.errors import WorkbookError
-from aisdp_log.workbook.xlsx_package import CT_WORKSHEET, REL_TABLE, REL_WORKSHEET, Package, SheetEntry, add_content_type_override, add_relationship, attributes, column_index, column_letter, escape_xml, format_range, grow_sqref, insert_before_close, locate_parts, parse_range, read_rels, relationships_prefix, set_attribute, unescape_xml
+from aisdp_log.workbook.xlsx_package import (
+    CT_WORKSHEET,
+    REL_TABLE,
+    REL_WORKSHEET,
+    Package,
+    SheetEntry,
+    add_content_type_override,
+    add_relationship,
+    attributes,
+    column_index,
+    column_letter,
+    escape_xml,
+    format_range,
+    grow_sqref,
+    insert_before_close,
+    locate_parts,
+    parse_range,
+    read_rels,
+    relationships_prefix,
+    set_attribute,
+    unescape_xml,
+)
 from aisdp_log.workbook.xlsx_styles import Styles
 
 _SHEET_DATA = re.compile(rb"<((?:\w+:)?)sheetData\b[^>]*?(/?)>")

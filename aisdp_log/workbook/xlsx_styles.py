@@ -5,7 +5,13 @@ from __future__ import annotations
 
 import re
 
-from aisdp_log.workbook.xlsx_package import Package, attributes, escape_xml, insert_before_close, set_attribute
+from aisdp_log.workbook.xlsx_package import (
+    Package,
+    attributes,
+    escape_xml,
+    insert_before_close,
+    set_attribute,
+)
 
 #: Built-in number formats (ECMA-376 18.8.30) that aisdp-log may ask for by code.
 BUILTIN_FORMATS = {0: "General", 1: "0", 2: "0.00", 3: "#,##0", 4: "#,##0.00", 9: "0%",

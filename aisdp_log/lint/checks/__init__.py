@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from aisdp_log.config import Config
-from aisdp_log.lint.coverage import Coverage, CoverageSummary, conclude
 from aisdp_log.findings import Finding
+from aisdp_log.lint.coverage import Coverage, CoverageSummary, conclude
 
 #: Families that read only the workbook, then those that need the repository.
 OFFLINE_FAMILIES = ("schema", "review", "signoff", "template")

@@ -2,44 +2,13 @@
 
 from __future__ import annotations
 
-import datetime as dt
-from typing import Iterable, Iterator
+from typing import Iterator
 
 from aisdp_log import spec
+from aisdp_log.domain.metrics import declared_metrics, meets, passing_pairs
+from aisdp_log.domain.periods import quarter
 from aisdp_log.findings import Finding
-from aisdp_log.domain.values import parse_number
 from aisdp_log.workbook.reader import Log
-
-
-def quarter(date: dt.date) -> str:
-    """`2026-Q3` for a date in July to September 2026."""
-    return f"{date.year}-Q{(date.month - 1) // 3 + 1}"
-
-
-def declared_metrics(log: Log) -> dict[str, spec.MetricSpec]:
-    """Metrics from the Metrics sheet, by case-folded name, with goal and threshold parsed."""
-    declared = {}
-    for metric in log.metric_rows():
-        if not metric.name:
-            continue
-        goal = str(metric.goal).strip().casefold() if metric.goal is not None else "max"
-        threshold = None
-        if metric.threshold is not None:
-            try:
-                threshold = parse_number(metric.threshold)
-            except ValueError:
-                threshold = None  # S003 at the Threshold cell
-        if goal in spec.GOALS:
-            declared[metric.name.casefold()] = spec.MetricSpec(
-                metric.name, goal, threshold,
-                "" if metric.description is None else str(metric.description))
-    return declared
-
-
-def meets(value: float, metric: spec.MetricSpec) -> bool:
-    if metric.threshold is None:
-        return True
-    return value >= metric.threshold if metric.goal == "max" else value <= metric.threshold
 
 
 def passing_evidence(log: Log) -> set[tuple[str, str]] | bool:
@@ -55,22 +24,6 @@ def passing_evidence(log: Log) -> set[tuple[str, str]] | bool:
         return set()
     return passing_pairs([row.get(c) for c in columns] for row in table.rows)
 
-
-def passing_pairs(records: Iterable[list]) -> set[tuple[str, str]]:
-    """(experiment ID, mode) pairs of a rerun that passed from `Reproducibility` rows given as
-    [experiment ID, mode, date, verdict]. The rows one rerun writes share a date; that rerun
-    passed only when each of its rows (one per metric) says `pass`."""
-    from aisdp_log.domain.values import as_text
-
-    verdicts: dict[tuple[str, str, object], bool] = {}
-    for experiment_id, mode, date, verdict in records:
-        if experiment_id is None or mode is None or verdict is None:
-            continue
-        key = (as_text(experiment_id).strip(), " ".join(str(mode).split()).casefold(), date)
-        passed = str(verdict).strip().casefold() == "pass"
-        verdicts[key] = verdicts.get(key, True) and passed
-    return {(experiment_id, mode) for (experiment_id, mode, _), passed in verdicts.items()
-            if passed}
 
 
 def _rerun_command(log: Log, row, *options: str) -> str:

@@ -6,8 +6,8 @@ import difflib
 from typing import Iterator
 
 from aisdp_log import spec
-from aisdp_log.findings import Finding
 from aisdp_log.domain.values import parse_choice, parse_number, shown
+from aisdp_log.findings import Finding
 from aisdp_log.workbook.reader import Log, cell_ref
 
 #: Standard columns that every log must have (S001), and whose values every row must fill

@@ -7,18 +7,18 @@ from __future__ import annotations
 from typing import Iterator
 
 from aisdp_log.findings import Finding
+from aisdp_log.signing.signatures import allowed_signers_file
+from aisdp_log.signing.signoff import check, read_signoffs
+from aisdp_log.signing.verify import check_signoffs
 from aisdp_log.workbook.reader import Log
 
 
 def run(log: Log, ctx) -> Iterator[Finding]:
-    from aisdp_log.signing.signoff import check, read_signoffs
 
     records = read_signoffs(log.workbook)
     if not records:
         return
     # Only a log with sign-offs asks git for the setting: most validations start no process.
-    from aisdp_log.signing.signatures import allowed_signers_file
-    from aisdp_log.signing.verify import check_signoffs
 
     trusted = None
     allowed, _ = allowed_signers_file(ctx.repo)

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from aisdp_log.workbook.doc_props import TEMPLATE_VERSION_PROPERTY, older_template, read_properties
+from aisdp_log import TEMPLATE_VERSION
 from aisdp_log.findings import Finding
+from aisdp_log.workbook.doc_props import TEMPLATE_VERSION_PROPERTY, older_template, read_properties
 
 CODES = ("S012",)
 
 
 def run(log, ctx) -> Iterator[Finding]:
-    from aisdp_log import TEMPLATE_VERSION
 
     if log.path is None:
         return
