@@ -25,7 +25,7 @@ from aisdp_log.lint.runner import validate  # noqa: E402
 
 _LAZY = {
     "validate": ("lint.runner", "validate"),
-    "read_log": ("workbook.frame", "read_log"),
+    "read_log": ("lint.frame", "read_log"),
     "load_config": ("config", "load_config"),
     "Report": ("findings", "Report"),
     "Finding": ("findings", "Finding"),

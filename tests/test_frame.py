@@ -15,7 +15,7 @@ import pytest
 
 import aisdp_log
 from aisdp_log.errors import AisdpLogError, WorkbookError
-from aisdp_log.workbook.frame import LogSchemaError, log_schema, read_log
+from aisdp_log.lint.frame import LogSchemaError, log_schema, read_log
 from aisdp_log.workbook.reader import load_log
 
 from builders import BASE_ROW, row, write_log

@@ -12,7 +12,7 @@ import openpyxl
 import pytest
 
 import aisdp_log
-from aisdp_log.workbook.frame import read_log
+from aisdp_log.lint.frame import read_log
 from aisdp_log.workbook.template import write_template
 
 from conftest import CLEAN_TEMPLATE_ROW as CLEAN

@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from aisdp_log.cli.main import cli
-from aisdp_log.workbook.frame import read_log
+from aisdp_log.lint.frame import read_log
 from aisdp_log.repo.roots import find_config, find_repo_root, resolve_repo
 from aisdp_log.lint.runner import validate
 from builders import init_repo, row, write_log

@@ -8,7 +8,13 @@ import sys
 from pathlib import Path
 
 from aisdp_log.artefacts.cache import NullCache, open_cache
-from aisdp_log.artefacts.digests import ArtefactError, NoModelFile, OnBytes, combine, scan_folder
+from aisdp_log.artefacts.digests import (
+    ArtefactError,
+    NoModelFile,
+    OnBytes,
+    combine,
+    scan_folder,
+)
 from aisdp_log.repo.roots import find_repo_root
 from aisdp_log.system.progress import Progress
 

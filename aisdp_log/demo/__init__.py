@@ -1,0 +1,1 @@
+"""A complete example project built for real: git, DVC, training runs and a validated log."""

@@ -26,6 +26,7 @@ from aisdp_log.errors import AisdpLogError
 from aisdp_log.lint.formatters import format_text
 from aisdp_log.lint.runner import validate
 from aisdp_log.record.add import add_experiment
+from aisdp_log.repo.git import run_git
 from aisdp_log.workbook.template import write_template
 from aisdp_log.workbook.writer import find_rows, open_workbook_for_update, set_cell
 
@@ -206,7 +207,11 @@ class _Project:
             self.env.pop(name, None)
 
     def git(self, *args: str) -> str:
-        return _run(["git", *args], self.root, self.env, f"git {args[0]}").strip()
+        result = run_git(args, self.root, env=self.env, text=True)
+        if result.returncode != 0:
+            detail = " ".join((result.stderr or result.stdout).split())[-400:]
+            raise AisdpLogError(f"demo: git {args[0]} failed: {detail}")
+        return result.stdout.strip()
 
     def dvc(self, *args: str) -> str:
         return _run([sys.executable, "-m", "dvc", *args], self.root, self.env,

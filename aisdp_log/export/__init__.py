@@ -1,0 +1,1 @@
+"""Carrying the validated log into other tools (MLflow)."""

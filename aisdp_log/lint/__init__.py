@@ -1,0 +1,1 @@
+"""Validation: the check runner, the checks (one module per family), coverage, formatters and annotations."""

@@ -18,7 +18,12 @@ from pathlib import Path
 from aisdp_log import spec
 from aisdp_log.errors import WriteRefused
 from aisdp_log.findings import CATALOGUE, Finding, Report
-from aisdp_log.workbook.comments import MARKER, SheetNotes, insert_in_worksheet, sheet_data_end
+from aisdp_log.workbook.comments import (
+    MARKER,
+    SheetNotes,
+    insert_in_worksheet,
+    sheet_data_end,
+)
 from aisdp_log.workbook.writer import escape_ooxml, find_sheet, open_workbook_for_update
 from aisdp_log.workbook.xlsx_package import (
     Package,

@@ -22,7 +22,12 @@ from aisdp_log.record.environment import summarise
 from aisdp_log.repo.roots import config_for, resolve_repo
 from aisdp_log.workbook.guard import writer_lock
 from aisdp_log.workbook.reader import load_log
-from aisdp_log.workbook.writer import append_row, find_rows, find_sheet, open_workbook_for_update
+from aisdp_log.workbook.writer import (
+    append_row,
+    find_rows,
+    find_sheet,
+    open_workbook_for_update,
+)
 
 #: The run.json `status` values a row may be made from (a record without one is accepted).
 ACCEPTED_STATUS = ("completed",)

@@ -71,7 +71,6 @@ import os
 import random
 import secrets
 import shutil
-import subprocess
 import time
 import warnings
 from collections.abc import Mapping
@@ -84,7 +83,14 @@ from aisdp_log.artefacts.hashing import artefact_hash
 from aisdp_log.config import load_config
 from aisdp_log.errors import AisdpLogError
 from aisdp_log.record.environment import capture_environment
-from aisdp_log.repo.dvcfiles import PATHSPECS, data_spec, is_record, parse_record, stage_wdirs
+from aisdp_log.repo.dvcfiles import (
+    PATHSPECS,
+    data_spec,
+    is_record,
+    parse_record,
+    stage_wdirs,
+)
+from aisdp_log.repo.git import run_git
 from aisdp_log.repo.roots import find_repo_root
 from aisdp_log.spec import SEED_MAX
 from aisdp_log.system.atomic import atomic_replace, new_file_mode, write_bytes
@@ -416,9 +422,8 @@ def _number(name: str, value: object, *, allow_nan: bool) -> float | int:
 # -- git and DVC --------------------------------------------------------------------------------
 def _git(repo: Path, *args: str) -> str | None:
     try:
-        result = subprocess.run(["git", "-C", str(repo), *args], capture_output=True,
-                                text=True, check=False)
-    except OSError:  # git not installed
+        result = run_git(args, repo, text=True)
+    except (OSError, AisdpLogError):  # git not installed, or no such folder
         return None
     return result.stdout if result.returncode == 0 else None
 

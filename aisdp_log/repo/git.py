@@ -55,12 +55,59 @@ class CommitLookup:
     committed: dt.datetime | None = None  # committer date, in the committer's own time zone
 
 
-def _git_env() -> dict[str, str]:
-    env = dict(os.environ)
-    # Stable, untranslated output; never wait for a password; no pager.
+def git_env(base: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment every git process runs in: `base` (default: ours) with stable,
+    untranslated output, no password prompt, no pager and no optional locks (a validator
+    must not write `.git/index` behind an editor's back)."""
+    env = dict(os.environ if base is None else base)
     env.update(LC_ALL="C", LANGUAGE="C", GIT_TERMINAL_PROMPT="0", GIT_PAGER="cat",
                GIT_OPTIONAL_LOCKS="0")
     return env
+
+
+def run_git(args: Iterable[str], cwd: Path | str | None, *, env: dict[str, str] | None = None,
+            input: bytes | str | None = None, text: bool = False, timeout: float | None = None,
+            preexec_fn=None) -> subprocess.CompletedProcess:
+    """Run `git <args>` in `cwd` and return the finished process (stdout and stderr captured;
+    the caller judges the exit code). Every git process of aisdp-log starts here or in
+    `GitRepo`, with `git_env`; arguments are a list, never a shell line, so cell text reaches
+    git as one argument. RepositoryError when git is not installed."""
+    try:
+        return subprocess.run(["git", *args], cwd=cwd, env=git_env(env), input=input,
+                              text=text, capture_output=True, check=False, timeout=timeout,
+                              preexec_fn=preexec_fn)
+    except FileNotFoundError:
+        if cwd is not None and not Path(cwd).is_dir():
+            raise RepositoryError(f"{cwd}: not a folder") from None
+        raise RepositoryError("git is not installed (or not on PATH)") from None
+
+
+def config_value(repo: Path | None, name: str, *, path: bool = False,
+                 timeout: float | None = None) -> str | None:
+    """One `git config` value as git resolves it in `repo` (local, global, system), or None
+    (unset, or no git)."""
+    try:
+        done = run_git(["config", *(["--path"] if path else []), "--get", name],
+                       repo if repo and Path(repo).is_dir() else None, text=True,
+                       timeout=timeout)
+    except (RepositoryError, OSError, subprocess.SubprocessError):
+        return None
+    value = done.stdout.strip()
+    return value if done.returncode == 0 and value else None
+
+
+def blob_at(repo: Path | str, commit: str, path: str, *, timeout: float | None = None
+            ) -> bytes | None:
+    """The bytes of `path` at `commit` (`git cat-file blob`), or None where it is not there."""
+    done = run_git(["cat-file", "blob", f"{commit}:{path}"], repo, timeout=timeout)
+    return done.stdout if done.returncode == 0 else None
+
+
+def resolve_commit(repo: Path | str, name: str, *, timeout: float | None = None) -> str | None:
+    """The full SHA `name` (a SHA, tag, branch or `HEAD`) names as a commit, or None."""
+    done = run_git(["rev-parse", "--verify", "-q", f"{name}^{{commit}}"], repo, text=True,
+                   timeout=timeout)
+    return done.stdout.strip() or None if done.returncode == 0 else None
 
 
 def find_work_tree(start: Path) -> tuple[Path, Path, bool] | None:
@@ -99,7 +146,7 @@ class GitRepo:
         self.root = toplevel
         self.git_dir = git_dir
         self.is_shallow = is_shallow
-        self._env = _git_env()
+        self._env = git_env()
         self._cat_file: subprocess.Popen | None = None
         self._reachable: dict[str, bool] = {}
         self._refs: dict[str, str] | None = None
@@ -120,7 +167,7 @@ class GitRepo:
             result = subprocess.run(
                 ["git", "rev-parse", "--show-toplevel", "--absolute-git-dir",
                  "--is-shallow-repository"],
-                cwd=path, env=_git_env(), capture_output=True, check=False)
+                cwd=path, env=git_env(), capture_output=True, check=False)
         except FileNotFoundError:
             raise RepositoryError("git is not installed (or not on PATH); install git, or use "
                                   "--offline to check the workbook alone") from None

@@ -27,10 +27,11 @@ import tempfile
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from aisdp_log.errors import AisdpLogError
+from aisdp_log.errors import AisdpLogError, RepositoryError
 from aisdp_log.repo.dvcfiles import MD5, LocalCache, cache_dirs
+from aisdp_log.repo.git import run_git
 from aisdp_log.system.lifeline import die_with_parent
-from aisdp_log.workbook.guard import pid_alive
+from aisdp_log.system.tooldir import pid_alive, remove_orphans
 
 #: Where worktrees live: a temp folder, so nothing appears in the user's `git status`.
 PREFIX = "aisdp-rerun-"
@@ -43,10 +44,11 @@ class RerunError(AisdpLogError):
 
 
 def _git(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    env = dict(os.environ, LC_ALL="C", GIT_TERMINAL_PROMPT="0", GIT_OPTIONAL_LOCKS="0")
     # preexec_fn: a `git worktree add` stops with a killed rerun too (lifeline.py)
-    result = subprocess.run(["git", *args], cwd=repo, env=env, capture_output=True, text=True,
-                            check=False, preexec_fn=die_with_parent())
+    try:
+        result = run_git(args, repo, text=True, preexec_fn=die_with_parent())
+    except RepositoryError as exc:
+        raise RerunError(str(exc)) from None
     if check and result.returncode != 0:
         reason = _first_line(result.stderr) or f"exit code {result.returncode}"
         raise RerunError(f"git {args[0]} failed in {repo}: {reason}")
@@ -117,13 +119,7 @@ def remove_stale(repo: Path | str, parent: Path | str | None = None) -> list[Pat
             shutil.rmtree(tree.parent, ignore_errors=True)
             removed.append(tree.parent)
     base = Path(parent) if parent is not None else Path(tempfile.gettempdir())
-    with contextlib.suppress(OSError):
-        for holder in base.iterdir():
-            pid = _owner_pid(holder.name)
-            if pid is not None and holder.is_dir() and not holder.is_symlink() \
-                    and not pid_alive(pid):
-                shutil.rmtree(holder, ignore_errors=True)
-                removed.append(holder)
+    removed += remove_orphans(base, _owner_pid, pattern=f"{PREFIX}*")
     if removed:
         _git(repo, "worktree", "prune", check=False)
     return removed

@@ -39,6 +39,7 @@ from pathlib import Path
 from aisdp_log.errors import AisdpLogError
 from aisdp_log.lint.checks.git import lock_entries
 from aisdp_log.record.environment import diff_environments, summarise
+from aisdp_log.repo.git import blob_at
 
 ENV_MODES = ("current", "lock")
 #: Lock files `--env lock` can build from (a `*.txt` is read as a requirements file).
@@ -317,17 +318,16 @@ def read_lock(plan, repo_root: Path) -> tuple[str, str, bytes]:
                             f"({', '.join(LOCK_KINDS)}) named as `<path> sha256:<hex>` in the "
                             f"Environment cell; it names {named}")
     path, digest = usable[0]
-    result = subprocess.run(["git", "cat-file", "blob", f"{plan.commit}:{path}"], cwd=repo_root,
-                            capture_output=True, env=dict(os.environ, GIT_OPTIONAL_LOCKS="0"))
-    if result.returncode != 0:
+    blob = blob_at(repo_root, plan.commit, path)
+    if blob is None:
         raise AisdpLogError(f"{plan.experiment_id}: {path} is not in commit "
                             f"{plan.commit[:12]} (G005), so --env lock cannot rebuild it")
-    actual = hashlib.sha256(result.stdout).hexdigest()
+    actual = hashlib.sha256(blob).hexdigest()
     if not actual.startswith(digest):
         raise AisdpLogError(f"{plan.experiment_id}: {path} at commit {plan.commit[:12]} has "
                             f"sha256 {actual[:12]}…, not the {digest[:12]}… the Environment cell "
                             "names (G005); --env lock builds only the recorded file")
-    return path, actual, result.stdout
+    return path, actual, blob
 
 
 def lock_kind(path: str) -> str | None:
@@ -354,12 +354,11 @@ def requirements_from_lock(path: str, blob: bytes, uv: str, repo_root: Path, com
         (project / "uv.lock").write_bytes(blob)
         parent = str(Path(path).parent).replace(os.sep, "/")
         spec_path = "pyproject.toml" if parent in ("", ".") else f"{parent}/pyproject.toml"
-        shown = subprocess.run(["git", "cat-file", "blob", f"{commit}:{spec_path}"],
-                               cwd=repo_root, capture_output=True)
-        if shown.returncode != 0:
+        shown = blob_at(repo_root, commit, spec_path)
+        if shown is None:
             raise AisdpLogError(f"{path}: uv export needs {spec_path} beside it, and commit "
                                 f"{commit[:12]} has none")
-        (project / "pyproject.toml").write_bytes(shown.stdout)
+        (project / "pyproject.toml").write_bytes(shown)
         exported = _run([uv, "export", "--frozen", "--no-hashes", "--no-emit-project",
                          "--format", "requirements-txt", "--directory", str(project)],
                         f"uv export of {path}")

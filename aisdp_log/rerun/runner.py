@@ -45,10 +45,16 @@ from aisdp_log.record.environment import diff_environments
 from aisdp_log.repo.data_versions import resolve_data_versions
 from aisdp_log.repo.git import GitRepo
 from aisdp_log.repo.roots import config_for, resolve_repo
-from aisdp_log.repo.worktree import RerunError, checkout_data, isolated_worktree, remove_stale
+from aisdp_log.repo.worktree import (
+    RerunError,
+    checkout_data,
+    isolated_worktree,
+    remove_stale,
+)
 from aisdp_log.rerun.environment import RunEnvironment, prepare, read_stderr_tail
 from aisdp_log.system.lifeline import Lifeline, die_with_parent
-from aisdp_log.workbook.guard import pid_alive, writer_lock
+from aisdp_log.system.tooldir import pid_alive
+from aisdp_log.workbook.guard import writer_lock
 from aisdp_log.workbook.reader import load_log
 from aisdp_log.workbook.writer import (
     append_row,

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from aisdp_log.errors import AisdpLogError
+from aisdp_log.repo.git import blob_at, resolve_commit
 from aisdp_log.review.gather import (
     LOCK_IN_ENVIRONMENT,
     artefact_folder_or_none,
@@ -170,18 +171,15 @@ def _lock_at_commit(git_root: Path | None, commit: str, path: str) -> tuple[str,
     if Path(path).is_absolute() or ".." in parts or path.startswith("-"):
         return f"{path}: not a path inside the repository"
     try:
-        full = subprocess.run(["git", "rev-parse", "--verify", "-q",
-                               f"{commit.strip()}^{{commit}}"], cwd=git_root,
-                              capture_output=True, text=True, timeout=60).stdout.strip()
+        full = resolve_commit(git_root, commit.strip(), timeout=60)
         if not full:
             return f"{path}: commit {commit} is not in the repository"
-        blob = subprocess.run(["git", "cat-file", "blob", f"{full}:{path.removeprefix('./')}"],
-                              cwd=git_root, capture_output=True, timeout=60)
-    except (OSError, subprocess.SubprocessError) as exc:
+        blob = blob_at(git_root, full, path.removeprefix("./"), timeout=60)
+    except (AisdpLogError, OSError, subprocess.SubprocessError) as exc:
         return f"{path}: git failed ({exc})"
-    if blob.returncode != 0:
+    if blob is None:
         return f"{path}: not in commit {full[:12]}"
-    return full, blob.stdout
+    return full, blob
 
 
 def _add_review(members: dict, period: str, record, search: list[Path], notes: list) -> None:

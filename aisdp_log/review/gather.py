@@ -19,6 +19,7 @@ import re
 import shutil
 import stat
 import subprocess
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,12 +34,13 @@ from aisdp_log.domain.values import as_text, parse_number
 from aisdp_log.errors import AisdpLogError, RepositoryError, WriteRefused
 from aisdp_log.findings import Finding
 from aisdp_log.lint.runner import validate
+from aisdp_log.repo.git import resolve_commit
 from aisdp_log.repo.roots import config_for, find_repo_root
 from aisdp_log.signing import signatures, signoff
 from aisdp_log.signing.verify import check_signoffs
 from aisdp_log.system.atomic import write_bytes
+from aisdp_log.system.tooldir import remove_orphans
 from aisdp_log.workbook import guard
-from aisdp_log.workbook.guard import pid_alive
 from aisdp_log.workbook.reader import load_log
 
 PERIOD = re.compile(r"^(\d{4})-Q([1-4])$")
@@ -760,11 +762,9 @@ def _head(git_root: Path | None) -> str | None:
     if git_root is None:
         return None
     try:
-        out = subprocess.run(["git", "rev-parse", "--verify", "-q", "HEAD"], cwd=git_root,
-                             capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.SubprocessError):
+        return resolve_commit(git_root, "HEAD", timeout=10)
+    except (AisdpLogError, OSError, subprocess.SubprocessError):
         return None
-    return out.stdout.strip() or None
 
 
 # --------------------------------------------------------------------------- the command
@@ -848,7 +848,9 @@ def write_review(log_path: Path | str, *, period: str | None = None,
         output_dir.mkdir(parents=True, exist_ok=True)
         html_path = output_dir / f"review-{review.period}.html"
         markdown_path = output_dir / f"review-{review.period}.md"
-        from aisdp_log.review import render as review_render  # TEMPORARY: cycle, issue 12 split
+        from aisdp_log.review import (
+            render as review_render,  # TEMPORARY: cycle, issue 12 split
+        )
 
         html_text, markdown_text = review_render.render(review)
         html_bytes, markdown_bytes = html_text.encode("utf-8"), markdown_text.encode("utf-8")
@@ -890,17 +892,14 @@ _SCRATCH_PREFIX = "aisdp-log-review-"
 def _scratch():
     """A temp folder named with this process's pid; the folders of killed reviews (whose pid
     is gone) are removed first, so a SIGKILL leaves nothing behind for long."""
-    import tempfile
-
-
-    root = Path(tempfile.gettempdir())
-    with contextlib.suppress(OSError):
-        for entry in root.glob(f"{_SCRATCH_PREFIX}*-*"):
-            pid = entry.name[len(_SCRATCH_PREFIX):].split("-", 1)[0]
-            if pid.isdigit() and int(pid) != os.getpid() and not pid_alive(int(pid)):
-                shutil.rmtree(entry, ignore_errors=True)
+    remove_orphans(tempfile.gettempdir(), _scratch_owner, pattern=f"{_SCRATCH_PREFIX}*-*")
     with tempfile.TemporaryDirectory(prefix=f"{_SCRATCH_PREFIX}{os.getpid()}-") as folder:
         yield Path(folder)
+
+
+def _scratch_owner(name: str) -> int | None:
+    pid = name[len(_SCRATCH_PREFIX):].split("-", 1)[0]
+    return int(pid) if pid.isdigit() else None
 
 
 def _signature_info(key: Path | None, repo: Path) -> "SignatureInfo":

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from aisdp_log.errors import AisdpLogError
+from aisdp_log.repo.git import config_value
 
 NAMESPACE = "aisdp-log"
 STATEMENT_FORMAT = "aisdp-log sign-off 1"
@@ -222,17 +223,8 @@ def check_signature(statement: bytes, signature: str, allowed_signers: Path | No
 # --------------------------------------------------------------------------- git settings
 
 def git_config(repo: Path | None, name: str, *, path: bool = False) -> str | None:
-    """One `git config` value as git resolves it in `repo` (local, global, system), or None."""
-    if shutil.which("git") is None:
-        return None
-    args = ["git", "config", *(["--path"] if path else []), "--get", name]
-    try:
-        done = subprocess.run(args, cwd=repo if repo and repo.is_dir() else None,
-                              capture_output=True, text=True, timeout=TIMEOUT)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    value = done.stdout.strip()
-    return value if done.returncode == 0 and value else None
+    """One `git config` value as git resolves it in `repo`, or None."""
+    return config_value(repo, name, path=path, timeout=TIMEOUT)
 
 
 def default_signing_key(repo: Path | None, scratch: Path) -> Path | None:

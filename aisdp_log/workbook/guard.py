@@ -37,9 +37,9 @@ from typing import Iterator
 
 from aisdp_log.errors import WriteRefused
 from aisdp_log.system.atomic import temp_prefix
+from aisdp_log.system.tooldir import TOOL_DIR, remove_orphans, tool_dir
 from aisdp_log.workbook.reader import check_container
 
-TOOL_DIR = ".aisdp-log"
 #: How long a writer waits for another aisdp-log writing the same file (seconds).
 LOCK_WAIT_S = 60.0
 LOCK_SUFFIX = ".lock"
@@ -53,22 +53,6 @@ _held_guard = threading.Lock()
 
 
 # --------------------------------------------------------------------------- the tool folder
-
-def tool_dir(folder: Path | str, *, create: bool = True) -> Path:
-    """`folder/.aisdp-log/`, made on first use with a `.gitignore` of `*`."""
-    folder = Path(folder) if str(folder) else Path(".")
-    path = folder / TOOL_DIR
-    if not create:
-        return path
-    try:
-        path.mkdir(exist_ok=True)
-        ignore = path / ".gitignore"
-        if not ignore.is_file() or "*" not in ignore.read_text("utf-8", "replace").split():
-            ignore.write_bytes(b"*\n")  # hashcache.py writes one with a comment: kept
-    except OSError as exc:
-        raise WriteRefused(f"{path}: cannot make aisdp-log's folder for its lock and temp "
-                           f"files ({exc.strerror or exc})") from None
-    return path
 
 
 def write_target(path: Path | str) -> Path:
@@ -98,32 +82,12 @@ def stale_temp_files(path: Path | str) -> list[Path]:
 
 def remove_stale_temps(folder: Path | str) -> list[Path]:
     """Remove the temp files in `folder/.aisdp-log/` whose writing process is gone."""
-    removed = []
-    with contextlib.suppress(OSError):
-        for entry in (Path(folder) / TOOL_DIR).iterdir():
-            match = _TEMP.match(entry.name)
-            if match and not pid_alive(int(match["pid"])):
-                with contextlib.suppress(OSError):
-                    entry.unlink()
-                    removed.append(entry)
-    return removed
+    return remove_orphans(Path(folder) / TOOL_DIR, _temp_owner)
 
 
-def pid_alive(pid: int) -> bool:
-    """Whether a process with this pid runs on this host (one of another user counts)."""
-    if pid <= 0:
-        return False
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    except OSError:
-        return False
-    return True
+def _temp_owner(name: str) -> int | None:
+    match = _TEMP.match(name)
+    return int(match["pid"]) if match else None
 
 
 # --------------------------------------------------------------------------- Office locks

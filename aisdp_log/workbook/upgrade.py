@@ -22,7 +22,11 @@ from aisdp_log.workbook.doc_props import (
     package_properties,
     set_properties,
 )
-from aisdp_log.workbook.template import build_template, missing_value_criteria, template_columns
+from aisdp_log.workbook.template import (
+    build_template,
+    missing_value_criteria,
+    template_columns,
+)
 from aisdp_log.workbook.writer import (
     ensure_sheet,
     escape_ooxml,

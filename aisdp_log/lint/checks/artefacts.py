@@ -26,11 +26,22 @@ import time
 from dataclasses import dataclass
 from typing import Iterator
 
-from aisdp_log.artefacts.cache import HashCache, code_fingerprint, is_racy, open_cache, stat_key
+from aisdp_log.artefacts.cache import (
+    HashCache,
+    code_fingerprint,
+    is_racy,
+    open_cache,
+    stat_key,
+)
 from aisdp_log.artefacts.digests import FolderScan, combine, inside, scan_folder
 from aisdp_log.artefacts.folders import plain_folder_name
 from aisdp_log.domain.nested import MISSING, lookup
-from aisdp_log.domain.values import as_text, decimals_typed, is_number, parse_artefact_hash
+from aisdp_log.domain.values import (
+    as_text,
+    decimals_typed,
+    is_number,
+    parse_artefact_hash,
+)
 from aisdp_log.findings import Finding
 from aisdp_log.system.progress import Progress
 from aisdp_log.workbook.reader import Log, Row, cell_ref

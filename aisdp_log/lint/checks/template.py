@@ -6,7 +6,11 @@ from collections.abc import Iterator
 
 from aisdp_log import TEMPLATE_VERSION
 from aisdp_log.findings import Finding
-from aisdp_log.workbook.doc_props import TEMPLATE_VERSION_PROPERTY, older_template, read_properties
+from aisdp_log.workbook.doc_props import (
+    TEMPLATE_VERSION_PROPERTY,
+    older_template,
+    read_properties,
+)
 
 CODES = ("S012",)
 

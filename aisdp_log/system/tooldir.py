@@ -1,0 +1,71 @@
+"""aisdp-log's own folder `.aisdp-log/` (locks, temp files, caches), and the sweep that removes
+what a killed aisdp-log process left behind, judged by the pid in the leftover's name."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+from pathlib import Path
+from typing import Callable
+
+from aisdp_log.errors import WriteRefused
+
+TOOL_DIR = ".aisdp-log"
+
+
+def tool_dir(folder: Path | str, *, create: bool = True) -> Path:
+    """`folder/.aisdp-log/`, made on first use with a `.gitignore` of `*`."""
+    folder = Path(folder) if str(folder) else Path(".")
+    path = folder / TOOL_DIR
+    if not create:
+        return path
+    try:
+        path.mkdir(exist_ok=True)
+        ignore = path / ".gitignore"
+        if not ignore.is_file() or "*" not in ignore.read_text("utf-8", "replace").split():
+            ignore.write_bytes(b"*\n")  # hashcache.py writes one with a comment: kept
+    except OSError as exc:
+        raise WriteRefused(f"{path}: cannot make aisdp-log's folder for its lock and temp "
+                           f"files ({exc.strerror or exc})") from None
+    return path
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid runs on this host (one of another user counts)."""
+    if pid <= 0:
+        return False
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except OSError:
+        return False
+    return True
+
+
+def remove_orphans(folder: Path | str, owner_pid: Callable[[str], int | None], *,
+                   pattern: str = "*") -> list[Path]:
+    """Remove each entry of `folder` matching `pattern` whose name carries the pid of a
+    process that no longer runs on this host (`owner_pid(name)`; None: not ours, kept).
+
+    The one rule for leftovers of a SIGKILLed aisdp-log (writer temps, rerun worktree
+    holders, a review's scratch folder): a live pid, this process's included, keeps its
+    entry. Symlinks are unlinked, never followed. Returns what was removed."""
+    removed = []
+    with contextlib.suppress(OSError):
+        for entry in Path(folder).glob(pattern):
+            pid = owner_pid(entry.name)
+            if pid is None or pid_alive(pid):
+                continue
+            with contextlib.suppress(OSError):
+                if entry.is_dir() and not entry.is_symlink():
+                    shutil.rmtree(entry)
+                else:
+                    entry.unlink()
+                removed.append(entry)
+    return removed
