@@ -24,7 +24,8 @@ from aisdp_log.repo.dvcfiles import (
     remote_missing,
     version_matches,
 )
-from aisdp_log.repo.git import GitRepo, repo_for, repo_prefix
+from aisdp_log.repo.git import GitRepo, repo_for
+from aisdp_log.repo.gitparse import repo_prefix
 from aisdp_log.workbook.reader import Log
 
 

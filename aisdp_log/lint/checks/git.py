@@ -14,7 +14,8 @@ import re
 from typing import Iterable, Iterator
 
 from aisdp_log.findings import Finding
-from aisdp_log.repo.git import CommitLookup, is_ref_name, repo_for, repo_prefix
+from aisdp_log.repo.git import repo_for
+from aisdp_log.repo.gitparse import CommitLookup, is_ref_name, repo_prefix
 from aisdp_log.workbook.reader import Log, Row
 
 #: An Environment cell's words: split at spaces, `;` and `,` (a lock entry never holds them).

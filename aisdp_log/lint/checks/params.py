@@ -20,7 +20,8 @@ from aisdp_log.findings import Finding
 from aisdp_log.lint.checks.artefacts import same_param
 from aisdp_log.lint.checks.git import row_commits
 from aisdp_log.repo.dvcfiles import dvc_root
-from aisdp_log.repo.git import GitRepo, repo_for, repo_prefix
+from aisdp_log.repo.git import GitRepo, repo_for
+from aisdp_log.repo.gitparse import repo_prefix
 from aisdp_log.workbook.reader import Log
 
 #: The params file DVC reads when a stage names a param without a file.
