@@ -14,7 +14,8 @@ from aisdp_log.lint.checks import Context
 from aisdp_log.lint.checks import artefacts
 from aisdp_log.config import load_config
 from aisdp_log.lint.runner import validate
-from aisdp_log.workbook.reader import cell_ref, load_log
+from aisdp_log.workbook.reader import load_log
+from aisdp_log.workbook.table import cell_ref
 from builders import BASE_ROW, init_repo, row, write_log
 
 HEADERS = list(BASE_ROW) + ["Other params"]

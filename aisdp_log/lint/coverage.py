@@ -18,10 +18,11 @@ from typing import TYPE_CHECKING, Callable
 
 from aisdp_log.findings import Finding, Severity
 from aisdp_log.lint.checks.git import lock_entries
-from aisdp_log.workbook.reader import column_letter
+from aisdp_log.workbook.table import column_letter
 
 if TYPE_CHECKING:
-    from aisdp_log.workbook.reader import Column, Log
+    from aisdp_log.workbook.log import Log
+    from aisdp_log.workbook.table import Column
 
 #: Standard columns that are evidence whenever they hold a value.
 EVIDENCE_KEYS = ("code_commit", "data_version", "random_seed", "artefact_hash", "other_params")

@@ -16,13 +16,15 @@ from aisdp_log.domain.values import as_text
 from aisdp_log.errors import WorkbookError
 from aisdp_log.lint.checks.schema import bad_value_code
 from aisdp_log.repo.roots import config_for, resolve_repo
-from aisdp_log.workbook.reader import cell_ref, load_log
+from aisdp_log.workbook.reader import load_log
+from aisdp_log.workbook.table import cell_ref
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import pandas as pd
     import pandera.pandas as pa
 
-    from aisdp_log.workbook.reader import Column, Log
+    from aisdp_log.workbook.log import Log
+    from aisdp_log.workbook.table import Column
 
 #: The DataFrame's index name: the values are the sheet's row numbers (Excel's, 1-based).
 INDEX_NAME = "row"

@@ -10,7 +10,8 @@ from aisdp_log.errors import WorkbookError
 from aisdp_log.findings import Report
 from aisdp_log.lint.checks import Context, run_checks
 from aisdp_log.repo.roots import config_for, find_repo_root, resolve_repo, shown_config  # noqa: F401 - their old home
-from aisdp_log.workbook.reader import display_name, load_log
+from aisdp_log.workbook.container import display_name
+from aisdp_log.workbook.reader import load_log
 
 if TYPE_CHECKING:  # imported when validating: `import aisdp_log` and `--help` stay light
     from aisdp_log.config import Config

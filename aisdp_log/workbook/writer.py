@@ -75,7 +75,7 @@ from aisdp_log.domain.values import as_text
 from aisdp_log.errors import WorkbookError, WriteRefused
 from aisdp_log.system.atomic import atomic_replace
 from aisdp_log.workbook import guard
-from aisdp_log.workbook.reader import check_container
+from aisdp_log.workbook.container import check_container
 from aisdp_log.workbook.xlsx_package import Package, column_letter, escape_xml
 from aisdp_log.workbook.xlsx_sheet import Sheet, Workbook
 

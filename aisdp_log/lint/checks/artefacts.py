@@ -44,7 +44,8 @@ from aisdp_log.domain.values import (
 )
 from aisdp_log.findings import Finding
 from aisdp_log.system.progress import Progress
-from aisdp_log.workbook.reader import Log, Row, cell_ref
+from aisdp_log.workbook.log import Log
+from aisdp_log.workbook.table import Row, cell_ref
 
 #: ctx.cache key of the hash cache, so later families (and tests) see its counters.
 CACHE_KEY = "artefacts.hashcache"

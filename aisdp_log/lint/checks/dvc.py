@@ -26,7 +26,7 @@ from aisdp_log.repo.dvcfiles import (
 )
 from aisdp_log.repo.git import GitRepo, repo_for
 from aisdp_log.repo.gitparse import repo_prefix
-from aisdp_log.workbook.reader import Log
+from aisdp_log.workbook.log import Log
 
 
 def run(log: Log, ctx) -> Iterator[Finding]:

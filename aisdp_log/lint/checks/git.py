@@ -16,7 +16,8 @@ from typing import Iterable, Iterator
 from aisdp_log.findings import Finding
 from aisdp_log.repo.git import repo_for
 from aisdp_log.repo.gitparse import CommitLookup, is_ref_name, repo_prefix
-from aisdp_log.workbook.reader import Log, Row
+from aisdp_log.workbook.log import Log
+from aisdp_log.workbook.table import Row
 
 #: An Environment cell's words: split at spaces, `;` and `,` (a lock entry never holds them).
 WORD = re.compile(r"[^\s;,]+")

@@ -22,7 +22,7 @@ from aisdp_log.lint.checks.git import row_commits
 from aisdp_log.repo.dvcfiles import dvc_root
 from aisdp_log.repo.git import GitRepo, repo_for
 from aisdp_log.repo.gitparse import repo_prefix
-from aisdp_log.workbook.reader import Log
+from aisdp_log.workbook.log import Log
 
 #: The params file DVC reads when a stage names a param without a file.
 DEFAULT_PARAMS = "params.yaml"

@@ -8,7 +8,7 @@ from aisdp_log import spec
 from aisdp_log.domain.metrics import declared_metrics, meets, passing_pairs
 from aisdp_log.domain.periods import quarter
 from aisdp_log.findings import Finding
-from aisdp_log.workbook.reader import Log
+from aisdp_log.workbook.log import Log
 
 
 def passing_evidence(log: Log) -> set[tuple[str, str]] | bool:

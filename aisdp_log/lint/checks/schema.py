@@ -8,7 +8,8 @@ from typing import Iterator
 from aisdp_log import spec
 from aisdp_log.domain.values import parse_choice, parse_number, shown
 from aisdp_log.findings import Finding
-from aisdp_log.workbook.reader import Log, cell_ref
+from aisdp_log.workbook.log import Log
+from aisdp_log.workbook.table import cell_ref
 
 #: Standard columns that every log must have (S001), and whose values every row must fill
 #: (S002); metrics are handled per outcome.

@@ -10,7 +10,7 @@ from aisdp_log.findings import Finding
 from aisdp_log.signing.signatures import allowed_signers_file
 from aisdp_log.signing.signoff import check, read_signoffs
 from aisdp_log.signing.verify import check_signoffs
-from aisdp_log.workbook.reader import Log
+from aisdp_log.workbook.log import Log
 
 
 def run(log: Log, ctx) -> Iterator[Finding]:
