@@ -5,7 +5,7 @@ Uses the demo's requirements (aisdp_log.demo.project's `requirements.txt`: torch
 this machine's versions) and pip's configured indexes (on these machines torch comes from a
 local wheel folder). Measures, each in a fresh temp folder:
 
-- lock, cold: `rerun_env.ensure_environment` with an empty aisdp-log cache and an empty uv
+- lock, cold: `lockenv.ensure_environment` with an empty aisdp-log cache and an empty uv
   cache (what the first `--env lock` on a new machine pays);
 - lock, warm uv cache: a new environment folder, uv's cache kept (another lock file sharing
   the packages, or a cache wiped of environments only);
@@ -43,8 +43,15 @@ def main() -> None:
     parser.add_argument("--skip-pip", action="store_true")
     options = parser.parse_args()
 
-    from aisdp_log.rerun import environment as rerun_env
     from aisdp_log.demo.project import _requirements
+    from aisdp_log.rerun.environment import RunEnvironment
+    from aisdp_log.rerun.lockenv import (
+        ensure_environment,
+        env_folder,
+        environment_variables,
+        python_in,
+    )
+    from aisdp_log.rerun.preflight import check_interpreter
 
     requirements = _requirements()
     blob = requirements.encode()
@@ -57,10 +64,10 @@ def main() -> None:
         with tempfile.TemporaryDirectory(prefix="bench-env-") as work:
             work = Path(work)
             os.environ["XDG_CACHE_HOME"] = str(work / "cache")  # aisdp-log's and uv's caches
-            folder = rerun_env.env_folder(lock_hex, base)
+            folder = env_folder(lock_hex, base)
 
             def build():
-                rerun_env.ensure_environment(folder, "requirements.txt", blob, base, work, "HEAD")
+                ensure_environment(folder, "requirements.txt", blob, base, work, "HEAD")
 
             results.setdefault("lock, cold (empty uv cache)", []).append(seconds(build))
             results.setdefault("lock, reuse", []).append(seconds(build))
@@ -68,9 +75,9 @@ def main() -> None:
             results.setdefault("lock, warm uv cache", []).append(seconds(build))
             recorded = {"python": {"version": None}, "torch": {"version": "x"}, "numpy": "x"}
             results.setdefault("pre-flight probe", []).append(seconds(
-                lambda: rerun_env.check_interpreter(
-                    "EXP", [str(rerun_env.python_in(folder)), "train.py"],
-                    rerun_env.RunEnvironment([], "", rerun_env.environment_variables(folder))
+                lambda: check_interpreter(
+                    "EXP", [str(python_in(folder)), "train.py"],
+                    RunEnvironment([], "", environment_variables(folder))
                     .apply(os.environ), work, recorded, "bench", True, "")))
             if not options.skip_pip:
                 listed = work / "requirements.txt"

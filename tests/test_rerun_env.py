@@ -269,7 +269,7 @@ def test_a_failed_run_says_why_in_the_output_the_reruns_row_and_the_review(copy,
 
 
 def test_the_stderr_tail_is_bounded_and_clean():
-    from aisdp_log.rerun.environment import TAIL_CHARS, TAIL_LINE_CHARS, stderr_tail
+    from aisdp_log.rerun.tail import TAIL_CHARS, TAIL_LINE_CHARS, stderr_tail
 
     data = b"".join(b"line %d\r\n" % i for i in range(50)) + b"x" * 5000 + b"\n\x00\x1b[1m!\n"
     tail = stderr_tail(data)
@@ -326,7 +326,7 @@ def test_env_lock_refuses_a_lock_file_that_is_not_the_recorded_one(copy):
 
 
 def test_poetry_and_pylock_files_become_pinned_requirements(tmp_path):
-    from aisdp_log.rerun.environment import requirements_from_lock
+    from aisdp_log.rerun.lockenv import requirements_from_lock
 
     poetry = (b'[[package]]\nname = "six"\nversion = "1.16.0"\nmarkers = "python_version >= '
               b'\'3.8\'"\n\n[[package]]\nname = "mine"\nversion = "0.1"\n[package.source]\n'
@@ -343,7 +343,7 @@ def test_poetry_and_pylock_files_become_pinned_requirements(tmp_path):
 
 
 def test_pips_configured_indexes_are_passed_to_uv(tmp_path, monkeypatch):
-    from aisdp_log.rerun.environment import pip_index_options
+    from aisdp_log.rerun.lockenv import pip_index_options
 
     if subprocess.run([sys.executable, "-m", "pip", "--version"], capture_output=True,
                       check=False).returncode != 0:

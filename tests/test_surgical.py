@@ -142,7 +142,8 @@ def test_add_on_a_libreoffice_log_keeps_every_formula_value_and_part(tmp_path):
 @needs_soffice
 def test_rerun_write_back_on_a_libreoffice_log_changes_only_its_cell(tmp_path):
     from aisdp_log.config import load_config
-    from aisdp_log.rerun.runner import RowOutcome, RowPlan, RunResult, _write_back
+    from aisdp_log.rerun.evidence import write_back
+    from aisdp_log.rerun.plan import RowOutcome, RowPlan, RunResult
     from aisdp_log.workbook.reader import load_log
 
     repo, log, part, before = libreoffice_project(tmp_path)
@@ -166,7 +167,7 @@ def test_rerun_write_back_on_a_libreoffice_log_changes_only_its_cell(tmp_path):
                 "Verdict": "pass"}
     outcome = RowOutcome("EXP-001", plan=plan, runs=[result], evidence=[evidence],
                          verdict="bitwise")
-    _write_back(log, [outcome], declared, config, force=False)
+    write_back(log, [outcome], declared, config, force=False)
     after = members(log)
     reproducibility = f"{chr(64 + HEADERS.index('Reproducibility') + 1)}2"
     assert_only_added(before, after, part, changed_cells={reproducibility},

@@ -83,14 +83,7 @@ from aisdp_log.artefacts.hashing import artefact_hash
 from aisdp_log.config import load_config
 from aisdp_log.errors import AisdpLogError
 from aisdp_log.record.environment import capture_environment
-from aisdp_log.repo.dvcfiles import (
-    PATHSPECS,
-    data_spec,
-    is_record,
-    parse_record,
-    stage_wdirs,
-)
-from aisdp_log.repo.git import run_git
+from aisdp_log.record.provenance import data_versions, git_state
 from aisdp_log.repo.roots import find_repo_root
 from aisdp_log.spec import SEED_MAX
 from aisdp_log.system.atomic import atomic_replace, new_file_mode, write_bytes
@@ -205,9 +198,9 @@ class Run:
         self._claim_folder()
         self._started = dt.datetime.now(dt.timezone.utc)
         self._clock = time.monotonic()
-        commit, dirty = _git_state(self.repo, self.artefact_dir, self.artefacts_root)
-        data, data_version = _data_versions(self.repo, self.config, commit,
-                                            self.artefacts_root)
+        commit, dirty = git_state(self.repo, self.artefact_dir, self.artefacts_root)
+        data, data_version = data_versions(self.repo, self.config, commit,
+                                           self.artefacts_root)
         self.record = {
             "experiment_id": self.experiment_id,
             "seed": self.seed,
@@ -417,84 +410,6 @@ def _number(name: str, value: object, *, allow_nan: bool) -> float | int:
     if not allow_nan and not math.isfinite(value):
         raise ValueError(f"metric {name!r} is {value}: metrics.json needs a finite number")
     return value
-
-
-# -- git and DVC --------------------------------------------------------------------------------
-def _git(repo: Path, *args: str) -> str | None:
-    try:
-        result = run_git(args, repo, text=True)
-    except (OSError, AisdpLogError):  # git not installed, or no such folder
-        return None
-    return result.stdout if result.returncode == 0 else None
-
-
-def _git_state(repo: Path, *ignored: Path) -> tuple[str | None, bool | None]:
-    """Full SHA of HEAD and whether tracked files have changes outside `ignored` folders."""
-    head = _git(repo, "rev-parse", "--verify", "HEAD")
-    if head is None:
-        return None, None
-    excludes = []
-    for folder in ignored:
-        try:
-            relative = folder.resolve().relative_to(repo)
-        except ValueError:  # outside the repository: git cannot see it anyway
-            continue
-        if relative.parts:
-            excludes.append(f":(exclude){relative.as_posix()}")
-    status = _git(repo, "status", "--porcelain", "--untracked-files=no", "--", ".", *excludes)
-    return head.strip(), None if status is None else bool(status.strip())
-
-
-def _data_versions(repo: Path, config, commit: str | None,
-                   artefacts_root: Path) -> tuple[list[dict], str | None]:
-    """Every counted DVC out as `{source, path, md5}` and the data version (module docstring).
-    Reads the working tree's records with the validator's own parser and selection
-    (aisdp_log.repo.dvcfiles), so what is recorded is what D001/D002 accept."""
-
-    spec = data_spec(config.data)  # entries are relative to the config, here the repo root
-    sources = spec.records() if spec.configured else _find_dvc_records(repo, artefacts_root)
-    outs = []
-    for source in sources:
-        try:
-            blob = (repo / source).read_bytes()
-        except OSError:
-            continue  # missing: the validator's D checks report it
-        stages = None
-        if os.path.basename(source) == "dvc.lock":  # its stages' wdir (dvcfiles.parse_record)
-            try:
-                stages = (repo / source).with_name("dvc.yaml").read_bytes()
-            except OSError:
-                pass
-        outs.extend(spec.counted(parse_record(source, blob, stage_wdirs(stages))))
-    data = [{"source": out.source, "path": out.path, "md5": out.md5} for out in outs]
-    if not data:
-        return [], None
-    if len(data) == 1:
-        return data, data[0]["md5"]
-    changed = _git(repo, "status", "--porcelain", "--untracked-files=all", "--",
-                   *sorted({out["source"] for out in data}))
-    pinned = commit is not None and changed is not None and not changed.strip()
-    return data, commit if pinned else None
-
-
-def _find_dvc_records(repo: Path, artefacts_root: Path) -> list[str]:
-    """`.dvc` files and `dvc.lock`s in the working tree, tracked or not (a fresh `dvc add`),
-    outside git-ignored folders and the artefacts folder."""
-
-    listed = _git(repo, "ls-files", "--cached", "--others", "--exclude-standard", "--",
-                  *PATHSPECS)
-    if listed is not None:
-        names = {line for line in listed.splitlines() if line}
-    else:  # not a git repository: walk, skipping hidden folders (.dvc, .venv, .git)
-        names = set()
-        for folder, subfolders, files in os.walk(repo):
-            subfolders[:] = [d for d in subfolders if not d.startswith(".")]
-            names.update(Path(folder, f).relative_to(repo).as_posix() for f in files)
-    try:
-        skip = artefacts_root.relative_to(repo).as_posix() + "/"
-    except ValueError:
-        skip = None
-    return sorted(n for n in names if is_record(n) and not (skip and n.startswith(skip)))
 
 
 # -- writing ------------------------------------------------------------------------------------

@@ -1,0 +1,104 @@
+"""Judge reruns: `bitwise` (the same seed gives the row's artefact hash and metrics) and
+`statistical` (a t interval per declared metric against its goal and threshold)."""
+
+from __future__ import annotations
+
+from aisdp_log.domain.stats import judge, t_interval
+from aisdp_log.record.environment import diff_environments
+from aisdp_log.rerun.folders import read_json
+from aisdp_log.rerun.plan import RowPlan, RunResult
+
+BITWISE_METRIC = "artefact hash"
+
+
+def _metrics_agree(plan: RowPlan, result: RunResult) -> list[str]:
+    """Metrics that differ between the rerun and the row's record: the original metrics.json
+    exactly where there is one, else the cells within the rounding typed into them."""
+    recorded = read_json(plan.artefact_dir / "metrics.json")
+    differ = []
+    if recorded:
+        for name, value in recorded.items():
+            if name in result.metrics and isinstance(value, (int, float)) \
+                    and result.metrics[name] != float(value):
+                differ.append(f"{name} {value} → {result.metrics[name]}")
+        return differ
+    folded = {k.casefold(): v for k, v in result.metrics.items()}
+    for name, value in plan.recorded_metrics.items():
+        new = folded.get(name.casefold())
+        if new is None:
+            continue
+        decimals = plan.metric_decimals.get(name)
+        tolerance = 0.5 * 10 ** -decimals if decimals is not None else 0.0
+        if abs(new - value) > tolerance + 1e-12:
+            differ.append(f"{name} {value} → {new}")
+    return differ
+
+
+def judge_bitwise(plan: RowPlan, result: RunResult) -> tuple[bool, list[str]]:
+    """Whether one same-seed run reproduced the row bitwise, and the lines saying why not
+    (including what differs in the environment)."""
+    lines = []
+    if not result.ok:
+        lines.append(f"bitwise run {result.status}")
+    elif plan.recorded_hash is None:
+        lines.append("the row has no artefact hash to compare with")
+    elif result.artefact_hash != plan.recorded_hash:
+        lines.append(f"artefact hash {_short(result.artefact_hash)} differs from the row's "
+                     f"{_short(plan.recorded_hash)}")
+    differ = _metrics_agree(plan, result) if result.ok else []
+    if differ:
+        lines.append("metrics differ: " + "; ".join(differ))
+    match = not lines
+    result.bitwise_match = match
+    if not match and result.ok:
+
+        recorded = read_json(plan.artefact_dir / "run.json").get("environment")
+        if not isinstance(recorded, dict):
+            lines.append("the row's run.json records no environment to compare with")
+        elif result.environment is None:
+            lines.append("this run wrote no run.json environment to compare with (does the "
+                         "command use aisdp_log.training.record_run?)")
+        else:
+            changes = diff_environments(recorded, result.environment or {})
+            lines.append("environment: " + ("; ".join(changes) if changes else
+                                            "no recorded difference (the training is not "
+                                            "deterministic at this seed?)"))
+    return match, lines
+
+
+def _short(value: str | None) -> str:
+    return "(none)" if value is None else value[:19] + "…"
+
+
+def judge_statistical(plan: RowPlan, runs: list[RunResult], declared: dict, confidence: float
+                      ) -> tuple[bool, list[dict], list[str]]:
+    """Per declared metric a t interval over the runs and a verdict; (all passed, the
+    Reproducibility rows, lines)."""
+
+    rows, lines = [], []
+    failed = [r for r in runs if not r.ok]
+    if failed:
+        lines.append(f"{len(failed)} of {len(runs)} runs failed: " +
+                     "; ".join(f"run {r.number} {r.status}" for r in failed))
+    if not declared:
+        lines.append("no metric is declared in the Metrics sheet, so there is nothing to judge")
+        return False, [{"Metric": "(none declared)", "Runs": len(runs) - len(failed),
+                        "Verdict": "fail"}], lines
+    folded = [{k.casefold(): v for k, v in r.metrics.items()} for r in runs if r.ok]
+    passed = True
+    for metric in declared.values():
+        name = metric.name.casefold()
+        values = [metrics[name] for metrics in folded if name in metrics]
+        interval = t_interval(values, confidence)
+        verdict = judge(interval, metric.goal, metric.threshold, expected_runs=len(runs))
+        passed = passed and verdict.passed
+        rows.append({"Metric": metric.name, "Runs": interval.n, "Mean": interval.mean,
+                     "Std": interval.std, "CI low": interval.low, "CI high": interval.high,
+                     "Confidence": confidence, "Threshold": metric.threshold,
+                     "Verdict": verdict.verdict})
+        shown = (f"[{interval.low:.4g}, {interval.high:.4g}]" if interval.exists
+                 else "no interval")
+        mean = "-" if interval.mean is None else f"{interval.mean:.4g}"
+        lines.append(f"{metric.name}: mean {mean} over {interval.n} runs, "
+                     f"{confidence:.0%} CI {shown}: {verdict.verdict} ({verdict.reason})")
+    return passed, rows, lines
