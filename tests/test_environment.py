@@ -53,7 +53,7 @@ def test_capture_records_python_os_cpu_and_variables(tmp_path, monkeypatch):
     assert env["env_vars"]["ATEN_CPU_CAPABILITY"] is None
     assert set(env["env_vars"]) == set(DETERMINISM_VARS)
     assert env["lock_file"] is None
-    # The result-changing variable is named in the cell; a thread count is not (FACTS.md).
+    # The result-changing variable is named in the cell; a thread count is not (measured: thread counts do not change results).
     assert "MKL_CBWR=AVX2" in env["summary"]
     assert "OMP_NUM_THREADS" not in env["summary"]
 

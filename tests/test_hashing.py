@@ -1,4 +1,4 @@
-"""The SPEC artefact hash, checked against coreutils `sha256sum`, and `aisdp-log hash`."""
+"""The artefact hash, checked against coreutils `sha256sum`, and `aisdp-log hash`."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from builders import init_repo
 
 
 def sha256sum(folder: Path, rels: list[str]) -> str:
-    """What the SPEC says the hash is, computed by coreutils: `sha256sum` lines for the
+    """What docs/workbook-format.md says the hash is, computed by coreutils: `sha256sum` lines for the
     files sorted by path, hashed again."""
     lines = subprocess.run(["sha256sum", "--", *sorted(rels)], cwd=folder, check=True,
                            capture_output=True).stdout

@@ -263,7 +263,7 @@ def _has_avx512() -> bool:
 
 @pytest.mark.skipif(not _has_avx512(), reason="needs an AVX-512 CPU to force AVX2 kernels")
 def test_forced_avx2_kernels_fail_bitwise_and_the_difference_is_named(copy, monkeypatch):
-    # FACTS.md: AVX2 kernels on an AVX-512 CPU change the weights; the rerun must say why.
+    # measured: AVX2 kernels on an AVX-512 CPU change the weights; the rerun must say why.
     root, log = copy()
     monkeypatch.setenv("MKL_ENABLE_INSTRUCTIONS", "AVX2")
     monkeypatch.setenv("ATEN_CPU_CAPABILITY", "default")

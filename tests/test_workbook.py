@@ -42,7 +42,7 @@ def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 
 
 def assert_refused(path: Path, cwd: Path) -> str:
-    """The CLI refuses `path` the way SPEC says: exit 2, one line naming the file and advice."""
+    """The CLI refuses `path` the way docs/workbook-format.md says: exit 2, one line naming the file and advice."""
     result = run_cli("validate", str(path), "--offline", cwd=cwd)
     assert result.returncode == 2, (result.stdout, result.stderr)
     assert result.stdout == ""

@@ -1,7 +1,8 @@
 """Capture, summarise and compare the compute environment a training run ran in.
 
 A run's numbers depend on more than code, data and seed: the CPU's instruction set picks the
-MKL / oneDNN kernels (FACTS.md: forcing AVX2 kernels on an AVX-512 CPU changes the weights), and
+MKL / oneDNN kernels (measured: forcing AVX2 kernels on an AVX-512 CPU changes the weights;
+tests/test_rerun.py shows it on any host), and
 the torch, MKL and oneDNN versions pick the algorithms. `record_run` stores what this module
 captures in `run.json`'s `environment`, and the rerun helper prints `diff_environments` when a
 bitwise reproduction fails, so a person can see why.
@@ -36,7 +37,7 @@ from aisdp_log.artefacts.digests import file_sha256
 DETERMINISM_VARS = ("MKL_CBWR", "MKL_ENABLE_INSTRUCTIONS", "ATEN_CPU_CAPABILITY",
                     "CUBLAS_WORKSPACE_CONFIG", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
                     "PYTHONHASHSEED")
-#: Variables whose value changes numerical results (threads do not, FACTS.md), so the summary
+#: Variables whose value changes numerical results (thread counts, measured, do not), so the summary
 #: names them when they are set.
 RESULT_VARS = ("MKL_CBWR", "MKL_ENABLE_INSTRUCTIONS", "ATEN_CPU_CAPABILITY")
 #: Lock files looked for at the repository root, most specific first; the first found is the

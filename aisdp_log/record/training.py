@@ -53,7 +53,7 @@ artefact hash of the folder as it is at the end. `run.json` keys:
 `path` from the repository root) that `aisdp.toml` `data` names, else of every `.dvc` file and
 `dvc.lock` in the working tree, chosen and parsed as the validator does (aisdp_log.repo.dvcfiles).
 `data_version` is the one md5 when there is exactly one output; with several it is the commit
-(the SPEC's "git commit at which the .dvc files pin the data"), or None when those `.dvc`
+(docs/workbook-format.md: "a git commit at which the .dvc files pin the data"), or None when those `.dvc`
 files have uncommitted changes, since then no commit pins them. None without DVC data.
 
 All JSON is written atomically (temporary file, fsync, os.replace) with sorted keys, indent 2.

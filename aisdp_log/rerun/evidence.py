@@ -20,7 +20,7 @@ from aisdp_log.workbook.writer import (
     set_cell,
 )
 
-#: Extra column of `Reruns` (the SPEC leaves extra columns open): why a run failed.
+#: Extra column of `Reruns` (the format allows extra columns): why a run failed.
 STATUS_HEADER = "Status"
 #: Extra column after `Status`: the last lines of a failed run's stderr.
 ERROR_HEADER = "Error"

@@ -1,6 +1,6 @@
 """Sign-off of a review: canonical row hashes, the `Sign-off` sheet, and the R006 comparison.
 
-What a `Sign-off` row holds (SPEC columns `Period`, `Name and role`, `Signed at`,
+What a `Sign-off` row holds (columns `Period`, `Name and role`, `Signed at`,
 `Experiment IDs`, `Row hashes`):
 
 - `Signed at`: ISO 8601 text in UTC, e.g. `2026-11-26T09:00:00Z`.
@@ -352,7 +352,7 @@ def parse_signer(text: str) -> str:
 
 def signoff_values(log, period: str, rows, signer: str,
                    signed_at: dt.datetime | None = None) -> dict[str, str]:
-    """The Sign-off row for `rows` (the period's rows), keyed by SPEC header."""
+    """The Sign-off row for `rows` (the period's rows), keyed by the sheet's headers (`spec.SIGNOFF_COLUMNS`)."""
     columns = signed_columns(log)
     hashes: dict[str, dict] = {}
     for row in rows:

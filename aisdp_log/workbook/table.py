@@ -77,7 +77,7 @@ class Table:
 
     @property
     def first_empty_header(self) -> str:
-        """The header row's first empty cell (SPEC: where a missing column's finding points),
+        """The header row's first empty cell (where a missing column's finding points, docs/workbook-format.md),
         a gap between headers included. In a header row full to XFD, the first header that
         repeats an earlier one (a cell free to take the column), else XFD1."""
         used = {c.index for c in self.columns}
