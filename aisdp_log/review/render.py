@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from aisdp_log import spec
 from aisdp_log.review import plots
-from aisdp_log.review.gather import period_bounds, together_text
+from aisdp_log.review.model import period_bounds, together_text
 
 
 @dataclass(frozen=True)
