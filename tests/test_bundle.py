@@ -11,13 +11,12 @@ import zipfile
 from pathlib import Path
 
 import pytest
-
 from test_review import make_project
 from test_signatures import ADA, allow, make_key
 
-from aisdp_log.review.bundle import write_bundle
 from aisdp_log.cli.main import main
-from aisdp_log.review.gather import write_review
+from aisdp_log.review.bundle import write_bundle
+from aisdp_log.review.write import write_review
 
 pytestmark = [
     pytest.mark.skipif(shutil.which("ssh-keygen") is None, reason="ssh-keygen not installed"),

@@ -297,7 +297,7 @@ def test_template_with_dotted_names_then_add_fills_the_nested_record(project):
 
 
 def test_the_review_shows_the_same_figure(project, tmp_path):
-    from aisdp_log.review.gather import write_review
+    from aisdp_log.review.write import write_review
 
     (project["folder"] / "metrics.json").write_text(json.dumps(
         {"avg_prec": METRICS["avg_prec"]}))

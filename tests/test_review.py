@@ -14,12 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
 from builders import commit, init_repo, row, write_log
 
-from aisdp_log.cli.main import main
 from aisdp_log.artefacts.hashing import artefact_hash
-from aisdp_log.review.gather import write_review
+from aisdp_log.cli.main import main
+from aisdp_log.review.write import write_review
 
 METRICS = [
     {"Metric": "accuracy", "Goal": "max", "Threshold": 0.85, "Description": "holdout accuracy"},

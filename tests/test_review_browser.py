@@ -8,10 +8,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from test_review import make_project
 
-from aisdp_log.review.gather import write_review
+from aisdp_log.review.write import write_review
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 

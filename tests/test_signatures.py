@@ -12,14 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
 from builders import git
 from test_review import make_project
 from test_signoff import edit, read_signoffs_of
 
 from aisdp_log.cli.main import main
-from aisdp_log.review.gather import write_review
 from aisdp_log.lint.runner import validate
+from aisdp_log.review.write import write_review
 from aisdp_log.signing.verify import verify
 
 pytestmark = pytest.mark.skipif(shutil.which("ssh-keygen") is None,

@@ -10,14 +10,13 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from builders import row, write_log
 from test_review import _text, make_project
 
 from aisdp_log.cli.main import main
-from aisdp_log.review.gather import write_review
-from aisdp_log.signing.signoff import canonical, read_signoffs
 from aisdp_log.lint.runner import validate
+from aisdp_log.review.write import write_review
+from aisdp_log.signing.signoff import canonical, read_signoffs
 from aisdp_log.workbook.reader import load_log
 
 SIGNER = "Ana Ruiz, Head of ML"

@@ -183,7 +183,7 @@ def test_rerun_write_back_on_a_libreoffice_log_changes_only_its_cell(tmp_path):
 @pytest.mark.slow
 @needs_soffice
 def test_sign_then_add_on_a_libreoffice_log_gives_no_s003_and_no_r006(tmp_path):
-    from aisdp_log.review.gather import write_review
+    from aisdp_log.review.write import write_review
     from aisdp_log.lint.runner import validate
 
     repo, log, part, before = libreoffice_project(tmp_path)

@@ -189,7 +189,7 @@ def review(log: Path, period: str | None, output_dir: Path, signer: str | None,
            key: Path | None, repo: Path | None, force: bool) -> None:
     """Write the model-selection review of one quarter as HTML (self-contained, printable)
     and Markdown; --sign records who approved it, signed with an SSH key."""
-    from aisdp_log.review.gather import write_review
+    from aisdp_log.review.write import write_review
 
     result = write_review(log, period=period, output_dir=output_dir, sign=signer, key=key,
                           repo=repo, force=force)

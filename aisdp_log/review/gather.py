@@ -2,25 +2,19 @@
 
 `build_review` reads the log (calamine), validates it, recomputes artefact hashes, reads
 `history.csv` files and the `Reproducibility` sheet, ranks parameters against metrics and
-compares rows with the last sign-off. `review_render` turns the result into HTML and Markdown;
-`plots` draws the figures. scipy and matplotlib are imported only in here and there, never by
-`validate`.
+compares rows with the last sign-off. `model` holds what it returns, `render` turns the result
+into HTML and Markdown, `plots` draws the figures, `write` writes and signs the files. scipy and
+matplotlib are imported only in here and there, never by `validate`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import datetime as dt
-import json
 import math
-import os
 import re
-import shutil
 import stat
 import subprocess
-import tempfile
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from aisdp_log import __version__, spec
@@ -32,22 +26,27 @@ from aisdp_log.domain.metrics import declared_metrics, meets
 from aisdp_log.domain.periods import quarter
 from aisdp_log.domain.values import as_text, parse_number
 from aisdp_log.errors import AisdpLogError, RepositoryError, WriteRefused
-from aisdp_log.findings import Finding
 from aisdp_log.lint.runner import validate
 from aisdp_log.repo.git import resolve_commit
 from aisdp_log.repo.roots import config_for, find_repo_root
-from aisdp_log.signing import signatures, signoff
-from aisdp_log.signing.verify import check_signoffs
-from aisdp_log.system.atomic import write_bytes
-from aisdp_log.system.tooldir import remove_orphans
-from aisdp_log.workbook import guard
+from aisdp_log.review.model import (
+    Candidate,
+    Changes,
+    Curve,
+    Delta,
+    Interval,
+    Metric,
+    Provenance,
+    ReproSpec,
+    Review,
+    latest_intervals,
+    parse_period,
+    period_bounds,
+)
+from aisdp_log.review.ranking import rank_parameters
+from aisdp_log.signing import signoff
 from aisdp_log.workbook.reader import load_log
 
-PERIOD = re.compile(r"^(\d{4})-Q([1-4])$")
-#: Below this many runs a rank correlation says little; the review says so next to the figure.
-SMALL_N = 8
-#: Rank correlation needs at least this many runs to be computed at all.
-MIN_N = 3
 #: A history.csv larger than this is not plotted (a learning curve is a few hundred rows).
 MAX_HISTORY_BYTES = 5 << 20
 CPU_IN_ENVIRONMENT = re.compile(r"\bcpu\s+(?P<isa>[A-Za-z0-9_.]+)")
@@ -64,201 +63,6 @@ KNOWN_LIMITS = (
 )
 
 
-@dataclass
-class Metric:
-    name: str
-    goal: str
-    threshold: float | None
-    description: str
-    declared: bool
-
-
-@dataclass
-class Candidate:
-    """One row of the period, as the selection table shows it."""
-
-    experiment_id: str
-    row_number: int
-    date: dt.date | None
-    outcome: str | None
-    hypothesis: str | None
-    notes: str | None
-    metrics: dict[str, float | None]
-    params: dict[str, object]
-    #: metric -> True (met), False (missed), None (no value or no threshold)
-    met: dict[str, bool | None]
-    reproducibility: str | None
-
-    @property
-    def meets_all(self) -> bool | None:
-        verdicts = [v for v in self.met.values() if v is not None]
-        if not verdicts:
-            return None
-        return all(verdicts)
-
-
-@dataclass
-class Delta:
-    selected: str
-    baseline: str
-    metric: str
-    selected_value: float
-    baseline_value: float
-    delta: float
-    better: bool | None  # in the metric's goal direction; None when equal
-
-
-@dataclass
-class Provenance:
-    experiment_id: str
-    code_commit: str | None
-    data_version: str | None
-    seed: int | None
-    environment: str | None
-    artefact_hash: str | None
-    files_hash: str | None
-    #: `match`, `differs`, `missing`, `no model file`, `not checked`
-    status: str
-    detail: str = ""
-
-
-@dataclass
-class Interval:
-    """One `Reproducibility` sheet row."""
-
-    experiment_id: str
-    date: str
-    mode: str
-    metric: str
-    runs: int | None
-    mean: float | None
-    std: float | None
-    low: float | None
-    high: float | None
-    confidence: float | None
-    threshold: float | None
-    verdict: str
-
-
-@dataclass
-class Correlation:
-    param: str
-    metric: str
-    n: int
-    rho: float | None
-    p_value: float | None
-    note: str = ""  # why rho is undefined, or the small-n caution
-
-
-@dataclass
-class ReproSpec:
-    experiment_id: str
-    level: str            # `bitwise`, `statistical`, `failed` or `not yet reproduced`
-    level_detail: str
-    seed: int | None
-    code_commit: str | None
-    data_version: str | None
-    environment: str | None
-    lock_file: str | None
-    lock_hash: str | None
-    #: every Reproducibility sheet row of the experiment (bitwise and statistical)
-    evidence: list[Interval]
-    tolerance: list[str]
-    limits: list[str]
-    #: the last failed reruns (sheet Reruns): `<Rerun ID>: <Status>` and the stderr tail
-    failed_runs: list[tuple[str, str]] = field(default_factory=list)
-
-
-@dataclass
-class Changes:
-    """Rows compared with the sign-offs recorded before this review."""
-
-    last_signoff: object | None   # signoff.SignoffRecord
-    new_ids: list[str]
-    changed: list                 # signoff.Change, not deleted
-    deleted: list                 # signoff.Change, deleted
-    outcome_changes: list         # signoff.Change whose outcome differs
-
-
-@dataclass
-class Curve:
-    experiment_id: str
-    column: str
-    epochs: list[float]
-    values: list[float]
-
-
-@dataclass
-class Review:
-    period: str
-    log_path: Path
-    repo: Path
-    generated_at: dt.datetime
-    tool_version: str
-    head_commit: str | None
-    validation_mode: str       # `online` or `offline`
-    validation_note: str
-    findings: list[Finding]    # findings of the period's rows (and of the sheets' headers)
-    errors: int
-    warnings: int
-    metrics: list[Metric]
-    candidates: list[Candidate]
-    deltas: list[Delta]
-    provenance: list[Provenance]
-    intervals: list[Interval]
-    correlations: list[Correlation]
-    correlation_rows: int
-    correlation_scope: str
-    skipped_params: list[str]
-    repro: list[ReproSpec]
-    changes: Changes
-    curves: dict[str, list[Curve]]   # metric -> curves
-    artefacts_dir: Path
-    signoff: object | None = None    # the SignoffRecord written with --sign
-    signature: object | None = None  # SignatureInfo of that sign-off
-    #: (period, name and role, signed at, verification) of the sign-offs before this one
-    signoff_history: list = field(default_factory=list)
-    #: coverage.CoverageSummary of the whole log, as `validate` reports it
-    coverage: object | None = None
-    plots: list = field(default_factory=list)  # plots.Plot, filled by `render`
-    #: numeric parameters that always changed together over the ranked runs (identical or
-    #: reversed ranks), each group in log order: not ranked, since no effect can be told apart
-    together: list[list[str]] = field(default_factory=list)
-
-    @property
-    def counts(self) -> dict[str, int]:
-        outcomes = [c.outcome for c in self.candidates]
-        return {
-            "runs": len(outcomes),
-            "selected": outcomes.count("selected"),
-            "baseline": outcomes.count("baseline"),
-            "rejected": outcomes.count("rejected"),
-            "undecided": sum(1 for o in outcomes if o not in spec.OUTCOMES),
-        }
-
-    def selected(self) -> list[Candidate]:
-        return [c for c in self.candidates if c.outcome == "selected"]
-
-
-# --------------------------------------------------------------------------- periods
-
-def parse_period(text: str) -> str:
-    """`2026-Q3` checked; AisdpLogError (exit 2) for anything else."""
-    cleaned = str(text).strip().upper()
-    if not PERIOD.match(cleaned):
-        raise AisdpLogError(f"--period {text!r}: write a quarter as YYYY-Qn, e.g. 2026-Q3")
-    return cleaned
-
-
-def period_bounds(period: str) -> tuple[dt.date, dt.date]:
-    """First and last day of a quarter."""
-    match = PERIOD.match(period)
-    year, number = int(match[1]), int(match[2])
-    # quarters end on the 31st (Q1, Q4) or the 30th (Q2, Q3): no date past the quarter is
-    # made, which for 9999-Q4 would not exist
-    return dt.date(year, 3 * number - 2, 1), dt.date(year, 3 * number, 30 + (number in (1, 4)))
-
-
 def latest_period(log) -> str:
     """The latest quarter that has rows (by the `Date` column)."""
     dates = [d for d in (log.typed(row, "date") for row in log.rows) if d is not None]
@@ -273,6 +77,7 @@ def period_rows(log, period: str) -> list:
             and quarter(d) == period]
 
 
+
 # --------------------------------------------------------------------------- evidence
 
 def build_review(log_path: Path | str, *, period: str | None = None,
@@ -283,12 +88,12 @@ def build_review(log_path: Path | str, *, period: str | None = None,
     root, git_root, config = resolve_setting(log_path, repo, config)
     log = load_log(log_path, config)
     try:
-        return _gather(log, log_path, period, root, git_root, config)
+        return gather_review(log, log_path, period, root, git_root, config)
     finally:
         log.workbook.close()
 
 
-def _gather(log, log_path: Path, period: str | None, root: Path, git_root: Path | None,
+def gather_review(log, log_path: Path, period: str | None, root: Path, git_root: Path | None,
             config) -> Review:
     """The Review of an open log (see `build_review`)."""
 
@@ -303,7 +108,7 @@ def _gather(log, log_path: Path, period: str | None, root: Path, git_root: Path 
                                                                    config, rows)
     intervals = _intervals(log)
     _, period_end = period_bounds(period)
-    correlations, n_rows, skipped, together = _correlations(log, metrics, period_end)
+    correlations, n_rows, skipped, together = rank_parameters(log, metrics, period_end)
     artefacts_dir = config.artefacts_dir
     return Review(
         period=period, log_path=log_path, repo=root,
@@ -318,7 +123,7 @@ def _gather(log, log_path: Path, period: str | None, root: Path, git_root: Path 
         skipped_params=skipped, together=together, coverage=coverage,
         repro=[_repro(log, row, intervals) for row in rows
                if log.typed(row, "outcome") == "selected"],
-        changes=_changes(log),
+        changes=changes_since_signoff(log),
         curves=_curves(candidates, metrics, artefacts_dir, config.id_regex),
         artefacts_dir=artefacts_dir,
     )
@@ -515,107 +320,6 @@ def _intervals(log) -> list[Interval]:
     return result
 
 
-def latest_intervals(intervals: list[Interval], experiment_id: str) -> dict[str, Interval]:
-    """Metric (case-folded) -> the last statistical interval recorded for the experiment."""
-    result = {}
-    for interval in intervals:
-        if interval.experiment_id == experiment_id and interval.low is not None and \
-                interval.high is not None:
-            result[interval.metric.casefold()] = interval
-    return result
-
-
-def _correlations(log, metrics: list[Metric], until: dt.date):
-    """Spearman rank correlation of every numeric parameter with every metric, over all runs
-    dated up to the end of the period."""
-    import warnings
-
-    from scipy import stats
-
-    rows = [r for r in log.rows if (d := log.typed(r, "date")) is not None and d <= until]
-    skipped = []
-    numeric: dict[str, list] = {}
-    for name in log.params:
-        values = [log.typed(r, spec.PARAMS_PREFIX + name) for r in rows]
-        present = [v for v in values if v is not None]
-        if not present or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
-                                  for v in present):
-            skipped.append(name)
-            continue
-        numeric[name] = values
-    together = varied_together(numeric)
-    grouped = {name for group in together for name in group}
-    result = []
-    for name, values in numeric.items():
-        if name in grouped:
-            continue  # its rho would be its partners' too: which one mattered is unknowable
-        for metric in metrics:
-            pairs = [(float(p), m) for p, m in
-                     zip(values, (log.typed(r, spec.METRICS_PREFIX + metric.name)
-                                  for r in rows))
-                     if p is not None and m is not None]
-            n = len(pairs)
-            rho = p_value = None
-            if n < MIN_N:
-                note = f"undefined: needs at least {MIN_N} runs with both values"
-            elif len({p for p, _ in pairs}) < 2:
-                note = "undefined: the parameter never varied"
-            elif len({m for _, m in pairs}) < 2:
-                note = "undefined: the metric never varied"
-            else:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    outcome = stats.spearmanr([p for p, _ in pairs], [m for _, m in pairs])
-                rho, p_value = float(outcome.statistic), float(outcome.pvalue)
-                if not math.isfinite(rho):
-                    rho = p_value = None
-                    note = "undefined"
-                elif n < SMALL_N:
-                    note = f"caution: n = {n} is small (< {SMALL_N}); treat as indicative only"
-                else:
-                    note = ""
-            result.append(Correlation(name, metric.name, n, rho, p_value, note))
-    return result, len(rows), skipped, together
-
-
-def varied_together(params: dict[str, list]) -> list[list[str]]:
-    """Groups of parameters whose values rise and fall together over the runs: over the runs
-    where both have a value (at least MIN_N, both varying), their ranks are identical or exactly
-    reversed (Spearman rho of +1 or -1). Their rank correlations with a metric are then equal
-    up to sign, so ranking each would credit one with what the others did. `params` maps a
-    name to its values, one per run (None where empty), in log order."""
-    from scipy.stats import rankdata
-
-    names = list(params)
-    group_of = {name: name for name in names}
-
-    def leader(name: str) -> str:
-        while group_of[name] != name:
-            name = group_of[name]
-        return name
-
-    for i, first in enumerate(names):
-        for second in names[i + 1:]:
-            pairs = [(a, b) for a, b in zip(params[first], params[second])
-                     if a is not None and b is not None]
-            if len(pairs) < MIN_N or len({a for a, _ in pairs}) < 2 \
-                    or len({b for _, b in pairs}) < 2:
-                continue
-            ranks_a = rankdata([float(a) for a, _ in pairs]).tolist()
-            ranks_b = rankdata([float(b) for _, b in pairs]).tolist()
-            reversed_b = [len(pairs) + 1 - r for r in ranks_b]
-            if ranks_a == ranks_b or ranks_a == reversed_b:
-                group_of[leader(second)] = leader(first)
-    groups: dict[str, list[str]] = {}
-    for name in names:
-        groups.setdefault(leader(name), []).append(name)
-    return [group for group in groups.values() if len(group) > 1]
-
-
-def together_text(group: list[str]) -> str:
-    """The review's one line for a group of parameters that changed together."""
-    return f"{', '.join(group)} changed together; their effects cannot be separated"
-
 
 def _repro(log, row, intervals: list[Interval]) -> ReproSpec:
     experiment_id = log.experiment_id(row) or f"(row {row.number})"
@@ -682,7 +386,7 @@ def _failed_reruns(log, experiment_id: str, last: int = 3) -> list[tuple[str, st
     return failed[-last:]
 
 
-def _changes(log, records: list | None = None, trusted: set[int] | None = None) -> Changes:
+def changes_since_signoff(log, records: list | None = None, trusted: set[int] | None = None) -> Changes:
     """Changes since the last sign-off; given `trusted` (verified Sign-off rows), since the
     last trusted one, as `verify` counts them."""
 
@@ -765,178 +469,3 @@ def _head(git_root: Path | None) -> str | None:
         return resolve_commit(git_root, "HEAD", timeout=10)
     except (AisdpLogError, OSError, subprocess.SubprocessError):
         return None
-
-
-# --------------------------------------------------------------------------- the command
-
-@dataclass
-class ReviewResult:
-    review: Review
-    html_path: Path
-    markdown_path: Path
-    statement_path: Path | None = None
-    signature_path: Path | None = None
-
-
-@dataclass
-class SignatureInfo:
-    """How this review's sign-off is signed, as the review shows it (known before signing)."""
-
-    key: str | None            # the key's fingerprint, SHA256:...; None: not signed
-    principals: list[str]      # allowed signers listing the key (empty: untrusted or unknown)
-    allowed: str | None        # the allowed signers file consulted, if any
-    statement_file: str        # review-<period>.json
-    previous: str | None       # sha256 of the previous statement of this log
-    key_path: Path | None = None
-
-
-def write_review(log_path: Path | str, *, period: str | None = None,
-                 output_dir: Path | str = ".", sign: str | None = None,
-                 key: Path | str | None = None, repo: Path | str | None = None, config=None,
-                 force: bool = False) -> ReviewResult:
-    """Gather, optionally sign, and write `review-<period>.html` and `.md` into `output_dir`.
-
-    With `sign`, the review files are written first, then the statement
-    `review-<period>.json` (which holds their sha256) and its SSH signature `.json.sig` (with
-    `key`, else git's `user.signingkey` when `gpg.format` is `ssh`), and the `Sign-off` row
-    last: a process killed on the way leaves no signature without its review and no Sign-off
-    row without its statement. "Changes since the last signed review" compares with the
-    sign-off before this one, and the report names its own signature."""
-
-    signer = signoff.parse_signer(sign) if sign is not None else None
-    if key is not None and signer is None:
-        raise AisdpLogError("--key signs a sign-off: give --sign \"Name, Role\" too")
-    output_dir = Path(output_dir)
-    if output_dir.exists() and not output_dir.is_dir():
-        raise AisdpLogError(f"{output_dir}: -o must be a folder")
-    log_path = Path(log_path)
-    if signer is not None:  # refuse or wait before gathering and rendering, not after
-        guard.preflight(log_path, force=force)
-    root, git_root, config = resolve_setting(log_path, repo, config)
-    with _scratch() as scratch:
-        info: SignatureInfo | None = None
-        if signer is not None:
-            info = _signature_info(Path(key) if key is not None else
-                                   signatures.default_signing_key(git_root or root,
-                                                                  scratch / "signing.pub"),
-                                   git_root or root)
-        log = load_log(log_path, config)
-        try:
-            review = _gather(log, log_path, period, root, git_root, config)
-            # the signature covers the very values the report shows: one read of the workbook
-            values = signoff.signoff_values(log, review.period, period_rows(log, review.period),
-                                            signer) if signer is not None else None
-            records = signoff.read_signoffs(log.workbook)
-            review.signoff_history, trusted = _history(log, records, git_root or root)
-            if trusted is not None:
-                review.changes = _changes(log, records, trusted)
-        finally:
-            log.workbook.close()
-        record = None
-        if values is not None and info is not None:
-            if len(values["Row hashes"]) + 4000 > signoff.EXCEL_CELL_LIMIT:
-                raise AisdpLogError(f"{log_path}: the signed statement of {review.period} "
-                                    "would not fit a cell; review fewer rows per period")
-            info.statement_file = f"review-{review.period}.json"
-            info.previous = next((signatures.sha256_hex(r.statement.encode("utf-8"))
-                                  for r in reversed(records) if r.statement), None)
-            hashes, _ = signoff.parse_row_hashes(values["Row hashes"])
-            record = signoff.SignoffRecord(
-                0, values["Period"], values["Name and role"], values["Signed at"],
-                [i.strip() for i in values["Experiment IDs"].split(",")], hashes, {})
-            review.signoff, review.signature = record, info
-        output_dir.mkdir(parents=True, exist_ok=True)
-        html_path = output_dir / f"review-{review.period}.html"
-        markdown_path = output_dir / f"review-{review.period}.md"
-        from aisdp_log.review import (
-            render as review_render,  # TEMPORARY: cycle, issue 12 split
-        )
-
-        html_text, markdown_text = review_render.render(review)
-        html_bytes, markdown_bytes = html_text.encode("utf-8"), markdown_text.encode("utf-8")
-        write_bytes(html_path, html_bytes)
-        write_bytes(markdown_path, markdown_bytes)
-        statement_path = signature_path = None
-        if values is not None and info is not None and record is not None:
-            statement = signatures.build_statement(
-                period=review.period, name_and_role=values["Name and role"],
-                signed_at=values["Signed at"], key=info.key,
-                rows=dict(json.loads(values["Row hashes"])),
-                html_sha256=signatures.sha256_hex(html_bytes),
-                markdown_sha256=signatures.sha256_hex(markdown_bytes),
-                previous=info.previous, tool_version=__version__, log_name=log_path.name)
-            text = signatures.statement_text(statement)
-            statement_path = output_dir / info.statement_file
-            signature_path = output_dir / (info.statement_file + ".sig")
-            armored = ""
-            if info.key is not None and info.key_path is not None:
-                # signed in memory first: a key that cannot sign leaves no statement behind
-                armored = signatures.sign(text.encode("utf-8"), info.key_path)
-            write_bytes(statement_path, text.encode("utf-8"))
-            if armored:
-                write_bytes(signature_path, armored.encode("ascii"))
-            else:
-                # a signature left from an earlier sign-off would sign another statement
-                signature_path.unlink(missing_ok=True)
-                signature_path = None
-            values["Signature"], values["Statement"] = armored, text
-            # last: a Sign-off row is never without its review, statement and signature
-            record.row_number = signoff.append_signoff(log_path, values, force=force)
-    return ReviewResult(review, html_path, markdown_path, statement_path, signature_path)
-
-
-_SCRATCH_PREFIX = "aisdp-log-review-"
-
-
-@contextlib.contextmanager
-def _scratch():
-    """A temp folder named with this process's pid; the folders of killed reviews (whose pid
-    is gone) are removed first, so a SIGKILL leaves nothing behind for long."""
-    remove_orphans(tempfile.gettempdir(), _scratch_owner, pattern=f"{_SCRATCH_PREFIX}*-*")
-    with tempfile.TemporaryDirectory(prefix=f"{_SCRATCH_PREFIX}{os.getpid()}-") as folder:
-        yield Path(folder)
-
-
-def _scratch_owner(name: str) -> int | None:
-    pid = name[len(_SCRATCH_PREFIX):].split("-", 1)[0]
-    return int(pid) if pid.isdigit() else None
-
-
-def _signature_info(key: Path | None, repo: Path) -> "SignatureInfo":
-    """The key's fingerprint and whether the allowed signers list it, found by signing a
-    probe (so a public key held by an ssh-agent works as well as a private key file)."""
-
-    allowed, _ = signatures.allowed_signers_file(repo)
-    allowed = allowed if allowed is not None and allowed.is_file() else None
-    shown = None
-    if allowed is not None:
-        # as the team knows it: relative to the repository where it lives there
-        shown = str(allowed.relative_to(repo) if allowed.is_relative_to(repo) else allowed)
-    info = SignatureInfo(None, [], shown, "", None, key)
-    if key is None:
-        return info
-    info.key = signatures.key_fingerprint(key)
-    if allowed is not None:
-        probe = b"aisdp-log: which allowed signer holds this key?"
-        check = signatures.check_signature(probe, signatures.sign(probe, key), allowed)
-        info.principals = check.principals
-    return info
-
-
-def _history(log, records: list, repo: Path
-             ) -> tuple[list[tuple[str, str, str, str]], set[int] | None]:
-    """(period, name and role, signed at, verification) for each earlier Sign-off row, and
-    the rows whose signature verified (None where no allowed signers file could check them)."""
-
-    if not records:
-        return [], None
-    allowed, _ = signatures.allowed_signers_file(repo)
-    trusted = None
-    if allowed is None or not allowed.is_file() or shutil.which("ssh-keygen") is None:
-        status = {r.row_number: ("signed, not checked (no allowed signers file)" if r.signature
-                                 else "not cryptographically signed") for r in records}
-    else:
-        checked = check_signoffs(log, records, allowed)
-        status, trusted = checked.status, checked.trusted
-    return [(r.period, r.name_and_role, r.signed_at, status.get(r.row_number, ""))
-            for r in records], trusted

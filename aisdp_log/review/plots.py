@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass
 
 from aisdp_log import spec
-from aisdp_log.review.gather import SMALL_N, latest_intervals, together_text
+from aisdp_log.review.model import SMALL_N, latest_intervals, together_text
 
 OUTCOME_COLOURS = {"selected": "#1b7f3b", "baseline": "#5f6b7a", "rejected": "#b5403a",
                    None: "#2f6db5"}
