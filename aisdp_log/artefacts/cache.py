@@ -119,6 +119,7 @@ class HashCache:
     def entries(self) -> dict[str, list]:
         """Digest entries by path (the store is read on first use)."""
         if self._entries is None:
+            assert self.store is not None  # without a store the tables start empty
             self._entries, self._records = _load(self.store, self.base)
         return self._entries
 
@@ -126,6 +127,7 @@ class HashCache:
     def records(self) -> dict[str, list]:
         """Record summaries by path (the store is read on first use)."""
         if self._records is None:
+            assert self.store is not None  # without a store the tables start empty
             self._entries, self._records = _load(self.store, self.base)
         return self._records
 
@@ -210,10 +212,10 @@ class HashCache:
 
     def save(self) -> None:
         """Write what changed, atomically; a failure only costs speed."""
-        if self.store is None:
+        if self.store is None or self.verdict_store is None:
             return
         if self.dirty and self._entries is not None:
-            self._save_tables()
+            self._save_tables(self.store)
         if self.verdicts_dirty:
             # verdicts of other logs in the repository stay, up to a bound (a stale one, of
             # inputs that changed since, is only never asked for again)
@@ -226,12 +228,13 @@ class HashCache:
             if _write(self.verdict_store, text):
                 self.verdicts, self.verdicts_dirty = kept, False
 
-    def _save_tables(self) -> None:
+    def _save_tables(self, store: Path) -> None:
         kept = [0]
         cut = len(self.base) + 1 if self.base not in ("", os.sep) else 0
 
         def keep(table: dict[str, list]) -> tuple[dict[str, list], list]:
-            chosen, flat = {}, []
+            chosen: dict[str, list] = {}
+            flat: list = []
             for path, entry in table.items():
                 # entries of files not seen this run stay while the file exists (another log
                 # in the same repository may use them)
@@ -247,7 +250,7 @@ class HashCache:
         text = json.dumps({"format": FORMAT, "code": code_fingerprint(), "digests": digests,
                            "records": summaries},
                           separators=(",", ":"))
-        if _write(self.store, text):
+        if _write(store, text):
             self._entries, self._records = entries, records
             self.dirty = False
 

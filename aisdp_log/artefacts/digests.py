@@ -118,7 +118,7 @@ class FolderScan:
     escapes: list[str] = field(default_factory=list)        # rel paths of links leaving root
     unreadable: list[tuple[str, str]] = field(default_factory=list)  # (rel, reason)
     #: record name -> its listing entry (statted only when asked) or its target's stat
-    record_info: dict[str, object] = field(default_factory=dict)
+    record_info: dict[str, os.DirEntry[str] | os.stat_result] = field(default_factory=dict)
 
     @property
     def total_bytes(self) -> int:

@@ -97,7 +97,7 @@ def judge(interval: Interval, goal: str, threshold: float | None,
     `min`) must meet `threshold`; see the module docstring for the edge cases."""
     if interval.n == 0:
         return Verdict("fail", "no run reported this metric")
-    if not interval.exists:
+    if interval.low is None or interval.high is None:  # not `interval.exists`
         return Verdict("fail", "one run gives no interval")
     if expected_runs is not None and interval.n < expected_runs:
         return Verdict("fail", f"only {interval.n} of {expected_runs} runs reported this metric")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
+from typing import TypeGuard
 
 from aisdp_log.spec import RERUN_MARKS, RERUN_NO_MARKS, SEED_MAX
 
@@ -56,7 +57,7 @@ def shown(value: object, limit: int = 60) -> str:
     return repr(text if len(text) <= limit else text[:limit] + "...")
 
 
-def is_number(value: object) -> bool:
+def is_number(value: object) -> TypeGuard[int | float]:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 

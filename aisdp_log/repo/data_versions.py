@@ -77,8 +77,8 @@ def history_md5s(repo: GitRepo) -> set[str]:
     """Every md5 a `.dvc` file or `dvc.lock` ever pinned on a branch, tag or remote branch."""
     versions = {(path, oid) for path, oid in repo.changed_blobs(PATHSPECS) if is_record(path)}
     blobs = repo.read_blobs(oid for _, oid in versions)
-    return {out.md5 for path, oid in versions if blobs.get(oid)
-            for out in parse_record(path, blobs[oid])}
+    return {out.md5 for path, oid in versions if (blob := blobs.get(oid))
+            for out in parse_record(path, blob)}
 
 
 @dataclass
@@ -119,14 +119,16 @@ def resolve_data_versions(repo: GitRepo, config, pairs: Iterable[tuple[str | Non
              if name]
     found = dict(lookups or {})
     found.update(repo.lookup_commits(n for n in dict.fromkeys(names) if n not in found))
-    shas = [found[name].sha for name in names if found[name].status == "found"]
+    shas = [lookup.sha for lookup in (found[name] for name in names)
+            if lookup.status == "found" and lookup.sha is not None]
     spec = data_spec(config.data, repo_prefix(config.root, repo.root))
     pins = pinned_outs(repo, list(dict.fromkeys(shas)), spec)
 
     result = {}
     for commit, version in pairs:
         resolution = Resolution(commit=found[commit] if commit else None)
-        if resolution.commit is not None and resolution.commit.status == "found":
+        if resolution.commit is not None and resolution.commit.status == "found" and \
+                resolution.commit.sha is not None:
             resolution.recorded += pins[resolution.commit.sha]
             resolution.pinned = spec.counted(pins[resolution.commit.sha])
             if version:
@@ -134,7 +136,7 @@ def resolve_data_versions(repo: GitRepo, config, pairs: Iterable[tuple[str | Non
                                       if version_matches(version, o.md5)]
         if version and is_ref_name(version):
             resolution.ref = found[version]
-            if resolution.ref.status == "found":
+            if resolution.ref.status == "found" and resolution.ref.sha is not None:
                 resolution.recorded += pins[resolution.ref.sha]
                 resolution.ref_pins = spec.counted(pins[resolution.ref.sha])
         result[(commit, version)] = resolution

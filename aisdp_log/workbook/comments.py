@@ -14,12 +14,14 @@ from dataclasses import dataclass
 from aisdp_log.workbook.xlsx_package import (
     NS_REL,
     Package,
+    Relationship,
     add_content_type_override,
     add_relationship,
     attributes,
     column_letter,
     escape_xml,
     insert_before_close,
+    matched,
     parse_range,
     read_rels,
     relationships_prefix,
@@ -153,6 +155,8 @@ class SheetNotes:
         return added, skipped
 
     def _remove(self, notes: list[Note]) -> None:
+        if self.comments_rel is None:  # no comments part: no note to remove
+            return
         part = self.comments_rel.target
         text = self.package.read(part)
         dropped = {n.raw for n in notes}
@@ -167,8 +171,8 @@ class SheetNotes:
             else m.group(), vml))
 
     def _add(self, wanted: dict[str, str]) -> None:
-        self._ensure_parts()
-        part = self.comments_rel.target
+        comments_rel, vml_rel = self._ensure_parts()
+        part = comments_rel.target
         text = self.package.read(part)
         authors = [unescape_xml(m.group(1) or b"") for m in _AUTHOR.finditer(
             _block(text, b"authors"))]
@@ -177,12 +181,15 @@ class SheetNotes:
         else:
             author_id = len(authors)
             text = _insert(text, b"authors", b"<author>" + TOOL_AUTHOR.encode() + b"</author>")
-        vml = self.package.read(self.vml_rel.target)
+        vml = self.package.read(vml_rel.target)
         numbers = [int(n) for n in re.findall(rb'id="_x0000_s(\d+)"', vml)]
         idmap = re.search(rb'<o:idmap\b[^>]*\sdata="(\d+)', vml)
         shape_id = max(numbers, default=(int(idmap.group(1)) if idmap else 1) * 1024)
         comments, shapes = [], []
         for ref, body in wanted.items():
+            position = _cell_position(ref)
+            if position is None:  # replace_tool_notes passes cell references only
+                continue
             lines = body.split("\n")
             runs = b'<r><rPr><b/><sz val="9"/><rFont val="Tahoma"/></rPr><t>' + \
                 escape_xml(lines[0]) + b"</t></r>"
@@ -193,16 +200,17 @@ class SheetNotes:
             comments.append(b'<comment ref="' + ref.encode() + b'" authorId="'
                             + str(author_id).encode() + b'"><text>' + runs
                             + b"</text></comment>")
-            row, column = _cell_position(ref)
+            row, column = position
             shape_id += 1
             top = max(row - 1, 0)
             shapes.append(_NOTE_SHAPE.format(
                 shape_id=shape_id, row=row, column=column,
                 anchor=f"{column + 1}, 15, {top}, 10, {column + 4}, 15, {top + 5}, 4").encode())
         self.package.write(part, _insert(text, b"commentList", b"".join(comments)))
-        self.package.write(self.vml_rel.target, _insert_vml(vml, b"".join(shapes)))
+        self.package.write(vml_rel.target, _insert_vml(vml, b"".join(shapes)))
 
-    def _ensure_parts(self) -> None:
+    def _ensure_parts(self) -> tuple[Relationship, Relationship]:
+        """The comments part's and the VML drawing's relationships, each made when absent."""
         package = self.package
         names = set(package.names())
         if self.comments_rel is None:
@@ -238,7 +246,8 @@ class SheetNotes:
                 sheet = sheet[:legacy.start()] + sheet[legacy.end():]
             # Only a declaration on the root counts: openpyxl declares the prefix locally on
             # <tablePart>, where it does not reach a new <legacyDrawing>.
-            root = re.search(rb"<(?:\w+:)?worksheet\b[^>]*>", sheet)
+            root = matched(re.search(rb"<(?:\w+:)?worksheet\b[^>]*>", sheet),
+                           f"{package.name}: <worksheet> in {self.sheet_part}")
             prefix = relationships_prefix(root.group())
             if prefix is None:
                 sheet = sheet[:root.start()] + set_attribute(root.group(), "xmlns:r", NS_REL) \
@@ -246,6 +255,7 @@ class SheetNotes:
                 prefix = b"r"
             element = b"<legacyDrawing " + prefix + b':id="' + rel_id.encode() + b'"/>'
             package.write(self.sheet_part, insert_in_worksheet(sheet, "legacyDrawing", element))
+        return self.comments_rel, self.vml_rel
 
     def _drop_empty_parts(self) -> None:
         """A comments part left with no comment, and a VML drawing left with no shape, go
@@ -303,10 +313,12 @@ def _insert(text: bytes, element: bytes, entry: bytes) -> bytes:
         return insert_before_close(text, element, entry)
     block = b"<" + prefix + element + b">" + entry + b"</" + prefix + element + b">"
     if element == b"authors":
-        at = re.search(rb"<(?:\w+:)?commentList\b", text)
-        at = at.start() if at else re.search(rb"</(?:\w+:)?comments\s*>", text).start()
+        before = re.search(rb"<(?:\w+:)?commentList\b", text)
+        at = before.start() if before else matched(re.search(
+            rb"</(?:\w+:)?comments\s*>", text), "a comments part (its </comments>)").start()
     else:
-        at = re.search(rb"</(?:\w+:)?comments\s*>", text).start()
+        at = matched(re.search(rb"</(?:\w+:)?comments\s*>", text),
+                     "a comments part (its </comments>)").start()
     return text[:at] + block + text[at:]
 
 

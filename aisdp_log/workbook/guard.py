@@ -461,6 +461,7 @@ def _lock_fd(fd: int) -> None:
     except ModuleNotFoundError:  # Windows
         import msvcrt
 
-        msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+        # Windows only: mypy checks for the platform it runs on, whose msvcrt stub lacks it.
+        msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)  # type: ignore[attr-defined]
         return
     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -133,7 +133,7 @@ def write_template(path: Path | str, config=None) -> Path:
 class _Styles:
     """Formats shared by the sheets; created once, as xlsxwriter wants."""
 
-    def __init__(self, workbook):
+    def __init__(self, workbook) -> None:
         self.header = workbook.add_format({
             "bold": True, "font_color": "#FFFFFF", "bg_color": "#1F4E78", "text_wrap": True,
             "valign": "top", "border": 1, "border_color": "#BFBFBF"})
@@ -334,8 +334,9 @@ def _metrics_sheet(workbook, styles: _Styles, config) -> None:
         number_format = None if header == "Threshold" else "@"
         sheet.set_column(index, index, _METRICS_WIDTHS[header], styles.cell(number_format))
         help_text, example = _METRICS_HELP[header]
-        options = {"input_title": header,
-                   "input_message": _fit(f"{help_text} Example: {example}", MESSAGE_LIMIT)}
+        options: dict[str, object] = {
+            "input_title": header,
+            "input_message": _fit(f"{help_text} Example: {example}", MESSAGE_LIMIT)}
         if header == "Goal":
             options.update({"validate": "list", "source": list(spec.GOALS),
                             "error_title": header, "error_message": "Choose max or min."})

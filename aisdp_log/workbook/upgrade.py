@@ -43,6 +43,7 @@ from aisdp_log.workbook.xlsx_package import (
     format_range,
     insert_before_close,
     locate_parts,
+    matched,
     parse_range,
     read_rels,
     set_attribute,
@@ -184,7 +185,7 @@ def _template_order() -> list[spec.ColumnSpec]:
 
 def _validations_by_column(text: bytes) -> dict[int, bytes]:
     """1-based column -> the `<dataValidation>` element whose range starts at its row 2."""
-    found = {}
+    found: dict[int, bytes] = {}
     for match in _VALIDATION.finditer(text):
         head = match.group()[:match.group().index(b">") + 1]
         for item in attributes(head).get("sqref", "").split():
@@ -220,7 +221,8 @@ def _add_validations(text: bytes, elements: list[bytes]) -> bytes:
                                    + str(len(elements)).encode() + b'">' + b"".join(elements)
                                    + b"</dataValidations>")
     text = insert_before_close(text, b"dataValidations", b"".join(elements))
-    block = re.search(rb"<(?:\w+:)?dataValidations\b[^>]*>", text)
+    block = matched(re.search(rb"<(?:\w+:)?dataValidations\b[^>]*>", text),
+                    "a worksheet's <dataValidations>")
     count = len(_VALIDATION.findall(text[block.start():]))
     return text[:block.start()] + set_attribute(block.group(), "count", str(count)) + \
         text[block.end():]
@@ -250,7 +252,7 @@ def _grow_table(wb: Workbook, part: str, headers: list[str], *, last_column: int
         text = wb.package.read(table)
         head = re.search(rb"<(?:\w+:)?table\b[^>]*>", text)
         bounds = parse_range(attributes(head.group()).get("ref", "")) if head else None
-        if bounds is None or bounds[1] != 1 or bounds[2] != last_column:
+        if head is None or bounds is None or bounds[1] != 1 or bounds[2] != last_column:
             continue
         columns = re.search(rb"<(?:\w+:)?tableColumns\b[^>]*>", text)
         if columns is None:
@@ -269,7 +271,8 @@ def _grow_table(wb: Workbook, part: str, headers: list[str], *, last_column: int
         text = re.sub(rb"(<(?:\w+:)?autoFilter\b[^>]*?\sref=\")[^\"]*", rb"\g<1>" +
                       ref.encode(), text, count=1)
         text = insert_before_close(text, b"tableColumns", entries)
-        columns = re.search(rb"<(?:\w+:)?tableColumns\b[^>]*>", text)
+        columns = matched(re.search(rb"<(?:\w+:)?tableColumns\b[^>]*>", text),
+                          f"{wb.package.name}: <tableColumns> in {table}")
         count = len(re.findall(rb"<(?:\w+:)?tableColumn\b", text))
         text = text[:columns.start()] + set_attribute(columns.group(), "count", str(count)) + \
             text[columns.end():]

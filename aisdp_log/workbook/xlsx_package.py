@@ -21,6 +21,7 @@ import struct
 import zipfile
 import zlib
 from dataclasses import dataclass, field
+from typing import AnyStr
 
 from aisdp_log.errors import WorkbookError
 
@@ -39,6 +40,14 @@ _NAMED = {"amp": "&", "lt": "<", "gt": ">", "quot": '"', "apos": "'"}
 
 
 # --------------------------------------------------------------------------- small XML helpers
+
+def matched(match: re.Match[AnyStr] | None, what: str) -> re.Match[AnyStr]:
+    """`match`, where the code relies on the element being there: a part shaped unlike any
+    spreadsheet program writes it stops the command with one line, not a traceback."""
+    if match is None:
+        raise WorkbookError(f"{what} is not shaped as aisdp-log expects")
+    return match
+
 
 def attributes(tag: bytes) -> dict[str, str]:
     """Attributes of an opening tag (or its attribute text) as decoded strings."""
@@ -109,8 +118,8 @@ def parse_range(text: str) -> tuple[int, int, int, int] | None:
     parts = text.strip().split(":")
     if not 1 <= len(parts) <= 2:
         return None
-    refs = [_REF.match(p) for p in parts]
-    if any(r is None for r in refs):
+    refs = [r for r in (_REF.match(p) for p in parts) if r is not None]
+    if len(refs) != len(parts):
         return None
     cols = [column_index(r.group(1)) for r in refs]
     rows = [int(r.group(2)) for r in refs]
@@ -209,6 +218,7 @@ class Package:
         if member.data is not None:
             return member.data
         if member.original is None:
+            assert member.info is not None  # a new member always has `data`
             member.original = self._zip.read(member.info)
         return member.original
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import re
 
+from aisdp_log.errors import WorkbookError
 from aisdp_log.workbook.xlsx_package import (
     Package,
     attributes,
     escape_xml,
     insert_before_close,
+    matched,
     set_attribute,
 )
 
@@ -44,9 +46,14 @@ def _children(text: bytes, element: bytes, child: bytes) -> list[bytes]:
                       + rb">)", found.group(3) or b"", re.DOTALL) if found else []
 
 
-def _section(text: bytes, element: bytes) -> re.Match | None:
+def _section(text: bytes, element: bytes) -> re.Match[bytes] | None:
     return re.search(rb"<((?:\w+:)?" + element + rb")\b([^>]*?)(?:/>|>(.*?)</\1\s*>)", text,
                      re.DOTALL)
+
+
+def _head(element: bytes) -> bytes:
+    """The opening tag of an element of the styles part."""
+    return matched(re.match(rb"<[^>]*>", element), "an element of the styles part").group()
 
 
 class Styles:
@@ -77,7 +84,7 @@ class Styles:
 
     @staticmethod
     def _key(xf: bytes) -> tuple:
-        head = re.match(rb"<[^>]*>", xf).group()
+        head = _head(xf)
         inner = xf[len(head):]
         inner = re.sub(rb"</(?:\w+:)?xf>$", b"", inner)
         return tuple(sorted(attributes(head).items())), inner.strip()
@@ -86,7 +93,7 @@ class Styles:
 
     def xf_attrs(self, index: int) -> dict[str, str]:
         if 0 <= index < len(self.xfs):
-            return attributes(re.match(rb"<[^>]*>", self.xfs[index]).group())
+            return attributes(_head(self.xfs[index]))
         return {}
 
     def number_format(self, index: int) -> str:
@@ -121,7 +128,7 @@ class Styles:
         if wish not in self._derived:
             try:
                 self._derived[wish] = self._derive(base, number_format, quote_prefix, bold)
-            except (AttributeError, ValueError, KeyError, IndexError):
+            except (AttributeError, ValueError, KeyError, IndexError, WorkbookError):
                 # A styles part shaped unlike any spreadsheet program writes: the value is
                 # still written, in the style it would have had anyway.
                 self._derived[wish] = base
@@ -130,7 +137,7 @@ class Styles:
     def _derive(self, base: int, number_format: str | None, quote_prefix: bool | None,
                 bold: bool) -> int:
         xf = self.xfs[base]
-        head = re.match(rb"<[^>]*>", xf).group()
+        head = _head(xf)
         new_head = head
         if number_format is not None:
             new_head = set_attribute(new_head, "numFmtId", str(self._format_id(number_format)))
@@ -158,8 +165,10 @@ class Styles:
         entry = (b'<numFmt numFmtId="' + str(number_id).encode() + b'" formatCode="'
                  + escape_xml(code, attribute=True) + b'"/>')
         if _section(self._text, b"numFmts") is None:
-            root = re.search(rb"<(?:\w+:)?styleSheet\b[^>]*>", self._text)
-            prefix = re.match(rb"<(\w+:)?", root.group()).group(1) or b""
+            root = matched(re.search(rb"<(?:\w+:)?styleSheet\b[^>]*>", self._text),
+                           self._where(b"styleSheet"))
+            prefix = matched(re.match(rb"<(\w+:)?", root.group()), self._where(b"styleSheet")
+                             ).group(1) or b""
             block = b"<" + prefix + b'numFmts count="1">' + entry.replace(
                 b"<numFmt", b"<" + prefix + b"numFmt") + b"</" + prefix + b"numFmts>"
             self._text = self._text[:root.end()] + block + self._text[root.end():]
@@ -172,11 +181,11 @@ class Styles:
         source = self.fonts[font] if 0 <= font < len(self.fonts) else b"<font/>"
         if re.search(rb"<(?:\w+:)?b\s*/>|<(?:\w+:)?b\s+val=\"(?:1|true)\"", source):
             return font
-        prefix = re.match(rb"<(\w+:)?", source).group(1) or b""
+        prefix = matched(re.match(rb"<(\w+:)?", source), self._where(b"font")).group(1) or b""
         if source.endswith(b"/>"):
             bold = source[:-2] + b"><" + prefix + b"b/></" + prefix + b"font>"
         else:
-            head = re.match(rb"<[^>]*>", source).group()
+            head = _head(source)
             bold = head + b"<" + prefix + b"b/>" + source[len(head):]
         if bold in self.fonts:
             return self.fonts.index(bold)
@@ -188,13 +197,14 @@ class Styles:
         """Append `entry` at the end of `element`'s children and raise its `count`."""
         child = {b"cellXfs": b"xf", b"numFmts": b"numFmt", b"fonts": b"font", b"fills": b"fill",
                  b"borders": b"border"}[element]
-        found = _section(self._text, element)
-        prefix = re.match(rb"(\w+:)?", found.group(1)).group(1) or b""
+        found = matched(_section(self._text, element), self._where(element))
+        prefix = matched(re.match(rb"(\w+:)?", found.group(1)), self._where(element)
+                         ).group(1) or b""
         if prefix and not entry.startswith(b"<" + prefix):
             entry = re.sub(rb"<(/?)(?=\w)", rb"<\1" + prefix, entry)
         text = insert_before_close(self._text[:found.end()], element, entry) \
             + self._text[found.end():]
-        found = _section(text, element)
+        found = matched(_section(text, element), self._where(element))
         head_end = found.start() + len(b"<" + found.group(1) + found.group(2)) + 1
         head = text[found.start():head_end]
         count = len(re.findall(rb"<(?:\w+:)?" + child + rb"\b", found.group(3) or b""))
@@ -211,7 +221,7 @@ class Styles:
             return 0
         xf = source.xfs[index]
         attrs = source.xf_attrs(index)
-        head = re.match(rb"<[^>]*>", xf).group()
+        head = _head(xf)
         new_head = head
         for element, child, name in ((b"fonts", b"font", "fontId"), (b"fills", b"fill", "fillId"),
                                      (b"borders", b"border", "borderId")):
@@ -248,7 +258,8 @@ class Styles:
         if not self.part:
             return None
         root = re.search(rb"<(?:\w+:)?styleSheet\b[^>]*>", self._text)
-        prefix = re.match(rb"<(\w+:)?", root.group()).group(1) or b"" if root else b""
+        prefix = matched(re.match(rb"<(\w+:)?", root.group()), self._where(b"styleSheet")
+                         ).group(1) or b"" if root else b""
         if prefix:
             dxf = re.sub(rb"<(/?)(?=\w)", rb"<\1" + prefix, dxf)
         if dxf in self.dxfs:
@@ -264,12 +275,16 @@ class Styles:
         else:
             text = insert_before_close(self._text[:found.end()], b"dxfs", dxf) + \
                 self._text[found.end():]
-            found = _section(text, b"dxfs")
+            found = matched(_section(text, b"dxfs"), self._where(b"dxfs"))
             head_end = found.start() + len(b"<" + found.group(1) + found.group(2)) + 1
             head = set_attribute(text[found.start():head_end], "count", str(len(self.dxfs) + 1))
             self._text = text[:found.start()] + head + text[head_end:]
         self.dxfs.append(dxf)
         return len(self.dxfs) - 1
+
+    def _where(self, element: bytes) -> str:
+        """`element` of this styles part, as an error message names it."""
+        return f"{self.package.name}: <{element.decode()}> in {self.part}"
 
     def save(self) -> None:
         if self.part:
