@@ -35,9 +35,10 @@ from pathlib import Path
 
 from aisdp_log import __version__
 from aisdp_log.artefacts.digests import OnBytes, read_sha256
+from aisdp_log.errors import WriteRefused
 from aisdp_log.system.atomic import write_bytes
+from aisdp_log.system.tooldir import tool_dir
 
-STORE_DIR = ".aisdp-log"
 STORE_NAME = "hashes.json"
 VERDICTS_NAME = "verdicts.json"
 FORMAT = 3
@@ -298,25 +299,13 @@ class NullCache(HashCache):
 
 def open_cache(repo: Path | str) -> HashCache:
     """The repository's cache, or a NullCache where `<repo>/.aisdp-log/` cannot be written."""
-    folder = Path(repo) / STORE_DIR
     try:
-        folder.mkdir(exist_ok=True)
-    except OSError:
+        folder = tool_dir(repo)  # made with a `.gitignore` of `*`: never in `git status`
+    except WriteRefused:
         return NullCache()
     if not os.access(folder, os.W_OK | os.X_OK):
         return NullCache()
-    _ignore_in_git(folder)
     return HashCache(folder / STORE_NAME)
-
-
-def _ignore_in_git(folder: Path) -> None:
-    """Keep the store out of `git status` even where the project's .gitignore lacks it."""
-    marker = folder / ".gitignore"
-    if not marker.exists():
-        try:
-            marker.write_text("# written by aisdp-log: a local cache, never commit it\n*\n")
-        except OSError:
-            pass
 
 
 def is_racy(info: os.stat_result, read_at_ns: int) -> bool:

@@ -24,7 +24,7 @@ def tool_dir(folder: Path | str, *, create: bool = True) -> Path:
         path.mkdir(exist_ok=True)
         ignore = path / ".gitignore"
         if not ignore.is_file() or "*" not in ignore.read_text("utf-8", "replace").split():
-            ignore.write_bytes(b"*\n")  # hashcache.py writes one with a comment: kept
+            ignore.write_bytes(b"*\n")  # an existing one holding `*` is kept
     except OSError as exc:
         raise WriteRefused(f"{path}: cannot make aisdp-log's folder for its lock and temp "
                            f"files ({exc.strerror or exc})") from None
