@@ -43,8 +43,9 @@ from aisdp_log.workbook.container import check_container
 #: How long a writer waits for another aisdp-log writing the same file (seconds).
 LOCK_WAIT_S = 60.0
 LOCK_SUFFIX = ".lock"
-#: 0.1's leftovers beside the log, cleaned up by the next writer.
-LEGACY_TEMP_SUFFIX = ".aisdp-tmp"
+#: The suffix of the writer's temp files: in `.aisdp-log/` now, beside the log in 0.1 (whose
+#: leftovers the next writer cleans up).
+TEMP_SUFFIX = ".aisdp-tmp"
 LEGACY_LOCK_SUFFIX = ".aisdp-lock"
 _TEMP = re.compile(r"^(?P<name>.+)\.(?P<pid>\d+)-[A-Za-z0-9_]+\.[A-Za-z0-9_-]+$")
 
@@ -76,7 +77,7 @@ def stale_temp_files(path: Path | str) -> list[Path]:
     with contextlib.suppress(OSError):
         legacy = f".{path.name}."
         found += [p for p in folder.iterdir()
-                  if p.name.startswith(legacy) and p.name.endswith(LEGACY_TEMP_SUFFIX)]
+                  if p.name.startswith(legacy) and p.name.endswith(TEMP_SUFFIX)]
     return sorted(found)
 
 

@@ -80,8 +80,6 @@ from aisdp_log.workbook.xlsx_package import Package, column_letter, escape_xml
 from aisdp_log.workbook.xlsx_sheet import Sheet
 from aisdp_log.workbook.xlsx_workbook import Workbook
 
-TEMP_SUFFIX = ".aisdp-tmp"
-LOCK_SUFFIX = ".aisdp-lock"
 #: Text starting with these would be read by Excel as a formula; stored with a quote prefix.
 FORMULA_STARTS = ("=", "+", "-", "@")
 MAX_CELL_TEXT = 32767  # Excel's limit per cell
@@ -147,7 +145,7 @@ def _load(path: Path, given: Path) -> Workbook:
 
 def _save_atomically(package: Package, path: Path, loaded: tuple[int, int, int, int]) -> None:
     # atomic_replace keeps the log's own permission bits (mkstemp would make it 0600).
-    with atomic_replace(path, suffix=TEMP_SUFFIX, temp_dir=guard.tool_dir(path.parent)) as temp:
+    with atomic_replace(path, suffix=guard.TEMP_SUFFIX, temp_dir=guard.tool_dir(path.parent)) as temp:
         with open(temp, "wb") as out:
             package.save(out)
         original = os.stat(path)
