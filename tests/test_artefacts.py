@@ -9,13 +9,13 @@ import time
 from pathlib import Path
 
 import pytest
+from builders import BASE_ROW, init_repo, row, write_log
 
-from aisdp_log.lint.checks import Context
-from aisdp_log.lint.checks import artefacts
 from aisdp_log.config import load_config
+from aisdp_log.lint.checks import artefacts
+from aisdp_log.lint.context import Context
 from aisdp_log.lint.runner import validate
 from aisdp_log.workbook.reader import cell_ref, load_log
-from builders import BASE_ROW, init_repo, row, write_log
 
 HEADERS = list(BASE_ROW) + ["Other params"]
 COMMIT = "9c1e4b7d2a0f5e6c8b1a3d5f7e9c0b2a4d6f8e1c"
@@ -302,7 +302,7 @@ def _check(repo: Path, log_path: Path) -> tuple[list[tuple[str, str]], object]:
         findings = list(artefacts.run(log, ctx))
     finally:
         log.workbook.close()
-    return [(f.code, f.cell) for f in findings], ctx.cache[artefacts.CACHE_KEY]
+    return [(f.code, f.cell) for f in findings], ctx.hash_cache
 
 
 def test_second_run_reads_no_unchanged_file_and_a_touched_file_is_read_again(repo):

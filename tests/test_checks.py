@@ -7,13 +7,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from builders import commit, init_repo, row, write_log
 
-import aisdp_log.lint.checks as checks
-from aisdp_log.lint.checks import Context, run_checks
+import aisdp_log.lint.runner as runner
 from aisdp_log.config import load_config
 from aisdp_log.errors import RepositoryError
+from aisdp_log.lint.context import Context
+from aisdp_log.lint.runner import run_checks
 from aisdp_log.workbook.reader import load_log
-from builders import commit, init_repo, row, write_log
 
 
 @pytest.fixture
@@ -44,16 +45,16 @@ def codes(repo: Path) -> list[tuple[str, str]]:
 
 def test_background_families_give_the_report_of_the_families_one_by_one(project,
                                                                          monkeypatch):
-    monkeypatch.setattr(checks, "BACKGROUND_MIN_ROWS", 0)  # a thread even for two rows
+    monkeypatch.setattr(runner, "BACKGROUND_MIN_ROWS", 0)  # a thread even for two rows
     together = codes(project)
-    monkeypatch.setattr(checks, "BACKGROUND_FAMILIES", ())
+    monkeypatch.setattr(runner, "BACKGROUND_FAMILIES", ())
     assert codes(project) == together
     found = {code for code, _ in together}
     assert {"S007", "G001", "D001", "A002", "A005"} <= found
 
 
 def test_an_error_in_a_background_family_stops_the_validation(tmp_path, monkeypatch):
-    monkeypatch.setattr(checks, "BACKGROUND_MIN_ROWS", 0)
+    monkeypatch.setattr(runner, "BACKGROUND_MIN_ROWS", 0)
     folder = tmp_path / "not-a-repository"
     (folder / "artefacts").mkdir(parents=True)
     write_log(folder / "log.xlsx", [row()])
@@ -67,10 +68,10 @@ def test_close_ends_the_shared_git_process(project):
     ctx = Context(config=config, repo=project)
     try:
         run_checks(log, ctx)
-        process = ctx.cache["git"]._cat_file
+        process = ctx.git._cat_file
         assert process is not None and process.poll() is None  # a small log: one long-lived
         ctx.close()
-        assert ctx.cache["git"]._cat_file is None and process.poll() is not None
+        assert ctx.git._cat_file is None and process.poll() is not None
         ctx.close()  # twice is harmless
     finally:
         log.workbook.close()

@@ -23,6 +23,9 @@ from aisdp_log.workbook.reader import column_letter
 if TYPE_CHECKING:
     from aisdp_log.workbook.reader import Column, Log
 
+#: The finding code this module emits (see `aisdp_log.lint.registry`): once every family
+#: has run, for a cell none verified whose witness lacks its key.
+CODES = ("A008",)
 #: Standard columns that are evidence whenever they hold a value.
 EVIDENCE_KEYS = ("code_commit", "data_version", "random_seed", "artefact_hash", "other_params")
 
@@ -195,8 +198,8 @@ def _from_git(log: Log, ctx, coverage: Coverage) -> None:
     """Code commits git found, and the lock files the git checks read at them (G005 reads
     every lock file named in the Environment cell of a row whose commit was found). A
     shallow clone proves nothing about history, so nothing there counts."""
-    commits = ctx.cache.get("row_commits")
-    repo = ctx.cache.get("git")
+    commits = ctx.row_commits
+    repo = ctx.opened_git
     if not commits or repo is None or repo.is_shallow:
         return
     found = [number for number, (_, lookup) in commits.items() if lookup.status == "found"]

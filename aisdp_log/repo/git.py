@@ -18,8 +18,8 @@ remembered for the handle's life)::
     repo_prefix(folder, repo.root)                 # 'sub/dir' of a folder inside the work tree
     repo.close()                                   # or `with GitRepo.open(path) as repo:`
 
-Small `cat-file` rounds share one long-lived `git cat-file --batch` process; `repo_for(ctx)`
-gives the handle the check families share through `ctx.cache`.
+Small `cat-file` rounds share one long-lived `git cat-file --batch` process; the check
+families share one handle (`aisdp_log.lint.context.Context.git`).
 """
 
 from __future__ import annotations
@@ -502,11 +502,3 @@ def repo_prefix(path: Path | str, toplevel: Path | str) -> str:
     except ValueError:
         return ""
     return "" if rel == "." else rel
-
-
-def repo_for(ctx) -> GitRepo:
-    """The repository handle shared by the check families (opened once per validation)."""
-    repo = ctx.cache.get("git")
-    if repo is None:
-        repo = ctx.cache["git"] = GitRepo.open(ctx.repo)
-    return repo

@@ -24,15 +24,18 @@ from aisdp_log.repo.dvcfiles import (
     remote_missing,
     version_matches,
 )
-from aisdp_log.repo.git import GitRepo, repo_for, repo_prefix
+from aisdp_log.repo.git import GitRepo, repo_prefix
 from aisdp_log.workbook.reader import Log
+
+#: The finding codes this family may emit (see `aisdp_log.lint.registry`).
+CODES = ("D001", "D002", "D003")
 
 
 def run(log: Log, ctx) -> Iterator[Finding]:
     column = log.columns.get("data_version")
     if column is None:
         return  # S001 already
-    repo = repo_for(ctx)
+    repo = ctx.git
     commits = row_commits(log, ctx)
     spec = data_spec(ctx.config.data, repo_prefix(ctx.config.root, repo.root))
 

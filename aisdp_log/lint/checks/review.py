@@ -10,6 +10,9 @@ from aisdp_log.domain.periods import quarter
 from aisdp_log.findings import Finding
 from aisdp_log.workbook.reader import Log
 
+#: The finding codes this family may emit (see `aisdp_log.lint.registry`).
+CODES = ("R001", "R002", "R003", "R004", "R005")
+
 
 def passing_evidence(log: Log) -> set[tuple[str, str]] | bool:
     """(experiment ID, mode) pairs with passing evidence in the `Reproducibility` sheet (see

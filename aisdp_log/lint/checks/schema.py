@@ -10,6 +10,10 @@ from aisdp_log.domain.values import parse_choice, parse_number, shown
 from aisdp_log.findings import Finding
 from aisdp_log.workbook.reader import Log, cell_ref
 
+#: The finding codes this family may emit (see `aisdp_log.lint.registry`).
+CODES = ("S001", "S002", "S003", "S004", "S005", "S006", "S007", "S008", "S009", "S010",
+         "S011")
+
 #: Standard columns that every log must have (S001), and whose values every row must fill
 #: (S002); metrics are handled per outcome.
 REQUIRED_KEYS = tuple(c.key for c in spec.STANDARD_COLUMNS if c.required)

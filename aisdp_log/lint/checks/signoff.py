@@ -12,6 +12,9 @@ from aisdp_log.signing.signoff import check, read_signoffs
 from aisdp_log.signing.verify import check_signoffs
 from aisdp_log.workbook.reader import Log
 
+#: The finding codes this family may emit (see `aisdp_log.lint.registry`).
+CODES = ("R006", "R007", "R008", "R009", "R010")
+
 
 def run(log: Log, ctx) -> Iterator[Finding]:
 
