@@ -16,7 +16,7 @@ MAX_RECORD_BYTES = 16 << 20
 #: Records up to this size have their summary kept in the stat-keyed cache (real ones are a
 #: few hundred bytes; a huge one would bloat the store every run loads).
 CACHED_RECORD_BYTES = 64 << 10
-#: The keys of run.json the checks below compare: the cached summary keeps these alone (an
+
 
 def read_record(scan: FolderScan, name: str, cache: HashCache,
                 keys: tuple[str, ...] | None = None) -> tuple[dict | None, str | None]:

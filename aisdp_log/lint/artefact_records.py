@@ -26,7 +26,8 @@ from aisdp_log.lint.artefact_verdicts import NOTHING, Cells
 from aisdp_log.workbook.reader import Log, Row
 
 HEX = re.compile(r"^[0-9a-f]+$")
-#: `environment` entry can hold a whole `pip freeze`). Keep in step with `_run_json`.
+#: The keys of run.json the checks below compare: the cached summary keeps these alone (an
+#: `environment` entry can hold a whole `pip freeze`). Keep in step with `run_json`.
 RUN_JSON_KEYS = ("experiment_id", "seed", "commit", "dirty", "data_version", "params",
                  "artefact_hash")
 

@@ -6,10 +6,14 @@ must hash to the row's `Artefact hash` (A002), and the records the training help
 names are reported once each (A005).
 
 A warm run only lists folders and stats files. Digests and the records' parsed summaries come
-from the stat-keyed cache (`artefacts.cache`), so no model byte and no JSON is read; and a row found
-clean before is not compared again while a digest of every input of its check (each file's
-path and stat, every compared cell, this code) is unchanged, since its result cannot differ.
-On 10,000 rows that takes the family from 0.6 s to 0.3 s of CPU, most of it the listing.
+from the stat-keyed cache (`artefacts.cache`), so no model byte and no JSON is read; and a
+row found clean before is not compared again while a digest of every input of its check (each
+file's path and stat, every compared cell, this code) is unchanged, since its result cannot
+differ. On 10,000 rows that takes the family from 0.6 s to 0.3 s of CPU, most of it the listing.
+
+This module finds the folders and compares their digests; the records are read by
+`aisdp_log.artefacts.records` and compared by `aisdp_log.lint.artefact_records`, and the
+verdicts are kept by `aisdp_log.lint.artefact_verdicts`.
 """
 
 from __future__ import annotations
