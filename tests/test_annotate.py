@@ -19,7 +19,7 @@ from click.testing import CliRunner
 from aisdp_log.lint.annotate import FINDINGS_HEADERS, HIGHLIGHT_FILL, annotate
 from aisdp_log.cli.main import cli, main
 from aisdp_log.lint.runner import validate
-from aisdp_log.workbook.reader import cell_ref
+from aisdp_log.workbook.table import cell_ref
 from aisdp_log.workbook.writer import open_workbook_for_update, write_value
 from aisdp_log.workbook.xlsx_package import parse_range
 

@@ -15,7 +15,8 @@ from aisdp_log.config import load_config
 from aisdp_log.lint.checks import artefacts
 from aisdp_log.lint.context import Context
 from aisdp_log.lint.runner import validate
-from aisdp_log.workbook.reader import cell_ref, load_log
+from aisdp_log.workbook.reader import load_log
+from aisdp_log.workbook.table import cell_ref
 
 HEADERS = list(BASE_ROW) + ["Other params"]
 COMMIT = "9c1e4b7d2a0f5e6c8b1a3d5f7e9c0b2a4d6f8e1c"

@@ -392,7 +392,7 @@ def test_resolve_data_versions_counts_configured_data_only(project):
 
 
 def test_resolve_data_versions_takes_given_lookups_and_nothing_for_no_pairs(project):
-    from aisdp_log.repo.git import CommitLookup
+    from aisdp_log.repo.gitparse import CommitLookup
 
     p = project
     assert resolve(p.root, []) == {}

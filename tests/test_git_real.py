@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from aisdp_log.repo.git import is_ref_name
+from aisdp_log.repo.gitparse import is_ref_name
 from aisdp_log.lint.runner import validate
 from builders import commit, git, init_repo, row, write_log
 

@@ -20,7 +20,7 @@ import yaml
 
 from aisdp_log.artefacts.hashing import artefact_hash
 from aisdp_log.lint.runner import validate
-from aisdp_log.workbook.reader import cell_ref
+from aisdp_log.workbook.table import cell_ref
 from builders import commit, init_repo, write_log
 
 pytestmark = pytest.mark.slow

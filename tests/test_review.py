@@ -57,7 +57,7 @@ class Project:
 
     def cell(self, experiment_id: str, header: str) -> str:
         """The Experiments cell of a run's column, e.g. `C5`."""
-        from aisdp_log.workbook.reader import cell_ref
+        from aisdp_log.workbook.table import cell_ref
 
         number = 2 + [r[0] for r in RUNS].index(experiment_id)
         return cell_ref(number, self.headers.index(header))

@@ -19,7 +19,7 @@ from builders import BASE_ROW, init_repo
 from test_add import HEADERS, run_cli, write_run
 
 from aisdp_log.workbook.writer import append_row, ensure_sheet, escape_ooxml, find_rows, open_workbook_for_update, set_cell
-from aisdp_log.workbook.xlsx_sheet import _grow_in
+from aisdp_log.workbook.xlsx_ranges import grow_in
 
 SOFFICE = shutil.which("soffice") or shutil.which("libreoffice")
 needs_soffice = pytest.mark.skipif(SOFFICE is None, reason="LibreOffice is not installed")
@@ -344,7 +344,7 @@ def test_x14_validations_and_formats_grow_but_sparklines_do_not():
             b'<x14:sparklineGroup><x14:sparklines><x14:sparkline><xm:f>S!A3:B3</xm:f>'
             b'<xm:sqref>C3</xm:sqref></x14:sparkline></x14:sparklines></x14:sparklineGroup>'
             b'</x14:sparklineGroups></ext></extLst>')
-    grown = _grow_in(tail, 4)
+    grown = grow_in(tail, 4)
     assert b'sqref="C2:C4 E7"' in grown and b'sqref="D2:D4"' in grown
     assert b"<xm:sqref>B2:B4 F9</xm:sqref>" in grown
     assert b"<xm:sqref>C3</xm:sqref>" in grown  # a sparkline's place is one cell

@@ -21,9 +21,12 @@ import pytest
 import xlsxwriter
 
 import aisdp_log
+from aisdp_log.workbook import container, sheet_scan
 from aisdp_log.workbook import reader as workbook_module
 from aisdp_log.errors import WorkbookError
-from aisdp_log.workbook.reader import MAX_MEMBERS, MAX_PART_UNCOMPRESSED, Workbook, cell_ref, check_container, column_letter, load_log
+from aisdp_log.workbook.container import MAX_MEMBERS, MAX_PART_UNCOMPRESSED, check_container
+from aisdp_log.workbook.reader import Workbook, load_log
+from aisdp_log.workbook.table import cell_ref, column_letter
 from builders import BASE_ROW, row, write_log
 
 # --------------------------------------------------------------------------- helpers
@@ -354,7 +357,7 @@ def test_zip_bomb_that_lies_about_its_size_is_refused_fast(zip_bomb, tmp_path):
 
 def test_declared_total_over_the_limit_is_rejected(tmp_path, monkeypatch):
     # Many members that each compress modestly but add up: the total limit, not the ratio.
-    monkeypatch.setattr(workbook_module, "MAX_TOTAL_UNCOMPRESSED", 1 << 20)
+    monkeypatch.setattr(container, "MAX_TOTAL_UNCOMPRESSED", 1 << 20)
     rows = [row(hypothesis=os.urandom(15_000).hex()) for _ in range(40)]
     path = write_log(tmp_path / "big.xlsx", rows)
     with pytest.raises(WorkbookError, match="inflate"):
@@ -414,9 +417,9 @@ def test_formula_and_error_scan_is_the_same_whatever_the_chunk_size(tmp_path, mo
         if number % 11 == 0:
             sheet.write_formula(number, 4, "=B1", None, "")  # no saved result
     book.close()
-    monkeypatch.setattr(workbook_module, "SCAN_CHUNK", chunk)
+    monkeypatch.setattr(sheet_scan, "SCAN_CHUNK", chunk)
     with zipfile.ZipFile(path) as archive:
-        missing, errors = workbook_module.scan_cells(archive, "xl/worksheets/sheet1.xml")
+        missing, errors = sheet_scan.scan_cells(archive, "xl/worksheets/sheet1.xml")
     assert errors == {f"D{n + 1}": "#DIV/0!" for n in range(0, 200, 7)}
     assert missing == {f"E{n + 1}" for n in range(0, 200, 11)}
 
@@ -427,8 +430,8 @@ def test_a_wide_log_is_measured_and_read(tmp_path):
     path = write_log(tmp_path / "wide.xlsx", [row(**extra), row(experiment_id="EXP-002",
                                                                 random_seed=-1, **extra)])
     with zipfile.ZipFile(path) as archive:
-        assert workbook_module._scan(archive, "xl/worksheets/sheet1.xml").might_be_huge()
-        assert workbook_module.exact_extent(archive, "xl/worksheets/sheet1.xml") == \
+        assert sheet_scan.scan_sheet(archive, "xl/worksheets/sheet1.xml").might_be_huge()
+        assert sheet_scan.exact_extent(archive, "xl/worksheets/sheet1.xml") == \
             (3, 153, "EW3")
     assert aisdp_log.validate(path, offline=True).codes() == [("S007", "G3")]
 
@@ -620,7 +623,7 @@ def test_scan_reads_single_quoted_and_namespace_prefixed_cells(tmp_path):
     with zipfile.ZipFile(path, "w") as archive:
         archive.writestr("sheet.xml", sheet)
     with zipfile.ZipFile(path) as archive:
-        assert workbook_module.scan_cells(archive, "sheet.xml") == ({"B2"}, {"A2": "#DIV/0!"})
+        assert sheet_scan.scan_cells(archive, "sheet.xml") == ({"B2"}, {"A2": "#DIV/0!"})
 
 
 def test_fast_row_normalisation_equals_values_normalise():
@@ -715,7 +718,7 @@ def test_a_formula_whose_saved_result_is_the_empty_string_is_an_empty_value(tmp_
 
 def test_a_header_row_of_one_name_in_all_16384_columns(tmp_path):
     header = b"".join(b'<c r="%s1" t="inlineStr"><is><t>Notes</t></is></c>'
-                      % workbook_module.column_letter(i).encode() for i in range(16_384))
+                      % column_letter(i).encode() for i in range(16_384))
     source = write_log(tmp_path / "source.xlsx", [row()])
     path = repack(source, tmp_path / "wide.xlsx", change={SHEET: lambda xml: re.sub(
         rb"<sheetData>.*</sheetData>", b'<sheetData><row r="1">' + header

@@ -32,8 +32,8 @@ from aisdp_log.workbook.xlsx_package import (
     locate_parts,
     parse_range,
 )
-from aisdp_log.workbook.xlsx_sheet import NEW_SHEET, Workbook
 from aisdp_log.workbook.xlsx_styles import Styles
+from aisdp_log.workbook.xlsx_workbook import NEW_SHEET, Workbook
 
 FINDINGS_SHEET = "Findings"
 FINDINGS_HEADERS = ("Code", "Severity", "Cell", "Experiment ID", "Message", "Checked at")

@@ -8,8 +8,8 @@ import functools
 import json
 import math
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 from aisdp_log.artefacts.cache import HashCache
 from aisdp_log.artefacts.digests import FolderScan
@@ -23,7 +23,8 @@ from aisdp_log.domain.values import (
 )
 from aisdp_log.findings import Finding
 from aisdp_log.lint.artefact_verdicts import NOTHING, Cells
-from aisdp_log.workbook.reader import Log, Row
+from aisdp_log.workbook.log import Log
+from aisdp_log.workbook.table import Row
 
 HEX = re.compile(r"^[0-9a-f]+$")
 #: The keys of run.json the checks below compare: the cached summary keeps these alone (an

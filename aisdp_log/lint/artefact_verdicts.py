@@ -8,7 +8,8 @@ import hashlib
 
 from aisdp_log.artefacts.cache import HashCache, code_fingerprint, is_racy, stat_key
 from aisdp_log.artefacts.digests import FolderScan
-from aisdp_log.workbook.reader import Log, Row
+from aisdp_log.workbook.log import Log
+from aisdp_log.workbook.table import Row
 
 
 class Cells:

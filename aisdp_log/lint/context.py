@@ -9,7 +9,8 @@ from pathlib import Path
 from aisdp_log.artefacts.cache import HashCache, open_cache
 from aisdp_log.config import Config
 from aisdp_log.lint.coverage import Coverage, CoverageSummary
-from aisdp_log.repo.git import CommitLookup, GitRepo
+from aisdp_log.repo.git import GitRepo
+from aisdp_log.repo.gitparse import CommitLookup
 
 
 @dataclass

@@ -14,14 +14,16 @@ other witness verified it.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from aisdp_log.findings import Finding, Severity
 from aisdp_log.lint.checks.git import lock_entries
-from aisdp_log.workbook.reader import column_letter
+from aisdp_log.workbook.table import column_letter
 
 if TYPE_CHECKING:
-    from aisdp_log.workbook.reader import Column, Log
+    from aisdp_log.workbook.log import Log
+    from aisdp_log.workbook.table import Column
 
 #: The finding code this module emits (see `aisdp_log.lint.registry`): once every family
 #: has run, for a cell none verified whose witness lacks its key.

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import gc
 import threading
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, Iterator
+from typing import TYPE_CHECKING
 
 from aisdp_log.errors import WorkbookError
 from aisdp_log.findings import Finding, Report
@@ -14,7 +15,8 @@ from aisdp_log.lint.coverage import CODES as COVERAGE_CODES
 from aisdp_log.lint.coverage import conclude
 from aisdp_log.lint.registry import Family, check_declared, families
 from aisdp_log.repo.roots import config_for, find_repo_root, resolve_repo, shown_config  # noqa: F401 - their old home
-from aisdp_log.workbook.reader import display_name, load_log
+from aisdp_log.workbook.container import display_name
+from aisdp_log.workbook.reader import load_log
 
 if TYPE_CHECKING:  # imported when validating: `import aisdp_log` and `--help` stay light
     from aisdp_log.config import Config

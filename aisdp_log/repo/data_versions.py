@@ -18,7 +18,8 @@ from aisdp_log.repo.dvcfiles import (
     stage_wdirs,
     version_matches,
 )
-from aisdp_log.repo.git import CommitLookup, GitRepo, is_ref_name, repo_prefix
+from aisdp_log.repo.git import GitRepo
+from aisdp_log.repo.gitparse import CommitLookup, is_ref_name, repo_prefix
 
 
 def pinned_outs(repo: GitRepo, shas: list[str], spec: DataSpec) -> dict[str, list[Out]]:

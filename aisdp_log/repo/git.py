@@ -15,8 +15,10 @@ remembered for the handle's life)::
     repo.object_ids([f"{sha}:data.dvc", ...])      # {spec: oid | None} (no contents read)
     repo.files_at([sha, ...], ["*.dvc"])           # {sha: [paths matching at that commit]}
     repo.changed_blobs(["*.dvc"])                  # every (path, blob oid) ever on a ref
-    repo_prefix(folder, repo.root)                 # 'sub/dir' of a folder inside the work tree
     repo.close()                                   # or `with GitRepo.open(path) as repo:`
+
+What git answers is read in `aisdp_log.repo.gitparse` (`CommitLookup`, `is_ref_name`,
+`repo_prefix(folder, repo.root)`: 'sub/dir' of a folder inside the work tree).
 
 Small `cat-file` rounds share one long-lived `git cat-file --batch` process; the check
 families share one handle (`aisdp_log.lint.context.Context.git`).
@@ -24,35 +26,26 @@ families share one handle (`aisdp_log.lint.context.Context.git`).
 
 from __future__ import annotations
 
-import datetime as dt
 import io
 import os
-import re
 import subprocess
 import weakref
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
 from aisdp_log.errors import RepositoryError
+from aisdp_log.repo.gitparse import (
+    HEX,
+    CommitLookup,
+    changed_paths,
+    committer_date,
+    find_work_tree,
+    first_line,
+    parse_batch,
+)
 
-HEX = re.compile(r"^[0-9a-fA-F]{4,40}$")
-ZERO_OID = "0" * 40
 #: Refs a fresh clone would bring: local branches, tags and remote-tracking branches.
 SHARED_REFS = ("--branches", "--tags", "--remotes")
-
-
-@dataclass(frozen=True)
-class CommitLookup:
-    """What a name (a full or short SHA, a tag, a branch) resolves to.
-
-    `status` is "found" (then `sha` and `committed` are set), "missing" or "ambiguous" (a
-    short SHA that several commits start with)."""
-
-    name: str
-    status: str
-    sha: str | None = None
-    committed: dt.datetime | None = None  # committer date, in the committer's own time zone
 
 
 def git_env(base: dict[str, str] | None = None) -> dict[str, str]:
@@ -110,35 +103,6 @@ def resolve_commit(repo: Path | str, name: str, *, timeout: float | None = None)
     return done.stdout.strip() or None if done.returncode == 0 else None
 
 
-def find_work_tree(start: Path) -> tuple[Path, Path, bool] | None:
-    """(top level, git dir, shallow) for a plain `.git` folder or a worktree's `.git` file at or
-    above `start`; None when the layout is anything else (then git itself is asked)."""
-    if os.environ.get("GIT_DIR") or os.environ.get("GIT_WORK_TREE"):
-        return None
-    try:
-        start = start.resolve()
-        for folder in (start, *start.parents):
-            dot_git = folder / ".git"
-            if dot_git.is_dir():
-                git_dir = dot_git
-            elif dot_git.is_file():
-                text = dot_git.read_text("utf-8").strip()
-                if not text.startswith("gitdir:"):
-                    return None
-                git_dir = (folder / text[len("gitdir:"):].strip()).resolve()
-            else:
-                continue
-            if not (git_dir / "HEAD").is_file():
-                return None
-            common = git_dir
-            if (git_dir / "commondir").is_file():
-                common = (git_dir / (git_dir / "commondir").read_text("utf-8").strip()).resolve()
-            return folder, git_dir, (common / "shallow").is_file()
-    except (OSError, UnicodeDecodeError):
-        return None
-    return None
-
-
 class GitRepo:
     """A git work tree, queried in batches through `git` subprocesses."""
 
@@ -175,7 +139,7 @@ class GitRepo:
             raise RepositoryError(f"{path}: not a folder") from None
         lines = result.stdout.decode("utf-8", "replace").splitlines()
         if result.returncode != 0 or len(lines) < 3:
-            reason = _first_line(result.stderr) or "not a git work tree"
+            reason = first_line(result.stderr) or "not a git work tree"
             raise RepositoryError(f"{path}: not a usable git repository ({reason}); use "
                                   "--offline to check the workbook alone")
         return cls(Path(lines[0]), Path(lines[1]), lines[2].strip() == "true")
@@ -201,7 +165,7 @@ class GitRepo:
                                 capture_output=True, check=False)
         if result.returncode not in ok_codes:
             raise RepositoryError(f"{self.root}: git {args[0]} failed "
-                                  f"({_first_line(result.stderr) or result.returncode})")
+                                  f"({first_line(result.stderr) or result.returncode})")
         return result.stdout
 
     def _batch(self, names: list[str], *, contents: bool) -> list[tuple[str, str, bytes | None]]:
@@ -222,7 +186,7 @@ class GitRepo:
             mode = "--batch" if contents else "--batch-check"
             out = self.git("cat-file", mode, "--buffer", input=request)
             try:
-                return list(_parse_batch(io.BytesIO(out), names, contents))
+                return list(parse_batch(io.BytesIO(out), names, contents))
             except (ValueError, EOFError) as exc:
                 raise RepositoryError(f"{self.root}: git cat-file answered out of turn "
                                       f"({exc})") from None
@@ -230,13 +194,13 @@ class GitRepo:
         try:
             process.stdin.write(request)  # small: fits the pipe, so git cannot block us
             process.stdin.flush()
-            return list(_parse_batch(process.stdout, names, True))
+            return list(parse_batch(process.stdout, names, True))
         except (OSError, ValueError, EOFError) as exc:
             self.close()
             # stderr was dropped; ask git once more for its reason (dubious ownership, ...)
             check = subprocess.run(["git", "rev-parse", "--git-dir"], cwd=self.root,
                                    env=self._env, capture_output=True, check=False)
-            reason = _first_line(check.stderr) or f"git cat-file stopped: {exc}"
+            reason = first_line(check.stderr) or f"git cat-file stopped: {exc}"
             raise RepositoryError(f"{self.root}: not a usable git repository ({reason})"
                                   ) from None
 
@@ -267,7 +231,7 @@ class GitRepo:
         unfound = []
         for name, (kind, oid, body) in zip(names, answers):
             if kind == "commit":
-                result[name] = CommitLookup(name, "found", oid, _committer_date(body or b""))
+                result[name] = CommitLookup(name, "found", oid, committer_date(body or b""))
             else:
                 unfound.append(name)
         bare = [name for name in unfound if HEX.match(name)]
@@ -401,21 +365,7 @@ class GitRepo:
             out = self.git("-c", "core.quotepath=off", "log", *SHARED_REFS, "--raw", "-z",
                            "--no-abbrev", "--no-renames", "--full-history", "-m", "--root",
                            "--format=", "--", *key)
-            result = set()
-            fields = out.split(b"\0")
-            # -z --raw: ":<mode> <mode> <old> <new> <status>" NUL "<path>" NUL ...
-            i = 0
-            while i < len(fields) - 1:
-                meta = fields[i].strip().decode("ascii", "replace")
-                if meta.startswith(":"):
-                    parts = meta.split()
-                    path = fields[i + 1].decode("utf-8", "surrogateescape")
-                    if len(parts) >= 4 and parts[3] != ZERO_OID:
-                        result.add((path, parts[3]))
-                    i += 2
-                else:
-                    i += 1
-            self._history[key] = result
+            self._history[key] = changed_paths(out)
         return self._history[key]
 
 
@@ -425,80 +375,9 @@ _INTERACTIVE_MAX = 200
 _PIPE_SAFE = 16384
 
 
-def _parse_batch(stream, names: list[str], contents: bool):
-    """Yield (status, oid, body) for each name from `cat-file --batch[-check]` output."""
-    for _ in names:
-        line = stream.readline()
-        if not line.endswith(b"\n"):
-            raise EOFError("no answer")
-        header = line[:-1].decode("utf-8", "replace")
-        if header.endswith(" missing") or header.endswith(" ambiguous"):
-            yield header.rsplit(" ", 1)[1], "", None
-            continue
-        oid, kind, size = header.rsplit(" ", 2)
-        body = None
-        if contents:
-            body = stream.read(int(size) + 1)[:-1]  # the object, then a newline
-            if len(body) != int(size):
-                raise EOFError("short object")
-        yield kind, oid, body
-
-
 def _end_process(process: subprocess.Popen) -> None:
     try:
         process.stdin.close()
         process.wait(timeout=5)
     except (OSError, ValueError, subprocess.TimeoutExpired):
         process.kill()
-
-
-def _committer_date(body: bytes) -> dt.datetime | None:
-    """The committer line's date, in the committer's own time zone."""
-    for line in body.split(b"\n"):
-        if not line:
-            break  # end of the header
-        if line.startswith(b"committer "):
-            try:
-                _, stamp, offset = line.rsplit(b" ", 2)
-                sign = -1 if offset[:1] == b"-" else 1
-                hours, minutes = int(offset[1:3]), int(offset[3:5])
-                zone = dt.timezone(sign * dt.timedelta(hours=hours, minutes=minutes))
-                return dt.datetime.fromtimestamp(int(stamp), zone)
-            except (ValueError, OverflowError, OSError):
-                return None
-    return None
-
-
-def _first_line(stderr: bytes) -> str:
-    for line in stderr.decode("utf-8", "replace").splitlines():
-        line = line.strip()
-        if line:
-            return line.removeprefix("fatal: ").removeprefix("error: ")[:200]
-    return ""
-
-
-#: What git refuses in a ref name (`git check-ref-format`): controls, space, `~^:?*[\\`, DEL.
-_REF_FORBIDDEN = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]")
-
-
-def is_ref_name(name: str) -> bool:
-    """Whether `name` is a valid git ref name (tag or branch), as `git check-ref-format
-    --allow-onelevel` rules it: `text-classification@v1.1.0`, `model#prod#1` and `v1+build`
-    are; `a..b`, `@{1}`, `x.lock`, `HEAD~1` are not."""
-    if not name or name == "@" or len(name) > 255 or _REF_FORBIDDEN.search(name):
-        return False
-    if ".." in name or "@{" in name or "//" in name or name.endswith((".", "/")) or \
-            name.startswith("/"):
-        return False
-    return all(part and not part.startswith(".") and not part.endswith(".lock")
-               for part in name.split("/"))
-
-
-def repo_prefix(path: Path | str, toplevel: Path | str) -> str:
-    """`path` relative to the work tree's top level, as a posix prefix ('' at the top or
-    outside it): cells and aisdp.toml name paths from the config's folder, git from the top."""
-    try:
-        rel = Path(os.path.realpath(path)).relative_to(os.path.realpath(toplevel)).as_posix()
-    except ValueError:
-        return ""
-    return "" if rel == "." else rel

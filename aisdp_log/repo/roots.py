@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING
 
 from aisdp_log.config import CONFIG_NAME, Config, load_config
 from aisdp_log.errors import RepositoryError
-from aisdp_log.repo.git import GitRepo, find_work_tree
+from aisdp_log.repo.git import GitRepo
+from aisdp_log.repo.gitparse import find_work_tree
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from aisdp_log.config import Config

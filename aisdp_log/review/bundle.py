@@ -29,7 +29,8 @@ from aisdp_log.review.gather import (
 from aisdp_log.signing import signatures, signoff
 from aisdp_log.signing.verify import BUNDLE_ALLOWED_SIGNERS, BUNDLE_SUMS
 from aisdp_log.system.atomic import atomic_replace
-from aisdp_log.workbook.reader import display_name, load_log
+from aisdp_log.workbook.container import display_name
+from aisdp_log.workbook.reader import load_log
 
 FIXED_TIME = (1980, 1, 1, 0, 0, 0)
 COMMIT = re.compile(r"^[0-9a-fA-F]{7,40}$")

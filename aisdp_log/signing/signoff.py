@@ -34,7 +34,7 @@ from typing import Iterator
 from aisdp_log import spec
 from aisdp_log.domain.values import as_text
 from aisdp_log.errors import AisdpLogError
-from aisdp_log.workbook.reader import cell_ref
+from aisdp_log.workbook.table import cell_ref
 from aisdp_log.workbook.writer import append_row, ensure_sheet, open_workbook_for_update
 
 #: Columns whose changes never break a signature: the rerun helper writes `Reproducibility`,

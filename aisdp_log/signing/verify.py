@@ -22,7 +22,8 @@ from aisdp_log.errors import AisdpLogError
 from aisdp_log.findings import CATALOGUE, Finding, Report
 from aisdp_log.repo.roots import find_repo_root
 from aisdp_log.signing import signatures, signoff
-from aisdp_log.workbook.reader import display_name, load_log
+from aisdp_log.workbook.container import display_name
+from aisdp_log.workbook.reader import load_log
 
 BUNDLE_SUMS = "SHA256SUMS"
 BUNDLE_ALLOWED_SIGNERS = "allowed_signers"

@@ -27,7 +27,7 @@ from aisdp_log.workbook.xlsx_package import (
     set_attribute,
     unescape_xml,
 )
-from aisdp_log.workbook.xlsx_sheet import decode_ooxml
+from aisdp_log.workbook.xlsx_text import decode_ooxml
 
 REL_COMMENTS = NS_REL + "/comments"
 REL_VML = NS_REL + "/vmlDrawing"

@@ -38,7 +38,7 @@ from typing import Iterator
 from aisdp_log.errors import WriteRefused
 from aisdp_log.system.atomic import temp_prefix
 from aisdp_log.system.tooldir import TOOL_DIR, remove_orphans, tool_dir
-from aisdp_log.workbook.reader import check_container
+from aisdp_log.workbook.container import check_container
 
 #: How long a writer waits for another aisdp-log writing the same file (seconds).
 LOCK_WAIT_S = 60.0

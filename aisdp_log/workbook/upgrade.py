@@ -48,8 +48,9 @@ from aisdp_log.workbook.xlsx_package import (
     set_attribute,
     unescape_xml,
 )
-from aisdp_log.workbook.xlsx_sheet import Sheet, Workbook
+from aisdp_log.workbook.xlsx_sheet import Sheet
 from aisdp_log.workbook.xlsx_styles import Styles
+from aisdp_log.workbook.xlsx_workbook import Workbook
 
 GUIDE_TITLE = "Experiment log: how to fill it in"
 MISSING_DXF = b'<dxf><fill><patternFill><bgColor rgb="FFFFEB9C"/></patternFill></fill></dxf>'

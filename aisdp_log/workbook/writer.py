@@ -15,7 +15,7 @@ Contract for callers::
     # here the file has been replaced atomically, or left byte-identical if anything failed
 
 - `open_workbook_for_update(path, *, force=False)`: a context manager yielding the surgical
-  writer's `Workbook` (aisdp_log.workbook.xlsx_sheet), not openpyxl's: `wb["Experiments"]`,
+  writer's `Workbook` (aisdp_log.workbook.xlsx_workbook), not openpyxl's: `wb["Experiments"]`,
   `wb.worksheets`, `ws.title`, `ws[1]`, `ws.cell(row, column).value`,
   `ws.iter_rows(min_row=2, values_only=True)` read as with openpyxl. Before loading it runs
   guard.py's checks: it refuses (WriteRefused, exit 2) while Excel's `~$<name>` or
@@ -75,9 +75,10 @@ from aisdp_log.domain.values import as_text
 from aisdp_log.errors import WorkbookError, WriteRefused
 from aisdp_log.system.atomic import atomic_replace
 from aisdp_log.workbook import guard
-from aisdp_log.workbook.reader import check_container
+from aisdp_log.workbook.container import check_container
 from aisdp_log.workbook.xlsx_package import Package, column_letter, escape_xml
-from aisdp_log.workbook.xlsx_sheet import Sheet, Workbook
+from aisdp_log.workbook.xlsx_sheet import Sheet
+from aisdp_log.workbook.xlsx_workbook import Workbook
 
 TEMP_SUFFIX = ".aisdp-tmp"
 LOCK_SUFFIX = ".aisdp-lock"

@@ -1,10 +1,10 @@
-"""One workbook and its worksheets as the surgical writer edits them: rows are spliced into
-the sheet XML as bytes; a row nobody wrote to is copied as it was, byte for byte.
+"""One worksheet as the surgical writer edits it: rows are spliced into the sheet XML as bytes;
+a row nobody wrote to is copied as it was, byte for byte.
 
-`Workbook` and `Sheet` offer the small part of openpyxl's interface the callers use
-(`wb["Experiments"]`, `wb.worksheets`, `ws.title`, `ws[1]`, `ws.cell(row, column).value`,
-`ws.iter_rows(min_row=2, values_only=True)`), reading values the way Excel shows them
-(shared strings, inline strings, saved values of formulas, dates by their number format)."""
+`Sheet` offers the small part of openpyxl's interface the callers use (`ws.title`, `ws[1]`,
+`ws.cell(row, column).value`, `ws.iter_rows(min_row=2, values_only=True)`), reading values the
+way Excel shows them (shared strings, inline strings, saved values of formulas, dates by their
+number format). Its workbook is `aisdp_log.workbook.xlsx_workbook.Workbook`."""
 
 from __future__ import annotations
 
@@ -13,47 +13,34 @@ import datetime as dt
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from aisdp_log.errors import WorkbookError
 from aisdp_log.workbook.xlsx_package import (
-    CT_WORKSHEET,
     REL_TABLE,
-    REL_WORKSHEET,
-    Package,
     SheetEntry,
-    add_content_type_override,
-    add_relationship,
     attributes,
     column_index,
     column_letter,
-    escape_xml,
     format_range,
-    grow_sqref,
     insert_before_close,
-    locate_parts,
     parse_range,
     read_rels,
-    relationships_prefix,
     set_attribute,
     unescape_xml,
 )
-from aisdp_log.workbook.xlsx_styles import Styles
+from aisdp_log.workbook.xlsx_ranges import grow_dimension, grow_in
+from aisdp_log.workbook.xlsx_text import decode_ooxml, rich_text
+
+if TYPE_CHECKING:
+    from aisdp_log.workbook.xlsx_workbook import Workbook
 
 _SHEET_DATA = re.compile(rb"<((?:\w+:)?)sheetData\b[^>]*?(/?)>")
 _CELL = re.compile(rb"<(?:\w+:)?c\b([^>]*?)(?:/>|>(.*?)</(?:\w+:)?c\s*>)", re.DOTALL)
 _ROW_NUMBER = re.compile(rb"""\sr\s*=\s*["'](\d+)["']""")
 _CELL_REF = re.compile(rb"""\sr\s*=\s*["']\$?([A-Za-z]{1,3})\$?(\d+)["']""")
 _V = re.compile(rb"<(?:\w+:)?v\s*>(.*?)</(?:\w+:)?v\s*>|<(?:\w+:)?v\s*/>", re.DOTALL)
-_T = re.compile(rb"<(?:\w+:)?t\b[^>]*?(?:/>|>(.*?)</(?:\w+:)?t\s*>)", re.DOTALL)
-_PHONETIC = re.compile(rb"<(?:\w+:)?rPh\b.*?</(?:\w+:)?rPh\s*>", re.DOTALL)
-_SI = re.compile(rb"<(?:\w+:)?si\b[^>]*?(?:/>|>(.*?)</(?:\w+:)?si\s*>)", re.DOTALL)
-_OOXML_ESCAPE = re.compile(r"_x([0-9A-Fa-f]{4})_")
-
-
-def decode_ooxml(text: str) -> str:
-    """Undo OOXML's `_xHHHH_` escape, as Excel, LibreOffice and calamine read it."""
-    return _OOXML_ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), text) if "_x" in text \
-        else text
+_TABLE_FILTER = re.compile(rb"(<(?:\w+:)?autoFilter\b[^>]*?\sref\s*=\s*[\"'])[^\"']*([\"'])")
 
 
 @dataclass
@@ -90,121 +77,6 @@ class _Row:
             self.trailer = self.inner[end:].strip() if cells else self.inner.strip()
             self._cells = cells
         return self._cells
-
-
-class Workbook:
-    """The workbook part and its worksheets, over a `Package`."""
-
-    def __init__(self, package: Package):
-        self.package = package
-        parts = locate_parts(package)
-        self.workbook_part = parts.workbook
-        self.styles = Styles(package, parts.styles)
-        self._strings_part = parts.shared_strings
-        self._strings: list[str] | None = None
-        workbook_xml = package.read(parts.workbook)
-        pr = re.search(rb"<(?:\w+:)?workbookPr\b[^>]*>", workbook_xml)
-        date1904 = pr is not None and attributes(pr.group()).get("date1904") in ("1", "true")
-        self.epoch = dt.datetime(1904, 1, 1) if date1904 else dt.datetime(1899, 12, 30)
-        self._entries = parts.sheets
-        self.worksheets = [Sheet(self, entry) for entry in parts.sheets
-                           if entry.is_worksheet and package.has(entry.part)]
-
-    @property
-    def sheetnames(self) -> list[str]:
-        return [ws.title for ws in self.worksheets]
-
-    def __getitem__(self, title: str) -> Sheet:
-        for ws in self.worksheets:
-            if ws.title == title:
-                return ws
-        raise KeyError(f"Worksheet {title} does not exist.")
-
-    def __contains__(self, title: str) -> bool:
-        return any(ws.title == title for ws in self.worksheets)
-
-    def shared_strings(self) -> _SharedStrings:
-        if self._strings is None:
-            text = self.package.read(self._strings_part) if self._strings_part else b""
-            self._strings = _SharedStrings(text)
-        return self._strings
-
-    def create_sheet(self, title: str) -> Sheet:
-        """A new, empty worksheet part at the end, wired into the workbook."""
-        names = set(self.package.names())
-        number = 1
-        while f"xl/worksheets/sheet{number}.xml" in names:
-            number += 1
-        part = f"xl/worksheets/sheet{number}.xml"
-        self.package.write(part, NEW_SHEET)
-        add_content_type_override(self.package, part, CT_WORKSHEET)
-        rel_id = add_relationship(self.package, self.workbook_part, REL_WORKSHEET, part)
-        text = self.package.read(self.workbook_part)
-        prefix = relationships_prefix(text)
-        if prefix is None:
-            raise WorkbookError(f"{self.package.name}: cannot add sheet {title!r} (the "
-                                "workbook part declares no relationships namespace)")
-        sheet_id = max((e.sheet_id for e in self._entries), default=0) + 1
-        sheets = re.search(rb"<((?:\w+:)?)sheets\b", text)
-        element = sheets.group(1) if sheets else b""
-        entry = (b"<" + element + b'sheet name="' + escape_xml(title, attribute=True)
-                 + b'" sheetId="' + str(sheet_id).encode() + b'" ' + prefix + b':id="'
-                 + rel_id.encode() + b'"/>')
-        self.package.write(self.workbook_part, insert_before_close(text, b"sheets", entry))
-        entry_record = SheetEntry(title, part, sheet_id, rel_id)
-        self._entries.append(entry_record)
-        sheet = Sheet(self, entry_record)
-        self.worksheets.append(sheet)
-        return sheet
-
-    def finish(self) -> None:
-        """Put every change into the package's members."""
-        for ws in self.worksheets:
-            ws.finish()
-        self.styles.save()
-
-
-NEW_SHEET = (b'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
-             b'<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" '
-             b'xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships">'
-             b'<dimension ref="A1"/><sheetViews><sheetView workbookViewId="0">'
-             b'<pane ySplit="1" topLeftCell="A2" activePane="bottomLeft" state="frozen"/>'
-             b'<selection pane="bottomLeft" activeCell="A2" sqref="A2"/></sheetView>'
-             b'</sheetViews><sheetFormatPr defaultRowHeight="15"/><sheetData/>'
-             b'<pageMargins left="0.7" right="0.7" top="0.75" bottom="0.75" header="0.3" '
-             b'footer="0.3"/></worksheet>')
-
-
-class _SharedStrings:
-    """The shared string table, each `<si>` decoded when first asked for: a large sheet's
-    table holds hundreds of thousands, and a write reads a few."""
-
-    def __init__(self, text: bytes):
-        self._text = text
-        self._starts = [m.start() for m in _SI_START.finditer(text)]
-        end = re.search(rb"</(?:\w+:)?sst\s*>", text)
-        self._starts.append(end.start() if end else len(text))
-        self._cache: dict[int, str] = {}
-
-    def __len__(self) -> int:
-        return len(self._starts) - 1
-
-    def __getitem__(self, index: int) -> str:
-        if index not in self._cache:
-            if not 0 <= index < len(self):
-                raise IndexError(index)
-            found = _SI.match(self._text, self._starts[index], self._starts[index + 1])
-            self._cache[index] = _rich_text(found.group(1) or b"") if found else ""
-        return self._cache[index]
-
-
-_SI_START = re.compile(rb"<(?:\w+:)?si[\s>/]")
-
-
-def _rich_text(inner: bytes) -> str:
-    """The text of an `<si>` or `<is>`: its `<t>` runs, without phonetic hints."""
-    inner = _PHONETIC.sub(b"", inner)
-    return decode_ooxml("".join(unescape_xml(m.group(1) or b"") for m in _T.finditer(inner)))
 
 
 class Sheet:
@@ -270,7 +142,7 @@ class Sheet:
         inner = raw[head_end:] if not raw.endswith(b"/>") or raw.count(b">") > 1 else b""
         if kind == "inlineStr":
             found = re.search(rb"<(?:\w+:)?is\b[^>]*>(.*?)</(?:\w+:)?is\s*>", inner, re.DOTALL)
-            return _rich_text(found.group(1)) if found else None
+            return rich_text(found.group(1)) if found else None
         found = _V.search(inner)
         if found is None:
             return None
@@ -502,7 +374,7 @@ class Sheet:
             text = text[:head.start()] + new_head + text[head.end():]
             text = _TABLE_FILTER.sub(rb"\g<1>" + ref.encode() + rb"\g<2>", text, count=1)
             self._tables[part] = text
-        self._tail = _grow_in(self._tail, row)
+        self._tail = grow_in(self._tail, row)
 
     def finish(self) -> None:
         if not self._loaded:
@@ -515,7 +387,7 @@ class Sheet:
             return
         head = self._head
         if self._written is not None:
-            head = _grow_dimension(head, self._written)
+            head = grow_dimension(head, self._written)
         pieces = [head]
         position = 0
         for row in self._rows:
@@ -574,47 +446,3 @@ def _split_rows(region: bytes, prefix: bytes) -> list[_Row]:
         rows.append(_Row(number, head, (start, end), inner))
         position = end
     return rows
-
-
-def _grow_dimension(head: bytes, written: tuple[int, int, int, int]) -> bytes:
-    found = re.search(rb"<(?:\w+:)?dimension\b[^>]*>", head)
-    if found is None:
-        return head
-    current = parse_range(attributes(found.group()).get("ref", ""))
-    grown = written if current is None else (
-        min(current[0], written[0]), min(current[1], written[1]),
-        max(current[2], written[2]), max(current[3], written[3]))
-    if grown == current:
-        return head
-    return head[:found.start()] + set_attribute(found.group(), "ref", format_range(grown)) + \
-        head[found.end():]
-
-
-_TABLE_FILTER = re.compile(rb"(<(?:\w+:)?autoFilter\b[^>]*?\sref\s*=\s*[\"'])[^\"']*([\"'])")
-_RANGE_OWNER = re.compile(rb"<(?:\w+:)?(?:dataValidation|conditionalFormatting|autoFilter)\b"
-                          rb"[^>]*>")
-_X14_BLOCK = re.compile(rb"<((?:\w+:)?)(dataValidation|conditionalFormatting)\b[^>]*>.*?"
-                        rb"</\1\2\s*>", re.DOTALL)
-_SQREF_ELEMENT = re.compile(rb"(<(?:\w+:)?sqref\s*>)(.*?)(</(?:\w+:)?sqref\s*>)", re.DOTALL)
-
-
-def _grow_in(tail: bytes, row: int) -> bytes:
-    """The sheet XML after `<sheetData>` with validations, conditional formats and the
-    autofilter grown over `row` (both the plain and the x14 `<xm:sqref>` forms)."""
-    def owner(match: re.Match) -> bytes:
-        tag = match.group()
-        attrs = attributes(tag)
-        name = "ref" if re.match(rb"<(?:\w+:)?autoFilter", tag) else "sqref"
-        if name not in attrs:
-            return tag
-        grown = grow_sqref(attrs[name], row)
-        return tag if grown == attrs[name] else set_attribute(tag, name, grown)
-
-    tail = _RANGE_OWNER.sub(owner, tail)
-
-    def block(match: re.Match) -> bytes:
-        return _SQREF_ELEMENT.sub(
-            lambda m: m.group(1) + grow_sqref(m.group(2).decode(), row).encode() + m.group(3),
-            match.group())
-
-    return _X14_BLOCK.sub(block, tail)

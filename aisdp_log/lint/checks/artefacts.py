@@ -22,7 +22,7 @@ import os
 import stat as stat_module
 import sys
 import time
-from typing import Iterator
+from collections.abc import Iterator
 
 from aisdp_log.artefacts.cache import HashCache
 from aisdp_log.artefacts.digests import combine, inside, scan_folder
@@ -31,7 +31,8 @@ from aisdp_log.findings import Finding
 from aisdp_log.lint.artefact_records import Planned, metrics_json, run_json
 from aisdp_log.lint.artefact_verdicts import NOTHING, Cells, row_verdict
 from aisdp_log.system.progress import Progress
-from aisdp_log.workbook.reader import Log, Row, cell_ref
+from aisdp_log.workbook.log import Log
+from aisdp_log.workbook.table import Row, cell_ref
 
 #: The finding codes this family may emit (see `aisdp_log.lint.registry`).
 CODES = ("A001", "A002", "A003", "A004", "A005", "A006", "A007")

@@ -11,11 +11,12 @@ import datetime as dt
 import hashlib
 import posixpath
 import re
-from typing import Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
 from aisdp_log.findings import Finding
-from aisdp_log.repo.git import CommitLookup, is_ref_name, repo_prefix
-from aisdp_log.workbook.reader import Log, Row
+from aisdp_log.repo.gitparse import CommitLookup, is_ref_name, repo_prefix
+from aisdp_log.workbook.log import Log
+from aisdp_log.workbook.table import Row
 
 #: The finding codes this family may emit (see `aisdp_log.lint.registry`).
 CODES = ("G001", "G002", "G003", "G004", "G005", "G006", "G007")

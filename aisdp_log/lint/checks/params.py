@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import posixpath
-from typing import Iterator
+from collections.abc import Iterator
 
 from aisdp_log.domain.nested import MISSING, lookup
 from aisdp_log.domain.values import as_text
@@ -20,8 +20,9 @@ from aisdp_log.findings import Finding
 from aisdp_log.lint.artefact_records import same_param
 from aisdp_log.lint.checks.git import row_commits
 from aisdp_log.repo.dvcfiles import dvc_root
-from aisdp_log.repo.git import GitRepo, repo_prefix
-from aisdp_log.workbook.reader import Log
+from aisdp_log.repo.git import GitRepo
+from aisdp_log.repo.gitparse import repo_prefix
+from aisdp_log.workbook.log import Log
 
 #: The finding codes this family may emit (see `aisdp_log.lint.registry`).
 CODES = ("D004",)
