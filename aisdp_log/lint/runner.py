@@ -14,13 +14,12 @@ from aisdp_log.lint.context import Context
 from aisdp_log.lint.coverage import CODES as COVERAGE_CODES
 from aisdp_log.lint.coverage import conclude
 from aisdp_log.lint.registry import Family, check_declared, families
-from aisdp_log.repo.roots import config_for, find_repo_root, resolve_repo, shown_config  # noqa: F401 - their old home
+from aisdp_log.repo.roots import config_for, resolve_repo, shown_config
 from aisdp_log.workbook.container import display_name
 from aisdp_log.workbook.reader import load_log
 
-if TYPE_CHECKING:  # imported when validating: `import aisdp_log` and `--help` stay light
+if TYPE_CHECKING:
     from aisdp_log.config import Config
-    from aisdp_log.findings import Report
 
 
 def validate(path: Path | str, *, repo: Path | str | None = None, offline: bool = False,
