@@ -18,11 +18,6 @@ TEMPLATE_VERSION = "2"
 __all__ = ["__version__", "TEMPLATE_VERSION", "validate", "read_log", "load_config", "Report",
            "Finding", "Severity", "AisdpLogError", "CATALOGUE"]
 
-# `validate` is both a submodule and the API function: import it here so the package attribute
-# is the function (a later `import aisdp_log.lint.runner` does not rebind a loaded module's name).
-# The module is light: no click, calamine is imported only when a workbook is read.
-from aisdp_log.lint.runner import validate  # noqa: E402
-
 _LAZY = {
     "validate": ("lint.runner", "validate"),
     "read_log": ("lint.frame", "read_log"),

@@ -74,8 +74,9 @@ def make_commits(repo: Path, count: int) -> list[str]:
 
 def build(repo: Path, rows: int, commits: int) -> Path:
     """The repository, its artefact folders and a clean log; returns the log's path."""
-    from aisdp_log.artefacts.hashing import artefact_hash
     from builders import row, write_log
+
+    from aisdp_log.artefacts.hashing import artefact_hash
 
     shas = make_commits(repo, commits)
     log_rows = []
@@ -113,8 +114,9 @@ def time_family(repo: Path, log_path: Path, *, cold: bool, runs: int,
     """Median wall and CPU seconds of the artefact family alone (workbook already loaded).
     CPU time is printed too: on a shared machine wall time mostly measures the neighbours.
     `verdicts=False`: warm digests and records, but every row compared again."""
-    from aisdp_log.lint.checks import Context, artefacts
     from aisdp_log.config import load_config
+    from aisdp_log.lint.checks import artefacts
+    from aisdp_log.lint.context import Context
     from aisdp_log.workbook.reader import load_log
 
     config = load_config(repo)
@@ -132,7 +134,7 @@ def time_family(repo: Path, log_path: Path, *, cold: bool, runs: int,
             found = list(artefacts.run(log, ctx))
             times.append(time.perf_counter() - start)
             cpu.append(time.process_time() - start_cpu)
-            cache = ctx.cache[artefacts.CACHE_KEY]
+            cache = ctx.hash_cache
             counters = {"hits": cache.hits, "misses": cache.misses,
                         "bytes_hashed": cache.bytes_hashed, "record_hits": cache.record_hits,
                         "record_misses": cache.record_misses,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import subprocess
+from collections import Counter
 from pathlib import Path
 
 import xlsxwriter
@@ -29,6 +30,30 @@ BASE_ROW = {
 }
 METRICS = [{"Metric": "accuracy", "Goal": "max", "Threshold": 0.85,
             "Description": "holdout accuracy"}]
+
+
+def finding_pairs(found, codes: str | tuple[str, ...] = "") -> list[tuple[str, str]]:
+    """(code, cell) of each finding in `found` (a Report, Findings, or such pairs already),
+    keeping only codes that start with one of `codes` when given (`"GD"`, `("S0", "A")`)."""
+    if hasattr(found, "findings"):
+        found = found.findings
+    pairs = [item if isinstance(item, tuple) else (item.code, item.cell) for item in found]
+    prefixes = tuple(codes)
+    return [pair for pair in pairs if not prefixes or pair[0].startswith(prefixes)]
+
+
+def assert_findings(found, expected, codes: str | tuple[str, ...] = "") -> None:
+    """Assert what was found by (code, cell) pairs, never by message text.
+
+    `expected` as a set: exactly these pairs, each at least once. As a list: exactly these
+    pairs as many times as listed, in any order (what a sorted comparison asserted)."""
+    pairs = finding_pairs(found, codes)
+    if isinstance(expected, (set, frozenset)):
+        assert set(pairs) == set(expected), \
+            f"found {sorted(set(pairs))}, expected {sorted(expected)}"
+    else:
+        assert Counter(pairs) == Counter(expected), \
+            f"found {sorted(pairs)}, expected {sorted(expected)}"
 
 
 def row(**changes) -> dict:

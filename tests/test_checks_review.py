@@ -8,13 +8,13 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from builders import BASE_ROW, assert_findings, row, write_log
 
 import aisdp_log
 from aisdp_log.domain.metrics import declared_metrics, meets
 from aisdp_log.domain.periods import quarter
 from aisdp_log.spec import MetricSpec
 from aisdp_log.workbook.reader import load_log
-from builders import BASE_ROW, row, write_log
 
 # Columns of BASE_ROW + Reproducibility: I accuracy, L Outcome, M Notes, N Reproducibility.
 HEADERS = list(BASE_ROW) + ["Reproducibility"]
@@ -26,38 +26,38 @@ def selected(experiment_id: str, **changes) -> dict:
     return row(experiment_id=experiment_id, **values)
 
 
-def review_codes(tmp_path, rows, **kwargs) -> set[tuple[str, str]]:
+def review_report(tmp_path, rows, **kwargs):
+    """The offline report on `rows` (the tests compare its R-findings)."""
     kwargs.setdefault("headers", HEADERS)
     path = write_log(tmp_path / "log.xlsx", rows, **kwargs)
-    return {(code, cell) for code, cell in aisdp_log.validate(path, offline=True).codes()
-            if code.startswith("R")}
+    return aisdp_log.validate(path, offline=True)
 
 
 def test_a_complete_quarter_gives_no_review_finding(tmp_path):
     rows = [row(), selected("EXP-002"), row(experiment_id="EXP-003", outcome="rejected",
                                             notes="slower")]
-    assert review_codes(tmp_path, rows) == set()
+    assert_findings(review_report(tmp_path, rows), set(), "R")
 
 
 def test_r001_outcome_not_decided(tmp_path):
-    assert review_codes(tmp_path, [row(), row(experiment_id="EXP-002", outcome=None)]) == \
-        {("R001", "L3")}
+    assert_findings(review_report(tmp_path, [row(), row(experiment_id="EXP-002", outcome=None)]),
+                    {("R001", "L3")}, "R")
 
 
 @pytest.mark.parametrize("outcome", ["selected", "rejected"])
 def test_r002_selected_or_rejected_without_notes(tmp_path, outcome):
     rows = [row(), selected("EXP-002", outcome=outcome, notes=None)]
-    assert review_codes(tmp_path, rows) == {("R002", "M3")}
+    assert_findings(review_report(tmp_path, rows), {("R002", "M3")}, "R")
 
 
 def test_r002_points_at_the_outcome_when_there_is_no_notes_column(tmp_path):
     headers = [h for h in HEADERS if h != "Notes"]
     rows = [row(), selected("EXP-002")]
-    assert review_codes(tmp_path, rows, headers=headers) == {("R002", "L3")}
+    assert_findings(review_report(tmp_path, rows, headers=headers), {("R002", "L3")}, "R")
 
 
 def test_baseline_needs_no_notes(tmp_path):
-    assert review_codes(tmp_path, [row(notes=None)]) == set()
+    assert_findings(review_report(tmp_path, [row(notes=None)]), set(), "R")
 
 
 @pytest.mark.parametrize("goal, threshold, value, finding", [
@@ -68,13 +68,13 @@ def test_r003_selected_row_misses_a_threshold(tmp_path, goal, threshold, value, 
     metrics = [{"Metric": "accuracy", "Goal": goal, "Threshold": threshold}]
     rows = [row(), selected("EXP-002", **{"metrics.accuracy": value})]
     expected = {("R003", "I3")} if finding else set()
-    assert review_codes(tmp_path, rows, metrics=metrics) == expected
+    assert_findings(review_report(tmp_path, rows, metrics=metrics), expected, "R")
 
 
 def test_r003_only_for_selected_rows(tmp_path):
     rows = [row(**{"metrics.accuracy": 0.5}),
             row(experiment_id="EXP-002", outcome="rejected", **{"metrics.accuracy": 0.5})]
-    assert review_codes(tmp_path, rows) == set()
+    assert_findings(review_report(tmp_path, rows), set(), "R")
 
 
 def test_r004_selected_row_in_a_quarter_without_baseline(tmp_path):
@@ -83,30 +83,31 @@ def test_r004_selected_row_in_a_quarter_without_baseline(tmp_path):
             selected("EXP-003", date="2026-10-01"),                # Q4: none
             selected("EXP-004", date=dt.date(2026, 12, 31)),       # Q4: none
             selected("EXP-005", date=dt.date(2025, 9, 1))]         # 2025-Q3: none
-    assert review_codes(tmp_path, rows) == {("R004", "L4"), ("R004", "L5"), ("R004", "L6")}
+    assert_findings(review_report(tmp_path, rows),
+                    {("R004", "L4"), ("R004", "L5"), ("R004", "L6")}, "R")
 
 
 def test_r004_not_for_a_row_whose_date_is_unreadable(tmp_path):
     rows = [row(), selected("EXP-002", date="someday")]
-    assert review_codes(tmp_path, rows) == set()
+    assert_findings(review_report(tmp_path, rows), set(), "R")
 
 
 @pytest.mark.parametrize("evidence, finding", [
     (None, True), ("failed", True), ("bitwise", False), ("Statistical", False)])
 def test_r005_selected_row_without_reproducibility_evidence(tmp_path, evidence, finding):
     rows = [row(), selected("EXP-002", reproducibility=evidence)]
-    assert review_codes(tmp_path, rows) == ({("R005", "L3")} if finding else set())
+    assert_findings(review_report(tmp_path, rows), ({("R005", "L3")} if finding else set()), "R")
 
 
 def test_no_review_findings_without_an_outcome_column(tmp_path):
     headers = [h for h in HEADERS if h != "Outcome"]
-    assert review_codes(tmp_path, [row(), selected("EXP-002", notes=None)],
-                        headers=headers) == set()
+    report = review_report(tmp_path, [row(), selected("EXP-002", notes=None)], headers=headers)
+    assert_findings(report, set(), "R")
 
 
 def test_a_bad_outcome_is_s006_only(tmp_path):
     path = write_log(tmp_path / "log.xlsx", [row(outcome="picked", notes=None)])
-    assert aisdp_log.validate(path, offline=True).codes() == [("S006", "L2")]
+    assert_findings(aisdp_log.validate(path, offline=True), [("S006", "L2")])
 
 
 def test_review_findings_carry_the_experiment_id(tmp_path):

@@ -11,10 +11,11 @@ import sys
 import time
 from pathlib import Path
 
+from builders import git, init_repo, write_log
+from test_checks_artefacts import HEADERS, cell, clean_row, make_folder
+
 import aisdp_log
 from aisdp_log.artefacts.cache import HashCache, NullCache, open_cache
-from builders import git, init_repo, write_log
-from test_artefacts import HEADERS, cell, clean_row, make_folder
 
 
 def fake_stat(size=10, mtime_ns=1_000_000_000_123, ino=7, ctime_ns=1_000_000_000_123):

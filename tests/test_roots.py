@@ -7,14 +7,14 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from builders import init_repo, row, write_log
 from click.testing import CliRunner
+from test_checks_artefacts import HEADERS, clean_row, make_folder
 
 from aisdp_log.cli.main import cli
 from aisdp_log.lint.frame import read_log
-from aisdp_log.repo.roots import find_config, find_repo_root, resolve_repo
 from aisdp_log.lint.runner import validate
-from builders import init_repo, row, write_log
-from test_artefacts import HEADERS, clean_row, make_folder
+from aisdp_log.repo.roots import find_config, find_repo_root, resolve_repo
 
 
 @pytest.fixture

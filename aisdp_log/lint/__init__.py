@@ -1,1 +1,2 @@
-"""Validation: the check runner, the checks (one module per family), coverage, formatters and annotations."""
+"""Validation: the check runner, the registry of checks (one module per family) and their
+context, coverage, formatters and annotations."""

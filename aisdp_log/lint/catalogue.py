@@ -64,7 +64,8 @@ def sync_readme(text: str) -> str:
 
     for name, render in README_BLOCKS.items():
         pattern = re.compile(rf"(<!-- {name}:start -->\n)(?:.*?\n)?(<!-- {name}:end -->)", re.S)
-        text = pattern.sub(lambda m: m.group(1) + render() + "\n" + m.group(2), text)
+        block = render()  # once per block, however often the text holds it
+        text = pattern.sub(lambda m, block=block: m.group(1) + block + "\n" + m.group(2), text)
     return text
 
 

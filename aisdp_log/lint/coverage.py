@@ -14,7 +14,8 @@ other witness verified it.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from aisdp_log.findings import Finding, Severity
 from aisdp_log.lint.checks.git import lock_entries
@@ -24,6 +25,9 @@ if TYPE_CHECKING:
     from aisdp_log.workbook.log import Log
     from aisdp_log.workbook.table import Column
 
+#: The finding code this module emits (see `aisdp_log.lint.registry`): once every family
+#: has run, for a cell none verified whose witness lacks its key.
+CODES = ("A008",)
 #: Standard columns that are evidence whenever they hold a value.
 EVIDENCE_KEYS = ("code_commit", "data_version", "random_seed", "artefact_hash", "other_params")
 
@@ -196,8 +200,8 @@ def _from_git(log: Log, ctx, coverage: Coverage) -> None:
     """Code commits git found, and the lock files the git checks read at them (G005 reads
     every lock file named in the Environment cell of a row whose commit was found). A
     shallow clone proves nothing about history, so nothing there counts."""
-    commits = ctx.cache.get("row_commits")
-    repo = ctx.cache.get("git")
+    commits = ctx.row_commits
+    repo = ctx.opened_git
     if not commits or repo is None or repo.is_shallow:
         return
     found = [number for number, (_, lookup) in commits.items() if lookup.status == "found"]

@@ -6,8 +6,8 @@ import json
 import os
 import re
 import sys
+from collections.abc import Callable
 from itertools import groupby
-from typing import Callable
 
 from aisdp_log.findings import Report, Severity
 

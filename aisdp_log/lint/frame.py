@@ -51,13 +51,13 @@ class LogSchemaError(WorkbookError):
     failing cell, codes as `aisdp-log validate` gives them); `frame` is the typed log with the
     failing cells empty, for when you want to look anyway."""
 
-    def __init__(self, message: str, failures: "pd.DataFrame", frame: "pd.DataFrame"):
+    def __init__(self, message: str, failures: pd.DataFrame, frame: pd.DataFrame):
         super().__init__(message)
         self.failures = failures
         self.frame = frame
 
 
-def read_log(path: Path | str, config=None, *, errors: str = "raise") -> "pd.DataFrame":
+def read_log(path: Path | str, config=None, *, errors: str = "raise") -> pd.DataFrame:
     """Read the `Experiments` sheet of a log into a typed DataFrame.
 
     - Index: the sheet's row number (named ``row``), so ``frame.loc[7]`` is Excel's row 7;
@@ -115,13 +115,13 @@ def _resolve_config(path: Path, config):
 
 # --------------------------------------------------------------------------- typing
 
-def frame_name(column: "Column") -> str:
+def frame_name(column: Column) -> str:
     """The DataFrame column name of a sheet column: the template's spelling of a standard
     header, else the header as written (white space normalised)."""
     return column.display
 
 
-def _kind_dtype(log: "Log", column: "Column") -> str | None:
+def _kind_dtype(log: Log, column: Column) -> str | None:
     kind = column.spec.kind if column.spec else None
     if kind in _TEXT_KINDS:
         return "string"
@@ -131,7 +131,7 @@ def _kind_dtype(log: "Log", column: "Column") -> str | None:
     return _DTYPES.get(kind)
 
 
-def _typed_frame(log: "Log") -> tuple["pd.DataFrame", list[dict]]:
+def _typed_frame(log: Log) -> tuple[pd.DataFrame, list[dict]]:
     import pandas as pd
 
 
@@ -176,7 +176,7 @@ def _typed_frame(log: "Log") -> tuple["pd.DataFrame", list[dict]]:
     return frame, failures
 
 
-def _series(values: list, dtype: str | None, index, as_text) -> "pd.Series":
+def _series(values: list, dtype: str | None, index, as_text) -> pd.Series:
     import pandas as pd
 
     if dtype == "datetime64[ns]":
@@ -202,7 +202,7 @@ def _series(values: list, dtype: str | None, index, as_text) -> "pd.Series":
 
 # --------------------------------------------------------------------------- the schema
 
-def log_schema(log: "Log") -> "pa.DataFrameSchema":
+def log_schema(log: Log) -> pa.DataFrameSchema:
     """The pandera schema of a log's typed frame, built from `spec.py` and the log's columns:
     types, required values, the id pattern and uniqueness, the seed range, allowed values,
     and metrics required unless the outcome is rejected. Use it to re-check a frame you
@@ -270,7 +270,7 @@ _CHECK_CODES = {"not_nullable": "S002", "field_uniqueness": "S004", "id_pattern"
                 "isin": "S006", "in_range": "S007"}
 
 
-def _schema_failures(log: "Log", frame: "pd.DataFrame") -> list[dict]:
+def _schema_failures(log: Log, frame: pd.DataFrame) -> list[dict]:
     import pandera.pandas as pa
 
 

@@ -20,8 +20,8 @@ remembered for the handle's life)::
 What git answers is read in `aisdp_log.repo.gitparse` (`CommitLookup`, `is_ref_name`,
 `repo_prefix(folder, repo.root)`: 'sub/dir' of a folder inside the work tree).
 
-Small `cat-file` rounds share one long-lived `git cat-file --batch` process; `repo_for(ctx)`
-gives the handle the check families share through `ctx.cache`.
+Small `cat-file` rounds share one long-lived `git cat-file --batch` process; the check
+families share one handle (`aisdp_log.lint.context.Context.git`).
 """
 
 from __future__ import annotations
@@ -381,11 +381,3 @@ def _end_process(process: subprocess.Popen) -> None:
         process.wait(timeout=5)
     except (OSError, ValueError, subprocess.TimeoutExpired):
         process.kill()
-
-
-def repo_for(ctx) -> GitRepo:
-    """The repository handle shared by the check families (opened once per validation)."""
-    repo = ctx.cache.get("git")
-    if repo is None:
-        repo = ctx.cache["git"] = GitRepo.open(ctx.repo)
-    return repo

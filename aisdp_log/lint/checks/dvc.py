@@ -6,7 +6,7 @@ one batched call for all rows; the whole history is read only when a version mat
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 from aisdp_log.findings import Finding
 from aisdp_log.lint.checks.git import name_lookups, row_commits
@@ -24,16 +24,19 @@ from aisdp_log.repo.dvcfiles import (
     remote_missing,
     version_matches,
 )
-from aisdp_log.repo.git import GitRepo, repo_for
+from aisdp_log.repo.git import GitRepo
 from aisdp_log.repo.gitparse import repo_prefix
 from aisdp_log.workbook.log import Log
+
+#: The finding codes this family may emit (see `aisdp_log.lint.registry`).
+CODES = ("D001", "D002", "D003")
 
 
 def run(log: Log, ctx) -> Iterator[Finding]:
     column = log.columns.get("data_version")
     if column is None:
         return  # S001 already
-    repo = repo_for(ctx)
+    repo = ctx.git
     commits = row_commits(log, ctx)
     spec = data_spec(ctx.config.data, repo_prefix(ctx.config.root, repo.root))
 

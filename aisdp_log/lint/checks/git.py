@@ -11,13 +11,18 @@ import datetime as dt
 import hashlib
 import posixpath
 import re
-from typing import Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
 from aisdp_log.findings import Finding
-from aisdp_log.repo.git import repo_for
 from aisdp_log.repo.gitparse import CommitLookup, is_ref_name, repo_prefix
 from aisdp_log.workbook.log import Log
 from aisdp_log.workbook.table import Row
+
+#: The finding codes this family may emit (see `aisdp_log.lint.registry`).
+CODES = ("G001", "G002", "G003", "G004", "G005", "G006", "G007")
+#: The schema owns S003; this family emits it too, naming the commit a tag or branch in
+#: `Code commit` points to (the runner keeps it over the schema's at the same cell).
+SHARED = ("S003",)
 
 #: An Environment cell's words: split at spaces, `;` and `,` (a lock entry never holds them).
 WORD = re.compile(r"[^\s;,]+")
@@ -31,9 +36,9 @@ DOTLESS_FILES = frozenset({"Dockerfile", "Containerfile", "Pipfile", "Gemfile", 
 def row_commits(log: Log, ctx) -> dict[int, tuple[str, CommitLookup]]:
     """Row number -> (the commit as typed, its lookup) for rows with a well-formed commit.
 
-    Shared through `ctx.cache` with the DVC checks; the same `cat-file` call also resolves
+    Shared through `ctx.row_commits` with the DVC checks; the same `cat-file` call also resolves
     data versions that look like git names (see `name_lookups`)."""
-    cached = ctx.cache.get("row_commits")
+    cached = ctx.row_commits
     if cached is None:
         lookups = name_lookups(log, ctx)
         cached = {}
@@ -42,14 +47,14 @@ def row_commits(log: Log, ctx) -> dict[int, tuple[str, CommitLookup]]:
             commit, error = log.parse(row, column)
             if commit is not None and error is None:
                 cached[row.number] = (commit, lookups[commit])
-        ctx.cache["row_commits"] = cached
+        ctx.row_commits = cached
     return cached
 
 
 def name_lookups(log: Log, ctx) -> dict[str, CommitLookup]:
     """Every git name the log mentions (code commits, data versions that look like refs),
     resolved in one `git cat-file --batch`."""
-    cached = ctx.cache.get("git_names")
+    cached = ctx.git_names
     if cached is None:
         names = []
         commit_column = log.columns.get("code_commit")
@@ -61,7 +66,7 @@ def name_lookups(log: Log, ctx) -> dict[str, CommitLookup]:
             version, error = log.parse(row, version_column)
             if version is not None and error is None and looks_like_ref(version):
                 names.append(version)
-        cached = ctx.cache["git_names"] = repo_for(ctx).lookup_commits(names)
+        cached = ctx.git_names = ctx.git.lookup_commits(names)
     return cached
 
 
@@ -75,7 +80,7 @@ def run(log: Log, ctx) -> Iterator[Finding]:
     column = log.columns.get("code_commit")
     if column is None:
         return  # S001 already
-    repo = repo_for(ctx)
+    repo = ctx.git
     yield from _unplaced_hashes(log)
     if repo.is_shallow:
         yield log.finding("G006", 1, column, "the repository is a shallow clone, so the "
@@ -177,7 +182,7 @@ def _names_in_commit_cells(log: Log, ctx, column) -> Iterator[Finding]:
             typed_refs[row.number] = raw.strip()
     if not typed_refs:
         return
-    repo = repo_for(ctx)
+    repo = ctx.git
     lookups = repo.lookup_commits(typed_refs.values())
     refs = repo.refs()
     for row in log.rows:

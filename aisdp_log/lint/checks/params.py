@@ -12,17 +12,20 @@ from __future__ import annotations
 
 import json
 import posixpath
-from typing import Iterator
+from collections.abc import Iterator
 
 from aisdp_log.domain.nested import MISSING, lookup
 from aisdp_log.domain.values import as_text
 from aisdp_log.findings import Finding
-from aisdp_log.lint.checks.artefacts import same_param
+from aisdp_log.lint.artefact_records import same_param
 from aisdp_log.lint.checks.git import row_commits
 from aisdp_log.repo.dvcfiles import dvc_root
-from aisdp_log.repo.git import GitRepo, repo_for
+from aisdp_log.repo.git import GitRepo
 from aisdp_log.repo.gitparse import repo_prefix
 from aisdp_log.workbook.log import Log
+
+#: The finding codes this family may emit (see `aisdp_log.lint.registry`).
+CODES = ("D004",)
 
 #: The params file DVC reads when a stage names a param without a file.
 DEFAULT_PARAMS = "params.yaml"
@@ -36,7 +39,7 @@ def run(log: Log, ctx) -> Iterator[Finding]:
     column = log.columns.get("code_commit")
     if column is None:
         return
-    repo = repo_for(ctx)
+    repo = ctx.git
     root = dvc_root(ctx.repo, repo.root)
     # a project without a pipeline (no params.yaml or dvc.yaml in the work tree) costs
     # nothing: its param cells are verified by run.json or counted as unverified

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 from aisdp_log import spec
 from aisdp_log.domain.metrics import declared_metrics, meets, passing_pairs
 from aisdp_log.domain.periods import quarter
 from aisdp_log.findings import Finding
 from aisdp_log.workbook.log import Log
+
+#: The finding codes this family may emit (see `aisdp_log.lint.registry`).
+CODES = ("R001", "R002", "R003", "R004", "R005")
 
 
 def passing_evidence(log: Log) -> set[tuple[str, str]] | bool:

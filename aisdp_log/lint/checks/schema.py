@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import difflib
-from typing import Iterator
+from collections.abc import Iterator
 
 from aisdp_log import spec
 from aisdp_log.domain.values import parse_choice, parse_number, shown
 from aisdp_log.findings import Finding
 from aisdp_log.workbook.log import Log
 from aisdp_log.workbook.table import cell_ref
+
+#: The finding codes this family may emit (see `aisdp_log.lint.registry`).
+CODES = ("S001", "S002", "S003", "S004", "S005", "S006", "S007", "S008", "S009", "S010",
+         "S011")
 
 #: Standard columns that every log must have (S001), and whose values every row must fill
 #: (S002); metrics are handled per outcome.

@@ -4,13 +4,16 @@ With an allowed signers file configured (git's `gpg.ssh.allowedSignersFile`, or
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 from aisdp_log.findings import Finding
 from aisdp_log.signing.signatures import allowed_signers_file
 from aisdp_log.signing.signoff import check, read_signoffs
 from aisdp_log.signing.verify import check_signoffs
 from aisdp_log.workbook.log import Log
+
+#: The finding codes this family may emit (see `aisdp_log.lint.registry`).
+CODES = ("R006", "R007", "R008", "R009", "R010")
 
 
 def run(log: Log, ctx) -> Iterator[Finding]:

@@ -12,6 +12,7 @@ from aisdp_log.workbook.doc_props import (
     read_properties,
 )
 
+#: The finding codes this family may emit (see `aisdp_log.lint.registry`).
 CODES = ("S012",)
 
 

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from builders import assert_findings, commit, finding_pairs, git, init_repo, row, write_log
 
-from aisdp_log.repo.dvcfiles import LocalCache, cache_dirs, parse_record, version_matches
 from aisdp_log.lint.runner import validate
-from builders import commit, git, init_repo, row, write_log
+from aisdp_log.repo.dvcfiles import LocalCache, cache_dirs, parse_record, version_matches
 
 pytestmark = pytest.mark.slow
 
@@ -84,7 +84,7 @@ def copy(project: Project, tmp_path: Path) -> Path:
 
 
 def codes(report, prefixes: str = "GD") -> list[tuple[str, str]]:
-    return sorted((f.code, f.cell) for f in report.findings if f.code[0] in prefixes)
+    return sorted(finding_pairs(report, prefixes))
 
 
 def check(tmp_path, repo, rows, **options):
@@ -102,7 +102,7 @@ def test_clean_rows_with_md5_prefixes_dir_hashes_tags_and_lock_outs_pass(tmp_pat
         row(experiment_id="EXP-006", code_commit=p.c3[:7], data_version=p.prep[:12]),
         row(experiment_id="EXP-007", code_commit=p.c2[:7], data_version="md5:" + p.train2),
     ])
-    assert codes(report) == []
+    assert_findings(report, [], "GD")
 
 
 def test_d001_data_version_that_no_record_ever_pinned(tmp_path, project):
@@ -113,8 +113,8 @@ def test_d001_data_version_that_no_record_ever_pinned(tmp_path, project):
         row(experiment_id="EXP-003", code_commit=p.c1[:7], data_version="no-data"),
         row(experiment_id="EXP-004", code_commit="deadbee0", data_version="fedcba9876543210"),
     ])
-    assert codes(report, "D") == [("D001", f"{DATA}2"), ("D001", f"{DATA}3"),
-                                  ("D001", f"{DATA}4"), ("D001", f"{DATA}5")]
+    assert_findings(report, [("D001", f"{DATA}2"), ("D001", f"{DATA}3"),
+                             ("D001", f"{DATA}4"), ("D001", f"{DATA}5")], "D")
 
 
 def test_d002_data_version_other_than_the_commit_pins(tmp_path, project):
@@ -125,8 +125,8 @@ def test_d002_data_version_other_than_the_commit_pins(tmp_path, project):
         row(experiment_id="EXP-003", code_commit=p.c0[:7], data_version=p.train1),
         row(experiment_id="EXP-004", code_commit=p.c2[:7], data_version=p.train2[:8]),
     ])
-    assert codes(report, "D") == [("D002", f"{DATA}2"), ("D002", f"{DATA}3"),
-                                  ("D002", f"{DATA}4")]
+    assert_findings(report, [("D002", f"{DATA}2"), ("D002", f"{DATA}3"),
+                             ("D002", f"{DATA}4")], "D")
 
 
 def test_configured_data_limits_which_outs_count(tmp_path, project):
@@ -137,13 +137,13 @@ def test_configured_data_limits_which_outs_count(tmp_path, project):
         row(experiment_id="EXP-001", code_commit=p.c3[:7], data_version=p.prep[:8]),
         row(experiment_id="EXP-002", code_commit=p.c3[:7], data_version=p.train2[:8]),
     ])
-    assert codes(report, "D") == [("D002", f"{DATA}3")]
+    assert_findings(report, [("D002", f"{DATA}3")], "D")
     (repo / "aisdp.toml").write_text('data = ["data/train.csv.dvc"]\n')
     report = check(tmp_path, repo, [
         row(experiment_id="EXP-001", code_commit=p.c3[:7], data_version=p.prep[:8]),
         row(experiment_id="EXP-002", code_commit=p.c3[:7], data_version=p.train2[:8]),
     ])
-    assert codes(report, "D") == [("D002", f"{DATA}2")]
+    assert_findings(report, [("D002", f"{DATA}2")], "D")
 
 
 def test_records_are_read_at_the_commit_not_from_the_working_tree(tmp_path, project):
@@ -152,7 +152,7 @@ def test_records_are_read_at_the_commit_not_from_the_working_tree(tmp_path, proj
     # The working tree says v1 again; the commit still pins v2.
     (repo / "data" / "train.csv.dvc").write_text(git(repo, "show", f"{p.c1}:data/train.csv.dvc"))
     report = check(tmp_path, repo, [row(code_commit=p.c2[:7], data_version=p.train2[:8])])
-    assert codes(report, "D") == []
+    assert_findings(report, [], "D")
 
 
 def test_records_only_on_a_dangling_commit_are_found(tmp_path, project):
@@ -163,7 +163,7 @@ def test_records_only_on_a_dangling_commit_are_found(tmp_path, project):
     extra = pinned(repo, "extra.csv.dvc")
     git(repo, "reset", "-q", "--hard", "HEAD~1")
     report = check(tmp_path, repo, [row(code_commit=dangling[:7], data_version=extra[:8])])
-    assert codes(report) == [("G004", f"{COMMIT}2")]
+    assert_findings(report, [("G004", f"{COMMIT}2")], "GD")
 
 
 def test_d003_data_missing_from_the_local_cache(tmp_path, project):
@@ -177,7 +177,7 @@ def test_d003_data_missing_from_the_local_cache(tmp_path, project):
         row(experiment_id="EXP-002", code_commit=p.c1[:7], data_version=p.images),
         row(experiment_id="EXP-003", code_commit=p.c1[:7], data_version=p.train1[:8]),
     ])
-    assert codes(report, "D") == [("D003", f"{DATA}2"), ("D003", f"{DATA}3")]
+    assert_findings(report, [("D003", f"{DATA}2"), ("D003", f"{DATA}3")], "D")
 
 
 def test_d003_fresh_clone_asks_the_remote_only_with_remote_flag(tmp_path, project):
@@ -189,10 +189,10 @@ def test_d003_fresh_clone_asks_the_remote_only_with_remote_flag(tmp_path, projec
             row(experiment_id="EXP-002", code_commit=p.c1[:7], data_version=p.images),
             row(experiment_id="EXP-003", code_commit=p.c2[:7], data_version=p.train2[:8])]
     offline_cache = check(tmp_path, clone, rows)
-    assert codes(offline_cache, "D") == [("D003", f"{DATA}2"), ("D003", f"{DATA}3"),
-                                         ("D003", f"{DATA}4")]
+    assert_findings(offline_cache, [("D003", f"{DATA}2"), ("D003", f"{DATA}3"),
+                                    ("D003", f"{DATA}4")], "D")
     with_remote = check(tmp_path, clone, rows, remote=True)
-    assert codes(with_remote, "D") == [("D003", f"{DATA}4")]  # v2 was never pushed
+    assert_findings(with_remote, [("D003", f"{DATA}4")], "D")  # v2 was never pushed
 
 
 def test_remote_flag_without_a_remote_is_a_d003_not_a_traceback(tmp_path, project):
@@ -201,7 +201,7 @@ def test_remote_flag_without_a_remote_is_a_d003_not_a_traceback(tmp_path, projec
     dvc(repo, "remote", "remove", "store")
     cache_object(repo, p.train1).unlink()
     rows = [row(code_commit=p.c1[:7], data_version=p.train1[:8])]
-    assert codes(check(tmp_path, repo, rows, remote=True), "D") == [("D003", f"{DATA}2")]
+    assert_findings(check(tmp_path, repo, rows, remote=True), [("D003", f"{DATA}2")], "D")
 
 
 def test_configured_cache_dir_is_respected(tmp_path, project):
@@ -210,9 +210,9 @@ def test_configured_cache_dir_is_respected(tmp_path, project):
     moved = tmp_path / "elsewhere-cache"
     shutil.move(repo / ".dvc" / "cache", moved)
     rows = [row(code_commit=p.c2[:7], data_version=p.train2[:8])]
-    assert codes(check(tmp_path, repo, rows), "D") == [("D003", f"{DATA}2")]
+    assert_findings(check(tmp_path, repo, rows), [("D003", f"{DATA}2")], "D")
     dvc(repo, "cache", "dir", "--local", str(moved))
-    assert codes(check(tmp_path, repo, rows), "D") == []
+    assert_findings(check(tmp_path, repo, rows), [], "D")
 
 
 def test_dvc_is_not_imported_without_remote(tmp_path, project):
@@ -249,10 +249,10 @@ def test_one_defect_per_code_each_at_its_cell_and_clean_rows_silent(tmp_path, pr
             date="2026-07-06"),                                               # clean
     ]
     report = check(tmp_path, repo, rows)
-    assert codes(report) == sorted([
+    assert_findings(report, [
         ("G001", f"{COMMIT}3"), ("G005", f"{ENVIRONMENT}4"), ("G003", f"{COMMIT}5"),
         ("D003", f"{DATA}5"), ("G004", f"{COMMIT}6"), ("D001", f"{DATA}7"),
-        ("D002", f"{DATA}8")])
+        ("D002", f"{DATA}8")], "GD")
     clean_rows = {2, 9}
     assert [f for f in report.findings if f.row in clean_rows and f.severity == "error"
             and not f.code.startswith("A")] == []
@@ -328,8 +328,8 @@ def outs_of(outs) -> dict[str, str] | None:
 
 
 def resolve(root: Path, pairs, config=None, lookups=None):
-    from aisdp_log.repo.data_versions import resolve_data_versions
     from aisdp_log.config import Config
+    from aisdp_log.repo.data_versions import resolve_data_versions
     from aisdp_log.repo.git import GitRepo
 
     with GitRepo.open(root) as repo:

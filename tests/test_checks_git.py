@@ -1,4 +1,5 @@
-"""G001-G006 on real git repositories: each finding at its cell, clean rows silent."""
+"""checks/git.py: G001-G007 on real git repositories: each finding at its cell (the git
+findings only: the other families have their own tests), clean rows silent."""
 
 from __future__ import annotations
 
@@ -7,22 +8,17 @@ import hashlib
 import subprocess
 
 import pytest
-
-from aisdp_log.lint.checks.git import lock_entries
-from aisdp_log.errors import RepositoryError
-from aisdp_log.lint.runner import validate
-from builders import commit, git, init_repo, row, write_log
+from builders import assert_findings, commit, git, init_repo, row, write_log
 from test_gitrepo import colliding_commits
+
+from aisdp_log.errors import RepositoryError
+from aisdp_log.lint.checks.git import lock_entries
+from aisdp_log.lint.runner import validate
 
 # Column letters with builders.BASE_ROW's order: F = Code commit, K = Environment.
 COMMIT, ENVIRONMENT = "F", "K"
 LOCK = "version = 1\n[[package]]\nname = \"torch\"\n"
 LOCK_SHA = hashlib.sha256(LOCK.encode()).hexdigest()
-
-
-def git_codes(report) -> list[tuple[str, str]]:
-    """(code, cell) of the git findings only (the other families have their own tests)."""
-    return sorted((f.code, f.cell) for f in report.findings if f.code.startswith("G"))
 
 
 @pytest.fixture
@@ -49,13 +45,13 @@ def test_clean_rows_with_short_and_full_shas_pass(tmp_path, repo):
             environment=f"uv.lock sha256:{LOCK_SHA}; torch 2.13.0+cpu"),
         row(experiment_id="EXP-002", code_commit=sha, environment="python 3.11"),
         row(experiment_id="EXP-003", code_commit=sha.upper()[:12], date="2026-07-01")])
-    assert git_codes(report) == []
+    assert_findings(report, [], "G")
 
 
 def test_g001_commit_not_in_repository(tmp_path, repo):
     report = check(tmp_path, repo, [row(experiment_id="EXP-001", code_commit=head(repo)[:7]),
                                     row(experiment_id="EXP-002", code_commit="deadbee0")])
-    assert git_codes(report) == [("G001", f"{COMMIT}3")]
+    assert_findings(report, [("G001", f"{COMMIT}3")], "G")
 
 
 def test_g002_short_sha_matching_two_commits(tmp_path, repo):
@@ -63,7 +59,7 @@ def test_g002_short_sha_matching_two_commits(tmp_path, repo):
     git(repo, "branch", "keep-a", first)
     git(repo, "branch", "keep-b", second)  # reachable, so only the ambiguity is reported
     report = check(tmp_path, repo, [row(code_commit=prefix)])
-    assert git_codes(report) == [("G002", f"{COMMIT}2")]
+    assert_findings(report, [("G002", f"{COMMIT}2")], "G")
 
 
 def test_g003_commit_dated_after_the_experiment(tmp_path, repo):
@@ -74,7 +70,7 @@ def test_g003_commit_dated_after_the_experiment(tmp_path, repo):
         row(experiment_id="EXP-003", code_commit=later[:8], date=dt.date(2026, 7, 21))])
     # 2026-07-20 23:00 UTC is the 21st in the committer's own zone: only row 2 is too early
     # in both (the 20th itself is fine: the run may be dated in UTC, see test_git_real)
-    assert git_codes(report) == [("G003", f"{COMMIT}2")]
+    assert_findings(report, [("G003", f"{COMMIT}2")], "G")
 
 
 def test_g004_dangling_commit(tmp_path, repo):
@@ -82,14 +78,14 @@ def test_g004_dangling_commit(tmp_path, repo):
     git(repo, "reset", "-q", "--hard", "HEAD~1")
     report = check(tmp_path, repo, [row(experiment_id="EXP-001", code_commit=head(repo)[:7]),
                                     row(experiment_id="EXP-002", code_commit=dangling[:7])])
-    assert git_codes(report) == [("G004", f"{COMMIT}3")]
+    assert_findings(report, [("G004", f"{COMMIT}3")], "G")
 
 
 def test_g004_commit_on_a_tag_only_is_fine(tmp_path, repo):
     tagged = commit(repo, {"train.py": "print('tagged')\n"})
     git(repo, "tag", "run-1")
     git(repo, "reset", "-q", "--hard", "HEAD~1")
-    assert git_codes(check(tmp_path, repo, [row(code_commit=tagged[:7])])) == []
+    assert_findings(check(tmp_path, repo, [row(code_commit=tagged[:7])]), [], "G")
 
 
 def test_g005_lock_file_hash_differs_or_is_missing(tmp_path, repo):
@@ -103,15 +99,15 @@ def test_g005_lock_file_hash_differs_or_is_missing(tmp_path, repo):
         row(experiment_id="EXP-004", code_commit=sha,
             environment=f"../outside.lock sha256:{LOCK_SHA}")])
     # the image digest ties to no file: G007 says nothing checked it
-    assert git_codes(report) == [("G005", f"{ENVIRONMENT}2"), ("G005", f"{ENVIRONMENT}3"),
-                                 ("G005", f"{ENVIRONMENT}5"), ("G007", f"{ENVIRONMENT}4")]
+    assert_findings(report, [("G005", f"{ENVIRONMENT}2"), ("G005", f"{ENVIRONMENT}3"),
+                             ("G005", f"{ENVIRONMENT}5"), ("G007", f"{ENVIRONMENT}4")], "G")
 
 
 def test_g005_accepts_the_hash_of_a_windows_crlf_checkout(tmp_path, repo):
     crlf = hashlib.sha256(LOCK.replace("\n", "\r\n").encode()).hexdigest()
     report = check(tmp_path, repo, [row(code_commit=head(repo)[:7],
                                         environment=f"uv.lock sha256:{crlf}")])
-    assert git_codes(report) == []
+    assert_findings(report, [], "G")
 
 
 def test_g005_reads_the_lock_at_the_rows_commit_not_the_working_tree(tmp_path, repo):
@@ -122,7 +118,7 @@ def test_g005_reads_the_lock_at_the_rows_commit_not_the_working_tree(tmp_path, r
         row(experiment_id="EXP-001", code_commit=old[:7], environment=f"uv.lock sha256:{LOCK_SHA}"),
         row(experiment_id="EXP-002", code_commit=head(repo)[:7],
             environment=f"uv.lock sha256:{LOCK_SHA}")])
-    assert git_codes(report) == [("G005", f"{ENVIRONMENT}3")]
+    assert_findings(report, [("G005", f"{ENVIRONMENT}3")], "G")
 
 
 def test_g006_shallow_clone_is_one_finding_not_a_g001_per_row(tmp_path, repo):
@@ -133,12 +129,12 @@ def test_g006_shallow_clone_is_one_finding_not_a_g001_per_row(tmp_path, repo):
                    check=True, capture_output=True)
     report = check(tmp_path, clone, [row(experiment_id="EXP-001", code_commit=old[:7]),
                                      row(experiment_id="EXP-002", code_commit=old[:7])])
-    assert git_codes(report) == [("G006", f"{COMMIT}1")]
+    assert_findings(report, [("G006", f"{COMMIT}1")], "G")
 
 
 def test_bad_commit_cells_are_left_to_the_schema_check(tmp_path, repo):
     report = check(tmp_path, repo, [row(code_commit="not-a-sha")])
-    assert git_codes(report) == []
+    assert_findings(report, [], "G")
     assert ("S003", f"{COMMIT}2") in report.codes()
 
 
@@ -148,7 +144,7 @@ def test_not_a_git_repository_is_exit_2_unless_offline(tmp_path):
     log = write_log(tmp_path / "log.xlsx", [row()])
     with pytest.raises(RepositoryError):
         validate(log, repo=folder)
-    assert git_codes(validate(log, repo=folder, offline=True)) == []
+    assert_findings(validate(log, repo=folder, offline=True), [], "G")
 
 
 def test_cli_exit_codes(tmp_path, repo):

@@ -6,16 +6,16 @@ import datetime as dt
 
 import openpyxl
 import pytest
+from builders import BASE_ROW, assert_findings, row, write_log
 
 import aisdp_log
 from aisdp_log.lint.checks.schema import suggest
-from builders import BASE_ROW, row, write_log
 
 SHA = "sha256:" + "ab" * 32
 
 
-def codes(path, **kwargs) -> set[tuple[str, str]]:
-    return set(aisdp_log.validate(path, offline=True, **kwargs).codes())
+def report_of(path, **kwargs):
+    return aisdp_log.validate(path, offline=True, **kwargs)
 
 
 # --------------------------------------------------------------------------- issue #2: done means
@@ -81,14 +81,14 @@ def test_hand_written_log_gives_each_finding_at_its_cell_and_none_on_clean_rows(
 
     report = aisdp_log.validate(path, offline=True)
 
-    assert set(report.codes()) == {
+    assert_findings(report, {
         ("S001", "R1"),   # missing column: the header row's first empty cell
         ("S002", "C3"), ("S003", "G5"),
         ("S004", "A6"), ("S005", "A7"),  # whole-row problems: the Experiment ID cell
         ("S006", "M8"), ("S007", "H9"),
         ("S008", "K1"), ("S009", "P1"), ("S010", "E10"), ("S011", "Q1"),
         ("R001", "M12"), ("R002", "N13"), ("R003", "J14"), ("R004", "M15"), ("R005", "M16"),
-    }
+    })
     assert len(report.findings) == 16
     clean_rows = {2, 4, 11, 17, 19}
     assert not [f for f in report.findings if f.row in clean_rows]
@@ -111,14 +111,14 @@ def test_missing_column_points_at_first_empty_header_cell_even_in_a_gap(tmp_path
     headers = [h for h in BASE_ROW if h != "Code commit"]
     headers.insert(3, "")  # a blank header at D
     path = write_log(tmp_path / "gap.xlsx", [row()], headers=headers)
-    assert codes(path) == {("S001", "D1")}
+    assert_findings(report_of(path), {("S001", "D1")})
 
 
 def test_every_missing_required_column_is_reported_once(tmp_path):
     headers = ["Experiment ID", "Hypothesis"]
     path = write_log(tmp_path / "bare.xlsx", [row()], headers=headers, metrics=False)
     found = aisdp_log.validate(path, offline=True).findings
-    assert {(f.code, f.cell) for f in found} == {("S001", "C1")}
+    assert_findings(found, {("S001", "C1")})
     assert sorted(f.column for f in found) == sorted(
         ["Date", "Data version", "Code commit", "Random seed", "Training duration",
          "Artefact hash", "Environment", "params.<name>", "metrics.<name>"])
@@ -130,14 +130,14 @@ def test_headers_match_whatever_their_case_spacing_and_order(tmp_path):
     shuffled.update({" ".join(k.upper().split(" ")).replace(" ", "   "): v
                      for k, v in data.items() if k not in ("Outcome", "Notes")})
     path = write_log(tmp_path / "case.xlsx", [shuffled])
-    assert codes(path) == set()
+    assert_findings(report_of(path), set())
 
 
 def test_whole_row_problems_point_at_the_id_cell_wherever_it_is(tmp_path):
     headers = [h for h in BASE_ROW if h != "Experiment ID"] + ["Experiment ID"]
     rows = [row(), row(), row(experiment_id="-bad")]
     path = write_log(tmp_path / "ids.xlsx", rows, headers=headers)
-    assert codes(path) == {("S004", "M3"), ("S005", "M4")}
+    assert_findings(report_of(path), {("S004", "M3"), ("S005", "M4")})
 
 
 def test_id_pattern_comes_from_the_config(tmp_path):
@@ -145,7 +145,7 @@ def test_id_pattern_comes_from_the_config(tmp_path):
 
     path = write_log(tmp_path / "log.xlsx", [row(), row(experiment_id="run-2")])
     config = Config(root=tmp_path, id_pattern="^EXP-[0-9]{3,}$")
-    assert codes(path, config=config) == {("S005", "A3")}
+    assert_findings(report_of(path, config=config), {("S005", "A3")})
 
 
 @pytest.mark.parametrize("column, value, code", [
@@ -176,7 +176,7 @@ def test_a_bad_value_is_reported_at_its_cell(tmp_path, column, value, code):
                                                          **{column: value})],
                      headers=headers)
     letter = "ABCDEFGHIJKLMNO"[headers.index(column)]
-    assert codes(path) == {(code, f"{letter}3")}
+    assert_findings(report_of(path), {(code, f"{letter}3")})
 
 
 @pytest.mark.parametrize("column, value", [
@@ -191,24 +191,24 @@ def test_a_bad_value_is_reported_at_its_cell(tmp_path, column, value, code):
 def test_a_good_value_gives_no_finding(tmp_path, column, value):
     headers = list(BASE_ROW) + ["Rerun"]
     path = write_log(tmp_path / "good.xlsx", [row(**{column: value})], headers=headers)
-    assert codes(path) == set()
+    assert_findings(report_of(path), set())
 
 
 def test_metrics_may_be_empty_only_on_a_rejected_row(tmp_path):
     rows = [row(), row(experiment_id="EXP-002", outcome="rejected", notes="worse",
                        **{"metrics.accuracy": None}),
             row(experiment_id="EXP-003", **{"metrics.accuracy": None})]
-    assert codes(write_log(tmp_path / "m.xlsx", rows)) == {("S002", "I4")}
+    assert_findings(report_of(write_log(tmp_path / "m.xlsx", rows)), {("S002", "I4")})
 
 
 def test_a_misspelt_outcome_is_one_finding_not_a_cascade(tmp_path):
     rows = [row(), row(experiment_id="EXP-002", outcome="rejectd", **{"metrics.accuracy": None})]
-    assert codes(write_log(tmp_path / "o.xlsx", rows)) == {("S006", "L3")}
+    assert_findings(report_of(write_log(tmp_path / "o.xlsx", rows)), {("S006", "L3")})
 
 
 def test_params_may_be_empty(tmp_path):
     path = write_log(tmp_path / "p.xlsx", [row(**{"params.learning_rate": None})])
-    assert codes(path) == set()
+    assert_findings(report_of(path), set())
 
 
 def test_declared_param_types_come_from_the_config(tmp_path):
@@ -219,7 +219,7 @@ def test_declared_param_types_come_from_the_config(tmp_path):
         row(experiment_id="EXP-002", **{"params.epochs": 2.5, "params.optimizer": "rmsprop"})])
     config = Config(root=tmp_path, params=(ParamSpec("epochs", "int"),
                                            ParamSpec("optimizer", "choice", ("sgd", "adam"))))
-    assert codes(path, config=config) == {("S003", "N3"), ("S006", "O3")}
+    assert_findings(report_of(path, config=config), {("S003", "N3"), ("S006", "O3")})
 
 
 # --------------------------------------------------------------------------- headers and sheets
@@ -228,24 +228,24 @@ def test_typo_header_is_a_warning_at_the_header_and_the_missing_column_names_it(
     data = row()
     data["Random sed"] = data.pop("Random seed")
     report = aisdp_log.validate(write_log(tmp_path / "t.xlsx", [data]), offline=True)
-    assert set(report.codes()) == {("S009", "M1"), ("S001", "N1")}
+    assert_findings(report, {("S009", "M1"), ("S001", "N1")})
     assert report.errors == 1 and report.warnings == 1
 
 
 def test_unknown_columns_that_are_no_typo_are_kept_silently(tmp_path):
     path = write_log(tmp_path / "u.xlsx", [row(**{"GPU": "A100", "Reviewer's comment": "ok"})])
-    assert codes(path) == set()
+    assert_findings(report_of(path), set())
 
 
 def test_duplicate_header_is_reported_at_the_later_cell(tmp_path):
     headers = list(BASE_ROW) + ["  code   COMMIT"]
     path = write_log(tmp_path / "d.xlsx", [row()], headers=headers)
-    assert codes(path) == {("S011", "N1")}
+    assert_findings(report_of(path), {("S011", "N1")})
 
 
 def test_metric_column_without_metrics_sheet(tmp_path):
     path = write_log(tmp_path / "m.xlsx", [row()], metrics=False)
-    assert codes(path) == {("S008", "I1")}
+    assert_findings(report_of(path), {("S008", "I1")})
 
 
 def test_metrics_sheet_rows(tmp_path):
@@ -281,7 +281,7 @@ def test_metrics_sheet_without_goal_column(tmp_path):
 def test_sheet_names_match_case_and_space_insensitively(tmp_path):
     path = write_log(tmp_path / "s.xlsx", [row()], metrics=False,
                      extra_sheets={" metrics ": [["metric", "goal"], ["accuracy", "max"]]})
-    assert codes(path) == set()
+    assert_findings(report_of(path), set())
 
 
 # --------------------------------------------------------------------------- cells calamine hides
@@ -303,7 +303,7 @@ def test_excel_error_cells_are_wrong_values_not_empty_ones(tmp_path):
     metrics.write_row(0, 0, ["Metric", "Goal"])
     metrics.write_row(1, 0, ["accuracy", "max"])
     workbook.close()
-    assert codes(path) == {("S003", "I2"), ("S003", "G3")}
+    assert_findings(report_of(path), {("S003", "I2"), ("S003", "G3")})
 
 
 def test_a_row_of_only_unsaved_formulas_is_not_skipped_as_empty(tmp_path):
@@ -317,7 +317,7 @@ def test_a_row_of_only_unsaved_formulas_is_not_skipped_as_empty(tmp_path):
     metrics.append(["Metric", "Goal"])
     metrics.append(["accuracy", "max"])
     workbook.save(tmp_path / "f.xlsx")
-    found = codes(tmp_path / "f.xlsx")
+    found = report_of(tmp_path / "f.xlsx").codes()
     assert ("S003", "G3") in found
     assert ("S002", "A3") in found
 
@@ -333,7 +333,7 @@ def test_merged_header_cells_are_no_finding(tmp_path):
     metrics.append(["Metric", "Goal"])
     metrics.append(["accuracy", "max"])
     workbook.save(tmp_path / "m.xlsx")
-    assert codes(tmp_path / "m.xlsx") == set()
+    assert_findings(report_of(tmp_path / "m.xlsx"), set())
 
 
 # --------------------------------------------------------------------------- suggestions
