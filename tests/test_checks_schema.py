@@ -1,4 +1,4 @@
-"""checks/schema.py: S001-S011 at the cells SPEC names, on real workbooks."""
+"""checks/schema.py: S001-S011 at the cells docs/workbook-format.md names, on real workbooks."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ def report_of(path, **kwargs):
 
 # --------------------------------------------------------------------------- issue #2: done means
 
-#: SPEC's headers only, as a person types them; `Environment` is missing (S001), `metrics.f1`
+#: The standard headers only, as a person types them; `Environment` is missing (S001), `metrics.f1`
 #: has no Metrics row (S008), `Rerunn` is a typo (S009) and `Notes` appears twice (S011).
 HAND_HEADERS = ["Experiment ID", "Date", "Hypothesis", "params.learning_rate", "Other params",
                 "Data version", "Code commit", "Random seed", "Training duration",

@@ -240,7 +240,7 @@ def manifest_hash(entries: list[tuple[str, str]]) -> str:
 
 def combine(digests: list[tuple[str, str]]) -> str:
     """`sha256:<hex>` from (hex, relpath) per model file: the file's own hash when there is
-    one, else the manifest hash (SPEC 'Artefact folders')."""
+    one, else the manifest hash (docs/workbook-format.md, "Artefact folders")."""
     if len(digests) == 1:
         return "sha256:" + digests[0][0]
     return "sha256:" + manifest_hash(digests)

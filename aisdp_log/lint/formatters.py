@@ -1,4 +1,4 @@
-"""Report formatters: text (for people), json (SPEC's shape), github (workflow annotations)."""
+"""Report formatters: text (for people), json (documented in docs/), github (annotations)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Whole file or nothing: every file aisdp-log writes is replaced atomically through here.
 
-Measured here (FACTS.md): a plain `save(path)` killed mid-write leaves a truncated,
+Measured on our machines: a plain `save(path)` killed mid-write leaves a truncated,
 unrecoverable file; a temp file in the same folder, fsync and `os.replace` leaves the original
 intact. `mkstemp` makes files 0600, so the temp file gets the original's mode (or what `open()`
 would give a new file) before it takes the original's place.
