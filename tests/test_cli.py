@@ -1,4 +1,5 @@
-"""The `aisdp-log` command line, run as a real subprocess: formats, exit codes, colour, imports."""
+"""The `aisdp-log` command line: formats, exit codes and one-line errors in this process
+(click's CliRunner); colour, the encoding of a real stdout and imports in a real subprocess."""
 
 from __future__ import annotations
 
@@ -10,15 +11,34 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from aisdp_log.findings import CATALOGUE
 from builders import BASE_ROW, row, write_log
+from click.testing import CliRunner, Result
+
+from aisdp_log.cli import cli
+from aisdp_log.findings import CATALOGUE
 
 HEAVY = ("pandas", "pandera", "openpyxl", "dvc", "torch", "scipy", "matplotlib", "git",
          "xlsxwriter", "numpy")
 
 
-def run(*args: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
+def run(*args: str, cwd: Path, env: dict | None = None) -> Result:
+    """The command as `aisdp-log` runs it (the root group applies the one-line error
+    contract), in this process; an exception that escapes the contract fails the test."""
+    environment = {"NO_COLOR": "1", "AISDP_LOG_DEBUG": None, **(env or {})}
+    previous = Path.cwd()
+    os.chdir(cwd)
+    try:
+        result = CliRunner().invoke(cli, list(args), env=environment)
+    finally:
+        os.chdir(previous)
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result
+
+
+def run_process(*args: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
+    """`python -m aisdp_log`, a real process: where the terminal, stdout's encoding or the
+    modules a process imports matter."""
     environment = dict(os.environ, NO_COLOR="1")
     environment.pop("AISDP_LOG_DEBUG", None)
     environment.update(env or {})
@@ -51,13 +71,13 @@ def logs(tmp_path) -> dict[str, Path]:
 def test_exit_codes(logs, tmp_path, name, strict, code):
     args = ["validate", str(logs[name]), "--offline"] + (["--strict"] if strict else [])
     result = run(*args, cwd=tmp_path)
-    assert result.returncode == code, result.stderr
+    assert result.exit_code == code, result.stderr
     assert result.stderr == ""
 
 
 def test_nothing_checked_is_exit_2_with_one_line(tmp_path):
     result = run("validate", str(tmp_path / "absent.xlsx"), "--offline", cwd=tmp_path)
-    assert result.returncode == 2
+    assert result.exit_code == 2
     assert result.stdout == "" and len(result.stderr.splitlines()) == 1
     assert "absent.xlsx" in result.stderr
 
@@ -66,8 +86,40 @@ def test_nothing_checked_is_exit_2_with_one_line(tmp_path):
                                   ["validate", "x.xlsx", "--no-such-option"], ["no-such-command"]])
 def test_bad_arguments_are_exit_2_without_traceback(tmp_path, args):
     result = run(*args, cwd=tmp_path)
-    assert result.returncode == 2
+    assert result.exit_code == 2
     assert "Traceback" not in result.stderr and result.stderr.strip()
+
+
+@pytest.mark.parametrize("raised, code, last_line", [
+    (RuntimeError("boom\n  at the cell"), 2, "aisdp-log: internal error: RuntimeError: boom at "
+     "the cell (set AISDP_LOG_DEBUG=1 for the traceback and please report it)"),
+    (OSError(28, "No space left on device"), 2, "aisdp-log: error: No space left on device"),
+    (KeyboardInterrupt(), 130, "aisdp-log: aborted"),
+    (BrokenPipeError(), 1, None)])
+def test_whatever_stops_a_command_is_one_line_and_an_exit_code(tmp_path, monkeypatch, raised,
+                                                               code, last_line):
+    def fail(output_format):
+        raise raised
+
+    monkeypatch.setattr("aisdp_log.lint.catalogue.render_codes", fail)
+    result = run("codes", cwd=tmp_path)
+    assert result.exit_code == code
+    assert result.stdout == ""
+    assert result.stderr.strip().splitlines()[-1:] == ([last_line] if last_line else [])
+
+
+def test_the_entry_point_is_cli_main(tmp_path):
+    import tomllib
+
+    pyproject = Path(__file__).resolve().parent.parent / "pyproject.toml"
+    scripts = tomllib.loads(pyproject.read_text("utf-8"))["project"]["scripts"]
+    assert scripts == {"aisdp-log": "aisdp_log.cli:main"}
+    # what the installed `aisdp-log` script does: import the entry point, call it
+    script = "import sys\nfrom aisdp_log.cli import main\nsys.exit(main())\n"
+    result = subprocess.run([sys.executable, "-c", script, "--version"], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("aisdp-log, version ")
 
 
 # --------------------------------------------------------------------------- formats
@@ -96,7 +148,7 @@ def test_text_format_shows_control_characters_in_cells_escaped(tmp_path):
     log = write_log(tmp_path / "log.xlsx", [row(experiment_id="EXP\x1b]0;owned\x07-1",
                                                 outcome=None)])
     result = run("validate", str(log), "--offline", cwd=tmp_path)
-    assert result.returncode == 1
+    assert result.exit_code == 1
     assert "\x1b" not in result.stdout and "\x07" not in result.stdout
     assert result.stdout.splitlines()[0] == "Experiments row 2 (EXP\\x1b]0;owned\\x07-1)"
 
@@ -111,7 +163,7 @@ def test_text_format_of_a_clean_log_is_the_config_the_summary_then_the_coverage(
 
 def test_json_format_is_spec_shape(logs, tmp_path):
     result = run("validate", str(logs["errors"]), "--offline", "--format", "json", cwd=tmp_path)
-    assert result.returncode == 1
+    assert result.exit_code == 1
     document = json.loads(result.stdout)
     assert list(document) == ["log", "rows", "summary", "findings", "config"]
     assert document["config"] is None
@@ -198,7 +250,7 @@ def test_colour_only_on_a_terminal_and_never_with_no_color(logs, tmp_path):
     args = ["validate", str(logs["errors"]), "--offline"]
     assert "\033[31m" in run_on_terminal(args, tmp_path, {})
     assert "\033[" not in run_on_terminal(args, tmp_path, {"NO_COLOR": "1"})
-    piped = run(*args, cwd=tmp_path, env={"NO_COLOR": ""})
+    piped = run_process(*args, cwd=tmp_path, env={"NO_COLOR": ""})
     assert "\033[" not in piped.stdout
     json_on_terminal = run_on_terminal(args + ["--format", "json"], tmp_path, {})
     assert "\033[" not in json_on_terminal
@@ -208,7 +260,7 @@ def test_colour_only_on_a_terminal_and_never_with_no_color(logs, tmp_path):
 
 def test_codes_lists_every_code(tmp_path):
     result = run("codes", cwd=tmp_path)
-    assert result.returncode == 0
+    assert result.exit_code == 0
     listed = re.findall(r"^([A-Z]\d{3})  (error|warning)", result.stdout, re.M)
     assert [code for code, _ in listed] == list(CATALOGUE)
     assert all(CATALOGUE[code].severity.value == severity for code, severity in listed)
@@ -229,11 +281,11 @@ def test_codes_json(tmp_path):
 
 
 def test_python_dash_m_help(tmp_path):
-    result = run("--help", cwd=tmp_path)
+    result = run_process("--help", cwd=tmp_path)
     assert result.returncode == 0
     for command in ("template", "validate", "codes"):
         assert re.search(rf"^\s+{command}\b", result.stdout, re.M)
-    assert run("validate", "--help", cwd=tmp_path).returncode == 0
+    assert run_process("validate", "--help", cwd=tmp_path).returncode == 0
 
 
 # --------------------------------------------------------------------------- imports
@@ -267,8 +319,8 @@ def test_import_aisdp_log_imports_no_click():
 @pytest.mark.parametrize("output_format", ["text", "json", "github"])
 def test_a_stdout_that_cannot_encode_the_cells_still_gets_the_report(tmp_path, output_format):
     path = write_log(tmp_path / "emoji.xlsx", [row(experiment_id="EXP 🚀")])
-    result = run("validate", str(path), "--offline", "--format", output_format, cwd=tmp_path,
-                 env={"PYTHONIOENCODING": "latin-1"})
+    result = run_process("validate", str(path), "--offline", "--format", output_format,
+                         cwd=tmp_path, env={"PYTHONIOENCODING": "latin-1"})
     assert result.returncode == 1, result.stderr
     assert result.stderr == ""
     if output_format == "json":

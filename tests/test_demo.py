@@ -3,21 +3,32 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner, Result
 
 import aisdp_log
+from aisdp_log.cli import cli
 from aisdp_log.errors import AisdpLogError
 
 pytestmark = pytest.mark.slow
 
 
-def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "aisdp_log", *args], cwd=cwd,
-                          capture_output=True, text=True)
+def run_cli(*args: str, cwd: Path | None = None) -> Result:
+    """The command as `aisdp-log` runs it (one-line errors, exit codes), in this process."""
+    previous = Path.cwd()
+    os.chdir(cwd or previous)
+    try:
+        result = CliRunner().invoke(cli, list(args))
+    finally:
+        os.chdir(previous)
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result
 
 
 def test_demo_log_validates_with_no_error(built_demo: Path):
@@ -73,7 +84,7 @@ def test_tampering_with_a_model_gives_a002(demo_project: Path):
     with open(demo_project / "artefacts" / "EXP-002" / "model.safetensors", "ab") as fh:
         fh.write(b"tampered")
     result = run_cli("validate", "experiment-log.xlsx", "--format", "json", cwd=demo_project)
-    assert result.returncode == 1
+    assert result.exit_code == 1
     findings = json.loads(result.stdout)["findings"]
     assert [(f["code"], f["experiment_id"]) for f in findings if f["severity"] == "error"] == \
         [("A002", "EXP-002")]
@@ -82,7 +93,7 @@ def test_tampering_with_a_model_gives_a002(demo_project: Path):
 def test_demo_refuses_a_folder_that_is_not_empty(tmp_path: Path):
     (tmp_path / "keep.txt").write_text("mine")
     result = run_cli("demo", str(tmp_path))
-    assert result.returncode == 2
+    assert result.exit_code == 2
     assert "not an empty folder" in result.stderr and "Traceback" not in result.stderr
     assert (tmp_path / "keep.txt").read_text() == "mine"
 
