@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import math
 import re
+import sys
 
-try:
+# A version check, not try/except ImportError: mypy follows it (tomllib is new in 3.11).
+if sys.version_info >= (3, 11):
     import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib  # type: ignore[no-redef]
+else:  # Python 3.10
+    import tomli as tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 

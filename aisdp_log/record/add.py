@@ -127,7 +127,9 @@ def _column_lookup(headers: dict[str, int]) -> tuple[dict[str, str], dict[str, s
     """Standard key -> header, param name (folded) -> header, metric name (folded) -> header,
     from the sheet's own header texts."""
     by_norm = {spec.normalise_header(c.header): c.key for c in spec.STANDARD_COLUMNS}
-    standard, params, metrics = {}, {}, {}
+    standard: dict[str, str] = {}
+    params: dict[str, str] = {}
+    metrics: dict[str, str] = {}
     for header in headers:
         key = by_norm.get(spec.normalise_header(header))
         if key is not None:
@@ -156,7 +158,9 @@ def build_values(headers: list[str], experiment_id: str, run: dict, metrics: dic
 
     put("experiment_id", experiment_id)
     put("date", run_date(run.get("started")))
-    params = run.get("params") if isinstance(run.get("params"), dict) else {}
+    params = run.get("params")
+    if not isinstance(params, dict):
+        params = {}
     # a column `params.train.n_est` takes `{"train": {"n_est": 50}}` as DVC names it
     for name, header in param_headers.items():
         value = lookup(params, name)
@@ -231,8 +235,11 @@ def _add_experiment(log_path: Path, experiment_id: str, *, repo: Path | str | No
             f" ({' '.join(str(reason).split())[:120]})" if reason else "")
             + "; only a completed run becomes a row")
     metrics_path = folder / "metrics.json"
-    metrics = read_json(metrics_path, "metrics.json") if metrics_path.exists() else \
-        (run.get("metrics") if isinstance(run.get("metrics"), dict) else {})
+    if metrics_path.exists():
+        metrics = read_json(metrics_path, "metrics.json")
+    else:
+        in_run = run.get("metrics")
+        metrics = in_run if isinstance(in_run, dict) else {}
 
     # Cheap early refusals (calamine) before hashing a possibly large model; re-checked
     # under the writer lock below, where it counts.
@@ -282,7 +289,9 @@ def _template_formats(headers: list[str]) -> dict[str, str]:
     for header in headers:
         prefixed = spec.split_prefixed(header)
         if prefixed and prefixed[0] == "metrics":
-            formats[header] = spec.metric_column(prefixed[1]).number_format
+            number_format = spec.metric_column(prefixed[1]).number_format
+            if number_format is not None:  # always: a metric column has one
+                formats[header] = number_format
         elif spec.normalise_header(header) in by_norm:
             formats[header] = by_norm[spec.normalise_header(header)]
     return formats

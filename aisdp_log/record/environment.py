@@ -116,7 +116,7 @@ def diff_environments(recorded: dict, current: dict) -> list[str]:
     older or hand-edited run.json)."""
     recorded, current = recorded or {}, current or {}
 
-    def get(env: dict, *keys: str):
+    def get(env: object, *keys: str):
         for key in keys:
             env = env.get(key) if isinstance(env, dict) else None
         return env
@@ -167,7 +167,8 @@ def diff_environments(recorded: dict, current: dict) -> list[str]:
 
 
 def _cpu() -> dict:
-    model, flags = None, set()
+    model: str | None = None
+    flags: set[str] = set()
     try:
         text = Path("/proc/cpuinfo").read_text(errors="replace")
     except OSError:  # not Linux

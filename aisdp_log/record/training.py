@@ -7,7 +7,7 @@
         for epoch, loss in ...:
             run.log_epoch(epoch, loss=loss)            # history.csv, `epoch` column first
         run.log_metrics(accuracy=0.93)                 # metrics.json, a flat object
-        run.save_model(model)                          # model.safetensors, equal weights = equal bytes
+        run.save_model(model)                          # model.safetensors: same weights, same bytes
 
 torch is optional: this module imports it only inside the functions that need it.
 
@@ -53,8 +53,9 @@ artefact hash of the folder as it is at the end. `run.json` keys:
 `path` from the repository root) that `aisdp.toml` `data` names, else of every `.dvc` file and
 `dvc.lock` in the working tree, chosen and parsed as the validator does (aisdp_log.repo.dvcfiles).
 `data_version` is the one md5 when there is exactly one output; with several it is the commit
-(docs/workbook-format.md: "a git commit at which the .dvc files pin the data"), or None when those `.dvc`
-files have uncommitted changes, since then no commit pins them. None without DVC data.
+(docs/workbook-format.md: "a git commit at which the .dvc files pin the data"), or None when
+those `.dvc` files have uncommitted changes, since then no commit pins them. None without DVC
+data.
 
 All JSON is written atomically (temporary file, fsync, os.replace) with sorted keys, indent 2.
 """
@@ -75,6 +76,7 @@ import time
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Literal, SupportsIndex
 
 from aisdp_log import __version__
 from aisdp_log.artefacts.digests import RECORD_DIRS, RECORD_FILES
@@ -133,11 +135,11 @@ def seed_everything(seed: int, *, deterministic: bool = False) -> int:
 
 
 def _check_seed(seed: object) -> int:
-    if isinstance(seed, bool):
+    if isinstance(seed, bool) or not isinstance(seed, SupportsIndex):  # no __index__: 4.2, "42"
         raise ValueError(f"seed must be a whole number from 0 to {SEED_MAX}, not {seed!r}")
     try:
         seed = operator.index(seed)  # int, numpy integers; not 4.2 or "42"
-    except TypeError:
+    except TypeError:  # an __index__ that returns no int
         raise ValueError(f"seed must be a whole number from 0 to {SEED_MAX}, "
                          f"not {seed!r}") from None
     if not 0 <= seed <= SEED_MAX:
@@ -222,7 +224,7 @@ class Run:
         seed_everything(self.seed, deterministic=self.deterministic)
         return self
 
-    def __exit__(self, exc_type, exc, tb) -> bool:
+    def __exit__(self, exc_type, exc, tb) -> Literal[False]:
 
         duration = time.monotonic() - self._clock
         self.status = "completed" if exc_type is None else "failed"
@@ -247,7 +249,7 @@ class Run:
     def log_epoch(self, epoch: int, **metrics: float) -> None:
         """Append one row to history.csv: `epoch` first, then metrics in first-seen order. A
         metric first seen in a later epoch adds a column (earlier rows get an empty cell)."""
-        row = {"epoch": operator.index(epoch)}
+        row: dict[str, float] = {"epoch": operator.index(epoch)}
         row.update({name: _number(name, value, allow_nan=True)
                     for name, value in metrics.items()})
         path = self.artefact_dir / "history.csv"

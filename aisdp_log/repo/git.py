@@ -30,8 +30,8 @@ import io
 import os
 import subprocess
 import weakref
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from aisdp_log.errors import RepositoryError
 from aisdp_log.repo.gitparse import (
@@ -118,7 +118,7 @@ class GitRepo:
         self._history: dict[tuple[str, ...], set[tuple[str, str]]] = {}
 
     @classmethod
-    def open(cls, path: Path | str) -> "GitRepo":
+    def open(cls, path: Path | str) -> GitRepo:
         """The work tree holding `path`; RepositoryError (one line) when there is none.
 
         The common layouts (a `.git` folder, or a worktree's `.git` file) are read directly,
@@ -150,7 +150,7 @@ class GitRepo:
             _end_process(self._cat_file)
             self._cat_file = None
 
-    def __enter__(self) -> "GitRepo":
+    def __enter__(self) -> GitRepo:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -191,6 +191,8 @@ class GitRepo:
                 raise RepositoryError(f"{self.root}: git cat-file answered out of turn "
                                       f"({exc})") from None
         process = self._batch_process()
+        # both pipes are there: _batch_process opens them (PIPE)
+        assert process.stdin is not None and process.stdout is not None
         try:
             process.stdin.write(request)  # small: fits the pipe, so git cannot block us
             process.stdin.flush()
@@ -377,7 +379,8 @@ _PIPE_SAFE = 16384
 
 def _end_process(process: subprocess.Popen) -> None:
     try:
-        process.stdin.close()
+        if process.stdin is not None:  # always: the process was opened with stdin=PIPE
+            process.stdin.close()
         process.wait(timeout=5)
     except (OSError, ValueError, subprocess.TimeoutExpired):
         process.kill()

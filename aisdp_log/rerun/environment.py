@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -59,7 +60,7 @@ class RunEnvironment:
             extra = ""
         return f"{self.label}; {extra}" if extra else self.label
 
-    def apply(self, env: dict) -> dict:
+    def apply(self, env: Mapping[str, str]) -> dict[str, str]:
         env = dict(env)
         for name, value in self.variables.items():
             if value is None:

@@ -107,9 +107,10 @@ def _passing_modes(ws) -> dict[str, set[str]]:
     rule as R005 (`checks.review.passing_pairs`)."""
 
     columns = header_columns(ws)
-    wanted = [columns.get(spec.normalise_header(h)) for h in ("Experiment ID", "Mode", "Date",
-                                                               "Verdict")]
-    if any(c is None for c in wanted):
+    found = [columns.get(spec.normalise_header(h)) for h in ("Experiment ID", "Mode", "Date",
+                                                              "Verdict")]
+    wanted = [c for c in found if c is not None]
+    if len(wanted) != len(found):
         return {}
     records = ([values[c - 1] if c - 1 < len(values) else None for c in wanted]
                for values in ws.iter_rows(min_row=2, values_only=True))

@@ -113,10 +113,10 @@ def requirements_from_lock(path: str, blob: bytes, uv: str, repo_root: Path, com
 
 
 def _requirements_from_toml(path: str, blob: bytes, kind: str, notes: list[str]) -> str:
-    try:
+    if sys.version_info >= (3, 11):  # a version check mypy follows (tomllib is new in 3.11)
         import tomllib
-    except ModuleNotFoundError:  # Python 3.10
-        import tomli as tomllib  # type: ignore[no-redef, import-not-found]
+    else:  # Python 3.10
+        import tomli as tomllib
     try:
         data = tomllib.loads(blob.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:

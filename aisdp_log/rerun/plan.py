@@ -170,7 +170,8 @@ def plan_rows(log, rows, config, repo_root: Path) -> list[RowOutcome]:
 
     for (outcome, row, artefact_dir), (commit, version) in zip(pending, pairs):
         found = resolved[(commit, version)]
-        if found.commit.status != "found":
+        assert found.commit is not None  # a row without a Code commit stopped above
+        if found.commit.status != "found" or found.commit.sha is None:  # found: sha is set
             outcome.error = (f"commit {commit} matches several commits (G002)"
                              if found.commit.status == "ambiguous" else
                              f"commit {commit} is not in the repository (G001)")

@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import contextlib
 import shutil
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from aisdp_log.domain.metrics import declared_metrics
 from aisdp_log.domain.stats import derive_seeds
@@ -40,7 +40,15 @@ from aisdp_log.rerun.folders import (
     unmark_running,
 )
 from aisdp_log.rerun.judge import BITWISE_METRIC, judge_bitwise, judge_statistical
-from aisdp_log.rerun.plan import MODES, RerunReport, RowOutcome, describe_plan, plan_rows, select
+from aisdp_log.rerun.plan import (
+    MODES,
+    RerunReport,
+    RowOutcome,
+    RowPlan,
+    describe_plan,
+    plan_rows,
+    select,
+)
 from aisdp_log.rerun.processes import Runner, install_interrupt, restore_interrupt, run_all
 from aisdp_log.workbook.guard import writer_lock
 from aisdp_log.workbook.reader import load_log
@@ -108,10 +116,10 @@ def rerun(log_path: Path | str, *, ids: tuple[str, ...] | list[str] = (), flagge
         remove_stale_run_folders(config.artefacts_dir)
         mark_running([o.stamp_dir for o in planned])
         if mode in ("auto", "bitwise"):
-            results = run_all(runner, [(o, 1, "bitwise", o.plan.seed) for o in planned], jobs)
+            results = run_all(runner, [(o, 1, "bitwise", _plan(o).seed) for o in planned], jobs)
             for outcome, result in zip(planned, results):
                 outcome.runs.append(result)
-                match, lines = judge_bitwise(outcome.plan, result)
+                match, lines = judge_bitwise(_plan(outcome), result)
                 outcome.lines += lines
                 outcome.evidence.append({"Mode": "bitwise", "Metric": BITWISE_METRIC,
                                          "Runs": 1 if result.ok else 0,
@@ -121,12 +129,12 @@ def rerun(log_path: Path | str, *, ids: tuple[str, ...] | list[str] = (), flagge
             todo = [o for o in planned if o.verdict is None or
                     (mode == "auto" and o.verdict == "failed")]
             tasks = [(o, len(o.runs) + i + 1, "statistical", seed)
-                     for o in todo for i, seed in enumerate(derive_seeds(o.plan.seed, runs))]
+                     for o in todo for i, seed in enumerate(derive_seeds(_plan(o).seed, runs))]
             results = run_all(runner, tasks, jobs)
             for outcome in todo:
                 mine = [r for (o, *_), r in zip(tasks, results) if o is outcome]
                 outcome.runs += mine
-                passed, rows, lines = judge_statistical(outcome.plan, mine, declared,
+                passed, rows, lines = judge_statistical(_plan(outcome), mine, declared,
                                                         confidence)
                 outcome.lines += lines
                 outcome.evidence += [dict(row, Mode="statistical") for row in rows]
@@ -155,6 +163,12 @@ def rerun(log_path: Path | str, *, ids: tuple[str, ...] | list[str] = (), flagge
             unmark_running([o.stamp_dir for o in planned])
     report.lines = prepared.lines + _summary(outcomes, log_path)
     return report
+
+
+def _plan(outcome: RowOutcome) -> RowPlan:
+    """The plan of an outcome in `planned`, which holds only outcomes with one."""
+    assert outcome.plan is not None
+    return outcome.plan
 
 
 # --------------------------------------------------------------------------- text

@@ -304,11 +304,11 @@ def _intervals(log) -> list[Interval]:
     result = []
     for row in table.rows:
         def text(header: str) -> str:
-            value = row.get(columns[header])
+            value = row.get(columns[header])  # noqa: B023 -- called in this iteration only
             return "" if value is None else as_text(value).strip()
 
         def number(header: str) -> float | None:
-            return _number(row.get(columns[header]))
+            return _number(row.get(columns[header]))  # noqa: B023 -- called in this iteration only
 
         runs = number("Runs")
         result.append(Interval(
@@ -386,7 +386,8 @@ def _failed_reruns(log, experiment_id: str, last: int = 3) -> list[tuple[str, st
     return failed[-last:]
 
 
-def changes_since_signoff(log, records: list | None = None, trusted: set[int] | None = None) -> Changes:
+def changes_since_signoff(log, records: list | None = None,
+                          trusted: set[int] | None = None) -> Changes:
     """Changes since the last sign-off; given `trusted` (verified Sign-off rows), since the
     last trusted one, as `verify` counts them."""
 
@@ -453,8 +454,8 @@ def _curves(candidates: list[Candidate], metrics: list[Metric], artefacts_dir: P
             index = _history_column(header, metric.name)
             if index is None:
                 continue
-            points = [(r[0], r[index]) for r in rows
-                      if len(r) > index and r[0] is not None and r[index] is not None]
+            points = [(r[0], value) for r in rows
+                      if len(r) > index and r[0] is not None and (value := r[index]) is not None]
             if points:
                 result[metric.name].append(Curve(candidate.experiment_id, header[index].strip(),
                                                  [p[0] for p in points],

@@ -209,6 +209,8 @@ def parse_period(text: str) -> str:
 def period_bounds(period: str) -> tuple[dt.date, dt.date]:
     """First and last day of a quarter."""
     match = PERIOD.match(period)
+    if match is None:  # callers pass parse_period's result
+        raise AisdpLogError(f"--period {period!r}: write a quarter as YYYY-Qn, e.g. 2026-Q3")
     year, number = int(match[1]), int(match[2])
     # quarters end on the 31st (Q1, Q4) or the 30th (Q2, Q3): no date past the quarter is
     # made, which for 9999-Q4 would not exist

@@ -11,16 +11,20 @@ import base64
 import io
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from aisdp_log import spec
 from aisdp_log.review.model import SMALL_N, latest_intervals, together_text
+
+if TYPE_CHECKING:
+    from matplotlib.typing import RcKeyType
 
 OUTCOME_COLOURS = {"selected": "#1b7f3b", "baseline": "#5f6b7a", "rejected": "#b5403a",
                    None: "#2f6db5"}
 #: Colour-blind-safe palette (Okabe-Ito) for per-experiment lines.
 PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000",
            "#F0E442")
-STYLE = {
+STYLE: dict[RcKeyType, Any] = {
     "svg.fonttype": "path",
     # cell text reaches the figures: `$...$` in it is text, never mathtext to parse
     "text.parse_math": False,
@@ -147,7 +151,8 @@ def metric_comparison(review) -> Plot | None:
             value = candidate.metrics.get(metric.name)
             colour = OUTCOME_COLOURS.get(candidate.outcome, OUTCOME_COLOURS[None])
             interval = intervals[candidate.experiment_id].get(metric.name.casefold())
-            if interval is not None:
+            # latest_intervals keeps only intervals with both ends
+            if interval is not None and interval.low is not None and interval.high is not None:
                 with_interval += 1
                 centre = interval.mean if interval.mean is not None else \
                     (interval.low + interval.high) / 2

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 @dataclass
 class MetricRow:
-    name: str
+    name: str | None  # None: the Metric cell is empty (S002)
     goal: object
     threshold: object
     description: object
@@ -167,7 +167,7 @@ class Log:
             if declared is None:
                 return values.parse_param
             return lambda v: values.parse_param(v, declared.kind, declared.choices)
-        if kind == "choice":
+        if kind == "choice" and column.spec is not None:  # "choice" comes from the spec
             allowed = column.spec.allowed
             return lambda v: values.parse_choice(v, allowed)
         return _PARSERS[kind]

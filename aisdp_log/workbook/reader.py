@@ -47,7 +47,7 @@ class Workbook:
         except Exception:  # noqa: BLE001 - closing a reader must not fail a report
             pass
 
-    def __enter__(self) -> "Workbook":
+    def __enter__(self) -> Workbook:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -77,11 +77,11 @@ class Workbook:
         else:
             suspects = [member] if scan.might_be_huge() else []
         for part in suspects:
-            rows, columns, last = exact_extent(self._archive, part)
-            if rows * columns > MAX_CELLS:
+            n_rows, n_columns, last = exact_extent(self._archive, part)
+            if n_rows * n_columns > MAX_CELLS:
                 raise WorkbookError(
                     f"{self.name}: sheet {sheet_name!r} has values as far as cell {last} "
-                    f"({rows:,} rows x {columns:,} columns), too many cells to read; delete "
+                    f"({n_rows:,} rows x {n_columns:,} columns), too many cells to read; delete "
                     "the stray cells outside the log (Ctrl+End shows the last one) and save")
         unsaved, errors = scan.missing, scan.errors
         try:
@@ -114,7 +114,7 @@ class Workbook:
 
 def _normalise_row(raw: list) -> list:
     """`values.normalise` of every cell, inlined: this runs for every cell of the sheet."""
-    values = []
+    values: list = []
     append = values.append
     for value in raw:
         kind = type(value)

@@ -78,7 +78,7 @@ class SheetScan:
         return rows * columns > MAX_CELLS or self.last_valued_row > rows
 
 
-def scan_sheet(archive: zipfile.ZipFile, member: str) -> SheetScan:
+def scan_sheet(archive: zipfile.ZipFile, member: str | zipfile.ZipInfo) -> SheetScan:
     """One streaming pass: formulas, errors, and cheap clues to the sheet's extent. The XML
     is read in chunks (a sheet formatted to row 1,048,576 is tens of MB); a chunk with no
     formula and no error costs a few byte searches."""
@@ -122,7 +122,8 @@ def _column_number(letters: bytes) -> int:
     return number
 
 
-def exact_extent(archive: zipfile.ZipFile, member: str) -> tuple[int, int, str]:
+def exact_extent(archive: zipfile.ZipFile, member: str | zipfile.ZipInfo
+                 ) -> tuple[int, int, str]:
     """(rows, columns, last cell) of the bounding box of the cells holding a value, as
     calamine will allocate it. A second, slower pass, taken only when `scan_sheet` has doubts."""
     low_row = low_column = None
@@ -144,7 +145,7 @@ def exact_extent(archive: zipfile.ZipFile, member: str) -> tuple[int, int, str]:
                     break
     except (KeyError, zipfile.BadZipFile, OSError, NotImplementedError, EOFError, zlib.error):
         pass
-    if low_row is None:
+    if low_row is None or low_column is None:  # set together, by the first cell
         return 0, 0, "A1"
     return (high_row - low_row + 1, high_column - low_column + 1,
             cell_ref(high_row, high_column - 1))
@@ -199,9 +200,9 @@ def _scan_part(xml: bytes, scan: SheetScan) -> None:
         value = _VALUE.search(body)
         text = value.group(1).strip() if value is not None else b""
         if _ERROR_TYPE.search(attrs):
-            ref = _attrs(attrs).get(b"r")
-            if ref and text:
-                scan.errors[ref.decode("ascii", "replace")] = \
+            address = _attrs(attrs).get(b"r")
+            if address and text:
+                scan.errors[address.decode("ascii", "replace")] = \
                     text.decode("utf-8", "replace")[:40]
             continue
         if not text and _HAS_FORMULA.search(body):
@@ -209,6 +210,6 @@ def _scan_part(xml: bytes, scan: SheetScan) -> None:
                 # Excel's `=IF(..., "x", "")`: a saved result, the empty string; a formula
                 # never calculated has no <v> (Excel), or an untyped empty one (openpyxl)
                 continue
-            ref = _attrs(attrs).get(b"r")
-            if ref:
-                scan.missing.add(ref.decode("ascii", "replace"))
+            address = _attrs(attrs).get(b"r")
+            if address:
+                scan.missing.add(address.decode("ascii", "replace"))

@@ -77,16 +77,17 @@ class Table:
 
     @property
     def first_empty_header(self) -> str:
-        """The header row's first empty cell (where a missing column's finding points, docs/workbook-format.md),
-        a gap between headers included. In a header row full to XFD, the first header that
-        repeats an earlier one (a cell free to take the column), else XFD1."""
+        """The header row's first empty cell (where a missing column's finding points,
+        docs/workbook-format.md), a gap between headers included. In a header row full to XFD,
+        the first header that repeats an earlier one (a cell free to take the column), else
+        XFD1."""
         used = {c.index for c in self.columns}
         index = 0
         while index in used:
             index += 1
         if index < MAX_COLUMNS:
             return cell_ref(1, index)
-        first = {}
+        first: dict[str, Column] = {}
         for column in self.columns:
             norm = spec.normalise_header(column.header)
             if first.setdefault(norm, column) is not column:

@@ -13,7 +13,7 @@ import datetime as dt
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, overload
 
 from aisdp_log.errors import WorkbookError
 from aisdp_log.workbook.xlsx_package import (
@@ -24,6 +24,7 @@ from aisdp_log.workbook.xlsx_package import (
     column_letter,
     format_range,
     insert_before_close,
+    matched,
     parse_range,
     read_rels,
     set_attribute,
@@ -67,14 +68,16 @@ class _Row:
 
     def cells(self) -> dict[int, bytes]:
         if self._cells is None:
+            inner = self.inner
+            assert inner is not None  # _cells starts as {} for a row without inner XML
             cells: dict[int, bytes] = {}
             column, end = 0, 0
-            for match in _CELL.finditer(self.inner):
+            for match in _CELL.finditer(inner):
                 ref = _CELL_REF.search(match.group(1))
                 column = column_index(ref.group(1).decode()) if ref else column + 1
                 cells[column] = match.group()
                 end = match.end()
-            self.trailer = self.inner[end:].strip() if cells else self.inner.strip()
+            self.trailer = inner[end:].strip() if cells else inner.strip()
             self._cells = cells
         return self._cells
 
@@ -233,6 +236,11 @@ class Sheet:
         """The cell at (row, column), read-only; write with `writer.set_cell`."""
         return Cell(row, column, self.value(row, column))
 
+    @overload
+    def __getitem__(self, key: int) -> tuple[Cell, ...]: ...
+    @overload
+    def __getitem__(self, key: str) -> Cell: ...
+
     def __getitem__(self, key: int | str) -> tuple[Cell, ...] | Cell:
         if isinstance(key, int):
             values = self.row_values(key)
@@ -323,7 +331,9 @@ class Sheet:
         elif cols:
             self._head = insert_before_close(self._head, b"cols", entry)
         else:
-            at = _SHEET_DATA.search(self._head).start()
+            at = matched(_SHEET_DATA.search(self._head),
+                         f"{self.workbook.package.name}: <sheetData> of sheet {self.title!r}"
+                         ).start()
             block = b"<" + self.prefix + b"cols>" + entry + b"</" + self.prefix + b"cols>"
             self._head = self._head[:at] + block + self._head[at:]
 
@@ -358,7 +368,8 @@ class Sheet:
         on the row above down over `row`."""
         self._load()
         previous = row - 1
-        for part, text in self.tables().items():
+        tables = self.tables()
+        for part, text in tables.items():
             head = re.search(rb"<(?:\w+:)?table\b[^>]*>", text)
             if head is None:
                 continue
@@ -373,7 +384,7 @@ class Sheet:
             new_head = set_attribute(head.group(), "ref", ref)
             text = text[:head.start()] + new_head + text[head.end():]
             text = _TABLE_FILTER.sub(rb"\g<1>" + ref.encode() + rb"\g<2>", text, count=1)
-            self._tables[part] = text
+            tables[part] = text
         self._tail = grow_in(self._tail, row)
 
     def finish(self) -> None:
@@ -413,7 +424,8 @@ class Sheet:
             low = min(int(spans.group(1)), min(cells))
             high = max(int(spans.group(2)), max(cells))
             head = set_attribute(head, "spans", f"{low}:{high}")
-        name = re.match(rb"<([\w:]+)", head).group(1)
+        name = matched(re.match(rb"<([\w:]+)", head),
+                       f"{self.workbook.package.name}: a <row> of sheet {self.title!r}").group(1)
         return head + b"".join(cells[c] for c in sorted(cells)) + row.trailer + \
             b"</" + name + b">"
 

@@ -38,7 +38,7 @@ class Workbook:
         self.workbook_part = parts.workbook
         self.styles = Styles(package, parts.styles)
         self._strings_part = parts.shared_strings
-        self._strings: list[str] | None = None
+        self._strings: SharedStrings | None = None
         workbook_xml = package.read(parts.workbook)
         pr = re.search(rb"<(?:\w+:)?workbookPr\b[^>]*>", workbook_xml)
         date1904 = pr is not None and attributes(pr.group()).get("date1904") in ("1", "true")
