@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
+from aisdp_log.spec import column_number
+
 
 class Severity(str, Enum):
     ERROR = "error"
@@ -164,17 +166,9 @@ class Finding:
 
     @property
     def sort_key(self) -> tuple:
-        return (self.sheet != "Experiments", self.sheet, self.row, _column_number(self.cell),
+        return (self.sheet != "Experiments", self.sheet, self.row, column_number(self.cell),
                 self.code)
 
-
-def _column_number(cell: str) -> int:
-    number = 0
-    for ch in cell:
-        if not ch.isalpha():
-            break
-        number = number * 26 + ord(ch.upper()) - 64
-    return number
 
 
 @dataclass

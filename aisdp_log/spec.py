@@ -202,3 +202,23 @@ def split_prefixed(header: str) -> tuple[str, str] | None:
         if low.startswith(prefix) and len(norm) > len(prefix):
             return prefix[:-1], norm[len(prefix):].strip()
     return None
+
+
+def column_letters(number: int) -> str:
+    """A 1-based column number as Excel's letters (1 -> `A`, 27 -> `AA`, 16384 -> `XFD`)."""
+    letters = ""
+    while number > 0:
+        number, rest = divmod(number - 1, 26)
+        letters = chr(65 + rest) + letters
+    return letters
+
+
+def column_number(reference: str) -> int:
+    """The 1-based column number of Excel letters or of a cell reference's leading letters
+    (`A` -> 1, `m5` -> 13); 0 when it starts with no letter."""
+    number = 0
+    for char in reference:
+        if not char.isalpha():
+            break
+        number = number * 26 + ord(char.upper()) - 64
+    return number

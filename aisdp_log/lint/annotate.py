@@ -18,6 +18,7 @@ from pathlib import Path
 from aisdp_log import spec
 from aisdp_log.errors import WriteRefused
 from aisdp_log.findings import CATALOGUE, Finding, Report
+from aisdp_log.spec import column_letters
 from aisdp_log.workbook.comments import (
     MARKER,
     SheetNotes,
@@ -27,7 +28,6 @@ from aisdp_log.workbook.comments import (
 from aisdp_log.workbook.writer import escape_ooxml, find_sheet, open_workbook_for_update
 from aisdp_log.workbook.xlsx_package import (
     Package,
-    column_letter,
     escape_xml,
     locate_parts,
     parse_range,
@@ -124,7 +124,7 @@ def annotate(path: Path | str, report: Report, *, force: bool = False,
             bounds = parse_range(finding.cell)
             if is_sheet_wide(finding) or bounds is None or bounds[:2] != bounds[2:]:
                 continue
-            cell = f"{column_letter(bounds[0])}{bounds[1]}"
+            cell = f"{column_letters(bounds[0])}{bounds[1]}"
             by_sheet.setdefault(finding.sheet, {}).setdefault(cell, []).append(finding)
         for ws in wb.worksheets:
             if findings_ws is not None and ws.part == findings_ws.part:
@@ -157,7 +157,7 @@ def _check_own_sheet(ws, path: Path | str) -> None:
         raise WriteRefused(f"{path}: sheet {ws.title!r} is not the one aisdp-log writes (its "
                            f"headers are not {', '.join(FINDINGS_HEADERS)}); rename it and "
                            "run --annotate again")
-    added = [f"{column_letter(column)}1" for column, value in sorted(ws.row_values(1).items())
+    added = [f"{column_letters(column)}1" for column, value in sorted(ws.row_values(1).items())
              if column > len(FINDINGS_HEADERS) and value not in (None, "")]
     if added:
         raise WriteRefused(f"{path}: sheet {ws.title!r} has columns aisdp-log does not write "
@@ -231,7 +231,7 @@ def _findings_sheet(wb: Workbook, findings: list[Finding], stamp: str) -> bytes:
     bold = styles.derive(0, bold=True)
     quoted = styles.derive(0, quote_prefix=True)
     link = _link_style(wb)
-    rows = [b'<row r="1">' + b"".join(_inline(f"{column_letter(i)}1", h, bold)
+    rows = [b'<row r="1">' + b"".join(_inline(f"{column_letters(i)}1", h, bold)
                                       for i, h in enumerate(FINDINGS_HEADERS, 1)) + b"</row>"]
     links = []
     for number, finding in enumerate(findings, start=2):
@@ -243,7 +243,7 @@ def _findings_sheet(wb: Workbook, findings: list[Finding], stamp: str) -> bytes:
             if value:
                 style = quoted if value.startswith(("=", "+", "-", "@")) else \
                     link if index == 3 else None
-                cells.append(_inline(f"{column_letter(index)}{number}", value, style))
+                cells.append(_inline(f"{column_letters(index)}{number}", value, style))
         rows.append(b'<row r="' + str(number).encode() + b'">' + b"".join(cells) + b"</row>")
         links.append(b'<hyperlink ref="C' + str(number).encode() + b'" location="'
                      + escape_xml(location, attribute=True) + b'" display="'

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from aisdp_log.findings import Finding, Severity
 from aisdp_log.lint.checks.git import lock_entries
+from aisdp_log.spec import column_number
 from aisdp_log.workbook.table import column_letter
 
 if TYPE_CHECKING:
@@ -154,7 +155,7 @@ def conclude(log: Log, ctx, findings: list[Finding]) -> tuple[list[Finding], Cov
     wrong: dict[int, set[int]] = {}
     for finding in findings:
         if finding.severity is Severity.ERROR and finding.sheet == log.sheet:
-            wrong.setdefault(_column_index(finding.cell), set()).add(finding.row)
+            wrong.setdefault(column_number(finding.cell) - 1, set()).add(finding.row)
     columns = evidence_cells(log)
     checked: dict[int, set[int]] = {}
     verified = unverified = 0
@@ -186,14 +187,6 @@ def conclude(log: Log, ctx, findings: list[Finding]) -> tuple[list[Finding], Cov
 _NONE: frozenset[int] = frozenset()
 
 
-def _column_index(cell: str) -> int:
-    """0-based column index of a cell reference such as `M5`."""
-    number = 0
-    for char in cell:
-        if not char.isalpha():
-            break
-        number = number * 26 + ord(char.upper()) - 64
-    return number - 1
 
 
 def _from_git(log: Log, ctx, coverage: Coverage) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from aisdp_log.spec import column_letters
 from aisdp_log.workbook.xlsx_package import (
     NS_REL,
     Package,
@@ -18,7 +19,6 @@ from aisdp_log.workbook.xlsx_package import (
     add_content_type_override,
     add_relationship,
     attributes,
-    column_letter,
     escape_xml,
     insert_before_close,
     matched,
@@ -347,7 +347,7 @@ def note_cell(ref: str) -> str:
     if bounds is None:
         return ref
 
-    return f"{column_letter(bounds[0])}{bounds[1]}"
+    return f"{column_letters(bounds[0])}{bounds[1]}"
 
 
 NEW_COMMENTS = (b'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from aisdp_log import spec
+from aisdp_log.spec import column_letters
 
 #: Excel's last column is XFD, the 16,384th.
 MAX_COLUMNS = 16_384
@@ -13,12 +14,7 @@ MAX_COLUMNS = 16_384
 
 def column_letter(index: int) -> str:
     """0-based column index -> Excel letters (0 -> A, 26 -> AA)."""
-    letters = ""
-    index += 1
-    while index:
-        index, rem = divmod(index - 1, 26)
-        letters = chr(65 + rem) + letters
-    return letters
+    return column_letters(index + 1)
 
 
 def cell_ref(row: int, column_index: int) -> str:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from aisdp_log import TEMPLATE_VERSION, __version__, spec
 from aisdp_log.errors import WriteRefused
+from aisdp_log.spec import column_letters
 from aisdp_log.workbook.comments import insert_in_worksheet
 from aisdp_log.workbook.doc_props import (
     TEMPLATE_VERSION_PROPERTY,
@@ -38,7 +39,6 @@ from aisdp_log.workbook.xlsx_package import (
     REL_TABLE,
     Package,
     attributes,
-    column_letter,
     escape_xml,
     format_range,
     insert_before_close,
@@ -104,7 +104,7 @@ def upgrade_log(path: Path | str, *, force: bool = False) -> UpgradeResult:
             columns[spec.normalise_header(column.header)] = next_column
             next_column += 1
         last_row = max(reader.max_row, _table_end(wb, ws.part), 301)
-        letters = {c.key: column_letter(columns[spec.normalise_header(c.header)])
+        letters = {c.key: column_letters(columns[spec.normalise_header(c.header)])
                    for c in spec.STANDARD_COLUMNS}
         _grow_table(wb, ws.part, [c.header for c in missing], last_column=next_column - 1
                     - len(missing))
@@ -117,7 +117,7 @@ def upgrade_log(path: Path | str, *, force: bool = False) -> UpgradeResult:
             spec.metric_column(header[len(spec.METRICS_PREFIX):])
             for header in columns if header.startswith(spec.METRICS_PREFIX)]
         for column in specs:
-            letters.setdefault(column.key, column_letter(
+            letters.setdefault(column.key, column_letters(
                 columns[spec.normalise_header(column.header)]))
         dxf = None
         for column in specs:
@@ -172,7 +172,7 @@ def _missing_validations(text: bytes, template_validations: dict[int, bytes],
         source = template_validations.get(position) if position else None
         if index is None or index in covered or source is None:
             continue
-        letter = column_letter(index)
+        letter = column_letters(index)
         added.append(set_attribute(source, "sqref", f"{letter}2:{letter}{last_row}"))
         headers.append(header)
     return _add_validations(text, added), headers

@@ -73,10 +73,11 @@ from pathlib import Path
 from aisdp_log import spec
 from aisdp_log.domain.values import as_text
 from aisdp_log.errors import WorkbookError, WriteRefused
+from aisdp_log.spec import column_letters
 from aisdp_log.system.atomic import atomic_replace
 from aisdp_log.workbook import guard
 from aisdp_log.workbook.container import check_container
-from aisdp_log.workbook.xlsx_package import Package, column_letter, escape_xml
+from aisdp_log.workbook.xlsx_package import Package, escape_xml
 from aisdp_log.workbook.xlsx_sheet import Sheet
 from aisdp_log.workbook.xlsx_workbook import Workbook
 
@@ -264,7 +265,7 @@ def set_cell(ws: Sheet, row: int, header: str, value: object) -> None:
 
 def write_value(ws: Sheet, row: int, column: int, value: object) -> None:
     """Replace the cell at (row, column) by `value`, keeping the cell's style."""
-    encoded = _encode(value, ws, column_letter(column) + str(row))
+    encoded = _encode(value, ws, column_letters(column) + str(row))
     style = ws.style_of(row, column)
     if value is None:
         ws.put(row, column, _cell_xml(ws, row, column, style, None) if style else None)
@@ -357,7 +358,7 @@ def _prefix_of(ws: Sheet) -> bytes:
 def _cell_xml(ws: Sheet, row: int, column: int, style: int | None,
               encoded: _Encoded | None) -> bytes:
     prefix = ws.prefix
-    head = b"<" + prefix + b'c r="' + f"{column_letter(column)}{row}".encode() + b'"'
+    head = b"<" + prefix + b'c r="' + f"{column_letters(column)}{row}".encode() + b'"'
     if style:
         head += b' s="' + str(style).encode() + b'"'
     if encoded is None or encoded.kind == "none":
@@ -429,7 +430,7 @@ def ensure_sheet(wb: Workbook, name: str, headers: list[str], *,
         next_column += 1
         left = ws.style_of(1, index - 1) if index > 1 else None
         bold = styles.derive(left or 0, bold=True)
-        encoded = _encode(header, ws, f"{column_letter(index)}1")
+        encoded = _encode(header, ws, f"{column_letters(index)}1")
         ws.put(1, index, _cell_xml(ws, 1, index, bold, encoded))
         columns[spec.normalise_header(header)] = index
         width = widths[position] if widths and position < len(widths) and widths[position] \

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import AnyStr
 
 from aisdp_log.errors import WorkbookError
+from aisdp_log.spec import column_letters, column_number
 
 NS_MAIN = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
 NS_REL = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
@@ -95,21 +96,6 @@ def set_attribute(tag: bytes, name: str, value: str | None) -> bytes:
     return tag[:end] + new + tag[end:]
 
 
-def column_letter(index: int) -> str:
-    letters = ""
-    while index:
-        index, rest = divmod(index - 1, 26)
-        letters = chr(65 + rest) + letters
-    return letters
-
-
-def column_index(letters: str) -> int:
-    index = 0
-    for ch in letters.upper():
-        index = index * 26 + ord(ch) - 64
-    return index
-
-
 _REF = re.compile(r"^\$?([A-Za-z]{1,3})\$?(\d+)$")
 
 
@@ -121,15 +107,15 @@ def parse_range(text: str) -> tuple[int, int, int, int] | None:
     refs = [r for r in (_REF.match(p) for p in parts) if r is not None]
     if len(refs) != len(parts):
         return None
-    cols = [column_index(r.group(1)) for r in refs]
+    cols = [column_number(r.group(1)) for r in refs]
     rows = [int(r.group(2)) for r in refs]
     return min(cols), min(rows), max(cols), max(rows)
 
 
 def format_range(bounds: tuple[int, int, int, int]) -> str:
     min_col, min_row, max_col, max_row = bounds
-    first = f"{column_letter(min_col)}{min_row}"
-    last = f"{column_letter(max_col)}{max_row}"
+    first = f"{column_letters(min_col)}{min_row}"
+    last = f"{column_letters(max_col)}{max_row}"
     return first if first == last else f"{first}:{last}"
 
 

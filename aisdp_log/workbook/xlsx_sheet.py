@@ -16,12 +16,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, overload
 
 from aisdp_log.errors import WorkbookError
+from aisdp_log.spec import column_letters, column_number
 from aisdp_log.workbook.xlsx_package import (
     REL_TABLE,
     SheetEntry,
     attributes,
-    column_index,
-    column_letter,
     format_range,
     insert_before_close,
     matched,
@@ -53,7 +52,7 @@ class Cell:
 
     @property
     def coordinate(self) -> str:
-        return f"{column_letter(self.column)}{self.row}"
+        return f"{column_letters(self.column)}{self.row}"
 
 
 class _Row:
@@ -74,7 +73,7 @@ class _Row:
             column, end = 0, 0
             for match in _CELL.finditer(inner):
                 ref = _CELL_REF.search(match.group(1))
-                column = column_index(ref.group(1).decode()) if ref else column + 1
+                column = column_number(ref.group(1).decode()) if ref else column + 1
                 cells[column] = match.group()
                 end = match.end()
             self.trailer = inner[end:].strip() if cells else inner.strip()
@@ -207,7 +206,7 @@ class Sheet:
         if self._cells_have_refs():
             # One search over the whole sheet for `<c r="B` instead of parsing every row.
             found = re.compile(b"<" + re.escape(self.prefix) + b'c r="' +
-                               column_letter(column).encode() + rb'(\d+)"[^>]*?'
+                               column_letters(column).encode() + rb'(\d+)"[^>]*?'
                                rb"(?:/>|>.*?</(?:\w+:)?c>)", re.DOTALL)
             raws = {int(m.group(1)): m.group() for m in found.finditer(self._region)}
             for row in self._rows:
