@@ -48,6 +48,9 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point: one line and exit code 2 for anything that stops a command."""
     # Cell text may hold characters a non-UTF-8 stdout cannot encode (a pipe on Windows):
     # print them escaped rather than fail the report.
-    if getattr(sys.stdout, "reconfigure", None) is not None:
-        sys.stdout.reconfigure(errors="backslashreplace")
+    # Bound once: the TextIO stub lacks `reconfigure`, and any stream that has it (a wrapper
+    # of a TextIOWrapper too, not only the class itself) gets the same treatment as before.
+    reconfigure = getattr(sys.stdout, "reconfigure", None)
+    if reconfigure is not None:
+        reconfigure(errors="backslashreplace")
     cli.main(args=argv, prog_name="aisdp-log")

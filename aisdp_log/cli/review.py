@@ -27,7 +27,9 @@ def review(log: Path, period: str | None, output_dir: Path, signer: str | None,
            key: Path | None, repo: Path | None, force: bool) -> None:
     """Write the model-selection review of one quarter as HTML (self-contained, printable)
     and Markdown; --sign records who approved it, signed with an SSH key."""
+    from aisdp_log.review.model import SignatureInfo
     from aisdp_log.review.write import write_review
+    from aisdp_log.signing.signoff import SignoffRecord
 
     result = write_review(log, period=period, output_dir=output_dir, sign=signer, key=key,
                           repo=repo, force=force)
@@ -40,14 +42,17 @@ def review(log: Path, period: str | None, output_dir: Path, signer: str | None,
                f"{result.review.warnings} warning{'s' * (result.review.warnings != 1)}")
     click.echo(f"wrote {result.html_path} ({len(result.review.plots)} figures)")
     click.echo(f"wrote {result.markdown_path}")
-    if result.review.signoff is not None:
-        info = result.review.signature
+    # the review model holds the sign-off and its signature as `object` (None without --sign)
+    record = result.review.signoff
+    if isinstance(record, SignoffRecord):
+        signature = result.review.signature
+        info = signature if isinstance(signature, SignatureInfo) else None
         if result.statement_path is not None:
             click.echo(f"wrote {result.statement_path}")
-        if result.signature_path is not None:
+        if result.signature_path is not None and info is not None:  # written with the info
             click.echo(f"wrote {result.signature_path} (key {info.key})")
-        click.echo(f"signed {result.review.period} as {result.review.signoff.name_and_role} "
-                   f"in {log} (sheet Sign-off row {result.review.signoff.row_number})")
+        click.echo(f"signed {result.review.period} as {record.name_and_role} "
+                   f"in {log} (sheet Sign-off row {record.row_number})")
         if info is None or info.key is None:
             click.echo("aisdp-log: warning: the sign-off is recorded but not cryptographically "
                        "signed (no SSH key: pass --key, or set git's gpg.format=ssh and "

@@ -372,7 +372,7 @@ def build_demo(target: Path | str, echo: Callable[[str], None] = print) -> DemoR
     best = max(candidates, key=lambda i: (metrics[i]["accuracy"], metrics[i]["f1"]))
     base_acc = metrics[baseline]["accuracy"]
     selected = best if metrics[best]["accuracy"] >= THRESHOLD else None
-    decisions = {baseline: {
+    decisions: dict[str, dict[str, object]] = {baseline: {
         "Outcome": "baseline",
         "Notes": f"Reference for this quarter: accuracy {base_acc:.3f}, "
                  f"F1 {metrics[baseline]['f1']:.3f}."}}

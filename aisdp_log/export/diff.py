@@ -44,7 +44,7 @@ def differences(client, run, run_spec: RunSpec) -> tuple[list[str], list[str], l
         uploaded = _uploaded_manifest(client, run)
         kept = uploaded is not None and all(run_spec.manifest.get(rel) == hex_digest
                                             for rel, hex_digest in uploaded.items())
-        if kept:
+        if uploaded is not None and kept:  # `kept` holds only with a manifest uploaded
             added = sorted(set(run_spec.manifest) - set(uploaded))
             mutable.append("artefact files added " + ", ".join(added[:5]) +
                            (f" and {len(added) - 5} more" if len(added) > 5 else ""))

@@ -7,6 +7,7 @@ import datetime as dt
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from aisdp_log import spec
@@ -195,6 +196,7 @@ def _check_key(kind: str, name: str) -> None:
     import posixpath
     import re
 
+    valid: Callable[[str], object]  # MLflow's check, or this module's where it lacks one
     try:
         from mlflow.utils.validation import validate_param_and_metric_name as valid
     except ImportError:  # MLflow before 2.15 checks this pattern itself
@@ -280,7 +282,9 @@ def _full_commits(root: Path, commits: list) -> dict[str, str]:
             found = repo.lookup_commits(names)
     except AisdpLogError:
         return {}
-    return {name: lookup.sha for name, lookup in found.items() if lookup.status == "found"}
+    # "found" sets the sha; the second test says so to the type checker
+    return {name: lookup.sha for name, lookup in found.items()
+            if lookup.status == "found" and lookup.sha is not None}
 
 
 def _datasets(log, config, root: Path, rows: list) -> dict[int, list[DatasetRef]]:

@@ -153,8 +153,8 @@ def _prefix_match(a: str, b: str) -> bool:
 def _commit(log: Log, cells: Cells, row: Row, data: dict,
             where: str) -> Finding | None:
     recorded = data.get("commit")
-    typed = cells.typed(row, "code_commit")
-    if not isinstance(recorded, str) or not recorded.strip() or typed is None:
+    typed = cells.typed(row, "code_commit")  # parse_commit gives a str, None when empty or bad
+    if not isinstance(recorded, str) or not recorded.strip() or not isinstance(typed, str):
         return None
     commit = recorded.strip().lower()
     cells.verify(row, "code_commit")
@@ -308,8 +308,8 @@ def _recorded_hash(log: Log, cells: Cells, row: Row, data: dict,
     """run.json's `artefact_hash` is the model as trained; a row naming another hash means
     the files changed after the run (or the row describes another run)."""
     recorded = data.get("artefact_hash")
-    typed = cells.typed(row, "artefact_hash")
-    if not isinstance(recorded, str) or typed is None:
+    typed = cells.typed(row, "artefact_hash")  # parse_artefact_hash: a str, None if empty/bad
+    if not isinstance(recorded, str) or not isinstance(typed, str):
         return None
     try:
         trained = parse_artefact_hash(recorded)  # as the cell's own value is read

@@ -65,7 +65,12 @@ def sync_readme(text: str) -> str:
     for name, render in README_BLOCKS.items():
         pattern = re.compile(rf"(<!-- {name}:start -->\n)(?:.*?\n)?(<!-- {name}:end -->)", re.S)
         block = render()  # once per block, however often the text holds it
-        text = pattern.sub(lambda m, block=block: m.group(1) + block + "\n" + m.group(2), text)
+
+        # a def, not a lambda: mypy cannot infer a lambda with a default for re.sub's overloads
+        def fill(m: re.Match[str], block: str = block) -> str:
+            return m.group(1) + block + "\n" + m.group(2)
+
+        text = pattern.sub(fill, text)
     return text
 
 

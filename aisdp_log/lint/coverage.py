@@ -176,8 +176,8 @@ def conclude(log: Log, ctx, findings: list[Finding]) -> tuple[list[Finding], Cov
         by_number = {row.number: row for row in log.rows}
         for (number, index), (column, message) in sorted(coverage.lacking.items(),
                                                          key=lambda item: item[0]):
-            evidence = by_index.get(index)
-            if evidence is not None and evidence.holds(number) \
+            entry = by_index.get(index)
+            if entry is not None and entry.holds(number) \
                     and number not in checked[index]:
                 extra.append(log.finding("A008", by_number.get(number, number), column,
                                          message))

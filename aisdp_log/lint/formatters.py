@@ -39,8 +39,8 @@ def format_text(report: Report, colour: bool = False) -> str:
 
     lines = []
     ordered = sorted(report.findings, key=lambda f: f.sort_key)
-    for (sheet, row), group in groupby(ordered, key=lambda f: (f.sheet, f.row)):
-        group = list(group)
+    for (sheet, row), grouped in groupby(ordered, key=lambda f: (f.sheet, f.row)):
+        group = list(grouped)
         ids = {f.experiment_id for f in group if f.experiment_id}
         label = f"{sheet} row {row}" + (f" ({', '.join(sorted(ids))})" if ids else "")
         lines.append(paint(_inert(label), "bold"))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from aisdp_log import spec
 from aisdp_log.domain.values import as_text
@@ -128,7 +128,7 @@ def _kind_dtype(log: Log, column: Column) -> str | None:
     if kind == "param":
         declared = log.config.param(column.name or "")
         return _PARAM_DTYPES.get(declared.kind) if declared else None
-    return _DTYPES.get(kind)
+    return _DTYPES.get(kind) if kind is not None else None
 
 
 def _typed_frame(log: Log) -> tuple[pd.DataFrame, list[dict]]:
@@ -176,7 +176,7 @@ def _typed_frame(log: Log) -> tuple[pd.DataFrame, list[dict]]:
     return frame, failures
 
 
-def _series(values: list, dtype: str | None, index, as_text) -> pd.Series:
+def _series(values: list, dtype: str | type | None, index, as_text) -> pd.Series:
     import pandas as pd
 
     if dtype == "datetime64[ns]":
@@ -194,7 +194,7 @@ def _series(values: list, dtype: str | None, index, as_text) -> pd.Series:
         elif all(isinstance(v, str) for v in present):
             dtype = "string"
         else:
-            dtype = object
+            dtype = object  # the type: hence `type` in the signature
     if dtype == "float64":
         values = [float("nan") if v is None else float(v) for v in values]
     return pd.Series(values, index=index, dtype=dtype)
@@ -225,7 +225,7 @@ def log_schema(log: Log) -> pa.DataFrameSchema:
         kind = column.spec.kind
         checks = []
         nullable = not (column.spec.required and kind not in ("param", "metric"))
-        options = {}
+        options: dict[str, Any] = {}  # keyword arguments of pa.Column
         if kind == "id":
             pattern = log.config.id_pattern
             # search, not match: the validator applies the pattern with re.search too.

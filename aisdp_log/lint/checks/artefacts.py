@@ -67,7 +67,7 @@ def run(log: Log, ctx) -> Iterator[Finding]:
     hashes = log.parse_column(hash_column) if hash_column is not None else {}
     for row in log.rows:
         experiment_id = ids[row.number][0]
-        if experiment_id is None:
+        if not isinstance(experiment_id, str):  # parse_id gives a str
             continue  # empty (S002) or not an ID at all (S003)
         named.add(experiment_id)
         if not root_exists:
@@ -96,6 +96,8 @@ def run(log: Log, ctx) -> Iterator[Finding]:
             yield log.finding("A001", row, None, f"{shown}/{experiment_id}/ holds no model "
                               "file (only run.json, metrics.json, history.csv or reruns/)")
         expected = hashes.get(row.number, NOTHING)[0]
+        if not isinstance(expected, str):  # parse_artefact_hash gives a str
+            expected = None  # empty or bad
         hashable = (scan.files or scan.unreadable) and not scan.escapes
         verdict = None
         if scan.files and not scan.unreadable and not scan.escapes:
@@ -194,6 +196,7 @@ def _hash_and_compare(log: Log, planned: list[Planned], cache: HashCache, shown:
     on_bytes = progress.advance if progress.enabled else None
     try:
         for plan in work:
+            assert plan.expected_hash is not None  # work holds only rows with a hash
             where = f"{shown}/{plan.experiment_id}/"
             if plan.scan.unreadable:
                 rel, reason = plan.scan.unreadable[0]

@@ -27,6 +27,7 @@ from aisdp_log.repo.dvcfiles import (
 from aisdp_log.repo.git import GitRepo
 from aisdp_log.repo.gitparse import repo_prefix
 from aisdp_log.workbook.log import Log
+from aisdp_log.workbook.table import Row
 
 #: The finding codes this family may emit (see `aisdp_log.lint.registry`).
 CODES = ("D001", "D002", "D003")
@@ -43,7 +44,7 @@ def run(log: Log, ctx) -> Iterator[Finding]:
     rows = []
     for row in log.rows:
         version, error = log.parse(row, column)
-        if version is None or error is not None:
+        if not isinstance(version, str) or error is not None:  # parse_data_version: a str
             continue
         rows.append((row, commits.get(row.number, (None, None))[0], version))
     if not rows:
@@ -54,7 +55,7 @@ def run(log: Log, ctx) -> Iterator[Finding]:
     history: set[str] | None = None
     no_record_ever: bool | None = None  # the D001 hint, asked once (the history is long)
 
-    to_check: list[tuple[object, list[Out]]] = []  # (row, outs whose data must be cached)
+    to_check: list[tuple[Row, list[Out]]] = []  # (row, outs whose data must be cached)
     for row, typed_commit, version in rows:
         found = resolved[(typed_commit, version)]
         pinned = found.pinned

@@ -45,7 +45,7 @@ def row_commits(log: Log, ctx) -> dict[int, tuple[str, CommitLookup]]:
         column = log.columns.get("code_commit")
         for row in log.rows:
             commit, error = log.parse(row, column)
-            if commit is not None and error is None:
+            if isinstance(commit, str) and error is None:  # parse_commit gives a str
                 cached[row.number] = (commit, lookups[commit])
         ctx.row_commits = cached
     return cached
@@ -64,7 +64,8 @@ def name_lookups(log: Log, ctx) -> dict[str, CommitLookup]:
             if commit is not None and error is None:
                 names.append(commit)
             version, error = log.parse(row, version_column)
-            if version is not None and error is None and looks_like_ref(version):
+            # parse_data_version gives a str
+            if isinstance(version, str) and error is None and looks_like_ref(version):
                 names.append(version)
         cached = ctx.git_names = ctx.git.lookup_commits(names)
     return cached
@@ -96,6 +97,7 @@ def run(log: Log, ctx) -> Iterator[Finding]:
             continue
         typed, lookup = commits[row.number]
         if lookup.status == "found":
+            assert lookup.sha is not None  # "found" sets the sha
             found[row.number] = lookup.sha
         elif repo.is_shallow:
             continue  # G006 says why commits look missing or alike
@@ -122,9 +124,10 @@ def run(log: Log, ctx) -> Iterator[Finding]:
         if sha is None:
             continue
         typed, lookup = commits[row.number]
-        date = log.typed(row, "date")
-        if date is not None and not repo.is_shallow and _after(lookup.committed, date):
-            committed = lookup.committed
+        date = log.typed(row, "date")  # a dt.date (parse_date), or None when empty or bad
+        committed = lookup.committed  # None only when not found; `_after` says False then
+        if isinstance(date, dt.date) and committed is not None and not repo.is_shallow \
+                and _after(committed, date):
             yield log.finding("G003", row, column,
                               f"commit {typed} is dated {committed.isoformat()} "
                               f"({committed.astimezone(dt.timezone.utc).date().isoformat()} "
@@ -278,7 +281,7 @@ def _lock_entries(log: Log, found: dict[int, str],
         if row.number not in found:
             continue
         environment = log.typed(row, "environment")
-        if environment is not None:
+        if isinstance(environment, str):  # parse_text gives a str, None when empty
             entries[row.number] = [(path, _repo_path(path, prefix), digest)
                                    for path, digest in lock_entries(environment)]
     return entries

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator
+from typing import Literal
 
 from aisdp_log import spec
 from aisdp_log.domain.metrics import declared_metrics, meets, passing_pairs
 from aisdp_log.domain.periods import quarter
+from aisdp_log.domain.values import is_number
 from aisdp_log.findings import Finding
 from aisdp_log.workbook.log import Log
 
@@ -14,7 +17,7 @@ from aisdp_log.workbook.log import Log
 CODES = ("R001", "R002", "R003", "R004", "R005")
 
 
-def passing_evidence(log: Log) -> set[tuple[str, str]] | bool:
+def passing_evidence(log: Log) -> set[tuple[str, str]] | Literal[False]:
     """(experiment ID, mode) pairs with passing evidence in the `Reproducibility` sheet (see
     `passing_pairs`), or False when the workbook has no such sheet (then the cell alone is the
     evidence, as in logs written before the rerun helper). Read with calamine: one small sheet."""
@@ -47,7 +50,8 @@ def run(log: Log, ctx) -> Iterator[Finding]:
     selected_by_quarter: dict[str, list] = {}
     baseline_quarters: set[str] = set()
     notes_column = log.columns.get("notes")
-    evidence: set | bool | None = None  # read on first need: most logs select few rows
+    # read on first need: most logs select few rows
+    evidence: set[tuple[str, str]] | Literal[False] | None = None
     for row in log.rows:
         outcome, error = log.parse(row, outcome_column)
         if error is not None:
@@ -59,17 +63,18 @@ def run(log: Log, ctx) -> Iterator[Finding]:
         if outcome in ("selected", "rejected") and log.typed(row, "notes") is None:
             yield log.finding("R002", row, notes_column or outcome_column,
                               f"a {outcome} row needs the rationale in Notes")
-        date = log.typed(row, "date")
-        if outcome == "baseline" and date is not None:
+        date = log.typed(row, "date")  # a dt.date (parse_date), or None when empty or bad
+        if outcome == "baseline" and isinstance(date, dt.date):
             baseline_quarters.add(quarter(date))
         if outcome != "selected":
             continue
-        if date is not None:
+        if isinstance(date, dt.date):
             selected_by_quarter.setdefault(quarter(date), []).append(row)
         for name, column in log.metrics.items():
             metric = declared.get(name.casefold())
             value = log.typed(row, spec.METRICS_PREFIX + name)
-            if metric is None or value is None or meets(value, metric):
+            # a float (parse_number), or None when empty or bad
+            if metric is None or not is_number(value) or meets(value, metric):
                 continue
             relation = "below" if metric.goal == "max" else "above"
             yield log.finding("R003", row, column,

@@ -68,10 +68,12 @@ def _columns(log: Log) -> Iterator[Finding]:
         times = "twice" if len(columns) == 1 else f"{len(columns) + 1:,} times"
         also = "" if len(columns) == 1 else \
             f" (repeated from column {column.letter} to {columns[-1].letter})"
+        first = log.table.column(column.header)
+        assert first is not None  # a repeated header always has its first occurrence
         yield log.finding_at(
             "S011", log.sheet, cell_ref(1, column.index), 1, column.header,
             f"column {shown(column.header)} appears {times}{also}; the tool reads only the "
-            f"first, in column {log.table.column(column.header).letter}")
+            f"first, in column {first.letter}")
     for key in REQUIRED_KEYS:
         if key in log.columns:
             continue
@@ -122,6 +124,7 @@ def _values(log: Log, ctx) -> Iterator[Finding]:
                        and c.index not in duplicates]
     for column in checked_columns:
         index = column.index
+        assert column.spec is not None  # checked_columns holds only columns with a spec
         kind = column.spec.kind
         # Free text cannot be malformed: only its emptiness is checked.
         parsed = log.parse_column(column) if kind != "text" else None
@@ -137,7 +140,7 @@ def _values(log: Log, ctx) -> Iterator[Finding]:
             value, error = parsed[row.number]
             if error is not None:
                 yield log.finding(bad_code, row, column, f"{column.display}: {error}")
-            elif kind == "seed" and not 0 <= value <= spec.SEED_MAX:
+            elif kind == "seed" and isinstance(value, int) and not 0 <= value <= spec.SEED_MAX:
                 yield log.finding("S007", row, column,
                                   f"seed {value} is outside 0..{spec.SEED_MAX}")
     yield from _ids(log)
@@ -173,7 +176,7 @@ def _ids(log: Log) -> Iterator[Finding]:
     parsed = log.parse_column(id_column)
     for row in log.rows:
         experiment_id = parsed[row.number][0]
-        if experiment_id is None:
+        if not isinstance(experiment_id, str):  # empty or bad (parse_id gives str or nothing)
             continue
         if experiment_id in first_seen:
             yield log.finding(
