@@ -49,7 +49,8 @@ _CATALOGUE = [
     Code("S008", E, "a `metrics.` column without a `Metrics` row, or the reverse", "header cell",
          "Declare every metric once in the Metrics sheet with its goal and threshold."),
     Code("S009", W, "an unknown column that looks like a typo of a known one", "header cell",
-         "Rename the header to the suggested name; unknown columns are otherwise kept as they are."),
+         "Rename the header to the suggested name; unknown columns are otherwise kept as they "
+         "are."),
     Code("S010", E, "merged cells in the data area", "the merged range's first cell",
          "Unmerge the cells: every row needs its own values."),
     Code("S011", E, "a column header appears twice", "the later header cell",

@@ -40,9 +40,10 @@ def run(args: list[str], cwd: Path, check: bool = True, **env) -> subprocess.Com
 def build_small_project(root: Path, rows: int = 10) -> Path:
     """A git + DVC project with two data versions, `rows` commits and artefact folders, and a
     clean hand-kept log (commit and md5 prefixes, lock-file hashes); returns the log's path."""
-    from aisdp_log.artefacts.hashing import artefact_hash
-    from builders import row, write_log
     import yaml
+    from builders import row, write_log
+
+    from aisdp_log.artefacts.hashing import artefact_hash
 
     root.mkdir(parents=True)
     run(["git", "init", "-q", "-b", "main"], root)
@@ -96,7 +97,7 @@ def medians(commands: dict[str, list[str]], cwd: Path, runs: int, env: dict
     all alike (CPU time is the figure least moved by other load)."""
     times: dict[str, list[tuple[float, float]]] = {name: [] for name in commands}
     last = {}
-    for name, args in commands.items():  # warm-up: page cache and byte-code caches
+    for args in commands.values():  # warm-up: page cache and byte-code caches
         timed(args, cwd, env)
     for _ in range(runs):
         for name, args in commands.items():

@@ -1,9 +1,9 @@
 """How long does `rerun --env lock` take to get the demo's environment, against what a person
 would do by hand (`python -m venv` + `pip install -r requirements.txt`)?
 
-Uses the demo's requirements (aisdp_log.demo.project's `requirements.txt`: torch, numpy, safetensors at
-this machine's versions) and pip's configured indexes (on these machines torch comes from a
-local wheel folder). Measures, each in a fresh temp folder:
+Uses the demo's requirements (aisdp_log.demo.project's `requirements.txt`: torch, numpy,
+safetensors at this machine's versions) and pip's configured indexes (on these machines torch
+comes from a local wheel folder). Measures, each in a fresh temp folder:
 
 - lock, cold: `lockenv.ensure_environment` with an empty aisdp-log cache and an empty uv
   cache (what the first `--env lock` on a new machine pays);

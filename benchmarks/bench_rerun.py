@@ -45,8 +45,8 @@ def main() -> None:
 
     import test_rerun as project_builder
 
-    from aisdp_log.rerun.runner import rerun
     from aisdp_log.repo.worktree import checkout_data, copy_from_cache, isolated_worktree
+    from aisdp_log.rerun.runner import rerun
 
     with tempfile.TemporaryDirectory(prefix="bench-rerun-") as base:
         print("building the project (git, DVC, two trained runs) ...", file=sys.stderr)

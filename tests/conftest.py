@@ -7,7 +7,6 @@ import datetime as dt
 from pathlib import Path
 
 import pytest
-
 from builders import SHA
 
 #: A row of the default template (example params and metrics) that validates with no finding.

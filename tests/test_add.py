@@ -16,11 +16,16 @@ from pathlib import Path
 import openpyxl
 import pytest
 import xlsxwriter
-
-from aisdp_log.cli.main import main
-from aisdp_log.artefacts.hashing import artefact_hash
-from aisdp_log.workbook.writer import find_rows, open_workbook_for_update, set_cell, stale_temp_files
 from builders import BASE_ROW, METRICS, init_repo, write_log
+
+from aisdp_log.artefacts.hashing import artefact_hash
+from aisdp_log.cli.main import main
+from aisdp_log.workbook.writer import (
+    find_rows,
+    open_workbook_for_update,
+    set_cell,
+    stale_temp_files,
+)
 
 COMMIT = "9c1e4b7d2a0f5e6b8c3d1a2f4e5b6c7d8e9f0a1b"
 HEADERS = list(BASE_ROW) + ["Other params", "Rerun", "Reproducibility", "Team column"]
@@ -374,9 +379,10 @@ def test_libreoffice_saved_log_accepts_add_and_still_opens(tmp_path):
 
 @pytest.mark.slow
 def test_add_from_a_record_written_by_the_training_api(tmp_path, monkeypatch):
-    from aisdp_log.record.training import record_run
-    from aisdp_log.lint.runner import validate
     from builders import commit
+
+    from aisdp_log.lint.runner import validate
+    from aisdp_log.record.training import record_run
 
     repo = init_repo(tmp_path / "proj")
     commit(repo, {"train.py": "print('train')\n", ".gitignore": "artefacts/\n"})

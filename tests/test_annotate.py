@@ -16,8 +16,8 @@ import xlsxwriter
 from builders import BASE_ROW, commit, init_repo, row
 from click.testing import CliRunner
 
-from aisdp_log.lint.annotate import FINDINGS_HEADERS, HIGHLIGHT_FILL, annotate
 from aisdp_log.cli.main import cli, main
+from aisdp_log.lint.annotate import FINDINGS_HEADERS, HIGHLIGHT_FILL, annotate
 from aisdp_log.lint.runner import validate
 from aisdp_log.workbook.table import cell_ref
 from aisdp_log.workbook.writer import open_workbook_for_update, write_value

@@ -34,8 +34,8 @@ def sha256(data: bytes) -> str:
 
 
 def folder_hash(files: dict[str, bytes]) -> str:
-    """The artefact hash (docs/workbook-format.md) computed here independently: one file's sha256, or the sha256 of the
-    `sha256sum` lines sorted by path."""
+    """The artefact hash (docs/workbook-format.md) computed here independently: one file's
+    sha256, or the sha256 of the `sha256sum` lines sorted by path."""
     if len(files) == 1:
         return "sha256:" + sha256(next(iter(files.values())))
     lines = "".join(f"{sha256(data)}  {rel}\n" for rel, data in sorted(files.items()))

@@ -1,4 +1,4 @@
-"""`aisdp-log demo DIR`: a real project whose log validates, and whose evidence catches tampering."""
+"""`aisdp-log demo DIR`: a real project whose log validates and whose evidence catches tampering."""
 
 from __future__ import annotations
 

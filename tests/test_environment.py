@@ -13,7 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from aisdp_log.record.environment import DETERMINISM_VARS, capture_environment, diff_environments, find_lock_file, summarise
+from aisdp_log.record.environment import (
+    DETERMINISM_VARS,
+    capture_environment,
+    diff_environments,
+    find_lock_file,
+    summarise,
+)
 
 #: How G005 reads a lock file out of the `Environment` cell.
 LOCK_IN_CELL = re.compile(r"^(\S+) sha256:([0-9a-f]{64})(;|$)")
@@ -53,7 +59,8 @@ def test_capture_records_python_os_cpu_and_variables(tmp_path, monkeypatch):
     assert env["env_vars"]["ATEN_CPU_CAPABILITY"] is None
     assert set(env["env_vars"]) == set(DETERMINISM_VARS)
     assert env["lock_file"] is None
-    # The result-changing variable is named in the cell; a thread count is not (measured: thread counts do not change results).
+    # The result-changing variable is named in the cell; a thread count is not (measured:
+    # thread counts do not change results).
     assert "MKL_CBWR=AVX2" in env["summary"]
     assert "OMP_NUM_THREADS" not in env["summary"]
 

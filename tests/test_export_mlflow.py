@@ -20,7 +20,6 @@ import warnings
 from pathlib import Path
 
 import pytest
-
 from builders import commit, init_repo, write_log
 
 from aisdp_log.cli.main import main
@@ -475,7 +474,8 @@ def mlflow_server(tmp_path: Path):
     folder.mkdir()
     log = open(folder / "server.log", "wb")
     process = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
+         "--workers", "1",
          "--backend-store-uri", f"sqlite:///{folder / 'server.db'}",
          "--artifacts-destination", str(folder / "artefacts")],
         cwd=folder, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)

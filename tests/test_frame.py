@@ -12,13 +12,12 @@ from pathlib import Path
 import pandas as pd
 import pandera.pandas as pa
 import pytest
+from builders import BASE_ROW, row, write_log
 
 import aisdp_log
 from aisdp_log.errors import AisdpLogError, WorkbookError
 from aisdp_log.lint.frame import LogSchemaError, log_schema, read_log
 from aisdp_log.workbook.reader import load_log
-
-from builders import BASE_ROW, row, write_log
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_LOGS = sorted((ROOT / "sample_logs").glob("*/*.xlsx"))

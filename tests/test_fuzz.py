@@ -10,6 +10,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from builders import BASE_ROW
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -17,7 +18,6 @@ import aisdp_log
 from aisdp_log.cli.main import main
 from aisdp_log.errors import AisdpLogError
 from aisdp_log.findings import CATALOGUE, Report
-from builders import BASE_ROW
 
 KNOWN = list(BASE_ROW) + ["Other params", "Rerun", "Reproducibility", "params.epochs",
                           "metrics.f1"]

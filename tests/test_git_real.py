@@ -11,10 +11,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
-from aisdp_log.repo.gitparse import is_ref_name
-from aisdp_log.lint.runner import validate
 from builders import commit, git, init_repo, row, write_log
+
+from aisdp_log.lint.runner import validate
+from aisdp_log.repo.gitparse import is_ref_name
 
 # Column letters with builders.BASE_ROW's order.
 DATA, COMMIT, ENVIRONMENT, OUTCOME = "E", "F", "K", "L"

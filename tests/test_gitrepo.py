@@ -7,10 +7,10 @@ import hashlib
 import subprocess
 
 import pytest
+from builders import commit, git, init_repo
 
 from aisdp_log.errors import RepositoryError
 from aisdp_log.repo.git import GitRepo
-from builders import commit, git, init_repo
 
 EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
 

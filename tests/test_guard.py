@@ -24,8 +24,8 @@ import openpyxl
 import pytest
 from builders import commit, git, init_repo, write_log
 
-from aisdp_log.workbook import guard
 from aisdp_log.artefacts.hashing import artefact_hash
+from aisdp_log.workbook import guard
 
 DVC_ENV = dict(os.environ, DVC_NO_ANALYTICS="1")
 #: What root may do that an ordinary user may not; dropped so root tests as a user would.

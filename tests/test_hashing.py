@@ -9,15 +9,21 @@ import time
 from pathlib import Path
 
 import pytest
-
-from aisdp_log.artefacts.digests import ArtefactError, NoModelFile, file_sha256, model_files, scan_folder
-from aisdp_log.artefacts.hashing import artefact_hash, hash_for_cell
 from builders import init_repo
+
+from aisdp_log.artefacts.digests import (
+    ArtefactError,
+    NoModelFile,
+    file_sha256,
+    model_files,
+    scan_folder,
+)
+from aisdp_log.artefacts.hashing import artefact_hash, hash_for_cell
 
 
 def sha256sum(folder: Path, rels: list[str]) -> str:
-    """What docs/workbook-format.md says the hash is, computed by coreutils: `sha256sum` lines for the
-    files sorted by path, hashed again."""
+    """What docs/workbook-format.md says the hash is, computed by coreutils: `sha256sum`
+    lines for the files sorted by path, hashed again."""
     lines = subprocess.run(["sha256sum", "--", *sorted(rels)], cwd=folder, check=True,
                            capture_output=True).stdout
     return subprocess.run(["sha256sum"], input=lines, check=True,

@@ -10,13 +10,12 @@ from pathlib import Path
 
 import openpyxl
 import pytest
+from conftest import CLEAN_TEMPLATE_ROW as CLEAN
+from conftest import fill_workbook
 
 import aisdp_log
 from aisdp_log.lint.frame import read_log
 from aisdp_log.workbook.template import write_template
-
-from conftest import CLEAN_TEMPLATE_ROW as CLEAN
-from conftest import fill_workbook
 
 pytestmark = pytest.mark.slow
 

@@ -17,11 +17,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+from builders import commit, init_repo, write_log
 
 from aisdp_log.artefacts.hashing import artefact_hash
 from aisdp_log.lint.runner import validate
 from aisdp_log.workbook.table import cell_ref
-from builders import commit, init_repo, write_log
 
 pytestmark = pytest.mark.slow
 
@@ -39,8 +39,8 @@ data = open("data/data.xml").read()
 pathlib.Path("model/model.pkl").write_text(
     f"forest n_est={params['train']['n_est']} rows={len(data.splitlines())}")
 # what dvclive's Live.log_metric("avg_prec/test", ...) leaves in eval/metrics.json
-json.dump(%s, open("eval/metrics.json", "w"))
-""" % json.dumps(METRICS)
+json.dump(METRICS_JSON, open("eval/metrics.json", "w"))
+""".replace("METRICS_JSON", json.dumps(METRICS))
 HEADERS = ["Experiment ID", "Date", "Hypothesis", "params.train.n_est",
            "params.train.min_split", "params.featurize.max_features",
            "params.evaluate.threshold", "Data version", "Code commit", "Random seed",

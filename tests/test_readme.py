@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from aisdp_log.lint.catalogue import sync_readme
 from aisdp_log.findings import CATALOGUE
+from aisdp_log.lint.catalogue import sync_readme
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text(encoding="utf-8")

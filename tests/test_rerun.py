@@ -16,7 +16,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from builders import commit, git, init_repo, write_log
 
 pytestmark = pytest.mark.slow

@@ -91,7 +91,8 @@ def make_project(tmp_path: Path, *, tamper: str | None = "EXP-005") -> Project:
             "params.learning_rate": lr, "params.optimizer": optimizer, "params.epochs": 5,
             "Data version": "3f2a9c1e", "Code commit": sha[:7], "Random seed": 40 + index,
             "Training duration": 12.5, "metrics.accuracy": accuracy, "metrics.loss": loss,
-            "Artefact hash": recorded, "Environment": f"uv.lock sha256:{lock_hash}; torch 2.13.0; cpu avx512",
+            "Artefact hash": recorded,
+            "Environment": f"uv.lock sha256:{lock_hash}; torch 2.13.0; cpu avx512",
             "Outcome": outcome, "Notes": notes,
             "Reproducibility": "statistical" if experiment_id == "EXP-004" else None}))
     log = write_log(repo / "experiment-log.xlsx", rows, headers=HEADERS, metrics=METRICS,

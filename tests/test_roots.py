@@ -1,4 +1,4 @@
-"""Where things are (aisdp_log.repo.roots): the repository root and the aisdp.toml a command uses."""
+"""Where things are (aisdp_log.repo.roots): the repository root and the aisdp.toml it reads."""
 
 from __future__ import annotations
 

@@ -18,7 +18,14 @@ import xlsxwriter
 from builders import BASE_ROW, init_repo
 from test_add import HEADERS, run_cli, write_run
 
-from aisdp_log.workbook.writer import append_row, ensure_sheet, escape_ooxml, find_rows, open_workbook_for_update, set_cell
+from aisdp_log.workbook.writer import (
+    append_row,
+    ensure_sheet,
+    escape_ooxml,
+    find_rows,
+    open_workbook_for_update,
+    set_cell,
+)
 from aisdp_log.workbook.xlsx_ranges import grow_in
 
 SOFFICE = shutil.which("soffice") or shutil.which("libreoffice")
@@ -183,8 +190,8 @@ def test_rerun_write_back_on_a_libreoffice_log_changes_only_its_cell(tmp_path):
 @pytest.mark.slow
 @needs_soffice
 def test_sign_then_add_on_a_libreoffice_log_gives_no_s003_and_no_r006(tmp_path):
-    from aisdp_log.review.write import write_review
     from aisdp_log.lint.runner import validate
+    from aisdp_log.review.write import write_review
 
     repo, log, part, before = libreoffice_project(tmp_path)
     write_review(log, period="2026-Q3", output_dir=tmp_path / "out", sign="Ana Ruiz, Head")

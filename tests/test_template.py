@@ -11,6 +11,7 @@ from pathlib import Path
 import openpyxl
 import pytest
 from click.testing import CliRunner
+from conftest import CLEAN_TEMPLATE_ROW as CLEAN_ROW
 
 import aisdp_log
 from aisdp_log import spec
@@ -19,8 +20,6 @@ from aisdp_log.config import load_config
 from aisdp_log.errors import WriteRefused
 from aisdp_log.workbook.template import DATA_ROWS, build_template, template_columns, write_template
 
-from conftest import CLEAN_TEMPLATE_ROW as CLEAN_ROW
-
 REPO_ROOT = Path(__file__).resolve().parent.parent
 COMMITTED = REPO_ROOT / "templates" / "experiment-log.xlsx"
 
@@ -28,7 +27,8 @@ CONFIG = """
 id_pattern = "^RUN-[0-9]{3}$"
 
 [template]
-params = { lr = "float", layers = "int", use_bn = "bool", arch = ["resnet18", "vit_s"], tag = "str" }
+params = { lr = "float", layers = "int", use_bn = "bool", arch = ["resnet18", "vit_s"], \
+tag = "str" }
 metrics.auroc = { goal = "max", threshold = 0.9, description = "holdout AUROC" }
 metrics.ece = { goal = "min", threshold = 0.05 }
 """

@@ -14,11 +14,11 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
-from aisdp_log.errors import AisdpLogError
-from aisdp_log.artefacts.hashing import artefact_hash
-from aisdp_log.record.training import RunRecordError, record_run, seed_everything
 from builders import commit, git, init_repo
+
+from aisdp_log.artefacts.hashing import artefact_hash
+from aisdp_log.errors import AisdpLogError
+from aisdp_log.record.training import RunRecordError, record_run, seed_everything
 
 AISDP_VARS = ("AISDP_EXPERIMENT_ID", "AISDP_SEED", "AISDP_PARAMS", "AISDP_ARTEFACT_DIR")
 SEEDING_VARS = ("PYTHONHASHSEED", "CUBLAS_WORKSPACE_CONFIG")

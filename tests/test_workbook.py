@@ -19,15 +19,15 @@ from pathlib import Path
 import openpyxl
 import pytest
 import xlsxwriter
+from builders import BASE_ROW, row, write_log
 
 import aisdp_log
+from aisdp_log.errors import WorkbookError
 from aisdp_log.workbook import container, sheet_scan
 from aisdp_log.workbook import reader as workbook_module
-from aisdp_log.errors import WorkbookError
 from aisdp_log.workbook.container import MAX_MEMBERS, MAX_PART_UNCOMPRESSED, check_container
 from aisdp_log.workbook.reader import Workbook, load_log
 from aisdp_log.workbook.table import cell_ref, column_letter
-from builders import BASE_ROW, row, write_log
 
 # --------------------------------------------------------------------------- helpers
 
@@ -42,7 +42,8 @@ def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 
 
 def assert_refused(path: Path, cwd: Path) -> str:
-    """The CLI refuses `path` the way docs/workbook-format.md says: exit 2, one line naming the file and advice."""
+    """The CLI refuses `path` the way docs/workbook-format.md says: exit 2, one line naming
+    the file and advice."""
     result = run_cli("validate", str(path), "--offline", cwd=cwd)
     assert result.returncode == 2, (result.stdout, result.stderr)
     assert result.stdout == ""
@@ -627,7 +628,8 @@ def test_scan_reads_single_quoted_and_namespace_prefixed_cells(tmp_path):
 
 
 def test_fast_row_normalisation_equals_values_normalise():
-    from hypothesis import given, settings, strategies as st
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
 
     from aisdp_log.domain.values import normalise
 

@@ -1,4 +1,4 @@
-"""Isolated worktrees and data checkout for reruns (aisdp_log.repo.worktree), on real git and DVC."""
+"""Isolated worktrees and data checkout for reruns (aisdp_log.repo.worktree) on real git and DVC."""
 
 from __future__ import annotations
 
@@ -8,11 +8,17 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from builders import commit, git, init_repo
 
 from aisdp_log.repo.dvcfiles import Out
-from aisdp_log.repo.worktree import RerunError, checkout_data, copy_from_cache, isolated_worktree, worktrees, write_local_config
+from aisdp_log.repo.worktree import (
+    RerunError,
+    checkout_data,
+    copy_from_cache,
+    isolated_worktree,
+    worktrees,
+    write_local_config,
+)
 
 DVC_ENV = dict(os.environ, DVC_NO_ANALYTICS="1")
 

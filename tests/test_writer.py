@@ -14,7 +14,16 @@ import python_calamine
 import xlsxwriter
 
 from aisdp_log.errors import WorkbookError, WriteRefused
-from aisdp_log.workbook.writer import append_row, ensure_sheet, find_rows, next_row, open_workbook_for_update, set_cell, stale_temp_files, write_value
+from aisdp_log.workbook.writer import (
+    append_row,
+    ensure_sheet,
+    find_rows,
+    next_row,
+    open_workbook_for_update,
+    set_cell,
+    stale_temp_files,
+    write_value,
+)
 
 HEADERS = ["Experiment ID", "Date", "Score", "Comment", "Mine"]
 FORMULA_LIKE = ['=HYPERLINK("http://x","y")', "+1", "@SUM(A1)", "-2", "=1+1"]

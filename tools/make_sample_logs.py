@@ -6,9 +6,10 @@
 `sample_logs/valid/<case>.xlsx` must give no finding (or exactly those in a `<case>.expected.json`
 beside it); `sample_logs/invalid/<case>.xlsx` must give exactly the [code, cell] pairs in
 `<case>.expected.json`. A cell on another sheet than `Experiments` is written `Metrics!B2`.
-The expected pairs are stated here by hand, per case, from the cell rules of docs/workbook-format.md; they are never
-computed by the validator. Files are byte-reproducible: zip timestamps and document dates are
-fixed, so `--check` (and tests/test_sample_logs.py) can tell when a file is out of date.
+The expected pairs are stated here by hand, per case, from the cell rules of
+docs/workbook-format.md; they are never computed by the validator. Files are
+byte-reproducible: zip timestamps and document dates are fixed, so `--check` (and
+tests/test_sample_logs.py) can tell when a file is out of date.
 """
 
 from __future__ import annotations
@@ -21,14 +22,15 @@ import re
 import sys
 import tempfile
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_LOGS = ROOT / "sample_logs"
 
-#: Only the standard headers (spec.py), in the template's order; params and metrics after their anchors.
+#: Only the standard headers (spec.py), in the template's order; params and metrics after
+#: their anchors.
 HEADERS = [
     "Experiment ID", "Date", "Hypothesis", "params.learning_rate", "params.optimizer",
     "Other params", "Data version", "Code commit", "Random seed", "Training duration",

@@ -1,1 +1,2 @@
-"""Artefact folders and their content hashes: folder rules, streaming digests, the stat-keyed digest cache."""
+"""Artefact folders and their content hashes: folder rules, streaming digests, the stat-keyed
+digest cache."""

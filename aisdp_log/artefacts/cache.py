@@ -52,7 +52,7 @@ MAX_ENTRIES = 500_000
 MAX_VERDICTS = 200_000
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def code_fingerprint(salt: str = "") -> str:
     """A digest of the tool's version and of the source of every module of the package: what
     decides a finding (the checks, but also the parsers in `values`, the reader, the config)

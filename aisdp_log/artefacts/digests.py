@@ -10,9 +10,9 @@ from __future__ import annotations
 import hashlib
 import os
 import stat as stat_module
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from aisdp_log.errors import AisdpLogError
 

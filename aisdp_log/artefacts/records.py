@@ -53,7 +53,9 @@ def read_record(scan: FolderScan, name: str, cache: HashCache,
     if info is not None and info.st_size <= CACHED_RECORD_BYTES:
         cache.store_record(path, info, summary, read_at)
     # the cold run answers from the same summary a warm run will find
-    return _from_summary(summary, keys)
+    answer = _from_summary(summary, keys)
+    assert answer is not None  # built just above in the shape _from_summary reads
+    return answer
 
 
 def _from_summary(summary: object, keys: tuple[str, ...] | None
@@ -73,7 +75,7 @@ def _from_summary(summary: object, keys: tuple[str, ...] | None
     return None
 
 
-def _read_small(path: str) -> tuple[bytes | None, os.stat_result]:
+def _read_small(path: str) -> tuple[bytes | None, os.stat_result | None]:
     """(the bytes of a record file, or None when it exceeds MAX_RECORD_BYTES; the stat of the
     descriptor read). Raw os calls: with 20,000 records in a cold run, file objects cost
     more than the reading."""
@@ -94,8 +96,7 @@ def _read_small(path: str) -> tuple[bytes | None, os.stat_result]:
             content += more
             if len(content) > MAX_RECORD_BYTES:
                 return None, info
-        if len(content) != size:
-            info = None  # changed while read: the stat does not describe these bytes
-        return content, info
+        # changed while read: the stat does not describe these bytes
+        return content, (info if len(content) == size else None)
     finally:
         os.close(fd)

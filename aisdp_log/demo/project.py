@@ -17,9 +17,9 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from aisdp_log.config import load_config
 from aisdp_log.errors import AisdpLogError
@@ -34,23 +34,34 @@ LOG_NAME = "experiment-log.xlsx"
 DATA_FILE = "data/dataset.csv"
 THRESHOLD = 0.93
 
-AISDP_TOML = """\
+AISDP_TOML = f"""\
 # aisdp-log configuration: see the README of aisdp-log.
 artefacts = "artefacts"
-id_pattern = "^EXP-[0-9]{3,}$"
+id_pattern = "^EXP-[0-9]{{3,}}$"
 data = ["data/dataset.csv.dvc"]
 
-[template]
-params = { learning_rate = "float", epochs = "int", hidden = "int", weight_decay = "float", optimizer = ["sgd", "adam"] }
-metrics.accuracy = { goal = "max", threshold = %(threshold)s, description = "accuracy on the 25%% holdout test set" }
-metrics.f1 = { goal = "max", description = "F1 of the malignant class on the holdout test set" }
+[template.params]
+learning_rate = "float"
+epochs = "int"
+hidden = "int"
+weight_decay = "float"
+optimizer = ["sgd", "adam"]
+
+[template.metrics.accuracy]
+goal = "max"
+threshold = {THRESHOLD}
+description = "accuracy on the 25% holdout test set"
+
+[template.metrics.f1]
+goal = "max"
+description = "F1 of the malignant class on the holdout test set"
 
 [rerun]
 command = ["python", "train.py"]
 runs = 3
 confidence = 0.95
 timeout = 600
-""" % {"threshold": THRESHOLD}
+"""
 
 TRAIN_PY_V1 = '''\
 """Train a small classifier on the breast-cancer data, recorded for the experiment log.
@@ -316,14 +327,12 @@ def build_demo(target: Path | str, echo: Callable[[str], None] = print) -> DemoR
     project.dvc("add", "-q", DATA_FILE)
     project.dvc("push", "-q")
 
-
     log = root / LOG_NAME
     write_template(log, load_config(root))
     commit_1 = project.commit("Breast-cancer data v1 (DVC), train.py, requirements.txt, "
                               "aisdp.toml, the log")
     echo(f"  commit {commit_1[:7]}: data v1 ({rows_v1} rows, DVC), train.py, requirements.txt,"
          f" aisdp.toml, {LOG_NAME}")
-
 
     def run_and_log(experiment: Experiment) -> None:
         project.train(experiment)

@@ -3,7 +3,7 @@ threshold, and which reruns passed. Shared by the review checks, `rerun` and the
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 from aisdp_log import spec
 from aisdp_log.domain.values import as_text, parse_number

@@ -10,7 +10,7 @@ Keys compare case-insensitively when no exact key matches (choices are written `
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 #: What `lookup` answers for a name the record does not hold (None is a recorded null).
 MISSING = object()

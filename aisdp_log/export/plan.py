@@ -128,7 +128,6 @@ def _run_spec(log, row, folder: Path, config, datasets: dict, commits: dict, evi
         for name in names:
             _check_key(kind, name)
 
-
     files, escapes = _artefact_files(folder, config.artefacts_dir)
     manifest = _file_digests(files, cache)
     history, final_step = _history(folder, start_ms, end_ms, metrics)

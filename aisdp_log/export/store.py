@@ -84,7 +84,7 @@ class Store:
         self._runs: dict[str, list] | None = None
 
     @classmethod
-    def open(cls, tracking_uri: str, name: str, *, create: bool) -> "Store":
+    def open(cls, tracking_uri: str, name: str, *, create: bool) -> Store:
         from mlflow.exceptions import MlflowException
         from mlflow.tracking import MlflowClient
 

@@ -206,7 +206,6 @@ def _link_style(wb: Workbook) -> int | None:
 
     import xlsxwriter
 
-
     buffer = io.BytesIO()
     source = xlsxwriter.Workbook(buffer, {"in_memory": True})
     source.add_worksheet().write_string(0, 0, "link", source.add_format(

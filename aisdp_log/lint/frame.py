@@ -85,7 +85,6 @@ def read_log(path: Path | str, config=None, *, errors: str = "raise") -> pd.Data
     """
     import pandas as pd
 
-
     if errors not in ("raise", "attach"):
         raise ValueError("errors must be 'raise' or 'attach'")
     log = load_log(Path(path), _resolve_config(Path(path), config))
@@ -133,7 +132,6 @@ def _kind_dtype(log: Log, column: Column) -> str | None:
 
 def _typed_frame(log: Log) -> tuple[pd.DataFrame, list[dict]]:
     import pandas as pd
-
 
     index = pd.Index([row.number for row in log.rows], name=INDEX_NAME, dtype="int64")
     data: dict[str, pd.Series] = {}
@@ -272,7 +270,6 @@ _CHECK_CODES = {"not_nullable": "S002", "field_uniqueness": "S004", "id_pattern"
 
 def _schema_failures(log: Log, frame: pd.DataFrame) -> list[dict]:
     import pandera.pandas as pa
-
 
     try:
         log_schema(log).validate(frame, lazy=True)

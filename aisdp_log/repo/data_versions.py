@@ -5,8 +5,8 @@ the MLflow export."""
 from __future__ import annotations
 
 import posixpath
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping
 
 from aisdp_log.repo.dvcfiles import (
     PATHSPECS,

@@ -10,9 +10,9 @@ from __future__ import annotations
 import os
 import posixpath
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Mapping
 
 #: `git grep` / `git log` pathspecs for DVC's records anywhere in the tree (`*` matches `/`).
 PATHSPECS = ("*.dvc", "*dvc.lock")

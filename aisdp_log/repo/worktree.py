@@ -24,8 +24,8 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Iterable, Iterator
 
 from aisdp_log.errors import AisdpLogError, RepositoryError
 from aisdp_log.repo.dvcfiles import MD5, LocalCache, cache_dirs

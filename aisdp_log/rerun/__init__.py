@@ -1,1 +1,2 @@
-"""Reproducing rows: planning, running training in a worktree, judging bitwise or statistically, writing the evidence back."""
+"""Reproducing rows: planning, running training in a worktree, judging bitwise or statistically,
+writing the evidence back."""

@@ -13,8 +13,8 @@ import signal
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from aisdp_log.artefacts.hashing import artefact_hash
 from aisdp_log.repo.worktree import RerunError, checkout_data, isolated_worktree

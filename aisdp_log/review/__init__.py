@@ -1,1 +1,2 @@
-"""The quarterly model-selection review: gathering the evidence, plots, rendering from templates, the evidence bundle."""
+"""The quarterly model-selection review: gathering the evidence, plots, rendering from templates,
+the evidence bundle."""

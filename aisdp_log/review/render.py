@@ -72,7 +72,7 @@ def render_markdown(review) -> str:
     return text.rstrip() + "\n"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _environment(kind: str):
     """The Jinja2 environment of one document kind, with its one escaping rule as `finalize`
     (applied to every value a template prints); block tags leave no blank lines behind."""

@@ -149,7 +149,7 @@ def _scratch_owner(name: str) -> int | None:
     return int(pid) if pid.isdigit() else None
 
 
-def _signature_info(key: Path | None, repo: Path) -> "SignatureInfo":
+def _signature_info(key: Path | None, repo: Path) -> SignatureInfo:
     """The key's fingerprint and whether the allowed signers list it, found by signing a
     probe (so a public key held by an ssh-agent works as well as a private key file)."""
 

@@ -1,1 +1,2 @@
-"""Sign-offs of reviews: canonical row hashes, the Sign-off sheet, SSH signatures and their verification."""
+"""Sign-offs of reviews: canonical row hashes, the Sign-off sheet, SSH signatures and their
+verification."""

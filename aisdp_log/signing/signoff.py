@@ -28,8 +28,8 @@ import datetime as dt
 import hashlib
 import json
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Iterator
 
 from aisdp_log import spec
 from aisdp_log.domain.values import as_text
@@ -188,7 +188,7 @@ def read_signoffs(workbook) -> list[SignoffRecord]:
     columns = {header: table.column(header) for header in headers}
     records = []
     for row in table.rows:
-        def text(header: str) -> str:
+        def text(header: str, row=row) -> str:
             value = row.get(columns[header])
             return "" if value is None else as_text(value)
 
@@ -352,7 +352,8 @@ def parse_signer(text: str) -> str:
 
 def signoff_values(log, period: str, rows, signer: str,
                    signed_at: dt.datetime | None = None) -> dict[str, str]:
-    """The Sign-off row for `rows` (the period's rows), keyed by the sheet's headers (`spec.SIGNOFF_COLUMNS`)."""
+    """The Sign-off row for `rows` (the period's rows), keyed by the sheet's headers
+    (`spec.SIGNOFF_COLUMNS`)."""
     columns = signed_columns(log)
     hashes: dict[str, dict] = {}
     for row in rows:

@@ -1,1 +1,2 @@
-"""Plumbing every room may use: atomic file replacement, progress display, processes that die with their parent."""
+"""Plumbing every room may use: atomic file replacement, progress display, processes that die with
+their parent."""

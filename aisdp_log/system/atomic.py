@@ -13,8 +13,8 @@ import errno
 import os
 import stat
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from aisdp_log.errors import WriteFailed
 

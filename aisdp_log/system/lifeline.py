@@ -21,7 +21,7 @@ import os
 import signal
 import subprocess
 import sys
-from typing import Callable
+from collections.abc import Callable
 
 PR_SET_PDEATHSIG = 1
 
@@ -74,7 +74,7 @@ class Lifeline:
         self._write: int | None = None
         self.process: subprocess.Popen | None = None
 
-    def __enter__(self) -> "Lifeline":
+    def __enter__(self) -> Lifeline:
         read, write = os.pipe()
         try:
             self.process = subprocess.Popen(

@@ -14,7 +14,8 @@ from __future__ import annotations
 import shutil
 import sys
 import time
-from typing import Callable, TextIO
+from collections.abc import Callable
+from typing import TextIO
 
 DELAY_S = 1.0
 INTERVAL_S = 0.1
@@ -105,7 +106,7 @@ class Progress:
         self.drawn = False
         self.enabled = False
 
-    def __enter__(self) -> "Progress":
+    def __enter__(self) -> Progress:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -1,1 +1,2 @@
-"""The .xlsx file itself: container safety, reading into a typed log, the surgical writer, the template and its upgrade."""
+"""The .xlsx file itself: container safety, reading into a typed log, the surgical writer, the
+template and its upgrade."""

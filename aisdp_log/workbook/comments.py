@@ -139,8 +139,9 @@ class SheetNotes:
 
     def replace_tool_notes(self, wanted: dict[str, str]) -> tuple[list[str], list[str]]:
         """Remove every tool note, then add one note per `wanted` cell (ref -> text, which
-        the caller has put in OOXML's `_xHHHH_` escape where XML cannot hold it). Returns (cells noted, cells skipped because a person's note is already there).
-        Each part is rewritten once, however many notes change."""
+        the caller has put in OOXML's `_xHHHH_` escape where XML cannot hold it). Returns
+        (cells noted, cells skipped because a person's note is already there). Each part is
+        rewritten once, however many notes change."""
         notes = self.notes()
         people = {n.ref.upper() for n in notes if not n.is_tool_note}
         tool_notes = [n for n in notes if n.is_tool_note]

@@ -32,8 +32,8 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from aisdp_log.errors import WriteRefused
 from aisdp_log.system.atomic import temp_prefix

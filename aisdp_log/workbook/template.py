@@ -78,7 +78,6 @@ def build_template(config=None) -> bytes:
     """The template workbook as bytes (see `write_template`)."""
     import xlsxwriter
 
-
     config = config if config is not None else Config()
     buffer = io.BytesIO()
     # Cell text is data: never let xlsxwriter read "=..." as a formula or "http..." as a link.

@@ -146,7 +146,8 @@ def _load(path: Path, given: Path) -> Workbook:
 
 def _save_atomically(package: Package, path: Path, loaded: tuple[int, int, int, int]) -> None:
     # atomic_replace keeps the log's own permission bits (mkstemp would make it 0600).
-    with atomic_replace(path, suffix=guard.TEMP_SUFFIX, temp_dir=guard.tool_dir(path.parent)) as temp:
+    temp_dir = guard.tool_dir(path.parent)
+    with atomic_replace(path, suffix=guard.TEMP_SUFFIX, temp_dir=temp_dir) as temp:
         with open(temp, "wb") as out:
             package.save(out)
         original = os.stat(path)
