@@ -5,6 +5,7 @@ byte changes in any file."""
 from __future__ import annotations
 
 import json
+import shlex
 import shutil
 import subprocess
 import zipfile
@@ -16,6 +17,7 @@ from test_signatures import ADA, allow, make_key
 
 from aisdp_log.cli.main import main
 from aisdp_log.review.bundle import write_bundle
+from aisdp_log.review.render import render_verify
 from aisdp_log.review.write import write_review
 
 pytestmark = [
@@ -201,3 +203,22 @@ def test_a_link_in_an_artefact_folder_is_left_out_and_said(tmp_path, capsys):
     names = zipfile.ZipFile(tmp_path / "b.zip").namelist()
     assert "artefacts/EXP-004/model.bin" in names
     assert "artefacts/EXP-004/extra.txt" not in names
+
+
+def test_verify_md_quotes_every_name_for_the_shell_and_markdown():
+    # a principal and a log name are text others wrote: in VERIFY.md's commands each stays one
+    # shell argument, and in its prose no name can end a code span or open a link
+    text = render_verify({
+        "log_name": "log`](http://x)$(touch pwned).xlsx", "sums_name": "SHA256SUMS",
+        "namespace": "aisdp-log", "allowed_name": "allowed_signers",
+        "allowed_file": "allowed_signers",
+        "signed": [{"name": "reviews/review-2026-Q3.json", "principal": "ada; touch pwned"}],
+        "unsigned": ["reviews/review-2026-Q2.json"],
+        "review_files": [{"file": "review-2026-Q3.html", "sha256": "ab" * 32,
+                          "statement": "reviews/review-2026-Q3.json"}]})
+    [verify] = [line for line in text.splitlines() if line.startswith("ssh-keygen -Y verify")]
+    assert shlex.split(verify)[shlex.split(verify).index("-I") + 1] == "ada; touch pwned"
+    assert "-I 'ada; touch pwned'" in verify
+    assert text.startswith("# Checking this evidence bundle of log\\`\\]")
+    assert "``log`](http://x)$(touch pwned).xlsx``" in text
+    assert "Not cryptographically signed: `reviews/review-2026-Q2.json`" in text

@@ -26,6 +26,7 @@ from aisdp_log.review.gather import (
     parse_period,
     resolve_setting,
 )
+from aisdp_log.review.render import render_verify
 from aisdp_log.signing import signatures, signoff
 from aisdp_log.signing.verify import BUNDLE_ALLOWED_SIGNERS, BUNDLE_SUMS
 from aisdp_log.system.atomic import atomic_replace
@@ -231,66 +232,32 @@ def _write_member(archive: zipfile.ZipFile, name: str, item: Path | bytes) -> in
     return size
 
 
-def _verify_text(members: dict, allowed: Path | None,
-                 log_name: str) -> str:
+def _verify_text(members: dict, allowed: Path | None, log_name: str) -> str:
     """VERIFY.md: the exact commands that check the bundle with coreutils and OpenSSH."""
-    lines = [
-        f"# Checking this evidence bundle of {log_name}",
-        "",
-        "Written by aisdp-log. Every check below needs only `sha256sum` (GNU coreutils) and",
-        "`ssh-keygen` (OpenSSH 8.2 or later); unzip the bundle and run them in its folder.",
-        "",
-        "## 1. Every file is as it was written",
-        "",
-        "```sh",
-        f"sha256sum -c {BUNDLE_SUMS}",
-        "```",
-        "",
-        f"Every line must end in `OK`. `{BUNDLE_SUMS}` covers every other file of the bundle.",
-        "",
-        "## 2. Each sign-off is signed by a trusted key",
-        "",
-    ]
     statements = sorted(n for n in members if n.startswith("reviews/") and n.endswith(".json"))
-    signed = [n for n in statements if n + ".sig" in members]
-    if allowed is None:
-        lines += ["This bundle holds no allowed signers file: use one you trust, in OpenSSH",
-                  "allowed_signers format (`principal key-type base64-key`).", ""]
-    else:
-        lines += [f"`{BUNDLE_ALLOWED_SIGNERS}` lists the keys the team trusted when the bundle "
-                  "was written; an", "assessor should prefer a copy kept elsewhere "
-                  "(`-f` below).", ""]
-    for name in signed:
+    signed = []
+    for name in (n for n in statements if n + ".sig" in members):
         principal = "PRINCIPAL"
         if allowed is not None:
-            statement = members[name]
-            statement = statement if isinstance(statement, bytes) else statement.read_bytes()
-            sig = members[name + ".sig"]
-            check = signatures.check_signature(statement, sig.decode("ascii", "replace"),
+            check = signatures.check_signature(_member_bytes(members[name]),
+                                               members[name + ".sig"].decode("ascii", "replace"),
                                                allowed)
             principal = check.principals[0] if check.principals else principal
-        lines += ["```sh",
-                  f"ssh-keygen -Y find-principals -f {BUNDLE_ALLOWED_SIGNERS} -s {name}.sig",
-                  f"ssh-keygen -Y verify -f {BUNDLE_ALLOWED_SIGNERS} -I {principal} "
-                  f"-n {signatures.NAMESPACE} -s {name}.sig < {name}",
-                  "```", ""]
-    if not signed:
-        lines += ["No sign-off in this bundle is cryptographically signed.", ""]
-    unsigned = [n for n in statements if n not in signed]
-    if unsigned:
-        lines += ["Not cryptographically signed: " + ", ".join(f"`{n}`" for n in unsigned), ""]
-    lines += ["`verify` must print `Good \"aisdp-log\" signature for <principal>`.", "",
-              "## 3. Each signed statement names its review files", ""]
+        signed.append({"name": name, "principal": principal})
+    review_files = []
     for name in statements:
-        item = members[name]
         statement, _ = signatures.parse_statement(
-            (item if isinstance(item, bytes) else item.read_bytes()).decode("utf-8", "replace"))
-        for entry in ((statement or {}).get("review") or {}).values():
-            lines += [f"- `sha256sum reviews/{entry.get('file')}` must print "
-                      f"`{entry.get('sha256')}` (as `{name}` records)"]
-    lines += ["", "## 4. The signed rows", "",
-              "Each statement's `rows` holds the sha256 of every reviewed row of the log as it "
-              "was signed.", "`aisdp-log verify BUNDLE.zip` recomputes them from the bundled "
-              f"`{log_name}` and", "names any cell changed since (R006); it also checks the "
-              "chain of sign-offs (R009).", ""]
-    return "\n".join(lines)
+            _member_bytes(members[name]).decode("utf-8", "replace"))
+        review_files += [{"file": entry.get("file"), "sha256": entry.get("sha256"),
+                          "statement": name}
+                         for entry in ((statement or {}).get("review") or {}).values()]
+    return render_verify({
+        "log_name": log_name, "sums_name": BUNDLE_SUMS, "namespace": signatures.NAMESPACE,
+        "allowed_name": None if allowed is None else BUNDLE_ALLOWED_SIGNERS,
+        "allowed_file": BUNDLE_ALLOWED_SIGNERS, "signed": signed,
+        "unsigned": [n for n in statements if n + ".sig" not in members],
+        "review_files": review_files})
+
+
+def _member_bytes(item: bytes | Path) -> bytes:
+    return item if isinstance(item, bytes) else item.read_bytes()

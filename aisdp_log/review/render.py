@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import functools
 import html
+import re
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,6 +74,11 @@ def render_markdown(review) -> str:
     return text.rstrip() + "\n"
 
 
+def render_verify(context: dict) -> str:
+    """VERIFY.md of an evidence bundle (see `review/bundle.py` for the context's keys)."""
+    return _environment("markdown").get_template("verify.md.j2").render(context)
+
+
 @functools.cache
 def _environment(kind: str):
     """The Jinja2 environment of one document kind, with its one escaping rule as `finalize`
@@ -87,6 +94,8 @@ def _environment(kind: str):
         number=number, signed=signed, verdict=verdict, short=short, percent=percent,
         annex_refs=annex_refs, threshold_text=threshold_text, status_text=_status_text,
         delta_word=_delta_word, together_text=together_text)
+    if not html_kind:
+        environment.filters.update(shell=shell, code=code, codes=codes)
     return environment
 
 
@@ -200,10 +209,37 @@ def html_cell(value):
     return Markup(html.escape(text(value), quote=True))
 
 
+class Verbatim(str):
+    """Markdown a filter made safe for its place (a shell-quoted command line, a code span):
+    `md_cell` prints it as it is."""
+
+
+def shell(words) -> Verbatim:
+    """A command line from its words, each quoted for a POSIX shell where it needs it, for a
+    fenced `sh` block: a file or key name is one argument however it is spelled."""
+    return Verbatim(" ".join(shlex.quote(" ".join(str(word).split())) for word in words))
+
+
+def code(value) -> Verbatim:
+    """An inline code span of `value` on one line, fenced with more backticks than it holds,
+    so no text can end the span early."""
+    content = " ".join(text(value).split())
+    fence = "`" * (1 + max((len(run) for run in re.findall("`+", content)), default=0))
+    padding = " " if content.startswith("`") or content.endswith("`") else ""
+    return Verbatim(f"{fence}{padding}{content}{padding}{fence}")
+
+
+def codes(values) -> Verbatim:
+    """Code spans, comma-separated."""
+    return Verbatim(", ".join(code(value) for value in values))
+
+
 def md_cell(value) -> str:
     """The Markdown rule, for every value a template prints: escaped as HTML, pipes and line
     breaks neutralised, and brackets escaped, so `![](https://...)` in a cell is no image that
-    fetches; empty text shows as a dash."""
+    fetches; empty text shows as a dash. A `Verbatim` (a filter's safe output) passes."""
+    if isinstance(value, Verbatim):
+        return str(value)
     escaped = html.escape(text(value), quote=False)
     for char in "\\|`[]":  # the backslash first, so a typed one cannot undo an escape
         escaped = escaped.replace(char, "\\" + char)
