@@ -39,8 +39,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=5)
     options = parser.parse_args()
+    from signoffs import allow, make_key
     from test_review import make_project
-    from test_signatures import allow, make_key
 
     with tempfile.TemporaryDirectory() as folder:
         tmp = Path(folder)

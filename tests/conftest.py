@@ -1,5 +1,6 @@
 """Shared fixtures: a freshly generated template, and that template filled in the way a person
-fills it (openpyxl writing into the table rows, as Excel would)."""
+fills it (openpyxl writing into the table rows, as Excel would); a log filled from the 0.1.0
+template; the demo project and the DVC-get-started-shaped project, each built once."""
 
 from __future__ import annotations
 
@@ -71,6 +72,36 @@ def fill_template(tmp_path: Path, template_path: Path):
     return fill
 
 
+def template_0_1_0(target: Path) -> Path:
+    """The template aisdp-log 0.1.0 wrote (template version 1). A copy of
+    `git show 83ddd8a:templates/experiment-log.xlsx` is kept in tests/fixtures: once this
+    branch is merged, `main:templates/...` is the current template, not the old one."""
+    target.write_bytes((Path(__file__).parent / "fixtures" / "template-version-1.xlsx")
+                       .read_bytes())
+    return target
+
+
+def template_version(path: Path) -> str | None:
+    import openpyxl
+
+    props = openpyxl.load_workbook(path).custom_doc_props.props
+    return {p.name: p.value for p in props}.get("aisdp-log template version")
+
+
+@pytest.fixture
+def old_log(tmp_path: Path) -> Path:
+    """A log a team filled from the 0.1.0 template, with a column of their own."""
+    import openpyxl
+
+    old = template_0_1_0(tmp_path / "template-0.1.0.xlsx")
+    workbook = openpyxl.load_workbook(old)
+    workbook["Experiments"].cell(1, 25, "Reviewer")
+    workbook.save(old)
+    return fill_workbook(old, tmp_path / "experiment-log.xlsx",
+                         [CLEAN_TEMPLATE_ROW, dict(CLEAN_TEMPLATE_ROW, **{
+                             "Experiment ID": "EXP-002", "Reviewer": "Bob"})])
+
+
 @pytest.fixture(scope="session")
 def built_demo(tmp_path_factory) -> Path:
     """The demo project, built once per test session (real git, DVC and torch training).
@@ -95,6 +126,24 @@ def demo_project(built_demo: Path, tmp_path: Path) -> Path:
     (target / ".dvc" / "config").write_text(
         (target / ".dvc" / "config").read_text().replace(str(built_demo), str(target)))
     return target
+
+
+@pytest.fixture(scope="session")
+def built_getstarted(tmp_path_factory) -> dict:
+    """The DVC-get-started-shaped project of dvc_projects.py, trained once per test session by
+    `dvc repro` and committed. Tests that change it must use `getstarted`, a private copy."""
+    from dvc_projects import build_getstarted
+
+    return build_getstarted(tmp_path_factory.mktemp("getstarted") / "project")
+
+
+@pytest.fixture
+def getstarted(built_getstarted: dict, tmp_path: Path) -> dict:
+    """A private copy of the trained get-started project with the artefact folder of EXP-001
+    (dvc_projects.copy_getstarted)."""
+    from dvc_projects import copy_getstarted
+
+    return copy_getstarted(built_getstarted, tmp_path / "project")
 
 
 @pytest.fixture(autouse=True, scope="session")

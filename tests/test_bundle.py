@@ -12,8 +12,8 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from signoffs import ADA, allow, make_key
 from test_review import make_project
-from test_signatures import ADA, allow, make_key
 
 from aisdp_log.cli.main import main
 from aisdp_log.review.bundle import write_bundle

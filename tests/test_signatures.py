@@ -8,73 +8,34 @@ import hashlib
 import json
 import shutil
 import subprocess
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from builders import git
+from signoffs import (
+    ADA,
+    Signed,
+    allow,
+    edit,
+    fingerprint,
+    make_key,
+    mallory_resigns,
+    read_signoffs_of,
+    ssh_signed_project,
+)
 from test_review import make_project
-from test_signoff import edit, read_signoffs_of
 
 from aisdp_log.cli.main import main
-from aisdp_log.lint.runner import validate
 from aisdp_log.review.write import write_review
 from aisdp_log.signing.verify import verify
 
 pytestmark = pytest.mark.skipif(shutil.which("ssh-keygen") is None,
                                 reason="ssh-keygen (openssh-client) not installed")
 
-ADA = "Ada Lovelace, ML lead"
-
-
-def make_key(folder: Path, name: str) -> Path:
-    """A real ed25519 key pair without passphrase, as `ssh-keygen -t ed25519 -N ''` makes it."""
-    key = folder / name
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"{name}@example.com",
-                    "-f", str(key)], check=True, capture_output=True)
-    return key
-
-
-def fingerprint(key: Path) -> str:
-    out = subprocess.run(["ssh-keygen", "-l", "-E", "sha256", "-f", str(key)], check=True,
-                         capture_output=True, text=True).stdout
-    return out.split()[1]
-
-
-def allow(repo: Path, principal: str, key: Path) -> Path:
-    """Add `key` to the repository's `.aisdp/allowed_signers` for `principal`."""
-    allowed = repo / ".aisdp" / "allowed_signers"
-    allowed.parent.mkdir(exist_ok=True)
-    public = " ".join(Path(f"{key}.pub").read_text().split()[:2])
-    with open(allowed, "a") as fh:
-        fh.write(f"{principal} {public}\n")
-    return allowed
-
-
-@dataclass
-class Signed:
-    project: object
-    ada: Path
-    mallory: Path
-    allowed: Path
-    out: Path
-
-    @property
-    def log(self) -> Path:
-        return self.project.log
-
-
 @pytest.fixture
 def signed(tmp_path: Path) -> Signed:
     """The demo-like project, 2026-Q3 signed by Ada with her key; her key is allowed."""
-    project = make_project(tmp_path, tamper=None)
-    keys = tmp_path / "keys"
-    keys.mkdir()
-    ada, mallory = make_key(keys, "ada"), make_key(keys, "mallory")
-    allowed = allow(project.repo, "ada@example.com", ada)
-    out = tmp_path / "out"
-    write_review(project.log, period="2026-Q3", output_dir=out, sign=ADA, key=ada)
-    return Signed(project, ada, mallory, allowed, out)
+    return ssh_signed_project(tmp_path)
 
 
 def verify_codes(path: Path, **options) -> list[tuple[str, str, str]]:
@@ -129,10 +90,7 @@ def test_the_statement_is_canonical_and_names_the_review_files(signed):
 
 @pytest.mark.slow
 def test_mallory_edits_a_signed_hypothesis_and_signs_as_ada_with_her_own_key(signed, capsys):
-    cell = signed.project.cell("EXP-004", "Hypothesis")
-    edit(signed.log, "Experiments", cell, "a better story, written after the fact")
-    write_review(signed.log, period="2026-Q3", output_dir=signed.out, sign=ADA,
-                 key=signed.mallory)
+    cell = mallory_resigns(signed)
     code, report = run_verify(capsys, str(signed.log))
     assert code == 1
     found = {(f["code"], f["sheet"], f["cell"]) for f in report["findings"]}
@@ -140,11 +98,8 @@ def test_mallory_edits_a_signed_hypothesis_and_signs_as_ada_with_her_own_key(sig
     [r008] = [f for f in report["findings"] if f["code"] == "R008"]
     assert fingerprint(signed.mallory) in r008["message"]
     assert "Ada Lovelace" in r008["message"]
-    # validate reports the same, since .aisdp/allowed_signers is there
-    codes = {(f.code, f.cell) for f in validate(signed.log, offline=True).findings
-             if f.code.startswith("R00") and f.code not in ("R001", "R002", "R004", "R005")}
-    assert codes == {("R006", cell), ("R008", "F3")}
-    # and the next review still lists the change, and says whose signature is not trusted
+    # (what validate reports of the same forgery: test_checks_signoff.py)
+    # the next review still lists the change, and says whose signature is not trusted
     again = write_review(signed.log, period="2026-Q3", output_dir=signed.out / "again")
     assert [(c.experiment_id, c.headers) for c in again.review.changes.changed] == \
         [("EXP-004", ["hypothesis"])]

@@ -1,25 +1,24 @@
-"""`review --sign` and R006: a signed row edited later is caught at the changed cell; the
-tool-written Reproducibility cell and the Rerun mark are not part of the signature."""
+"""`review --sign`: the Sign-off row it appends (row hashes of the reviewed rows), the rows it
+never changes, the changes the next review reports. The R006 findings `validate` reports once a
+signed row is edited are in test_checks_signoff.py."""
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 from builders import row, write_log
+from signoffs import SIGNER, edit, read_signoffs_of, signed_project
 from test_review import _text, make_project
 
 from aisdp_log.cli.main import main
 from aisdp_log.lint.runner import validate
 from aisdp_log.review.write import write_review
-from aisdp_log.signing.signoff import canonical, read_signoffs
+from aisdp_log.signing.signoff import canonical
 from aisdp_log.workbook.reader import load_log
-
-SIGNER = "Ana Ruiz, Head of ML"
 
 
 def r006(log: Path) -> list[tuple[str, str, str]]:
@@ -28,21 +27,10 @@ def r006(log: Path) -> list[tuple[str, str, str]]:
     return [(f.code, f.sheet, f.cell) for f in report.findings if f.code == "R006"]
 
 
-def edit(log: Path, sheet: str, cell: str, value) -> None:
-    """Change one cell the way a person's spreadsheet program would: load, set, save."""
-    import openpyxl
-
-    workbook = openpyxl.load_workbook(log)
-    workbook[sheet][cell].value = value
-    workbook.save(log)
-
-
 @pytest.fixture
 def signed(tmp_path: Path):
     """The review project with 2026-Q3 reviewed and signed."""
-    project = make_project(tmp_path)
-    write_review(project.log, period="2026-Q3", output_dir=tmp_path / "out", sign=SIGNER)
-    return project
+    return signed_project(tmp_path)
 
 
 def test_canonical_text_ignores_how_a_value_was_stored():
@@ -82,64 +70,6 @@ def experiment_values(path: Path) -> list[list]:
         return [[log.parse(r, c) for c in log.table.columns] for r in log.rows]
     finally:
         log.workbook.close()
-
-
-@pytest.mark.slow
-def test_edit_of_a_signed_hypothesis_is_r006_at_that_cell(signed, capsys):
-    cell = signed.cell("EXP-004", "Hypothesis")
-    edit(signed.log, "Experiments", cell, "a better story, written after the fact")
-    assert r006(signed.log) == [("R006", "Experiments", cell)]
-    with pytest.raises(SystemExit) as exit_info:
-        main(["validate", str(signed.log), "--offline", "--format", "json"])
-    assert exit_info.value.code == 1
-    findings = json.loads(capsys.readouterr().out)["findings"]
-    [finding] = [f for f in findings if f["code"] == "R006"]
-    assert (finding["cell"], finding["column"], finding["experiment_id"]) == \
-        (cell, "Hypothesis", "EXP-004")
-
-
-@pytest.mark.slow
-def test_rerun_after_signing_is_not_a_change(signed):
-    edit(signed.log, "Experiments", signed.cell("EXP-004", "Reproducibility"), "bitwise")
-    edit(signed.log, "Experiments", signed.cell("EXP-005", "Rerun"), "yes")
-    edit(signed.log, "Experiments", signed.cell("EXP-006", "Reproducibility"), "failed")
-    assert r006(signed.log) == []
-
-
-@pytest.mark.slow
-def test_metric_outcome_and_cleared_cells_each_point_at_their_cell(signed):
-    edit(signed.log, "Experiments", signed.cell("EXP-005", "metrics.accuracy"), 0.86)
-    edit(signed.log, "Experiments", signed.cell("EXP-006", "Outcome"), "selected")
-    edit(signed.log, "Experiments", signed.cell("EXP-003", "Notes"), None)
-    assert sorted(r006(signed.log)) == sorted([
-        ("R006", "Experiments", signed.cell("EXP-005", "metrics.accuracy")),
-        ("R006", "Experiments", signed.cell("EXP-006", "Outcome")),
-        ("R006", "Experiments", signed.cell("EXP-003", "Notes")),
-    ])
-    # Same value stored differently (text date -> Excel date, 12.5 -> "12.5" stays a number)
-    # is not a change.
-    edit(signed.log, "Experiments", signed.cell("EXP-005", "metrics.accuracy"), 0.83)
-    edit(signed.log, "Experiments", signed.cell("EXP-006", "Outcome"), None)
-    edit(signed.log, "Experiments", signed.cell("EXP-003", "Notes"), "Q3 reference")
-    edit(signed.log, "Experiments", signed.cell("EXP-004", "Date"), dt.datetime(2026, 8, 3))
-    edit(signed.log, "Experiments", signed.cell("EXP-004", "Outcome"), "Selected")
-    assert r006(signed.log) == []
-
-
-@pytest.mark.slow
-def test_deleted_signed_row_is_r006_at_the_signoff_row(signed):
-    import openpyxl
-
-    workbook = openpyxl.load_workbook(signed.log)
-    workbook["Experiments"].delete_rows(7)  # EXP-006
-    workbook.save(signed.log)
-    assert r006(signed.log) == [("R006", "Sign-off", "D2")]
-
-
-@pytest.mark.slow
-def test_unreadable_row_hashes_is_r006_at_that_cell(signed):
-    edit(signed.log, "Sign-off", "E2", "{not json")
-    assert r006(signed.log) == [("R006", "Sign-off", "E2")]
 
 
 @pytest.mark.slow
@@ -204,11 +134,3 @@ def test_signing_refused_while_the_log_is_open_in_libreoffice(tmp_path, capsys):
     assert exit_info.value.code == 2
     assert "open in LibreOffice" in capsys.readouterr().err
     assert read_signoffs_of(log) == []
-
-
-def read_signoffs_of(path: Path):
-    log = load_log(path)
-    try:
-        return read_signoffs(log.workbook)
-    finally:
-        log.workbook.close()

@@ -1,6 +1,6 @@
 """`template --upgrade`: a log made by an older template gets the current template's columns,
-validations, marks, Guide and version, keeping every row and column; `validate` says (S012)
-when a log's template is older than the tool's."""
+validations, marks, Guide and version, keeping every row and column; the S012 finding `validate`
+reports on a log of an older template is in test_checks_template.py."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import openpyxl
 import pytest
 from builders import BASE_ROW, write_log
 from click.testing import CliRunner
-from conftest import CLEAN_TEMPLATE_ROW, fill_workbook
+from conftest import CLEAN_TEMPLATE_ROW, fill_workbook, template_0_1_0, template_version
 
 import aisdp_log
 from aisdp_log import spec
@@ -21,43 +21,10 @@ from aisdp_log.cli.main import cli
 from aisdp_log.workbook.upgrade import upgrade_log
 
 
-def template_0_1_0(target: Path) -> Path:
-    """The template aisdp-log 0.1.0 wrote (template version 1). A copy of
-    `git show 83ddd8a:templates/experiment-log.xlsx` is kept in tests/fixtures: once this
-    branch is merged, `main:templates/...` is the current template, not the old one."""
-    target.write_bytes((Path(__file__).parent / "fixtures" / "template-version-1.xlsx")
-                       .read_bytes())
-    return target
-
-
-def template_version(path: Path) -> str | None:
-    props = openpyxl.load_workbook(path).custom_doc_props.props
-    return {p.name: p.value for p in props}.get("aisdp-log template version")
-
-
 def cf_formulas(path: Path) -> dict[str, list[str]]:
     sheet = openpyxl.load_workbook(path)["Experiments"]
     return {str(r.sqref): [rule.formula[0] for rule in rules]
             for r, rules in sheet.conditional_formatting._cf_rules.items()}
-
-
-@pytest.fixture
-def old_log(tmp_path: Path) -> Path:
-    """A log a team filled from the 0.1.0 template, with a column of their own."""
-    old = template_0_1_0(tmp_path / "template-0.1.0.xlsx")
-    workbook = openpyxl.load_workbook(old)
-    workbook["Experiments"].cell(1, 25, "Reviewer")
-    workbook.save(old)
-    return fill_workbook(old, tmp_path / "experiment-log.xlsx",
-                         [CLEAN_TEMPLATE_ROW, dict(CLEAN_TEMPLATE_ROW, **{
-                             "Experiment ID": "EXP-002", "Reviewer": "Bob"})])
-
-
-def test_an_older_template_is_s012_at_a1(old_log):
-    assert template_version(old_log) == "1"
-    report = aisdp_log.validate(old_log, offline=True)
-    assert report.codes() == [("S012", "A1")]
-    assert report.exit_code() == 0 and report.exit_code(strict=True) == 1
 
 
 def test_a_0_1_0_log_is_upgraded_and_validates_clean(old_log):
