@@ -34,11 +34,12 @@ METRICS = [{"Metric": "accuracy", "Goal": "max", "Threshold": 0.85,
 
 def finding_pairs(found, codes: str | tuple[str, ...] = "") -> list[tuple[str, str]]:
     """(code, cell) of each finding in `found` (a Report, Findings, or such pairs already),
-    keeping only codes that start with one of `codes` when given (`"GD"`, `("S0", "A")`)."""
+    keeping only codes that start with `codes` when given: one prefix (`"A"`, `"R006"`) or
+    several (`("G", "D")`)."""
     if hasattr(found, "findings"):
         found = found.findings
     pairs = [item if isinstance(item, tuple) else (item.code, item.cell) for item in found]
-    prefixes = tuple(codes)
+    prefixes = (codes,) if isinstance(codes, str) and codes else tuple(codes)
     return [pair for pair in pairs if not prefixes or pair[0].startswith(prefixes)]
 
 
