@@ -102,7 +102,7 @@ def test_clean_rows_with_md5_prefixes_dir_hashes_tags_and_lock_outs_pass(tmp_pat
         row(experiment_id="EXP-006", code_commit=p.c3[:7], data_version=p.prep[:12]),
         row(experiment_id="EXP-007", code_commit=p.c2[:7], data_version="md5:" + p.train2),
     ])
-    assert_findings(report, [], "GD")
+    assert_findings(report, [], ("G", "D"))
 
 
 def test_d001_data_version_that_no_record_ever_pinned(tmp_path, project):
@@ -163,7 +163,7 @@ def test_records_only_on_a_dangling_commit_are_found(tmp_path, project):
     extra = pinned(repo, "extra.csv.dvc")
     git(repo, "reset", "-q", "--hard", "HEAD~1")
     report = check(tmp_path, repo, [row(code_commit=dangling[:7], data_version=extra[:8])])
-    assert_findings(report, [("G004", f"{COMMIT}2")], "GD")
+    assert_findings(report, [("G004", f"{COMMIT}2")], ("G", "D"))
 
 
 def test_d003_data_missing_from_the_local_cache(tmp_path, project):
@@ -252,7 +252,7 @@ def test_one_defect_per_code_each_at_its_cell_and_clean_rows_silent(tmp_path, pr
     assert_findings(report, [
         ("G001", f"{COMMIT}3"), ("G005", f"{ENVIRONMENT}4"), ("G003", f"{COMMIT}5"),
         ("D003", f"{DATA}5"), ("G004", f"{COMMIT}6"), ("D001", f"{DATA}7"),
-        ("D002", f"{DATA}8")], "GD")
+        ("D002", f"{DATA}8")], ("G", "D"))
     clean_rows = {2, 9}
     assert [f for f in report.findings if f.row in clean_rows and f.severity == "error"
             and not f.code.startswith("A")] == []
