@@ -83,7 +83,7 @@ def copy(project: Project, tmp_path: Path) -> Path:
     return target
 
 
-def codes(report, prefixes: str = "GD") -> list[tuple[str, str]]:
+def codes(report, prefixes: str | tuple[str, ...] = ("G", "D")) -> list[tuple[str, str]]:
     return sorted(finding_pairs(report, prefixes))
 
 
