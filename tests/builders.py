@@ -6,9 +6,13 @@ import datetime as dt
 import os
 import subprocess
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 import xlsxwriter
+from click.testing import CliRunner
+
+from aisdp_log.cli import cli
 
 SHA = "sha256:" + "a" * 64
 
@@ -143,3 +147,34 @@ def commit(repo: Path, files: dict[str, str | bytes] | None = None, *,
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "--allow-empty", "-m", message, date=date)
     return git(repo, "rev-parse", "HEAD")
+
+
+@dataclass
+class CliResult:
+    """What a finished `aisdp-log` command left: the names of `subprocess.CompletedProcess`."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None) -> CliResult:
+    """`aisdp-log ARGS` in this process through click's CliRunner, as the installed command
+    runs it (the root group applies the one-line error contract): in `cwd`, with `env` over
+    this environment. An exception that escapes the contract fails the test. Tests where a
+    real process matters (a terminal, signals, what a process imports, two writers at once)
+    start `python -m aisdp_log` themselves."""
+    # `env` replaces the environment, as subprocess's does: names it lacks are unset
+    environment = {} if env is None else {name: env.get(name)
+                                          for name in set(os.environ) | set(env)}
+    environment["NO_COLOR"] = environment.get("NO_COLOR") or "1"
+    environment.setdefault("AISDP_LOG_DEBUG", None)
+    previous = Path.cwd()
+    os.chdir(cwd or previous)
+    try:
+        result = CliRunner().invoke(cli, list(args), env=environment)
+    finally:
+        os.chdir(previous)
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return CliResult(result.exit_code, result.stdout, result.stderr)

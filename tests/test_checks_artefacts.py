@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from builders import BASE_ROW, assert_findings, finding_pairs, init_repo, row, write_log
+from builders import BASE_ROW, assert_findings, finding_pairs, init_repo, row, run_cli, write_log
 
 from aisdp_log.config import load_config
 from aisdp_log.lint.checks import artefacts
@@ -366,14 +366,11 @@ def test_progress_requested_but_stderr_not_a_terminal_prints_nothing(repo, capsy
 
 
 def test_cli_exit_code_and_json_cell_for_a_tampered_model(repo):
-    import subprocess
-    import sys
 
     folder = make_folder(repo, "EXP-001")
     (folder / "model.pt").write_bytes(b"retrained")
     log_path = write_log(repo / "log.xlsx", [clean_row()], headers=HEADERS)
-    result = subprocess.run([sys.executable, "-m", "aisdp_log", "validate", str(log_path),
-                             "--format", "json"], capture_output=True, text=True, cwd=repo)
+    result = run_cli("validate", str(log_path), "--format", "json", cwd=repo)
     found = [(f["code"], f["cell"]) for f in json.loads(result.stdout)["findings"]
              if f["code"].startswith("A")]
     assert (result.returncode, found) == (1, [("A002", cell("Artefact hash"))])

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-from builders import init_repo
+from builders import init_repo, run_cli
 
 from aisdp_log.artefacts.digests import (
     ArtefactError,
@@ -37,9 +36,8 @@ def write(folder: Path, files: dict[str, bytes]) -> Path:
     return folder
 
 
-def cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "aisdp_log", *args], cwd=cwd,
-                          capture_output=True, text=True)
+def cli(*args: str, cwd: Path | None = None):
+    return run_cli(*args, cwd=cwd)
 
 
 def test_file_hash_equals_sha256sum(tmp_path):

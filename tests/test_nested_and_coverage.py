@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 
 import pytest
-from builders import write_log
+from builders import run_cli, write_log
 from dvc_projects import (
     HEADERS,
     METRIC_ROWS,
@@ -77,19 +75,16 @@ def test_the_text_and_json_output_give_the_coverage(getstarted):
                     [faithful_row(getstarted, **{"Random seed": 7})], headers=HEADERS,
                     metrics=METRIC_ROWS)
     os.remove(getstarted["folder"] / "metrics.json")
-    cli = [sys.executable, "-m", "aisdp_log", "validate", str(log)]
-    text = subprocess.run(cli, cwd=getstarted["root"], capture_output=True, text=True,
-                          env=dict(os.environ, NO_COLOR="1"))
+    text = run_cli("validate", str(log), cwd=getstarted["root"])
     assert text.returncode == 1  # A004 at the seed
     assert text.stdout.splitlines()[-1] == "9 of 11 evidence cells verified"
-    document = json.loads(subprocess.run(cli + ["--format", "json"], cwd=getstarted["root"],
-                                         capture_output=True, text=True).stdout)
+    document = json.loads(run_cli("validate", str(log), "--format", "json",
+                                  cwd=getstarted["root"]).stdout)
     assert document["summary"]["coverage"] == {
         "verified": 9, "unverified": 2,
         "unverified_cells": [f"Experiments!{cell('metrics.avg_prec.test')}",
                              f"Experiments!{cell('metrics.roc_auc.test')}"]}
-    offline = subprocess.run(cli + ["--offline"], cwd=getstarted["root"], capture_output=True,
-                             text=True, env=dict(os.environ, NO_COLOR="1"))
+    offline = run_cli("validate", str(log), "--offline", cwd=getstarted["root"])
     assert offline.stdout.splitlines()[-1].startswith("0 of 11 evidence cells verified")
     assert "--offline" in offline.stdout.splitlines()[-1]
 
@@ -111,12 +106,9 @@ def test_template_with_dotted_names_then_add_fills_the_nested_record(getstarted)
         '[template.metrics."avg_prec.test"]\ngoal = "max"\nthreshold = 0.8\n'
         '[template.metrics."roc_auc.test"]\ngoal = "max"\nthreshold = 0.8\n')
     log = root / "experiment-log.xlsx"
-    cli = [sys.executable, "-m", "aisdp_log"]
-    made = subprocess.run(cli + ["template", "-o", str(log)], cwd=root, capture_output=True,
-                          text=True)
+    made = run_cli("template", "-o", str(log), cwd=root)
     assert made.returncode == 0, made.stderr
-    added = subprocess.run(cli + ["add", str(log), "EXP-001"], cwd=root, capture_output=True,
-                           text=True)
+    added = run_cli("add", str(log), "EXP-001", cwd=root)
     assert added.returncode == 0, added.stderr
 
     import openpyxl

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from builders import commit, git, init_repo, write_log
+from builders import commit, git, init_repo, run_cli, write_log
 
 pytestmark = pytest.mark.slow
 
@@ -202,9 +202,6 @@ def cell(log: Path, experiment_id: str, header: str):
                 if r["Experiment ID"] == experiment_id)
 
 
-def run_cli(*args: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "aisdp_log", *args], cwd=cwd,
-                          capture_output=True, text=True, env=env)
 
 
 def rerun(log: Path, **options):

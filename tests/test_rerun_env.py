@@ -16,7 +16,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from builders import commit, init_repo, write_log
+from builders import commit, init_repo, run_cli, write_log
 
 pytestmark = pytest.mark.slow
 
@@ -187,9 +187,8 @@ def sheet(log: Path, name: str) -> list[dict]:
     return [{c.header: r.get(c) for c in table.columns} for r in table.rows]
 
 
-def cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "aisdp_log", *args], capture_output=True,
-                          text=True)
+def cli(*args: str):
+    return run_cli(*args)
 
 
 # --------------------------------------------------------------------------- pre-flight

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import openpyxl
 import pytest
+from builders import run_cli
 from click.testing import CliRunner
 from conftest import CLEAN_TEMPLATE_ROW as CLEAN_ROW
 
@@ -263,8 +263,7 @@ def test_cli_writes_and_refuses_overwrite(tmp_path, monkeypatch):
     result = runner.invoke(cli, ["template", "-o", "log.xlsx"])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "log.xlsx").read_bytes() == build_template()
-    result = subprocess.run([sys.executable, "-m", "aisdp_log", "template", "-o", "log.xlsx"],
-                            cwd=tmp_path, capture_output=True, text=True)
+    result = run_cli("template", "-o", "log.xlsx", cwd=tmp_path)
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     result = runner.invoke(cli, ["template", "-o", "log.xlsx", "--force"])

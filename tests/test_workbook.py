@@ -10,8 +10,6 @@ import datetime as dt
 import os
 import re
 import struct
-import subprocess
-import sys
 import time
 import zipfile
 from pathlib import Path
@@ -19,7 +17,7 @@ from pathlib import Path
 import openpyxl
 import pytest
 import xlsxwriter
-from builders import BASE_ROW, row, write_log
+from builders import BASE_ROW, row, run_cli, write_log
 
 import aisdp_log
 from aisdp_log.errors import WorkbookError
@@ -34,11 +32,6 @@ from aisdp_log.workbook.table import cell_ref, column_letter
 ADVICE = ("save", "check", "pass", "write", "restore", "add", "open", "keep")
 
 
-def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = dict(os.environ, NO_COLOR="1")
-    env.pop("AISDP_LOG_DEBUG", None)
-    return subprocess.run([sys.executable, "-m", "aisdp_log", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=120)
 
 
 def assert_refused(path: Path, cwd: Path) -> str:
