@@ -11,29 +11,17 @@ import sys
 from pathlib import Path
 
 import pytest
-from builders import BASE_ROW, row, write_log
-from click.testing import CliRunner, Result
+from builders import BASE_ROW, row, run_cli, write_log
 
-from aisdp_log.cli import cli
 from aisdp_log.findings import CATALOGUE
 
 HEAVY = ("pandas", "pandera", "openpyxl", "dvc", "torch", "scipy", "matplotlib", "git",
          "xlsxwriter", "numpy")
 
 
-def run(*args: str, cwd: Path, env: dict | None = None) -> Result:
-    """The command as `aisdp-log` runs it (the root group applies the one-line error
-    contract), in this process; an exception that escapes the contract fails the test."""
-    environment = {"NO_COLOR": "1", "AISDP_LOG_DEBUG": None, **(env or {})}
-    previous = Path.cwd()
-    os.chdir(cwd)
-    try:
-        result = CliRunner().invoke(cli, list(args), env=environment)
-    finally:
-        os.chdir(previous)
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    return result
+def run(*args: str, cwd: Path, env: dict | None = None):
+    """The command in this process (builders.run_cli), with `env` added to ours."""
+    return run_cli(*args, cwd=cwd, env=None if env is None else {**os.environ, **env})
 
 
 def run_process(*args: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -71,13 +59,13 @@ def logs(tmp_path) -> dict[str, Path]:
 def test_exit_codes(logs, tmp_path, name, strict, code):
     args = ["validate", str(logs[name]), "--offline"] + (["--strict"] if strict else [])
     result = run(*args, cwd=tmp_path)
-    assert result.exit_code == code, result.stderr
+    assert result.returncode == code, result.stderr
     assert result.stderr == ""
 
 
 def test_nothing_checked_is_exit_2_with_one_line(tmp_path):
     result = run("validate", str(tmp_path / "absent.xlsx"), "--offline", cwd=tmp_path)
-    assert result.exit_code == 2
+    assert result.returncode == 2
     assert result.stdout == "" and len(result.stderr.splitlines()) == 1
     assert "absent.xlsx" in result.stderr
 
@@ -86,7 +74,7 @@ def test_nothing_checked_is_exit_2_with_one_line(tmp_path):
                                   ["validate", "x.xlsx", "--no-such-option"], ["no-such-command"]])
 def test_bad_arguments_are_exit_2_without_traceback(tmp_path, args):
     result = run(*args, cwd=tmp_path)
-    assert result.exit_code == 2
+    assert result.returncode == 2
     assert "Traceback" not in result.stderr and result.stderr.strip()
 
 
@@ -103,7 +91,7 @@ def test_whatever_stops_a_command_is_one_line_and_an_exit_code(tmp_path, monkeyp
 
     monkeypatch.setattr("aisdp_log.lint.catalogue.render_codes", fail)
     result = run("codes", cwd=tmp_path)
-    assert result.exit_code == code
+    assert result.returncode == code
     assert result.stdout == ""
     assert result.stderr.strip().splitlines()[-1:] == ([last_line] if last_line else [])
 
@@ -148,7 +136,7 @@ def test_text_format_shows_control_characters_in_cells_escaped(tmp_path):
     log = write_log(tmp_path / "log.xlsx", [row(experiment_id="EXP\x1b]0;owned\x07-1",
                                                 outcome=None)])
     result = run("validate", str(log), "--offline", cwd=tmp_path)
-    assert result.exit_code == 1
+    assert result.returncode == 1
     assert "\x1b" not in result.stdout and "\x07" not in result.stdout
     assert result.stdout.splitlines()[0] == "Experiments row 2 (EXP\\x1b]0;owned\\x07-1)"
 
@@ -163,7 +151,7 @@ def test_text_format_of_a_clean_log_is_the_config_the_summary_then_the_coverage(
 
 def test_json_format_is_spec_shape(logs, tmp_path):
     result = run("validate", str(logs["errors"]), "--offline", "--format", "json", cwd=tmp_path)
-    assert result.exit_code == 1
+    assert result.returncode == 1
     document = json.loads(result.stdout)
     assert list(document) == ["log", "rows", "summary", "findings", "config"]
     assert document["config"] is None
@@ -260,7 +248,7 @@ def test_colour_only_on_a_terminal_and_never_with_no_color(logs, tmp_path):
 
 def test_codes_lists_every_code(tmp_path):
     result = run("codes", cwd=tmp_path)
-    assert result.exit_code == 0
+    assert result.returncode == 0
     listed = re.findall(r"^([A-Z]\d{3})  (error|warning)", result.stdout, re.M)
     assert [code for code, _ in listed] == list(CATALOGUE)
     assert all(CATALOGUE[code].severity.value == severity for code, severity in listed)
