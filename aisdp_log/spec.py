@@ -41,7 +41,7 @@ ANNEX_TEXT = {
 class ColumnSpec:
     """One column of the `Experiments` sheet.
 
-    `kind` names the value parser in `values.py`; `key` is the name code uses.
+    `kind` names the value parser in `domain/values.py`; `key` is the name code uses.
     """
 
     key: str

@@ -166,7 +166,7 @@ def leftovers(root: Path, log: Path, trial_tmp: Path, expected_untracked: set[st
                                                    "temp dirs", "running marks",
                                                    "git-visible")}
     tools = log.parent / ".aisdp-log"
-    if tools.is_dir():  # also home of the hash and verdict caches (hashcache.py): not counted
+    if tools.is_dir():  # also home of the hash and verdict caches (artefacts/cache.py): not counted
         for entry in tools.iterdir():
             if entry.name.endswith(".lock"):
                 found["lock files"].append(str(entry))

@@ -1,6 +1,7 @@
-"""Checks before a write and what a write leaves behind (guard.py, lifeline.py, worktree.py):
-permissions and owner as the user's own rights decide, links, Office locks beside a link's
-target, the waiting writer lock, a dead writer's lock taken over, killed reruns, a full disk.
+"""Checks before a write and what a write leaves behind (workbook/guard, system/lifeline,
+repo/worktree): permissions and owner as the user's own rights decide, links, Office locks
+beside a link's target, the waiting writer lock, a dead writer's lock taken over, killed reruns,
+a full disk.
 
 Signals, processes and dropped privileges need real processes: those tests run the CLI with
 `python -m aisdp_log`."""

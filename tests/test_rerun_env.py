@@ -1,7 +1,7 @@
-"""Reruns in the environment the row recorded (`rerun_env.py`): the pre-flight of the command's
-interpreter, the stderr tail of a failed run, and `--env lock` building a cached environment
-with uv from the row's lock file. A real git + DVC project, real virtual environments and a
-small wheel built here, installed offline from a find-links folder."""
+"""Reruns in the environment the row recorded (rerun/environment, preflight, lockenv): the pre-
+flight of the command's interpreter, the stderr tail of a failed run, and `--env lock` building
+a cached environment with uv from the row's lock file. A real git + DVC project, real virtual
+environments and a small wheel built here, installed offline from a find-links folder."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""values.py: cell parsers. Each returns the typed value or raises ValueError (an S003)."""
+"""domain/values.py: cell parsers. Each returns the typed value or raises ValueError (an S003)."""
 
 from __future__ import annotations
 

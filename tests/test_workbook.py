@@ -1,4 +1,4 @@
-"""workbook.py: the reader, and the hostile files it must turn away with one line (exit 2).
+"""workbook/ reading: the reader, and the hostile files it must turn away with one line (exit 2).
 
 Every hostile file is run through the real CLI in a subprocess: exit code 2, exactly one line
 on stderr naming the file and what to do, nothing on stdout, never a traceback.

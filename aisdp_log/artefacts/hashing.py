@@ -25,7 +25,7 @@ def artefact_hash(path: Path | str, *, root: Path | str | None = None, cache=Non
 
     `root` bounds where symlinks may lead (default: the folder holding `path`, which for
     `<artefacts>/<ID>` is the artefacts root the validator uses); `cache` is a
-    `hashcache.HashCache` (default: none). Raises ArtefactError when the path is missing,
+    `artefacts.cache.HashCache` (default: none). Raises ArtefactError when the path is missing,
     a folder holds no model file, a link leaves the root or a file cannot be read."""
     cache = cache if cache is not None else NullCache()
     path = Path(path)

@@ -2,7 +2,7 @@
 fill it look: a note on each finding's cell, a highlight of those cells, and a `Findings` sheet.
 
 Everything the tool writes here is recognisable as its own, so the next `--annotate` replaces it
-and nothing else: notes by their author `aisdp-log` (or their marker line, see comments_part),
+and nothing else: notes by their author `aisdp-log` (or their marker line, see workbook/comments),
 the highlight by the marker formula of its conditional format, the `Findings` sheet by its
 headers. A person's notes, formats and cells keep their bytes; the write goes through the safe
 writer (`open_workbook_for_update`), so it refuses while the log is open in Excel or LibreOffice.

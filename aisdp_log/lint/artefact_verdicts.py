@@ -109,7 +109,7 @@ VERDICT_VERSION = "artefacts-2"
 def code_version() -> str:
     """A digest of the code whose result a verdict stands for: the tool's version and every
     module of the package (the parsers in `values` decide findings as much as this module
-    does), read once per process (`hashcache.code_fingerprint`)."""
+    does), read once per process (`artefacts.cache.code_fingerprint`)."""
     return code_fingerprint(VERDICT_VERSION)
 
 
@@ -118,7 +118,7 @@ def row_verdict(cells: Cells, row: Row, folder: str, scan: FolderScan, expected:
     """A digest of everything A002-A006 read for this row: the folder, each model file's and
     record's path and stat (their bytes while the stat matches, as the digest cache trusts),
     and every cell compared. None when a file changed within a timestamp tick of `now`
-    (`hashcache.is_racy`: a later write might not move its stat) or a record vanished since
+    (`artefacts.cache.is_racy`: a later write might not move its stat) or a record vanished since
     the listing.
 
     A row whose digest was found clean before is not checked again: no input of the check

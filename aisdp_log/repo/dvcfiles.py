@@ -208,7 +208,7 @@ class DataSpec:
 
 def data_spec(entries: Iterable[str], prefix: str = "") -> DataSpec:
     """Config `data` entries (relative to the config's folder, `prefix` from the repository
-    root, see `gitrepo.repo_prefix`) as repository-root paths; entries escaping it are
+    root, see `repo.gitparse.repo_prefix`) as repository-root paths; entries escaping it are
     dropped."""
     result = []
     for entry in entries:

@@ -2,7 +2,8 @@
 
 Every command (validate, review, add, rerun, export, `read_log`, `hash`, the training API)
 finds the repository the same way: the top level of the git work tree holding the folder,
-read from `.git` directly where the layout is a plain one (`gitrepo`), else asked of git.
+read from `.git` directly where the layout is a plain one (`repo.gitparse.find_work_tree`), else
+asked of git.
 `--repo` naming a folder inside a repository means that repository's root, so paths in
 `aisdp.toml` and `dvc.lock` stay relative to the root (never `src/src/...`).
 

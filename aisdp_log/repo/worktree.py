@@ -44,7 +44,7 @@ class RerunError(AisdpLogError):
 
 
 def _git(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    # preexec_fn: a `git worktree add` stops with a killed rerun too (lifeline.py)
+    # preexec_fn: a `git worktree add` stops with a killed rerun too (system/lifeline.py)
     try:
         result = run_git(args, repo, text=True, preexec_fn=die_with_parent())
     except RepositoryError as exc:
