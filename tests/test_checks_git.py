@@ -11,8 +11,8 @@ import pytest
 from builders import assert_findings, commit, git, init_repo, row, write_log
 from test_gitrepo import colliding_commits
 
+from aisdp_log.domain.locks import lock_entries
 from aisdp_log.errors import RepositoryError
-from aisdp_log.lint.checks.git import lock_entries
 from aisdp_log.lint.runner import validate
 
 # Column letters with builders.BASE_ROW's order: F = Code commit, K = Environment.

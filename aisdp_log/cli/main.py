@@ -7,18 +7,7 @@ import sys
 import click
 
 from aisdp_log import __version__
-from aisdp_log.cli.add import add
-from aisdp_log.cli.bundle import bundle_command
-from aisdp_log.cli.codes import codes
-from aisdp_log.cli.demo import demo
-from aisdp_log.cli.export import export
 from aisdp_log.cli.group import RootGroup
-from aisdp_log.cli.hash import hash_command
-from aisdp_log.cli.rerun import rerun
-from aisdp_log.cli.review import review
-from aisdp_log.cli.template import template
-from aisdp_log.cli.validate import validate
-from aisdp_log.cli.verify import verify_command
 
 
 @click.group(cls=RootGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -37,11 +26,6 @@ def cli() -> None:
     aisdp-log bundle LOG.xlsx -o ZIP   one archive an assessor checks with standard tools
     aisdp-log export mlflow LOG.xlsx   carry the log into MLflow
     """
-
-
-for _command in (template, validate, add, review, verify_command, bundle_command, hash_command,
-                 codes, demo, rerun, export):
-    cli.add_command(_command)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from aisdp_log.artefacts.cache import HashCache, open_cache
 from aisdp_log.config import Config
 from aisdp_log.lint.coverage import Coverage, CoverageSummary
-from aisdp_log.repo.git import GitRepo
 from aisdp_log.repo.gitparse import CommitLookup
+
+if TYPE_CHECKING:
+    from aisdp_log.artefacts.cache import HashCache
+    from aisdp_log.repo.git import GitRepo
 
 
 @dataclass
@@ -39,6 +42,9 @@ class Context:
         """The repository handle shared by the check families (opened once per validation,
         on first need: an offline validation starts no git process)."""
         if self._git is None:
+            # loaded here: an offline validation never imports git's wrapper (see registry)
+            from aisdp_log.repo.git import GitRepo
+
             self._git = GitRepo.open(self.repo)
         return self._git
 
@@ -53,6 +59,9 @@ class Context:
         a NullCache where it cannot be written. Kept here so later families (and tests) see
         its counters."""
         if self._hash_cache is None:
+            # loaded here: an offline validation never imports the cache (see registry)
+            from aisdp_log.artefacts.cache import open_cache
+
             self._hash_cache = open_cache(self.repo)
         return self._hash_cache
 

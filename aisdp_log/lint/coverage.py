@@ -17,8 +17,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from aisdp_log.domain.locks import lock_entries
 from aisdp_log.findings import Finding, Severity
-from aisdp_log.lint.checks.git import lock_entries
 from aisdp_log.spec import column_number
 from aisdp_log.workbook.table import column_letter
 

@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING
 
 from aisdp_log.config import CONFIG_NAME, Config, load_config
 from aisdp_log.errors import RepositoryError
-from aisdp_log.repo.git import GitRepo
 from aisdp_log.repo.gitparse import find_work_tree
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
@@ -39,6 +38,9 @@ def find_repo_root(start: Path | str) -> Path | None:
 
     try:
         # a layout read no other way (GIT_DIR, a `.git` file in another form): git decides
+        # loaded here: the common layouts never need git's wrapper (nor `subprocess`)
+        from aisdp_log.repo.git import GitRepo
+
         return GitRepo.open(start).root.resolve()
     except RepositoryError:
         # a damaged `.git`: its folder is still the root, and opening it later says why

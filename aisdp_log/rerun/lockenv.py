@@ -26,8 +26,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from aisdp_log.domain.locks import lock_entries
 from aisdp_log.errors import AisdpLogError
-from aisdp_log.lint.checks.git import lock_entries
 from aisdp_log.repo.git import blob_at
 from aisdp_log.rerun.preflight import PROBE_TIMEOUT, TOOL_MODULE, recorded_environment
 from aisdp_log.rerun.tail import stderr_tail

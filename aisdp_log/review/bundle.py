@@ -18,10 +18,10 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from aisdp_log.domain.locks import lock_entries
 from aisdp_log.errors import AisdpLogError
 from aisdp_log.repo.git import blob_at, resolve_commit
 from aisdp_log.review.gather import (
-    LOCK_IN_ENVIRONMENT,
     artefact_folder_or_none,
     parse_period,
     resolve_setting,
@@ -97,13 +97,13 @@ def write_bundle(log_path: Path | str, output: Path | str, *, period: str | None
                             file.relative_to(folder).as_posix()] = file
             environment = log.typed(reviewed_row, "environment")
             commit = log.typed(reviewed_row, "code_commit")
-            for match in LOCK_IN_ENVIRONMENT.finditer(str(environment or "")):
-                blob = _lock_at_commit(git_root, str(commit or ""), match["path"])
+            for path, _ in lock_entries(str(environment or "")):
+                blob = _lock_at_commit(git_root, str(commit or ""), path)
                 if isinstance(blob, str):
                     result.notes.append(f"{experiment_id}: {blob}")
                 else:
                     full, data = blob
-                    members[f"locks/{full}/{match['path'].removeprefix('./')}"] = data
+                    members[f"locks/{full}/{path.removeprefix('./')}"] = data
         latest = {}
         for record in records:
             latest[record.period] = record

@@ -22,6 +22,7 @@ from aisdp_log.artefacts.cache import NullCache, open_cache
 from aisdp_log.artefacts.digests import ArtefactError, NoModelFile
 from aisdp_log.artefacts.folders import artefact_folder
 from aisdp_log.artefacts.hashing import artefact_hash
+from aisdp_log.domain.locks import lock_entries
 from aisdp_log.domain.metrics import declared_metrics, meets
 from aisdp_log.domain.periods import quarter
 from aisdp_log.domain.values import as_text, parse_number
@@ -50,7 +51,6 @@ from aisdp_log.workbook.reader import load_log
 #: A history.csv larger than this is not plotted (a learning curve is a few hundred rows).
 MAX_HISTORY_BYTES = 5 << 20
 CPU_IN_ENVIRONMENT = re.compile(r"\bcpu\s+(?P<isa>[A-Za-z0-9_.]+)")
-LOCK_IN_ENVIRONMENT = re.compile(r"(?P<path>[^\s;,]+)\s+sha256:(?P<hex>[0-9a-fA-F]{64})")
 
 KNOWN_LIMITS = (
     "Bitwise reproduction holds only on the recorded environment: the same CPU instruction set "
@@ -325,7 +325,7 @@ def _repro(log, row, intervals: list[Interval]) -> ReproSpec:
     experiment_id = log.experiment_id(row) or f"(row {row.number})"
     level = log.typed(row, "reproducibility")
     environment = log.typed(row, "environment")
-    lock = LOCK_IN_ENVIRONMENT.search(environment or "")
+    locks = lock_entries(str(environment or ""))
     mine = [i for i in intervals if i.experiment_id == experiment_id]
     statistical = [i for i in mine if i.mode == "statistical" and i.low is not None]
     tolerance = []
@@ -355,8 +355,8 @@ def _repro(log, row, intervals: list[Interval]) -> ReproSpec:
                          "CPU with the same one (or the same forced MKL/ATen kernel setting).")
     return ReproSpec(experiment_id, level, detail, log.typed(row, "random_seed"),
                      log.typed(row, "code_commit"), log.typed(row, "data_version"),
-                     environment, lock["path"] if lock else None,
-                     ("sha256:" + lock["hex"].lower()) if lock else None,
+                     environment, locks[0][0] if locks else None,
+                     ("sha256:" + locks[0][1]) if locks else None,
                      mine, tolerance, limits, _failed_reruns(log, experiment_id))
 
 

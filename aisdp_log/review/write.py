@@ -24,6 +24,7 @@ from aisdp_log.review.gather import (
 from aisdp_log.review.model import Review, SignatureInfo
 from aisdp_log.review.render import render
 from aisdp_log.signing import signatures, signoff
+from aisdp_log.signing.sign import append_signoff, parse_signer, signoff_values
 from aisdp_log.signing.verify import check_signoffs
 from aisdp_log.system.atomic import write_bytes
 from aisdp_log.system.tooldir import remove_orphans
@@ -54,7 +55,7 @@ def write_review(log_path: Path | str, *, period: str | None = None,
     row without its statement. "Changes since the last signed review" compares with the
     sign-off before this one, and the report names its own signature."""
 
-    signer = signoff.parse_signer(sign) if sign is not None else None
+    signer = parse_signer(sign) if sign is not None else None
     if key is not None and signer is None:
         raise AisdpLogError("--key signs a sign-off: give --sign \"Name, Role\" too")
     output_dir = Path(output_dir)
@@ -75,7 +76,7 @@ def write_review(log_path: Path | str, *, period: str | None = None,
         try:
             review = gather_review(log, log_path, period, root, git_root, config)
             # the signature covers the very values the report shows: one read of the workbook
-            values = signoff.signoff_values(log, review.period, period_rows(log, review.period),
+            values = signoff_values(log, review.period, period_rows(log, review.period),
                                             signer) if signer is not None else None
             records = signoff.read_signoffs(log.workbook)
             review.signoff_history, trusted = _history(log, records, git_root or root)
@@ -128,7 +129,7 @@ def write_review(log_path: Path | str, *, period: str | None = None,
                 signature_path = None
             values["Signature"], values["Statement"] = armored, text
             # last: a Sign-off row is never without its review, statement and signature
-            record.row_number = signoff.append_signoff(log_path, values, force=force)
+            record.row_number = append_signoff(log_path, values, force=force)
     return ReviewResult(review, html_path, markdown_path, statement_path, signature_path)
 
 

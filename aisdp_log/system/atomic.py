@@ -12,7 +12,6 @@ import contextlib
 import errno
 import os
 import stat
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -48,6 +47,8 @@ def atomic_replace(path: Path | str, *, suffix: str = ".tmp", mode: int | None =
     folder = path.parent if str(path.parent) else Path(".")
     temp: Path | None = None
     try:
+        import tempfile  # 4 ms with shutil and random: paid by writes only, not by validate
+
         fd, name = tempfile.mkstemp(dir=folder if temp_dir is None else temp_dir,
                                     prefix=("." if temp_dir is None else "")
                                     + temp_prefix(path.name), suffix=suffix)

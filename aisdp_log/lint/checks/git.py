@@ -13,6 +13,7 @@ import posixpath
 import re
 from collections.abc import Iterable, Iterator
 
+from aisdp_log.domain.locks import lock_entries, read_lock_entries
 from aisdp_log.findings import Finding
 from aisdp_log.repo.gitparse import CommitLookup, is_ref_name, repo_prefix
 from aisdp_log.workbook.log import Log
@@ -23,14 +24,6 @@ CODES = ("G001", "G002", "G003", "G004", "G005", "G006", "G007")
 #: The schema owns S003; this family emits it too, naming the commit a tag or branch in
 #: `Code commit` points to (the runner keeps it over the schema's at the same cell).
 SHARED = ("S003",)
-
-#: An Environment cell's words: split at spaces, `;` and `,` (a lock entry never holds them).
-WORD = re.compile(r"[^\s;,]+")
-#: `sha256:` inside a word, and the hex a lock hash is made of (8+ compares as a prefix).
-SHA256_MARK = re.compile(r"sha256:", re.IGNORECASE)
-LOCK_HEX = re.compile(r"^[0-9a-fA-F]{8,64}$")
-#: Names without a dot that still are files worth pinning.
-DOTLESS_FILES = frozenset({"Dockerfile", "Containerfile", "Pipfile", "Gemfile", "Makefile"})
 
 
 def row_commits(log: Log, ctx) -> dict[int, tuple[str, CommitLookup]]:
@@ -200,66 +193,6 @@ def _names_in_commit_cells(log: Log, ctx, column) -> Iterator[Finding]:
             kind = "a git name, not a commit"
         yield log.finding("S003", row, column, f"{name} is {kind}; write its commit "
                           f"{lookups[name].sha}")
-
-
-def lock_entries(environment: str) -> list[tuple[str, str]]:
-    """(path, hex) for each lock file an Environment cell ties to a sha256 (see
-    `read_lock_entries`)."""
-    return read_lock_entries(environment)[0]
-
-
-def read_lock_entries(environment: str) -> tuple[list[tuple[str, str]], list[str]]:
-    """The lock files an Environment cell names, in any common spelling: `path sha256:hex`
-    (what the tool writes), `path: sha256:hex`, `path=sha256:hex`, `sha256:hex path`.
-
-    Returns ((path, lowercase hex) per entry, the `sha256:` words no file could be tied to).
-    Words are paired left to right, each file with one hash, a file before its hash first."""
-    words = WORD.findall(environment)
-    marks = [SHA256_MARK.search(word) for word in words]
-    used: set[int] = set()
-    entries: list[tuple[str, str]] = []
-    unplaced: list[str] = []
-    for index, (word, mark) in enumerate(zip(words, marks)):
-        if mark is None:
-            continue
-        digest = word[mark.end():].strip(")]}'\".")
-        before = word[:mark.start()].lstrip("([{'\"")
-        path = None
-        if before:  # `path=sha256:hex`, `path:sha256:hex`, or an image's `name@sha256:hex`
-            if before[-1] in ":=" and _is_file(before[:-1]):
-                path = before[:-1]
-        else:
-            previous = index - 1
-            if previous >= 0 and words[previous] in (":", "="):
-                previous -= 1
-            if previous >= 0 and previous not in used and marks[previous] is None and \
-                    _is_file(_bare(words[previous])):
-                path = _bare(words[previous])
-                used.add(previous)
-            elif index + 1 < len(words) and marks[index + 1] is None and \
-                    _is_file(_bare(words[index + 1])) and not words[index + 1].endswith(
-                        (":", "=")):
-                path = _bare(words[index + 1])
-                used.add(index + 1)
-        if path is None or not LOCK_HEX.match(digest):
-            unplaced.append(word)
-        else:
-            entries.append((path.rstrip("/"), digest.lower()))
-    return entries, unplaced
-
-
-def _bare(word: str) -> str:
-    """A word without the `:` or `=` that ties it to a hash, nor quotes or brackets."""
-    return word.strip("([{'\")]}").removesuffix(":").removesuffix("=")
-
-
-def _is_file(name: str) -> bool:
-    """Whether a word names a file: a path with a dot or slash, or a known dotless file; not
-    an image reference or a pin such as `torch==2.1`."""
-    name = name.rstrip("/")
-    if not name or "@" in name or ":" in name or "=" in name:
-        return False
-    return "." in name or "/" in name or name in DOTLESS_FILES
 
 
 def _repo_path(path: str, prefix: str) -> str | None:

@@ -7,9 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from aisdp_log.findings import Finding
-from aisdp_log.signing.signatures import allowed_signers_file
 from aisdp_log.signing.signoff import check, read_signoffs
-from aisdp_log.signing.verify import check_signoffs
 from aisdp_log.workbook.log import Log
 
 #: The finding codes this family may emit (see `aisdp_log.lint.registry`).
@@ -17,11 +15,13 @@ CODES = ("R006", "R007", "R008", "R009", "R010")
 
 
 def run(log: Log, ctx) -> Iterator[Finding]:
-
     records = read_signoffs(log.workbook)
     if not records:
         return
-    # Only a log with sign-offs asks git for the setting: most validations start no process.
+    # Only a log with sign-offs asks git for the setting, and loads the signature checks
+    # (ssh-keygen, git config): most validations start no process and import neither.
+    from aisdp_log.signing.signatures import allowed_signers_file
+    from aisdp_log.signing.verify import check_signoffs
 
     trusted = None
     allowed, _ = allowed_signers_file(ctx.repo)
