@@ -96,20 +96,6 @@ def fresh_copy(base_root: Path, target: Path) -> tuple[Path, Path]:
     return target, target / "experiment-log.xlsx"
 
 
-def processes_with(marker: str) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            environ = (entry / "environ").read_bytes()
-            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if marker.encode() in environ and state != "Z":
-            found.append(int(entry.name))
-    return found
-
 
 def describe(pid: int) -> str:
     """`pid ppid command line` of a live process, for the notes."""
@@ -199,6 +185,8 @@ def leftovers(root: Path, log: Path, trial_tmp: Path, expected_untracked: set[st
 
 
 def torture(command: str, trials: int, work: Path, base_root: Path) -> Tally:
+    from test_guard import processes_with  # the test's own /proc scan for leftover processes
+
     tally = Tally(command)
     # An unkilled run: its duration spreads the kill moments; its result is "complete".
     durations = []

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import shutil
 import subprocess
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
 import xlsxwriter
 from click.testing import CliRunner
 
@@ -178,3 +180,26 @@ def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None) -> Cli
     if result.exception is not None and not isinstance(result.exception, SystemExit):
         raise result.exception
     return CliResult(result.exit_code, result.stdout, result.stderr)
+
+
+#: LibreOffice, the spreadsheet client the tests can run here; tests that need it are marked.
+SOFFICE = shutil.which("soffice") or shutil.which("libreoffice")
+needs_soffice = pytest.mark.skipif(
+    SOFFICE is None, reason="LibreOffice (soffice) is not installed: apt-get install "
+                            "libreoffice-calc")
+
+
+def libreoffice_convert(source: Path, target_format: str, outdir: Path,
+                        profile: Path | None = None) -> Path:
+    """`source` converted by a headless LibreOffice (`xlsx`, `xlsx:Calc MS Excel 2007 XML`,
+    `pdf`, ...) into `outdir`; returns the file written. Each call site gives its own profile
+    folder (default: beside `outdir`), since two instances sharing one block each other."""
+    outdir.mkdir(parents=True, exist_ok=True)
+    profile = profile if profile is not None else outdir.parent / f"lo-profile-{outdir.name}"
+    result = subprocess.run(
+        [SOFFICE or "soffice", f"-env:UserInstallation={profile.as_uri()}", "--headless",
+         "--norestore", "--convert-to", target_format, "--outdir", str(outdir), str(source)],
+        capture_output=True, text=True, timeout=180, check=False)
+    converted = outdir / f"{source.stem}.{target_format.split(':')[0]}"
+    assert result.returncode == 0 and converted.exists(), result.stdout + result.stderr
+    return converted

@@ -16,7 +16,14 @@ from pathlib import Path
 import openpyxl
 import pytest
 import xlsxwriter
-from builders import BASE_ROW, METRICS, init_repo, write_log
+from builders import (
+    BASE_ROW,
+    METRICS,
+    init_repo,
+    libreoffice_convert,
+    needs_soffice,
+    write_log,
+)
 
 from aisdp_log.artefacts.hashing import artefact_hash
 from aisdp_log.cli.main import main
@@ -340,29 +347,12 @@ def test_killed_during_save_leaves_original_byte_identical(tmp_path):
                + [p.name for p in (repo / ".aisdp-log").glob("openpyxl.*")])
 
 
-def soffice() -> str:
-    path = shutil.which("soffice")
-    if path is None:
-        pytest.skip("LibreOffice (soffice) is not installed: apt-get install libreoffice-calc")
-    return path
-
-
-def convert(source: Path, to: str, outdir: Path, profile: Path) -> Path:
-    outdir.mkdir(exist_ok=True)
-    subprocess.run([soffice(), f"-env:UserInstallation={profile.as_uri()}", "--headless",
-                    "--convert-to", to, "--outdir", str(outdir), str(source)],
-                   check=True, capture_output=True, timeout=180)
-    result = outdir / (source.stem + "." + to.split(":")[0])
-    assert result.is_file(), f"LibreOffice wrote no {result.name}"
-    return result
-
-
 @pytest.mark.slow
+@needs_soffice
 def test_libreoffice_saved_log_accepts_add_and_still_opens(tmp_path):
-    soffice()
     repo = init_repo(tmp_path / "proj")
     made = person_log(tmp_path / "log.xlsx", rows=2, room=18)
-    log = convert(made, "xlsx", repo, tmp_path / "profile")
+    log = libreoffice_convert(made, "xlsx", repo, tmp_path / "profile")
     ws = openpyxl.load_workbook(log)["Experiments"]
     assert ws.max_row == 21 and ws.tables["Log"].ref == "A1:Q21"  # LibreOffice's padding
     write_run(repo, "EXP-003")
@@ -372,7 +362,7 @@ def test_libreoffice_saved_log_accepts_add_and_still_opens(tmp_path):
     assert ws.tables["Log"].ref == "A1:Q21"
     accuracy = ws.cell(4, HEADERS.index("metrics.accuracy") + 1)
     assert accuracy.value == 0.9123 and accuracy.number_format == "0.000"
-    csv = convert(log, "csv", tmp_path / "csv", tmp_path / "profile")
+    csv = libreoffice_convert(log, "csv", tmp_path / "csv", tmp_path / "profile")
     lines = csv.read_text().splitlines()
     assert lines[3].startswith("EXP-003,") and COMMIT in lines[3]
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import openpyxl
 import pytest
 import xlsxwriter
-from builders import BASE_ROW, commit, init_repo, row
+from builders import BASE_ROW, SOFFICE, commit, init_repo, libreoffice_convert, row
 from click.testing import CliRunner
 
 from aisdp_log.cli.main import cli, main
@@ -25,7 +25,6 @@ from aisdp_log.workbook.xlsx_package import parse_range
 
 HEADERS = list(BASE_ROW)
 MODEL = b"model weights " * 50
-SOFFICE = shutil.which("soffice") or shutil.which("libreoffice")
 
 
 def cell(header: str, number: int = 2) -> str:
@@ -345,24 +344,13 @@ def test_json_output_stays_one_object_with_annotate(tmp_path):
 
 # --------------------------------------------------------------------------- LibreOffice
 
-def soffice(source: Path, target_format: str, outdir: Path) -> Path:
-    outdir.mkdir(parents=True, exist_ok=True)
-    profile = outdir.parent / f"lo-profile-{outdir.name}"
-    result = subprocess.run(
-        [SOFFICE, f"-env:UserInstallation={profile.as_uri()}", "--headless", "--norestore",
-         "--convert-to", target_format, "--outdir", str(outdir), str(source)],
-        capture_output=True, text=True, timeout=180, check=False)
-    converted = outdir / f"{source.stem}.{target_format.split(':')[0]}"
-    assert result.returncode == 0 and converted.exists(), result.stdout + result.stderr
-    return converted
-
 
 @pytest.mark.slow
 @pytest.mark.skipif(SOFFICE is None, reason="LibreOffice (soffice) is not installed")
 def test_libreoffice_opens_the_annotated_log_and_its_save_validates_the_same(project, tmp_path):
     repo, log = project
     annotate(log, validate(log, repo=repo))
-    saved = soffice(log, "xlsx:Calc MS Excel 2007 XML", tmp_path / "lo")
+    saved = libreoffice_convert(log, "xlsx:Calc MS Excel 2007 XML", tmp_path / "lo")
     moved = repo / "lo-saved.xlsx"
     shutil.copy(saved, moved)
     assert sorted(validate(moved, repo=repo).codes()) == sorted(validate(log, repo=repo).codes())
@@ -385,7 +373,7 @@ def test_the_highlight_shows_in_a_libreoffice_rendering(project, tmp_path):
     repo, log = project
 
     def highlight_pixels(path: Path, name: str) -> int:
-        pdf = soffice(path, "pdf", tmp_path / name)
+        pdf = libreoffice_convert(path, "pdf", tmp_path / name)
         subprocess.run(["pdftoppm", "-png", "-r", "80", "-f", "1", "-l", "1", str(pdf),
                         str(tmp_path / name / "page")], check=True, timeout=120)
         png = next((tmp_path / name).glob("page*.png"))

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import openpyxl
 import pytest
+from builders import libreoffice_convert, needs_soffice
 from conftest import CLEAN_TEMPLATE_ROW as CLEAN
 from conftest import fill_workbook
 
@@ -19,10 +20,7 @@ from aisdp_log.workbook.template import write_template
 
 pytestmark = pytest.mark.slow
 
-SOFFICE = shutil.which("soffice") or shutil.which("libreoffice")
 GHOSTSCRIPT = shutil.which("gs")
-needs_soffice = pytest.mark.skipif(SOFFICE is None,
-                                   reason="LibreOffice (soffice) is not installed")
 
 
 #: One defect per row, so each finding's cell says which one survived the round trip.
@@ -43,19 +41,6 @@ DEFECTIVE_ROWS = [
 ]
 
 
-def convert(source: Path, target_format: str, outdir: Path, profile: Path) -> Path:
-    """Convert `source` with a headless LibreOffice using its own profile folder (two
-    instances sharing a profile block each other)."""
-    outdir.mkdir(parents=True, exist_ok=True)
-    result = subprocess.run(
-        [SOFFICE, f"-env:UserInstallation={profile.as_uri()}", "--headless", "--norestore",
-         "--convert-to", target_format, "--outdir", str(outdir), str(source)],
-        capture_output=True, text=True, timeout=180)
-    extension = target_format.split(":")[0]
-    converted = outdir / f"{source.stem}.{extension}"
-    assert result.returncode == 0 and converted.exists(), result.stdout + result.stderr
-    return converted
-
 
 def findings(path: Path) -> list[tuple[str, str, str]]:
     report = aisdp_log.validate(path, offline=True)
@@ -65,7 +50,7 @@ def findings(path: Path) -> list[tuple[str, str, str]]:
 @needs_soffice
 def test_template_prints_to_pdf(tmp_path):
     template = write_template(tmp_path / "experiment-log.xlsx")
-    pdf = convert(template, "pdf", tmp_path / "pdf", tmp_path / "profile")
+    pdf = libreoffice_convert(template, "pdf", tmp_path / "pdf", tmp_path / "profile")
     content = pdf.read_bytes()
     assert content.startswith(b"%PDF")
     pages = len(re.findall(rb"/Type\s*/Page\b", content))
@@ -87,8 +72,8 @@ def test_resaved_log_gives_the_same_findings(tmp_path):
     metrics = openpyxl.load_workbook(original)
     metrics["Metrics"]["B3"] = "highest"  # S006 on the Metrics sheet
     metrics.save(original)
-    resaved = convert(original, "xlsx:Calc MS Excel 2007 XML", tmp_path / "resaved",
-                      tmp_path / "profile")
+    resaved = libreoffice_convert(original, "xlsx:Calc MS Excel 2007 XML",
+                                  tmp_path / "resaved", tmp_path / "profile")
     assert resaved.read_bytes() != original.read_bytes()  # LibreOffice really rewrote it
     before = findings(original)
     assert {code for code, _, _ in before} >= {
@@ -105,8 +90,8 @@ def test_resaved_log_gives_the_same_findings(tmp_path):
 @needs_soffice
 def test_resaved_template_stays_empty_and_keeps_its_dropdowns(tmp_path):
     template = write_template(tmp_path / "experiment-log.xlsx")
-    resaved = convert(template, "xlsx:Calc MS Excel 2007 XML", tmp_path / "resaved",
-                      tmp_path / "profile")
+    resaved = libreoffice_convert(template, "xlsx:Calc MS Excel 2007 XML",
+                                  tmp_path / "resaved", tmp_path / "profile")
     report = aisdp_log.validate(resaved, offline=True)
     assert (report.rows, report.codes()) == (0, [])
     sheet = openpyxl.load_workbook(resaved)["Experiments"]

@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import datetime as dt
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
-from builders import row, write_log
+from builders import libreoffice_convert, row, write_log
 from signoffs import SIGNER, edit, read_signoffs_of, signed_project
 from test_review import _text, make_project
 
@@ -107,11 +106,7 @@ def test_changes_since_last_review_lists_new_rows(tmp_path):
 @pytest.mark.slow
 @pytest.mark.skipif(shutil.which("soffice") is None, reason="LibreOffice (soffice) not installed")
 def test_libreoffice_resave_keeps_the_signature(signed, tmp_path):
-    out = tmp_path / "resaved"
-    subprocess.run(["soffice", "--headless", f"-env:UserInstallation=file://{tmp_path}/lo",
-                    "--convert-to", "xlsx", "--outdir", str(out), str(signed.log)],
-                   check=True, capture_output=True, timeout=120)
-    resaved = out / signed.log.name
+    resaved = libreoffice_convert(signed.log, "xlsx", tmp_path / "resaved", tmp_path / "lo")
     assert resaved.read_bytes() != signed.log.read_bytes()
     assert r006(resaved) == []
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import datetime as dt
 import re
 import shutil
-import subprocess
 import zipfile
 from pathlib import Path
 
@@ -15,7 +14,7 @@ import openpyxl
 import pytest
 import python_calamine
 import xlsxwriter
-from builders import BASE_ROW, init_repo
+from builders import BASE_ROW, SOFFICE, init_repo, libreoffice_convert, needs_soffice
 from test_add import HEADERS, run_cli, write_run
 
 from aisdp_log.workbook.writer import (
@@ -28,8 +27,6 @@ from aisdp_log.workbook.writer import (
 )
 from aisdp_log.workbook.xlsx_ranges import grow_in
 
-SOFFICE = shutil.which("soffice") or shutil.which("libreoffice")
-needs_soffice = pytest.mark.skipif(SOFFICE is None, reason="LibreOffice is not installed")
 FORMULA = "ROUND(2.5*2,2)"
 #: Text XML cannot hold, and text that looks like the escape itself.
 HARD_TEXT = "a\uffffb\ufffec\x01d\x1fe_x0041_f"
@@ -70,16 +67,6 @@ def calamine_rows(path: Path, title: str) -> list[list]:
         title).to_python()
 
 
-def convert(source: Path, outdir: Path, profile: Path, target: str = "xlsx") -> Path:
-    outdir.mkdir(parents=True, exist_ok=True)
-    result = subprocess.run(
-        [SOFFICE, f"-env:UserInstallation={profile.as_uri()}", "--headless", "--norestore",
-         "--convert-to", target, "--outdir", str(outdir), str(source)],
-        capture_output=True, text=True, timeout=180, check=False)
-    converted = outdir / f"{source.stem}.{target.split(':')[0]}"
-    assert result.returncode == 0 and converted.exists(), result.stdout + result.stderr
-    return converted
-
 
 def libreoffice_log(tmp_path: Path, repo: Path) -> Path:
     """A two-row log with a formula in a user column, written by openpyxl and re-saved by
@@ -99,7 +86,8 @@ def libreoffice_log(tmp_path: Path, repo: Path) -> Path:
     metrics.append(["Metric", "Goal", "Threshold", "Description"])
     metrics.append(["accuracy", "max", 0.85, "holdout accuracy"])
     workbook.save(tmp_path / "log.xlsx")
-    saved = convert(tmp_path / "log.xlsx", tmp_path / "lo", tmp_path / "profile")
+    saved = libreoffice_convert(tmp_path / "log.xlsx", "xlsx", tmp_path / "lo",
+                                tmp_path / "profile")
     shutil.copy(saved, repo / "log.xlsx")
     return repo / "log.xlsx"
 
@@ -217,7 +205,7 @@ def assert_readers_open(path: Path, tmp_path: Path) -> None:
     pandas.read_excel(path, sheet_name=None, engine="calamine")
     pandas.read_excel(path, sheet_name=None, engine="openpyxl")
     if SOFFICE:
-        convert(path, tmp_path / "readers", tmp_path / "profile-readers")
+        libreoffice_convert(path, "xlsx", tmp_path / "readers", tmp_path / "profile-readers")
 
 
 @pytest.mark.slow
@@ -229,8 +217,8 @@ def test_text_xml_cannot_hold_round_trips_through_libreoffice(tmp_path):
         append_row(wb["Experiments"], {"Experiment ID": "EXP-003", "Note": "x\ud800y"})
     import csv
 
-    text = convert(path, tmp_path / "lo", tmp_path / "profile",
-                   "csv:Text - txt - csv (StarCalc):44,34,76,1").read_bytes().decode("utf-8")
+    text = libreoffice_convert(path, "csv:Text - txt - csv (StarCalc):44,34,76,1",
+                               tmp_path / "lo", tmp_path / "profile").read_bytes().decode("utf-8")
     rows = list(csv.reader(text.split("\n")))
     assert rows[2][:2] == ["EXP-002", HARD_TEXT]
     assert rows[3][1].startswith("x?")  # LibreOffice: a lone surrogate is a question mark

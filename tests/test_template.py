@@ -9,7 +9,7 @@ from pathlib import Path
 
 import openpyxl
 import pytest
-from builders import run_cli
+from builders import libreoffice_convert, run_cli
 from click.testing import CliRunner
 from conftest import CLEAN_TEMPLATE_ROW as CLEAN_ROW
 
@@ -329,10 +329,7 @@ def test_libreoffice_shows_the_mark_only_on_a_row_with_an_id(fill_template, tmp_
 
     def marked_pixels(path: Path) -> int:
         outdir = tmp_path / path.stem
-        subprocess.run([shutil.which("soffice"),
-                        f"-env:UserInstallation={(tmp_path / 'profile').as_uri()}",
-                        "--headless", "--norestore", "--convert-to", "pdf", "--outdir",
-                        str(outdir), str(path)], check=True, capture_output=True, timeout=180)
+        libreoffice_convert(path, "pdf", outdir, tmp_path / "profile")
         subprocess.run(["pdftoppm", "-png", "-r", "60", "-f", "1", "-l", "1",
                         str(outdir / f"{path.stem}.pdf"), str(outdir / "page")],
                        check=True, timeout=120)

@@ -5,13 +5,12 @@ reports on a log of an older template is in test_checks_template.py."""
 from __future__ import annotations
 
 import shutil
-import subprocess
 import zipfile
 from pathlib import Path
 
 import openpyxl
 import pytest
-from builders import BASE_ROW, write_log
+from builders import BASE_ROW, libreoffice_convert, write_log
 from click.testing import CliRunner
 from conftest import CLEAN_TEMPLATE_ROW, fill_workbook, template_0_1_0, template_version
 
@@ -110,12 +109,8 @@ def test_the_upgraded_log_keeps_every_other_part(old_log):
 @pytest.mark.skipif(shutil.which("soffice") is None, reason="LibreOffice is not installed")
 def test_libreoffice_opens_the_upgraded_log_and_its_save_validates_the_same(old_log, tmp_path):
     upgrade_log(old_log)
-    outdir = tmp_path / "lo"
-    subprocess.run([shutil.which("soffice"),
-                    f"-env:UserInstallation={(tmp_path / 'profile').as_uri()}", "--headless",
-                    "--norestore", "--convert-to", "xlsx:Calc MS Excel 2007 XML", "--outdir",
-                    str(outdir), str(old_log)], check=True, capture_output=True, timeout=180)
-    saved = outdir / old_log.name
+    saved = libreoffice_convert(old_log, "xlsx:Calc MS Excel 2007 XML", tmp_path / "lo",
+                                tmp_path / "profile")
     assert aisdp_log.validate(saved, offline=True).codes() == []
     assert openpyxl.load_workbook(saved)["Guide"]["A1"].value == \
         "Experiment log: how to fill it in"
