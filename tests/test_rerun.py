@@ -257,18 +257,23 @@ def _has_avx512() -> bool:
         return False
 
 
+def assert_kernel_difference_fails_bitwise(log: Path, experiment_id: str) -> None:
+    """A bitwise rerun under other kernels fails, and says which variables differ."""
+    report = rerun(log, ids=[experiment_id], mode="bitwise")
+    assert report.exit_code == 1
+    assert cell(log, experiment_id, "Reproducibility") == "failed"
+    [environment] = [line for line in report.outcomes[0].lines
+                     if line.startswith("environment:")]
+    assert "MKL_ENABLE_INSTRUCTIONS" in environment and "ATEN_CPU_CAPABILITY" in environment
+
+
 @pytest.mark.skipif(not _has_avx512(), reason="needs an AVX-512 CPU to force AVX2 kernels")
 def test_forced_avx2_kernels_fail_bitwise_and_the_difference_is_named(copy, monkeypatch):
     # measured: AVX2 kernels on an AVX-512 CPU change the weights; the rerun must say why.
     root, log = copy()
     monkeypatch.setenv("MKL_ENABLE_INSTRUCTIONS", "AVX2")
     monkeypatch.setenv("ATEN_CPU_CAPABILITY", "default")
-    report = rerun(log, ids=["EXP-001"], mode="bitwise")
-    assert report.exit_code == 1
-    assert cell(log, "EXP-001", "Reproducibility") == "failed"
-    [environment] = [line for line in report.outcomes[0].lines
-                     if line.startswith("environment:")]
-    assert "MKL_ENABLE_INSTRUCTIONS" in environment and "ATEN_CPU_CAPABILITY" in environment
+    assert_kernel_difference_fails_bitwise(log, "EXP-001")
 
 
 #: train.py whose numbers depend on the kernels torch is told to use, on any host: it stands
@@ -292,12 +297,7 @@ def test_other_kernels_fail_bitwise_and_the_difference_is_named_on_any_host(copy
                         "Description": "training-set accuracy"}])
     monkeypatch.setenv("MKL_ENABLE_INSTRUCTIONS", "AVX2")
     monkeypatch.setenv("ATEN_CPU_CAPABILITY", "default")
-    report = rerun(log, ids=["EXP-003"], mode="bitwise")
-    assert report.exit_code == 1
-    assert cell(log, "EXP-003", "Reproducibility") == "failed"
-    [environment] = [line for line in report.outcomes[0].lines
-                     if line.startswith("environment:")]
-    assert "MKL_ENABLE_INSTRUCTIONS" in environment and "ATEN_CPU_CAPABILITY" in environment
+    assert_kernel_difference_fails_bitwise(log, "EXP-003")
 
 
 def test_a_threshold_the_interval_misses_fails(copy):
