@@ -11,7 +11,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from builders import git
+from builders import git, libreoffice_convert, needs_soffice
 from signoffs import (
     ADA,
     Signed,
@@ -201,11 +201,9 @@ def test_verify_without_allowed_signers_or_signoffs_is_exit_2(tmp_path, capsys):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(shutil.which("soffice") is None, reason="LibreOffice (soffice) not installed")
+@needs_soffice
 def test_a_libreoffice_resave_of_a_signed_log_still_verifies(signed, tmp_path):
-    from test_libreoffice import convert
-
-    resaved = convert(signed.log, "xlsx", tmp_path / "resaved", tmp_path / "lo")
+    resaved = libreoffice_convert(signed.log, "xlsx", tmp_path / "resaved", tmp_path / "lo")
     assert resaved.read_bytes() != signed.log.read_bytes()
     assert verify_codes(resaved, allowed_signers=signed.allowed) == []
 

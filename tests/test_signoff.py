@@ -5,11 +5,10 @@ signed row is edited are in test_checks_signoff.py."""
 from __future__ import annotations
 
 import datetime as dt
-import shutil
 from pathlib import Path
 
 import pytest
-from builders import libreoffice_convert, row, write_log
+from builders import libreoffice_convert, needs_soffice, row, write_log
 from signoffs import SIGNER, edit, read_signoffs_of, signed_project
 from test_review import _text, make_project
 
@@ -104,7 +103,7 @@ def test_changes_since_last_review_lists_new_rows(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(shutil.which("soffice") is None, reason="LibreOffice (soffice) not installed")
+@needs_soffice
 def test_libreoffice_resave_keeps_the_signature(signed, tmp_path):
     resaved = libreoffice_convert(signed.log, "xlsx", tmp_path / "resaved", tmp_path / "lo")
     assert resaved.read_bytes() != signed.log.read_bytes()

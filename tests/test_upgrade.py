@@ -4,13 +4,12 @@ reports on a log of an older template is in test_checks_template.py."""
 
 from __future__ import annotations
 
-import shutil
 import zipfile
 from pathlib import Path
 
 import openpyxl
 import pytest
-from builders import BASE_ROW, libreoffice_convert, write_log
+from builders import BASE_ROW, libreoffice_convert, needs_soffice, write_log
 from click.testing import CliRunner
 from conftest import CLEAN_TEMPLATE_ROW, fill_workbook, template_0_1_0, template_version
 
@@ -106,7 +105,7 @@ def test_the_upgraded_log_keeps_every_other_part(old_log):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(shutil.which("soffice") is None, reason="LibreOffice is not installed")
+@needs_soffice
 def test_libreoffice_opens_the_upgraded_log_and_its_save_validates_the_same(old_log, tmp_path):
     upgrade_log(old_log)
     saved = libreoffice_convert(old_log, "xlsx:Calc MS Excel 2007 XML", tmp_path / "lo",

@@ -7,10 +7,8 @@ from pathlib import Path
 
 import click
 
-from aisdp_log.cli.group import OrderedGroup
 
-
-@click.group(cls=OrderedGroup)
+@click.group()
 def export() -> None:
     """Carry the log into an experiment tracker when the team outgrows the spreadsheet."""
 

@@ -1,6 +1,6 @@
-"""How `aisdp-log`'s groups behave: commands listed in the order a team uses them, each loaded
-only when it runs (or `--help` lists it), and the root group run under the one-line error
-contract however it is called."""
+"""How the `aisdp-log` group behaves: commands listed in the order a team uses them, each loaded
+only when it runs (or `--help` lists it), run under the one-line error contract however it is
+called."""
 
 from __future__ import annotations
 
@@ -11,20 +11,8 @@ import click
 
 from aisdp_log.cli.errors import one_line_errors
 
-#: The order `--help` lists commands in: the order a team uses them.
-COMMAND_ORDER = ("demo", "template", "validate", "hash", "add", "rerun", "review", "verify",
-                 "bundle", "export", "codes")
-
-
-class OrderedGroup(click.Group):
-    """A group whose `--help` lists its commands in COMMAND_ORDER, any others after them."""
-
-    def list_commands(self, ctx):
-        order = {name: i for i, name in enumerate(COMMAND_ORDER)}
-        return sorted(self.commands, key=lambda name: (order.get(name, len(order)), name))
-
-
-#: The root group's commands: name -> (module in cli/, the click command's name there).
+#: The root group's commands, in the order `--help` lists them (the order a team uses them):
+#: name -> (module in cli/, the click command's name there).
 ROOT_COMMANDS = {
     "demo": ("demo", "demo"), "template": ("template", "template"),
     "validate": ("validate", "validate"), "hash": ("hash", "hash_command"),
@@ -34,7 +22,7 @@ ROOT_COMMANDS = {
 }
 
 
-class RootGroup(OrderedGroup):
+class RootGroup(click.Group):
     """`aisdp-log` itself. A command's module loads when that command runs (`--help` loads
     them all for their one-line help): `aisdp-log validate` imports none of the others, a few
     ms of a 100 ms run (benchmarks/bench_validate.py). Its `main` (the entry point,
@@ -42,9 +30,7 @@ class RootGroup(OrderedGroup):
     contract, as `aisdp-log`."""
 
     def list_commands(self, ctx):
-        order = {name: i for i, name in enumerate(COMMAND_ORDER)}
-        return sorted(set(self.commands) | set(ROOT_COMMANDS),
-                      key=lambda name: (order.get(name, len(order)), name))
+        return [*ROOT_COMMANDS, *sorted(set(self.commands) - set(ROOT_COMMANDS))]
 
     def get_command(self, ctx, cmd_name):
         if cmd_name not in self.commands and cmd_name in ROOT_COMMANDS:

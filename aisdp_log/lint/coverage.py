@@ -140,8 +140,7 @@ def evidence_cells(log: Log) -> list[Evidence]:
         hashed = [(number, value) for number, (value, _) in parsed.items()
                   if isinstance(value, str) and "sha256:" in value.lower()]
         rows: set[int] = set()
-        if hashed:  # the git checks' parser, imported only when a cell may name a lock file
-
+        if hashed:  # only a cell that may name a lock file is parsed
             rows = {number for number, value in hashed if lock_entries(value)}
         result.append(Evidence(environment, parsed, rows))
     return result

@@ -41,8 +41,12 @@ class Family:
         return self.module.CODES
 
     @property
+    def shared(self) -> tuple[str, ...]:
+        return getattr(self.module, "SHARED", ())
+
+    @property
     def emits(self) -> frozenset[str]:
-        return frozenset(self.module.CODES) | frozenset(getattr(self.module, "SHARED", ()))
+        return frozenset(self.module.CODES) | frozenset(self.shared)
 
     def run(self, log, ctx) -> list[Finding]:
         """The family's findings, each checked against what it declares."""
@@ -64,9 +68,7 @@ FAMILIES = (
     Family("signoff", _CHECKS + "signoff"),
     Family("template", _CHECKS + "template"),
 )
-BY_NAME = {family.name: family for family in FAMILIES}
-#: Families that read only the workbook, then those that need the repository.
-OFFLINE_FAMILIES = tuple(family.name for family in FAMILIES if not family.online)
+#: The families that need the repository.
 ONLINE_FAMILIES = tuple(family.name for family in FAMILIES if family.online)
 
 #: Codes emitted outside the families, by emitter. `coverage` adds A008 once every family

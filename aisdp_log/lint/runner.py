@@ -91,9 +91,10 @@ def run_checks(log, ctx: Context) -> list[Finding]:
         worker.finish(found)
     # in the families' order, so de-duplication keeps the same finding as ever
     findings = [finding for family in chosen for finding in found.get(family.name, ())]
-    # git knows more about a cell than the schema: its S003 (a tag in `Code commit`, with the
-    # commit it points to) is kept over the schema's at the same cell
-    findings = [f for f in found.get("git", ()) if f.code.startswith("S")] + findings
+    # a family that also emits another family's code knows more about that cell (git's S003
+    # names the commit a tag in `Code commit` points to): its finding is kept over the owner's
+    findings = [finding for family in chosen for finding in found.get(family.name, ())
+                if finding.code in family.shared] + findings
     # last: whether a cell was verified depends on every family (A008 only where none did)
     unverified, ctx.coverage_summary = conclude(log, ctx, findings)
     check_declared(conclude.__module__, unverified, COVERAGE_CODES)

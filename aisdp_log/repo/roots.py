@@ -15,15 +15,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from aisdp_log.config import CONFIG_NAME, Config, load_config
 from aisdp_log.errors import RepositoryError
 from aisdp_log.repo.gitparse import find_work_tree
-
-if TYPE_CHECKING:  # pragma: no cover - typing only
-    from aisdp_log.config import Config
-
 
 
 def find_repo_root(start: Path | str) -> Path | None:

@@ -9,7 +9,6 @@ deterministic: members sorted, fixed timestamps and modes.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import stat
@@ -18,6 +17,7 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from aisdp_log.artefacts.digests import file_sha256, manifest_text
 from aisdp_log.domain.locks import lock_entries
 from aisdp_log.errors import AisdpLogError
 from aisdp_log.repo.git import blob_at, resolve_commit
@@ -46,13 +46,6 @@ class BundleResult:
     files: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
-
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def write_bundle(log_path: Path | str, output: Path | str, *, period: str | None = None,
@@ -123,13 +116,13 @@ def write_bundle(log_path: Path | str, output: Path | str, *, period: str | None
                             "only against a list the assessor brings")
         allowed = None
     sums = {name: (signatures.sha256_hex(item) if isinstance(item, bytes)
-                   else _file_sha256(item)) for name, item in members.items()}
+                   else file_sha256(item)) for name, item in members.items()}
     verify_md = _verify_text(members, allowed, log_path.name).encode("utf-8")
     # VERIFY.md is covered too: SHA256SUMS is the one file outside the sums
     members["VERIFY.md"] = verify_md
     sums["VERIFY.md"] = signatures.sha256_hex(verify_md)
-    members[BUNDLE_SUMS] = "".join(f"{sums[name]}  {name}\n"
-                                   for name in sorted(sums)).encode("utf-8")
+    members[BUNDLE_SUMS] = manifest_text([(digest, name) for name, digest in sums.items()]
+                                         ).encode("utf-8")
     output.parent.mkdir(parents=True, exist_ok=True)
     with atomic_replace(output, suffix=".zip.tmp") as temp:
         with zipfile.ZipFile(temp, "w", zipfile.ZIP_DEFLATED, compresslevel=6) as archive:
@@ -201,7 +194,7 @@ def _add_review(members: dict, period: str, record, search: list[Path], notes: l
         signed = ((statement or {}).get("review") or {}).get(kind, {}).get("sha256")
         candidates = [folder / name for folder in search if (folder / name).is_file()]
         if signed:
-            matching = [c for c in candidates if _file_sha256(c) == signed]
+            matching = [c for c in candidates if file_sha256(c) == signed]
             if not matching:
                 where = ", ".join(str(f) for f in search)
                 raise AisdpLogError(f"{name}: no copy in {where} has the sha256 the signed "

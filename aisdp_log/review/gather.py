@@ -1,6 +1,6 @@
 """The quarterly model-selection review: gather the evidence for one period into a `Review`.
 
-`build_review` reads the log (calamine), validates it, recomputes artefact hashes, reads
+`gather_review` takes the open log (calamine), validates it, recomputes artefact hashes, reads
 `history.csv` files and the `Reproducibility` sheet, ranks parameters against metrics and
 compares rows with the last sign-off. `model` holds what it returns, `render` turns the result
 into HTML and Markdown, `plots` draws the figures, `write` writes and signs the files. scipy and
@@ -46,7 +46,6 @@ from aisdp_log.review.model import (
 )
 from aisdp_log.review.ranking import rank_parameters
 from aisdp_log.signing import signoff
-from aisdp_log.workbook.reader import load_log
 
 #: A history.csv larger than this is not plotted (a learning curve is a few hundred rows).
 MAX_HISTORY_BYTES = 5 << 20
@@ -80,22 +79,10 @@ def period_rows(log, period: str) -> list:
 
 # --------------------------------------------------------------------------- evidence
 
-def build_review(log_path: Path | str, *, period: str | None = None,
-                 repo: Path | str | None = None, config=None) -> Review:
-    """Gather the evidence for `period` (default: the latest quarter with rows)."""
-
-    log_path = Path(log_path)
-    root, git_root, config = resolve_setting(log_path, repo, config)
-    log = load_log(log_path, config)
-    try:
-        return gather_review(log, log_path, period, root, git_root, config)
-    finally:
-        log.workbook.close()
-
 
 def gather_review(log, log_path: Path, period: str | None, root: Path, git_root: Path | None,
             config) -> Review:
-    """The Review of an open log (see `build_review`)."""
+    """The Review of an open log for `period` (default: the latest quarter with rows)."""
 
     period = parse_period(period) if period else latest_period(log)
     rows = period_rows(log, period)

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from aisdp_log import spec
+from aisdp_log.artefacts.digests import file_sha256
 from aisdp_log.config import load_config
 from aisdp_log.errors import AisdpLogError
 from aisdp_log.findings import CATALOGUE, Finding, Report
@@ -259,7 +260,7 @@ def verify_bundle(path: Path, *, allowed_signers: Path | None = None,
             file = root / name
             if name not in names:
                 findings.append(_bundle_finding(name, f"listed in {BUNDLE_SUMS} but missing"))
-            elif signatures.sha256_hex(file.read_bytes()) != digest:
+            elif file_sha256(file) != digest:
                 findings.append(_bundle_finding(name, f"differs from its sha256 in "
                                                 f"{BUNDLE_SUMS}: the file changed"))
         for name in names:
@@ -321,7 +322,7 @@ def _review_files(root: Path, names: list[str], records: list) -> list[Finding]:
             if file not in names:
                 findings.append(_bundle_finding(file, f"named by the signed statement {name} "
                                                 "but not in the bundle"))
-            elif signatures.sha256_hex((root / file).read_bytes()) != entry.get("sha256"):
+            elif file_sha256(root / file) != entry.get("sha256"):
                 findings.append(_bundle_finding(file, f"differs from the sha256 the signed "
                                                 f"statement {name} records"))
     return findings

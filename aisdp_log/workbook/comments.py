@@ -11,7 +11,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from aisdp_log.spec import column_letters
 from aisdp_log.workbook.xlsx_package import (
     NS_REL,
     Package,
@@ -29,7 +28,7 @@ from aisdp_log.workbook.xlsx_package import (
     set_attribute,
     unescape_xml,
 )
-from aisdp_log.workbook.xlsx_text import decode_ooxml
+from aisdp_log.workbook.xlsx_text import rich_text
 
 REL_COMMENTS = NS_REL + "/comments"
 REL_VML = NS_REL + "/vmlDrawing"
@@ -53,7 +52,6 @@ WORKSHEET_ORDER = (
 
 _COMMENT = re.compile(rb"<(?:\w+:)?comment\b[^>]*?(?:/>|>.*?</(?:\w+:)?comment\s*>)", re.DOTALL)
 _AUTHOR = re.compile(rb"<(?:\w+:)?author\b[^>]*?(?:/>|>(.*?)</(?:\w+:)?author\s*>)", re.DOTALL)
-_T = re.compile(rb"<(?:\w+:)?t\b[^>]*?(?:/>|>(.*?)</(?:\w+:)?t\s*>)", re.DOTALL)
 _SHAPE = re.compile(rb"<v:shape\b[^>]*>.*?</v:shape\s*>", re.DOTALL)
 _LEGACY = re.compile(rb"<(?:\w+:)?legacyDrawing\b[^>]*>")
 
@@ -95,9 +93,6 @@ class Note:
         return self.author == TOOL_AUTHOR or MARKER in self.text
 
 
-def _plain_text(inner: bytes) -> str:
-    inner = re.sub(rb"<(?:\w+:)?rPh\b.*?</(?:\w+:)?rPh\s*>", b"", inner, flags=re.DOTALL)
-    return decode_ooxml("".join(unescape_xml(m.group(1) or b"") for m in _T.finditer(inner)))
 
 
 def _cell_position(ref: str) -> tuple[int, int] | None:
@@ -132,7 +127,7 @@ class SheetNotes:
             author_id = attrs.get("authorId", "")
             author = authors[int(author_id)] if author_id.isdigit() and \
                 int(author_id) < len(authors) else ""
-            found.append(Note(attrs.get("ref", ""), author, _plain_text(raw), raw))
+            found.append(Note(attrs.get("ref", ""), author, rich_text(raw), raw))
         return found
 
     # ----------------------------------------------------------------- writing
@@ -340,15 +335,6 @@ def _shape_position(shape: bytes) -> tuple[int, int] | None:
 
 def _is_note(shape: bytes) -> bool:
     return re.search(rb'ObjectType\s*=\s*"Note"', shape) is not None
-
-
-def note_cell(ref: str) -> str:
-    """The upper-case cell reference of a note (`p3` -> `P3`)."""
-    bounds = parse_range(ref)
-    if bounds is None:
-        return ref
-
-    return f"{column_letters(bounds[0])}{bounds[1]}"
 
 
 NEW_COMMENTS = (b'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'

@@ -263,43 +263,11 @@ def preflight(path: Path | str, *, force: bool = False, hard_links_ok: bool | No
 def writer_lock(path: Path | str, *, force: bool = False, hard_links_ok: bool | None = None,
                 must_exist: bool = True) -> Iterator[Path]:
     """`preflight`, then hold the writer lock of `path` until the block ends; yields the file
-    to replace. Hold it across slow work (training) and the write that follows. While it is
-    held, openpyxl's own temp files go to `.aisdp-log/` too, named so that the next writer
-    removes them if this process is killed."""
+    to replace. Hold it across slow work (training) and the write that follows."""
     target = _checks(path, force=force, hard_links_ok=hard_links_ok, must_exist=must_exist)
-    with _locked(target, Path(path)), _openpyxl_temps(tool_dir(target.parent)):
+    with _locked(target, Path(path)):
         yield target
 
-
-@contextlib.contextmanager
-def _openpyxl_temps(folder: Path) -> Iterator[None]:
-    """Point openpyxl's per-sheet temp files (normally `$TMPDIR/openpyxl.*`, left behind by
-    a killed save) at `folder`, with our pid in the name."""
-    import tempfile
-
-    try:
-        from openpyxl.worksheet import _writer
-    except ImportError:
-        yield
-        return
-    original = _writer.create_temporary_file
-    if getattr(original, "_aisdp_log", False):  # nested: already pointed somewhere of ours
-        yield
-        return
-
-    def create_temporary_file(suffix=""):
-        fd, name = tempfile.mkstemp(dir=folder, prefix=temp_prefix("openpyxl"),
-                                    suffix=(suffix or "") + ".tmp")
-        os.close(fd)
-        _writer.ALL_TEMP_FILES.append(name)
-        return name
-
-    create_temporary_file._aisdp_log = True  # type: ignore[attr-defined]
-    _writer.create_temporary_file = create_temporary_file
-    try:
-        yield
-    finally:
-        _writer.create_temporary_file = original
 
 
 # --------------------------------------------------------------------------- the lock

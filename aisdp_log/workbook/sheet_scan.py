@@ -9,7 +9,6 @@ import zipfile
 import zlib
 from dataclasses import dataclass, field
 
-from aisdp_log.workbook.package import Package
 from aisdp_log.workbook.table import cell_ref
 
 SCAN_CHUNK = 4 << 20  # sheet XML is scanned for formulas and errors in chunks, never whole
@@ -42,11 +41,6 @@ def _attrs(tag: bytes) -> dict[bytes, bytes]:
 
 _ATTR = re.compile(rb"""([\w:]+)\s*=\s*(?:"([^"]*)"|'([^']*)')""")
 
-
-def sheet_xml_paths(archive: zipfile.ZipFile) -> dict[str, str]:
-    """Sheet name -> its part (normal name), from the workbook part `_rels/.rels` names and
-    its relationships; sheets calamine cannot read (Excel 4.0 macro sheets) are left out."""
-    return dict(Package(archive).sheets)
 
 
 def scan_cells(archive: zipfile.ZipFile, member: str) -> tuple[set[str], dict[str, str]]:

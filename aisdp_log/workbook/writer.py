@@ -91,7 +91,6 @@ DATETIME_FORMAT = "yyyy-mm-dd hh:mm:ss"
 # --------------------------------------------------------------------------- locks
 # The checks before a write (Office locks, permissions, owner, hard links) and the writer
 # lock live in guard.py; these names stay for callers of 0.1.
-check_office_locks = guard.check_office_locks
 stale_temp_files = guard.stale_temp_files
 
 

@@ -26,13 +26,11 @@ from typing import AnyStr
 from aisdp_log.errors import WorkbookError
 from aisdp_log.spec import column_letters, column_number
 
-NS_MAIN = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
 NS_REL = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
 REL_WORKSHEET = NS_REL + "/worksheet"
 REL_STYLES = NS_REL + "/styles"
 REL_SHARED_STRINGS = NS_REL + "/sharedStrings"
 REL_TABLE = NS_REL + "/table"
-REL_OFFICE_DOCUMENT = NS_REL + "/officeDocument"
 CT_WORKSHEET = "application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"
 
 _ATTR = re.compile(rb"""([\w:.-]+)\s*=\s*(?:"([^"]*)"|'([^']*)')""")

@@ -58,16 +58,11 @@ def name_lookups(log: Log, ctx) -> dict[str, CommitLookup]:
                 names.append(commit)
             version, error = log.parse(row, version_column)
             # parse_data_version gives a str
-            if isinstance(version, str) and error is None and looks_like_ref(version):
+            if isinstance(version, str) and error is None and is_ref_name(version):
                 names.append(version)
         cached = ctx.git_names = ctx.git.lookup_commits(names)
     return cached
 
-
-def looks_like_ref(name: str) -> bool:
-    """Whether a data version may name a git tag, branch or commit (worth asking git): any
-    valid ref name, model-registry tags such as `text-classification@v1.1.0` included."""
-    return is_ref_name(name)
 
 
 def run(log: Log, ctx) -> Iterator[Finding]:
