@@ -18,10 +18,9 @@ from pathlib import Path, PurePosixPath
 
 from aisdp_log import spec
 from aisdp_log.artefacts.digests import file_sha256
-from aisdp_log.config import load_config
 from aisdp_log.errors import AisdpLogError
 from aisdp_log.findings import CATALOGUE, Finding, Report
-from aisdp_log.repo.roots import find_repo_root
+from aisdp_log.repo.roots import config_for, find_repo_root
 from aisdp_log.signing import signatures, signoff
 from aisdp_log.workbook.container import display_name
 from aisdp_log.workbook.reader import load_log
@@ -168,7 +167,8 @@ def verify_log(path: Path, *, allowed_signers: Path | None = None, repo: Path | 
     if not allowed.is_file():
         raise AisdpLogError(f"{allowed}: allowed signers file not found")
     signatures.ssh_keygen()  # one line, exit 2, where OpenSSH is missing
-    log = load_log(path, load_config(root or path.resolve().parent, None))
+    # the nearest aisdp.toml to the log, as `validate` reads it
+    log = load_log(path, config_for(path, root or path.resolve().parent))
     try:
         records = signoff.read_signoffs(log.workbook)
         if not records:
