@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from aisdp_log.domain.nested import leaves
 from aisdp_log.domain.stats import judge, t_interval
 from aisdp_log.record.environment import diff_environments
 from aisdp_log.rerun.folders import read_json
@@ -17,7 +18,7 @@ def _metrics_agree(plan: RowPlan, result: RunResult) -> list[str]:
     recorded = read_json(plan.artefact_dir / "metrics.json")
     differ = []
     if recorded:
-        for name, value in recorded.items():
+        for name, value in leaves(recorded):  # nested metrics by their dotted names
             if name in result.metrics and isinstance(value, (int, float)) \
                     and result.metrics[name] != float(value):
                 differ.append(f"{name} {value} → {result.metrics[name]}")

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from aisdp_log.artefacts.hashing import artefact_hash
+from aisdp_log.domain.nested import leaves
 from aisdp_log.repo.worktree import RerunError, checkout_data, isolated_worktree
 from aisdp_log.rerun.folders import read_json
 from aisdp_log.rerun.plan import RowPlan, RunResult
@@ -59,7 +60,7 @@ class Runner:
                 if self.cancelled.is_set():
                     raise KeyboardInterrupt
                 self._execute(plan, tree, folder, seed, result)
-            self._collect(result)
+            collect(result)
         except RerunError as exc:
             result.status = f"failed: {exc}"
         except OSError as exc:
@@ -129,17 +130,22 @@ class Runner:
             with self._lock:
                 self._live.discard(process)
 
-    def _collect(self, result: RunResult) -> None:
-        folder = result.folder
-        metrics = read_json(folder / "metrics.json")
-        result.metrics = {k: float(v) for k, v in metrics.items()
-                          if isinstance(v, (int, float)) and not isinstance(v, bool)
-                          and math.isfinite(v)}
-        record = read_json(folder / "run.json")
-        environment = record.get("environment")
-        result.environment = environment if isinstance(environment, dict) else None
-        if result.ok and record.get("status") not in (None, "completed"):
-            result.status = f"failed: run.json status {record.get('status')!r}"
+
+
+def collect(result: RunResult) -> None:
+    """Read what a finished run recorded in its folder: its metrics (nested ones named as DVC
+    flattens them, `eval.acc`, as the log's `metrics.*` columns name them), its environment,
+    and a status other than `completed`."""
+    folder = result.folder
+    metrics = read_json(folder / "metrics.json")
+    result.metrics = {name: float(value) for name, value in leaves(metrics)
+                      if isinstance(value, (int, float)) and not isinstance(value, bool)
+                      and math.isfinite(value)}
+    record = read_json(folder / "run.json")
+    environment = record.get("environment")
+    result.environment = environment if isinstance(environment, dict) else None
+    if result.ok and record.get("status") not in (None, "completed"):
+        result.status = f"failed: run.json status {record.get('status')!r}"
 
 
 def _kill_group(process: subprocess.Popen) -> None:
