@@ -11,7 +11,7 @@ import pytest
 from builders import assert_findings, commit, git, init_repo, row, write_log
 from test_gitrepo import colliding_commits
 
-from aisdp_log.domain.locks import lock_entries
+from aisdp_log.domain.locks import lock_entries, lock_matches, lock_repo_path
 from aisdp_log.errors import RepositoryError
 from aisdp_log.lint.runner import validate
 
@@ -175,3 +175,22 @@ def test_cli_exit_codes(tmp_path, repo):
 ])
 def test_lock_entries(cell, expected):
     assert lock_entries(cell) == expected
+
+
+def test_a_lock_matches_its_hash_its_prefix_and_its_crlf_checkout():
+    # one rule for G005 and `rerun --env lock`: what validate accepts, a rerun rebuilds
+    lf = b"version = 1\n[[package]]\n"
+    crlf = hashlib.sha256(lf.replace(b"\n", b"\r\n")).hexdigest()
+    assert lock_matches(lf, hashlib.sha256(lf).hexdigest())
+    assert lock_matches(lf, hashlib.sha256(lf).hexdigest()[:8])
+    assert lock_matches(lf, crlf)
+    assert not lock_matches(lf.replace(b"\n", b"\r\n"), hashlib.sha256(lf).hexdigest())
+    assert not lock_matches(lf, "0" * 64)
+
+
+@pytest.mark.parametrize("path, prefix, expected", [
+    ("uv.lock", "", "uv.lock"), ("./uv.lock", "", "uv.lock"), ("env\\uv.lock", "", "env/uv.lock"),
+    ("uv.lock", "ml", "ml/uv.lock"), ("../uv.lock", "ml", "uv.lock"), ("../uv.lock", "", None),
+    ("/etc/uv.lock", "", None), ("C:/uv.lock", "", None), (".", "", None)])
+def test_a_lock_path_is_read_from_the_repository_root_and_never_outside(path, prefix, expected):
+    assert lock_repo_path(path, prefix) == expected

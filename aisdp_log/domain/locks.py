@@ -3,6 +3,8 @@ git checks (G005, G007), the coverage count, the review and the bundle read from
 
 from __future__ import annotations
 
+import hashlib
+import posixpath
 import re
 
 #: An Environment cell's words: split at spaces, `;` and `,` (a lock entry never holds them).
@@ -72,3 +74,24 @@ def _is_file(name: str) -> bool:
     if not name or "@" in name or ":" in name or "=" in name:
         return False
     return "." in name or "/" in name or name in DOTLESS_FILES
+
+
+def lock_repo_path(path: str, prefix: str) -> str | None:
+    """A lock path from a cell as a path from the repository root (`prefix`: where paths in
+    the config are relative to); None if it escapes the repository."""
+    if path.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", path):
+        return None
+    joined = posixpath.normpath(posixpath.join(prefix, path.replace("\\", "/")))
+    if joined == ".." or joined.startswith("../") or joined == ".":
+        return None
+    return joined
+
+
+def lock_matches(blob: bytes, digest: str) -> bool:
+    """Whether a lock file's bytes at a commit have the sha256 (or its 8+ hex prefix) a cell
+    records. A Windows checkout (core.autocrlf) hashes the CRLF file the user sees, so that
+    spelling of an LF file counts too."""
+    if hashlib.sha256(blob).hexdigest().startswith(digest):
+        return True
+    return b"\n" in blob and b"\r\n" not in blob and hashlib.sha256(
+        blob.replace(b"\n", b"\r\n")).hexdigest().startswith(digest)

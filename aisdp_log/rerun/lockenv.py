@@ -26,7 +26,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from aisdp_log.domain.locks import lock_entries
+from aisdp_log.domain.locks import lock_entries, lock_matches, lock_repo_path
 from aisdp_log.errors import AisdpLogError
 from aisdp_log.repo.git import blob_at
 from aisdp_log.rerun.preflight import PROBE_TIMEOUT, TOOL_MODULE, recorded_environment
@@ -55,12 +55,16 @@ def read_lock(plan, repo_root: Path) -> tuple[str, str, bytes]:
                             f"({', '.join(LOCK_KINDS)}) named as `<path> sha256:<hex>` in the "
                             f"Environment cell; it names {named}")
     path, digest = usable[0]
-    blob = blob_at(repo_root, plan.commit, path)
+    repo_path = lock_repo_path(path, "")
+    if repo_path is None:
+        raise AisdpLogError(f"{plan.experiment_id}: {path} is outside the repository (G005); "
+                            "--env lock reads lock files from git")
+    blob = blob_at(repo_root, plan.commit, repo_path)
     if blob is None:
         raise AisdpLogError(f"{plan.experiment_id}: {path} is not in commit "
                             f"{plan.commit[:12]} (G005), so --env lock cannot rebuild it")
     actual = hashlib.sha256(blob).hexdigest()
-    if not actual.startswith(digest):
+    if not lock_matches(blob, digest):
         raise AisdpLogError(f"{plan.experiment_id}: {path} at commit {plan.commit[:12]} has "
                             f"sha256 {actual[:12]}…, not the {digest[:12]}… the Environment cell "
                             "names (G005); --env lock builds only the recorded file")

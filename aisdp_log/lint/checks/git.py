@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import posixpath
-import re
 from collections.abc import Iterable, Iterator
 
-from aisdp_log.domain.locks import lock_entries, read_lock_entries
+from aisdp_log.domain.locks import lock_entries, lock_matches, lock_repo_path, read_lock_entries
 from aisdp_log.findings import Finding
 from aisdp_log.repo.gitparse import CommitLookup, is_ref_name, repo_prefix
 from aisdp_log.workbook.log import Log
@@ -190,15 +188,6 @@ def _names_in_commit_cells(log: Log, ctx, column) -> Iterator[Finding]:
                           f"{lookups[name].sha}")
 
 
-def _repo_path(path: str, prefix: str) -> str | None:
-    """A lock path from a cell as a path from the repository root; None if it escapes it."""
-    if path.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", path):
-        return None
-    joined = posixpath.normpath(posixpath.join(prefix, path.replace("\\", "/")))
-    if joined == ".." or joined.startswith("../") or joined == ".":
-        return None
-    return joined
-
 
 def _lock_entries(log: Log, found: dict[int, str],
                   prefix: str) -> dict[int, list[tuple[str, str | None, str]]]:
@@ -210,7 +199,7 @@ def _lock_entries(log: Log, found: dict[int, str],
             continue
         environment = log.typed(row, "environment")
         if isinstance(environment, str):  # parse_text gives a str, None when empty
-            entries[row.number] = [(path, _repo_path(path, prefix), digest)
+            entries[row.number] = [(path, lock_repo_path(path, prefix), digest)
                                    for path, digest in lock_entries(environment)]
     return entries
 
@@ -228,11 +217,8 @@ def _environment(log: Log, row: Row, sha: str, typed: str,
             yield log.finding("G005", row, "environment",
                               f"commit {typed} has no file {path}: commit the lock file")
             return
-        actual = hashlib.sha256(blob).hexdigest()
-        # A Windows checkout (core.autocrlf) hashes the CRLF file the user sees.
-        if not actual.startswith(digest) and not (
-                b"\n" in blob and b"\r\n" not in blob and hashlib.sha256(
-                    blob.replace(b"\n", b"\r\n")).hexdigest().startswith(digest)):
+        if not lock_matches(blob, digest):
+            actual = hashlib.sha256(blob).hexdigest()
             yield log.finding("G005", row, "environment",
                               f"{path} at commit {typed} has sha256:{actual}, not "
                               f"sha256:{digest}")
