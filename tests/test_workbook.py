@@ -26,6 +26,7 @@ from aisdp_log.workbook import reader as workbook_module
 from aisdp_log.workbook.container import MAX_MEMBERS, MAX_PART_UNCOMPRESSED, check_container
 from aisdp_log.workbook.reader import Workbook, load_log
 from aisdp_log.workbook.table import cell_ref, column_letter
+from aisdp_log.workbook.writer import open_workbook_for_update, set_cell
 
 # --------------------------------------------------------------------------- helpers
 
@@ -775,6 +776,19 @@ def test_valid_packages_with_other_member_names_are_read(tmp_path):
         moved = _other_workbook_part(source, tmp_path / f"moved-{folder}.xlsx", folder)
         assert aisdp_log.validate(moved, offline=True).codes() == expected
         assert aisdp_log.read_log(moved, errors="attach").index.tolist() == [2, 3]
+
+
+def test_a_package_the_reader_accepts_the_writer_accepts_too(tmp_path):
+    # backslash member names: validate reads the log, so add / rerun / sign-off must write it
+    source = write_log(tmp_path / "source.xlsx", [row()])
+    backslashes = repack(source, tmp_path / "backslash.xlsx",
+                         rename=lambda name: name.replace("/", "\\"))
+    with open_workbook_for_update(backslashes) as workbook:
+        set_cell(workbook["Experiments"], 2, "Notes", "checked")
+    assert aisdp_log.validate(backslashes, offline=True).codes() == []
+    with zipfile.ZipFile(backslashes) as archive:  # untouched members keep their names
+        assert "xl\\styles.xml" in archive.namelist()
+    assert aisdp_log.read_log(backslashes).loc[2, "Notes"] == "checked"
 
 
 def test_an_excel_4_macro_sheet_elsewhere_does_not_make_the_log_unreadable(tmp_path):

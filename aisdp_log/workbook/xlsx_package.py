@@ -25,6 +25,7 @@ from typing import AnyStr
 
 from aisdp_log.errors import WorkbookError
 from aisdp_log.spec import column_letters, column_number
+from aisdp_log.workbook.package import normal_name
 
 NS_REL = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
 REL_WORKSHEET = NS_REL + "/worksheet"
@@ -166,7 +167,9 @@ class Package:
                 end = next_start[info.header_offset]
                 member.raw_local = blob[info.header_offset:end]
                 member.raw_central = central
-            self._members.setdefault(info.filename, member)
+            # by part name, as the reader finds parts (`xl\\styles.xml` is `xl/styles.xml`);
+            # a member keeps its own name when saved
+            self._members.setdefault(normal_name(info.filename), member)
 
     def _central_records(self, count: int) -> list[bytes | None] | None:
         """The raw central directory records in order, None for one that cannot be copied
