@@ -3,6 +3,7 @@ git checks (G005, G007), the coverage count, the review and the bundle read from
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import posixpath
 import re
@@ -28,6 +29,14 @@ def read_lock_entries(environment: str) -> tuple[list[tuple[str, str]], list[str
 
     Returns ((path, lowercase hex) per entry, the `sha256:` words no file could be tied to).
     Words are paired left to right, each file with one hash, a file before its hash first."""
+    entries, unplaced = _parse(environment)
+    return list(entries), list(unplaced)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse(environment: str) -> tuple[tuple[tuple[str, str], ...], tuple[str, ...]]:
+    # A validation asks up to three times per row (G005, G007, the coverage count), and the
+    # rows of a log mostly share one cell text: each text is parsed once.
     words = WORD.findall(environment)
     marks = [SHA256_MARK.search(word) for word in words]
     used: set[int] = set()
@@ -59,7 +68,7 @@ def read_lock_entries(environment: str) -> tuple[list[tuple[str, str]], list[str
             unplaced.append(word)
         else:
             entries.append((path.rstrip("/"), digest.lower()))
-    return entries, unplaced
+    return tuple(entries), tuple(unplaced)
 
 
 def _bare(word: str) -> str:

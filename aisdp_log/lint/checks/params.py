@@ -48,9 +48,6 @@ def run(log: Log, ctx) -> Iterator[Finding]:
     prefix = repo_prefix(root, repo.root)
     default = posixpath.join(prefix, DEFAULT_PARAMS) if prefix else DEFAULT_PARAMS
     stages = posixpath.join(prefix, "dvc.yaml") if prefix else "dvc.yaml"
-    # one `git log` says whether the shared history ever held either file
-    if not repo.changed_blobs((default, stages)):
-        return
     commits = row_commits(log, ctx)
     parsed = [(name, column, log.parse_column(column)) for name, column in log.params.items()]
     rows = [row for row in log.rows if row.number in commits
