@@ -99,7 +99,6 @@ def upgrade_log(path: Path | str, *, force: bool = False) -> UpgradeResult:
             next_column += 1
         last_row = max(ws.max_row, _table_end(ws), 301)
         _grow_table(ws, [c.header for c in missing], last_column=next_column - 1 - len(missing))
-        root = ws.root_for_edit()
         result.validations += _missing_validations(
             ws, template_validations, template_headers,
             {spec.normalise_header(c.header): c.header for c in spec.STANDARD_COLUMNS},
@@ -109,7 +108,7 @@ def upgrade_log(path: Path | str, *, force: bool = False) -> UpgradeResult:
             for header in columns if header.startswith(spec.METRICS_PREFIX)]
         letters = {c.key: column_letters(columns[spec.normalise_header(c.header)])
                    for c in specs}
-        formulas = {(f.text or "").strip() for f in root.iter(qn("formula"))}
+        formulas = {(f.text or "").strip() for f in ws.tree().iter(qn("formula"))}
         dxf = None
         for column in specs:
             criteria = missing_value_criteria(column, letters)
@@ -120,7 +119,7 @@ def upgrade_log(path: Path | str, *, force: bool = False) -> UpgradeResult:
                 if dxf is None:
                     break
             letter = letters[column.key]
-            priority = max((int(r.get("priority")) for r in root.iter(qn("cfRule"))
+            priority = max((int(r.get("priority")) for r in ws.tree().iter(qn("cfRule"))
                             if (r.get("priority") or "").isdigit()), default=0) + 1
             block = ws.add_element("conditionalFormatting",
                                    {"sqref": f"{letter}2:{letter}{last_row}"})
@@ -152,7 +151,7 @@ def _missing_validations(ws: Sheet, template_validations: dict[int, object],
                          columns: dict[str, int], last_row: int) -> list[str]:
     """Add the template's validation (and input message) to each `wanted` column
     (normalised header -> header) the sheet has and no validation covers; the headers."""
-    covered = _validated_columns(ws.root_for_edit())
+    covered = _validated_columns(ws.tree())
     added = []
     for normalised, header in wanted.items():
         index = columns.get(normalised)
@@ -161,7 +160,7 @@ def _missing_validations(ws: Sheet, template_validations: dict[int, object],
         source = template_validations.get(position) if position else None
         if index is None or index in covered or source is None:
             continue
-        validations = ws.root.find(qn("dataValidations"))
+        validations = ws.root_for_edit().find(qn("dataValidations"))
         if validations is None:
             validations = ws.add_element("dataValidations", {"count": "0"})
         letter = column_letters(index)

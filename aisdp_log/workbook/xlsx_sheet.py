@@ -22,17 +22,13 @@ from aisdp_log.errors import WorkbookError
 from aisdp_log.spec import column_letters, column_number
 from aisdp_log.workbook.package import SheetEntry
 from aisdp_log.workbook.xlsx_package import REL_TABLE, Package
+from aisdp_log.workbook.xlsx_ranges import grow_dimension, grow_sheet_ranges
 from aisdp_log.workbook.xlsx_rows import cut_rows
 from aisdp_log.workbook.xlsx_styles import Styles
 from aisdp_log.workbook.xlsx_text import SharedStrings
 from aisdp_log.workbook.xmlpart import (
     NS_MAIN,
-    NS_X14,
-    NS_XM,
     decode_ooxml,
-    format_range,
-    grow_attribute,
-    grow_sqref,
     local,
     parse_range,
     parse_xml,
@@ -63,7 +59,8 @@ class Book(Protocol):
     epoch: dt.datetime
 
     def shared_strings(self) -> SharedStrings: ...
-    def grow_names(self, title: str, row: int) -> None: ...
+    def grow_names(self, title: str, row: int,
+                   ranges: set[tuple[int, int, int, int]]) -> None: ...
 
 
 @dataclass
@@ -392,6 +389,11 @@ class Sheet:
         self._changed = True
         return place(self.root, name, WORKSHEET_ORDER, attrs)
 
+    def tree(self):
+        """The sheet's tree without its rows, to read."""
+        self._load()
+        return self.root
+
     def root_for_edit(self):
         """The sheet's tree without its rows, for an edit the caller makes (it is written)."""
         self._load()
@@ -420,37 +422,16 @@ class Sheet:
     def grow_ranges(self, row: int) -> None:
         """Stretch what ends on the row above down over `row`: tables (and their
         autofilters), the sheet's autofilter, data validations and conditional formats (also
-        the x14 ones in `<extLst>`), and the defined names over them (`_FilterDatabase`)."""
+        the x14 ones in `<extLst>`), and the defined names that cover a grown table or
+        autofilter (`_xlnm._FilterDatabase`, a person's name for the table's range)."""
         self._load()
-        for part, table in self.tables().items():
-            bounds = parse_range(table.get("ref", ""))
-            if bounds is None or bounds[3] != row - 1 or bounds[1] >= row or \
-                    _int(table.get("totalsRowCount")) > 0:
-                continue
-            ref = format_range((bounds[0], bounds[1], bounds[2], row))
-            table.set("ref", ref)
-            for autofilter in table.findall(qn("autoFilter")):
-                autofilter.set("ref", ref)
-            self.book.package.touch(part)
-        changed = False
-        for element in self.root:
-            name = local(element)
-            if name == "autoFilter":
-                changed |= grow_attribute(element, "ref", row)
-            elif name == "conditionalFormatting":
-                changed |= grow_attribute(element, "sqref", row)
-            elif name == "dataValidations":
-                for validation in element:
-                    changed |= grow_attribute(validation, "sqref", row)
-        for sqref in self.root.iter(qn("sqref", NS_XM)):
-            owner = sqref.getparent()
-            if owner.tag in (qn("conditionalFormatting", NS_X14), qn("dataValidation", NS_X14)):
-                grown = grow_sqref(sqref.text or "", row)
-                if grown != (sqref.text or "").strip():
-                    sqref.text = grown
-                    changed = True
+        package = self.book.package
+        tables = self.tables()
+        changed, grown, tables_grown = grow_sheet_ranges(self.root, tables, row)
+        for part in tables_grown:
+            package.touch(part)
         self._changed |= changed
-        self.book.grow_names(self.title, row)
+        self.book.grow_names(self.title, row, grown)
 
     # ----------------------------------------------------------------- saving
 
@@ -461,15 +442,7 @@ class Sheet:
         if not dirty and not self._changed:
             return
         if self._written is not None:
-            dimension = self._element("dimension")
-            if dimension is not None:
-                current = parse_range(dimension.get("ref", ""))
-                written = self._written
-                grown = written if current is None else (
-                    min(current[0], written[0]), min(current[1], written[1]),
-                    max(current[2], written[2]), max(current[3], written[3]))
-                if grown != current:
-                    dimension.set("ref", format_range(grown))
+            grow_dimension(self._element("dimension"), self._written)
         for row in dirty:
             spans = row.element.get("spans", "")
             low, _, high = spans.partition(":")

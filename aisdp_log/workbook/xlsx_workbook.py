@@ -98,9 +98,12 @@ class Workbook:
         self.worksheets.append(sheet)
         return sheet
 
-    def grow_names(self, title: str, row: int) -> None:
-        """Grow each defined name that is one range of sheet `title` ending on the row above
-        `row` (the autofilter's `_xlnm._FilterDatabase`, a person's named range)."""
+    def grow_names(self, title: str, row: int,
+                   ranges: set[tuple[int, int, int, int]]) -> None:
+        """Grow each defined name that is one of `ranges` (a table or autofilter of sheet
+        `title` that grew over `row`): the autofilter's `_xlnm._FilterDatabase`, a person's
+        name for the table's range. Other names (a single column, a chart's series) keep
+        what they say."""
         names = self.root.find(qn("definedNames"))
         for name in (names if names is not None else []):
             found = _ONE_RANGE.match((name.text or "").strip())
@@ -110,7 +113,7 @@ class Workbook:
             if sheet.startswith("'"):
                 sheet = sheet[1:-1].replace("''", "'")
             bounds = parse_range(found.group("range"))
-            if sheet != title or bounds is None or bounds[3] != row - 1 or bounds[1] >= row:
+            if sheet != title or bounds not in ranges:
                 continue
             grown = format_range((bounds[0], bounds[1], bounds[2], row))
             absolute = "$" in found.group("range")
