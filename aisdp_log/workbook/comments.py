@@ -9,6 +9,7 @@ VML `<v:shape>` elements are removed and added."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from aisdp_log.workbook.package import Relationship
 from aisdp_log.workbook.xlsx_sheet import Sheet
@@ -42,7 +43,7 @@ class Note:
     ref: str
     author: str
     text: str
-    element: object  # the <comment> element
+    element: Any  # the <comment> element
 
     @property
     def is_tool_note(self) -> bool:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from lxml import etree
 
@@ -146,7 +147,7 @@ def upgrade_log(path: Path | str, *, force: bool = False) -> UpgradeResult:
     return result
 
 
-def _missing_validations(ws: Sheet, template_validations: dict[int, object],
+def _missing_validations(ws: Sheet, template_validations: dict[int, Any],
                          template_headers: list[str], wanted: dict[str, str],
                          columns: dict[str, int], last_row: int) -> list[str]:
     """Add the template's validation (and input message) to each `wanted` column
@@ -171,9 +172,9 @@ def _missing_validations(ws: Sheet, template_validations: dict[int, object],
     return added
 
 
-def _validations_by_column(root) -> dict[int, object]:
+def _validations_by_column(root) -> dict[int, Any]:
     """1-based column -> the `<dataValidation>` element whose range starts at its row 2."""
-    found: dict[int, object] = {}
+    found: dict[int, Any] = {}
     for validation in root.iter(qn("dataValidation")):
         for item in validation.get("sqref", "").split():
             bounds = parse_range(item)

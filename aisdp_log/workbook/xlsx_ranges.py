@@ -4,6 +4,8 @@ ones and the x14 ones in `<extLst>`), and the `<dimension>`."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from aisdp_log.workbook.xmlpart import (
     NS_X14,
     NS_XM,
@@ -18,7 +20,7 @@ from aisdp_log.workbook.xmlpart import (
 Bounds = tuple[int, int, int, int]
 
 
-def grow_sheet_ranges(root, tables: dict[str, object], row: int
+def grow_sheet_ranges(root, tables: dict[str, Any], row: int
                       ) -> tuple[bool, set[Bounds], list[str]]:
     """Stretch what ends on the row above `row` down over it. Returns whether the sheet's
     tree changed, the ranges of the tables and autofilter that grew (as they were: defined

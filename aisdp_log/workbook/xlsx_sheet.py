@@ -14,7 +14,7 @@ import datetime as dt
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Protocol, overload
+from typing import Any, Protocol, overload
 
 from lxml import etree
 
@@ -86,12 +86,12 @@ class _Row:
     def __init__(self, number: int, raw: bytes | None, gap: bytes = b"", element=None):
         self.number, self.raw, self.gap, self.element = number, raw, gap, element
         self.dirty = False
-        self._cells: dict[int, object] | None = None
+        self._cells: dict[int, Any] | None = None
 
-    def cells(self) -> dict[int, object]:
+    def cells(self) -> dict[int, Any]:
         """Column -> `<c>` element (a cell without `r` is the one after the previous)."""
         if self._cells is None:
-            cells: dict[int, object] = {}
+            cells: dict[int, Any] = {}
             column = 0
             for element in self.element:
                 if local(element) == "c":
@@ -100,6 +100,18 @@ class _Row:
             self._cells = cells
         return self._cells
 
+    def cell(self, wanted: int):
+        """The `<c>` at column `wanted`, reading the row's cells only up to it."""
+        if self._cells is not None:
+            return self._cells.get(wanted)
+        column = 0
+        for element in self.element:
+            if local(element) == "c":
+                column = _column_of(element.get("r")) or column + 1
+                if column >= wanted:
+                    return element if column == wanted else None
+        return None
+
 
 class Sheet:
     """One worksheet part (see the module docstring)."""
@@ -107,7 +119,7 @@ class Sheet:
     def __init__(self, book: Book, entry: SheetEntry):
         self.book, self.entry = book, entry
         self.title, self.part = entry.title, entry.part
-        self.root = None
+        self.root: Any = None
         self._written: tuple[int, int, int, int] | None = None  # bounds of written cells
         self._changed = False
 
@@ -256,7 +268,7 @@ class Sheet:
         cell = found.cells().get(column) if found else None
         return None if cell is None else self._value(cell)
 
-    def row_values(self, row: int) -> dict[int, object]:
+    def row_values(self, row: int) -> dict[int, Any]:
         found = self._row(row)
         return {} if found is None else {c: self._value(e) for c, e in found.cells().items()}
 
@@ -264,13 +276,13 @@ class Sheet:
         self._load()
         return list(self._numbers)
 
-    def column_values(self, column: int) -> dict[int, object]:
+    def column_values(self, column: int) -> dict[int, Any]:
         """Row -> value of every cell in `column` that exists."""
         self._load()
         self._parse(self._rows)
         values = {}
         for row in self._rows:
-            cell = row.cells().get(column)
+            cell = row.cell(column)
             if cell is not None:
                 values[row.number] = self._value(cell)
         return values
@@ -330,7 +342,8 @@ class Sheet:
         else:
             later = [e for c, e in cells.items() if c > column]
             ext = [e for e in found.element if local(e) == "extLst"]
-            anchor = min(later, key=found.element.index) if later else (ext[0] if ext else None)
+            anchor: Any = min(later, key=found.element.index) if later else \
+                (ext[0] if ext else None)
             if anchor is None:
                 found.element.append(element)
             else:
@@ -402,7 +415,7 @@ class Sheet:
 
     # ----------------------------------------------------------------- tables and ranges
 
-    def tables(self) -> dict[str, object]:
+    def tables(self) -> dict[str, Any]:
         """Table part name -> its parsed root."""
         package = self.book.package
         return {part: package.xml(part) for part in package.related(self.part, REL_TABLE)}
