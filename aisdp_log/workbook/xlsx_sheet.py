@@ -156,15 +156,16 @@ class Sheet:
         if self.root is None:
             self.root = parse_xml(data, where)
             self._sheet_data = self._check_root(where)
-            number = 0
+            number, rows = 0, []
             for element in list(self._sheet_data):
                 if local(element) == "row":
                     number = int(element.get("r")) if (element.get("r") or "").isdigit() \
                         else number + 1
                     row = _Row(number, None)
-                    self._adopt(row, element)
+                    self._adopt(row, element)  # moves it out of <sheetData>
                     rows.append(row)
-                self._sheet_data.remove(element)
+                else:
+                    self._sheet_data.remove(element)
             self._sheet_data.text = None
             self._sheet_data.append(etree.ProcessingInstruction(_PLACEHOLDER, self._token))
             self._trailing = b""
