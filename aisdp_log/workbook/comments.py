@@ -82,7 +82,7 @@ class SheetNotes:
         authors = ["".join(a.itertext()) for a in (authors_list if authors_list is not None
                                                     else []) if local(a) == "author"]
         found = []
-        for element in root.iter(qn("comment", etree_ns(root))):
+        for element in (e for e in root.iter() if local(e) == "comment"):
             author_id = element.get("authorId", "")
             author = authors[int(author_id)] if author_id.isdigit() and \
                 int(author_id) < len(authors) else ""
@@ -224,10 +224,6 @@ class SheetNotes:
                 if legacy.get(qn("id", NS_REL)) == self.vml_rel.rel_id:
                     root.remove(legacy)
             self.vml_rel = None
-
-
-def etree_ns(root) -> str:
-    return root.tag.partition("}")[0].lstrip("{")
 
 
 def _note_position(shape) -> tuple[int, int] | None:

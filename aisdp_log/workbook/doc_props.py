@@ -80,20 +80,10 @@ def set_properties(package: Package, values: dict[str, str]) -> None:
             pid = max(pids, default=1) + 1
             pids.append(pid)
             element = sub(root, "property", {"fmtid": _FMTID, "pid": str(pid), "name": name})
-        if "vt" not in root.nsmap and NS_VT not in element.nsmap.values():
-            element = _redeclared(element)
         for child in list(element):
             element.remove(child)
         sub(element, "lpwstr", ns=NS_VT).text = value
     package.touch(part)
-
-
-def _redeclared(element):
-    """`element` re-made with the `vt:` namespace declared on it (a part that declares it
-    nowhere would otherwise get an invented prefix)."""
-    fresh = element.makeelement(element.tag, dict(element.attrib), nsmap={"vt": NS_VT})
-    element.getparent().replace(element, fresh)
-    return fresh
 
 
 def older_template(version: str | None, current: str) -> bool:

@@ -14,36 +14,29 @@ Contract for callers::
         set_cell(ws, row, "Reproducibility", "bitwise")
     # here the file has been replaced atomically, or left byte-identical if anything failed
 
-- `open_workbook_for_update(path, *, force=False)`: a context manager yielding the surgical
-  writer's `Workbook` (aisdp_log.workbook.xlsx_workbook), not openpyxl's: `wb["Experiments"]`,
+- `open_workbook_for_update(path, *, force=False)`: a context manager yielding the writer's
+  `Workbook` (aisdp_log.workbook.xlsx_workbook), not openpyxl's: `wb["Experiments"]`,
   `wb.worksheets`, `ws.title`, `ws[1]`, `ws.cell(row, column).value`,
-  `ws.iter_rows(min_row=2, values_only=True)` read as with openpyxl. Before loading it runs
-  guard.py's checks: it refuses (WriteRefused, exit 2) while Excel's `~$<name>` or
-  LibreOffice's `.~lock.<name>#` sits beside the name or a symlink's target (naming who holds
-  it; `force=True` ignores such a stale lock), a file or folder the user may not write, a file
-  owned by someone else, a file with several hard links (unless `force`); it waits (up to 60 s)
-  while another aisdp-log writes the same file (an `flock` on `.aisdp-log/<name>.lock` beside
-  it; a caller may hold it already through `guard.writer_lock`, e.g. across training).
-  It runs the reader's zip-safety check, then reads the package *at entry*: do slow work
-  before entering, so the window in which a person's edit could be overwritten stays short.
-  On a clean exit, if anything changed, it writes the new package to a temp file in
-  `.aisdp-log/` beside the log (which ignores itself in git), fsyncs it, gives it the
-  original's owner and permission bits, `os.replace`s the original and fsyncs the folder; if
-  the file changed on disk since it was read (a person saved it meanwhile), it refuses
-  instead of discarding their change. On an exception nothing is written and the temp is
-  removed; an OSError (disk full, quota, I/O) is one line (WriteFailed). A writer killed
-  mid-save leaves the original intact plus its temp and lock file in `.aisdp-log/`; the next
-  writer (holding the lock) removes both.
-- What a write changes: only what it adds. New rows are spliced into the sheet's
-  `<sheetData>` as bytes (text as inline strings, numbers, booleans, dates as serial
-  numbers with a date style); the table, the autofilter, data validations and conditional
-  formats that ended on the row above (also the `<extLst>` x14 ones) and `<dimension>` grow
-  over them. Every other `<c>` keeps its bytes (formulas keep their saved values), and
-  every other zip member is copied raw: drawings, charts, images, comments, threaded
-  comments, customXml, slicers, pivot caches, defined names, docProps. New cell styles
-  are appended to `styles.xml`, so existing style indices keep their meaning; shared
-  strings are never touched. A new tool sheet is a new part (worksheet XML, content type,
-  workbook `<sheet>`, relationship).
+  `ws.iter_rows(min_row=2, values_only=True)` read as with openpyxl. First guard.py's checks
+  (Office lock files, permissions, owner, hard links; the writer lock, waiting up to 60 s for
+  another aisdp-log) and the zip-safety check; then it reads the package *at entry*: do slow
+  work before entering. On a clean exit, if anything changed, the new package goes to a temp
+  file in `.aisdp-log/` beside the log, is fsynced, given the original's owner and mode, and
+  `os.replace`s the original (refused if the file changed on disk meanwhile). On an exception
+  nothing is written; a writer killed mid-save leaves the original intact, and the next
+  writer removes its temp and lock files.
+- What a write changes: only what it adds. Each part it edits (the sheet, its tables,
+  `styles.xml`, the workbook part, relationships, content types, comments, doc props) is
+  parsed by lxml and serialised back only if it changed; every other member is copied raw
+  (drawings, charts, images, threaded comments, customXml, pivot caches, ...). In a sheet,
+  only the rows it reads are parsed and only changed rows re-serialised: every other row
+  keeps its bytes (formulas keep their saved values). New rows hold text as inline strings,
+  numbers, booleans, dates as serial numbers with a date style; tables, autofilters,
+  validations, conditional formats (also x14 ones), the defined names over a grown table or
+  autofilter (`_FilterDatabase`) and `<dimension>` that ended on the row above grow over
+  them. New cell styles are appended, so existing indices keep their meaning; shared
+  strings are never touched. A workbook the writer cannot edit (Strict Open XML, a
+  chartsheet named Experiments, encrypted) is refused in one line, untouched.
 - `append_row(ws, values, *, number_formats=None) -> int`: writes a row by header
   (case/space-insensitive; an unknown header raises KeyError) at the first empty row below
   the last filled key cell (`Experiment ID` on Experiments, else the first column; never

@@ -2,11 +2,13 @@
 large sheet is not parsed whole to append one row.
 
 lxml parses the rest of the sheet (every element but the rows) and each row the writer reads
-or changes; rows nobody touches keep their bytes. The cut itself follows XML's grammar: it
-skips comments, CDATA sections, processing instructions and quoted attribute values (which may
-hold `>`) before `<sheetData>`, and where the rows hold anything but elements and white space
-(a comment, a CDATA section: then a `<` need not start a tag) it gives up, and the caller
-parses the whole sheet with lxml instead. Every row it cuts is an element whose end tag is the
+or changes; rows nobody touches keep their bytes. The cut skips quoted attribute values (which may
+hold `>`); lxml checks it (the rows' placeholder must land as the only child of the worksheet's
+`<sheetData>`, else the sheet is parsed whole), and where the rows hold anything but elements
+and white space
+(a comment, a CDATA section: then a `<` need not start a tag), or a row's start tag has a
+single-quoted value or a reference, it gives up, and the caller parses the whole sheet with
+lxml instead. Every row it cuts is an element whose end tag is the
 first `</name` after its start tag: inside a row without comments or CDATA every `<` starts a
 tag (text and attribute values cannot hold a raw `<`), and rows do not nest.
 """
@@ -16,8 +18,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 _SPACE = b" \t\r\n"
-_SKIPS = ((b"<!--", b"-->"), (b"<![CDATA[", b"]]>"), (b"<?", b"?>"), (b"<!", b">"))
-_REFERENCES = {"amp": "&", "lt": "<", "gt": ">", "quot": '"', "apos": "'"}
 
 
 @dataclass
@@ -62,65 +62,40 @@ def _qname(data: bytes, at: int) -> bytes:
     return data[at + 1:end]
 
 
-def attributes(tag: bytes) -> dict[str, str]:
-    """The attributes of one start tag (`<name a="1" b='2'>`), their references resolved."""
-    found: dict[str, str] = {}
-    position = len(_qname(tag, 0)) + 1
-    while True:
-        equals = tag.find(b"=", position)
-        if equals < 0:
-            return found
-        name = tag[position:equals].strip(_SPACE).decode("utf-8", "replace")
-        start = equals + 1
-        while tag[start:start + 1] in (b" ", b"\t", b"\r", b"\n"):
-            start += 1
-        quote = tag[start:start + 1]
-        end = tag.find(quote, start + 1) if quote in (b'"', b"'") else -1
-        if end < 0:
-            return found
-        found[name] = resolve_references(tag[start + 1:end].decode("utf-8", "replace"))
-        position = end + 1
-
-
-def resolve_references(text: str) -> str:
-    if "&" not in text:
-        return text
-    pieces = text.split("&")
-    out = [pieces[0]]
-    for piece in pieces[1:]:
-        name, semicolon, rest = piece.partition(";")
-        if semicolon and name.startswith("#x"):
-            out.append(chr(int(name[2:], 16)) + rest)
-        elif semicolon and name.startswith("#"):
-            out.append(chr(int(name[1:])) + rest)
-        elif semicolon and name in _REFERENCES:
-            out.append(_REFERENCES[name] + rest)
-        else:
-            out.append("&" + piece)
-    return "".join(out)
-
-
 def find_sheet_data(data: bytes) -> tuple[int, int, bytes] | None:
-    """(start, end) of `<sheetData>`'s start tag and its qualified name, found by walking
-    the markup before it; None where there is none."""
-    position = data.find(b"<")
-    while 0 <= position < len(data):
-        for opening, closing in _SKIPS:
-            if data.startswith(opening, position):
-                end = data.find(closing, position + len(opening))
-                if end < 0:
-                    return None
-                position = data.find(b"<", end + len(closing))
-                break
-        else:
-            end = tag_end(data, position)
-            if end < 0:
-                return None
-            name = _qname(data, position)
-            if name.rpartition(b":")[2] == b"sheetData" and not name.startswith(b"/"):
-                return position, end, name
-            position = data.find(b"<", end)
+    """(start, end) of the first `<sheetData>` (any prefix) start tag and its qualified name;
+    None where there is none. A look-alike inside a comment or CDATA section before it is
+    caught by the caller, which checks where lxml puts the rows' placeholder."""
+    at = data.find(b"sheetData")
+    while at > 0:
+        start = data.rfind(b"<", 0, at)
+        name = data[start + 1:at + len(b"sheetData")]
+        if start >= 0 and data[at + 9:at + 10] in _DELIMITERS and \
+                (name == b"sheetData" or name[:-9].rstrip(b":").isalnum() and name[-10:-9] == b":"):
+            end = tag_end(data, start)
+            return (start, end, name) if end > 0 else None
+        at = data.find(b"sheetData", at + 1)
     return None
+
+
+def _first_markup(data: bytes, start: int, mark: bytes) -> int:
+    """Where the first `<` + `mark` (`!`: comment, CDATA; `?`: PI) after `start` is, or
+    len(data). `mark` alone is rare in a sheet and found at memchr speed; `<` is everywhere."""
+    at = data.find(mark, start)
+    while at > 0 and data[at - 1:at] != b"<":
+        at = data.find(mark, at + 1)
+    return at - 1 if at > 0 else len(data)
+
+
+def _number(head: bytes) -> int | None:
+    """A row start tag's `r` (0: the tag is not read this way, so the sheet is parsed
+    whole): its values double-quoted, no reference in them."""
+    if b"'" in head or b"&" in head:
+        return 0
+    parts = head.split(b'"')
+    value = next((parts[i + 1] for i in range(0, len(parts) - 1, 2)
+                  if parts[i].rstrip(b"= \t\r\n").rsplit(None, 1)[-1] == b"r"), b"")
+    return int(value) if value.strip().isdigit() else None
 
 
 def cut_rows(data: bytes) -> Cut | None:
@@ -131,34 +106,40 @@ def cut_rows(data: bytes) -> Cut | None:
     tag_start, position, qname = found
     if data[position - 2:position] == b"/>":
         return Cut(position, position, qname, True, [])
+    # Rows must end before the first comment, CDATA section or PI after <sheetData>.
+    limit = min(_first_markup(data, position, b"!"), _first_markup(data, position, b"?"))
     rows: list[RawRow] = []
     closing = b"</" + qname
+    name = b""
     while True:
         start = data.find(b"<", position)
-        if start < 0 or data[position:start].strip(_SPACE):
-            return None  # text between rows
+        if start < 0 or start >= limit or data[position:start].strip(_SPACE):
+            return None  # text or markup between rows
         if data.startswith(closing, start):
             after = data[start + len(closing):start + len(closing) + 1]
             return Cut(found[1], start, qname, False, rows) if after in (b">", b" ", b"\t",
                                                                          b"\r", b"\n") else None
-        if data[start + 1:start + 2] in (b"!", b"?", b"/"):
-            return None  # a comment, CDATA or PI among the rows, or a stray end tag
+        if data[start + 1:start + 2] == b"/":
+            return None  # a stray end tag
         head_end = tag_end(data, start)
         if head_end < 0:
             return None
         head = data[start:head_end]
-        name = _qname(data, start)
+        if not (name and head.startswith(name) and head[len(name):len(name) + 1] in _DELIMITERS):
+            name = b"<" + _qname(data, start)
         if head.endswith(b"/>"):
             end = head_end
         else:
-            close = data.find(b"</" + name, head_end)
-            if close < 0 or data.find(b"<!", head_end, close) >= 0 or \
-                    data.find(b"<?", head_end, close) >= 0:
-                return None
+            close = data.find(b"</" + name[1:], head_end)
             end = data.find(b">", close) + 1
-            if end <= 0 or data[close + 2 + len(name):end - 1].strip(_SPACE):
+            if close < 0 or end <= 0 or end > limit or \
+                    data[close + 1 + len(name):end - 1].strip(_SPACE):
                 return None
-        number = attributes(head).get("r")
-        rows.append(RawRow(int(number) if number and number.strip().isdigit() else None,
-                           start, end))
+        number = _number(head)
+        if number == 0:
+            return None
+        rows.append(RawRow(number, start, end))
         position = end
+
+
+_DELIMITERS = (b" ", b">", b"/", b"\t", b"\r", b"\n")

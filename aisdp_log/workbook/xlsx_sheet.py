@@ -14,7 +14,7 @@ import datetime as dt
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Protocol, overload
+from typing import Any, Protocol
 
 from lxml import etree
 
@@ -25,7 +25,6 @@ from aisdp_log.workbook.xlsx_package import REL_TABLE, Package
 from aisdp_log.workbook.xlsx_ranges import grow_dimension, grow_sheet_ranges
 from aisdp_log.workbook.xlsx_rows import cut_rows
 from aisdp_log.workbook.xlsx_styles import Styles
-from aisdp_log.workbook.xlsx_text import SharedStrings
 from aisdp_log.workbook.xmlpart import (
     NS_MAIN,
     decode_ooxml,
@@ -58,7 +57,7 @@ class Book(Protocol):
     styles: Styles
     epoch: dt.datetime
 
-    def shared_strings(self) -> SharedStrings: ...
+    def shared_strings(self) -> list[str] | Any: ...
     def grow_names(self, title: str, row: int,
                    ranges: set[tuple[int, int, int, int]]) -> None: ...
 
@@ -141,7 +140,11 @@ class Sheet:
                     data[cut.end:]
             else:
                 skeleton = data[:cut.start] + mark + data[cut.end:]
-            self.root = parse_xml(skeleton, where)
+            try:
+                self.root = parse_xml(skeleton, where)
+            except WorkbookError:  # the cut was fooled (a look-alike in a comment): the
+                cut = None  # whole sheet is parsed below, and says what is wrong with it
+        if cut is not None:
             self._sheet_data = self._check_root(where)
             position, number = cut.start, 0
             for raw in cut.rows:
@@ -157,13 +160,13 @@ class Sheet:
             self.root = parse_xml(data, where)
             self._sheet_data = self._check_root(where)
             number, rows = 0, []
+            batch = self._sheet_data.makeelement("w", nsmap=self._sheet_data.nsmap)
             for element in list(self._sheet_data):
                 if local(element) == "row":
                     number = int(element.get("r")) if (element.get("r") or "").isdigit() \
                         else number + 1
-                    row = _Row(number, None)
-                    self._adopt(row, element)  # moves it out of <sheetData>
-                    rows.append(row)
+                    rows.append(_Row(number, None, element=element))
+                    batch.append(element)  # out of <sheetData>, its namespaces kept
                 else:
                     self._sheet_data.remove(element)
             self._sheet_data.text = None
@@ -184,10 +187,12 @@ class Sheet:
             raise WorkbookError(f"{where}: the sheet has no <sheetData>")
         return found
 
-    def _adopt(self, row: _Row, element) -> None:
+    def _wrapped(self, element):
+        """`element` moved into a wrapper of its own that declares `<sheetData>`'s
+        namespaces, so it serialises without declarations of its own."""
         wrapper = self._sheet_data.makeelement("w", nsmap=self._sheet_data.nsmap)
         wrapper.append(element)
-        row.element = element
+        return wrapper
 
     def _parse(self, rows: list[_Row]) -> None:
         """Parse the rows' bytes, all at once (one lxml call for a whole column's read)."""
@@ -201,7 +206,7 @@ class Sheet:
             raise WorkbookError(f"{self.book.package.name}: {self.part}: a row of sheet "
                                 f"{self.title!r} is damaged")
         for row, element in zip(rows, elements):
-            self._adopt(row, element)
+            row.element = element
 
     def _row(self, number: int, create: bool = False) -> _Row | None:
         self._load()
@@ -212,9 +217,8 @@ class Sheet:
             return row
         if not create:
             return None
-        row = _Row(number, None)
-        element = self._sheet_data.makeelement(qn("row"), {"r": str(number)})
-        self._adopt(row, element)
+        row = _Row(number, None, element=self._sheet_data.makeelement(qn("row"),
+                                                                     {"r": str(number)}))
         self._rows.insert(at, row)
         self._numbers.insert(at, number)
         return row
@@ -292,12 +296,8 @@ class Sheet:
         """The cell at (row, column), read-only; write with `writer.set_cell`."""
         return Cell(row, column, self.value(row, column))
 
-    @overload
-    def __getitem__(self, key: int) -> tuple[Cell, ...]: ...
-    @overload
-    def __getitem__(self, key: str) -> Cell: ...
-
-    def __getitem__(self, key: int | str) -> tuple[Cell, ...] | Cell:
+    def __getitem__(self, key: int | str) -> Any:
+        """`ws[1]`: the cells of row 1; `ws["B2"]`: one cell."""
         if isinstance(key, int):
             values = self.row_values(key)
             last = max(values, default=0)
@@ -474,7 +474,7 @@ class Sheet:
             if row.raw is not None and not row.dirty:
                 body.append(row.raw)
             elif row.element is not None and (len(row.element) or row.element.attrib):
-                data = etree.tostring(row.element.getparent(), encoding="UTF-8")
+                data = etree.tostring(self._wrapped(row.element), encoding="UTF-8")
                 body.append(data[data.index(b">") + 1:data.rindex(b"</")])
         body += [self._trailing, pieces[1]]
         self.book.package.write(self.part, b"".join(body))

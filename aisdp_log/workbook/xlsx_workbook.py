@@ -21,12 +21,28 @@ from aisdp_log.workbook.xlsx_package import (
 )
 from aisdp_log.workbook.xlsx_sheet import NEW_SHEET, Sheet
 from aisdp_log.workbook.xlsx_styles import Styles
-from aisdp_log.workbook.xlsx_text import SharedStrings
-from aisdp_log.workbook.xmlpart import NS_REL, format_range, parse_range, qn
+from aisdp_log.workbook.xmlpart import NS_REL, format_range, local, parse_range, qn, rich_text
 
 #: A defined name that is one range of one sheet: `'My sheet'!$A$1:$C$9` or `Sheet!A1:C9`.
 _ONE_RANGE = re.compile(r"^(?P<sheet>'(?:[^']|'')+'|[^'!:]+)!(?P<range>\$?[A-Z]{1,3}\$?\d+"
                         r"(?::\$?[A-Z]{1,3}\$?\d+)?)$")
+
+
+class SharedStrings:
+    """The `<si>` entries of the shared string table, each decoded (CDATA, references, rich
+    text runs without phonetic hints) when first asked for; the writer never adds to it."""
+
+    def __init__(self, root):
+        self._items = [] if root is None else [e for e in root if local(e) == "si"]
+        self._cache: dict[int, str] = {}
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __getitem__(self, index: int) -> str:
+        if index not in self._cache:
+            self._cache[index] = rich_text(self._items[index])
+        return self._cache[index]
 
 
 class Workbook:
