@@ -46,6 +46,12 @@ class RerunConfig:
     runs: int = 5
     confidence: float = 0.95
     timeout: float | None = 3600.0
+    #: `--env image`: "docker" or "podman" (None: whichever answers, docker first)
+    engine: str | None = None
+    #: `--env image`: GPUs passed to the container: a count, "all", or 0 for none
+    gpus: int | str = 0
+    #: `--env image`: the container's `--network` ("none": no network)
+    network: str = "none"
 
 
 @dataclass(frozen=True)
@@ -202,5 +208,17 @@ def _parse_rerun(table: object) -> RerunConfig:
     if timeout is not None and (isinstance(timeout, bool)
                                 or not isinstance(timeout, (int, float)) or timeout <= 0):
         raise ConfigError("rerun.timeout must be a positive number of seconds")
+    engine = table.get("engine")
+    if engine is not None and engine not in ("docker", "podman"):
+        raise ConfigError('rerun.engine must be "docker" or "podman"')
+    gpus = table.get("gpus", 0)
+    if not (gpus == "all" or (isinstance(gpus, int) and not isinstance(gpus, bool)
+                              and 0 <= gpus <= 64)):
+        raise ConfigError('rerun.gpus must be a number of GPUs from 0 to 64, or "all"')
+    network = table.get("network", "none")
+    if not isinstance(network, str) or not re.fullmatch(r"[A-Za-z0-9][\w.:-]*", network):
+        raise ConfigError('rerun.network must be a container network name such as "none" '
+                          '(the default) or "bridge"')
     return RerunConfig(tuple(command), runs, float(confidence),
-                       None if timeout is None else float(timeout))
+                       None if timeout is None else float(timeout), engine=engine, gpus=gpus,
+                       network=network)

@@ -50,6 +50,7 @@ from aisdp_log.rerun.plan import (
     select,
 )
 from aisdp_log.rerun.processes import Runner, install_interrupt, restore_interrupt, run_all
+from aisdp_log.system.containers import remove_stale_containers
 from aisdp_log.workbook.guard import writer_lock
 from aisdp_log.workbook.reader import load_log
 
@@ -60,8 +61,9 @@ def rerun(log_path: Path | str, *, ids: tuple[str, ...] | list[str] = (), flagge
           progress: Callable[[str], None] | None = None, env: str = "current") -> RerunReport:
     """Reproduce the rows named by `ids` (or marked in `Rerun` with `flagged`) and append the
     evidence to the workbook; see the module docstring. `env` is `current` (the command as
-    configured, after a pre-flight of its interpreter) or `lock` (an environment built from
-    the row's lock file; `lockenv.py`). Raises AisdpLogError (one line, exit
+    configured, after a pre-flight of its interpreter), `lock` (an environment built from
+    the row's lock file; `lockenv.py`) or `image` (inside the row's container image;
+    `container.py`). Raises AisdpLogError (one line, exit
     2) for bad arguments, an unreadable log or a missing `[rerun] command`."""
 
     log_path = Path(log_path)
@@ -95,7 +97,8 @@ def rerun(log_path: Path | str, *, ids: tuple[str, ...] | list[str] = (), flagge
         if outcome.plan is not None:
             outcome.stamp_dir = outcome.plan.artefact_dir / "reruns" / stamp
     # Before any worktree or run folder: is the interpreter able to run the rows? (exit 2)
-    prepared = prepare(outcomes, config.rerun.command, env, root, dry_run, progress)
+    prepared = prepare(outcomes, config.rerun.command, env, root, dry_run, progress,
+                       settings=config.rerun)
     for outcome in outcomes:
         if outcome.plan is not None:
             outcome.plan.run_env = prepared.by_experiment.get(outcome.experiment_id)
@@ -114,6 +117,8 @@ def rerun(log_path: Path | str, *, ids: tuple[str, ...] | list[str] = (), flagge
     try:
         remove_stale(root)
         remove_stale_run_folders(config.artefacts_dir)
+        if prepared.engine is not None:  # containers of reruns killed outright (--env image)
+            remove_stale_containers(prepared.engine)
         mark_running([o.stamp_dir for o in planned])
         if mode in ("auto", "bitwise"):
             results = run_all(runner, [(o, 1, "bitwise", _plan(o).seed) for o in planned], jobs)

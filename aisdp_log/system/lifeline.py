@@ -5,7 +5,9 @@ A killed `rerun` runs no clean-up code, so two things outlive it for it:
   (`prctl(PR_SET_PDEATHSIG)`, set between fork and exec);
 - a watchdog, a tiny Python process reading a pipe from us: EOF without a goodbye means we
   died, and it kills the whole process group (data-loader workers and other grandchildren,
-  which PR_SET_PDEATHSIG does not reach). This also serves macOS.
+  which PR_SET_PDEATHSIG does not reach), then runs the commands registered with
+  `on_death` (a container engine's `rm --force <name>`: a container outlives the engine's
+  client). This also serves macOS.
 
     with Lifeline() as lifeline:
         process = subprocess.Popen(command, start_new_session=True,
@@ -17,6 +19,7 @@ A killed `rerun` runs no clean-up code, so two things outlive it for it:
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -26,8 +29,9 @@ from collections.abc import Callable
 PR_SET_PDEATHSIG = 1
 
 _WATCHDOG = r"""
-import os, signal, sys
+import json, os, signal, subprocess, sys
 groups = set()
+commands = {}
 for line in sys.stdin:
     line = line.strip()
     if line == "bye":
@@ -36,10 +40,21 @@ for line in sys.stdin:
         groups.add(int(line[1:]))
     elif line[:1] == "-":
         groups.discard(int(line[1:]))
+    elif line[:1] == "!":
+        key, _, argv = line[1:].partition(" ")
+        commands[key] = json.loads(argv)
+    elif line[:1] == "~":
+        commands.pop(line[1:], None)
 for group in groups:
     try:
         os.killpg(group, signal.SIGKILL)
     except OSError:
+        pass
+for argv in commands.values():
+    try:
+        subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL, timeout=120)
+    except Exception:
         pass
 """
 
@@ -99,6 +114,13 @@ class Lifeline:
 
     def forget(self, pgid: int) -> None:
         self._send(f"-{pgid}\n")
+
+    def on_death(self, key: str, argv: list[str]) -> None:
+        """Run `argv` (no shell) if we die before `cancel(key)`; `key` has no spaces."""
+        self._send(f"!{key} {json.dumps(argv)}\n")
+
+    def cancel(self, key: str) -> None:
+        self._send(f"~{key}\n")
 
     def __exit__(self, *exc) -> None:
         self._send("bye\n")
