@@ -65,7 +65,7 @@ def watchdog(interval: float = WATCH_INTERVAL) -> None:
             trees.pop(int(line[1:]), None)
         for root, known in trees.items():
             # keep members already seen (an orphaned grandchild still belongs to the run)
-            known.update(process_tree([root, *known], known))
+            known.update(process_tree([root, *known], known, [root]))
     for known in trees.values():
         kill_processes(known)
 

@@ -65,25 +65,40 @@ def own_process_group() -> dict:
     return {"start_new_session": True}
 
 
-def process_tree(pids: Iterable[int], expected: dict[int, float] | None = None
-                 ) -> dict[int, float]:
+def process_tree(pids: Iterable[int], expected: dict[int, float] | None = None,
+                 groups: Iterable[int] = ()) -> dict[int, float]:
     """pid -> start time of each live process among `pids` and all their descendants, from
     one pass over the process table. The start time tells a process from a later one that
-    reuses its pid: a pid of `expected` whose start time differs is not followed."""
+    reuses its pid: a pid of `expected` whose start time differs is not followed.
+
+    On POSIX each process in a group of `groups` (a run's pid: `own_process_group` makes each
+    run lead its own group) counts too: a grandchild whose parent has just died has lost its
+    link to the tree, not its group."""
     import psutil
 
+    expected = expected or {}
     children: dict[int, list[int]] = {}
     started: dict[int, float] = {}
+    group: dict[int, int] = {}
     for process in psutil.process_iter(["ppid", "create_time"]):
         info = process.info
         if info.get("create_time") is None:
             continue
         started[process.pid] = info["create_time"]
         children.setdefault(info.get("ppid") or 0, []).append(process.pid)
+        if not IS_WINDOWS:
+            with contextlib.suppress(OSError):
+                group[process.pid] = os.getpgid(process.pid)
+    seeds = {pid for pid in pids if pid in started
+             and abs(expected.get(pid, started[pid]) - started[pid]) < 0.01}
+    # A group outlives its leader and its id is not reused while it does, so an ended
+    # leader still names its group; a live process with the leader's pid but another start
+    # time leads a group of its own, not ours.
+    leaders = {leader for leader in groups if leader not in started
+               or abs(expected.get(leader, started[leader]) - started[leader]) < 0.01}
+    stack = list(seeds) + [pid for pid, leader in group.items()
+                           if leader in leaders and leader != pid]
     found: dict[int, float] = {}
-    expected = expected or {}
-    stack = [pid for pid in pids if pid in started
-             and abs(expected.get(pid, started[pid]) - started[pid]) < 0.01]
     while stack:
         pid = stack.pop()
         if pid in found:
@@ -134,7 +149,8 @@ def kill_tree(pid: int) -> list[int]:
     known: dict[int, float] = {}
     frontier = [pid]
     for _ in range(20):  # a tree deeper than this is not a training run's
-        grown = {p: t for p, t in process_tree(frontier).items() if p not in known}
+        grown = {p: t for p, t in process_tree(frontier, known, [pid]).items()
+                 if p not in known}
         if not grown:
             break
         for member in grown:
