@@ -15,7 +15,7 @@ import posixpath
 from collections.abc import Iterator
 
 from aisdp_log.domain.nested import MISSING, lookup
-from aisdp_log.domain.values import as_text
+from aisdp_log.domain.values import as_text, looks_equal
 from aisdp_log.findings import Finding
 from aisdp_log.lint.artefact_records import same_param
 from aisdp_log.lint.checks.git import row_commits
@@ -77,7 +77,8 @@ def run(log: Log, ctx) -> Iterator[Finding]:
                                       f"{as_text(typed)}, but {path} at commit {typed_commit} "
                                       f"holds {json.dumps(held, default=str)[:60]}: checking out "
                                       "that commit would train with other parameters; record "
-                                      "the experiment's own commit")
+                                      "the experiment's own commit"
+                                      f"{looks_equal(row.get(param_column), held)}")
                     break
 
 
