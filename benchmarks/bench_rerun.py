@@ -10,7 +10,10 @@ Builds the test suite's project (real git + DVC, a tiny torch script, tests/test
 - its parts, each repeated: worktree add + remove, the data copy from the DVC cache, the same
   through `dvc checkout` (the fallback path), and the write-back through the safe writer.
 
-    python benchmarks/bench_rerun.py [--runs 5] [--repeat 3]
+    python benchmarks/bench_rerun.py [--runs 5] [--repeat 3] [--quick]
+
+Needs the `torch` and `test` extras (the project is tests/test_rerun.py's, which imports
+pytest). `--quick`: two statistical runs, each part once (CI runs it so it cannot rot).
 
 Goal: under 1 s per run. The training command's own time (mostly `import torch`) is reported
 but not counted.
@@ -41,7 +44,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5, help="runs of the statistical rerun")
     parser.add_argument("--repeat", type=int, default=3, help="repetitions of each measure")
+    parser.add_argument("--quick", action="store_true", help="two runs, each part once")
     args = parser.parse_args()
+    if args.quick:
+        args.runs, args.repeat = 2, 1
 
     import test_rerun as project_builder
 
