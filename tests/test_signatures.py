@@ -107,7 +107,8 @@ def test_mallory_edits_a_signed_hypothesis_and_signs_as_ada_with_her_own_key(sig
     history = [status for *_, status in again.review.signoff_history]
     assert history[0] == f"verified: key {fingerprint(signed.ada)} of ada@example.com"
     assert history[1] == \
-        f"not trusted: key {fingerprint(signed.mallory)} is not an allowed signer for ada@example.com"
+        f"not trusted: key {fingerprint(signed.mallory)} is not an allowed signer for " \
+        "ada@example.com"
 
 
 @pytest.mark.slow

@@ -86,7 +86,8 @@ def test_a_new_signed_review_accepts_the_change_and_reports_it(signed, tmp_path)
     markdown = result.markdown_path.read_text()
     assert "- Changed signed rows (1): EXP-006: notes, outcome" in markdown
     assert "- Changed outcomes (1): EXP-006: undecided → rejected" in markdown
-    assert "Signed by Ben Ode, QA lead <test@example.com> at" in _text(result.html_path.read_text())
+    assert "Signed by Ben Ode, QA lead &lt;test@example.com&gt; at" in \
+        _text(result.html_path.read_text())
     # The second sign-off is the reference now.
     assert r006(signed.log) == []
 
@@ -98,7 +99,8 @@ def test_changes_since_last_review_lists_new_rows(tmp_path):
     result = write_review(project.log, output_dir=tmp_path / "q3")
     assert result.review.changes.new_ids == ["EXP-003", "EXP-004", "EXP-005", "EXP-006"]
     markdown = result.markdown_path.read_text()
-    assert "Last signed review: 2026-Q2 signed by Ana Ruiz, Head of ML &lt;test@example.com&gt; at" in markdown
+    assert "Last signed review: 2026-Q2 signed by Ana Ruiz, Head of ML " \
+        "&lt;test@example.com&gt; at" in markdown
     assert "- New rows (4): EXP-003, EXP-004, EXP-005, EXP-006" in markdown
     assert "- Changed signed rows (0): none" in markdown
 

@@ -29,10 +29,9 @@ from aisdp_log.review.gather import (
 )
 from aisdp_log.review.render import render_verify
 from aisdp_log.signing import anchor as anchors
-from aisdp_log.signing import identity
+from aisdp_log.signing import identity, signatures, signoff
 from aisdp_log.signing import records as sign_records
-from aisdp_log.signing import signatures, signoff
-from aisdp_log.signing.verify import BUNDLE_ALLOWED_SIGNERS, BUNDLE_SUMS
+from aisdp_log.signing.logcheck import BUNDLE_ALLOWED_SIGNERS, BUNDLE_SUMS
 from aisdp_log.system.atomic import atomic_replace
 from aisdp_log.workbook.container import display_name
 from aisdp_log.workbook.reader import load_log

@@ -26,8 +26,8 @@ from aisdp_log.review.render import render
 from aisdp_log.signing import anchor as anchors
 from aisdp_log.signing import identity, signatures, signoff
 from aisdp_log.signing import records as sign_records
+from aisdp_log.signing.logcheck import check_signoffs
 from aisdp_log.signing.sign import append_signoff, signoff_values
-from aisdp_log.signing.verify import check_signoffs
 from aisdp_log.system.atomic import write_bytes
 from aisdp_log.system.tooldir import remove_orphans
 from aisdp_log.workbook import guard
@@ -185,8 +185,9 @@ def _keep_earlier_signoff(folder: Path, period: str) -> list[Path]:
         candidate = folder / f"review-{period}{suffix}"
         if candidate.is_file() and signatures.sha256_hex(candidate.read_bytes()) in signed:
             moving.append((candidate, suffix))
-    stem = sign_records.free_stem(folder, sign_records.kept_stem(period, str(statement.get("signed_at"))),
-                             (".json", ".json.sig", ".html", ".md"))
+    stem = sign_records.free_stem(
+        folder, sign_records.kept_stem(period, str(statement.get("signed_at"))),
+        (".json", ".json.sig", ".html", ".md"))
     kept = []
     for source, suffix in moving:
         if source.is_file():

@@ -31,7 +31,8 @@ from aisdp_log.findings import Finding, Report
 from aisdp_log.signing import anchor as anchors
 from aisdp_log.signing import records as sign_records
 from aisdp_log.signing import signatures, signoff
-from aisdp_log.signing.verify import BUNDLE_ALLOWED_SIGNERS, BUNDLE_SUMS, verify_log
+from aisdp_log.signing.logcheck import BUNDLE_ALLOWED_SIGNERS, BUNDLE_SUMS, verify_log
+from aisdp_log.workbook.reader import load_log
 
 #: A bundle larger than this once extracted is refused before anything is written.
 MAX_BUNDLE_BYTES = 16 << 30
@@ -263,8 +264,6 @@ def completeness(root: Path, names: list[str], records: list) -> list[Finding]:
 
 def missing_since(earlier: Path, records: list) -> list[Finding]:
     """R013 for every sign-off of the `earlier` bundle's log that this bundle's log lacks."""
-    from aisdp_log.workbook.reader import load_log
-
     archive = open_bundle(earlier)
     with archive, tempfile.TemporaryDirectory(prefix="aisdp-log-since-") as folder:
         root = Path(folder)

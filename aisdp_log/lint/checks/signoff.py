@@ -26,7 +26,7 @@ def run(log: Log, ctx) -> Iterator[Finding]:
 
     from aisdp_log.errors import AisdpLogError
     from aisdp_log.signing import anchor as anchors
-    from aisdp_log.signing.verify import check_signoffs
+    from aisdp_log.signing.logcheck import check_signoffs
 
     trusted = None
     with tempfile.TemporaryDirectory(prefix="aisdp-log-anchor-") as scratch:
