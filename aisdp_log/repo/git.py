@@ -72,9 +72,8 @@ def run_git(args: Iterable[str], cwd: Path | str | None, *, env: dict[str, str] 
     try:
         return subprocess.run(["git", *args], cwd=cwd, env=git_env(env), input=input,
                               capture_output=True, check=False, timeout=timeout,
-                              preexec_fn=preexec_fn,
-                              **({"encoding": "utf-8", "errors": "surrogateescape"} if text
-                                 else {}))
+                              preexec_fn=preexec_fn, encoding="utf-8" if text else None,
+                              errors="surrogateescape" if text else None)
     except FileNotFoundError:
         if cwd is not None and not Path(cwd).is_dir():
             raise RepositoryError(f"{cwd}: not a folder") from None
