@@ -24,6 +24,7 @@ from aisdp_log.artefacts.hashing import artefact_hash
 pytestmark = pytest.mark.slow
 
 SUBJECT = "Łódź: Őrs wins, naïve ł"
+SIGNER = "Ada Lovelace, ML lead <ada@example.com>"
 AUTHOR = "Łukasz Őrsi"
 COMMITTER = "Zoë Łódź"
 
@@ -98,7 +99,7 @@ def test_review_sign_and_verify_with_a_non_ascii_key_path(cp1252_env, tmp_path):
     allow(project.repo, "ada@example.com", key)
 
     signed = aisdp(cp1252_env, project.repo, "review", str(project.log), "--period",
-                   "2026-Q3", "-o", "out", "--sign", "Ana Ruiz, Head of ML", "--key", str(key))
+                   "2026-Q3", "-o", "out", "--sign", SIGNER, "--key", str(key))
     assert signed.returncode in (0, 1), signed.stderr
     assert (project.repo / "out" / "review-2026-Q3.json.sig").is_file()
 
@@ -106,7 +107,7 @@ def test_review_sign_and_verify_with_a_non_ascii_key_path(cp1252_env, tmp_path):
     git(project.repo, "config", "gpg.format", "ssh")
     git(project.repo, "config", "user.signingkey", str(key))
     again = aisdp(cp1252_env, project.repo, "review", str(project.log), "--period", "2026-Q3",
-                  "-o", "out", "--sign", "Ana Ruiz, Head of ML")
+                  "-o", "out", "--sign", SIGNER)
     assert again.returncode in (0, 1), again.stderr
 
     verified = aisdp(cp1252_env, project.repo, "verify", str(project.log))
