@@ -238,6 +238,11 @@ def verify_log(path: Path, *, allowed_signers: Path | None = None, repo: Path | 
         log = load_log(path, config_for(path, root or path.resolve().parent))
         try:
             found = signoff.read_signoffs(log.workbook)
+            removed = missing_records(found, root, path) \
+                if root is not None and not in_bundle else []
+            if not found and removed:  # every Sign-off row removed: not "nothing to check"
+                return Report(log=str(path), rows=len(log.rows), findings=removed,
+                              trust=anchor.trust(), signoffs=[])
             if not found:
                 raise AisdpLogError(f"{display_name(path)}: no Sign-off rows; nothing to "
                                     "verify (sign a review with `aisdp-log review LOG "
@@ -248,8 +253,7 @@ def verify_log(path: Path, *, allowed_signers: Path | None = None, repo: Path | 
             findings = checked.findings + list(signoff.check(log, found, checked.trusted))
             findings += duplicate_signed_ids(log, found)
             findings += anchors.worktree_findings(anchor)
-            if root is not None and not in_bundle:
-                findings += missing_records(found, root, path)
+            findings += removed
             return Report(log=str(path), rows=len(log.rows),
                           findings=sorted(findings, key=lambda f: f.sort_key),
                           trust=anchor.trust(), signoffs=checked.signers)
