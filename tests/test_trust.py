@@ -248,6 +248,12 @@ def test_3_removing_the_newest_signoff_is_caught_from_the_repository_history(tea
     assert code == 1
     relative = q3_record.relative_to(team.repo).as_posix()
     assert found(report) == {("R013", "repository", relative)}
+    # renaming the log does not disown the record: its chain links to the statements kept
+    renamed = team.repo / "docs" / "renamed-log.xlsx"
+    renamed.parent.mkdir()
+    shutil.copyfile(team.log, renamed)
+    code, report = verify_json(str(renamed))
+    assert code == 1 and found(report) == {("R013", "repository", relative)}
     # the assessor's view: this quarter's bundle must extend last quarter's
     later = _bundle_with_reviews(team, "later.zip")
     code, report = verify_json(str(later), "--allowed-signers", str(team.assessor_list),
