@@ -386,3 +386,19 @@ def test_signing_a_period_twice_keeps_the_earlier_files_and_bundles_both(team):
     code, report = verify_json(str(team.bundle("both.zip")), "--allowed-signers",
                                str(team.assessor_list))
     assert (code, report["findings"]) == (0, [])
+
+
+def test_every_signoff_is_bundled_from_review_folders_given_with_repeated_reviews(team):
+    write_review(team.log, period="2026-Q2", output_dir=team.tmp / "q2", sign=ADA, key=team.ada)
+    write_review(team.log, period="2026-Q3", output_dir=team.tmp / "q3", sign=ADA, key=team.ada)
+    bundle = team.tmp / "b.zip"
+    done = run_cli("bundle", str(team.log), "--period", "2026-Q3", "-o", str(bundle))
+    assert done.returncode == 2 and "--reviews" in done.stderr  # Q2's files are elsewhere
+    done = run_cli("bundle", str(team.log), "--period", "2026-Q3", "-o", str(bundle),
+                   "--reviews", str(team.tmp / "q2"), "--reviews", str(team.tmp / "q3"))
+    assert done.returncode == 0, done.stderr
+    names = set(zipfile.ZipFile(bundle).namelist())
+    assert {f"reviews/review-2026-Q{q}.{s}" for q in (2, 3)
+            for s in ("json", "json.sig", "html", "md")} <= names
+    code, report = verify_json(str(bundle), "--allowed-signers", str(team.assessor_list))
+    assert (code, report["findings"]) == (0, [])
