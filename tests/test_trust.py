@@ -341,14 +341,16 @@ def test_a_work_tree_edit_of_the_allowed_signers_is_reported_and_ignored(team):
                              ("R014", "repository", ".aisdp/allowed_signers")}
 
 
-def test_an_uncommitted_allowed_signers_file_is_no_anchor(tmp_path):
+def test_an_uncommitted_allowed_signers_file_does_not_establish_identity(tmp_path):
     project = make_project(tmp_path, tamper=None)
     ada = make_key(tmp_path, "ada")
     allow(project.repo, "ada@example.com", ada, commit=False)
     write_review(project.log, period="2026-Q3", output_dir=tmp_path / "out", sign=ADA, key=ada)
-    done = run_cli("verify", str(project.log))
-    assert done.returncode == 2
-    assert "not committed" in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    code, report = verify_json(str(project.log))
+    assert code == 1
+    assert found(report) == {("R012", "repository", ".aisdp/allowed_signers")}
+    assert report["trust"] == {"source": str(project.repo / ".aisdp" / "allowed_signers"),
+                               "independent": False}
 
 
 def test_valid_before_in_the_allowed_signers_is_honoured(team):

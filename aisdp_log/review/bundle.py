@@ -142,7 +142,7 @@ def _committed_allowed_signers(repo: Path | None, notes: list[str]) -> bytes | N
     """The allowed signers `verify` would use for the log (git's setting, else the list as
     committed), for the bundle: a convenience the assessor compares with their own list."""
     with tempfile.TemporaryDirectory(prefix="aisdp-log-anchor-") as scratch:
-        found = anchors.for_repository(repo, Path(scratch), allow_uncommitted=True)
+        found = anchors.for_repository(repo, Path(scratch))
         if found is None:
             return None
         if found.worktree_edit:

@@ -237,7 +237,7 @@ def _signature_info(key: Path | None, repo: Path, signer: identity.Signer,
     private key file). Where an allowed signers list exists and does not list the key for
     that principal, AisdpLogError: `verify` would report R008, so nothing is signed."""
 
-    anchor = anchors.for_repository(repo, scratch / "anchor", allow_uncommitted=True)
+    anchor = anchors.for_repository(repo, scratch / "anchor")
     shown = None
     if anchor is not None:
         # as the team knows it: relative to the repository where it lives there
@@ -269,10 +269,7 @@ def _history(log, records: list, repo: Path
         return [], None
     trusted = None
     with tempfile.TemporaryDirectory(prefix="aisdp-log-anchor-") as scratch:
-        try:
-            anchor = anchors.for_repository(repo, Path(scratch))
-        except AisdpLogError:  # an uncommitted list: the review says so, verify refuses it
-            anchor = None
+        anchor = anchors.for_repository(repo, Path(scratch))
         if anchor is None or shutil.which("ssh-keygen") is None:
             status = {r.row_number: ("signed, not checked (no committed allowed signers)"
                                      if r.signature else "not cryptographically signed")
