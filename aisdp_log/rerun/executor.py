@@ -7,6 +7,7 @@ job, waits for them all while showing pending / running / done, and reads their 
 from __future__ import annotations
 
 import collections
+import contextlib
 import shutil
 import threading
 import time
@@ -119,6 +120,10 @@ class SlurmExecutor:
                    for job, (outcome, *_) in zip(jobs, tasks)]
         for job in jobs:
             remove_files(job)
+        if self.folder is not None:
+            with contextlib.suppress(OSError):
+                self.folder.rmdir()   # a later phase makes a new one
+                self.folder = None
         return results
 
     def _wait(self, jobs: list[Job]) -> dict[str, str]:
