@@ -21,7 +21,7 @@ from aisdp_log.errors import AisdpLogError
 from aisdp_log.repo.roots import config_for, resolve_repo
 from aisdp_log.rerun.evidence import write_back
 from aisdp_log.rerun.executor import SlurmExecutor
-from aisdp_log.rerun.folders import read_json
+from aisdp_log.rerun.folders import read_json, remove_if_empty
 from aisdp_log.rerun.plan import RowOutcome
 from aisdp_log.rerun.processes import install_interrupt, restore_interrupt
 from aisdp_log.rerun.records import (
@@ -122,9 +122,13 @@ def submit_detached(log_path: Path | str, *, progress=None, executor: str | None
     previous = install_interrupt(slurm)
     try:
         jobs = slurm.submit(tasks)
-    except BaseException:
+    except BaseException:   # Ctrl-C, or sbatch refused one: nothing stays submitted
         slurm.stop_all()
         slurm.cleanup()
+        for outcome in ready.planned:
+            if outcome.stamp_dir is not None:
+                shutil.rmtree(outcome.stamp_dir, ignore_errors=True)
+                remove_if_empty(outcome.stamp_dir.parent)
         raise
     finally:
         restore_interrupt(previous)

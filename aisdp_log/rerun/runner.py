@@ -191,6 +191,8 @@ def rerun(log_path: Path | str, *, ids: tuple[str, ...] | list[str] = (), flagge
         lock.close()
         raise
     except BaseException:
+        runner.stop_all()   # an error (sbatch refused a job): stop what was started
+        runner.cleanup()
         unmark_running([o.stamp_dir for o in planned])
         lock.close()
         raise

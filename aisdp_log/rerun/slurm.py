@@ -166,17 +166,21 @@ def _job_name(experiment_id: str, number: int) -> str:
     return re.sub(r"[^A-Za-z0-9._-]", "_", f"{experiment_id}-{number}")
 
 
-def _script(task: Path, job: Job, options: list[str], repo_root: Path) -> str:
+def _placement(job: Job, repo_root: Path) -> list[str]:
+    """Name, output files and working folder: on sbatch's command line, where a path with a
+    space stays one argument (an `#SBATCH` line would split it)."""
+    return [f"--job-name=aisdp-{_job_name(job.experiment_id, job.number)}",
+            f"--output={job.file('.out')}", f"--error={job.file('.err')}",
+            f"--chdir={repo_root}"]
+
+
+def _script(task: Path, options: list[str], command: list[str]) -> str:
     package_parent = Path(aisdp_log.__file__).resolve().parent.parent
     bootstrap = (f"import sys; sys.path.insert(0, {str(package_parent)!r}); "
                  "from aisdp_log.rerun.slurmjob import main; main()")
-    lines = ["#!/bin/sh",
-             f"#SBATCH --job-name=aisdp-{_job_name(job.experiment_id, job.number)}",
-             f"#SBATCH --output={job.file('.out')}",
-             f"#SBATCH --error={job.file('.err')}",
-             f"#SBATCH --chdir={repo_root}",
-             *(f"#SBATCH {option}" for option in options),
-             "# a rerun of aisdp-log: one run of one row (task in the JSON file below)",
+    lines = ["#!/bin/sh", *(f"#SBATCH {option}" for option in options),
+             "# aisdp-log rerun: one run of one row, its task in the JSON file below;",
+             f"# submitted with: {shlex.join(command)}",
              f"exec {shlex.quote(sys.executable)} -c {shlex.quote(bootstrap)} "
              f"{shlex.quote(str(task))}", ""]
     return "\n".join(lines)
@@ -195,8 +199,9 @@ def submit(folder: Path, plan: RowPlan, stamp_dir: Path, number: int, mode: str,
                       "stamp_dir": str(stamp_dir), "number": number, "mode": mode,
                       "seed": seed, "result": str(job.file(".result.json"))})
     script = job.file(".sbatch")
-    script.write_text(_script(task, job, options, repo_root), encoding="utf-8")
-    done = _client("sbatch", "--parsable", *extra_args, str(script))
+    command = ["sbatch", "--parsable", *_placement(job, repo_root), *extra_args, str(script)]
+    script.write_text(_script(task, options, command), encoding="utf-8")
+    done = _client(*command)
     job_id = done.stdout.strip().split(";")[0]
     if done.returncode != 0 or not job_id.isdigit():
         raise AisdpLogError(f"sbatch refused {script.name}: {_first_line(done.stderr)}")
