@@ -248,12 +248,27 @@ def test_3_removing_the_newest_signoff_is_caught_from_the_repository_history(tea
     assert code == 1
     relative = q3_record.relative_to(team.repo).as_posix()
     assert found(report) == {("R013", "repository", relative)}
+    # renaming the log does not disown the record: its chain links to the statements kept
+    renamed = team.repo / "docs" / "renamed-log.xlsx"
+    renamed.parent.mkdir()
+    shutil.copyfile(team.log, renamed)
+    code, report = verify_json(str(renamed))
+    assert code == 1 and found(report) == {("R013", "repository", relative)}
     # the assessor's view: this quarter's bundle must extend last quarter's
     later = _bundle_with_reviews(team, "later.zip")
     code, report = verify_json(str(later), "--allowed-signers", str(team.assessor_list),
                                "--since", str(earlier))
     assert code == 1
     assert found(report) == {("R013", "bundle", "q3.zip!reviews/review-2026-Q3.json")}
+    # every Sign-off row removed: not "nothing to verify" but each recorded sign-off missing
+    workbook = openpyxl.load_workbook(team.log)
+    workbook["Sign-off"].delete_rows(2, 2)
+    workbook.save(team.log)
+    code, report = verify_json(str(team.log))
+    assert code == 1
+    assert {cell for code_, _, cell in found(report) if code_ == "R013"} == {
+        relative, *(p.relative_to(team.repo).as_posix()
+                    for p in (team.repo / ".aisdp" / "signoffs").glob("2026-Q2.*.json"))}
 
 
 def _bundle_with_reviews(team: Team, name: str) -> Path:

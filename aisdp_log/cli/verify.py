@@ -32,7 +32,7 @@ def verify_command(path: Path, allowed_signers: Path | None, trust_bundle_signer
     Exit code 0: everything verifies (warnings allowed); 1: a check failed, or identity was
     not established; 2: nothing could be checked.
     """
-    from aisdp_log.lint.formatters import FORMATTERS, use_colour
+    from aisdp_log.lint.formatters import FORMATTERS, _inert, use_colour
     from aisdp_log.signing.verify import verify
 
     notes: list[str] = []
@@ -42,9 +42,11 @@ def verify_command(path: Path, allowed_signers: Path | None, trust_bundle_signer
         click.echo(f"aisdp-log: {note}", err=True)
     if output_format == "text":
         for entry in report.signoffs or []:
-            click.echo(f"sign-off {entry['period'] or '?'} (Sign-off row {entry['row']}): "
-                       f"{entry['signer']}; principal {entry['principal'] or 'none'}; key "
-                       f"{entry['key'] or 'none'}; {entry['status']}")
+            # cell text: shown inert, so no control character reaches the terminal
+            click.echo(_inert(f"sign-off {entry['period'] or '?'} (Sign-off row "
+                              f"{entry['row']}): {entry['signer']}; principal "
+                              f"{entry['principal'] or 'none'}; key {entry['key'] or 'none'}; "
+                              f"{entry['status']}"))
         if report.trust is not None:
             independent = "independent of the evidence" if report.trust["independent"] else \
                 "brought by the evidence itself, not independent"

@@ -69,7 +69,8 @@ def probe(interpreter: str, wanted: list[tuple[str, str]], env: dict, cwd: Path)
     """Ask `interpreter` for its version and the packages in `wanted`; one line on failure."""
     try:
         result = subprocess.run([interpreter, "-c", PROBE, json.dumps(wanted)], cwd=cwd,
-                                env=env, capture_output=True, text=True,
+                                env=env, capture_output=True, encoding="utf-8",
+                                errors="replace",
                                 timeout=PROBE_TIMEOUT, stdin=subprocess.DEVNULL)
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise AisdpLogError(f"pre-flight: cannot run {interpreter}: "

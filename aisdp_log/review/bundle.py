@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from aisdp_log.artefacts.digests import file_sha256, manifest_text
-from aisdp_log.domain.locks import lock_entries
+from aisdp_log.domain.locks import lock_entries, lock_repo_path
 from aisdp_log.errors import AisdpLogError
 from aisdp_log.repo.git import blob_at, resolve_commit
 from aisdp_log.review.gather import (
@@ -94,12 +94,16 @@ def write_bundle(log_path: Path | str, output: Path | str, *, period: str | None
             environment = log.typed(reviewed_row, "environment")
             commit = log.typed(reviewed_row, "code_commit")
             for path, _ in lock_entries(str(environment or "")):
-                blob = _lock_at_commit(git_root, str(commit or ""), path)
+                # read as G005 and `rerun --env lock` read it: `envs\requirements.txt` is
+                # `envs/requirements.txt`, on every OS
+                repo_path = lock_repo_path(path, "")
+                blob = (_lock_at_commit(git_root, str(commit or ""), repo_path)
+                        if repo_path is not None else f"{path}: not a path inside the repository")
                 if isinstance(blob, str):
                     result.notes.append(f"{experiment_id}: {blob}")
                 else:
                     full, data = blob
-                    members[f"locks/{full}/{path.removeprefix('./')}"] = data
+                    members[f"locks/{full}/{repo_path}"] = data
         # where `review -o` usually writes: beside the log, its reviews/ folder, or here
         folder = log_path.resolve().parent
         search = [Path(reviews_dir)] if reviews_dir else [folder, folder / "reviews", Path.cwd()]
@@ -246,7 +250,8 @@ def _write_member(archive: zipfile.ZipFile, name: str, item: Path | bytes) -> in
 
 
 def _verify_text(members: dict, allowed: bytes | None, log_name: str) -> str:
-    """VERIFY.md: the exact commands that check the bundle with coreutils and OpenSSH, each
+    """VERIFY.md: the exact commands that check the bundle with standard tools (Linux, macOS
+    and Windows PowerShell) and OpenSSH, each
     signature against the principal (e-mail) its statement names, at its signing time."""
     statements = sorted(n for n in members if n.startswith("reviews/") and n.endswith(".json"))
     signed = []

@@ -196,20 +196,22 @@ def duplicate_signed_ids(log, signoffs: list) -> list[Finding]:
 
 
 def missing_records(signoffs: list, repo: Path, log_path: Path) -> list[Finding]:
-    """R013 for every statement committed under `.aisdp/signoffs/` that no Sign-off row
-    holds."""
+    """R013 for every statement of this log committed under `.aisdp/signoffs/` that no
+    Sign-off row holds (`records.records_of_log` decides which are this log's)."""
     try:
         relative = log_path.resolve().relative_to(repo.resolve()).as_posix()
     except ValueError:
         relative = None
-    held = {r.statement for r in signoffs if r.statement}
+    held = [r.statement for r in signoffs if r.statement]
+    held_set = set(held)
+    mine = records.records_of_log(records.recorded_statements(repo), held, log_path.name,
+                                  relative)
     return [anchors.file_finding("R013", "repository", found.path,
                                  f"sign-off of {found.period} by {found.signer} at "
                                  f"{found.signed_at} is recorded in the repository but "
                                  f"missing from {log_path.name}'s Sign-off sheet: a sign-off "
                                  "was removed")
-            for found in records.recorded_statements(repo, log_path.name, relative)
-            if found.text not in held]
+            for found in mine if found.text not in held_set]
 
 
 def verify_log(path: Path, *, allowed_signers: Path | None = None, repo: Path | None = None,
@@ -238,6 +240,11 @@ def verify_log(path: Path, *, allowed_signers: Path | None = None, repo: Path | 
         log = load_log(path, config_for(path, root or path.resolve().parent))
         try:
             found = signoff.read_signoffs(log.workbook)
+            removed = missing_records(found, root, path) \
+                if root is not None and not in_bundle else []
+            if not found and removed:  # every Sign-off row removed: not "nothing to check"
+                return Report(log=str(path), rows=len(log.rows), findings=removed,
+                              trust=anchor.trust(), signoffs=[])
             if not found:
                 raise AisdpLogError(f"{display_name(path)}: no Sign-off rows; nothing to "
                                     "verify (sign a review with `aisdp-log review LOG "
@@ -248,8 +255,7 @@ def verify_log(path: Path, *, allowed_signers: Path | None = None, repo: Path | 
             findings = checked.findings + list(signoff.check(log, found, checked.trusted))
             findings += duplicate_signed_ids(log, found)
             findings += anchors.worktree_findings(anchor)
-            if root is not None and not in_bundle:
-                findings += missing_records(found, root, path)
+            findings += removed
             return Report(log=str(path), rows=len(log.rows),
                           findings=sorted(findings, key=lambda f: f.sort_key),
                           trust=anchor.trust(), signoffs=checked.signers)

@@ -11,6 +11,7 @@ sheet (R013): to hide a sign-off, an attacker must now also rewrite the shared h
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -111,14 +112,19 @@ class RecordedStatement:
     period: str
     signed_at: str
     signer: str
+    log: str                # the log's file name the statement names
+    log_path: str | None    # the log's path in the repository, where it names one
+    previous: str | None    # the sha256 of the statement before it
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.text.encode("utf-8")).hexdigest()
 
 
-def recorded_statements(repo: Path, log_name: str, log_path: str | None
-                        ) -> list[RecordedStatement]:
-    """Every statement of this log ever committed under `.aisdp/signoffs/` (any version, on
-    any branch, tag or remote branch), read from git objects, so deleting the files from
-    the work tree or in a later commit hides none. A statement belongs to the log when it
-    names the log's repository path, or (without one) the log's file name."""
+def recorded_statements(repo: Path) -> list[RecordedStatement]:
+    """Every statement ever committed under `.aisdp/signoffs/` (any version, on any branch,
+    tag or remote branch), read from git objects, so deleting the files from the work tree or
+    in a later commit hides none."""
     try:
         with GitRepo.open(repo) as git:
             found = git.changed_blobs([f"{SIGNOFFS_IN_REPO.as_posix()}/*.json"])
@@ -134,12 +140,30 @@ def recorded_statements(repo: Path, log_name: str, log_path: str | None
         statement, _ = parse_statement(text)
         if statement is None:
             continue
-        named = statement.get("log_path")
-        if (named if isinstance(named, str) and log_path else statement.get("log")) != \
-                (log_path if isinstance(named, str) and log_path else log_name):
-            continue
         signer = statement.get("signer") or {}
         who = f"{signer.get('name', '')}, {signer.get('role', '')} <{signer.get('email', '')}>"
-        result.setdefault(text, RecordedStatement(path, text, str(statement.get("period")),
-                                                  str(statement.get("signed_at")), who))
+        named = statement.get("log_path")
+        previous = statement.get("previous")
+        result.setdefault(text, RecordedStatement(
+            path, text, str(statement.get("period")), str(statement.get("signed_at")), who,
+            str(statement.get("log")), named if isinstance(named, str) else None,
+            previous if isinstance(previous, str) else None))
     return list(result.values())
+
+
+def records_of_log(recorded: list[RecordedStatement], held: list[str], log_name: str,
+                   log_path: str | None) -> list[RecordedStatement]:
+    """The recorded statements that belong to this log: those naming it (its repository path,
+    or without one its file name), and those whose chain of `previous` links reaches a
+    statement the log holds, so renaming or moving the log does not disown its newest
+    sign-offs."""
+    belongs = {hashlib.sha256(text.encode("utf-8")).hexdigest() for text in held}
+    mine = {r.sha256 for r in recorded
+            if (r.log_path == log_path if r.log_path and log_path else r.log == log_name)}
+    belongs |= mine
+    grew = True
+    while grew:  # a chain of n records needs at most n rounds
+        linked = {r.sha256 for r in recorded if r.previous in belongs} - belongs
+        belongs |= linked
+        grew = bool(linked)
+    return [r for r in recorded if r.sha256 in belongs]

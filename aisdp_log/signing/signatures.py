@@ -100,22 +100,63 @@ def normalise_armor(text: str) -> str:
 # --------------------------------------------------------------------------- ssh-keygen
 
 def ssh_keygen() -> str:
+    """The ssh-keygen git signs with: git's `gpg.ssh.program` when set (a name on PATH or a
+    path), else `ssh-keygen` on PATH. AisdpLogError (one line) where there is none."""
+    configured = config_value(None, "gpg.ssh.program", path=True, timeout=TIMEOUT)
+    if configured:
+        found = shutil.which(configured) or \
+            (configured if Path(configured).is_file() else None)
+        if found is None:
+            raise AisdpLogError(f"git config gpg.ssh.program names {configured!r}, which is "
+                                "not found: fix the setting or install OpenSSH 8.2 or later")
+        return found
     found = shutil.which("ssh-keygen")
     if found is None:
         raise AisdpLogError("ssh-keygen not found: install OpenSSH 8.2 or later "
-                            "(Debian/Ubuntu: apt-get install openssh-client)")
+                            "(Debian/Ubuntu: apt-get install openssh-client; macOS has it; "
+                            "Windows: the OpenSSH Client optional feature, or Git for "
+                            "Windows' usr\\bin)")
     return found
 
 
-def _run(args: list[str], data: bytes | None = None) -> subprocess.CompletedProcess:
+def openssh_version(keygen: str) -> str:
+    """The OpenSSH release `keygen` belongs to (`OpenSSH_9.2p1`), asked of the `ssh` beside
+    it (ssh-keygen has no version option); "an unknown version" where that cannot tell."""
+    beside = Path(keygen).with_name("ssh" + Path(keygen).suffix)
     try:
-        return subprocess.run([ssh_keygen(), *args], input=data if data is not None else b"",
+        done = subprocess.run([str(beside), "-V"], capture_output=True, timeout=TIMEOUT,
+                              stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.SubprocessError):
+        return "an unknown version"
+    match = re.search(r"OpenSSH[_A-Za-z]*_[0-9][0-9.p]*", done.stderr.decode("utf-8", "replace")
+                      + done.stdout.decode("utf-8", "replace"))
+    return match.group() if match else "an unknown version"
+
+
+def _run(args: list[str], data: bytes | None = None) -> subprocess.CompletedProcess:
+    keygen = ssh_keygen()
+    try:
+        done = subprocess.run([keygen, *args], input=data if data is not None else b"",
                               capture_output=True, timeout=TIMEOUT)
     except subprocess.TimeoutExpired as exc:
         raise AisdpLogError(f"ssh-keygen {args[0]} {args[1] if len(args) > 1 else ''} gave no "
                             f"answer in {TIMEOUT} s (a passphrase prompt?)") from exc
     except OSError as exc:
         raise AisdpLogError(f"ssh-keygen could not run: {exc.strerror or exc}") from exc
+    if args[:1] == ["-Y"] and done.returncode != 0 and _lacks_signing(done.stderr):
+        # An OpenSSH before 8.2 knows no -Y (and an early one not every -Y operation): its
+        # refusal is no verdict on a signature, so it must never become an R007.
+        raise AisdpLogError(f"{keygen} is {openssh_version(keygen)}, older than the signing "
+                            f"features aisdp-log uses (`ssh-keygen -Y {args[1]}`, OpenSSH 8.2 "
+                            "or later): install a newer OpenSSH, or point git config "
+                            "gpg.ssh.program at one")
+    return done
+
+
+def _lacks_signing(stderr: bytes) -> bool:
+    text = stderr.decode("utf-8", "replace")
+    return bool(re.search(r"(unknown|illegal|invalid) option -- '?Y'?", text)) or \
+        "Unsupported operation for -Y" in text
 
 
 def _first_line(data: bytes) -> str:

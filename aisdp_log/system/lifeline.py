@@ -102,7 +102,7 @@ class Lifeline:
 
     def __enter__(self) -> Lifeline:
         read, write = os.pipe()
-        script = (f"import sys; sys.path.insert(0, {_PACKAGE_PARENT!r}); "
+        script = (f"import sys; sys.path.insert(0, {ascii(_PACKAGE_PARENT)}); "
                   "from aisdp_log.system.lifeline import watchdog; watchdog()")
         try:
             self.process = subprocess.Popen(
