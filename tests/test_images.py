@@ -128,8 +128,7 @@ def test_the_commit_is_read_from_the_files_where_git_does_not_run(tmp_path, monk
 # --------------------------------------------------------------------------- configuration
 
 @pytest.mark.parametrize("table, words", [
-    ('engine = "rkt"', "rerun.engine"), ("gpus = -1", "rerun.gpus"),
-    ('gpus = "two"', "rerun.gpus"), ('network = "a b"', "rerun.network")])
+    ('engine = "rkt"', "rerun.engine"), ('network = "a b"', "rerun.network")])
 def test_bad_rerun_keys_are_one_line_errors(tmp_path, table, words):
     (tmp_path / "aisdp.toml").write_text(f"[rerun]\n{table}\n")
     with pytest.raises(AisdpLogError, match=words):
@@ -137,10 +136,9 @@ def test_bad_rerun_keys_are_one_line_errors(tmp_path, table, words):
 
 
 def test_rerun_keys_are_read(tmp_path):
-    (tmp_path / "aisdp.toml").write_text('[rerun]\nengine = "docker"\ngpus = "all"\n'
-                                         'network = "bridge"\n')
+    (tmp_path / "aisdp.toml").write_text('[rerun]\nengine = "docker"\nnetwork = "bridge"\n')
     rerun = load_config(tmp_path).rerun
-    assert (rerun.engine, rerun.gpus, rerun.network) == ("docker", "all", "bridge")
+    assert (rerun.engine, rerun.network) == ("docker", "bridge")
     assert load_config(tmp_path / "none").rerun.network == "none"
 
 
@@ -148,10 +146,10 @@ def test_rerun_keys_are_read(tmp_path):
 
 def test_gpus_as_each_engine_takes_them():
     assert gpu_options("docker", 2) == ["--gpus", "2"]
-    assert gpu_options("docker", "all") == ["--gpus", "all"]
+    assert gpu_options("docker", 2, ["1", "3"]) == ["--gpus", '"device=1,3"']
     assert gpu_options("podman", 2) == ["--device", "nvidia.com/gpu=0",
                                         "--device", "nvidia.com/gpu=1"]
-    assert gpu_options("podman", "all") == ["--device", "nvidia.com/gpu=all"]
+    assert gpu_options("podman", 1, ["GPU-5f1c"]) == ["--device", "nvidia.com/gpu=GPU-5f1c"]
     assert gpu_options("podman", 0) == []
 
 
@@ -162,9 +160,10 @@ def test_a_runs_command_line(tmp_path, monkeypatch):
     spec = ContainerSpec(Engine("podman", "/usr/bin/podman", "4.3.1"), image,
                          tool=Path("/x/aisdp_log"), gpus=1,
                          mounts=[(tmp_path / "cache", True)])
-    variables = container_variables(dict(os.environ, AISDP_SEED="7"), image)
+    variables = container_variables(dict(os.environ, AISDP_SEED="7",
+                                         CUDA_VISIBLE_DEVICES="2"), image)
     argv = spec.argv(["python", "train.py"], tmp_path / "tree", tmp_path / "run", variables,
-                     "aisdp-rerun-h-1-abc")
+                     "aisdp-rerun-h-1-abc", devices=["2"])
     assert argv[:3] == ["/usr/bin/podman", "run", "--rm"]
     assert argv[-3:] == [image, "python", "train.py"]
     pairs = set(zip(argv, argv[1:]))
@@ -173,11 +172,11 @@ def test_a_runs_command_line(tmp_path, monkeypatch):
     assert ("-v", f"{tmp_path / 'cache'}:{tmp_path / 'cache'}:ro") in pairs
     assert ("-v", "/x/aisdp_log:/opt/aisdp-log/aisdp_log:ro") in pairs
     assert ("--user", f"{os.getuid()}:{os.getgid()}") in pairs
-    assert ("--device", "nvidia.com/gpu=0") in pairs
+    assert ("--device", "nvidia.com/gpu=2") in pairs
     passed = {argv[i + 1] for i, word in enumerate(argv) if word == "-e"}
     assert {"AISDP_SEED=7", f"AISDP_IMAGE={image}", "MKL_CBWR=AVX2",
             "PYTHONPATH=/opt/aisdp-log"} <= passed
-    assert not any(value.startswith("SECRET_TOKEN") for value in passed)
+    assert not any(value.startswith(("SECRET_TOKEN", "CUDA_VISIBLE")) for value in passed)
     assert any(word.startswith("aisdp-log.rerun=") for word in argv)
 
 

@@ -61,14 +61,15 @@ class ContainerSpec:
     image: str  # NAME@sha256:<hex>
     #: the tool's package folder to mount read-only (the image lacks aisdp_log), else None
     tool: Path | None = None
-    gpus: int | str = 0
+    gpus: int = 0
     network: str = "none"
     #: (host path, read-only) mounted at the same path inside
     mounts: list[tuple[Path, bool]] = field(default_factory=list)
 
     def argv(self, command: list[str], tree: Path, folder: Path, variables: dict[str, str],
-             name: str) -> list[str]:
-        """The engine command line of one run (see the module docstring)."""
+             name: str, devices: list[str] | None = None) -> list[str]:
+        """The engine command line of one run (see the module docstring); `devices` are the
+        GPUs the pool leased to this run (else the first `gpus`)."""
         argv = [self.engine.path, "run", "--rm", "--name", name, "--label",
                 f"{LABEL}={os.getpid()}", "--pull=never", "--network", self.network,
                 *user_options(self.engine), "--tmpfs", "/tmp",
@@ -79,7 +80,7 @@ class ContainerSpec:
         if self.tool is not None:
             argv += ["-v", f"{self.tool}:{TOOL_MOUNT}/{TOOL_MODULE}:ro"]
             passed["PYTHONPATH"] = TOOL_MOUNT
-        argv += gpu_options(self.engine.name, self.gpus)
+        argv += gpu_options(self.engine.name, self.gpus, devices)
         for key, value in sorted(passed.items()):
             argv += ["-e", f"{key}={value}"]
         return [*argv, self.image, *command]
@@ -96,17 +97,16 @@ def user_options(engine: Engine) -> list[str]:
     return options
 
 
-def gpu_options(engine: str, gpus: int | str) -> list[str]:
+def gpu_options(engine: str, gpus: int, devices: list[str] | None = None) -> list[str]:
     """GPUs for the container: Docker's `--gpus`, Podman's CDI devices (`nvidia.com/gpu=I`,
-    from `nvidia-ctk cdi generate`)."""
-    if gpus in (0, "0", None, ""):
+    from `nvidia-ctk cdi generate`). `devices` (ids or UUIDs leased from the GPU pool) name
+    them; else the first `gpus`. Inside, the container sees only those, from index 0."""
+    if not gpus:
         return []
+    chosen = list(devices) if devices else [str(index) for index in range(gpus)]
     if engine == "docker":
-        return ["--gpus", "all" if gpus == "all" else str(gpus)]
-    if gpus == "all":
-        return ["--device", "nvidia.com/gpu=all"]
-    return [option for index in range(int(gpus))
-            for option in ("--device", f"nvidia.com/gpu={index}")]
+        return ["--gpus", f'"device={",".join(chosen)}"'] if devices else ["--gpus", str(gpus)]
+    return [option for device in chosen for option in ("--device", f"nvidia.com/gpu={device}")]
 
 
 def container_variables(run_variables: dict[str, str], image: str) -> dict[str, str]:
@@ -114,6 +114,7 @@ def container_variables(run_variables: dict[str, str], image: str) -> dict[str, 
     `record_run` inside records the image it ran in) and the host's result-changing
     variables that are set (MKL_CBWR, ...); nothing else of the host's environment."""
     passed = {key: value for key, value in run_variables.items() if key.startswith("AISDP_")}
+    # (CUDA_VISIBLE_DEVICES stays out: the engine passes the leased devices, renumbered)
     passed.update({name: os.environ[name] for name in DETERMINISM_VARS if os.environ.get(name)})
     passed[IMAGE_VAR] = image
     return passed
