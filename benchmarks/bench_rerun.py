@@ -10,7 +10,10 @@ Builds the test suite's project (real git + DVC, a tiny torch script, tests/test
 - its parts, each repeated: worktree add + remove, the data copy from the DVC cache, the same
   through `dvc checkout` (the fallback path), and the write-back through the safe writer.
 
-    python benchmarks/bench_rerun.py [--runs 5] [--repeat 3]
+    python benchmarks/bench_rerun.py [--runs 5] [--repeat 3] [--quick]
+
+Needs the `torch` and `test` extras (the project is tests/test_rerun.py's, which imports
+pytest). `--quick`: the bitwise rerun and each part once (CI runs it so it cannot rot).
 
 Goal: under 1 s per run. The training command's own time (mostly `import torch`) is reported
 but not counted.
@@ -41,7 +44,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5, help="runs of the statistical rerun")
     parser.add_argument("--repeat", type=int, default=3, help="repetitions of each measure")
+    parser.add_argument("--quick", action="store_true", help="bitwise only, each part once")
     args = parser.parse_args()
+    if args.quick:
+        args.repeat = 1
 
     import test_rerun as project_builder
 
@@ -69,9 +75,11 @@ def main() -> None:
         # One untimed rerun warms the page cache and imports (scipy, openpyxl) as a second
         # invocation of the CLI would not have them: the timed runs below are in-process,
         # so add the import cost measured separately.
-        end_to_end("bitwise", 1)
+        if not args.quick:
+            end_to_end("bitwise", 1)
         rows = []
-        for mode, runs in (("bitwise", 1), ("statistical", args.runs)):
+        modes = (("bitwise", 1),) if args.quick else (("bitwise", 1), ("statistical", args.runs))
+        for mode, runs in modes:
             per_run = []
             for _ in range(args.repeat):
                 wall, command, count = end_to_end(mode, runs)
@@ -108,7 +116,7 @@ def main() -> None:
         (root / "aisdp.toml").write_text(config.replace(f'command = ["{sys.executable}", '
                                                         '"train.py"]', 'command = ["true"]'))
         assert 'command = ["true"]' in (root / "aisdp.toml").read_text()
-        for runs in (1, 5):
+        for runs in (1,) if args.quick else (1, 5):
             mode = ["--mode", "bitwise"] if runs == 1 else ["--mode", "statistical",
                                                             "--runs", str(runs)]
             walls = timed(lambda: subprocess.run(
