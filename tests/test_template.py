@@ -291,6 +291,35 @@ def test_a_threshold_that_is_not_finite_is_a_config_error(tmp_path, threshold):
         load_config(tmp_path)
 
 
+@pytest.mark.parametrize("tolerance", ["nan", "inf", "-0.01", "true", '"0.01"'])
+def test_a_tolerance_that_is_no_number_of_0_or_more_is_a_config_error(tmp_path, tolerance):
+    from aisdp_log.errors import ConfigError
+
+    path = tmp_path / "aisdp.toml"
+    path.write_text(f'[template.metrics.accuracy]\ngoal = "max"\ntolerance = {tolerance}\n')
+    with pytest.raises(ConfigError, match="tolerance"):
+        load_config(tmp_path)
+
+
+def test_a_declared_tolerance_reaches_the_template_and_the_log(tmp_path):
+    from aisdp_log.domain.metrics import declared_metrics
+    from aisdp_log.workbook.reader import load_log
+
+    path = tmp_path / "aisdp.toml"
+    path.write_text('[template.metrics.accuracy]\ngoal = "max"\nthreshold = 0.8\n'
+                    'tolerance = 0.02\n\n[template.metrics."eval.f1"]\ngoal = "max"\n')
+    config = load_config(tmp_path)
+    assert [m.tolerance for m in config.metrics] == [0.02, None]
+    log_path = write_template(tmp_path / "log.xlsx", config)
+    log = load_log(log_path, config)
+    try:
+        declared = declared_metrics(log)
+    finally:
+        log.workbook.close()
+    assert {k: (m.threshold, m.tolerance) for k, m in declared.items()} == {
+        "accuracy": (0.8, 0.02), "eval.f1": (None, None)}
+
+
 # --------------------------------------------------------------------------- missing values
 
 def test_empty_required_cells_are_marked_once_the_row_has_an_id(template_path):

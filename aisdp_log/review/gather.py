@@ -42,8 +42,8 @@ from aisdp_log.review.model import (
     Review,
     latest_intervals,
     parse_period,
-    tolerance_statement,
     period_bounds,
+    tolerance_statement,
 )
 from aisdp_log.review.ranking import rank_parameters
 from aisdp_log.signing import signoff
