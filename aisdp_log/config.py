@@ -61,6 +61,8 @@ class Config:
     metrics: tuple[MetricSpec, ...] = ()
     has_template: bool = False
     rerun: RerunConfig = field(default_factory=RerunConfig)
+    #: `[signers]`: principal (e-mail) -> the only "Name, Role" it may sign as; empty: any
+    signers: dict[str, str] = field(default_factory=dict)
 
     @property
     def artefacts_dir(self) -> Path:
@@ -110,7 +112,7 @@ def load_config(root: Path | str | None = None, path: Path | str | None = None) 
 
 
 def _build(data: dict, root: Path, path: Path) -> Config:
-    known = {"artefacts", "id_pattern", "data", "template", "rerun"}
+    known = {"artefacts", "id_pattern", "data", "template", "rerun", "signers"}
     unknown = sorted(set(data) - known)
     if unknown:
         raise ConfigError(f"unknown key {unknown[0]!r} (known: {', '.join(sorted(known))})")
@@ -140,7 +142,25 @@ def _build(data: dict, root: Path, path: Path) -> Config:
         root=root, path=path, artefacts=artefacts, id_pattern=id_pattern,
         data=tuple(dvc_files), params=params, metrics=metrics, has_template=has_template,
         rerun=_parse_rerun(data.get("rerun", {})),
+        signers=_parse_signers(data.get("signers", {})),
     )
+
+
+def _parse_signers(table: object) -> dict[str, str]:
+    """`[signers]`: `"ada@example.org" = "Ada Lovelace, Head of ML"`, one line per principal."""
+    if not isinstance(table, dict):
+        raise ConfigError("[signers] must be a table of \"e-mail\" = \"Name, Role\"")
+    signers = {}
+    for principal, name_and_role in table.items():
+        name, sep, role = str(name_and_role).partition(",")
+        if "@" not in principal or any(c.isspace() or c in "<>," for c in principal):
+            raise ConfigError(f"signers: {principal!r} is not an e-mail principal")
+        if not isinstance(name_and_role, str) or not sep or not name.strip() \
+                or not role.strip():
+            raise ConfigError(f"signers.{principal!r}: write \"Name, Role\", e.g. "
+                              "\"Ada Lovelace, Head of ML\"")
+        signers[principal] = f"{' '.join(name.split())}, {' '.join(role.split())}"
+    return signers
 
 
 def _parse_params(table: object, where: str | None) -> tuple[ParamSpec, ...]:

@@ -10,7 +10,6 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
 import xlsxwriter
 from click.testing import CliRunner
 
@@ -186,9 +185,14 @@ def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None) -> Cli
 
 #: LibreOffice, the spreadsheet client the tests can run here; tests that need it are marked.
 SOFFICE = shutil.which("soffice") or shutil.which("libreoffice")
-needs_soffice = pytest.mark.skipif(
-    SOFFICE is None, reason="LibreOffice (soffice) is not installed: apt-get install "
-                            "libreoffice-calc")
+try:  # the benchmarks use these builders with the runtime dependencies alone, without pytest
+    import pytest
+except ImportError:
+    needs_soffice = None
+else:
+    needs_soffice = pytest.mark.skipif(
+        SOFFICE is None, reason="LibreOffice (soffice) is not installed: apt-get install "
+                                "libreoffice-calc")
 
 
 def libreoffice_convert(source: Path, target_format: str, outdir: Path,

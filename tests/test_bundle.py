@@ -40,9 +40,12 @@ def bundled(tmp_path_factory) -> Path:
     return tmp / "evidence.zip"
 
 
-def run_verify(capsys, path: Path) -> tuple[int, list[tuple[str, str]]]:
+def run_verify(capsys, path: Path, *options: str) -> tuple[int, list[tuple[str, str]]]:
+    """`verify BUNDLE --format json` trusting the bundle's own list (the trust anchor's
+    tests: test_trust.py), unless `options` say otherwise."""
     with pytest.raises(SystemExit) as exit_info:
-        main(["verify", str(path), "--format", "json"])
+        main(["verify", str(path), "--format", "json", *(options or
+                                                         ["--trust-bundle-signers"])])
     report = json.loads(capsys.readouterr().out)
     return exit_info.value.code, [(f["code"], f["cell"]) for f in report["findings"]]
 
@@ -184,7 +187,9 @@ def test_a_statement_swapped_in_with_its_signature_and_sums_is_not_the_logs(bund
                     else line)
     changed["SHA256SUMS"] = "\n".join(sums).encode() + b"\n"
     code, found = run_verify(capsys, rezip(bundled, tmp_path / "t.zip", changed))
-    assert (code, found) == (1, [("B001", "reviews/review-2026-Q3.json")])
+    assert code == 1
+    assert set(found) == {("B001", "reviews/review-2026-Q3.json"),
+                          ("B001", "reviews/review-2026-Q3.json.sig")}
 
 
 @pytest.mark.slow
@@ -212,7 +217,10 @@ def test_verify_md_quotes_every_name_for_the_shell_and_markdown():
         "log_name": "log`](http://x)$(touch pwned).xlsx", "sums_name": "SHA256SUMS",
         "namespace": "aisdp-log", "allowed_name": "allowed_signers",
         "allowed_file": "allowed_signers",
-        "signed": [{"name": "reviews/review-2026-Q3.json", "principal": "ada; touch pwned"}],
+        "signed": [{"name": "reviews/review-2026-Q3.json", "principal": "ada; touch pwned",
+                    "signer": "Ada `x` | y", "key": "SHA256:abc",
+                    "args": ["-Y", "verify", "-f", "allowed_signers", "-I", "ada; touch pwned",
+                             "-n", "aisdp-log", "-s", "reviews/review-2026-Q3.json.sig"]}],
         "unsigned": ["reviews/review-2026-Q2.json"],
         "review_files": [{"file": "review-2026-Q3.html", "sha256": "ab" * 32,
                           "statement": "reviews/review-2026-Q3.json"}]})

@@ -400,6 +400,78 @@ def test_a_run_that_times_out_is_recorded_as_failed(copy):
     assert git(root, "worktree", "list").count("\n") == 0
 
 
+#: A training script with a worker process (a data loader's, say): both pids go to TREE_PIDS.
+SPAWNING_TRAIN_PY = """\
+import os, subprocess, sys, time
+from pathlib import Path
+worker = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"])
+Path(os.environ["TREE_PIDS"]).write_text(f"{os.getpid()} {worker.pid}\\n")
+time.sleep(300)
+"""
+
+
+def spawning_log(root: Path, project: Project) -> Path:
+    spawning = commit(root, {"train.py": SPAWNING_TRAIN_PY}, message="training with a worker")
+    log = root / "spawning.xlsx"
+    write_log(log, [log_row("EXP-001", dict(project.records["EXP-001"], commit=spawning),
+                            project.data_v1)],
+              metrics=[{"Metric": "accuracy", "Goal": "max", "Threshold": 0.5}])
+    return log
+
+
+def tree_pids(path: Path, process: subprocess.Popen | None = None) -> list[int]:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if path.is_file() and path.read_text().endswith("\n"):
+            return [int(pid) for pid in path.read_text().split()]
+        assert process is None or process.poll() is None, process.communicate()
+        time.sleep(0.05)
+    pytest.fail("the training never started its worker")
+
+
+def assert_no_orphans(pids: list[int]) -> None:
+    from aisdp_log.system.platform import pid_alive
+
+    deadline = time.monotonic() + 10
+    while any(pid_alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    alive = [pid for pid in pids if pid_alive(pid)]
+    for pid in alive:  # only what this test's rerun started, by its id
+        os.kill(pid, signal.SIGKILL)
+    assert not alive, "processes of the run outlived it"
+
+
+def test_a_timeout_kills_the_runs_whole_process_tree(copy, project, tmp_path, monkeypatch):
+    root, _ = copy()
+    log = spawning_log(root, project)
+    write_config(root, timeout=3)
+    monkeypatch.setenv("TREE_PIDS", str(tmp_path / "tree.pids"))
+    report = rerun(log, ids=["EXP-001"], mode="bitwise")
+    assert report.exit_code == 1
+    [run] = sheet(log, "Reruns")
+    assert run["Status"] == "failed: timed out after 3 s"
+    assert_no_orphans(tree_pids(tmp_path / "tree.pids"))
+    assert git(root, "worktree", "list").count("\n") == 0
+
+
+def test_ctrl_c_kills_the_runs_whole_process_tree(copy, project, tmp_path):
+    root, _ = copy()
+    log = spawning_log(root, project)
+    before = log.read_bytes()
+    pids_file = tmp_path / "tree.pids"
+    process = subprocess.Popen([sys.executable, "-m", "aisdp_log", "rerun", str(log), "--id",
+                                "EXP-001", "--mode", "bitwise"], cwd=root,
+                               env=dict(os.environ, TREE_PIDS=str(pids_file)),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    pids = tree_pids(pids_file, process)
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 130, err
+    assert_no_orphans(pids)
+    assert log.read_bytes() == before
+    assert git(root, "worktree", "list").count("\n") == 0
+
+
 def test_a_run_that_crashes_is_counted_as_failed(copy, project):
     root, _ = copy()
     crashing = commit(root, {"train.py": "raise SystemExit('out of memory')\n"},

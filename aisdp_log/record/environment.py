@@ -32,6 +32,7 @@ import sys
 from pathlib import Path
 
 from aisdp_log.artefacts.digests import file_sha256
+from aisdp_log.system.platform import cpu_info
 
 #: Variables that change which kernels run or how many threads split a reduction.
 DETERMINISM_VARS = ("MKL_CBWR", "MKL_ENABLE_INSTRUCTIONS", "ATEN_CPU_CAPABILITY",
@@ -167,26 +168,18 @@ def diff_environments(recorded: dict, current: dict) -> list[str]:
 
 
 def _cpu() -> dict:
-    model: str | None = None
-    flags: set[str] = set()
-    try:
-        text = Path("/proc/cpuinfo").read_text(errors="replace")
-    except OSError:  # not Linux
-        text = ""
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        key = key.strip().casefold()
-        if model is None and key in ("model name", "hardware", "cpu model", "processor") \
-                and not value.strip().isdigit() and value.strip():
-            model = value.strip()
-        elif key in ("flags", "features") and not flags:
-            flags = set(value.split())
+    """The CPU from the OS's own source (system/platform); `isa` is "unknown" where the OS
+    does not say which instruction set the CPU has, so the summary never just omits it."""
+    model, flags = cpu_info()
     if model is None:
         model = platform.processor() or platform.machine() or None
     if not flags and platform.machine().lower() in ("arm64", "aarch64"):
-        flags = {"asimd"}  # every 64-bit Arm CPU has NEON; macOS has no /proc/cpuinfo
-    isa = next((name for flag, name in ISA_LEVELS if flag in flags), None)
-    return {"model": model, "isa": isa, "flags": sorted(flags & ISA_FLAGS),
+        flags = {"asimd"}  # every 64-bit Arm CPU has NEON
+    found = flags or set()
+    isa = next((name for flag, name in ISA_LEVELS if flag in found), None)
+    if isa is None:
+        isa = "unknown"
+    return {"model": model, "isa": isa, "flags": sorted(found & ISA_FLAGS),
             "count": os.cpu_count()}
 
 

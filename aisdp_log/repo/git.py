@@ -64,21 +64,32 @@ def run_git(args: Iterable[str], cwd: Path | str | None, *, env: dict[str, str] 
     """Run `git <args>` in `cwd` and return the finished process (stdout and stderr captured;
     the caller judges the exit code). Every git process of aisdp-log starts here or in
     `GitRepo`, with `git_env`; arguments are a list, never a shell line, so cell text reaches
-    git as one argument. RepositoryError when git is not installed."""
+    git as one argument. RepositoryError when git is not installed.
+
+    `text=True` decodes git's output as UTF-8 (what git stores commit subjects and authors in),
+    never with the locale's codec (cp1252 cannot decode an `Ł`); bytes that are not UTF-8 are
+    kept as surrogates, so `as_path` turns a path git printed back into the file's name."""
     try:
         return subprocess.run(["git", *args], cwd=cwd, env=git_env(env), input=input,
-                              text=text, capture_output=True, check=False, timeout=timeout,
-                              preexec_fn=preexec_fn)
+                              capture_output=True, check=False, timeout=timeout,
+                              preexec_fn=preexec_fn, encoding="utf-8" if text else None,
+                              errors="surrogateescape" if text else None)
     except FileNotFoundError:
         if cwd is not None and not Path(cwd).is_dir():
             raise RepositoryError(f"{cwd}: not a folder") from None
         raise RepositoryError("git is not installed (or not on PATH)") from None
 
 
+def as_path(text: str) -> str:
+    """A path git printed (decoded by `run_git(text=True)`) as this OS names the file: the
+    same bytes, decoded as the file system does (they differ under a non-UTF-8 locale)."""
+    return os.fsdecode(text.encode("utf-8", "surrogateescape"))
+
+
 def config_value(repo: Path | None, name: str, *, path: bool = False,
                  timeout: float | None = None) -> str | None:
     """One `git config` value as git resolves it in `repo` (local, global, system), or None
-    (unset, or no git)."""
+    (unset, or no git). With `path`, the value is a file name (`as_path`)."""
     try:
         done = run_git(["config", *(["--path"] if path else []), "--get", name],
                        repo if repo and Path(repo).is_dir() else None, text=True,
@@ -86,7 +97,9 @@ def config_value(repo: Path | None, name: str, *, path: bool = False,
     except (RepositoryError, OSError, subprocess.SubprocessError):
         return None
     value = done.stdout.strip()
-    return value if done.returncode == 0 and value else None
+    if done.returncode != 0 or not value:
+        return None
+    return as_path(value) if path else value
 
 
 def blob_at(repo: Path | str, commit: str, path: str, *, timeout: float | None = None
@@ -137,7 +150,7 @@ class GitRepo:
                                   "--offline to check the workbook alone") from None
         except NotADirectoryError:
             raise RepositoryError(f"{path}: not a folder") from None
-        lines = result.stdout.decode("utf-8", "replace").splitlines()
+        lines = os.fsdecode(result.stdout).splitlines()  # two paths and a word
         if result.returncode != 0 or len(lines) < 3:
             reason = first_line(result.stderr) or "not a git work tree"
             raise RepositoryError(f"{path}: not a usable git repository ({reason}); use "

@@ -41,7 +41,7 @@ def find_work_tree(start: Path) -> tuple[Path, Path, bool] | None:
             if dot_git.is_dir():
                 git_dir = dot_git
             elif dot_git.is_file():
-                text = dot_git.read_text("utf-8").strip()
+                text = os.fsdecode(dot_git.read_bytes()).strip()  # holds a path
                 if not text.startswith("gitdir:"):
                     return None
                 git_dir = (folder / text[len("gitdir:"):].strip()).resolve()
@@ -51,7 +51,8 @@ def find_work_tree(start: Path) -> tuple[Path, Path, bool] | None:
                 return None
             common = git_dir
             if (git_dir / "commondir").is_file():
-                common = (git_dir / (git_dir / "commondir").read_text("utf-8").strip()).resolve()
+                common = (git_dir / os.fsdecode((git_dir / "commondir").read_bytes()).strip()
+                          ).resolve()
             return folder, git_dir, (common / "shallow").is_file()
     except (OSError, UnicodeDecodeError):
         return None

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from aisdp_log.errors import AisdpLogError, RepositoryError
 from aisdp_log.repo.dvcfiles import MD5, LocalCache, cache_dirs
-from aisdp_log.repo.git import run_git
+from aisdp_log.repo.git import as_path, run_git
 from aisdp_log.system.lifeline import die_with_parent
 from aisdp_log.system.tooldir import pid_alive, remove_orphans
 
@@ -112,7 +112,7 @@ def remove_stale(repo: Path | str, parent: Path | str | None = None) -> list[Pat
     for line in listing.splitlines()[1:]:
         if not line.startswith("worktree "):
             continue
-        tree = Path(line[len("worktree "):])
+        tree = Path(as_path(line[len("worktree "):]))
         pid = _owner_pid(tree.parent.name)
         if pid is not None and tree.name == tree.parent.name and not pid_alive(pid):
             remove_worktree(repo, tree)
@@ -128,7 +128,7 @@ def remove_stale(repo: Path | str, parent: Path | str | None = None) -> list[Pat
 def worktrees(repo: Path | str) -> list[Path]:
     """The worktrees git knows of besides the main one (`git worktree list --porcelain`)."""
     out = _git(Path(repo), "worktree", "list", "--porcelain").stdout
-    paths = [Path(line[len("worktree "):]) for line in out.splitlines()
+    paths = [Path(as_path(line[len("worktree "):])) for line in out.splitlines()
              if line.startswith("worktree ")]
     return paths[1:]
 
@@ -179,7 +179,8 @@ def _dvc(tree: Path, *args: str, timeout: float | None) -> subprocess.CompletedP
         # The dvc beside this tool's Python when PATH has none (a pipx-installed aisdp-log).
         dvc = shutil.which("dvc") or str(Path(sys.executable).with_name("dvc"))
         return subprocess.run([dvc, *args], cwd=tree, env=env, capture_output=True,
-                              text=True, check=False, timeout=timeout, stdin=subprocess.DEVNULL,
+                              encoding="utf-8", errors="replace", check=False,
+                              timeout=timeout, stdin=subprocess.DEVNULL,
                               preexec_fn=die_with_parent())
     except FileNotFoundError:
         raise RerunError("dvc is not installed (pip install 'aisdp-log[dvc]'); the rerun needs "

@@ -1,6 +1,6 @@
 """Run the training command: once per run, in a fresh worktree with the row's data, in its own
-process group with the `AISDP_*` variables and a timeout, several at a time; Ctrl-C stops them
-all."""
+process group with the `AISDP_*` variables and a timeout, several at a time; a timeout or
+Ctrl-C stops each run's whole process tree (psutil, the same code on every OS)."""
 
 from __future__ import annotations
 
@@ -21,8 +21,10 @@ from aisdp_log.domain.nested import leaves
 from aisdp_log.repo.worktree import RerunError, checkout_data, isolated_worktree
 from aisdp_log.rerun.folders import read_json
 from aisdp_log.rerun.plan import RowPlan, RunResult
+from aisdp_log.rerun.preflight import resolve_first_word
 from aisdp_log.rerun.tail import read_stderr_tail
 from aisdp_log.system.lifeline import Lifeline, die_with_parent
+from aisdp_log.system.platform import kill_tree, own_process_group
 
 
 class Runner:
@@ -43,7 +45,7 @@ class Runner:
         with self._lock:
             live = list(self._live)
         for process in live:
-            _kill_group(process)
+            _kill(process)
 
     def run(self, plan: RowPlan, stamp_dir: Path, number: int, mode: str, seed: int
             ) -> RunResult:
@@ -83,20 +85,28 @@ class Runner:
         # Logs go beside the folder while the run writes it, so they never enter its hash.
         out_path = folder.parent / f".{folder.name}.stdout.log"
         err_path = folder.parent / f".{folder.name}.stderr.log"
+        # The file the run starts, found on the run's own PATH as the pre-flight found it
+        # (Windows would otherwise search ours, and the folder of aisdp-log's Python first).
+        executable = resolve_first_word(command, env, tree)
         with open(out_path, "wb") as out, open(err_path, "wb") as err, Lifeline() as lifeline:
             started = time.monotonic()
-            try:
-                # Own session: a terminal's Ctrl-C reaches us only, and we stop the whole
-                # process group (a training script's data-loader workers included). If we
-                # are killed outright, the kernel (PR_SET_PDEATHSIG) and the watchdog stop it.
-                process = subprocess.Popen(command, cwd=tree, env=env, stdout=out,
-                                           stderr=err, stdin=subprocess.DEVNULL,
-                                           start_new_session=True,
-                                           preexec_fn=die_with_parent())
-            except OSError as exc:
-                process = None
-                result.status = f"failed: cannot start {command[0]!r} " \
-                                f"({exc.strerror or exc})"
+            process = None
+            if executable is None:
+                result.status = f"failed: cannot start {command[0]!r} (not found on the " \
+                                "run's PATH)"
+            else:
+                try:
+                    # Own process group: a terminal's Ctrl-C reaches us only, and we stop the
+                    # run's whole tree. If we are killed outright, the kernel
+                    # (PR_SET_PDEATHSIG, Linux) and the watchdog (every OS) stop it.
+                    process = subprocess.Popen([executable, *command[1:]], cwd=tree, env=env,
+                                               stdout=out, stderr=err,
+                                               stdin=subprocess.DEVNULL,
+                                               preexec_fn=die_with_parent(),
+                                               **own_process_group())
+                except OSError as exc:
+                    result.status = f"failed: cannot start {command[0]!r} " \
+                                    f"({exc.strerror or exc})"
             code = None
             if process is not None:
                 lifeline.watch(process.pid)
@@ -118,12 +128,12 @@ class Runner:
         try:
             return process.wait(timeout=self.timeout)
         except subprocess.TimeoutExpired:
-            _kill_group(process)
+            _kill(process)
             process.wait()
             result.status = f"failed: timed out after {self.timeout:g} s"
             return None
         except BaseException:
-            _kill_group(process)
+            _kill(process)
             process.wait()
             raise
         finally:
@@ -148,10 +158,10 @@ def collect(result: RunResult) -> None:
         result.status = f"failed: run.json status {record.get('status')!r}"
 
 
-def _kill_group(process: subprocess.Popen) -> None:
-    try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except OSError:  # gone already, or not ours to signal
+def _kill(process: subprocess.Popen) -> None:
+    """Stop a run and every process it started (system/platform's kill_tree)."""
+    kill_tree(process.pid)
+    if process.poll() is None:  # not in the table any more, yet not reaped by us
         try:
             process.kill()
         except OSError:

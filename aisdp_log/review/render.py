@@ -55,11 +55,13 @@ SECTIONS = (
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
 
-def render(review) -> tuple[str, str]:
-    """(HTML, Markdown) for `review`; draws the figures when they are not drawn yet."""
+def render(review, figures_repo: Path | None = None) -> tuple[str, str]:
+    """(HTML, Markdown) for `review`; draws the figures once, when they are not drawn yet
+    (kept in `figures_repo`'s tool folder where given: see `plots.draw_cached`)."""
 
     if not review.plots:
-        review.plots = plots.draw(review)
+        review.plots = plots.draw(review) if figures_repo is None else \
+            plots.draw_cached(review, figures_repo)
     return render_html(review), render_markdown(review)
 
 
