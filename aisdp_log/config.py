@@ -40,12 +40,31 @@ class ParamSpec:
     choices: tuple[str, ...] = ()
 
 
+EXECUTORS = ("local", "slurm")
+
+
+@dataclass(frozen=True)
+class SlurmConfig:
+    """`[rerun.slurm]`: what each run's `sbatch` asks for; None leaves Slurm's default."""
+
+    partition: str | None = None
+    gpus_per_run: int | None = None      # default: [rerun] gpus
+    cpus_per_run: int | None = None
+    mem: str | None = None               # as sbatch --mem takes it: "16G"
+    time: str | None = None              # as sbatch --time takes it: "02:00:00"
+    account: str | None = None
+    sbatch_args: tuple[str, ...] = ()    # more arguments, passed to sbatch as they are
+
+
 @dataclass(frozen=True)
 class RerunConfig:
     command: tuple[str, ...] = ()
     runs: int = 5
     confidence: float = 0.95
     timeout: float | None = 3600.0
+    executor: str = "local"
+    gpus: int = 0                        # devices per run (0: runs see the parent's devices)
+    slurm: SlurmConfig = field(default_factory=SlurmConfig)
 
 
 @dataclass(frozen=True)
@@ -229,5 +248,44 @@ def _parse_rerun(table: object) -> RerunConfig:
     if timeout is not None and (isinstance(timeout, bool)
                                 or not isinstance(timeout, (int, float)) or timeout <= 0):
         raise ConfigError("rerun.timeout must be a positive number of seconds")
+    executor = table.get("executor", "local")
+    if executor not in EXECUTORS:
+        raise ConfigError(f"rerun.executor must be one of {', '.join(EXECUTORS)}, "
+                          f"not {executor!r}")
+    gpus = table.get("gpus", 0)
+    if isinstance(gpus, bool) or not isinstance(gpus, int) or not 0 <= gpus <= 64:
+        raise ConfigError("rerun.gpus must be a whole number of devices per run, 0 to 64")
     return RerunConfig(tuple(command), runs, float(confidence),
-                       None if timeout is None else float(timeout))
+                       None if timeout is None else float(timeout), executor, gpus,
+                       _parse_slurm(table.get("slurm", {})))
+
+
+def _parse_slurm(table: object) -> SlurmConfig:
+    if not isinstance(table, dict):
+        raise ConfigError("[rerun.slurm] must be a table")
+    known = {"partition", "gpus_per_run", "cpus_per_run", "mem", "time", "account",
+             "sbatch_args"}
+    unknown = sorted(set(table) - known)
+    if unknown:
+        raise ConfigError(f"rerun.slurm: unknown key {unknown[0]!r} "
+                          f"(known: {', '.join(sorted(known))})")
+    values: dict = {}
+    for key in ("partition", "mem", "time", "account"):
+        value = table.get(key)
+        if value is not None and (not isinstance(value, str) or not value.strip()
+                                  or any(c.isspace() for c in value.strip())):
+            raise ConfigError(f"rerun.slurm.{key} must be one word of text, as sbatch "
+                              f"--{key} takes it")
+        values[key] = value.strip() if value is not None else None
+    for key in ("gpus_per_run", "cpus_per_run"):
+        value = table.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                                  or not 0 <= value <= 1024):
+            raise ConfigError(f"rerun.slurm.{key} must be a whole number")
+        values[key] = value
+    args = table.get("sbatch_args", [])
+    if isinstance(args, str) or not isinstance(args, list) or \
+            not all(isinstance(a, str) for a in args):
+        raise ConfigError("rerun.slurm.sbatch_args must be a list of arguments such as "
+                          "[\"--qos=high\", \"--constraint=a100\"], never a shell string")
+    return SlurmConfig(sbatch_args=tuple(args), **values)

@@ -137,8 +137,8 @@ _CATALOGUE = [
          "allows its principal", "Name and role cell",
          "Sign as the name and role `[signers]` gives your e-mail, or correct the table."),
     Code("R012", E, "identity not established: the signatures were checked only against the "
-         "allowed signers the evidence itself brings (a bundle's own list)",
-         "`allowed_signers` in the bundle",
+         "allowed signers the evidence itself brings (a bundle's own list, or a repository's "
+         "uncommitted one)", "`allowed_signers` in the bundle, or `.aisdp/allowed_signers`",
          "Compare the principals and key fingerprints with a list you hold and pass it with "
          "--allowed-signers, or accept the bundle's list with --trust-bundle-signers."),
     Code("R013", E, "a signed sign-off recorded elsewhere (`.aisdp/signoffs/` at HEAD or in the "

@@ -61,3 +61,10 @@ def test_signers_table_in_aisdp_toml(tmp_path):
     (tmp_path / "aisdp.toml").write_text('[signers]\n"ada@example.org" = "Ada Lovelace"\n')
     with pytest.raises(ConfigError, match="Name, Role"):
         load_config(tmp_path)
+
+
+def test_an_unsigned_signoff_may_name_no_principal_a_signed_one_may_not():
+    assert parse_signer("Ada Lovelace, Head of ML", None, required=False).display == \
+        "Ada Lovelace, Head of ML"
+    with pytest.raises(AisdpLogError, match="no e-mail"):
+        parse_signer("Ada Lovelace, Head of ML", None, required=True)

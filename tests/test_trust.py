@@ -341,14 +341,16 @@ def test_a_work_tree_edit_of_the_allowed_signers_is_reported_and_ignored(team):
                              ("R014", "repository", ".aisdp/allowed_signers")}
 
 
-def test_an_uncommitted_allowed_signers_file_is_no_anchor(tmp_path):
+def test_an_uncommitted_allowed_signers_file_does_not_establish_identity(tmp_path):
     project = make_project(tmp_path, tamper=None)
     ada = make_key(tmp_path, "ada")
     allow(project.repo, "ada@example.com", ada, commit=False)
     write_review(project.log, period="2026-Q3", output_dir=tmp_path / "out", sign=ADA, key=ada)
-    done = run_cli("verify", str(project.log))
-    assert done.returncode == 2
-    assert "not committed" in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    code, report = verify_json(str(project.log))
+    assert code == 1
+    assert found(report) == {("R012", "repository", ".aisdp/allowed_signers")}
+    assert report["trust"] == {"source": str(project.repo / ".aisdp" / "allowed_signers"),
+                               "independent": False}
 
 
 def test_valid_before_in_the_allowed_signers_is_honoured(team):
@@ -385,4 +387,20 @@ def test_signing_a_period_twice_keeps_the_earlier_files_and_bundles_both(team):
     team.commit_records()
     code, report = verify_json(str(team.bundle("both.zip")), "--allowed-signers",
                                str(team.assessor_list))
+    assert (code, report["findings"]) == (0, [])
+
+
+def test_every_signoff_is_bundled_from_review_folders_given_with_repeated_reviews(team):
+    write_review(team.log, period="2026-Q2", output_dir=team.tmp / "q2", sign=ADA, key=team.ada)
+    write_review(team.log, period="2026-Q3", output_dir=team.tmp / "q3", sign=ADA, key=team.ada)
+    bundle = team.tmp / "b.zip"
+    done = run_cli("bundle", str(team.log), "--period", "2026-Q3", "-o", str(bundle))
+    assert done.returncode == 2 and "--reviews" in done.stderr  # Q2's files are elsewhere
+    done = run_cli("bundle", str(team.log), "--period", "2026-Q3", "-o", str(bundle),
+                   "--reviews", str(team.tmp / "q2"), "--reviews", str(team.tmp / "q3"))
+    assert done.returncode == 0, done.stderr
+    names = set(zipfile.ZipFile(bundle).namelist())
+    assert {f"reviews/review-2026-Q{q}.{s}" for q in (2, 3)
+            for s in ("json", "json.sig", "html", "md")} <= names
+    code, report = verify_json(str(bundle), "--allowed-signers", str(team.assessor_list))
     assert (code, report["findings"]) == (0, [])

@@ -43,6 +43,7 @@ from aisdp_log.repo.gitparse import (
     first_line,
     parse_batch,
 )
+from aisdp_log.repo.refcache import RefCache, state_key
 
 #: Refs a fresh clone would bring: local branches, tags and remote-tracking branches.
 SHARED_REFS = ("--branches", "--tags", "--remotes")
@@ -129,6 +130,7 @@ class GitRepo:
         self._refs: dict[str, str] | None = None
         self._remotes: list[str] | None = None
         self._history: dict[tuple[str, ...], set[tuple[str, str]]] = {}
+        self._ref_cache: RefCache | None = None
 
     @classmethod
     def open(cls, path: Path | str) -> GitRepo:
@@ -158,7 +160,10 @@ class GitRepo:
         return cls(Path(lines[0]), Path(lines[1]), lines[2].strip() == "true")
 
     def close(self) -> None:
-        """End the `git cat-file --batch` process, if one was started."""
+        """End the `git cat-file --batch` process, if one was started; keep what was learnt
+        about the history for the next run (`aisdp_log.repo.refcache`)."""
+        if self._ref_cache is not None:
+            self._ref_cache.save()
         if self._cat_file is not None:
             _end_process(self._cat_file)
             self._cat_file = None
@@ -280,11 +285,23 @@ class GitRepo:
         shas = list(dict.fromkeys(shas))
         unknown = [sha for sha in shas if sha not in self._reachable]
         if unknown:
+            known = self.ref_cache().reachable
+            self._reachable.update((sha, known[sha]) for sha in unknown if sha in known)
+            unknown = [sha for sha in unknown if sha not in self._reachable]
+        if unknown:
             out = self.git("rev-list", "--stdin", "--not", *SHARED_REFS,
                            input=("\n".join(unknown) + "\n").encode("ascii"))
             listed = set(out.decode("ascii").split())
-            self._reachable.update((sha, sha not in listed) for sha in unknown)
+            answers = {sha: sha not in listed for sha in unknown}
+            self._reachable.update(answers)
+            self.ref_cache().remember_reachable(answers)
         return {sha for sha in shas if not self._reachable[sha]}
+
+    def ref_cache(self) -> RefCache:
+        """The answers about the history remembered from earlier runs with these refs."""
+        if self._ref_cache is None:
+            self._ref_cache = RefCache(self.root, state_key(self.refs(), self.git_dir))
+        return self._ref_cache
 
     def refs(self) -> dict[str, str]:
         """Every ref (`refs/heads/main`, `refs/tags/v1`, ...) -> the commit it points to
@@ -377,10 +394,15 @@ class GitRepo:
         simplified away."""
         key = tuple(pathspecs)
         if key not in self._history:
+            remembered = self.ref_cache().changed_blobs(key)
+            if remembered is not None:
+                self._history[key] = remembered
+                return remembered
             out = self.git("-c", "core.quotepath=off", "log", *SHARED_REFS, "--raw", "-z",
                            "--no-abbrev", "--no-renames", "--full-history", "-m", "--root",
                            "--format=", "--", *key)
             self._history[key] = changed_paths(out)
+            self.ref_cache().remember_blobs(key, self._history[key])
         return self._history[key]
 
 

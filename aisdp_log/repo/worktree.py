@@ -24,6 +24,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -36,6 +37,29 @@ from aisdp_log.system.tooldir import pid_alive, remove_orphans
 #: Where worktrees live: a temp folder, so nothing appears in the user's `git status`.
 PREFIX = "aisdp-rerun-"
 DVC_TIMEOUT = 3600.0
+#: In the repository's `.git/`: held while a worktree is added, removed or pruned.
+LOCK_NAME = "aisdp-log-worktrees.lock"
+_THREADS = threading.Lock()
+
+
+@contextlib.contextmanager
+def _worktrees_locked(repo: Path) -> Iterator[None]:
+    """One `git worktree add/remove/prune` at a time per repository, across threads (`--jobs`)
+    and processes (Slurm jobs on a shared file system): `add` reads every worktree's admin
+    folder and fails on one that a concurrent `add` has half made, and `prune` may delete it."""
+    with _THREADS:
+        git_dir = repo / ".git"
+        if sys.platform == "win32" or not git_dir.is_dir():
+            yield
+            return
+        import fcntl
+
+        with open(git_dir / LOCK_NAME, "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 class RerunError(AisdpLogError):
@@ -75,7 +99,8 @@ def isolated_worktree(repo: Path | str, commit: str, parent: Path | str | None =
     # runs should not race for `tree`, `tree1`, ...
     tree = holder / holder.name
     try:
-        _git(repo, "worktree", "add", "--detach", "--quiet", str(tree), commit)
+        with _worktrees_locked(repo):
+            _git(repo, "worktree", "add", "--detach", "--quiet", str(tree), commit)
         yield tree
     finally:
         remove_worktree(repo, tree)
@@ -85,12 +110,13 @@ def isolated_worktree(repo: Path | str, commit: str, parent: Path | str | None =
 def remove_worktree(repo: Path, tree: Path) -> None:
     """`git worktree remove --force` then `prune`; the folder goes even if git refuses (a
     worktree half-made by an interrupted `add`)."""
-    if tree.exists():
-        # --force twice also removes a worktree git considers locked.
-        _git(repo, "worktree", "remove", "--force", "--force", str(tree), check=False)
-    if tree.exists():
-        shutil.rmtree(tree, ignore_errors=True)
-    _git(repo, "worktree", "prune", check=False)
+    with _worktrees_locked(repo):
+        if tree.exists():
+            # --force twice also removes a worktree git considers locked.
+            _git(repo, "worktree", "remove", "--force", "--force", str(tree), check=False)
+        if tree.exists():
+            shutil.rmtree(tree, ignore_errors=True)
+        _git(repo, "worktree", "prune", check=False)
 
 
 def _owner_pid(holder_name: str) -> int | None:
@@ -106,7 +132,8 @@ def remove_stale(repo: Path | str, parent: Path | str | None = None) -> list[Pat
     removed."""
 
     repo = Path(repo)
-    _git(repo, "worktree", "prune", check=False)
+    with _worktrees_locked(repo):
+        _git(repo, "worktree", "prune", check=False)
     removed = []
     listing = _git(repo, "worktree", "list", "--porcelain", check=False).stdout
     for line in listing.splitlines()[1:]:
@@ -121,7 +148,8 @@ def remove_stale(repo: Path | str, parent: Path | str | None = None) -> list[Pat
     base = Path(parent) if parent is not None else Path(tempfile.gettempdir())
     removed += remove_orphans(base, _owner_pid, pattern=f"{PREFIX}*")
     if removed:
-        _git(repo, "worktree", "prune", check=False)
+        with _worktrees_locked(repo):
+            _git(repo, "worktree", "prune", check=False)
     return removed
 
 

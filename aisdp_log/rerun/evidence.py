@@ -25,12 +25,16 @@ from aisdp_log.workbook.writer import (
 STATUS_HEADER = "Status"
 #: Extra column after `Status`: the last lines of a failed run's stderr.
 ERROR_HEADER = "Error"
+#: Extra columns: where each run ran (`local` or `slurm`), its Slurm job, and the devices
+#: (`CUDA_VISIBLE_DEVICES`) it was given.
+EXECUTOR_HEADER, JOB_HEADER, DEVICES_HEADER = "Executor", "Slurm job ID", "Devices"
 
 
 def _reruns_headers(declared: dict) -> list[str]:
     return [*spec.RERUNS_COLUMNS_BEFORE_METRICS,
             *(spec.METRICS_PREFIX + m.name for m in declared.values()),
-            *spec.RERUNS_COLUMNS_AFTER_METRICS, STATUS_HEADER, ERROR_HEADER]
+            *spec.RERUNS_COLUMNS_AFTER_METRICS, STATUS_HEADER, ERROR_HEADER, EXECUTOR_HEADER,
+            JOB_HEADER, DEVICES_HEADER]
 
 
 RERUNS_FORMATS = {"Started": "yyyy-mm-dd hh:mm:ss", "Seed": "0", "Duration": "0.00"}
@@ -47,7 +51,7 @@ def write_back(log_path: Path, outcomes: list[RowOutcome], declared: dict, confi
     headers = _reruns_headers(declared)
     widths = {"Rerun ID": 34, "Experiment ID": 14, "Started": 19, "Code commit": 14,
               "Data version": 18, "Artefact hash": 24, "Environment": 40, STATUS_HEADER: 30,
-              ERROR_HEADER: 60}
+              ERROR_HEADER: 60, EXECUTOR_HEADER: 10, JOB_HEADER: 12, DEVICES_HEADER: 12}
     with open_workbook_for_update(log_path, force=force) as wb:
         experiments = find_sheet(wb, spec.SHEET_EXPERIMENTS)
         reruns = ensure_sheet(wb, spec.SHEET_RERUNS, headers,
@@ -62,6 +66,11 @@ def write_back(log_path: Path, outcomes: list[RowOutcome], declared: dict, confi
             plan = outcome.plan
             if plan is None:
                 continue
+            if outcome.runs and find_rows(reruns, "Rerun ID", outcome.runs[0].rerun_id):
+                # Collected before (a detached rerun's collection cut short after the write):
+                # its evidence is in the sheets already, and appended only once.
+                outcome.lines.append("its evidence was already in the workbook")
+                continue
             for result in outcome.runs:
                 values = {
                     "Rerun ID": result.rerun_id, "Experiment ID": plan.experiment_id,
@@ -74,7 +83,10 @@ def write_back(log_path: Path, outcomes: list[RowOutcome], declared: dict, confi
                     "Environment": (plan.run_env.describe(result.environment) if plan.run_env
                                     else environment_summary(result.environment)),
                     "Tool version": __version__, STATUS_HEADER: result.status,
-                    ERROR_HEADER: result.error,
+                    ERROR_HEADER: result.error, EXECUTOR_HEADER: result.executor,
+                    JOB_HEADER: result.job_id,
+                    DEVICES_HEADER: (f"CUDA_VISIBLE_DEVICES={result.devices}"
+                                     if result.devices is not None else None),
                 }
                 folded = {k.casefold(): v for k, v in result.metrics.items()}
                 for metric in declared.values():

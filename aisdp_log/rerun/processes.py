@@ -13,8 +13,9 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Protocol
 
 from aisdp_log.artefacts.hashing import artefact_hash
 from aisdp_log.domain.nested import leaves
@@ -47,8 +48,10 @@ class Runner:
         for process in live:
             _kill(process)
 
-    def run(self, plan: RowPlan, stamp_dir: Path, number: int, mode: str, seed: int
-            ) -> RunResult:
+    def run(self, plan: RowPlan, stamp_dir: Path, number: int, mode: str, seed: int,
+            extra_env: Mapping[str, str] | None = None) -> RunResult:
+        """One run in a fresh worktree; `extra_env` is set on top of the row's variables
+        (a device from the GPU pool)."""
         folder = stamp_dir / str(number)
         result = RunResult(plan.experiment_id, number, mode, seed, folder,
                            started=dt.datetime.now().replace(microsecond=0))
@@ -61,7 +64,7 @@ class Runner:
                 checkout_data(tree, self.repo_root, plan.targets, outs=plan.data)
                 if self.cancelled.is_set():
                     raise KeyboardInterrupt
-                self._execute(plan, tree, folder, seed, result)
+                self._execute(plan, tree, folder, seed, result, extra_env or {})
             collect(result)
         except RerunError as exc:
             result.status = f"failed: {exc}"
@@ -76,9 +79,10 @@ class Runner:
         return result
 
     def _execute(self, plan: RowPlan, tree: Path, folder: Path, seed: int,
-                 result: RunResult) -> None:
+                 result: RunResult, extra_env: Mapping[str, str]) -> None:
         env = plan.run_env.apply(os.environ) if plan.run_env else dict(os.environ)
         command = plan.run_env.command if plan.run_env else self.command
+        env.update(extra_env)
         env.update(AISDP_EXPERIMENT_ID=plan.experiment_id, AISDP_SEED=str(seed),
                    AISDP_PARAMS=json.dumps(plan.params, sort_keys=True),
                    AISDP_ARTEFACT_DIR=str(folder))
@@ -196,7 +200,15 @@ def run_all(runner: Runner, tasks: list[tuple], jobs: int) -> list[RunResult]:
     return [future.result() for future in futures]
 
 
-def install_interrupt(runner: Runner):
+class Stoppable(Protocol):
+    """What Ctrl-C stops: a local Runner, or an executor's submitted jobs."""
+
+    cancelled: threading.Event
+
+    def stop_all(self) -> None: ...
+
+
+def install_interrupt(runner: Stoppable):
     """On the first SIGINT stop every command and raise KeyboardInterrupt; ignore further
     ones, so a second Ctrl-C cannot cut the clean-up short."""
     if threading.current_thread() is not threading.main_thread():

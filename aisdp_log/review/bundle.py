@@ -1,6 +1,8 @@
 """`aisdp-log bundle`: one zip an assessor keeps for ten years and checks with standard tools.
 
-Layout: the log under its own name; `reviews/review-<period>.{html,md,json,json.sig}`;
+Layout: the log under its own name; `reviews/review-<period>.{html,md,json,json.sig}` for the
+latest sign-off of each period and `reviews/review-<period>.<signed-at>.*` for earlier ones
+(every Sign-off row's files, whatever `--period`: `verify` requires them, B002);
 `artefacts/<ID>/...` (each reviewed row's artefact folder, rerun folders left out);
 `locks/<commit>/<path>` (the lock files the rows' `Environment` names, from git objects);
 `allowed_signers`; `SHA256SUMS` (sha256sum format, every other file); `VERIFY.md`. The zip is
@@ -19,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from aisdp_log.artefacts.digests import file_sha256, manifest_text
-from aisdp_log.domain.locks import lock_entries
+from aisdp_log.domain.locks import lock_entries, lock_repo_path
 from aisdp_log.errors import AisdpLogError
 from aisdp_log.repo.git import blob_at, resolve_commit
 from aisdp_log.review.gather import (
@@ -52,8 +54,8 @@ class BundleResult:
 
 
 def write_bundle(log_path: Path | str, output: Path | str, *, period: str | None = None,
-                 reviews_dir: Path | str | None = None, repo: Path | str | None = None
-                 ) -> BundleResult:
+                 reviews_dir: Path | str | list | None = None,
+                 repo: Path | str | None = None) -> BundleResult:
     """Write the evidence bundle of `log_path` to `output` (see the module docstring)."""
 
     log_path, output = Path(log_path), Path(output)
@@ -94,15 +96,21 @@ def write_bundle(log_path: Path | str, output: Path | str, *, period: str | None
             environment = log.typed(reviewed_row, "environment")
             commit = log.typed(reviewed_row, "code_commit")
             for path, _ in lock_entries(str(environment or "")):
-                blob = _lock_at_commit(git_root, str(commit or ""), path)
+                # read as G005 and `rerun --env lock` read it: `envs\requirements.txt` is
+                # `envs/requirements.txt`, on every OS
+                repo_path = lock_repo_path(path, "")
+                blob = (_lock_at_commit(git_root, str(commit or ""), repo_path)
+                        if repo_path is not None else f"{path}: not a path inside the repository")
                 if isinstance(blob, str):
                     result.notes.append(f"{experiment_id}: {blob}")
                 else:
                     full, data = blob
-                    members[f"locks/{full}/{path.removeprefix('./')}"] = data
+                    members[f"locks/{full}/{repo_path}"] = data
         # where `review -o` usually writes: beside the log, its reviews/ folder, or here
         folder = log_path.resolve().parent
-        search = [Path(reviews_dir)] if reviews_dir else [folder, folder / "reviews", Path.cwd()]
+        given = reviews_dir if isinstance(reviews_dir, list) else \
+            ([reviews_dir] if reviews_dir else [])
+        search = [Path(d) for d in given] or [folder, folder / "reviews", Path.cwd()]
         # every sign-off's files, whatever --period: `verify` requires them all (B002)
         stems = sign_records.bundle_stems(every)
         for record in every:
@@ -138,7 +146,7 @@ def _committed_allowed_signers(repo: Path | None, notes: list[str]) -> bytes | N
     """The allowed signers `verify` would use for the log (git's setting, else the list as
     committed), for the bundle: a convenience the assessor compares with their own list."""
     with tempfile.TemporaryDirectory(prefix="aisdp-log-anchor-") as scratch:
-        found = anchors.for_repository(repo, Path(scratch), allow_uncommitted=True)
+        found = anchors.for_repository(repo, Path(scratch))
         if found is None:
             return None
         if found.worktree_edit:
@@ -220,7 +228,7 @@ def _add_review(members: dict, stem: str, record, search: list[Path], notes: lis
             raise AisdpLogError(f"{name}: no copy in {where} has the sha256 the signed "
                                 f"statement of {period} ({record.signed_at}) records "
                                 "(re-rendered since signing?); pass --reviews with the "
-                                "folder of the signed files")
+                                "folder of the signed files (repeat it for several)")
         members[f"reviews/{stem}{suffix}"] = matching[0]
 
 
@@ -246,7 +254,8 @@ def _write_member(archive: zipfile.ZipFile, name: str, item: Path | bytes) -> in
 
 
 def _verify_text(members: dict, allowed: bytes | None, log_name: str) -> str:
-    """VERIFY.md: the exact commands that check the bundle with coreutils and OpenSSH, each
+    """VERIFY.md: the exact commands that check the bundle with standard tools (Linux, macOS
+    and Windows PowerShell) and OpenSSH, each
     signature against the principal (e-mail) its statement names, at its signing time."""
     statements = sorted(n for n in members if n.startswith("reviews/") and n.endswith(".json"))
     signed = []

@@ -72,20 +72,20 @@ def write_review(log_path: Path | str, *, period: str | None = None,
     if sign is not None:  # refuse or wait before gathering and rendering, not after
         guard.preflight(log_path, force=force)
     root, git_root, config = resolve_setting(log_path, repo, config)
-    signer = None
-    if sign is not None:
-        signer = identity.parse_signer(sign, signatures.git_config(git_root or root,
-                                                                   "user.email"))
-        policy = identity.policy_problem(signer, config.signers)
-        if policy is not None:
-            raise AisdpLogError(f"--sign {signer.display!r}: {policy}; refusing to sign")
+    signer: identity.Signer | None = None
     with _scratch() as scratch:
         info: SignatureInfo | None = None
-        if signer is not None:
-            info = _signature_info(Path(key) if key is not None else
-                                   signatures.default_signing_key(git_root or root,
-                                                                  scratch / "signing.pub"),
-                                   git_root or root, signer, scratch)
+        if sign is not None:
+            key_path = Path(key) if key is not None else \
+                signatures.default_signing_key(git_root or root, scratch / "signing.pub")
+            # a key signs for a principal, so it needs the e-mail; a sign-off without a key
+            # is not cryptographically signed (R010) and may name none
+            signer = identity.parse_signer(sign, _git_email(git_root or root),
+                                           required=key_path is not None)
+            policy = identity.policy_problem(signer, config.signers)
+            if policy is not None:
+                raise AisdpLogError(f"--sign {signer.display!r}: {policy}; refusing to sign")
+            info = _signature_info(key_path, git_root or root, signer, scratch)
         log = load_log(log_path, config)
         try:
             review = gather_review(log, log_path, period, root, git_root, config)
@@ -155,6 +155,15 @@ def write_review(log_path: Path | str, *, period: str | None = None,
                 written = sign_records.write_record(git_root, statement, text, armored)
     return ReviewResult(review, html_path, markdown_path, statement_path, signature_path,
                         kept, written)
+
+
+def _git_email(repo: Path | None) -> str | None:
+    """The e-mail git would sign a commit with: `user.email`, else the environment variables
+    git reads (GIT_COMMITTER_EMAIL, GIT_AUTHOR_EMAIL, EMAIL)."""
+    found = signatures.git_config(repo, "user.email")
+    for name in ("GIT_COMMITTER_EMAIL", "GIT_AUTHOR_EMAIL", "EMAIL"):
+        found = found or os.environ.get(name, "").strip() or None
+    return found
 
 
 def _in_repo(log_path: Path, git_root: Path | None) -> str | None:
@@ -228,7 +237,7 @@ def _signature_info(key: Path | None, repo: Path, signer: identity.Signer,
     private key file). Where an allowed signers list exists and does not list the key for
     that principal, AisdpLogError: `verify` would report R008, so nothing is signed."""
 
-    anchor = anchors.for_repository(repo, scratch / "anchor", allow_uncommitted=True)
+    anchor = anchors.for_repository(repo, scratch / "anchor")
     shown = None
     if anchor is not None:
         # as the team knows it: relative to the repository where it lives there
@@ -260,10 +269,7 @@ def _history(log, records: list, repo: Path
         return [], None
     trusted = None
     with tempfile.TemporaryDirectory(prefix="aisdp-log-anchor-") as scratch:
-        try:
-            anchor = anchors.for_repository(repo, Path(scratch))
-        except AisdpLogError:  # an uncommitted list: the review says so, verify refuses it
-            anchor = None
+        anchor = anchors.for_repository(repo, Path(scratch))
         if anchor is None or shutil.which("ssh-keygen") is None:
             status = {r.row_number: ("signed, not checked (no committed allowed signers)"
                                      if r.signature else "not cryptographically signed")

@@ -39,6 +39,8 @@ class Anchor:
     revision: str | None = None  # the commit a repository's list was read from
     #: why the work-tree copy of a committed list is not the one used (R014), if it differs
     worktree_edit: str | None = None
+    #: a repository's list that was never committed (the work-tree file is all there is)
+    uncommitted: bool = False
 
     def trust(self) -> dict:
         """`verify --format json`'s `trust` object."""
@@ -50,7 +52,8 @@ class Anchor:
     def note(self) -> str:
         """One line for stderr: which list was used."""
         where = f" as committed at {self.revision[:12]}" if self.revision else ""
-        kind = "" if self.independent else " (not independent of the evidence)"
+        kind = " (not committed: not independent of the evidence)" if self.uncommitted \
+            else "" if self.independent else " (not independent of the evidence)"
         return f"allowed signers: {self.source}{where}{kind}"
 
 
@@ -66,12 +69,11 @@ def explicit(path: Path) -> Anchor:
     return Anchor(path, str(path), True)
 
 
-def for_repository(repo: Path | None, scratch: Path, *, allow_uncommitted: bool = False
-                   ) -> Anchor | None:
+def for_repository(repo: Path | None, scratch: Path) -> Anchor | None:
     """The list a log in `repo` is checked against: git's `gpg.ssh.allowedSignersFile`, else
     `.aisdp/allowed_signers` as committed at HEAD (written to `scratch` for ssh-keygen); None
-    where there is neither. An uncommitted list is AisdpLogError unless `allow_uncommitted`
-    (signing uses it to refuse early; verifying never trusts it)."""
+    where there is neither. A list that was never committed is returned as not independent
+    (`uncommitted`): signing uses it to refuse early, `verify` reports R012 for it."""
     configured = git_config(repo, "gpg.ssh.allowedSignersFile", path=True)
     if configured:
         path = Path(os.path.expanduser(configured))
@@ -90,11 +92,9 @@ def for_repository(repo: Path | None, scratch: Path, *, allow_uncommitted: bool 
     if committed is None:
         if not work_tree.is_file():
             return None
-        if allow_uncommitted:
-            return Anchor(work_tree, f"{work_tree} (not committed)", True)
-        raise AisdpLogError(f"{work_tree}: not committed, so anyone who can edit the work "
-                            "tree could have written it; commit it, or pass "
-                            "--allowed-signers FILE")
+        # anyone who can edit the work tree could have written it: checked against, but
+        # not independent (`verify` reports R012, as for a bundle's own list)
+        return Anchor(work_tree, str(work_tree), False, uncommitted=True)
     scratch.mkdir(parents=True, exist_ok=True)
     used = scratch / "allowed_signers"
     used.write_bytes(committed)
@@ -110,7 +110,13 @@ def for_repository(repo: Path | None, scratch: Path, *, allow_uncommitted: bool 
 
 
 def worktree_findings(anchor: Anchor | None) -> list[Finding]:
-    """R014 where the work-tree copy of the committed allowed signers differs."""
+    """R014 where the work-tree copy of the committed allowed signers differs; R012 where the
+    repository's list was never committed."""
+    if anchor is not None and anchor.uncommitted:
+        return [file_finding("R012", "repository", ALLOWED_SIGNERS_IN_REPO.as_posix(),
+                             f"identity not established: {ALLOWED_SIGNERS_IN_REPO.as_posix()} "
+                             "is not committed, so anyone who can edit the work tree could "
+                             "have written it; commit it, or pass --allowed-signers FILE")]
     if anchor is None or anchor.worktree_edit is None:
         return []
     return [file_finding("R014", "repository", ALLOWED_SIGNERS_IN_REPO.as_posix(),

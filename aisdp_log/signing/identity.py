@@ -60,18 +60,22 @@ def split_signer(text: str) -> tuple[str, str, str | None]:
     return name.strip(), role.strip(), email
 
 
-def parse_signer(text: str, default_email: str | None) -> Signer:
+def parse_signer(text: str, default_email: str | None, *, required: bool = True) -> Signer:
     """The signer of `--sign`; without `<email>`, `default_email` (git's user.email).
-    AisdpLogError (exit 2) where there is no usable e-mail: an identity needs a principal."""
+    AisdpLogError (exit 2) where there is no usable e-mail and `required` (a sign-off signed
+    with a key: an identity needs a principal); otherwise email "" (an unsigned sign-off)."""
     name, role, email = split_signer(text)
     if email is None:
         email = (default_email or "").strip()
-        if not email:
+        if not email and required:
             raise AisdpLogError(f"--sign {text!r}: no e-mail: write \"Name, Role <email>\", "
                                 "or set git's user.email")
-        if not EMAIL.match(email):
-            raise AisdpLogError(f"git's user.email {email!r} is not an e-mail address: write "
-                                "--sign \"Name, Role <email>\"")
+        if email and not EMAIL.match(email):
+            if not required:
+                email = ""
+            else:
+                raise AisdpLogError(f"git's user.email {email!r} is not an e-mail address: "
+                                    "write --sign \"Name, Role <email>\"")
     return Signer(name, role, email)
 
 

@@ -319,17 +319,3 @@ def default_signing_key(repo: Path | None, scratch: Path) -> Path | None:
     if not key.is_absolute() and repo is not None:
         key = repo / key
     return key
-
-
-def allowed_signers_file(repo: Path | None) -> tuple[Path | None, str]:
-    """(the allowed signers file, where the setting came from): git's
-    `gpg.ssh.allowedSignersFile`, else `.aisdp/allowed_signers` in the repository."""
-    configured = git_config(repo, "gpg.ssh.allowedSignersFile", path=True)
-    if configured:
-        path = Path(os.path.expanduser(configured))
-        if not path.is_absolute() and repo is not None:
-            path = repo / path
-        return path, "git config gpg.ssh.allowedSignersFile"
-    if repo is not None and (repo / ALLOWED_SIGNERS_IN_REPO).is_file():
-        return repo / ALLOWED_SIGNERS_IN_REPO, str(ALLOWED_SIGNERS_IN_REPO)
-    return None, "none configured"

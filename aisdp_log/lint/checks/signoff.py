@@ -24,19 +24,16 @@ def run(log: Log, ctx) -> Iterator[Finding]:
     import tempfile
     from pathlib import Path
 
-    from aisdp_log.errors import AisdpLogError
     from aisdp_log.signing import anchor as anchors
     from aisdp_log.signing.logcheck import check_signoffs
 
     trusted = None
     with tempfile.TemporaryDirectory(prefix="aisdp-log-anchor-") as scratch:
-        try:
-            anchor = anchors.for_repository(ctx.repo, Path(scratch))
-        except AisdpLogError:  # an uncommitted list is no anchor; `verify` says so
-            anchor = None
+        anchor = anchors.for_repository(ctx.repo, Path(scratch))
         if anchor is not None:
             checked = check_signoffs(log, records, anchor.path)
             trusted = checked.trusted
             yield from checked.findings
-            yield from anchors.worktree_findings(anchor)
+            # R014 only: an uncommitted list's R012 is `verify`'s verdict on identity
+            yield from (f for f in anchors.worktree_findings(anchor) if f.code == "R014")
     yield from check(log, records, trusted)
