@@ -65,6 +65,10 @@ class RerunConfig:
     executor: str = "local"
     gpus: int = 0                        # devices per run (0: runs see the parent's devices)
     slurm: SlurmConfig = field(default_factory=SlurmConfig)
+    #: `--env image`: "docker" or "podman" (None: whichever answers, docker first)
+    engine: str | None = None
+    #: `--env image`: the container's `--network` ("none": no network)
+    network: str = "none"
 
 
 @dataclass(frozen=True)
@@ -255,9 +259,16 @@ def _parse_rerun(table: object) -> RerunConfig:
     gpus = table.get("gpus", 0)
     if isinstance(gpus, bool) or not isinstance(gpus, int) or not 0 <= gpus <= 64:
         raise ConfigError("rerun.gpus must be a whole number of devices per run, 0 to 64")
+    engine = table.get("engine")
+    if engine is not None and engine not in ("docker", "podman"):
+        raise ConfigError('rerun.engine must be "docker" or "podman"')
+    network = table.get("network", "none")
+    if not isinstance(network, str) or not re.fullmatch(r"[A-Za-z0-9][\w.:-]*", network):
+        raise ConfigError('rerun.network must be a container network name such as "none" '
+                          '(the default) or "bridge"')
     return RerunConfig(tuple(command), runs, float(confidence),
                        None if timeout is None else float(timeout), executor, gpus,
-                       _parse_slurm(table.get("slurm", {})))
+                       _parse_slurm(table.get("slurm", {})), engine=engine, network=network)
 
 
 def _parse_slurm(table: object) -> SlurmConfig:

@@ -60,6 +60,7 @@ from aisdp_log.rerun.plan import (
 )
 from aisdp_log.rerun.processes import install_interrupt, restore_interrupt
 from aisdp_log.rerun.slurm import check_shared
+from aisdp_log.system.containers import remove_stale_containers
 from aisdp_log.workbook.guard import writer_lock
 from aisdp_log.workbook.reader import load_log
 
@@ -107,6 +108,9 @@ def prepare_rerun(log_path: Path | str, *, ids=(), flagged: bool = False,
         raise AisdpLogError(f"{config.path or root / 'aisdp.toml'}: set [rerun] command, e.g. "
                             'command = ["python", "train.py"], to say how a run is trained')
     runs = runs if runs is not None else config.rerun.runs
+    if env == "image" and (executor or config.rerun.executor) != "local":
+        raise AisdpLogError("--env image runs with the local executor only: a Slurm job "
+                            "would need the container engine and the image on its node")
 
     log = load_log(log_path, config)
     try:
@@ -126,7 +130,8 @@ def prepare_rerun(log_path: Path | str, *, ids=(), flagged: bool = False,
         if outcome.plan is not None:
             outcome.stamp_dir = outcome.plan.artefact_dir / "reruns" / stamp
     # Before any worktree or run folder: is the interpreter able to run the rows? (exit 2)
-    prepared = prepare(outcomes, config.rerun.command, env, root, dry_run, progress)
+    prepared = prepare(outcomes, config.rerun.command, env, root, dry_run, progress,
+                       settings=config.rerun)
     for outcome in outcomes:
         if outcome.plan is not None:
             outcome.plan.run_env = prepared.by_experiment.get(outcome.experiment_id)
@@ -149,8 +154,9 @@ def rerun(log_path: Path | str, *, ids: tuple[str, ...] | list[str] = (), flagge
           executor: str | None = None) -> RerunReport:
     """Reproduce the rows named by `ids` (or marked in `Rerun` with `flagged`) and append the
     evidence to the workbook; see the module docstring. `env` is `current` (the command as
-    configured, after a pre-flight of its interpreter) or `lock` (an environment built from
-    the row's lock file; `lockenv.py`). `executor` is `local` or `slurm` (default:
+    configured, after a pre-flight of its interpreter), `lock` (an environment built from
+    the row's lock file; `lockenv.py`) or `image` (inside the row's container image;
+    `container.py`; local executor only). `executor` is `local` or `slurm` (default:
     `[rerun] executor`). Raises AisdpLogError (one line, exit 2) for bad arguments, an
     unreadable log or a missing `[rerun] command`."""
 
@@ -175,6 +181,8 @@ def rerun(log_path: Path | str, *, ids: tuple[str, ...] | list[str] = (), flagge
     try:
         remove_stale(root)
         remove_stale_run_folders(config.artefacts_dir)
+        if ready.preparation.engine is not None:  # containers of reruns killed (--env image)
+            remove_stale_containers(ready.preparation.engine)
         mark_running([o.stamp_dir for o in planned])
         if mode in ("auto", "bitwise"):
             results = runner.run_all([(o, 1, "bitwise", _plan(o).seed) for o in planned])
