@@ -50,8 +50,8 @@ def ask(engine: Engine | str, *args: str, timeout: float = ASK_TIMEOUT
     gives a failed result (returncode 127 / 124) whose stderr says why."""
     path = engine.path if isinstance(engine, Engine) else engine
     try:
-        return subprocess.run([path, *args], capture_output=True, text=True, timeout=timeout,
-                              stdin=subprocess.DEVNULL, errors="replace")
+        return subprocess.run([path, *args], capture_output=True, encoding="utf-8",
+                              timeout=timeout, stdin=subprocess.DEVNULL, errors="replace")
     except OSError as exc:
         return subprocess.CompletedProcess([path, *args], 127, "", exc.strerror or str(exc))
     except subprocess.TimeoutExpired:

@@ -78,7 +78,9 @@ def watchdog(interval: float = WATCH_INTERVAL) -> None:
         for root, known in trees.items():
             # keep members already seen (an orphaned grandchild still belongs to the run)
             known.update(process_tree([root, *known], known, [root]))
-    for known in trees.values():
+    for root, known in trees.items():
+        # one last look: a process started since the last refresh belongs to the run too
+        known.update(process_tree([root, *known], known, [root]))
         kill_processes(known)
     for argv in commands.values():
         with contextlib.suppress(Exception):
