@@ -9,8 +9,10 @@ Order of work, so the user's workbook is held only for the final write:
 2. run `[rerun] command` once per run, each in a fresh worktree (`repo/worktree.py`) with the
    `AISDP_*` variables, a timeout and its output kept in the run's artefact folder
    (`processes.py`, `folders.py`);
-3. judge: `bitwise` (same seed, same artefact hash and metrics), `statistical` (t intervals,
-   `domain/stats.py`), `auto` (bitwise, then statistical when bitwise fails) (`judge.py`);
+3. judge: `bitwise` (same seed, same artefact hash and metrics), `statistical` (per metric a
+   t interval against the threshold, and the recorded value against the tolerance or the
+   prediction interval, `domain/stats.py`), `auto` (bitwise, then statistical when bitwise
+   fails) (`judge.py`);
 4. re-open the workbook through the safe writer and append `Reruns` and `Reproducibility`
    rows and set the row's `Reproducibility` cell; nothing else is touched (`evidence.py`).
 
@@ -31,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from aisdp_log.config import Config
-from aisdp_log.domain.metrics import declared_metrics
+from aisdp_log.domain.metrics import declared_metrics, unusable_declarations
 from aisdp_log.domain.stats import derive_seeds
 from aisdp_log.errors import AisdpLogError
 from aisdp_log.repo.roots import config_for, resolve_repo
@@ -113,6 +115,10 @@ def prepare_rerun(log_path: Path | str, *, ids=(), flagged: bool = False,
     log = load_log(log_path, config)
     try:
         rows = select(log, ids, flagged)
+        unusable = unusable_declarations(log) if mode != "bitwise" else []
+        if unusable:  # judged against another declaration than the one written: refuse
+            raise AisdpLogError(f"{log_path}: {unusable[0]}: fix it (validate reports S003 "
+                                "there) before a rerun is judged against it")
         declared = declared_metrics(log)
         outcomes = plan_rows(log, rows, config, root)
     finally:
