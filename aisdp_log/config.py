@@ -40,12 +40,35 @@ class ParamSpec:
     choices: tuple[str, ...] = ()
 
 
+EXECUTORS = ("local", "slurm")
+
+
+@dataclass(frozen=True)
+class SlurmConfig:
+    """`[rerun.slurm]`: what each run's `sbatch` asks for; None leaves Slurm's default."""
+
+    partition: str | None = None
+    gpus_per_run: int | None = None      # default: [rerun] gpus
+    cpus_per_run: int | None = None
+    mem: str | None = None               # as sbatch --mem takes it: "16G"
+    time: str | None = None              # as sbatch --time takes it: "02:00:00"
+    account: str | None = None
+    sbatch_args: tuple[str, ...] = ()    # more arguments, passed to sbatch as they are
+
+
 @dataclass(frozen=True)
 class RerunConfig:
     command: tuple[str, ...] = ()
     runs: int = 5
     confidence: float = 0.95
     timeout: float | None = 3600.0
+    executor: str = "local"
+    gpus: int = 0                        # devices per run (0: runs see the parent's devices)
+    slurm: SlurmConfig = field(default_factory=SlurmConfig)
+    #: `--env image`: "docker" or "podman" (None: whichever answers, docker first)
+    engine: str | None = None
+    #: `--env image`: the container's `--network` ("none": no network)
+    network: str = "none"
 
 
 @dataclass(frozen=True)
@@ -61,6 +84,8 @@ class Config:
     metrics: tuple[MetricSpec, ...] = ()
     has_template: bool = False
     rerun: RerunConfig = field(default_factory=RerunConfig)
+    #: `[signers]`: principal (e-mail) -> the only "Name, Role" it may sign as; empty: any
+    signers: dict[str, str] = field(default_factory=dict)
 
     @property
     def artefacts_dir(self) -> Path:
@@ -110,7 +135,7 @@ def load_config(root: Path | str | None = None, path: Path | str | None = None) 
 
 
 def _build(data: dict, root: Path, path: Path) -> Config:
-    known = {"artefacts", "id_pattern", "data", "template", "rerun"}
+    known = {"artefacts", "id_pattern", "data", "template", "rerun", "signers"}
     unknown = sorted(set(data) - known)
     if unknown:
         raise ConfigError(f"unknown key {unknown[0]!r} (known: {', '.join(sorted(known))})")
@@ -140,7 +165,25 @@ def _build(data: dict, root: Path, path: Path) -> Config:
         root=root, path=path, artefacts=artefacts, id_pattern=id_pattern,
         data=tuple(dvc_files), params=params, metrics=metrics, has_template=has_template,
         rerun=_parse_rerun(data.get("rerun", {})),
+        signers=_parse_signers(data.get("signers", {})),
     )
+
+
+def _parse_signers(table: object) -> dict[str, str]:
+    """`[signers]`: `"ada@example.org" = "Ada Lovelace, Head of ML"`, one line per principal."""
+    if not isinstance(table, dict):
+        raise ConfigError("[signers] must be a table of \"e-mail\" = \"Name, Role\"")
+    signers = {}
+    for principal, name_and_role in table.items():
+        name, sep, role = str(name_and_role).partition(",")
+        if "@" not in principal or any(c.isspace() or c in "<>," for c in principal):
+            raise ConfigError(f"signers: {principal!r} is not an e-mail principal")
+        if not isinstance(name_and_role, str) or not sep or not name.strip() \
+                or not role.strip():
+            raise ConfigError(f"signers.{principal!r}: write \"Name, Role\", e.g. "
+                              "\"Ada Lovelace, Head of ML\"")
+        signers[principal] = f"{' '.join(name.split())}, {' '.join(role.split())}"
+    return signers
 
 
 def _parse_params(table: object, where: str | None) -> tuple[ParamSpec, ...]:
@@ -176,9 +219,16 @@ def _parse_metrics(table: object) -> tuple[MetricSpec, ...]:
                                       or not isinstance(threshold, (int, float))
                                       or not math.isfinite(threshold)):
             raise ConfigError(f"metrics.{name}: threshold must be a finite number")
+        tolerance = entry.get("tolerance")
+        if tolerance is not None and (isinstance(tolerance, bool)
+                                      or not isinstance(tolerance, (int, float))
+                                      or not math.isfinite(tolerance) or tolerance < 0):
+            raise ConfigError(f"metrics.{name}: tolerance must be a finite number of 0 or more "
+                              "(how far a recorded value may lie from the reruns' mean)")
         description = entry.get("description", "")
         specs.append(MetricSpec(name, goal, None if threshold is None else float(threshold),
-                                str(description)))
+                                str(description),
+                                None if tolerance is None else float(tolerance)))
     return tuple(specs)
 
 
@@ -202,5 +252,51 @@ def _parse_rerun(table: object) -> RerunConfig:
     if timeout is not None and (isinstance(timeout, bool)
                                 or not isinstance(timeout, (int, float)) or timeout <= 0):
         raise ConfigError("rerun.timeout must be a positive number of seconds")
+    executor = table.get("executor", "local")
+    if executor not in EXECUTORS:
+        raise ConfigError(f"rerun.executor must be one of {', '.join(EXECUTORS)}, "
+                          f"not {executor!r}")
+    gpus = table.get("gpus", 0)
+    if isinstance(gpus, bool) or not isinstance(gpus, int) or not 0 <= gpus <= 64:
+        raise ConfigError("rerun.gpus must be a whole number of devices per run, 0 to 64")
+    engine = table.get("engine")
+    if engine is not None and engine not in ("docker", "podman"):
+        raise ConfigError('rerun.engine must be "docker" or "podman"')
+    network = table.get("network", "none")
+    if not isinstance(network, str) or not re.fullmatch(r"[A-Za-z0-9][\w.:-]*", network):
+        raise ConfigError('rerun.network must be a container network name such as "none" '
+                          '(the default) or "bridge"')
     return RerunConfig(tuple(command), runs, float(confidence),
-                       None if timeout is None else float(timeout))
+                       None if timeout is None else float(timeout), executor, gpus,
+                       _parse_slurm(table.get("slurm", {})), engine=engine, network=network)
+
+
+def _parse_slurm(table: object) -> SlurmConfig:
+    if not isinstance(table, dict):
+        raise ConfigError("[rerun.slurm] must be a table")
+    known = {"partition", "gpus_per_run", "cpus_per_run", "mem", "time", "account",
+             "sbatch_args"}
+    unknown = sorted(set(table) - known)
+    if unknown:
+        raise ConfigError(f"rerun.slurm: unknown key {unknown[0]!r} "
+                          f"(known: {', '.join(sorted(known))})")
+    values: dict = {}
+    for key in ("partition", "mem", "time", "account"):
+        value = table.get(key)
+        if value is not None and (not isinstance(value, str) or not value.strip()
+                                  or any(c.isspace() for c in value.strip())):
+            raise ConfigError(f"rerun.slurm.{key} must be one word of text, as sbatch "
+                              f"--{key} takes it")
+        values[key] = value.strip() if value is not None else None
+    for key in ("gpus_per_run", "cpus_per_run"):
+        value = table.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                                  or not 0 <= value <= 1024):
+            raise ConfigError(f"rerun.slurm.{key} must be a whole number")
+        values[key] = value
+    args = table.get("sbatch_args", [])
+    if isinstance(args, str) or not isinstance(args, list) or \
+            not all(isinstance(a, str) for a in args):
+        raise ConfigError("rerun.slurm.sbatch_args must be a list of arguments such as "
+                          "[\"--qos=high\", \"--constraint=a100\"], never a shell string")
+    return SlurmConfig(sbatch_args=tuple(args), **values)

@@ -58,6 +58,10 @@ _CATALOGUE = [
     Code("S012", W, "the log was made by an older template than this aisdp-log writes",
          "A1 of Experiments", "Run `aisdp-log template --upgrade LOG`: it adds the new columns, "
          "validations, marks and Guide, keeping every row and column."),
+    Code("S013", E, "a malformed container image entry in the Environment (`image:` with no "
+         "reference, a bad name or tag, a digest that is not `sha256:<64 hex>`)",
+         "environment cell", "Write `image: NAME@sha256:<64 hex>`, the digest the engine "
+         "reports (`docker image inspect` or `podman image inspect --format '{{.Digest}}'`)."),
     # Git
     Code("G001", E, "code commit not in the repository", "commit cell",
          "Push or fetch the commit, or correct the SHA."),
@@ -77,7 +81,14 @@ _CATALOGUE = [
     Code("G007", W, "a `sha256:` in the Environment that no lock file is tied to, so nothing "
          "checks it", "environment cell",
          "Write `<path> sha256:<hex>` (also read: `path: sha256:`, `path=sha256:`, "
-         "`sha256:<hex> path`)."),
+         "`sha256:<hex> path`); a container image as `image: NAME@sha256:<hex>`."),
+    Code("G008", W, "the Environment names a container image by tag without a digest: a tag "
+         "moves, so nothing pins the image the run used", "environment cell",
+         "Write `image: NAME@sha256:<64 hex>` with the digest of the image the run used "
+         "(`rerun --env image` runs only a pinned image)."),
+    Code("G009", W, "with --remote: the container image is neither in the local engine's "
+         "store nor pullable, or no engine (docker, podman) was there to ask", "environment cell",
+         "Push the image to a registry the team can reach, or validate where an engine runs."),
     # DVC
     Code("D001", E, "data version resolves to no DVC-tracked data", "data version cell",
          "Use the md5 from the .dvc file (8+ hex characters) or a git tag/commit that pins it."),
@@ -123,18 +134,38 @@ _CATALOGUE = [
     Code("R007", E, "a sign-off's SSH signature does not verify, or its Sign-off cells differ "
          "from the statement it signs", "the Signature, Statement or differing cell",
          "The statement or its signature changed after signing: sign the review again."),
-    Code("R008", E, "a sign-off signed with a key the allowed signers do not list (names the "
-         "key's fingerprint and the claimed signer)", "Signature cell",
-         "Add the signer's public key to the allowed signers file, or treat it as forged."),
+    Code("R008", E, "a sign-off whose key the allowed signers do not list for the principal "
+         "(e-mail) it names, or that names no principal (names the key's fingerprint and the "
+         "claimed signer)", "Signature cell",
+         "List the signer's public key for their e-mail in the allowed signers file, or treat "
+         "it as forged."),
     Code("R009", E, "the chain of signed statements is broken: a Sign-off row was removed, "
          "reordered or replaced", "Statement cell",
          "Restore the Sign-off sheet from a trusted copy (the bundle or the review folder)."),
     Code("R010", W, "a sign-off that is not cryptographically signed", "Signature cell",
-         "Sign with `aisdp-log review LOG --sign \"Name, Role\" --key KEY`."),
+         "Sign with `aisdp-log review LOG --sign \"Name, Role <email>\" --key KEY`."),
+    Code("R011", E, "a sign-off's name or role differs from the one `[signers]` in aisdp.toml "
+         "allows its principal", "Name and role cell",
+         "Sign as the name and role `[signers]` gives your e-mail, or correct the table."),
+    Code("R012", E, "identity not established: the signatures were checked only against the "
+         "allowed signers the evidence itself brings (a bundle's own list, or a repository's "
+         "uncommitted one)", "`allowed_signers` in the bundle, or `.aisdp/allowed_signers`",
+         "Compare the principals and key fingerprints with a list you hold and pass it with "
+         "--allowed-signers, or accept the bundle's list with --trust-bundle-signers."),
+    Code("R013", E, "a signed sign-off recorded elsewhere (`.aisdp/signoffs/` at HEAD or in the "
+         "history, or the earlier bundle of `--since`) is missing from the Sign-off sheet",
+         "the record's path",
+         "A sign-off was removed: restore the Sign-off sheet from a trusted copy."),
+    Code("R014", W, "the allowed signers file in the work tree differs from its committed "
+         "version (the committed one was used)", "`.aisdp/allowed_signers`",
+         "Commit the change if it is meant; otherwise restore the file."),
     # Bundles
     Code("B001", E, "a bundled file is missing, not covered by SHA256SUMS, or differs from its "
          "sha256 there or in its signed statement", "the file's path in the bundle",
          "The bundle changed after it was written: get the original."),
+    Code("B002", E, "the bundle lacks a file a Sign-off row requires: its statement, its "
+         "signature or a review file the statement names", "the missing file's path",
+         "The bundle is incomplete: write it again with `aisdp-log bundle`."),
 ]
 
 CATALOGUE: dict[str, Code] = {c.code: c for c in _CATALOGUE}
@@ -183,6 +214,10 @@ class Report:
     config: str | None = None
     #: `coverage.CoverageSummary` of the evidence cells, when checks ran
     coverage: Any = None
+    #: `verify` only: the allowed signers the signatures were checked against
+    #: ({"source": ..., "independent": bool}) and one entry per sign-off (who, which key)
+    trust: dict | None = None
+    signoffs: list[dict] | None = None
 
     @property
     def errors(self) -> int:
@@ -213,4 +248,6 @@ class Report:
                         **({"coverage": self.coverage.to_dict()} if self.coverage else {})},
             "findings": [f.to_dict() for f in self.findings],
             "config": self.config,
+            **({"trust": self.trust} if self.trust is not None else {}),
+            **({"signoffs": self.signoffs} if self.signoffs is not None else {}),
         }

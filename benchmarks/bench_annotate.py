@@ -1,6 +1,9 @@
 """Timings of `validate --annotate`'s write: notes, highlight and Findings sheet.
 
-    python benchmarks/bench_annotate.py [--runs 3] [--rows 10,10000]
+    python benchmarks/bench_annotate.py [--runs 3] [--rows 10,10000] [--quick]
+
+Runs with the runtime dependencies alone. `--quick`: one run of 10 and 300 rows (CI runs it so
+the benchmark cannot rot).
 
 Writes bench_validate's log (40 mixed columns, a few warnings per row), validates it offline
 once, then prints medians of `--runs` runs of `annotate` in-process (each on a fresh copy of
@@ -26,7 +29,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--rows", default="10,10000")
+    parser.add_argument("--quick", action="store_true", help="one run of 10 and 300 rows")
     args = parser.parse_args()
+    if args.quick:
+        args.runs, args.rows = 1, "10,300"
     from aisdp_log.lint.annotate import annotate
     from aisdp_log.lint.runner import validate
 

@@ -13,7 +13,11 @@ comes from a local wheel folder). Measures, each in a fresh temp folder:
 - pre-flight: the one-process probe of the interpreter `--env current` runs before training;
 - venv + pip: `python -m venv` + `pip install -r`, pip's own cache as the machine has it.
 
-    python benchmarks/bench_env.py [--repeat 1] [--skip-pip]
+    python benchmarks/bench_env.py [--repeat 1] [--skip-pip] [--quick]
+
+Needs the `rerun` extra (uv) and the demo's packages on pip's configured indexes (on these
+machines torch comes from a local wheel folder). `--quick` locks an environment of no packages
+and skips pip: the same code paths in seconds (CI runs it so the benchmark cannot rot).
 """
 
 from __future__ import annotations
@@ -41,7 +45,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--skip-pip", action="store_true")
+    parser.add_argument("--quick", action="store_true",
+                        help="an environment of no packages, no pip: that it runs")
     options = parser.parse_args()
+    if options.quick:
+        options.repeat, options.skip_pip = 1, True
 
     from aisdp_log.demo.project import _requirements
     from aisdp_log.rerun.environment import RunEnvironment
@@ -53,7 +61,7 @@ def main() -> None:
     )
     from aisdp_log.rerun.preflight import check_interpreter
 
-    requirements = _requirements()
+    requirements = "# --quick: no packages\n" if options.quick else _requirements()
     blob = requirements.encode()
     lock_hex = __import__("hashlib").sha256(blob).hexdigest()
     print("requirements.txt:", "; ".join(line for line in requirements.splitlines()
@@ -73,7 +81,8 @@ def main() -> None:
             results.setdefault("lock, reuse", []).append(seconds(build))
             shutil.rmtree(folder)
             results.setdefault("lock, warm uv cache", []).append(seconds(build))
-            recorded = {"python": {"version": None}, "torch": {"version": "x"}, "numpy": "x"}
+            recorded = {"python": {"version": None}} if options.quick else \
+                {"python": {"version": None}, "torch": {"version": "x"}, "numpy": "x"}
             results.setdefault("pre-flight probe", []).append(seconds(
                 lambda: check_interpreter(
                     "EXP", [str(python_in(folder)), "train.py"],

@@ -9,11 +9,19 @@ Builds the test suite's project (real git + DVC, a tiny torch script, tests/test
   run) and `--mode statistical --runs N` (N runs, jobs 1);
 - its parts, each repeated: worktree add + remove, the data copy from the DVC cache, the same
   through `dvc checkout` (the fallback path), and the write-back through the safe writer.
+- the scheduling overhead on Slurm next to local (when a cluster is up: tools/slurm_up.sh):
+  one bitwise run's wall time minus the command's time (submission, queue, the job's start-up,
+  polling, collection), and the wall time per run of an N-run statistical rerun (local with
+  --jobs 1 and 2, Slurm with every run a job).
 
-    python benchmarks/bench_rerun.py [--runs 5] [--repeat 3]
+    python benchmarks/bench_rerun.py [--runs 5] [--repeat 3] [--quick] [--slurm-only]
 
-Goal: under 1 s per run. The training command's own time (mostly `import torch`) is reported
-but not counted.
+Needs the `torch` and `test` extras (the project is tests/test_rerun.py's, which imports
+pytest). `--quick`: the bitwise rerun and each part once (CI runs it so it cannot rot);
+`--slurm-only`: only the Slurm-versus-local rows.
+
+Goal: under 1 s per run locally. The training command's own time (mostly `import torch`) is
+reported but not counted.
 """
 
 from __future__ import annotations
@@ -41,7 +49,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5, help="runs of the statistical rerun")
     parser.add_argument("--repeat", type=int, default=3, help="repetitions of each measure")
+    parser.add_argument("--slurm-only", action="store_true",
+                        help="measure only the Slurm-versus-local scheduling overhead")
+    parser.add_argument("--quick", action="store_true", help="bitwise only, each part once")
     args = parser.parse_args()
+    if args.quick:
+        args.repeat = 1
 
     import test_rerun as project_builder
 
@@ -66,12 +79,17 @@ def main() -> None:
             command = sum(r.command_s for r in results)
             return wall, command, len(results)
 
+        if args.slurm_only:
+            print_rows(slurm_rows(rerun, log, args))
+            return
         # One untimed rerun warms the page cache and imports (scipy, openpyxl) as a second
         # invocation of the CLI would not have them: the timed runs below are in-process,
         # so add the import cost measured separately.
-        end_to_end("bitwise", 1)
+        if not args.quick:
+            end_to_end("bitwise", 1)
         rows = []
-        for mode, runs in (("bitwise", 1), ("statistical", args.runs)):
+        modes = (("bitwise", 1),) if args.quick else (("bitwise", 1), ("statistical", args.runs))
+        for mode, runs in modes:
             per_run = []
             for _ in range(args.repeat):
                 wall, command, count = end_to_end(mode, runs)
@@ -108,7 +126,7 @@ def main() -> None:
         (root / "aisdp.toml").write_text(config.replace(f'command = ["{sys.executable}", '
                                                         '"train.py"]', 'command = ["true"]'))
         assert 'command = ["true"]' in (root / "aisdp.toml").read_text()
-        for runs in (1, 5):
+        for runs in (1,) if args.quick else (1, 5):
             mode = ["--mode", "bitwise"] if runs == 1 else ["--mode", "statistical",
                                                             "--runs", str(runs)]
             walls = timed(lambda: subprocess.run(
@@ -125,9 +143,48 @@ def main() -> None:
         rows.append(("imports an invocation adds once (openpyxl, scipy.stats)",
                      [a - b for a, b in zip(imports, bare)]))
 
+        rows += slurm_rows(rerun, log, args)
+    print_rows(rows)
+
+
+def print_rows(rows) -> None:
     print(f"{'measure':66} {'median s':>9} {'min s':>7}")
     for name, values in rows:
         print(f"{name:66} {statistics.median(values):9.3f} {min(values):7.3f}")
+
+
+def slurm_rows(rerun, log, args) -> list:
+    """Local and Slurm side by side: one run's overhead, and wall time per run of N runs."""
+    import shutil
+    import subprocess
+
+    up = shutil.which("sinfo") and "idle" in subprocess.run(
+        ["sinfo", "--noheader", "--format=%T"], capture_output=True, text=True).stdout
+    if not up:
+        print("no Slurm cluster is up (tools/slurm_up.sh): Slurm rows skipped", file=sys.stderr)
+        return []
+    rows = []
+    for executor in ("local", "slurm"):
+        overheads = []
+        for _ in range(args.repeat):
+            start = time.perf_counter()
+            report = rerun(log, ids=["EXP-001"], mode="bitwise", executor=executor)
+            wall = time.perf_counter() - start
+            [result] = report.outcomes[0].runs
+            assert result.ok, report.lines
+            overheads.append(wall - result.command_s)
+        rows.append((f"{executor}: one bitwise run, overhead beyond the command", overheads))
+    for executor, jobs in () if args.quick else (("local", 1), ("local", 2), ("slurm", 1)):
+        walls = []
+        for _ in range(args.repeat):
+            start = time.perf_counter()
+            report = rerun(log, ids=["EXP-001"], mode="statistical", runs=args.runs,
+                           executor=executor, jobs=jobs)
+            walls.append((time.perf_counter() - start) / args.runs)
+            assert report.exit_code == 0, report.lines
+        what = f"--jobs {jobs}" if executor == "local" else "one job per run"
+        rows.append((f"{executor} ({what}): {args.runs} statistical runs, wall per run", walls))
+    return rows
 
 
 if __name__ == "__main__":

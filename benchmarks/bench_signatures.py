@@ -6,7 +6,10 @@ the signed quarter), whole `aisdp-log` processes, medians of several runs:
 - `bundle` and `verify BUNDLE.zip`,
 - `validate --offline` with and without an allowed signers file (the cost `validate` pays).
 
-    python benchmarks/bench_signatures.py            # --runs N
+    python benchmarks/bench_signatures.py            # --runs N, --quick
+
+Needs the `test` extra (the project is tests/test_review.py's, which imports pytest) and
+OpenSSH's ssh-keygen. `--quick`: one run of each (CI runs it so the benchmark cannot rot).
 """
 
 from __future__ import annotations
@@ -38,7 +41,10 @@ def timed(args: list[str], runs: int, cwd: Path) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--quick", action="store_true", help="one run of each")
     options = parser.parse_args()
+    if options.quick:
+        options.runs = 1
     from signoffs import allow, make_key
     from test_review import make_project
 

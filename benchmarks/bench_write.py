@@ -1,6 +1,6 @@
 """Timings of one write: `aisdp-log add`, and the writer alone, against openpyxl load + save.
 
-    python benchmarks/bench_write.py [--runs 5] [--rows 10,10000]
+    python benchmarks/bench_write.py [--runs 5] [--rows 10,10000] [--quick]
 
 Writes logs of 10 and 10,000 rows with 40 mixed columns (bench_validate's log) into a fresh
 git repository with one artefact folder, then prints medians of `--runs` runs (each on a fresh
@@ -10,7 +10,8 @@ copy of the log) of:
 - `openpyxl`: in-process `load_workbook` + `ws.append` (40 cells) + `save`, what a writer
   built on openpyxl costs at least (the 0.1 writer did this and more),
 with the ratio writer / openpyxl. Run it with PYTHONPATH pointing at another checkout to time
-that checkout's writer.
+that checkout's writer. Runs with the runtime dependencies alone; `--quick`: one run of 10
+and 300 rows (CI runs it so the benchmark cannot rot).
 """
 
 from __future__ import annotations
@@ -85,7 +86,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--rows", default="10,10000")
+    parser.add_argument("--quick", action="store_true", help="one run of 10 and 300 rows")
     args = parser.parse_args()
+    if args.quick:
+        args.runs, args.rows = 1, "10,300"
     with tempfile.TemporaryDirectory() as temp:
         root = Path(temp)
         print(f"{'rows':>6} {'add (process)':>14} {'writer':>10} {'openpyxl':>10} "

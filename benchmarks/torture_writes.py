@@ -17,6 +17,9 @@ another fresh copy: starts the command, sends SIGKILL to the aisdp-log process a
   folders still marked running, and anything untracked that `git status` shows.
 
     python benchmarks/torture_writes.py [--trials 100] [--commands add,rerun,review,template]
+    python benchmarks/torture_writes.py --quick   # one kill per command (CI: it cannot rot)
+
+Needs the `test` and `dvc` extras (the project is tests/test_guard.py's, which imports pytest).
 
 Linux only (/proc is read to find orphans).
 """
@@ -284,7 +287,10 @@ def main() -> None:
     parser.add_argument("--commands", default=",".join(COMMANDS),
                         help="comma-separated subset of " + ",".join(COMMANDS))
     parser.add_argument("--keep", action="store_true", help="keep the work folder")
+    parser.add_argument("--quick", action="store_true", help="one kill per command")
     args = parser.parse_args()
+    if args.quick:
+        args.trials = 1
     commands = [c for c in args.commands.split(",") if c]
     unknown = set(commands) - set(COMMANDS)
     if unknown:

@@ -4,10 +4,12 @@ spreadsheet program would, Mallory's forged re-signing, and the Sign-off rows re
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from builders import git
 from test_review import make_project
 
 from aisdp_log.review.write import write_review
@@ -15,7 +17,7 @@ from aisdp_log.signing.signoff import read_signoffs
 from aisdp_log.workbook.reader import load_log
 
 SIGNER = "Ana Ruiz, Head of ML"
-ADA = "Ada Lovelace, ML lead"
+ADA = "Ada Lovelace, ML lead <ada@example.com>"
 
 
 def make_key(folder: Path, name: str) -> Path:
@@ -32,13 +34,19 @@ def fingerprint(key: Path) -> str:
     return out.split()[1]
 
 
-def allow(repo: Path, principal: str, key: Path) -> Path:
-    """Add `key` to the repository's `.aisdp/allowed_signers` for `principal`."""
+def allow(repo: Path, principal: str, key: Path, *, options: str = "",
+          commit: bool = True) -> Path:
+    """Add `key` to the repository's `.aisdp/allowed_signers` for `principal` (with OpenSSH
+    `options` such as `valid-before="20260101"`), and commit it: `verify` trusts the list
+    as committed, never the work tree."""
     allowed = repo / ".aisdp" / "allowed_signers"
     allowed.parent.mkdir(exist_ok=True)
     public = " ".join(Path(f"{key}.pub").read_text().split()[:2])
     with open(allowed, "a") as fh:
-        fh.write(f"{principal} {public}\n")
+        fh.write(f"{principal} {options + ' ' if options else ''}{public}\n")
+    if commit:
+        git(repo, "add", ".aisdp/allowed_signers")
+        git(repo, "commit", "-q", "-m", f"allow {principal}", date="2026-04-02T09:00:00+00:00")
     return allowed
 
 
@@ -67,13 +75,24 @@ def ssh_signed_project(tmp_path: Path) -> Signed:
     return Signed(project, ada, mallory, allowed, out)
 
 
+def sign_elsewhere(log: Path, scratch: Path, signer: str, key: Path, period: str = "2026-Q3"
+                   ) -> None:
+    """What an attacker does to get past `review --sign`'s up-front check of the allowed
+    signers: sign a copy of the log outside the repository (no allowed signers there), then
+    copy it back over the log."""
+    scratch.mkdir(parents=True, exist_ok=True)
+    copy = scratch / log.name
+    shutil.copyfile(log, copy)
+    write_review(copy, period=period, output_dir=scratch / "out", sign=signer, key=key)
+    shutil.copyfile(copy, log)
+
+
 def mallory_resigns(signed: Signed) -> str:
     """Mallory edits the signed hypothesis of EXP-004 and signs 2026-Q3 again as Ada, with her
-    own key; the edited cell."""
+    own key (outside the repository, so nothing refuses up front); the edited cell."""
     cell = signed.project.cell("EXP-004", "Hypothesis")
     edit(signed.log, "Experiments", cell, "a better story, written after the fact")
-    write_review(signed.log, period="2026-Q3", output_dir=signed.out, sign=ADA,
-                 key=signed.mallory)
+    sign_elsewhere(signed.log, signed.log.parent.parent / "mallory", ADA, signed.mallory)
     return cell
 
 

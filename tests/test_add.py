@@ -193,6 +193,19 @@ def test_first_row_of_an_empty_log_elsewhere_with_repo_option(tmp_path, monkeypa
     assert row["Random seed"].number_format == "0"
 
 
+def test_add_reads_the_workbook_once(project):
+    """One parse of the log (the writer's, under its lock): no calamine read beside it."""
+    write_run(project, "EXP-003")
+    code = ("import sys; from aisdp_log.cli.main import main\n"
+            "try:\n    main(['add', 'log.xlsx', 'EXP-003'])\nexcept SystemExit as exc:\n"
+            "    assert not exc.code, exc.code\n"
+            "print('python_calamine' in sys.modules, 'openpyxl' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], cwd=project, capture_output=True,
+                            text=True, check=True)
+    assert result.stdout.split()[-2:] == ["False", "False"]
+    assert cells(project / "log.xlsx", 4)["Experiment ID"].value == "EXP-003"
+
+
 def test_duplicate_id_refused(project, capsys):
     write_run(project, "EXP-002")
     before = (project / "log.xlsx").read_bytes()

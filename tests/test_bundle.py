@@ -4,7 +4,10 @@ byte changes in any file."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -40,9 +43,12 @@ def bundled(tmp_path_factory) -> Path:
     return tmp / "evidence.zip"
 
 
-def run_verify(capsys, path: Path) -> tuple[int, list[tuple[str, str]]]:
+def run_verify(capsys, path: Path, *options: str) -> tuple[int, list[tuple[str, str]]]:
+    """`verify BUNDLE --format json` trusting the bundle's own list (the trust anchor's
+    tests: test_trust.py), unless `options` say otherwise."""
     with pytest.raises(SystemExit) as exit_info:
-        main(["verify", str(path), "--format", "json"])
+        main(["verify", str(path), "--format", "json", *(options or
+                                                         ["--trust-bundle-signers"])])
     report = json.loads(capsys.readouterr().out)
     return exit_info.value.code, [(f["code"], f["cell"]) for f in report["findings"]]
 
@@ -184,7 +190,9 @@ def test_a_statement_swapped_in_with_its_signature_and_sums_is_not_the_logs(bund
                     else line)
     changed["SHA256SUMS"] = "\n".join(sums).encode() + b"\n"
     code, found = run_verify(capsys, rezip(bundled, tmp_path / "t.zip", changed))
-    assert (code, found) == (1, [("B001", "reviews/review-2026-Q3.json")])
+    assert code == 1
+    assert set(found) == {("B001", "reviews/review-2026-Q3.json"),
+                          ("B001", "reviews/review-2026-Q3.json.sig")}
 
 
 @pytest.mark.slow
@@ -212,7 +220,10 @@ def test_verify_md_quotes_every_name_for_the_shell_and_markdown():
         "log_name": "log`](http://x)$(touch pwned).xlsx", "sums_name": "SHA256SUMS",
         "namespace": "aisdp-log", "allowed_name": "allowed_signers",
         "allowed_file": "allowed_signers",
-        "signed": [{"name": "reviews/review-2026-Q3.json", "principal": "ada; touch pwned"}],
+        "signed": [{"name": "reviews/review-2026-Q3.json", "principal": "ada; touch pwned",
+                    "signer": "Ada `x` | y", "key": "SHA256:abc",
+                    "args": ["-Y", "verify", "-f", "allowed_signers", "-I", "ada; touch pwned",
+                             "-n", "aisdp-log", "-s", "reviews/review-2026-Q3.json.sig"]}],
         "unsigned": ["reviews/review-2026-Q2.json"],
         "review_files": [{"file": "review-2026-Q3.html", "sha256": "ab" * 32,
                           "statement": "reviews/review-2026-Q3.json"}]})
@@ -222,3 +233,88 @@ def test_verify_md_quotes_every_name_for_the_shell_and_markdown():
     assert text.startswith("# Checking this evidence bundle of log\\`\\]")
     assert "``log`](http://x)$(touch pwned).xlsx``" in text
     assert "Not cryptographically signed: `reviews/review-2026-Q2.json`" in text
+
+
+# --------------------------------------------------------------------------- other OSes
+
+def fenced_after(text: str, heading: str, language: str) -> list[str]:
+    """The fenced blocks of `language` that follow a line `heading` in VERIFY.md."""
+    return re.findall(rf"^{re.escape(heading)}[^\n]*\n\n```{language}\n(.*?)\n```", text,
+                      re.S | re.M)
+
+
+@pytest.mark.slow
+def test_verify_md_gives_the_check_for_linux_macos_and_windows(bundled, tmp_path):
+    folder = unzip(bundled, tmp_path / "x")
+    verify_md = (folder / "VERIFY.md").read_text(encoding="utf-8")
+    assert fenced_after(verify_md, "Linux:", "sh") == ["sha256sum -c SHA256SUMS"]
+    assert fenced_after(verify_md, "macOS:", "sh") == ["shasum -a 256 -c SHA256SUMS"]
+    [sums] = fenced_after(verify_md, "Windows PowerShell (5.1 or 7):", "powershell")
+    assert "Get-FileHash -Algorithm SHA256" in sums and "<" not in sums
+    [signature] = fenced_after(verify_md, "the last line, ssh-keygen", "powershell")
+    assert "-RedirectStandardInput 'reviews/review-2026-Q3.json'" in signature
+    assert "-s reviews/review-2026-Q3.json.sig" in signature and " < " not in signature
+
+
+@pytest.mark.slow
+def test_the_macos_check_shasum_passes_as_verify_md_writes_it(bundled, tmp_path):
+    if shutil.which("shasum") is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("shasum is missing: .ci/run installs perl, which provides it")
+        pytest.skip("shasum (perl) not installed")
+    folder = unzip(bundled, tmp_path / "x")
+    [command] = fenced_after((folder / "VERIFY.md").read_text(encoding="utf-8"), "macOS:", "sh")
+    done = subprocess.run(shlex.split(command), cwd=folder, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert all(line.endswith(": OK") for line in done.stdout.splitlines())
+    (folder / "artefacts" / "EXP-004" / "model.bin").write_bytes(b"changed")
+    done = subprocess.run(shlex.split(command), cwd=folder, capture_output=True, text=True)
+    assert done.returncode != 0 and "artefacts/EXP-004/model.bin: FAILED" in done.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("pwsh") is None and shutil.which("powershell") is None,
+                    reason="PowerShell is not installed (the Windows runner has it)")
+def test_the_powershell_checks_pass_as_verify_md_writes_them(bundled, tmp_path):
+    shell = shutil.which("pwsh") or shutil.which("powershell")
+    folder = unzip(bundled, tmp_path / "x")
+    verify_md = (folder / "VERIFY.md").read_text(encoding="utf-8")
+    [sums] = fenced_after(verify_md, "Windows PowerShell (5.1 or 7):", "powershell")
+    done = subprocess.run([shell, "-NoProfile", "-Command", sums], cwd=folder,
+                          capture_output=True, text=True)
+    lines = done.stdout.splitlines()
+    assert lines and all(line.endswith(": OK") for line in lines), done.stdout + done.stderr
+    [signature] = fenced_after(verify_md, "the last line, ssh-keygen", "powershell")
+    done = subprocess.run([shell, "-NoProfile", "-Command", signature], cwd=folder,
+                          capture_output=True, text=True)
+    assert done.stdout.strip().splitlines()[-1] == "0", done.stdout + done.stderr
+    assert 'Good "aisdp-log" signature' in done.stdout
+
+
+@pytest.mark.slow
+def test_a_lock_path_typed_with_backslashes_is_bundled_as_validate_reads_it(tmp_path, capsys):
+    from builders import commit, run_cli
+
+    from aisdp_log.workbook.writer import find_rows, open_workbook_for_update, set_cell
+
+    project = make_project(tmp_path, tamper=None)
+    lock = b"numpy==2.0.0\n"
+    sha = commit(project.repo, {"envs/requirements.txt": lock}, message="pinned")
+    cell = f"envs\\requirements.txt sha256:{hashlib.sha256(lock).hexdigest()}; python 3.11"
+    with open_workbook_for_update(project.log) as workbook:
+        sheet = workbook["Experiments"]
+        for experiment_id in ("EXP-001", "EXP-002", "EXP-003", "EXP-004", "EXP-005"):
+            for row in find_rows(sheet, "Experiment ID", experiment_id):
+                set_cell(sheet, row, "Environment", cell)
+                set_cell(sheet, row, "Code commit", sha[:7])
+    validated = run_cli("validate", str(project.log), "--format", "json")
+    found = json.loads(validated.stdout)["findings"]
+    assert not [f for f in found if f["code"] in ("G005", "G007")], found
+    ada = make_key(tmp_path, "ada")
+    allow(project.repo, "ada@example.com", ada)
+    write_review(project.log, period="2026-Q3", output_dir=tmp_path / "out", sign=ADA, key=ada)
+
+    result = write_bundle(project.log, tmp_path / "evidence.zip", reviews_dir=tmp_path / "out")
+
+    assert f"locks/{sha}/envs/requirements.txt" in result.files
+    assert not [note for note in result.notes if "requirements" in note], result.notes

@@ -447,3 +447,63 @@ def test_a_row_with_a_finding_leaves_no_verdict(repo):
         codes, cache = _check(repo, log_path)
         assert_findings(codes, [("A004", cell("Random seed"))])
         assert (cache.verdict_hits, cache.verdict_misses) == (0, 1)
+
+
+# --------------------------------------------------------------------------- by value (issue 25)
+
+def _openpyxl_log(path: Path, cells: dict, formats: dict | None = None) -> Path:
+    """A log written cell by cell with openpyxl, as Excel or a script stores each type: a
+    float stays a float (`100.0`), text stays text, a number format is kept on the cell."""
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.title = "Experiments"
+    values = clean_row(**cells)
+    sheet.append(HEADERS)
+    sheet.append([values.get(header) for header in HEADERS])
+    for header, number_format in (formats or {}).items():
+        sheet.cell(2, HEADERS.index(header) + 1).number_format = number_format
+    metrics = book.create_sheet("Metrics")
+    metrics.append(["Metric", "Goal", "Threshold", "Description"])
+    metrics.append(["accuracy", "max", 0.5, "holdout accuracy"])
+    book.save(path)
+    return path
+
+
+@pytest.mark.parametrize("cells, formats", [
+    ({"params.learning_rate": 100.0}, None),                 # a float where run.json has 100
+    ({"params.learning_rate": "100"}, None),                 # a number stored as text
+    ({"params.learning_rate": "100.0"}, None),
+    ({"params.learning_rate": 100, "Other params": "dropout=0.6135"}, None),
+    ({"params.learning_rate": 100, "metrics.accuracy": 0.6135}, {"metrics.accuracy": "0.00%"}),
+    ({"params.learning_rate": 100, "metrics.accuracy": 0.6135},
+     {"metrics.accuracy": "0.00%", "params.learning_rate": "0%"}),
+    ({"params.learning_rate": 100, "metrics.accuracy": "0.6135"}, None),
+])
+def test_values_equal_by_value_across_types_have_no_finding(repo, cells, formats):
+    make_folder(repo, "EXP-001", metrics={"accuracy": 0.6135},
+                run=run_record(params={"learning_rate": 100, "dropout": 0.6135}))
+    log = _openpyxl_log(repo / "log.xlsx", {"metrics.accuracy": 0.6135, **cells}, formats)
+    report = validate(log, repo=repo)
+    assert_findings([p for p in finding_pairs(report, ("A", "S")) if p[0] != "A008"], [])
+
+
+@pytest.mark.parametrize("cells, expected, says", [
+    ({"params.learning_rate": "0,6135"}, [("A004", "params.learning_rate")], "decimal comma"),
+    ({"params.learning_rate": 61.35}, [("A004", "params.learning_rate")], "per cent"),
+    ({"params.learning_rate": "61.35%"}, [("A004", "params.learning_rate")], "percentage"),
+    ({"Other params": "dropout=0,6135"}, [("A004", "Other params")], "decimal comma"),
+    ({"metrics.accuracy": 61.35}, [("A003", "metrics.accuracy")], "per cent"),
+    ({"metrics.accuracy": "0,6135"}, [("S003", "metrics.accuracy")], "decimal comma"),
+    ({"metrics.accuracy": "61.35%"}, [("S003", "metrics.accuracy")], "percentage"),
+])
+def test_values_that_only_look_equal_are_findings_at_their_cell(repo, cells, expected, says):
+    make_folder(repo, "EXP-001", metrics={"accuracy": 0.6135},
+                run=run_record(params={"learning_rate": 0.6135, "dropout": 0.6135}))
+    values = {"params.learning_rate": 0.6135, "metrics.accuracy": 0.6135, **cells}
+    report = validate(_openpyxl_log(repo / "log.xlsx", values), repo=repo)
+    wanted = [(code, cell(header)) for code, header in expected]
+    assert_findings([p for p in finding_pairs(report, ("A", "S")) if p[0] != "A008"], wanted)
+    found = [f for f in report.findings if (f.code, f.cell) == wanted[0]]
+    assert says in found[0].message

@@ -192,12 +192,14 @@ def test_github_format_is_workflow_annotations(logs, tmp_path):
     lines = result.stdout.splitlines()
     annotation = re.compile(r"^::(error|warning) file=([^,]+),title=(\w\d{3}) "
                             r"Experiments!([A-Z]+\d+)::(.+)$")
-    parsed = [annotation.match(line).groups() for line in lines[:-1]]
+    parsed = [annotation.match(line).groups() for line in lines[:-2]]
     assert [(level, code, cell) for level, _, code, cell, _ in parsed] == [
         ("error", "S003", "F3"), ("error", "S007", "G3"), ("warning", "R004", "L3"),
         ("warning", "R001", "L4")]
     assert all(file == str(logs["errors"]) for _, file, _, _, _ in parsed)
-    assert not lines[-1].startswith("::")
+    # the summary, then the coverage line, as the text format ends
+    assert not lines[-2].startswith("::") and "error" in lines[-2]
+    assert re.fullmatch(r"\d+ of \d+ evidence cells verified( \(--offline: .*\))?", lines[-1])
 
 
 def test_github_format_escapes_what_would_break_an_annotation(tmp_path):
@@ -205,7 +207,7 @@ def test_github_format_escapes_what_would_break_an_annotation(tmp_path):
     result = run("validate", str(path), "--offline", "--format", "github", cwd=tmp_path)
     first = result.stdout.splitlines()[0]
     assert first.startswith("::error file=") and "a%2Cb%3Ac.xlsx" in first
-    assert len(result.stdout.splitlines()) == 2
+    assert len(result.stdout.splitlines()) == 3  # the annotation, summary, coverage
 
 
 # --------------------------------------------------------------------------- colour

@@ -181,3 +181,40 @@ def test_object_ids_without_reading_contents(repo):
     expected = git(repo, "rev-parse", f"{sha}:data.dvc")
     ids = GitRepo.open(repo).object_ids([f"{sha}:data.dvc", f"{sha}:absent.dvc"])
     assert ids == {f"{sha}:data.dvc": expected, f"{sha}:absent.dvc": None}
+
+
+def test_history_answers_are_kept_between_runs_while_the_refs_stay(repo):
+    """Reachability and the history of DVC's records depend only on the refs: a later run
+    with the same refs reads them from .aisdp-log/git-history.json; a moved ref (a new tag,
+    a new commit) starts afresh."""
+    import json
+
+    commit(repo, {"a.dvc": "outs: [1]\n"})
+    kept = commit(repo, {"a.dvc": "outs: [2]\n"})
+    dropped = commit(repo, {"a.dvc": "outs: [3]\n"})
+    git(repo, "reset", "-q", "--hard", "HEAD~1")
+    with GitRepo.open(repo) as handle:
+        assert handle.unreachable([kept, dropped]) == {dropped}
+        versions = handle.changed_blobs(["*.dvc"])
+    assert len(versions) == 2
+    store = repo / ".aisdp-log" / "git-history.json"
+    saved = json.loads(store.read_text())
+    assert saved["reachable"] == {kept: True, dropped: False}
+    # the same refs: the stored answers are the ones given (shown by editing them)
+    saved["reachable"][dropped] = True
+    store.write_text(json.dumps(saved))
+    with GitRepo.open(repo) as handle:
+        assert handle.unreachable([kept, dropped]) == set()
+        assert handle.changed_blobs(["*.dvc"]) == versions
+    # a ref moves: git is asked again
+    git(repo, "tag", "keep-it", kept)
+    saved["reachable"][kept] = False
+    store.write_text(json.dumps(saved))
+    with GitRepo.open(repo) as handle:
+        assert handle.unreachable([kept, dropped]) == {dropped}
+    newer = commit(repo, {"a.dvc": "outs: [4]\n"})
+    with GitRepo.open(repo) as handle:
+        assert handle.unreachable([newer]) == set()
+        assert len(handle.changed_blobs(["*.dvc"])) == 3
+    assert (repo / ".aisdp-log" / ".gitignore").read_text().strip() == "*"
+    assert "aisdp-log" not in git(repo, "status", "--porcelain")

@@ -241,6 +241,33 @@ def test_a_version_difference_is_printed_and_the_run_goes_ahead(copy, project, m
     assert rerun_row["Environment"].startswith(f"current: {sys.executable} python ")
 
 
+@pytest.mark.skipif(os.name == "nt", reason="the stand-in interpreter is a POSIX shell script")
+def test_the_interpreter_is_the_one_on_the_runs_path_and_the_preflight_checked(copy, project,
+                                                                               monkeypatch,
+                                                                               tmp_path):
+    from aisdp_log.rerun.runner import rerun
+
+    root, log = copy
+    # A `python` first on the run's PATH that notes each start, then runs this test's Python.
+    own = tmp_path / "own-bin"
+    own.mkdir()
+    calls = tmp_path / "calls"
+    wrapper = own / "python"
+    wrapper.write_text(f'#!/bin/sh\necho "$1" >> "{calls}"\nexec "{sys.executable}" "$@"\n')
+    wrapper.chmod(0o755)
+    monkeypatch.setenv("PATH", str(own) + os.pathsep + os.environ["PATH"])
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
+        [str(project["base"] / "tool"), str(project["base"] / "unpacked")]))
+    set_command(root, ["python", "train.py"])
+
+    report = rerun(log, ids=["EXP-001"], mode="bitwise")
+
+    assert report.exit_code == 0, report.lines
+    (rerun_row,) = sheet(log, "Reruns")
+    assert rerun_row["Environment"].startswith(f"current: {wrapper} python ")
+    assert calls.read_text().split() == ["-c", "train.py"]  # the pre-flight, then the run
+
+
 # --------------------------------------------------------------------------- failed runs
 
 def test_a_failed_run_says_why_in_the_output_the_reruns_row_and_the_review(copy, monkeypatch,
@@ -300,6 +327,11 @@ def test_env_lock_builds_once_reuses_and_reproduces_bitwise(copy, project):
     assert any("reusing the environment" in line for line in second.lines), second.lines
     assert (folder / "aisdp-env.json").stat().st_mtime_ns == marker.st_mtime_ns
     assert [p.name for p in cache.iterdir()] == [folder.name]  # nothing half-built left
+    # no symlink of ours (Windows allows those only to administrators): a copy of aisdp_log
+    # (uv's own lib64 -> lib on POSIX is the venv's layout, not ours)
+    assert not [p for p in (folder / "aisdp-tool").rglob("*") if p.is_symlink()]
+    copied = folder / "aisdp-tool" / "aisdp_log"
+    assert copied.is_dir() and not copied.is_symlink() and (copied / "training.py").is_file()
     rows = sheet(log, "Reruns")
     for row in rows:
         assert row["Environment"].startswith(f"lock: requirements.txt sha256:{lock_hex}; python ")

@@ -267,15 +267,17 @@ def test_reproducibility_specification_of_the_selected_model(project, tmp_path):
     assert spec.seed == 43
     html_text = result.html_path.read_text()
     evidence = _table_rows(html_text, "2026-08-10")
+    # a sheet written before 0.3: no Recorded/Consistency columns, read without errors
     assert evidence == [["2026-08-10", "statistical", "accuracy", "5", "0.91", "0.005", "0.904",
-                         "0.916", "95%", "0.85", "pass"]]
-    assert "accuracy: 95% interval [0.904, 0.916] over 5 runs; threshold 0.85, verdict pass" \
-        in _text(html_text)
+                         "0.916", "95%", "0.85", "pass", "—", "—"]]
+    assert ("accuracy over 5 runs: the recorded value was not tested against the reruns (a "
+            "rerun before aisdp-log 0.3); 95% confidence interval [0.904, 0.916]; threshold "
+            "0.85: pass") in _text(html_text)
     assert "same CPU instruction set" in html_text
     assert "Recorded CPU instruction set: avx512" in html_text
     markdown = result.markdown_path.read_text()
     assert ("| 2026-08-10 | statistical | accuracy | 5 | 0.91 | 0.005 | 0.904 | 0.916 | 95% "
-            "| 0.85 | pass |") in markdown
+            "| 0.85 | pass | — | — |") in markdown
 
 
 @pytest.mark.slow
@@ -419,3 +421,65 @@ def test_parameters_that_changed_together_are_one_line_not_ranked_each(tmp_path)
     markdown = result.markdown_path.read_text()
     assert line in markdown
     assert _md_rows(markdown, "learning_rate") == [] and len(_md_rows(markdown, "dropout")) == 1
+
+
+# --------------------------------------------------------------------------- speed (issue 25)
+
+@pytest.mark.parametrize("seed", range(40))
+def test_rank_correlation_equals_scipy(seed):
+    """The review's plain-Python Spearman (no scipy.stats import: about a second of a review)
+    gives scipy's rho and p-value, ties and reversed ranks included."""
+    import random
+
+    from scipy import stats
+
+    from aisdp_log.review.ranking import rankdata, spearman
+
+    chooser = random.Random(seed)
+    n = chooser.randint(3, 25)
+    first = [chooser.choice([chooser.random(), round(chooser.random(), 1)]) for _ in range(n)]
+    second = [chooser.choice([chooser.random(), float(chooser.randint(1, 3))])
+              for _ in range(n)]
+    if seed % 5 == 0:
+        second = [-value for value in first]  # exactly reversed: rho -1, p 0
+    if len(set(first)) < 2 or len(set(second)) < 2:
+        first, second = [1.0, 2.0, 2.0], [3.0, 1.0, 2.0]
+    expected = stats.spearmanr(first, second)
+    rho, p_value = spearman(first, second)
+    assert rho == pytest.approx(float(expected.statistic), abs=1e-12)
+    assert p_value == pytest.approx(float(expected.pvalue), abs=1e-12)
+    assert rankdata(first) == stats.rankdata(first).tolist()
+
+
+def test_review_imports_no_scipy_and_reuses_its_figures(project, tmp_path):
+    """A review imports no scipy; the second review of unchanged rows imports no matplotlib
+    either (its figures come from .aisdp-log/figures/), and writes the same HTML."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from aisdp_log.review.write import write_review;"
+            f"write_review({str(project.log)!r}, output_dir={str(tmp_path / 'out')!r});"
+            "print(sorted(m for m in ('matplotlib', 'scipy') if m in sys.modules))")
+    runs = [subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                           check=True, cwd=project.repo) for _ in range(2)]
+    assert [run.stdout.strip() for run in runs] == ["['matplotlib']", "[]"]
+    figures = list((project.repo / ".aisdp-log" / "figures").glob("*.json"))
+    assert len(figures) == 1
+    fresh = write_review(project.log, output_dir=tmp_path / "fresh", sign=None)
+    cached_html = (tmp_path / "out" / fresh.html_path.name).read_text()
+    assert _without_time(cached_html) == _without_time(fresh.html_path.read_text())
+
+
+def test_changed_inputs_draw_new_figures(project, tmp_path):
+    first = write_review(project.log, output_dir=tmp_path)
+    # another learning curve: other inputs, so another figure file and other figures
+    (project.repo / "artefacts" / "EXP-004" / "history.csv").write_text(
+        "epoch,accuracy,loss\n1,0.5,0.9\n2,0.7,0.6\n")
+    second = write_review(project.log, output_dir=tmp_path)
+    assert len(list((project.repo / ".aisdp-log" / "figures").glob("*.json"))) == 2
+    assert first.review.plots[0].svg != second.review.plots[0].svg
+    assert first.review.plots[-1].svg == second.review.plots[-1].svg  # same ranks, same map
+
+
+def _without_time(html_text: str) -> str:
+    return re.sub(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} UTC", "", html_text)

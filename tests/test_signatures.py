@@ -75,7 +75,8 @@ def test_the_statement_is_canonical_and_names_the_review_files(signed):
     assert text == json.dumps(statement, sort_keys=True, ensure_ascii=False,
                               separators=(",", ":"))
     assert statement["period"] == "2026-Q3" and statement["previous"] is None
-    assert statement["signer"] == {"name": "Ada Lovelace", "role": "ML lead"}
+    assert statement["signer"] == {"name": "Ada Lovelace", "role": "ML lead",
+                                   "email": "ada@example.com"}
     assert statement["key"] == fingerprint(signed.ada)
     assert statement["log"] == "experiment-log.xlsx"
     assert sorted(statement["rows"]) == ["EXP-003", "EXP-004", "EXP-005", "EXP-006"]
@@ -106,7 +107,8 @@ def test_mallory_edits_a_signed_hypothesis_and_signs_as_ada_with_her_own_key(sig
     history = [status for *_, status in again.review.signoff_history]
     assert history[0] == f"verified: key {fingerprint(signed.ada)} of ada@example.com"
     assert history[1] == \
-        f"not trusted: key {fingerprint(signed.mallory)} is not an allowed signer"
+        f"not trusted: key {fingerprint(signed.mallory)} is not an allowed signer for " \
+        "ada@example.com"
 
 
 @pytest.mark.slow

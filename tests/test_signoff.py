@@ -43,7 +43,8 @@ def test_canonical_text_ignores_how_a_value_was_stored():
 @pytest.mark.slow
 def test_sign_appends_a_signoff_row_with_row_hashes(signed):
     [record] = read_signoffs_of(signed.log)
-    assert record.period == "2026-Q3" and record.name_and_role == SIGNER
+    # without <email>, the principal is git's user.email
+    assert record.period == "2026-Q3" and record.name_and_role == f"{SIGNER} <test@example.com>"
     assert record.experiment_ids == ["EXP-003", "EXP-004", "EXP-005", "EXP-006"]
     assert dt.datetime.strptime(record.signed_at, "%Y-%m-%dT%H:%M:%SZ")
     entry = record.hashes["EXP-004"]
@@ -77,7 +78,7 @@ def test_a_new_signed_review_accepts_the_change_and_reports_it(signed, tmp_path)
     edit(signed.log, "Experiments", signed.cell("EXP-006", "Notes"), "below EXP-004")
     result = write_review(signed.log, output_dir=tmp_path / "again", sign="Ben Ode, QA lead")
     changes = result.review.changes
-    assert changes.last_signoff.name_and_role == SIGNER
+    assert changes.last_signoff.name_and_role == f"{SIGNER} <test@example.com>"
     assert [(c.experiment_id, c.headers) for c in changes.changed] == \
         [("EXP-006", ["notes", "outcome"])]
     assert [(c.old_outcome, c.new_outcome) for c in changes.outcome_changes] == \
@@ -85,7 +86,8 @@ def test_a_new_signed_review_accepts_the_change_and_reports_it(signed, tmp_path)
     markdown = result.markdown_path.read_text()
     assert "- Changed signed rows (1): EXP-006: notes, outcome" in markdown
     assert "- Changed outcomes (1): EXP-006: undecided → rejected" in markdown
-    assert "Signed by Ben Ode, QA lead at" in _text(result.html_path.read_text())
+    assert "Signed by Ben Ode, QA lead &lt;test@example.com&gt; at" in \
+        _text(result.html_path.read_text())
     # The second sign-off is the reference now.
     assert r006(signed.log) == []
 
@@ -97,7 +99,8 @@ def test_changes_since_last_review_lists_new_rows(tmp_path):
     result = write_review(project.log, output_dir=tmp_path / "q3")
     assert result.review.changes.new_ids == ["EXP-003", "EXP-004", "EXP-005", "EXP-006"]
     markdown = result.markdown_path.read_text()
-    assert "Last signed review: 2026-Q2 signed by Ana Ruiz, Head of ML at" in markdown
+    assert "Last signed review: 2026-Q2 signed by Ana Ruiz, Head of ML " \
+        "&lt;test@example.com&gt; at" in markdown
     assert "- New rows (4): EXP-003, EXP-004, EXP-005, EXP-006" in markdown
     assert "- Changed signed rows (0): none" in markdown
 

@@ -195,3 +195,43 @@ def test_messages_quote_long_values_briefly(parser):
     with pytest.raises(ValueError) as raised:
         parser("z z" * 10_000)
     assert len(str(raised.value)) < 250
+
+
+# --------------------------------------------------------------------------- by value (issue 25)
+
+@pytest.mark.parametrize("raw, whole", [(100, 100), (100.0, 100), ("100", 100), ("100.0", 100),
+                                        ("1e2", 100), (" 7 ", 7)])
+def test_an_int_param_is_read_by_value_however_typed(raw, whole):
+    assert values.parse_param(raw, "int") == whole
+
+
+@pytest.mark.parametrize("raw", [100.5, "100.5", "1,00", True, "ten"])
+def test_an_int_param_that_is_no_whole_number_is_refused(raw):
+    with pytest.raises(ValueError):
+        values.parse_param(raw, "int")
+
+
+@pytest.mark.parametrize("raw", [32, 32.0, "32", "32.0"])
+def test_a_numeric_choice_matches_by_value(raw):
+    assert values.parse_param(raw, "choice", ("16", "32")) == "32"
+
+
+@pytest.mark.parametrize("raw, says", [("0,6135", "decimal comma"), ("12,5", "decimal comma"),
+                                       ("61.35%", "percentage")])
+def test_a_number_that_only_looks_like_one_says_why(raw, says):
+    with pytest.raises(ValueError, match=says):
+        values.parse_number(raw)
+
+
+@pytest.mark.parametrize("typed, recorded, says", [
+    ("0,6135", 0.6135, "decimal comma"), ("61.35%", 0.6135, "percentage"),
+    (61.35, 0.6135, "per cent"), (61.35, "0.6135", "per cent"), (61, 0.6135, ""),
+    ("0,5", 0.6135, ""), (0.6135, 0.6135, ""), ("abc", 0.6135, ""), (1.0, "x", "")])
+def test_looks_equal_names_only_the_readings_that_match(typed, recorded, says):
+    hint = values.looks_equal(typed, recorded)
+    assert (says in hint) if says else hint == ""
+
+
+def test_a_percentage_within_the_rounding_typed_looks_equal():
+    assert "per cent" in values.looks_equal(61.3, 0.61349, decimals=1)
+    assert values.looks_equal(61.3, 0.61349) == ""

@@ -37,6 +37,7 @@ from aisdp_log import __version__
 from aisdp_log.artefacts.digests import OnBytes, read_sha256
 from aisdp_log.errors import WriteRefused
 from aisdp_log.system.atomic import write_bytes
+from aisdp_log.system.platform import file_identity
 from aisdp_log.system.tooldir import tool_dir
 
 STORE_NAME = "hashes.json"
@@ -78,8 +79,9 @@ def code_fingerprint(salt: str = "") -> str:
 
 def stat_key(info: os.stat_result) -> str:
     """(size, mtime_ns, inode, ctime_ns) as one string: a store of strings parses about twice
-    as fast as one of 19-digit integers, and one comparison replaces four."""
-    return f"{info.st_size}:{info.st_mtime_ns}:{info.st_ino}:{info.st_ctime_ns}"
+    as fast as one of 19-digit integers, and one comparison replaces four. The inode is 0 on
+    Windows, whose `os.scandir` gives none (system/platform's file_identity)."""
+    return f"{info.st_size}:{info.st_mtime_ns}:{file_identity(info)}"
 
 
 class HashCache:

@@ -26,26 +26,66 @@ import click
               "says the workbook is open (a stale lock).")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
               help="aisdp.toml to use (default: the one at the repository root).")
-@click.option("--env", "env_mode", type=click.Choice(["current", "lock"]), default="current",
-              show_default=True, help="current: the command's interpreter as found on PATH, "
-              "checked first for the packages the row records; lock: an environment built "
-              "with uv from the row's lock file at its commit (cached, reused).")
+@click.option("--env", "env_mode", type=click.Choice(["current", "lock", "image"]),
+              default="current", show_default=True, help="current: the command's interpreter "
+              "as found on PATH, checked first for the packages the row records; lock: an "
+              "environment built with uv from the row's lock file at its commit (cached, "
+              "reused); image: inside the container image the row's Environment names "
+              "(`image: NAME@sha256:<hex>`), with Docker or Podman ([rerun] engine), no "
+              "network, as the calling user.")
+@click.option("--executor", type=click.Choice(["local", "slurm"]),
+              help="Where runs execute: local (this machine, --jobs at a time) or slurm (one "
+              "Slurm job per run, options from [rerun.slurm]). Default: [rerun] executor, "
+              "else local.")
+@click.option("--detach", is_flag=True, help="Slurm: submit the jobs and return at once; "
+              "gather the evidence later with --collect.")
+@click.option("--collect", is_flag=True, help="Judge and append every finished detached "
+              "submission of LOG; unfinished ones stay pending.")
+@click.option("--status", "show_status", is_flag=True,
+              help="List LOG's pending detached submissions and their Slurm states.")
 def rerun(log: Path, ids: tuple[str, ...], flagged: bool, runs: int | None, mode: str,
           jobs: int, dry_run: bool, repo: Path | None, force: bool,
-          config_path: Path | None, env_mode: str) -> None:
+          config_path: Path | None, env_mode: str, executor: str | None, detach: bool,
+          collect: bool, show_status: bool) -> None:
     """Reproduce rows of LOG in fresh git worktrees and append the evidence.
 
-    Exit code 0: every requested row reproduced (dry run: every row can run); 1: a row did not
-    reproduce or could not run; 2: bad arguments or an unreadable log.
+    Exit code 0: every requested row reproduced (dry run: every row can run; --detach: every
+    row submitted; --collect: every collected row reproduced); 1: a row did not reproduce or
+    could not run; 2: bad arguments or an unreadable log.
     """
-    from aisdp_log.rerun.runner import rerun as run_rerun
+    from aisdp_log.errors import AisdpLogError
 
     def progress(text: str) -> None:
         click.echo(text, err=True)
 
+    shown = progress if sys.stderr.isatty() else None
+    if collect or show_status:
+        if collect and show_status:
+            raise AisdpLogError("give --collect or --status, not both")
+        if ids or flagged or detach or dry_run:
+            raise AisdpLogError("--collect and --status take only LOG (and --repo, --config, "
+                                "--force), not --id, --flagged, --detach or --dry-run")
+        from aisdp_log.rerun import detached
+
+        listing = (detached.collect(log, repo=repo, force=force, config=config_path,
+                                    progress=shown) if collect else detached.status(log))
+        for line in listing.lines:
+            click.echo(line)
+        sys.exit(listing.exit_code)
+    if detach and not dry_run:
+        from aisdp_log.rerun.detached import submit_detached
+
+        listing = submit_detached(log, ids=ids, flagged=flagged, runs=runs, mode=mode,
+                                  jobs=jobs, repo=repo, config=config_path, progress=shown,
+                                  env=env_mode, executor=executor)
+        for line in listing.lines:
+            click.echo(line)
+        sys.exit(listing.exit_code)
+    from aisdp_log.rerun.runner import rerun as run_rerun
+
     report = run_rerun(log, ids=ids, flagged=flagged, runs=runs, mode=mode, jobs=jobs,
                        dry_run=dry_run, repo=repo, force=force, config=config_path,
-                       progress=progress if sys.stderr.isatty() else None, env=env_mode)
+                       progress=shown, env=env_mode, executor=executor)
     for line in report.lines:
         click.echo(line)
     sys.exit(report.exit_code)

@@ -13,8 +13,10 @@ import click
               "quarter with rows).")
 @click.option("-o", "--output", "output_dir", type=click.Path(file_okay=False, path_type=Path),
               default=Path("."), show_default=True, help="Folder for review-<period>.html/.md.")
-@click.option("--sign", "signer", metavar='"NAME, ROLE"', help="Record your approval in sheet "
-              "Sign-off with a hash of every reviewed row; later edits become R006.")
+@click.option("--sign", "signer", metavar='"NAME, ROLE <EMAIL>"', help="Record your approval "
+              "in sheet Sign-off with a hash of every reviewed row; later edits become R006. "
+              "The e-mail (default: git's user.email) is the principal your key must be "
+              "listed for in the allowed signers.")
 @click.option("--key", type=click.Path(dir_okay=False, path_type=Path),
               help="SSH key to sign with (ssh-keygen -Y sign): a private key file, or a "
                    "public key whose private half an ssh-agent holds (default: git's "
@@ -47,16 +49,25 @@ def review(log: Path, period: str | None, output_dir: Path, signer: str | None,
     if isinstance(record, SignoffRecord):
         signature = result.review.signature
         info = signature if isinstance(signature, SignatureInfo) else None
+        for kept in result.kept:
+            click.echo(f"kept the earlier sign-off's file as {kept}")
         if result.statement_path is not None:
             click.echo(f"wrote {result.statement_path}")
         if result.signature_path is not None and info is not None:  # written with the info
             click.echo(f"wrote {result.signature_path} (key {info.key})")
         click.echo(f"signed {result.review.period} as {record.name_and_role} "
                    f"in {log} (sheet Sign-off row {record.row_number})")
+        for written in result.records:
+            click.echo(f"wrote {written}")
+        if result.records:
+            click.echo("aisdp-log: commit the sign-off record so that `aisdp-log verify` can "
+                       "tell if this sign-off is ever removed: git add .aisdp/signoffs && "
+                       "git commit", err=True)
         if info is None or info.key is None:
             click.echo("aisdp-log: warning: the sign-off is recorded but not cryptographically "
                        "signed (no SSH key: pass --key, or set git's gpg.format=ssh and "
                        "user.signingkey)", err=True)
-        elif info.allowed is not None and not info.principals:
-            click.echo(f"aisdp-log: warning: the allowed signers ({info.allowed}) do not list "
-                       f"key {info.key}: `aisdp-log verify` will report R008", err=True)
+        elif info.allowed is None:
+            click.echo(f"aisdp-log: warning: no allowed signers list key {info.key}: "
+                       "`aisdp-log verify` needs one that lists it for your e-mail (commit "
+                       ".aisdp/allowed_signers)", err=True)

@@ -80,7 +80,7 @@ DEFAULTS = {"learning_rate": 0.01, "epochs": 30, "hidden": 16, "optimizer": "sgd
 
 
 def load(path="data/dataset.csv"):
-    with open(path, newline="") as fh:
+    with open(path, newline="", encoding="utf-8") as fh:
         rows = list(csv.reader(fh))[1:]
     features = torch.tensor([[float(v) for v in r[:-1]] for r in rows], dtype=torch.float32)
     labels = torch.tensor([int(r[-1]) for r in rows])
@@ -199,7 +199,8 @@ def _require_extras() -> None:
 
 
 def _run(args: list[str], cwd: Path, env: dict | None = None, what: str = "") -> str:
-    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
+    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, encoding="utf-8",
+                            errors="replace")
     if result.returncode != 0:
         detail = " ".join((result.stderr or result.stdout).split())[-400:]
         raise AisdpLogError(f"demo: {what or args[0]} failed: {detail}")
@@ -375,7 +376,8 @@ def build_demo(target: Path | str, echo: Callable[[str], None] = print) -> DemoR
 
     # 2. Decide, from the numbers the runs produced.
     metrics = {e.experiment_id: json.loads(
-        (root / "artefacts" / e.experiment_id / "metrics.json").read_text()) for e in experiments}
+        (root / "artefacts" / e.experiment_id / "metrics.json").read_text("utf-8"))
+        for e in experiments}
     baseline = experiments[0].experiment_id
     candidates = [e.experiment_id for e in experiments[1:]]
     best = max(candidates, key=lambda i: (metrics[i]["accuracy"], metrics[i]["f1"]))

@@ -18,7 +18,12 @@ HEX = re.compile(r"^[0-9a-fA-F]+$")
 ISO_DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?$")
 SHA256_HEX = re.compile(r"^(?:sha256:)?([0-9a-f]{64})$", re.IGNORECASE)
 INTEGER = re.compile(r"[+-]?\d+")
-THOUSANDS = re.compile(r"[\d,]+\.?\d*")
+#: 1,234.5 and 12,345,678: commas grouping thousands (any other comma is no thousands mark).
+THOUSANDS = re.compile(r"[+-]?\d{1,3}(?:,\d{3})+(?:\.\d*)?")
+#: 0,6135 or 12,5: a decimal comma, as a person in a comma locale types a number as text.
+DECIMAL_COMMA = re.compile(r"[+-]?\d*,\d+")
+#: 61.35% typed as text (Excel stores a typed percentage as the number 0.6135 instead).
+PERCENT_TEXT = re.compile(r"([+-]?\d+(?:\.\d*)?|[+-]?\.\d+)\s*%")
 PARAM_SEPARATOR = re.compile(r"[;\n]")
 NOT_IN_DATA_VERSION = re.compile(r"[\s\x00-\x1f]")
 CLOCK = re.compile(r"^(\d+):([0-5]?\d)(?::([0-5]?\d(?:\.\d+)?))?$")
@@ -141,11 +146,62 @@ def parse_number(value: object) -> float:
             number = float(value.replace(",", "") if THOUSANDS.fullmatch(value)
                            else value)
         except ValueError:
-            raise ValueError(f"{shown(value)} is not a number") from None
+            raise ValueError(f"{shown(value)} is not a number{looks_like_number(value)}") \
+                from None
         if not math.isfinite(number):
             raise ValueError(f"{shown(value)} is not a finite number")
         return number
     raise ValueError(f"{shown(value)} is not a number")
+
+
+def looks_like_number(text: str) -> str:
+    """Why text that is no number looks like one (a decimal comma, a percentage typed as
+    text), as a clause for a message; "" when it does not."""
+    text = text.strip()
+    if DECIMAL_COMMA.fullmatch(text):
+        return (f": it is written with a decimal comma; write {text.replace(',', '.')} "
+                "(numbers are read with a decimal point, whatever the computer's locale)")
+    percent = PERCENT_TEXT.fullmatch(text)
+    if percent:
+        return (f": it is text; enter the number {_plain(float(percent[1]) / 100)} and format "
+                "the cell as a percentage to show it as " + text)
+    return ""
+
+
+def looks_equal(typed: object, recorded: object, decimals: int | None = None) -> str:
+    """Why a cell value that differs from a recorded number only looks equal to it (a
+    decimal comma, a percentage typed as text, a percentage typed as its number of per cent),
+    as a clause for the finding's message; "" when it does not. Such a cell stays a finding:
+    which of two readings the person meant is theirs to say."""
+    if isinstance(recorded, str):
+        try:
+            recorded = float(recorded)
+        except ValueError:
+            return ""
+    if not is_number(recorded) or not math.isfinite(float(recorded)):
+        return ""
+    recorded = float(recorded)
+    if isinstance(typed, str):
+        text = typed.strip()
+        if DECIMAL_COMMA.fullmatch(text) and \
+                math.isclose(float(text.replace(",", ".")), recorded, rel_tol=1e-9):
+            return f"; the cell is {looks_like_number(text)[2:]}"
+        percent = PERCENT_TEXT.fullmatch(text)
+        if percent and math.isclose(float(percent[1]) / 100, recorded, rel_tol=1e-9):
+            return f"; the cell is {looks_like_number(text)[2:]}"
+        return ""
+    if is_number(typed) and recorded != 0:
+        allowed = 0.5 * 10.0 ** -decimals if decimals is not None else 0.0
+        if abs(float(typed) - 100 * recorded) <= max(allowed, 1e-9 * abs(float(typed))):
+            return (f"; the cell's {as_text(typed)} is 100 x {_plain(recorded)}: a percentage "
+                    f"typed as its number of per cent? Enter {_plain(recorded)}, or type "
+                    f"{as_text(typed)}% so the spreadsheet stores {_plain(recorded)}")
+    return ""
+
+
+def _plain(number: float) -> str:
+    """A number as a person writes it: 0.6135, not 0.6134999999999999 nor 6.135e-01."""
+    return f"{number:.12g}"
 
 
 def parse_commit(value: object) -> str:
@@ -219,10 +275,11 @@ def parse_other_params(value: object) -> dict[str, str]:
 def parse_param(value: object, kind: str = "any", choices: tuple[str, ...] = ()) -> object:
     """A hyperparameter value, typed by its declaration in `aisdp.toml` when there is one."""
     if kind == "int":
-        if isinstance(value, bool) or not (isinstance(value, int) or
-                                           (isinstance(value, str) and INTEGER.fullmatch(value))):
-            raise ValueError(f"{shown(value)} is not a whole number")
-        return int(value)
+        whole = _whole_number(value)
+        if whole is None:
+            raise ValueError(f"{shown(value)} is not a whole number"
+                             + (looks_like_number(value) if isinstance(value, str) else ""))
+        return whole
     if kind == "float":
         return parse_number(value)
     if kind == "bool":
@@ -236,8 +293,12 @@ def parse_param(value: object, kind: str = "any", choices: tuple[str, ...] = ())
         raise ValueError(f"{shown(value)} is not true or false")
     if kind == "choice":
         text = as_text(value)
+        number = _number_or_none(value)
         for choice in choices:
             if text.casefold() == choice.casefold():
+                return choice
+        for choice in choices:  # 32 typed as 32.0 or as the text "32.0"
+            if number is not None and _number_or_none(choice) == number:
                 return choice
         raise ValueError(f"{shown(text)} is not one of: {', '.join(choices)}")
     if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -248,6 +309,33 @@ def parse_param(value: object, kind: str = "any", choices: tuple[str, ...] = ())
         except ValueError:
             return value
     return as_text(value)
+
+
+def _number_or_none(value: object) -> float | None:
+    """A number, or text that is one (100, 100.0, "100", "1e2"); None otherwise."""
+    if isinstance(value, bool):
+        return None
+    if is_number(value):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            return None
+        return number if math.isfinite(number) else None
+    return None
+
+
+def _whole_number(value: object) -> int | None:
+    """An integer however it was typed: 100, 100.0 (a float cell), "100", "100.0"."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and INTEGER.fullmatch(value):
+        return int(value)
+    number = _number_or_none(value)
+    if number is not None and number.is_integer():
+        return int(number)
+    return None
 
 
 def decimals_typed(value: object) -> int | None:

@@ -19,6 +19,7 @@ from aisdp_log.domain.values import (
     as_text,
     decimals_typed,
     is_number,
+    looks_equal,
     parse_artefact_hash,
 )
 from aisdp_log.findings import Finding
@@ -77,8 +78,9 @@ def metrics_json(log: Log, plan: Planned, shown: str, cache: HashCache,
         if not _agrees(float(typed), float(recorded), decimals):
             rounding = (f" (the cell's {decimals} decimals allow "
                         f"±{0.5 * 10.0 ** -decimals:g})" if decimals is not None else "")
+            hint = looks_equal(plan.row.get(column), recorded, decimals)
             yield log.finding("A003", plan.row, column, f"{name} is {as_text(typed)} in the "
-                              f"cell but {recorded!r} in {where}metrics.json{rounding}")
+                              f"cell but {recorded!r} in {where}metrics.json{rounding}{hint}")
 
 
 def _agrees(typed: float, recorded: float, decimals: int | None) -> bool:
@@ -285,7 +287,8 @@ def _params(log: Log, cells: Cells, row: Row, data: dict,
         cells.verify(row, column)
         if not same_param(typed, value):
             yield log.finding("A004", row, column, f"the row says {name} = {as_text(typed)}, "
-                              f"{where} says {json.dumps(value)[:60]}")
+                              f"{where} says {json.dumps(value)[:60]}"
+                              f"{looks_equal(row.get(column), value)}")
     others = cells.typed(row, "other_params")
     if isinstance(others, dict) and others:
         found = {key: lookup(table, key) for key in others}
@@ -296,6 +299,7 @@ def _params(log: Log, cells: Cells, row: Row, data: dict,
         else:
             cells.verify(row, "other_params")
         differing = [f"{key} = {text} (run.json: {json.dumps(found[key])[:40]})"
+                     f"{looks_equal(text, found[key])}"
                      for key, text in others.items()
                      if found[key] is not MISSING and not same_param(text, found[key])]
         if differing:

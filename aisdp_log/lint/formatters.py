@@ -89,6 +89,8 @@ def format_github(report: Report, colour: bool = False) -> str:
         lines.append(f"::{level} file={_escape_property(report.log)},"
                      f"title={_escape_property(title)}::{_escape_data(f.message)}")
     lines.append(_summary(report))
+    if report.coverage is not None:  # as the text format ends: never silent on what's unchecked
+        lines.append(report.coverage.line())
     return "\n".join(lines)
 
 

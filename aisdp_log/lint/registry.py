@@ -60,6 +60,7 @@ class Family:
 _CHECKS = "aisdp_log.lint.checks."
 FAMILIES = (
     Family("schema", _CHECKS + "schema"),
+    Family("images", _CHECKS + "images"),
     Family("git", _CHECKS + "git", online=True),
     Family("dvc", _CHECKS + "dvc", online=True),
     Family("params", _CHECKS + "params", online=True),
@@ -77,7 +78,8 @@ ONLINE_FAMILIES = tuple(family.name for family in FAMILIES if family.online)
 #: labels a data frame's failures with the schema family's codes; it emits no finding.)
 OUTSIDE_FAMILIES: dict[str, tuple[str, ...]] = {
     coverage.__name__: coverage.CODES,
-    "aisdp_log.signing.verify": ("B001",),
+    # `verify` alone: bundles, the trust anchor, records outside the log
+    "aisdp_log.signing.verify": ("B001", "B002", "R012", "R013"),
 }
 
 

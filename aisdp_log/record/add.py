@@ -21,7 +21,6 @@ from aisdp_log.errors import WriteRefused
 from aisdp_log.record.environment import summarise
 from aisdp_log.repo.roots import config_for, resolve_repo
 from aisdp_log.workbook.guard import writer_lock
-from aisdp_log.workbook.reader import load_log
 from aisdp_log.workbook.writer import (
     append_row,
     find_rows,
@@ -79,13 +78,18 @@ def run_date(started: object) -> dt.date | None:
 
 
 def environment_summary(environment: object) -> str | None:
-    """run.json's `environment.summary`, else one built from what the record holds."""
+    """run.json's `environment.summary`, else one built from what the record holds. The
+    container image the run recorded (`environment.image`) is always named, first: a summary
+    written by hand or by an older aisdp-log may lack it."""
     if isinstance(environment, str):
         return environment.strip() or None
     if not isinstance(environment, dict):
         return None
     summary = environment.get("summary")
     if isinstance(summary, str) and summary.strip():
+        image = environment.get("image")
+        if isinstance(image, str) and image.strip() and image.strip() not in summary:
+            return f"image: {image.strip()}; {summary.strip()}"
         return summary.strip()
 
     try:
@@ -241,26 +245,6 @@ def _add_experiment(log_path: Path, experiment_id: str, *, repo: Path | str | No
         in_run = run.get("metrics")
         metrics = in_run if isinstance(in_run, dict) else {}
 
-    # Cheap early refusals (calamine) before hashing a possibly large model; re-checked
-    # under the writer lock below, where it counts.
-    log = load_log(log_path, config)
-    try:
-        if any(log.experiment_id(r) == experiment_id for r in log.rows):
-            raise _duplicate(experiment_id, log_path)
-    finally:
-        log.workbook.close()
-
-    try:
-        on_disk = artefact_hash(folder)
-    except FileNotFoundError:
-        raise WriteRefused(f"{folder}: holds no model file (only run.json, metrics.json, "
-                           "history.csv or reruns/)") from None
-    recorded = run.get("artefact_hash")
-    if isinstance(recorded, str) and recorded.strip() and \
-            recorded.strip().lower().removeprefix("sha256:") != on_disk.removeprefix("sha256:"):
-        raise WriteRefused(f"{folder}: the model files changed since the run recorded them "
-                           f"(run.json {recorded.strip()[:20]}..., on disk {on_disk[:20]}...)")
-
     with open_workbook_for_update(log_path, force=force) as workbook:
         sheet = find_sheet(workbook, spec.SHEET_EXPERIMENTS)
         if sheet is None:
@@ -273,11 +257,30 @@ def _add_experiment(log_path: Path, experiment_id: str, *, repo: Path | str | No
                                "column")
         if find_rows(sheet, id_header, experiment_id):
             raise _duplicate(experiment_id, log_path)
+        # hashed once the log is known to take the row, under the writer lock: the workbook
+        # is read once, and a refused ID costs no hashing of a possibly large model
+        on_disk = _model_hash(folder, run)
         values, unrecorded, unlogged, missing = build_values(
             headers, experiment_id, run, metrics, on_disk)
         row = append_row(sheet, values, number_formats=_template_formats(headers))
     return AddResult(log_path, experiment_id, row, sheet.title, values, unrecorded, unlogged,
                      missing)
+
+
+def _model_hash(folder: Path, run: dict) -> str:
+    """The artefact hash of the model files, refused where there are none or where they
+    changed since run.json recorded them."""
+    try:
+        on_disk = artefact_hash(folder)
+    except FileNotFoundError:
+        raise WriteRefused(f"{folder}: holds no model file (only run.json, metrics.json, "
+                           "history.csv or reruns/)") from None
+    recorded = run.get("artefact_hash")
+    if isinstance(recorded, str) and recorded.strip() and \
+            recorded.strip().lower().removeprefix("sha256:") != on_disk.removeprefix("sha256:"):
+        raise WriteRefused(f"{folder}: the model files changed since the run recorded them "
+                           f"(run.json {recorded.strip()[:20]}..., on disk {on_disk[:20]}...)")
+    return on_disk
 
 
 def _template_formats(headers: list[str]) -> dict[str, str]:

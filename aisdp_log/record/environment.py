@@ -20,6 +20,8 @@ The dictionary (every key always present; a value is None where it does not appl
     numpy      version or None
     env_vars   {name: value or None} for DETERMINISM_VARS
     lock_file  {path (relative to the repo, with /), sha256} or None
+    image      the container image the run says it ran in (`AISDP_IMAGE`, set by whoever
+               starts the container: `NAME@sha256:<hex>`), or None
     summary    the `Environment` cell text (see `summarise`)
 """
 
@@ -32,6 +34,7 @@ import sys
 from pathlib import Path
 
 from aisdp_log.artefacts.digests import file_sha256
+from aisdp_log.system.platform import cpu_info
 
 #: Variables that change which kernels run or how many threads split a reduction.
 DETERMINISM_VARS = ("MKL_CBWR", "MKL_ENABLE_INSTRUCTIONS", "ATEN_CPU_CAPABILITY",
@@ -44,6 +47,8 @@ RESULT_VARS = ("MKL_CBWR", "MKL_ENABLE_INSTRUCTIONS", "ATEN_CPU_CAPABILITY")
 #: one the summary names (G005 checks it against the row's commit).
 LOCK_FILES = ("uv.lock", "poetry.lock", "pdm.lock", "Pipfile.lock", "conda-lock.yml",
               "requirements.lock", "requirements.txt")
+#: Set by whoever starts a training container: the image it runs, `NAME@sha256:<64 hex>`.
+IMAGE_VAR = "AISDP_IMAGE"
 #: Instruction-set flags that select different numeric kernels (x86 and Arm spellings).
 ISA_FLAGS = frozenset({
     "sse4_1", "sse4_2", "fma", "f16c", "avx", "avx2", "avx_vnni", "avx512f", "avx512dq",
@@ -70,9 +75,19 @@ def capture_environment(repo: Path | str | None = None) -> dict:
         "numpy": _numpy_version(),
         "env_vars": {name: os.environ.get(name) for name in DETERMINISM_VARS},
         "lock_file": find_lock_file(Path(repo)) if repo is not None else None,
+        "image": recorded_image(),
     }
     env["summary"] = summarise(env)
     return env
+
+
+def recorded_image() -> str | None:
+    """The image `AISDP_IMAGE` names, as given (`image:` before it dropped); validation
+    reports one without a digest (G008) or malformed (S013)."""
+    value = os.environ.get(IMAGE_VAR, "").strip()
+    if value.lower().startswith("image:"):
+        value = value[len("image:"):].strip()
+    return value or None
 
 
 def find_lock_file(repo: Path) -> dict | None:
@@ -85,9 +100,13 @@ def find_lock_file(repo: Path) -> dict | None:
 
 
 def summarise(env: dict) -> str:
-    """The `Environment` cell: `<lock path> sha256:<hex>` first when there is a lock file (the
-    form G005 parses), then `python X; torch Y; cpu <isa>` and any result-changing variable."""
+    """The `Environment` cell: `image: NAME@sha256:<hex>` first when the run says it ran in a
+    container, `<lock path> sha256:<hex>` when there is a lock file (the form G005 parses),
+    then `python X; torch Y; cpu <isa>` and any result-changing variable."""
     parts = []
+    image = env.get("image")
+    if isinstance(image, str) and image:
+        parts.append(f"image: {image}")
     lock = env.get("lock_file")
     if lock and lock.get("path") and lock.get("sha256"):
         parts.append(f"{lock['path']} sha256:{lock['sha256']}")
@@ -131,6 +150,7 @@ def diff_environments(recorded: dict, current: dict) -> list[str]:
         if old != new:
             lines.append(f"{label}{sep}{show(old)} → {show(new)}")
 
+    compare("container image:", "image")
     compare("CPU instruction set:", "cpu", "isa")
     compare("torch CPU capability:", "torch", "cpu_capability")
     for name in RESULT_VARS:
@@ -167,26 +187,18 @@ def diff_environments(recorded: dict, current: dict) -> list[str]:
 
 
 def _cpu() -> dict:
-    model: str | None = None
-    flags: set[str] = set()
-    try:
-        text = Path("/proc/cpuinfo").read_text(errors="replace")
-    except OSError:  # not Linux
-        text = ""
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        key = key.strip().casefold()
-        if model is None and key in ("model name", "hardware", "cpu model", "processor") \
-                and not value.strip().isdigit() and value.strip():
-            model = value.strip()
-        elif key in ("flags", "features") and not flags:
-            flags = set(value.split())
+    """The CPU from the OS's own source (system/platform); `isa` is "unknown" where the OS
+    does not say which instruction set the CPU has, so the summary never just omits it."""
+    model, flags = cpu_info()
     if model is None:
         model = platform.processor() or platform.machine() or None
     if not flags and platform.machine().lower() in ("arm64", "aarch64"):
-        flags = {"asimd"}  # every 64-bit Arm CPU has NEON; macOS has no /proc/cpuinfo
-    isa = next((name for flag, name in ISA_LEVELS if flag in flags), None)
-    return {"model": model, "isa": isa, "flags": sorted(flags & ISA_FLAGS),
+        flags = {"asimd"}  # every 64-bit Arm CPU has NEON
+    found = flags or set()
+    isa = next((name for flag, name in ISA_LEVELS if flag in found), None)
+    if isa is None:
+        isa = "unknown"
+    return {"model": model, "isa": isa, "flags": sorted(found & ISA_FLAGS),
             "count": os.cpu_count()}
 
 

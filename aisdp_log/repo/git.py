@@ -43,6 +43,7 @@ from aisdp_log.repo.gitparse import (
     first_line,
     parse_batch,
 )
+from aisdp_log.repo.refcache import RefCache, state_key
 
 #: Refs a fresh clone would bring: local branches, tags and remote-tracking branches.
 SHARED_REFS = ("--branches", "--tags", "--remotes")
@@ -64,21 +65,32 @@ def run_git(args: Iterable[str], cwd: Path | str | None, *, env: dict[str, str] 
     """Run `git <args>` in `cwd` and return the finished process (stdout and stderr captured;
     the caller judges the exit code). Every git process of aisdp-log starts here or in
     `GitRepo`, with `git_env`; arguments are a list, never a shell line, so cell text reaches
-    git as one argument. RepositoryError when git is not installed."""
+    git as one argument. RepositoryError when git is not installed.
+
+    `text=True` decodes git's output as UTF-8 (what git stores commit subjects and authors in),
+    never with the locale's codec (cp1252 cannot decode an `Ł`); bytes that are not UTF-8 are
+    kept as surrogates, so `as_path` turns a path git printed back into the file's name."""
     try:
         return subprocess.run(["git", *args], cwd=cwd, env=git_env(env), input=input,
-                              text=text, capture_output=True, check=False, timeout=timeout,
-                              preexec_fn=preexec_fn)
+                              capture_output=True, check=False, timeout=timeout,
+                              preexec_fn=preexec_fn, encoding="utf-8" if text else None,
+                              errors="surrogateescape" if text else None)
     except FileNotFoundError:
         if cwd is not None and not Path(cwd).is_dir():
             raise RepositoryError(f"{cwd}: not a folder") from None
         raise RepositoryError("git is not installed (or not on PATH)") from None
 
 
+def as_path(text: str) -> str:
+    """A path git printed (decoded by `run_git(text=True)`) as this OS names the file: the
+    same bytes, decoded as the file system does (they differ under a non-UTF-8 locale)."""
+    return os.fsdecode(text.encode("utf-8", "surrogateescape"))
+
+
 def config_value(repo: Path | None, name: str, *, path: bool = False,
                  timeout: float | None = None) -> str | None:
     """One `git config` value as git resolves it in `repo` (local, global, system), or None
-    (unset, or no git)."""
+    (unset, or no git). With `path`, the value is a file name (`as_path`)."""
     try:
         done = run_git(["config", *(["--path"] if path else []), "--get", name],
                        repo if repo and Path(repo).is_dir() else None, text=True,
@@ -86,7 +98,9 @@ def config_value(repo: Path | None, name: str, *, path: bool = False,
     except (RepositoryError, OSError, subprocess.SubprocessError):
         return None
     value = done.stdout.strip()
-    return value if done.returncode == 0 and value else None
+    if done.returncode != 0 or not value:
+        return None
+    return as_path(value) if path else value
 
 
 def blob_at(repo: Path | str, commit: str, path: str, *, timeout: float | None = None
@@ -116,6 +130,7 @@ class GitRepo:
         self._refs: dict[str, str] | None = None
         self._remotes: list[str] | None = None
         self._history: dict[tuple[str, ...], set[tuple[str, str]]] = {}
+        self._ref_cache: RefCache | None = None
 
     @classmethod
     def open(cls, path: Path | str) -> GitRepo:
@@ -137,7 +152,7 @@ class GitRepo:
                                   "--offline to check the workbook alone") from None
         except NotADirectoryError:
             raise RepositoryError(f"{path}: not a folder") from None
-        lines = result.stdout.decode("utf-8", "replace").splitlines()
+        lines = os.fsdecode(result.stdout).splitlines()  # two paths and a word
         if result.returncode != 0 or len(lines) < 3:
             reason = first_line(result.stderr) or "not a git work tree"
             raise RepositoryError(f"{path}: not a usable git repository ({reason}); use "
@@ -145,7 +160,10 @@ class GitRepo:
         return cls(Path(lines[0]), Path(lines[1]), lines[2].strip() == "true")
 
     def close(self) -> None:
-        """End the `git cat-file --batch` process, if one was started."""
+        """End the `git cat-file --batch` process, if one was started; keep what was learnt
+        about the history for the next run (`aisdp_log.repo.refcache`)."""
+        if self._ref_cache is not None:
+            self._ref_cache.save()
         if self._cat_file is not None:
             _end_process(self._cat_file)
             self._cat_file = None
@@ -267,11 +285,23 @@ class GitRepo:
         shas = list(dict.fromkeys(shas))
         unknown = [sha for sha in shas if sha not in self._reachable]
         if unknown:
+            known = self.ref_cache().reachable
+            self._reachable.update((sha, known[sha]) for sha in unknown if sha in known)
+            unknown = [sha for sha in unknown if sha not in self._reachable]
+        if unknown:
             out = self.git("rev-list", "--stdin", "--not", *SHARED_REFS,
                            input=("\n".join(unknown) + "\n").encode("ascii"))
             listed = set(out.decode("ascii").split())
-            self._reachable.update((sha, sha not in listed) for sha in unknown)
+            answers = {sha: sha not in listed for sha in unknown}
+            self._reachable.update(answers)
+            self.ref_cache().remember_reachable(answers)
         return {sha for sha in shas if not self._reachable[sha]}
+
+    def ref_cache(self) -> RefCache:
+        """The answers about the history remembered from earlier runs with these refs."""
+        if self._ref_cache is None:
+            self._ref_cache = RefCache(self.root, state_key(self.refs(), self.git_dir))
+        return self._ref_cache
 
     def refs(self) -> dict[str, str]:
         """Every ref (`refs/heads/main`, `refs/tags/v1`, ...) -> the commit it points to
@@ -364,10 +394,15 @@ class GitRepo:
         simplified away."""
         key = tuple(pathspecs)
         if key not in self._history:
+            remembered = self.ref_cache().changed_blobs(key)
+            if remembered is not None:
+                self._history[key] = remembered
+                return remembered
             out = self.git("-c", "core.quotepath=off", "log", *SHARED_REFS, "--raw", "-z",
                            "--no-abbrev", "--no-renames", "--full-history", "-m", "--root",
                            "--format=", "--", *key)
             self._history[key] = changed_paths(out)
+            self.ref_cache().remember_blobs(key, self._history[key])
         return self._history[key]
 
 

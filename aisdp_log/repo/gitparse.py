@@ -41,7 +41,7 @@ def find_work_tree(start: Path) -> tuple[Path, Path, bool] | None:
             if dot_git.is_dir():
                 git_dir = dot_git
             elif dot_git.is_file():
-                text = dot_git.read_text("utf-8").strip()
+                text = os.fsdecode(dot_git.read_bytes()).strip()  # holds a path
                 if not text.startswith("gitdir:"):
                     return None
                 git_dir = (folder / text[len("gitdir:"):].strip()).resolve()
@@ -51,8 +51,43 @@ def find_work_tree(start: Path) -> tuple[Path, Path, bool] | None:
                 return None
             common = git_dir
             if (git_dir / "commondir").is_file():
-                common = (git_dir / (git_dir / "commondir").read_text("utf-8").strip()).resolve()
+                common = (git_dir / os.fsdecode((git_dir / "commondir").read_bytes()).strip()
+                          ).resolve()
             return folder, git_dir, (common / "shallow").is_file()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return None
+
+
+def read_head(start: Path) -> str | None:
+    """The full SHA HEAD points to, read from the files of the repository at or above `start`
+    (HEAD, the loose ref, `packed-refs`), for where no git program runs (a training container
+    with the repository mounted); None when it cannot be read that way."""
+    found = find_work_tree(start)
+    if found is None:
+        return None
+    _, git_dir, _ = found
+    common = git_dir
+    try:
+        if (git_dir / "commondir").is_file():
+            common = (git_dir / (git_dir / "commondir").read_text("utf-8").strip()).resolve()
+        head = (git_dir / "HEAD").read_text("utf-8").strip()
+        if not head.startswith("ref:"):
+            return head.lower() if re.fullmatch(r"[0-9a-fA-F]{40}|[0-9a-fA-F]{64}", head) \
+                else None
+        ref = head[len("ref:"):].strip()
+        for folder in (git_dir, common):
+            loose = folder / ref
+            if loose.is_file():
+                sha = loose.read_text("utf-8").strip()
+                return sha.lower() if re.fullmatch(r"[0-9a-fA-F]{40}|[0-9a-fA-F]{64}", sha) \
+                    else None
+        packed = common / "packed-refs"
+        if packed.is_file():
+            for line in packed.read_text("utf-8").splitlines():
+                sha, _, name = line.partition(" ")
+                if name.strip() == ref and re.fullmatch(r"[0-9a-fA-F]{40}|[0-9a-fA-F]{64}", sha):
+                    return sha.lower()
     except (OSError, UnicodeDecodeError):
         return None
     return None

@@ -24,18 +24,42 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from aisdp_log.errors import AisdpLogError, RepositoryError
 from aisdp_log.repo.dvcfiles import MD5, LocalCache, cache_dirs
-from aisdp_log.repo.git import run_git
+from aisdp_log.repo.git import as_path, run_git
 from aisdp_log.system.lifeline import die_with_parent
 from aisdp_log.system.tooldir import pid_alive, remove_orphans
 
 #: Where worktrees live: a temp folder, so nothing appears in the user's `git status`.
 PREFIX = "aisdp-rerun-"
 DVC_TIMEOUT = 3600.0
+#: In the repository's `.git/`: held while a worktree is added, removed or pruned.
+LOCK_NAME = "aisdp-log-worktrees.lock"
+_THREADS = threading.Lock()
+
+
+@contextlib.contextmanager
+def _worktrees_locked(repo: Path) -> Iterator[None]:
+    """One `git worktree add/remove/prune` at a time per repository, across threads (`--jobs`)
+    and processes (Slurm jobs on a shared file system): `add` reads every worktree's admin
+    folder and fails on one that a concurrent `add` has half made, and `prune` may delete it."""
+    with _THREADS:
+        git_dir = repo / ".git"
+        if sys.platform == "win32" or not git_dir.is_dir():
+            yield
+            return
+        import fcntl
+
+        with open(git_dir / LOCK_NAME, "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 class RerunError(AisdpLogError):
@@ -75,7 +99,8 @@ def isolated_worktree(repo: Path | str, commit: str, parent: Path | str | None =
     # runs should not race for `tree`, `tree1`, ...
     tree = holder / holder.name
     try:
-        _git(repo, "worktree", "add", "--detach", "--quiet", str(tree), commit)
+        with _worktrees_locked(repo):
+            _git(repo, "worktree", "add", "--detach", "--quiet", str(tree), commit)
         yield tree
     finally:
         remove_worktree(repo, tree)
@@ -85,12 +110,13 @@ def isolated_worktree(repo: Path | str, commit: str, parent: Path | str | None =
 def remove_worktree(repo: Path, tree: Path) -> None:
     """`git worktree remove --force` then `prune`; the folder goes even if git refuses (a
     worktree half-made by an interrupted `add`)."""
-    if tree.exists():
-        # --force twice also removes a worktree git considers locked.
-        _git(repo, "worktree", "remove", "--force", "--force", str(tree), check=False)
-    if tree.exists():
-        shutil.rmtree(tree, ignore_errors=True)
-    _git(repo, "worktree", "prune", check=False)
+    with _worktrees_locked(repo):
+        if tree.exists():
+            # --force twice also removes a worktree git considers locked.
+            _git(repo, "worktree", "remove", "--force", "--force", str(tree), check=False)
+        if tree.exists():
+            shutil.rmtree(tree, ignore_errors=True)
+        _git(repo, "worktree", "prune", check=False)
 
 
 def _owner_pid(holder_name: str) -> int | None:
@@ -106,13 +132,14 @@ def remove_stale(repo: Path | str, parent: Path | str | None = None) -> list[Pat
     removed."""
 
     repo = Path(repo)
-    _git(repo, "worktree", "prune", check=False)
+    with _worktrees_locked(repo):
+        _git(repo, "worktree", "prune", check=False)
     removed = []
     listing = _git(repo, "worktree", "list", "--porcelain", check=False).stdout
     for line in listing.splitlines()[1:]:
         if not line.startswith("worktree "):
             continue
-        tree = Path(line[len("worktree "):])
+        tree = Path(as_path(line[len("worktree "):]))
         pid = _owner_pid(tree.parent.name)
         if pid is not None and tree.name == tree.parent.name and not pid_alive(pid):
             remove_worktree(repo, tree)
@@ -121,14 +148,15 @@ def remove_stale(repo: Path | str, parent: Path | str | None = None) -> list[Pat
     base = Path(parent) if parent is not None else Path(tempfile.gettempdir())
     removed += remove_orphans(base, _owner_pid, pattern=f"{PREFIX}*")
     if removed:
-        _git(repo, "worktree", "prune", check=False)
+        with _worktrees_locked(repo):
+            _git(repo, "worktree", "prune", check=False)
     return removed
 
 
 def worktrees(repo: Path | str) -> list[Path]:
     """The worktrees git knows of besides the main one (`git worktree list --porcelain`)."""
     out = _git(Path(repo), "worktree", "list", "--porcelain").stdout
-    paths = [Path(line[len("worktree "):]) for line in out.splitlines()
+    paths = [Path(as_path(line[len("worktree "):])) for line in out.splitlines()
              if line.startswith("worktree ")]
     return paths[1:]
 
@@ -179,7 +207,8 @@ def _dvc(tree: Path, *args: str, timeout: float | None) -> subprocess.CompletedP
         # The dvc beside this tool's Python when PATH has none (a pipx-installed aisdp-log).
         dvc = shutil.which("dvc") or str(Path(sys.executable).with_name("dvc"))
         return subprocess.run([dvc, *args], cwd=tree, env=env, capture_output=True,
-                              text=True, check=False, timeout=timeout, stdin=subprocess.DEVNULL,
+                              encoding="utf-8", errors="replace", check=False,
+                              timeout=timeout, stdin=subprocess.DEVNULL,
                               preexec_fn=die_with_parent())
     except FileNotFoundError:
         raise RerunError("dvc is not installed (pip install 'aisdp-log[dvc]'); the rerun needs "

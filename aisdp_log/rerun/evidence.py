@@ -8,6 +8,7 @@ from pathlib import Path
 
 from aisdp_log import __version__, spec
 from aisdp_log.domain.metrics import passing_pairs
+from aisdp_log.domain.stats import NOT_REPRODUCED
 from aisdp_log.record.add import environment_summary
 from aisdp_log.rerun.plan import RowOutcome
 from aisdp_log.workbook.writer import (
@@ -24,15 +25,20 @@ from aisdp_log.workbook.writer import (
 STATUS_HEADER = "Status"
 #: Extra column after `Status`: the last lines of a failed run's stderr.
 ERROR_HEADER = "Error"
+#: Extra columns: where each run ran (`local` or `slurm`), its Slurm job, and the devices
+#: (`CUDA_VISIBLE_DEVICES`) it was given.
+EXECUTOR_HEADER, JOB_HEADER, DEVICES_HEADER = "Executor", "Slurm job ID", "Devices"
 
 
 def _reruns_headers(declared: dict) -> list[str]:
     return [*spec.RERUNS_COLUMNS_BEFORE_METRICS,
             *(spec.METRICS_PREFIX + m.name for m in declared.values()),
-            *spec.RERUNS_COLUMNS_AFTER_METRICS, STATUS_HEADER, ERROR_HEADER]
+            *spec.RERUNS_COLUMNS_AFTER_METRICS, STATUS_HEADER, ERROR_HEADER, EXECUTOR_HEADER,
+            JOB_HEADER, DEVICES_HEADER]
 
 
 RERUNS_FORMATS = {"Started": "yyyy-mm-dd hh:mm:ss", "Seed": "0", "Duration": "0.00"}
+#: `Recorded` keeps General: it shows the row's value as typed, not rounded to four places.
 REPRODUCIBILITY_FORMATS = {"Date": "yyyy-mm-dd hh:mm:ss", "Mean": "0.0000", "Std": "0.0000",
                            "CI low": "0.0000", "CI high": "0.0000", "Confidence": "0%"}
 
@@ -45,7 +51,7 @@ def write_back(log_path: Path, outcomes: list[RowOutcome], declared: dict, confi
     headers = _reruns_headers(declared)
     widths = {"Rerun ID": 34, "Experiment ID": 14, "Started": 19, "Code commit": 14,
               "Data version": 18, "Artefact hash": 24, "Environment": 40, STATUS_HEADER: 30,
-              ERROR_HEADER: 60}
+              ERROR_HEADER: 60, EXECUTOR_HEADER: 10, JOB_HEADER: 12, DEVICES_HEADER: 12}
     with open_workbook_for_update(log_path, force=force) as wb:
         experiments = find_sheet(wb, spec.SHEET_EXPERIMENTS)
         reruns = ensure_sheet(wb, spec.SHEET_RERUNS, headers,
@@ -53,12 +59,17 @@ def write_back(log_path: Path, outcomes: list[RowOutcome], declared: dict, confi
                               number_formats=RERUNS_FORMATS)
         repro = ensure_sheet(wb, spec.SHEET_REPRODUCIBILITY,
                              list(spec.REPRODUCIBILITY_COLUMNS),
-                             widths=[14, 19, 12, 16] + [10] * 8,
+                             widths=[14, 19, 12, 16] + [10] * 8 + [10, 14, 58],
                              number_formats=REPRODUCIBILITY_FORMATS)
         earlier = _passing_modes(repro)
         for outcome in outcomes:
             plan = outcome.plan
             if plan is None:
+                continue
+            if outcome.runs and find_rows(reruns, "Rerun ID", outcome.runs[0].rerun_id):
+                # Collected before (a detached rerun's collection cut short after the write):
+                # its evidence is in the sheets already, and appended only once.
+                outcome.lines.append("its evidence was already in the workbook")
                 continue
             for result in outcome.runs:
                 values = {
@@ -72,7 +83,10 @@ def write_back(log_path: Path, outcomes: list[RowOutcome], declared: dict, confi
                     "Environment": (plan.run_env.describe(result.environment) if plan.run_env
                                     else environment_summary(result.environment)),
                     "Tool version": __version__, STATUS_HEADER: result.status,
-                    ERROR_HEADER: result.error,
+                    ERROR_HEADER: result.error, EXECUTOR_HEADER: result.executor,
+                    JOB_HEADER: result.job_id,
+                    DEVICES_HEADER: (f"CUDA_VISIBLE_DEVICES={result.devices}"
+                                     if result.devices is not None else None),
                 }
                 folded = {k.casefold(): v for k, v in result.metrics.items()}
                 for metric in declared.values():
@@ -92,10 +106,14 @@ def write_back(log_path: Path, outcomes: list[RowOutcome], declared: dict, confi
                 continue
             ensure_sheet(wb, experiments.title, [spec.REPRODUCIBILITY.header])
             current = _cell_text(experiments, found[0], spec.REPRODUCIBILITY.header)
+            contradicted = any(row.get("Consistency") == NOT_REPRODUCED
+                               for row in outcome.evidence)
             if outcome.verdict == "failed" and current in ("bitwise", "statistical") and \
-                    current in earlier.get(plan.experiment_id, set()):
+                    current in earlier.get(plan.experiment_id, set()) and not contradicted:
                 # A failed rerun is evidence too (in the sheets), but it does not erase a
                 # level that earlier reruns passed: the cell keeps naming that level.
+                # A recorded value the reruns contradict (`not reproduced`) is not such a
+                # failure: the cell says `failed` (R005 reads the sheet the same way).
                 outcome.lines.append(f"the row keeps `{current}`: the Reproducibility sheet "
                                      f"holds an earlier passing {current} rerun")
                 continue
@@ -112,6 +130,9 @@ def _passing_modes(ws) -> dict[str, set[str]]:
     wanted = [c for c in found if c is not None]
     if len(wanted) != len(found):
         return {}
+    consistency = columns.get(spec.normalise_header("Consistency"))
+    if consistency is not None:  # absent from sheets written before 0.3
+        wanted.append(consistency)
     records = ([values[c - 1] if c - 1 < len(values) else None for c in wanted]
                for values in ws.iter_rows(min_row=2, values_only=True))
     passed: dict[str, set[str]] = {}

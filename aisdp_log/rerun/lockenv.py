@@ -8,9 +8,10 @@ git at the row's commit, checks its hash, and builds a virtual environment from 
 place, so a half-built environment is never reused; later reruns of any row with the same lock
 file reuse it. Packages come from the indexes pip is configured with (`pip config list`,
 `PIP_INDEX_URL`, `PIP_EXTRA_INDEX_URL`, `PIP_FIND_LINKS`, `PIP_NO_INDEX`), since uv does not read
-pip.conf. The training script imports `aisdp_log.training`: the environment gets the running
-tool's own package through a `.pth` file (a line in the lock naming aisdp-log is skipped), so a
-lock file need not pin a tool version no index holds.
+pip.conf. The training script imports `aisdp_log.training`: the environment gets a copy of the
+running tool's own package, put on its path by a `.pth` file (no symlink, so no admin rights on
+Windows; a line in the lock naming aisdp-log is skipped), so a lock file need not pin a tool
+version no index holds.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from aisdp_log.errors import AisdpLogError
 from aisdp_log.repo.git import blob_at
 from aisdp_log.rerun.preflight import PROBE_TIMEOUT, TOOL_MODULE, recorded_environment
 from aisdp_log.rerun.tail import stderr_tail
+from aisdp_log.system.platform import python_in_venv
 
 #: Lock files `--env lock` can build from (a `*.txt` is read as a requirements file).
 LOCK_KINDS = ("requirements.txt", "uv.lock", "poetry.lock", "pylock.toml")
@@ -161,7 +163,8 @@ def env_folder(lock_hex: str, base_interpreter: str) -> Path:
 def _python_version(interpreter: str) -> str:
     result = subprocess.run([interpreter, "-c", "import platform; "
                              "print(platform.python_version())"], capture_output=True,
-                            text=True, timeout=PROBE_TIMEOUT, stdin=subprocess.DEVNULL)
+                            encoding="utf-8", errors="replace", timeout=PROBE_TIMEOUT,
+                            stdin=subprocess.DEVNULL)
     version = result.stdout.strip()
     if result.returncode != 0 or not re.fullmatch(r"[0-9][0-9A-Za-z.+]*", version):
         raise AisdpLogError(f"--env lock: {interpreter} does not report a Python version")
@@ -169,7 +172,7 @@ def _python_version(interpreter: str) -> str:
 
 
 def python_in(venv: Path) -> Path:
-    return venv / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+    return python_in_venv(venv)
 
 
 def environment_variables(venv: Path) -> dict[str, str | None]:
@@ -238,7 +241,8 @@ def _pip_config_lines() -> list[str]:
     for command in ([sys.executable, "-m", "pip"], [shutil.which("pip") or "pip"]):
         try:
             result = subprocess.run([*command, "config", "list"], capture_output=True,
-                                    text=True, timeout=60, stdin=subprocess.DEVNULL,
+                                    encoding="utf-8", errors="replace", timeout=60,
+                                    stdin=subprocess.DEVNULL,
                                     env=dict(os.environ, PIP_DISABLE_PIP_VERSION_CHECK="1"))
         except (OSError, subprocess.TimeoutExpired):
             continue
@@ -275,7 +279,8 @@ def ensure_environment(folder: Path, lock_path: str, blob: bytes, base: str, rep
                      variables)
         (building / "aisdp-env.json").write_text(json.dumps({
             "lock_file": lock_path, "commit": commit,
-            "sha256": hashlib.sha256(blob).hexdigest(), "base_python": base}, indent=2) + "\n")
+            "sha256": hashlib.sha256(blob).hexdigest(), "base_python": base}, indent=2) + "\n",
+            encoding="utf-8")
         _link_tool(building)
         try:
             os.rename(building, folder)
@@ -291,31 +296,54 @@ def ensure_environment(folder: Path, lock_path: str, blob: bytes, base: str, rep
 
 
 def _link_tool(venv: Path) -> None:
-    """Make the running aisdp_log importable in the environment: `<venv>/aisdp-tool/aisdp_log`
-    links to this package, and a relative `.pth` line puts `aisdp-tool` on sys.path (relative,
-    so it survives the rename of the build folder). Refreshed on every use: it follows the
-    installed tool. Only aisdp_log is exposed, never the rest of the tool's site-packages."""
+    """Make the running aisdp_log importable in the environment, with no symlink (Windows
+    allows those only to administrators or in Developer Mode): a copy of this package in
+    `<venv>/aisdp-tool/aisdp_log`, and a relative `.pth` line putting `aisdp-tool` on sys.path
+    (relative, so it survives the rename of the build folder). Refreshed on every use when
+    the running package's files differ from the copy's stamp: it follows the installed tool.
+    Only aisdp_log is exposed, never the rest of the tool's site-packages."""
     package = Path(__file__).resolve().parent.parent  # aisdp_log/, not aisdp_log/rerun/
     holder = venv / "aisdp-tool"
     holder.mkdir(exist_ok=True)
-    link = holder / TOOL_MODULE
-    if not (link.is_symlink() and os.readlink(link) == str(package)):
+    target = holder / TOOL_MODULE
+    stamp_file = holder / f"{TOOL_MODULE}.stamp"
+    stamp = _package_stamp(package)
+    current = stamp_file.read_text("utf-8", "replace") if stamp_file.is_file() else ""
+    if target.is_symlink() or not target.is_dir() or current != stamp:
         fresh = holder / f".{TOOL_MODULE}.{os.getpid()}"
-        if fresh.is_symlink():
-            fresh.unlink()
-        os.symlink(package, fresh, target_is_directory=True)
-        os.replace(fresh, link)
+        stale = holder / f".{TOOL_MODULE}.old.{os.getpid()}"
+        shutil.rmtree(fresh, ignore_errors=True)
+        shutil.copytree(package, fresh, ignore=shutil.ignore_patterns("__pycache__"))
+        if target.is_symlink():  # made by an aisdp-log before 0.2
+            target.unlink()
+        elif target.exists():
+            os.replace(target, stale)
+        os.replace(fresh, target)
+        shutil.rmtree(stale, ignore_errors=True)
+        stamp_file.write_text(stamp, encoding="utf-8")
     for site in list(venv.glob("lib/python*/site-packages")) + list(venv.glob("Lib/site-packages")):
         pth = site / "aisdp-log-tool.pth"
         line = os.path.relpath(holder, site) + "\n"
-        if not pth.exists() or pth.read_text() != line:
-            pth.write_text(line)
+        if not pth.exists() or pth.read_text("utf-8", "replace") != line:
+            pth.write_text(line, encoding="utf-8")
+
+
+def _package_stamp(package: Path) -> str:
+    """What tells one installed aisdp_log from another: each file's path, size and time."""
+    digest = hashlib.sha256()
+    for path in sorted(package.rglob("*")):
+        if path.is_file() and "__pycache__" not in path.parts:
+            info = path.stat()
+            digest.update(f"{path.relative_to(package).as_posix()}\0{info.st_size}\0"
+                          f"{info.st_mtime_ns}\n".encode("utf-8", "surrogateescape"))
+    return digest.hexdigest()
 
 
 def _run(command: list[str], what: str, variables: dict | None = None
          ) -> subprocess.CompletedProcess:
     try:
-        result = subprocess.run(command, capture_output=True, text=True, timeout=BUILD_TIMEOUT,
+        result = subprocess.run(command, capture_output=True, encoding="utf-8",
+                                errors="replace", timeout=BUILD_TIMEOUT,
                                 stdin=subprocess.DEVNULL, env=dict(os.environ, **(variables or {})))
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise AisdpLogError(f"--env lock: {what} failed: "

@@ -64,6 +64,9 @@ class RunResult:
     environment: dict | None = None
     bitwise_match: bool | None = None
     error: str | None = None                 # last lines of stderr of a failed run
+    executor: str = "local"                  # local | slurm
+    job_id: str | None = None                # the Slurm job that ran it
+    devices: str | None = None               # CUDA_VISIBLE_DEVICES the run was given
 
     @property
     def ok(self) -> bool:

@@ -15,13 +15,13 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
 from aisdp_log.errors import AisdpLogError
 from aisdp_log.record.environment import diff_environments
 from aisdp_log.rerun.tail import stderr_tail
+from aisdp_log.system.platform import which
 
 #: A first word that names a Python interpreter (`python`, `python3.11`, `pypy3`, ...).
 PYTHON_NAME = re.compile(r"^(python|pypy)(\d+(\.\d+)*)?[dmtu]*(\.exe)?$", re.IGNORECASE)
@@ -55,20 +55,22 @@ def is_python(word: str) -> bool:
 
 
 def resolve_first_word(command: list[str], env: dict, cwd: Path) -> str | None:
-    """The executable the run will start, found as `subprocess.Popen` finds it: a word with a
-    slash relative to `cwd`, else on the PATH of the run's environment."""
+    """The executable the run will start: a word with a slash relative to `cwd`, else found
+    on the PATH of the run's environment, the same way on every OS (the runner starts what
+    this returns, so the pre-flight checks the interpreter that trains)."""
     first = command[0]
     if os.sep in first or (os.altsep and os.altsep in first):
         path = Path(first) if Path(first).is_absolute() else cwd / first
         return str(path) if path.is_file() and os.access(path, os.X_OK) else None
-    return shutil.which(first, path=env.get("PATH", os.defpath))
+    return which(first, env.get("PATH"))
 
 
 def probe(interpreter: str, wanted: list[tuple[str, str]], env: dict, cwd: Path) -> dict:
     """Ask `interpreter` for its version and the packages in `wanted`; one line on failure."""
     try:
         result = subprocess.run([interpreter, "-c", PROBE, json.dumps(wanted)], cwd=cwd,
-                                env=env, capture_output=True, text=True,
+                                env=env, capture_output=True, encoding="utf-8",
+                                errors="replace",
                                 timeout=PROBE_TIMEOUT, stdin=subprocess.DEVNULL)
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise AisdpLogError(f"pre-flight: cannot run {interpreter}: "

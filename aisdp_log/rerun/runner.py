@@ -9,13 +9,19 @@ Order of work, so the user's workbook is held only for the final write:
 2. run `[rerun] command` once per run, each in a fresh worktree (`repo/worktree.py`) with the
    `AISDP_*` variables, a timeout and its output kept in the run's artefact folder
    (`processes.py`, `folders.py`);
-3. judge: `bitwise` (same seed, same artefact hash and metrics), `statistical` (t intervals,
-   `domain/stats.py`), `auto` (bitwise, then statistical when bitwise fails) (`judge.py`);
+3. judge: `bitwise` (same seed, same artefact hash and metrics), `statistical` (per metric a
+   t interval against the threshold, and the recorded value against the tolerance or the
+   prediction interval, `domain/stats.py`), `auto` (bitwise, then statistical when bitwise
+   fails) (`judge.py`);
 4. re-open the workbook through the safe writer and append `Reruns` and `Reproducibility`
    rows and set the row's `Reproducibility` cell; nothing else is touched (`evidence.py`).
 
-Ctrl-C kills the running commands, removes every worktree and the run folders of this
-invocation, and leaves the workbook as it was.
+Where the runs execute is the executor's business (`executor.py`): this machine (`local`,
+one GPU per run from the pool when `[rerun] gpus` is set) or one Slurm job per run (`slurm`);
+`detached.py` submits without waiting and collects later, through the same steps.
+
+Ctrl-C kills the running commands (cancels the jobs), removes every worktree and the run
+folders of this invocation, and leaves the workbook as it was.
 """
 
 from __future__ import annotations
@@ -23,15 +29,18 @@ from __future__ import annotations
 import contextlib
 import shutil
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from aisdp_log.domain.metrics import declared_metrics
+from aisdp_log.config import Config
+from aisdp_log.domain.metrics import declared_metrics, unusable_declarations
 from aisdp_log.domain.stats import derive_seeds
 from aisdp_log.errors import AisdpLogError
 from aisdp_log.repo.roots import config_for, resolve_repo
 from aisdp_log.repo.worktree import remove_stale
-from aisdp_log.rerun.environment import prepare
+from aisdp_log.rerun.environment import Preparation, prepare
 from aisdp_log.rerun.evidence import write_back
+from aisdp_log.rerun.executor import EXECUTORS, make_executor
 from aisdp_log.rerun.folders import (
     free_stamp,
     mark_running,
@@ -49,24 +58,44 @@ from aisdp_log.rerun.plan import (
     plan_rows,
     select,
 )
-from aisdp_log.rerun.processes import Runner, install_interrupt, restore_interrupt, run_all
+from aisdp_log.rerun.processes import install_interrupt, restore_interrupt
+from aisdp_log.rerun.slurm import check_shared
+from aisdp_log.system.containers import remove_stale_containers
 from aisdp_log.workbook.guard import writer_lock
 from aisdp_log.workbook.reader import load_log
 
 
-def rerun(log_path: Path | str, *, ids: tuple[str, ...] | list[str] = (), flagged: bool = False,
-          runs: int | None = None, mode: str = "auto", jobs: int = 1, dry_run: bool = False,
-          repo: Path | str | None = None, force: bool = False, config=None,
-          progress: Callable[[str], None] | None = None, env: str = "current") -> RerunReport:
-    """Reproduce the rows named by `ids` (or marked in `Rerun` with `flagged`) and append the
-    evidence to the workbook; see the module docstring. `env` is `current` (the command as
-    configured, after a pre-flight of its interpreter) or `lock` (an environment built from
-    the row's lock file; `lockenv.py`). Raises AisdpLogError (one line, exit
-    2) for bad arguments, an unreadable log or a missing `[rerun] command`."""
+@dataclass
+class Prepared:
+    """A rerun settled before anything runs: the rows' plans and run folders, the declared
+    metrics, and what the pre-flight said."""
+
+    log_path: Path
+    root: Path
+    config: Config
+    outcomes: list[RowOutcome]
+    declared: dict
+    runs: int
+    confidence: float
+    preparation: Preparation
+    report: RerunReport
+    planned: list[RowOutcome] = field(default_factory=list)
+
+
+def prepare_rerun(log_path: Path | str, *, ids=(), flagged: bool = False,
+                  runs: int | None = None, mode: str = "auto", jobs: int = 1,
+                  dry_run: bool = False, repo: Path | str | None = None, config=None,
+                  progress: Callable[[str], None] | None = None, env: str = "current",
+                  executor: str | None = None) -> Prepared:
+    """Steps before any run: check the arguments, read and plan the rows, name the run
+    folders, pre-flight the interpreter (see the module docstring). Raises AisdpLogError."""
 
     log_path = Path(log_path)
     if mode not in MODES:
         raise AisdpLogError(f"--mode must be one of {', '.join(MODES)}, not {mode!r}")
+    if executor is not None and executor not in EXECUTORS:
+        raise AisdpLogError(f"--executor must be one of {', '.join(EXECUTORS)}, "
+                            f"not {executor!r}")
     if bool(ids) == bool(flagged):
         raise AisdpLogError("name the rows to rerun: --id ID (repeatable) or --flagged")
     if jobs < 1:
@@ -79,11 +108,17 @@ def rerun(log_path: Path | str, *, ids: tuple[str, ...] | list[str] = (), flagge
         raise AisdpLogError(f"{config.path or root / 'aisdp.toml'}: set [rerun] command, e.g. "
                             'command = ["python", "train.py"], to say how a run is trained')
     runs = runs if runs is not None else config.rerun.runs
-    confidence = config.rerun.confidence
+    if env == "image" and (executor or config.rerun.executor) != "local":
+        raise AisdpLogError("--env image runs with the local executor only: a Slurm job "
+                            "would need the container engine and the image on its node")
 
     log = load_log(log_path, config)
     try:
         rows = select(log, ids, flagged)
+        unusable = unusable_declarations(log) if mode != "bitwise" else []
+        if unusable:  # judged against another declaration than the one written: refuse
+            raise AisdpLogError(f"{log_path}: {unusable[0]}: fix it (validate reports S003 "
+                                "there) before a rerun is judged against it")
         declared = declared_metrics(log)
         outcomes = plan_rows(log, rows, config, root)
     finally:
@@ -95,17 +130,49 @@ def rerun(log_path: Path | str, *, ids: tuple[str, ...] | list[str] = (), flagge
         if outcome.plan is not None:
             outcome.stamp_dir = outcome.plan.artefact_dir / "reruns" / stamp
     # Before any worktree or run folder: is the interpreter able to run the rows? (exit 2)
-    prepared = prepare(outcomes, config.rerun.command, env, root, dry_run, progress)
+    prepared = prepare(outcomes, config.rerun.command, env, root, dry_run, progress,
+                       settings=config.rerun)
     for outcome in outcomes:
         if outcome.plan is not None:
             outcome.plan.run_env = prepared.by_experiment.get(outcome.experiment_id)
-    if dry_run:
-        report.lines = prepared.lines + describe_plan(outcomes, config, mode, runs,
-                                                       derive_seeds)
-        return report
+    return Prepared(log_path, root, config, outcomes, declared, runs, config.rerun.confidence,
+                    prepared, report, [o for o in outcomes if o.plan is not None])
 
-    runner = Runner(root, config.rerun.command, config.rerun.timeout, progress)
-    planned = [o for o in outcomes if o.plan is not None]
+
+def check_cluster(ready: Prepared) -> None:
+    """Refuse in one line when a folder a Slurm job needs is not visible from the nodes."""
+    config = ready.config
+    check_shared({"log's folder": ready.log_path.resolve().parent,
+                  "repository": ready.root, "artefact folder": config.artefacts_dir},
+                 config.rerun.slurm)
+
+
+def rerun(log_path: Path | str, *, ids: tuple[str, ...] | list[str] = (), flagged: bool = False,
+          runs: int | None = None, mode: str = "auto", jobs: int = 1, dry_run: bool = False,
+          repo: Path | str | None = None, force: bool = False, config=None,
+          progress: Callable[[str], None] | None = None, env: str = "current",
+          executor: str | None = None) -> RerunReport:
+    """Reproduce the rows named by `ids` (or marked in `Rerun` with `flagged`) and append the
+    evidence to the workbook; see the module docstring. `env` is `current` (the command as
+    configured, after a pre-flight of its interpreter), `lock` (an environment built from
+    the row's lock file; `lockenv.py`) or `image` (inside the row's container image;
+    `container.py`; local executor only). `executor` is `local` or `slurm` (default:
+    `[rerun] executor`). Raises AisdpLogError (one line, exit 2) for bad arguments, an
+    unreadable log or a missing `[rerun] command`."""
+
+    ready = prepare_rerun(log_path, ids=ids, flagged=flagged, runs=runs, mode=mode, jobs=jobs,
+                          dry_run=dry_run, repo=repo, config=config, progress=progress,
+                          env=env, executor=executor)
+    log_path, root, config, outcomes = ready.log_path, ready.root, ready.config, ready.outcomes
+    report, declared, planned = ready.report, ready.declared, ready.planned
+    executor = executor or config.rerun.executor
+    if dry_run:
+        report.lines = ready.preparation.lines + describe_plan(outcomes, config, mode,
+                                                               ready.runs, derive_seeds)
+        return report
+    if executor == "slurm" and planned:
+        check_cluster(ready)
+    runner = make_executor(executor, root, config, log_path, jobs, progress)
     # Refuse (Office lock, permissions, another writer) now, not after minutes of training;
     # the lock is held through the write-back. Then clear what killed reruns left.
     lock = contextlib.ExitStack()
@@ -114,33 +181,23 @@ def rerun(log_path: Path | str, *, ids: tuple[str, ...] | list[str] = (), flagge
     try:
         remove_stale(root)
         remove_stale_run_folders(config.artefacts_dir)
+        if ready.preparation.engine is not None:  # containers of reruns killed (--env image)
+            remove_stale_containers(ready.preparation.engine)
         mark_running([o.stamp_dir for o in planned])
         if mode in ("auto", "bitwise"):
-            results = run_all(runner, [(o, 1, "bitwise", _plan(o).seed) for o in planned], jobs)
+            results = runner.run_all([(o, 1, "bitwise", _plan(o).seed) for o in planned])
             for outcome, result in zip(planned, results):
-                outcome.runs.append(result)
-                match, lines = judge_bitwise(_plan(outcome), result)
-                outcome.lines += lines
-                outcome.evidence.append({"Mode": "bitwise", "Metric": BITWISE_METRIC,
-                                         "Runs": 1 if result.ok else 0,
-                                         "Verdict": "pass" if match else "fail"})
-                outcome.verdict = "bitwise" if match else "failed"
+                judge_bitwise_phase(outcome, result)
         if mode in ("auto", "statistical"):
-            todo = [o for o in planned if o.verdict is None or
-                    (mode == "auto" and o.verdict == "failed")]
-            tasks = [(o, len(o.runs) + i + 1, "statistical", seed)
-                     for o in todo for i, seed in enumerate(derive_seeds(_plan(o).seed, runs))]
-            results = run_all(runner, tasks, jobs)
+            todo = [o for o in planned if needs_statistical(o, mode)]
+            tasks = statistical_tasks(todo, ready.runs)
+            results = runner.run_all(tasks)
             for outcome in todo:
                 mine = [r for (o, *_), r in zip(tasks, results) if o is outcome]
-                outcome.runs += mine
-                passed, rows, lines = judge_statistical(_plan(outcome), mine, declared,
-                                                        confidence)
-                outcome.lines += lines
-                outcome.evidence += [dict(row, Mode="statistical") for row in rows]
-                outcome.verdict = "statistical" if passed else "failed"
+                judge_statistical_phase(outcome, mine, declared, ready.confidence)
     except KeyboardInterrupt:
         runner.stop_all()
+        runner.cleanup()
         for outcome in planned:
             if outcome.stamp_dir is not None:
                 shutil.rmtree(outcome.stamp_dir, ignore_errors=True)
@@ -148,6 +205,8 @@ def rerun(log_path: Path | str, *, ids: tuple[str, ...] | list[str] = (), flagge
         lock.close()
         raise
     except BaseException:
+        runner.stop_all()   # an error (sbatch refused a job): stop what was started
+        runner.cleanup()
         unmark_running([o.stamp_dir for o in planned])
         lock.close()
         raise
@@ -161,8 +220,42 @@ def rerun(log_path: Path | str, *, ids: tuple[str, ...] | list[str] = (), flagge
                 report.written = True
         finally:
             unmark_running([o.stamp_dir for o in planned])
-    report.lines = prepared.lines + _summary(outcomes, log_path)
+    report.lines = ready.preparation.lines + summary(outcomes, log_path)
     return report
+
+
+# --------------------------------------------------------------------------- judging phases
+
+def judge_bitwise_phase(outcome: RowOutcome, result) -> None:
+    """Record the bitwise run of a row and its verdict."""
+    outcome.runs.append(result)
+    match, lines = judge_bitwise(_plan(outcome), result)
+    outcome.lines += lines
+    outcome.evidence.append({"Mode": "bitwise", "Metric": BITWISE_METRIC,
+                             "Runs": 1 if result.ok else 0,
+                             "Verdict": "pass" if match else "fail"})
+    outcome.verdict = "bitwise" if match else "failed"
+
+
+def needs_statistical(outcome: RowOutcome, mode: str) -> bool:
+    return outcome.verdict is None or (mode == "auto" and outcome.verdict == "failed")
+
+
+def statistical_tasks(todo: list[RowOutcome], runs: int) -> list[tuple]:
+    """(outcome, run number, mode, seed) of the statistical runs, numbered after the runs a
+    row already has."""
+    return [(o, len(o.runs) + i + 1, "statistical", seed)
+            for o in todo for i, seed in enumerate(derive_seeds(_plan(o).seed, runs))]
+
+
+def judge_statistical_phase(outcome: RowOutcome, mine: list, declared: dict,
+                            confidence: float) -> None:
+    """Record a row's statistical runs, its Reproducibility rows and its verdict."""
+    outcome.runs += mine
+    passed, rows, lines = judge_statistical(_plan(outcome), mine, declared, confidence)
+    outcome.lines += lines
+    outcome.evidence += [dict(row, Mode="statistical") for row in rows]
+    outcome.verdict = "statistical" if passed else "failed"
 
 
 def _plan(outcome: RowOutcome) -> RowPlan:
@@ -173,7 +266,7 @@ def _plan(outcome: RowOutcome) -> RowPlan:
 
 # --------------------------------------------------------------------------- text
 
-def _summary(outcomes: list[RowOutcome], log_path: Path) -> list[str]:
+def summary(outcomes: list[RowOutcome], log_path: Path) -> list[str]:
     lines = []
     for outcome in outcomes:
         if outcome.error is not None:

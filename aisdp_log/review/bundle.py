@@ -1,6 +1,8 @@
 """`aisdp-log bundle`: one zip an assessor keeps for ten years and checks with standard tools.
 
-Layout: the log under its own name; `reviews/review-<period>.{html,md,json,json.sig}`;
+Layout: the log under its own name; `reviews/review-<period>.{html,md,json,json.sig}` for the
+latest sign-off of each period and `reviews/review-<period>.<signed-at>.*` for earlier ones
+(every Sign-off row's files, whatever `--period`: `verify` requires them, B002);
 `artefacts/<ID>/...` (each reviewed row's artefact folder, rerun folders left out);
 `locks/<commit>/<path>` (the lock files the rows' `Environment` names, from git objects);
 `allowed_signers`; `SHA256SUMS` (sha256sum format, every other file); `VERIFY.md`. The zip is
@@ -13,12 +15,13 @@ import os
 import re
 import stat
 import subprocess
+import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from aisdp_log.artefacts.digests import file_sha256, manifest_text
-from aisdp_log.domain.locks import lock_entries
+from aisdp_log.domain.locks import lock_entries, lock_repo_path
 from aisdp_log.errors import AisdpLogError
 from aisdp_log.repo.git import blob_at, resolve_commit
 from aisdp_log.review.gather import (
@@ -27,8 +30,10 @@ from aisdp_log.review.gather import (
     resolve_setting,
 )
 from aisdp_log.review.render import render_verify
-from aisdp_log.signing import signatures, signoff
-from aisdp_log.signing.verify import BUNDLE_ALLOWED_SIGNERS, BUNDLE_SUMS
+from aisdp_log.signing import anchor as anchors
+from aisdp_log.signing import identity, signatures, signoff
+from aisdp_log.signing import records as sign_records
+from aisdp_log.signing.logcheck import BUNDLE_ALLOWED_SIGNERS, BUNDLE_SUMS
 from aisdp_log.system.atomic import atomic_replace
 from aisdp_log.workbook.container import display_name
 from aisdp_log.workbook.reader import load_log
@@ -49,8 +54,8 @@ class BundleResult:
 
 
 def write_bundle(log_path: Path | str, output: Path | str, *, period: str | None = None,
-                 reviews_dir: Path | str | None = None, repo: Path | str | None = None
-                 ) -> BundleResult:
+                 reviews_dir: Path | str | list | None = None,
+                 repo: Path | str | None = None) -> BundleResult:
     """Write the evidence bundle of `log_path` to `output` (see the module docstring)."""
 
     log_path, output = Path(log_path), Path(output)
@@ -64,8 +69,8 @@ def write_bundle(log_path: Path | str, output: Path | str, *, period: str | None
     members: dict[str, Path | bytes] = {log_path.name: log_path}
     log = load_log(log_path, config)
     try:
-        records = [r for r in signoff.read_signoffs(log.workbook)
-                   if period is None or r.period == period]
+        every = signoff.read_signoffs(log.workbook)
+        records = [r for r in every if period is None or r.period == period]
         if not records:
             raise AisdpLogError(f"{display_name(log_path)}: no sign-off"
                                 f"{' of ' + period if period else ''} to bundle; sign the "
@@ -91,24 +96,30 @@ def write_bundle(log_path: Path | str, output: Path | str, *, period: str | None
             environment = log.typed(reviewed_row, "environment")
             commit = log.typed(reviewed_row, "code_commit")
             for path, _ in lock_entries(str(environment or "")):
-                blob = _lock_at_commit(git_root, str(commit or ""), path)
+                # read as G005 and `rerun --env lock` read it: `envs\requirements.txt` is
+                # `envs/requirements.txt`, on every OS
+                repo_path = lock_repo_path(path, "")
+                blob = (_lock_at_commit(git_root, str(commit or ""), repo_path)
+                        if repo_path is not None else f"{path}: not a path inside the repository")
                 if isinstance(blob, str):
                     result.notes.append(f"{experiment_id}: {blob}")
                 else:
                     full, data = blob
-                    members[f"locks/{full}/{path.removeprefix('./')}"] = data
-        latest = {}
-        for record in records:
-            latest[record.period] = record
+                    members[f"locks/{full}/{repo_path}"] = data
         # where `review -o` usually writes: beside the log, its reviews/ folder, or here
         folder = log_path.resolve().parent
-        search = [Path(reviews_dir)] if reviews_dir else [folder, folder / "reviews", Path.cwd()]
-        for review_period, record in sorted(latest.items()):
-            _add_review(members, review_period, record, search, result.notes)
+        given = reviews_dir if isinstance(reviews_dir, list) else \
+            ([reviews_dir] if reviews_dir else [])
+        search = [Path(d) for d in given] or [folder, folder / "reviews", Path.cwd()]
+        # every sign-off's files, whatever --period: `verify` requires them all (B002)
+        stems = sign_records.bundle_stems(every)
+        for record in every:
+            if record.row_number in stems:
+                _add_review(members, stems[record.row_number], record, search, result.notes)
     finally:
         log.workbook.close()
-    allowed, source = signatures.allowed_signers_file(git_root or root)
-    if allowed is not None and allowed.is_file():
+    allowed = _committed_allowed_signers(git_root or root, result.notes)
+    if allowed is not None:
         members[BUNDLE_ALLOWED_SIGNERS] = allowed
     else:
         result.notes.append("no allowed signers file (git config gpg.ssh.allowedSignersFile or "
@@ -129,6 +140,19 @@ def write_bundle(log_path: Path | str, output: Path | str, *, period: str | None
             for name in sorted(members):
                 result.files[name] = _write_member(archive, name, members[name])
     return result
+
+
+def _committed_allowed_signers(repo: Path | None, notes: list[str]) -> bytes | None:
+    """The allowed signers `verify` would use for the log (git's setting, else the list as
+    committed), for the bundle: a convenience the assessor compares with their own list."""
+    with tempfile.TemporaryDirectory(prefix="aisdp-log-anchor-") as scratch:
+        found = anchors.for_repository(repo, Path(scratch))
+        if found is None:
+            return None
+        if found.worktree_edit:
+            notes.append(f"{found.source}: {found.worktree_edit}; the committed version is "
+                         "bundled")
+        return found.path.read_bytes()
 
 
 def _folder_files(folder: Path, notes: list[str]) -> list[Path]:
@@ -177,36 +201,40 @@ def _lock_at_commit(git_root: Path | None, commit: str, path: str) -> tuple[str,
     return full, blob
 
 
-def _add_review(members: dict, period: str, record, search: list[Path], notes: list) -> None:
-    """The period's latest sign-off: its statement and signature (from the workbook, which
-    carries them) and the review files whose sha256 the statement records."""
-    statement = None
-    if record.statement:
-        statement, problem = signatures.parse_statement(record.statement)
-        if statement is None:
-            notes.append(f"{period}: {problem}; its review files are bundled unchecked")
-        members[f"reviews/review-{period}.json"] = record.statement.encode("utf-8")
+def _add_review(members: dict, stem: str, record, search: list[Path], notes: list) -> None:
+    """One sign-off's statement and signature (from the workbook, which carries them) as
+    `reviews/<stem>.json[.sig]`, and the review files whose sha256 the statement records as
+    `reviews/<stem>.html` and `.md`, found by that sha256 among `review-<period>*` files of
+    the `search` folders (an earlier sign-off's files keep new names: `review --sign`)."""
+    statement, problem = signatures.parse_statement(record.statement)
+    period = str((statement or {}).get("period") or record.period)
+    if statement is None:
+        notes.append(f"{period}: {problem}; its review files are not bundled")
+    members[f"reviews/{stem}.json"] = record.statement.encode("utf-8")
     if record.signature:
-        members[f"reviews/review-{period}.json.sig"] = \
+        members[f"reviews/{stem}.json.sig"] = \
             signatures.normalise_armor(record.signature).encode("ascii", "replace")
-    wanted = {"html": f"review-{period}.html", "markdown": f"review-{period}.md"}
-    for kind, name in wanted.items():
-        signed = ((statement or {}).get("review") or {}).get(kind, {}).get("sha256")
-        candidates = [folder / name for folder in search if (folder / name).is_file()]
-        if signed:
-            matching = [c for c in candidates if file_sha256(c) == signed]
-            if not matching:
-                where = ", ".join(str(f) for f in search)
-                raise AisdpLogError(f"{name}: no copy in {where} has the sha256 the signed "
-                                    f"statement of {period} records (re-rendered since "
-                                    "signing?); pass --reviews with the folder of the signed "
-                                    "files")
-            members[f"reviews/{name}"] = matching[0]
-        elif candidates:
-            members[f"reviews/{name}"] = candidates[0]
-            notes.append(f"{name}: bundled, but no signed statement records its sha256")
-        else:
-            notes.append(f"{name}: not found in {', '.join(str(f) for f in search)}")
+    for entry in ((statement or {}).get("review") or {}).values():
+        if not isinstance(entry, dict):
+            continue
+        name, signed = str(entry.get("file")), entry.get("sha256")
+        suffix = Path(name).suffix
+        candidates = [c for folder in search if folder.is_dir()
+                      for c in sorted(folder.glob(f"review-{glob_escape(period)}*{suffix}"))
+                      if c.is_file()]
+        matching = [c for c in candidates if file_sha256(c) == signed]
+        if not matching:
+            where = ", ".join(str(f) for f in search)
+            raise AisdpLogError(f"{name}: no copy in {where} has the sha256 the signed "
+                                f"statement of {period} ({record.signed_at}) records "
+                                "(re-rendered since signing?); pass --reviews with the "
+                                "folder of the signed files (repeat it for several)")
+        members[f"reviews/{stem}{suffix}"] = matching[0]
+
+
+def glob_escape(text: str) -> str:
+    """`text` with glob's special characters made literal."""
+    return "".join(f"[{c}]" if c in "*?[" else c for c in text)
 
 
 def _write_member(archive: zipfile.ZipFile, name: str, item: Path | bytes) -> int:
@@ -225,25 +253,31 @@ def _write_member(archive: zipfile.ZipFile, name: str, item: Path | bytes) -> in
     return size
 
 
-def _verify_text(members: dict, allowed: Path | None, log_name: str) -> str:
-    """VERIFY.md: the exact commands that check the bundle with coreutils and OpenSSH."""
+def _verify_text(members: dict, allowed: bytes | None, log_name: str) -> str:
+    """VERIFY.md: the exact commands that check the bundle with standard tools (Linux, macOS
+    and Windows PowerShell) and OpenSSH, each
+    signature against the principal (e-mail) its statement names, at its signing time."""
     statements = sorted(n for n in members if n.startswith("reviews/") and n.endswith(".json"))
     signed = []
-    for name in (n for n in statements if n + ".sig" in members):
-        principal = "PRINCIPAL"
-        if allowed is not None:
-            check = signatures.check_signature(_member_bytes(members[name]),
-                                               members[name + ".sig"].decode("ascii", "replace"),
-                                               allowed)
-            principal = check.principals[0] if check.principals else principal
-        signed.append({"name": name, "principal": principal})
     review_files = []
     for name in statements:
         statement, _ = signatures.parse_statement(
             _member_bytes(members[name]).decode("utf-8", "replace"))
+        statement = statement or {}
+        signer = identity.statement_signer(statement)
+        if name + ".sig" in members:
+            signed.append({
+                "name": name, "principal": (signer.email if signer else "") or "PRINCIPAL",
+                "signer": signer.display if signer else "someone",
+                "key": statement.get("key") or "unknown",
+                "args": signatures.verify_args(BUNDLE_ALLOWED_SIGNERS,
+                                               (signer.email if signer else "") or "PRINCIPAL",
+                                               name + ".sig",
+                                               str(statement.get("signed_at") or ""))})
         review_files += [{"file": entry.get("file"), "sha256": entry.get("sha256"),
                           "statement": name}
-                         for entry in ((statement or {}).get("review") or {}).values()]
+                         for entry in (statement.get("review") or {}).values()
+                         if isinstance(entry, dict)]
     return render_verify({
         "log_name": log_name, "sums_name": BUNDLE_SUMS, "namespace": signatures.NAMESPACE,
         "allowed_name": None if allowed is None else BUNDLE_ALLOWED_SIGNERS,

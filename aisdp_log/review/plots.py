@@ -3,18 +3,33 @@
 Each figure becomes a `Plot` whose `data_uri` goes straight into an `<img src>`: one file, no
 fetches, and no id clashes between figures as inline SVGs could have. Glyphs are drawn as
 paths, so a reader without the font sees the same picture and the PDF prints identically.
+
+Drawing costs more than the rest of a review: importing matplotlib (~0.3 s) and rendering the
+SVGs (~0.3 s), against ~0.15 s for a whole `validate`. `draw_cached` keeps the figures of the
+last reviews in `<repo>/.aisdp-log/figures/`, keyed on everything they are drawn from (the
+figures' inputs, the tool's source, matplotlib's version), so a review redrawn from unchanged
+rows imports no matplotlib (`benchmarks/bench_review.py`). A signed review always draws afresh.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
+import importlib.util
 import io
+import json
 import math
-from dataclasses import dataclass
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aisdp_log import spec
+from aisdp_log.artefacts.cache import code_fingerprint
+from aisdp_log.errors import WriteRefused
 from aisdp_log.review.model import SMALL_N, latest_intervals, together_text
+from aisdp_log.system.atomic import write_bytes
+from aisdp_log.system.tooldir import tool_dir
 
 if TYPE_CHECKING:
     from matplotlib.typing import RcKeyType
@@ -96,6 +111,52 @@ def draw(review) -> list[Plot]:
         if importance is not None:
             plots.append(importance)
     return plots
+
+
+#: Figures of this many reviews are kept; older files are removed when a new one is written.
+KEEP_FIGURES = 16
+
+
+def draw_cached(review, repo: Path) -> list[Plot]:
+    """The review's figures from `repo/.aisdp-log/figures/` when drawn before from the same
+    inputs, else drawn (by `draw`) and stored there. A folder that cannot be read or written
+    only costs the drawing."""
+    folder = tool_dir(repo, create=False) / "figures"
+    path = folder / f"{_figures_key(review)}.json"
+    try:
+        stored = json.loads(path.read_text("utf-8"))
+        return [Plot(**item) for item in stored]
+    except (OSError, ValueError, TypeError):
+        pass
+    plots = draw(review)
+    try:
+        tool_dir(repo)  # made with its `.gitignore` of `*`
+        folder.mkdir(exist_ok=True)
+        write_bytes(path, json.dumps([asdict(p) for p in plots]).encode("utf-8"))
+        kept = sorted(folder.glob("*.json"), key=lambda p: p.stat().st_mtime_ns, reverse=True)
+        for old in kept[KEEP_FIGURES:]:
+            old.unlink(missing_ok=True)
+    except (OSError, WriteRefused):
+        pass
+    return plots
+
+
+def _figures_key(review) -> str:
+    """A digest of everything `draw` reads, of the tool's source and of matplotlib's version
+    (found without importing it)."""
+    digest = hashlib.blake2b(code_fingerprint("review-figures").encode(), digest_size=20)
+    found = importlib.util.find_spec("matplotlib")
+    origin = found.origin if found is not None and found.origin else ""
+    try:
+        with open(os.path.join(os.path.dirname(origin), "_version.py"), "rb") as fh:
+            digest.update(fh.read())
+    except OSError:
+        digest.update(origin.encode("utf-8", "surrogateescape"))
+    inputs = (review.candidates, review.metrics, review.curves, review.intervals,
+              review.correlations, review.together, review.correlation_scope, STYLE,
+              OUTCOME_COLOURS, PALETTE)
+    digest.update(repr(inputs).encode("utf-8", "surrogateescape"))
+    return digest.hexdigest()
 
 
 def learning_curves(metric, curves, colours: dict, outcomes: dict) -> Plot:

@@ -55,11 +55,13 @@ SECTIONS = (
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
 
-def render(review) -> tuple[str, str]:
-    """(HTML, Markdown) for `review`; draws the figures when they are not drawn yet."""
+def render(review, figures_repo: Path | None = None) -> tuple[str, str]:
+    """(HTML, Markdown) for `review`; draws the figures once, when they are not drawn yet
+    (kept in `figures_repo`'s tool folder where given: see `plots.draw_cached`)."""
 
     if not review.plots:
-        review.plots = plots.draw(review)
+        review.plots = plots.draw(review) if figures_repo is None else \
+            plots.draw_cached(review, figures_repo)
     return render_html(review), render_markdown(review)
 
 
@@ -95,7 +97,7 @@ def _environment(kind: str):
         annex_refs=annex_refs, threshold_text=threshold_text, status_text=_status_text,
         delta_word=_delta_word, together_text=together_text)
     if not html_kind:
-        environment.filters.update(shell=shell, code=code, codes=codes)
+        environment.filters.update(shell=shell, code=code, codes=codes, powershell=powershell)
     return environment
 
 
@@ -218,6 +220,18 @@ def shell(words) -> Verbatim:
     """A command line from its words, each quoted for a POSIX shell where it needs it, for a
     fenced `sh` block: a file or key name is one argument however it is spelled."""
     return Verbatim(" ".join(shlex.quote(" ".join(str(word).split())) for word in words))
+
+
+def powershell(value) -> Verbatim:
+    """A PowerShell single-quoted string of `value` (a list of words: the Windows command
+    line `Start-Process -ArgumentList` passes, each word quoted by Windows' rules)."""
+    import subprocess
+
+    words = [" ".join(str(word).split()) for word in value] if isinstance(value, list) \
+        else None
+    content = subprocess.list2cmdline(words) if words is not None else \
+        " ".join(str(value).split())
+    return Verbatim("'" + content.replace("'", "''") + "'")
 
 
 def code(value) -> Verbatim:

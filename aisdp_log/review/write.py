@@ -10,7 +10,7 @@ import json
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from aisdp_log import __version__
@@ -23,9 +23,11 @@ from aisdp_log.review.gather import (
 )
 from aisdp_log.review.model import Review, SignatureInfo
 from aisdp_log.review.render import render
-from aisdp_log.signing import signatures, signoff
-from aisdp_log.signing.sign import append_signoff, parse_signer, signoff_values
-from aisdp_log.signing.verify import check_signoffs
+from aisdp_log.signing import anchor as anchors
+from aisdp_log.signing import identity, signatures, signoff
+from aisdp_log.signing import records as sign_records
+from aisdp_log.signing.logcheck import check_signoffs
+from aisdp_log.signing.sign import append_signoff, signoff_values
 from aisdp_log.system.atomic import write_bytes
 from aisdp_log.system.tooldir import remove_orphans
 from aisdp_log.workbook import guard
@@ -39,6 +41,10 @@ class ReviewResult:
     markdown_path: Path
     statement_path: Path | None = None
     signature_path: Path | None = None
+    #: the earlier sign-off's files moved aside (new names) so that nothing signed is lost
+    kept: list[Path] = field(default_factory=list)
+    #: the statement and signature written under `.aisdp/signoffs/` (to commit)
+    records: list[Path] = field(default_factory=list)
 
 
 
@@ -55,29 +61,37 @@ def write_review(log_path: Path | str, *, period: str | None = None,
     row without its statement. "Changes since the last signed review" compares with the
     sign-off before this one, and the report names its own signature."""
 
-    signer = parse_signer(sign) if sign is not None else None
-    if key is not None and signer is None:
-        raise AisdpLogError("--key signs a sign-off: give --sign \"Name, Role\" too")
+    if sign is not None:
+        identity.split_signer(sign)  # a malformed --sign is refused before anything else
+    if key is not None and sign is None:
+        raise AisdpLogError("--key signs a sign-off: give --sign \"Name, Role <email>\" too")
     output_dir = Path(output_dir)
     if output_dir.exists() and not output_dir.is_dir():
         raise AisdpLogError(f"{output_dir}: -o must be a folder")
     log_path = Path(log_path)
-    if signer is not None:  # refuse or wait before gathering and rendering, not after
+    if sign is not None:  # refuse or wait before gathering and rendering, not after
         guard.preflight(log_path, force=force)
     root, git_root, config = resolve_setting(log_path, repo, config)
+    signer: identity.Signer | None = None
     with _scratch() as scratch:
         info: SignatureInfo | None = None
-        if signer is not None:
-            info = _signature_info(Path(key) if key is not None else
-                                   signatures.default_signing_key(git_root or root,
-                                                                  scratch / "signing.pub"),
-                                   git_root or root)
+        if sign is not None:
+            key_path = Path(key) if key is not None else \
+                signatures.default_signing_key(git_root or root, scratch / "signing.pub")
+            # a key signs for a principal, so it needs the e-mail; a sign-off without a key
+            # is not cryptographically signed (R010) and may name none
+            signer = identity.parse_signer(sign, _git_email(git_root or root),
+                                           required=key_path is not None)
+            policy = identity.policy_problem(signer, config.signers)
+            if policy is not None:
+                raise AisdpLogError(f"--sign {signer.display!r}: {policy}; refusing to sign")
+            info = _signature_info(key_path, git_root or root, signer, scratch)
         log = load_log(log_path, config)
         try:
             review = gather_review(log, log_path, period, root, git_root, config)
             # the signature covers the very values the report shows: one read of the workbook
             values = signoff_values(log, review.period, period_rows(log, review.period),
-                                            signer) if signer is not None else None
+                                    signer.display) if signer is not None else None
             records = signoff.read_signoffs(log.workbook)
             review.signoff_history, trusted = _history(log, records, git_root or root)
             if trusted is not None:
@@ -98,21 +112,26 @@ def write_review(log_path: Path | str, *, period: str | None = None,
                 [i.strip() for i in values["Experiment IDs"].split(",")], hashes, {})
             review.signoff, review.signature = record, info
         output_dir.mkdir(parents=True, exist_ok=True)
+        kept = _keep_earlier_signoff(output_dir, review.period)
         html_path = output_dir / f"review-{review.period}.html"
         markdown_path = output_dir / f"review-{review.period}.md"
-        html_text, markdown_text = render(review)
+        # a signed review is drawn from its rows afresh; an unsigned one may reuse figures
+        html_text, markdown_text = render(review, None if signer is not None else root)
         html_bytes, markdown_bytes = html_text.encode("utf-8"), markdown_text.encode("utf-8")
         write_bytes(html_path, html_bytes)
         write_bytes(markdown_path, markdown_bytes)
         statement_path = signature_path = None
-        if values is not None and info is not None and record is not None:
+        written: list[Path] = []
+        if values is not None and info is not None and record is not None and \
+                signer is not None:
             statement = signatures.build_statement(
-                period=review.period, name_and_role=values["Name and role"],
+                period=review.period, signer=signer,
                 signed_at=values["Signed at"], key=info.key,
                 rows=dict(json.loads(values["Row hashes"])),
                 html_sha256=signatures.sha256_hex(html_bytes),
                 markdown_sha256=signatures.sha256_hex(markdown_bytes),
-                previous=info.previous, tool_version=__version__, log_name=log_path.name)
+                previous=info.previous, tool_version=__version__, log_name=log_path.name,
+                log_path=_in_repo(log_path, git_root))
             text = signatures.statement_text(statement)
             statement_path = output_dir / info.statement_file
             signature_path = output_dir / (info.statement_file + ".sig")
@@ -130,7 +149,68 @@ def write_review(log_path: Path | str, *, period: str | None = None,
             values["Signature"], values["Statement"] = armored, text
             # last: a Sign-off row is never without its review, statement and signature
             record.row_number = append_signoff(log_path, values, force=force)
-    return ReviewResult(review, html_path, markdown_path, statement_path, signature_path)
+            if git_root is not None:
+                # after the row: a record always has its row; a row without its record (a
+                # killed review) is what the record guards against only for later rows
+                written = sign_records.write_record(git_root, statement, text, armored)
+    return ReviewResult(review, html_path, markdown_path, statement_path, signature_path,
+                        kept, written)
+
+
+def _git_email(repo: Path | None) -> str | None:
+    """The e-mail git would sign a commit with: `user.email`, else the environment variables
+    git reads (GIT_COMMITTER_EMAIL, GIT_AUTHOR_EMAIL, EMAIL)."""
+    found = signatures.git_config(repo, "user.email")
+    for name in ("GIT_COMMITTER_EMAIL", "GIT_AUTHOR_EMAIL", "EMAIL"):
+        found = found or os.environ.get(name, "").strip() or None
+    return found
+
+
+def _in_repo(log_path: Path, git_root: Path | None) -> str | None:
+    """The log's path in its repository (`docs/log.xlsx`), or None outside one."""
+    if git_root is None:
+        return None
+    try:
+        return log_path.resolve().relative_to(git_root.resolve()).as_posix()
+    except ValueError:
+        return None
+
+
+def _keep_earlier_signoff(folder: Path, period: str) -> list[Path]:
+    """Where `folder` holds a signed statement of `period`, move it, its signature and the
+    review files it signed to `review-<period>.<stamp>.*` (never over an existing file), so
+    the review written now replaces nothing signed. Returns the new paths."""
+    statement_path = folder / f"review-{period}.json"
+    try:
+        text = statement_path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return []
+    statement, _ = signatures.parse_statement(text)
+    if statement is None:
+        return []
+    signed = {entry.get("sha256") for entry in (statement.get("review") or {}).values()
+              if isinstance(entry, dict)}
+    moving = [(statement_path, ".json"), (folder / f"review-{period}.json.sig", ".json.sig")]
+    for suffix in (".html", ".md"):
+        candidate = folder / f"review-{period}{suffix}"
+        if candidate.is_file() and signatures.sha256_hex(candidate.read_bytes()) in signed:
+            moving.append((candidate, suffix))
+    stem = sign_records.free_stem(
+        folder, sign_records.kept_stem(period, str(statement.get("signed_at"))),
+        (".json", ".json.sig", ".html", ".md"))
+    kept = []
+    for source, suffix in moving:
+        if source.is_file():
+            target = folder / f"{stem}{suffix}"
+            try:
+                os.link(source, target)  # fails rather than overwrite
+                source.unlink()
+            except FileExistsError:
+                raise
+            except OSError:  # no hard links on this file system: free_stem chose a new name
+                os.replace(source, target)
+            kept.append(target)
+    return kept
 
 
 _SCRATCH_PREFIX = "aisdp-log-review-"
@@ -150,24 +230,33 @@ def _scratch_owner(name: str) -> int | None:
     return int(pid) if pid.isdigit() else None
 
 
-def _signature_info(key: Path | None, repo: Path) -> SignatureInfo:
-    """The key's fingerprint and whether the allowed signers list it, found by signing a
-    probe (so a public key held by an ssh-agent works as well as a private key file)."""
+def _signature_info(key: Path | None, repo: Path, signer: identity.Signer,
+                    scratch: Path) -> SignatureInfo:
+    """The key's fingerprint and whether the allowed signers list it for the signer's
+    e-mail, found by signing a probe (so a public key held by an ssh-agent works as well as a
+    private key file). Where an allowed signers list exists and does not list the key for
+    that principal, AisdpLogError: `verify` would report R008, so nothing is signed."""
 
-    allowed, _ = signatures.allowed_signers_file(repo)
-    allowed = allowed if allowed is not None and allowed.is_file() else None
+    anchor = anchors.for_repository(repo, scratch / "anchor")
     shown = None
-    if allowed is not None:
+    if anchor is not None:
         # as the team knows it: relative to the repository where it lives there
-        shown = str(allowed.relative_to(repo) if allowed.is_relative_to(repo) else allowed)
+        shown = anchor.source
+        if Path(anchor.source).is_relative_to(repo):
+            shown = str(Path(anchor.source).relative_to(repo))
     info = SignatureInfo(None, [], shown, "", None, key)
     if key is None:
         return info
     info.key = signatures.key_fingerprint(key)
-    if allowed is not None:
-        probe = b"aisdp-log: which allowed signer holds this key?"
-        check = signatures.check_signature(probe, signatures.sign(probe, key), allowed)
-        info.principals = check.principals
+    if anchor is not None:
+        probe = b"aisdp-log: does the allowed signers list this key for this principal?"
+        check = signatures.check_signature(probe, signatures.sign(probe, key), anchor.path,
+                                           signer.email)
+        if not check.verified:
+            raise AisdpLogError(f"{key}: the allowed signers ({shown}) do not list key "
+                                f"{info.key} for {signer.email} ({check.detail}); refusing "
+                                "to sign a sign-off `aisdp-log verify` would reject")
+        info.principals = [signer.email]
     return info
 
 
@@ -178,13 +267,15 @@ def _history(log, records: list, repo: Path
 
     if not records:
         return [], None
-    allowed, _ = signatures.allowed_signers_file(repo)
     trusted = None
-    if allowed is None or not allowed.is_file() or shutil.which("ssh-keygen") is None:
-        status = {r.row_number: ("signed, not checked (no allowed signers file)" if r.signature
-                                 else "not cryptographically signed") for r in records}
-    else:
-        checked = check_signoffs(log, records, allowed)
-        status, trusted = checked.status, checked.trusted
+    with tempfile.TemporaryDirectory(prefix="aisdp-log-anchor-") as scratch:
+        anchor = anchors.for_repository(repo, Path(scratch))
+        if anchor is None or shutil.which("ssh-keygen") is None:
+            status = {r.row_number: ("signed, not checked (no committed allowed signers)"
+                                     if r.signature else "not cryptographically signed")
+                      for r in records}
+        else:
+            checked = check_signoffs(log, records, anchor.path)
+            status, trusted = checked.status, checked.trusted
     return [(r.period, r.name_and_role, r.signed_at, status.get(r.row_number, ""))
             for r in records], trusted

@@ -1,5 +1,5 @@
-"""Making a sign-off: the signer's `Name, Role` checked, the `Sign-off` row's values (row
-hashes of the period's rows), and the row appended through the safe writer. Reading and
+"""Making a sign-off: the `Sign-off` row's values (row hashes of the period's rows) and the
+row appended through the safe writer (the signer's `Name, Role <email>`: `identity`). Reading and
 comparing sign-offs is `signoff`'s, which a validation imports without the writer."""
 
 from __future__ import annotations
@@ -11,18 +11,6 @@ from aisdp_log import spec
 from aisdp_log.errors import AisdpLogError
 from aisdp_log.signing.signoff import EXCEL_CELL_LIMIT, fingerprint, signed_columns
 from aisdp_log.workbook.writer import append_row, ensure_sheet, open_workbook_for_update
-
-
-def parse_signer(text: str) -> str:
-    """`Name, Role` checked and tidied; AisdpLogError (exit 2) where it is not that."""
-    cleaned = " ".join(str(text).split())
-    name, sep, role = cleaned.partition(",")
-    if not sep or not name.strip() or not role.strip():
-        raise AisdpLogError(f"--sign {text!r}: write the signer as \"Name, Role\", e.g. "
-                            "\"Ana Ruiz, Head of ML\"")
-    if len(cleaned) > 200:
-        raise AisdpLogError("--sign: name and role longer than 200 characters")
-    return f"{name.strip()}, {role.strip()}"
 
 
 def signoff_values(log, period: str, rows, signer: str,

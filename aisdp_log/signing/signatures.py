@@ -26,6 +26,7 @@ from pathlib import Path
 
 from aisdp_log.errors import AisdpLogError
 from aisdp_log.repo.git import config_value
+from aisdp_log.signing.identity import Signer
 
 NAMESPACE = "aisdp-log"
 STATEMENT_FORMAT = "aisdp-log sign-off 1"
@@ -51,15 +52,17 @@ def statement_bytes(statement: dict) -> bytes:
     return statement_text(statement).encode("utf-8")
 
 
-def build_statement(*, period: str, name_and_role: str, signed_at: str, key: str | None,
+def build_statement(*, period: str, signer: Signer, signed_at: str, key: str | None,
                     rows: dict[str, dict], html_sha256: str, markdown_sha256: str,
-                    previous: str | None, tool_version: str, log_name: str) -> dict:
-    """The statement a sign-off signs (see the module docstring)."""
-    name, _, role = name_and_role.partition(",")
-    return {
+                    previous: str | None, tool_version: str, log_name: str,
+                    log_path: str | None = None) -> dict:
+    """The statement a sign-off signs (see the module docstring). `signer.email` is the
+    principal `verify` checks the key against; `log_path` (the log's path in its repository)
+    ties the statement's copy under `.aisdp/signoffs/` to its log."""
+    statement = {
         "format": STATEMENT_FORMAT,
         "period": period,
-        "signer": {"name": name.strip(), "role": role.strip()},
+        "signer": {"name": signer.name, "role": signer.role, "email": signer.email},
         "signed_at": signed_at,
         "key": key,
         "rows": rows,
@@ -69,6 +72,9 @@ def build_statement(*, period: str, name_and_role: str, signed_at: str, key: str
         "tool_version": tool_version,
         "log": log_name,
     }
+    if log_path is not None:
+        statement["log_path"] = log_path
+    return statement
 
 
 def parse_statement(text: str) -> tuple[dict | None, str | None]:
@@ -94,22 +100,63 @@ def normalise_armor(text: str) -> str:
 # --------------------------------------------------------------------------- ssh-keygen
 
 def ssh_keygen() -> str:
+    """The ssh-keygen git signs with: git's `gpg.ssh.program` when set (a name on PATH or a
+    path), else `ssh-keygen` on PATH. AisdpLogError (one line) where there is none."""
+    configured = config_value(None, "gpg.ssh.program", path=True, timeout=TIMEOUT)
+    if configured:
+        found = shutil.which(configured) or \
+            (configured if Path(configured).is_file() else None)
+        if found is None:
+            raise AisdpLogError(f"git config gpg.ssh.program names {configured!r}, which is "
+                                "not found: fix the setting or install OpenSSH 8.2 or later")
+        return found
     found = shutil.which("ssh-keygen")
     if found is None:
         raise AisdpLogError("ssh-keygen not found: install OpenSSH 8.2 or later "
-                            "(Debian/Ubuntu: apt-get install openssh-client)")
+                            "(Debian/Ubuntu: apt-get install openssh-client; macOS has it; "
+                            "Windows: the OpenSSH Client optional feature, or Git for "
+                            "Windows' usr\\bin)")
     return found
 
 
-def _run(args: list[str], data: bytes | None = None) -> subprocess.CompletedProcess:
+def openssh_version(keygen: str) -> str:
+    """The OpenSSH release `keygen` belongs to (`OpenSSH_9.2p1`), asked of the `ssh` beside
+    it (ssh-keygen has no version option); "an unknown version" where that cannot tell."""
+    beside = Path(keygen).with_name("ssh" + Path(keygen).suffix)
     try:
-        return subprocess.run([ssh_keygen(), *args], input=data if data is not None else b"",
+        done = subprocess.run([str(beside), "-V"], capture_output=True, timeout=TIMEOUT,
+                              stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.SubprocessError):
+        return "an unknown version"
+    match = re.search(r"OpenSSH[_A-Za-z]*_[0-9][0-9.p]*", done.stderr.decode("utf-8", "replace")
+                      + done.stdout.decode("utf-8", "replace"))
+    return match.group() if match else "an unknown version"
+
+
+def _run(args: list[str], data: bytes | None = None) -> subprocess.CompletedProcess:
+    keygen = ssh_keygen()
+    try:
+        done = subprocess.run([keygen, *args], input=data if data is not None else b"",
                               capture_output=True, timeout=TIMEOUT)
     except subprocess.TimeoutExpired as exc:
         raise AisdpLogError(f"ssh-keygen {args[0]} {args[1] if len(args) > 1 else ''} gave no "
                             f"answer in {TIMEOUT} s (a passphrase prompt?)") from exc
     except OSError as exc:
         raise AisdpLogError(f"ssh-keygen could not run: {exc.strerror or exc}") from exc
+    if args[:1] == ["-Y"] and done.returncode != 0 and _lacks_signing(done.stderr):
+        # An OpenSSH before 8.2 knows no -Y (and an early one not every -Y operation): its
+        # refusal is no verdict on a signature, so it must never become an R007.
+        raise AisdpLogError(f"{keygen} is {openssh_version(keygen)}, older than the signing "
+                            f"features aisdp-log uses (`ssh-keygen -Y {args[1]}`, OpenSSH 8.2 "
+                            "or later): install a newer OpenSSH, or point git config "
+                            "gpg.ssh.program at one")
+    return done
+
+
+def _lacks_signing(stderr: bytes) -> bool:
+    text = stderr.decode("utf-8", "replace")
+    return bool(re.search(r"(unknown|illegal|invalid) option -- '?Y'?", text)) or \
+        "Unsupported operation for -Y" in text
 
 
 def _first_line(data: bytes) -> str:
@@ -144,9 +191,10 @@ class SignatureCheck:
 
     valid: bool                 # the signature matches the statement (any key)
     fingerprint: str | None     # the key that made the signature
-    principals: list[str]       # allowed signers listing that key (empty: untrusted)
-    verified: bool              # `ssh-keygen -Y verify` accepted it for principals[0]
+    principals: list[str]       # principals the allowed signers list that key for
+    verified: bool              # `ssh-keygen -Y verify -I <principal>` accepted it
     detail: str = ""
+    principal: str | None = None  # the principal it was checked against
 
 
 def signature_key(signature: str) -> tuple[str, str] | None:
@@ -185,12 +233,33 @@ def principals_for(key_base64: str, allowed_signers: Path) -> list[str] | None:
     return sorted(found, key=lambda p: "*" in p or "?" in p)
 
 
-def check_signature(statement: bytes, signature: str, allowed_signers: Path | None
+def verify_time(signed_at: str | None) -> str | None:
+    """`signed_at` (`2026-11-26T09:00:00Z`) as ssh-keygen's `-O verify-time=` wants it
+    (`20261126090000Z`), so `valid-after`/`valid-before` are judged at signing time; None
+    where it is not that shape."""
+    match = re.fullmatch(r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)Z", signed_at or "")
+    return "".join(match.groups()) + "Z" if match else None
+
+
+def verify_args(allowed_signers: Path | str, principal: str, signature: Path | str,
+                signed_at: str | None) -> list[str]:
+    """The `ssh-keygen` arguments of the assessor's command (VERIFY.md prints the same)."""
+    args = ["-Y", "verify", "-f", str(allowed_signers), "-I", principal, "-n", NAMESPACE,
+            "-s", str(signature)]
+    when = verify_time(signed_at)
+    return args + (["-O", f"verify-time={when}"] if when else [])
+
+
+def check_signature(statement: bytes, signature: str, allowed_signers: Path | None,
+                    principal: str | None = None, signed_at: str | None = None
                     ) -> SignatureCheck:
-    """Check a signature as an assessor would: `ssh-keygen -Y verify -I <principal>` with the
-    principal the allowed signers give the signature's key. Only where that fails (or no
-    principal lists the key) does `-Y check-novalidate` tell a bad signature from a good one
-    by an unlisted key: one ssh-keygen process for a good signature, two at most."""
+    """Check a signature as an assessor would: `ssh-keygen -Y verify -I <principal>`, with
+    `principal` the e-mail the statement names (identity bound: a key the allowed signers
+    list for someone else fails), judged at `signed_at` for `valid-after`/`valid-before`.
+    Without `principal` (a 0.2 statement), the first principal the allowed signers give the
+    key is tried, which proves only that *some* allowed signer signed. Only where verify
+    fails does `-Y check-novalidate` tell a bad signature from a good one by a key not
+    listed for the principal: one ssh-keygen process for a good signature, two at most."""
     parsed = signature_key(signature)
     fingerprint = parsed[1] if parsed else None
     with tempfile.TemporaryDirectory(prefix="aisdp-log-sig-") as folder:
@@ -200,24 +269,31 @@ def check_signature(statement: bytes, signature: str, allowed_signers: Path | No
         refused = ""
         if allowed_signers is not None and parsed is not None:
             principals = principals_for(parsed[0], allowed_signers) or []
-        if principals:
-            verify = _run(["-Y", "verify", "-f", str(allowed_signers), "-I", principals[0],
-                           "-n", NAMESPACE, "-s", str(sig_path)], statement)
+        target = principal or (principals[0] if principals else None)
+        if allowed_signers is not None and target:
+            verify = _run(verify_args(allowed_signers, target, sig_path, signed_at), statement)
             if verify.returncode == 0:
                 return SignatureCheck(True, fingerprint, principals, True,
-                                      _first_line(verify.stdout))
+                                      _first_line(verify.stdout), target)
             refused = _first_line(verify.stdout + verify.stderr)
         done = _run(["-Y", "check-novalidate", "-n", NAMESPACE, "-s", str(sig_path)], statement)
         out = done.stdout.decode("utf-8", "replace") + done.stderr.decode("utf-8", "replace")
         match = FINGERPRINT.search(out)
         fingerprint = match.group() if match else fingerprint
         if done.returncode != 0:
-            return SignatureCheck(False, fingerprint, [], False, _first_line(done.stderr))
+            return SignatureCheck(False, fingerprint, [], False, _first_line(done.stderr),
+                                  target)
         if allowed_signers is None:
-            return SignatureCheck(True, fingerprint, [], False, "no allowed signers file")
-        if principals:  # listed, good signature, and still refused (expired, options)
-            return SignatureCheck(True, fingerprint, principals, False, refused)
-        return SignatureCheck(True, fingerprint, [], False, "key not in the allowed signers")
+            return SignatureCheck(True, fingerprint, [], False, "no allowed signers file",
+                                  target)
+        if principals and (principal is None or principal in principals):
+            # listed for this principal, a good signature, and still refused: its
+            # valid-after/valid-before window, or the options of its line
+            return SignatureCheck(True, fingerprint, principals, False, refused, target)
+        why = (f"the allowed signers list this key for {', '.join(principals)}, not "
+               f"{principal}" if principals and principal else
+               "key not in the allowed signers")
+        return SignatureCheck(True, fingerprint, principals, False, why, target)
 
 
 # --------------------------------------------------------------------------- git settings
@@ -243,17 +319,3 @@ def default_signing_key(repo: Path | None, scratch: Path) -> Path | None:
     if not key.is_absolute() and repo is not None:
         key = repo / key
     return key
-
-
-def allowed_signers_file(repo: Path | None) -> tuple[Path | None, str]:
-    """(the allowed signers file, where the setting came from): git's
-    `gpg.ssh.allowedSignersFile`, else `.aisdp/allowed_signers` in the repository."""
-    configured = git_config(repo, "gpg.ssh.allowedSignersFile", path=True)
-    if configured:
-        path = Path(os.path.expanduser(configured))
-        if not path.is_absolute() and repo is not None:
-            path = repo / path
-        return path, "git config gpg.ssh.allowedSignersFile"
-    if repo is not None and (repo / ALLOWED_SIGNERS_IN_REPO).is_file():
-        return repo / ALLOWED_SIGNERS_IN_REPO, str(ALLOWED_SIGNERS_IN_REPO)
-    return None, "none configured"

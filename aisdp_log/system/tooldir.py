@@ -4,14 +4,15 @@ what a killed aisdp-log process left behind, judged by the pid in the leftover's
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
 
 from aisdp_log.errors import WriteRefused
+from aisdp_log.system.platform import pid_alive
 
 TOOL_DIR = ".aisdp-log"
+__all__ = ["TOOL_DIR", "pid_alive", "remove_orphans", "tool_dir"]
 
 
 def tool_dir(folder: Path | str, *, create: bool = True) -> Path:
@@ -29,23 +30,6 @@ def tool_dir(folder: Path | str, *, create: bool = True) -> Path:
         raise WriteRefused(f"{path}: cannot make aisdp-log's folder for its lock and temp "
                            f"files ({exc.strerror or exc})") from None
     return path
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether a process with this pid runs on this host (one of another user counts)."""
-    if pid <= 0:
-        return False
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    except OSError:
-        return False
-    return True
 
 
 def remove_orphans(folder: Path | str, owner_pid: Callable[[str], int | None], *,

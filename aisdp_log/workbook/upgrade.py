@@ -1,9 +1,10 @@
 """`template --upgrade LOG`: bring a log made by an older template to the current one.
 
 What it adds, through the safe writer (every row, every cell and every column a person made
-keeps its bytes): the standard columns the log lacks (after its last column, inside its table
-when the table ends there), the template's data validation and input message on each standard
-column that has none, the conditional formats that mark empty required cells (and a selected or
+keeps its bytes): the standard columns the log lacks, in `Experiments` and in `Metrics`
+(`Tolerance`, template version 3) (after the sheet's last column, inside its table when the
+table ends there), the template's data validation and input message on each standard column
+that has none, the conditional formats that mark empty required cells (and a selected or
 rejected row without Notes), the current `Guide` sheet, and the template version property.
 Declared `params.*` / `metrics.*` columns are the team's own: none is added."""
 
@@ -83,7 +84,7 @@ def upgrade_log(path: Path | str, *, force: bool = False) -> UpgradeResult:
 
     template = Workbook(Package(build_template(), "the template"))
     template_ws = template["Experiments"]
-    template_validations = _validations_by_column(template_ws.root_for_edit())
+    template_validations = _validations_by_column(template_ws.tree())
     template_headers = [spec.normalise_header(c.header) for c in template_columns()]
     with open_workbook_for_update(path, force=force) as wb:
         ws = find_sheet(wb, spec.SHEET_EXPERIMENTS)
@@ -128,23 +129,40 @@ def upgrade_log(path: Path | str, *, force: bool = False) -> UpgradeResult:
                                          "priority": str(priority)})
             sub(rule, "formula").text = criteria
             result.marks.append(column.header)
-        metrics = find_sheet(wb, spec.SHEET_METRICS)
-        if metrics is not None:
-            source = template[spec.SHEET_METRICS].root_for_edit()
-            added = _missing_validations(
-                metrics, _validations_by_column(source),
-                [spec.normalise_header(h) for h in spec.METRICS_COLUMNS],
-                {spec.normalise_header(h): h for h in spec.METRICS_COLUMNS},
-                header_columns(metrics), max(metrics.max_row, _table_end(metrics), 11))
-            result.validations += [f"{spec.SHEET_METRICS} {header}" for header in added]
         if missing:
             ensure_sheet(wb, ws.title, [c.header for c in missing],
                          widths=[c.width for c in missing])
             result.columns = [c.header for c in missing]
+        metrics = find_sheet(wb, spec.SHEET_METRICS)
+        if metrics is not None:
+            result.columns += _upgrade_metrics(wb, metrics, template, result)
         result.guide = _replace_guide(wb, template)
         set_properties(wb.package, {TOOL_VERSION_PROPERTY: __version__,
                                     TEMPLATE_VERSION_PROPERTY: TEMPLATE_VERSION})
     return result
+
+
+def _upgrade_metrics(wb: Workbook, metrics: Sheet, template: Workbook,
+                     result: UpgradeResult) -> list[str]:
+    """Add the Metrics columns the sheet lacks (`Tolerance`, new in template version 3) after
+    its last header, inside its table when the table ends there, and the template's
+    validations on its columns; returns the added columns as `Metrics <header>`."""
+    columns = header_columns(metrics)
+    next_column = max(columns.values(), default=0) + 1
+    missing = [h for h in spec.METRICS_COLUMNS if spec.normalise_header(h) not in columns]
+    for header in missing:
+        columns[spec.normalise_header(header)] = next_column
+        next_column += 1
+    _grow_table(metrics, missing, last_column=next_column - 1 - len(missing))
+    added = _missing_validations(
+        metrics, _validations_by_column(template[spec.SHEET_METRICS].tree()),
+        [spec.normalise_header(h) for h in spec.METRICS_COLUMNS],
+        {spec.normalise_header(h): h for h in spec.METRICS_COLUMNS},
+        columns, max(metrics.max_row, _table_end(metrics), 11))
+    result.validations += [f"{spec.SHEET_METRICS} {header}" for header in added]
+    if missing:
+        ensure_sheet(wb, metrics.title, missing, widths=[11] * len(missing))
+    return [f"{spec.SHEET_METRICS} {header}" for header in missing]
 
 
 def _missing_validations(ws: Sheet, template_validations: dict[int, Any],

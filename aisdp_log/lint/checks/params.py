@@ -2,8 +2,10 @@
 
 The files are `params.yaml` at the DVC project's root and every params file a stage of
 `dvc.yaml` declares (`params: [lr, {custom.yaml: [train.n_est]}]`, relative to the stage's
-`wdir`). A cell whose name one of them holds (dotted as DVC flattens, see `aisdp_log.domain.nested`)
-is compared with it; a different value means that checking out the row's commit would train
+`wdir`), `foreach` and `matrix` stages expanded per item (`aisdp_log.repo.dvcstages`). Where
+several files hold a name (one per item of a `foreach`), the cell agrees when one of them does.
+A cell whose name one of them holds (dotted as DVC flattens, see `aisdp_log.domain.nested`) is
+compared with it; a different value means that checking out the row's commit would train
 with other parameters than the row records. Everything is read from git objects in a few
 batched rounds (object ids first, then each distinct blob once), never from the work tree.
 """
@@ -15,11 +17,12 @@ import posixpath
 from collections.abc import Iterator
 
 from aisdp_log.domain.nested import MISSING, lookup
-from aisdp_log.domain.values import as_text
+from aisdp_log.domain.values import as_text, looks_equal
 from aisdp_log.findings import Finding
 from aisdp_log.lint.artefact_records import same_param
 from aisdp_log.lint.checks.git import row_commits
 from aisdp_log.repo.dvcfiles import dvc_root
+from aisdp_log.repo.dvcstages import DEFAULT_PARAMS, declared_params_files
 from aisdp_log.repo.git import GitRepo
 from aisdp_log.repo.gitparse import repo_prefix
 from aisdp_log.workbook.log import Log
@@ -27,8 +30,6 @@ from aisdp_log.workbook.log import Log
 #: The finding codes this family may emit (see `aisdp_log.lint.registry`).
 CODES = ("D004",)
 
-#: The params file DVC reads when a stage names a param without a file.
-DEFAULT_PARAMS = "params.yaml"
 #: Params files larger than this are not params files (DVC reads them whole, too).
 MAX_PARAMS_BYTES = 4 << 20
 
@@ -67,18 +68,26 @@ def run(log: Log, ctx) -> Iterator[Finding]:
             typed = values.get(row.number, (None, None))[0]
             if typed is None:
                 continue
-            for path, document in documents:
-                held = lookup(document, name)
-                if held is MISSING:
-                    continue
-                ctx.coverage.verify(row.number, param_column)
-                if not same_param(typed, held):
-                    yield log.finding("D004", row, param_column, f"the row says {name} = "
-                                      f"{as_text(typed)}, but {path} at commit {typed_commit} "
-                                      f"holds {json.dumps(held, default=str)[:60]}: checking out "
-                                      "that commit would train with other parameters; record "
-                                      "the experiment's own commit")
-                    break
+            holders = [(path, held) for path, document in documents
+                       if (held := lookup(document, name)) is not MISSING]
+            if not holders:
+                continue
+            ctx.coverage.verify(row.number, param_column)
+            # a `foreach` / `matrix` stage declares one file per item, each holding the
+            # name: the row trained one of them, so one agreeing file is enough
+            if any(same_param(typed, held) for _, held in holders):
+                continue
+            # name the file the cell only looks equal to (a decimal comma, a percentage), if any
+            raw = row.get(param_column)
+            path, held = next((pair for pair in holders if looks_equal(raw, pair[1])),
+                              holders[0])
+            others = f" (and {len(holders) - 1} more params files)" if len(holders) > 1 else ""
+            yield log.finding("D004", row, param_column, f"the row says {name} = "
+                              f"{as_text(typed)}, but {path}{others} at commit {typed_commit} "
+                              f"holds {json.dumps(held, default=str)[:60]}: checking out "
+                              "that commit would train with other parameters; record "
+                              "the experiment's own commit"
+                              f"{looks_equal(raw, held)}")
 
 
 def params_files(repo: GitRepo, shas: list[str], default: str,
@@ -117,27 +126,9 @@ def _read(repo: GitRepo, oids: set[str]) -> dict[str, bytes | None]:
 
 
 def _declared(blob: bytes | None, base: str) -> list[str]:
-    """The params files (from the repository root) the stages of a `dvc.yaml` declare."""
-    document = _parse("dvc.yaml", blob)
-    stages = document.get("stages") if document else None
-    if not isinstance(stages, dict):
-        return []
-    paths: list[str] = []
-    for stage in stages.values():
-        if not isinstance(stage, dict):
-            continue
-        wdir = stage["wdir"] if isinstance(stage.get("wdir"), str) else "."
-        folder = posixpath.normpath(posixpath.join(base, wdir))
-        entries = stage.get("params")
-        for entry in entries if isinstance(entries, list) else ():
-            names = [DEFAULT_PARAMS] if isinstance(entry, str) else \
-                [str(key) for key in entry] if isinstance(entry, dict) else []
-            for name in names:
-                path = posixpath.normpath(posixpath.join(folder, name))
-                if not path.startswith("../") and path not in ("..", ".") \
-                        and not posixpath.isabs(path):
-                    paths.append(path)
-    return list(dict.fromkeys(paths))
+    """The params files (from the repository root) the stages of a `dvc.yaml` declare, plain,
+    `foreach` and `matrix` stages alike."""
+    return declared_params_files(_parse("dvc.yaml", blob), base)
 
 
 def _parse(path: str, blob: bytes | None) -> dict | None:

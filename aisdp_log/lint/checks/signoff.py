@@ -1,6 +1,7 @@
 """R006: a row changed after it was signed off in a review (workbook only, so it runs offline).
 With an allowed signers file configured (git's `gpg.ssh.allowedSignersFile`, or
-`.aisdp/allowed_signers` in the repository) also R007-R010, as `aisdp-log verify` reports them."""
+`.aisdp/allowed_signers` as committed in the repository) also R007-R011 and R014, as
+`aisdp-log verify` reports them."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from aisdp_log.signing.signoff import check, read_signoffs
 from aisdp_log.workbook.log import Log
 
 #: The finding codes this family may emit (see `aisdp_log.lint.registry`).
-CODES = ("R006", "R007", "R008", "R009", "R010")
+CODES = ("R006", "R007", "R008", "R009", "R010", "R011", "R014")
 
 
 def run(log: Log, ctx) -> Iterator[Finding]:
@@ -20,13 +21,19 @@ def run(log: Log, ctx) -> Iterator[Finding]:
         return
     # Only a log with sign-offs asks git for the setting, and loads the signature checks
     # (ssh-keygen, git config): most validations start no process and import neither.
-    from aisdp_log.signing.signatures import allowed_signers_file
-    from aisdp_log.signing.verify import check_signoffs
+    import tempfile
+    from pathlib import Path
+
+    from aisdp_log.signing import anchor as anchors
+    from aisdp_log.signing.logcheck import check_signoffs
 
     trusted = None
-    allowed, _ = allowed_signers_file(ctx.repo)
-    if allowed is not None and allowed.is_file():
-        checked = check_signoffs(log, records, allowed)
-        trusted = checked.trusted
-        yield from checked.findings
+    with tempfile.TemporaryDirectory(prefix="aisdp-log-anchor-") as scratch:
+        anchor = anchors.for_repository(ctx.repo, Path(scratch))
+        if anchor is not None:
+            checked = check_signoffs(log, records, anchor.path)
+            trusted = checked.trusted
+            yield from checked.findings
+            # R014 only: an uncommitted list's R012 is `verify`'s verdict on identity
+            yield from (f for f in anchors.worktree_findings(anchor) if f.code == "R014")
     yield from check(log, records, trusted)

@@ -1,0 +1,66 @@
+"""A rerun's plans and results as JSON, so they outlive the process that made them: the task
+file a Slurm job reads, the result file it writes, and a detached submission's record."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import os
+from pathlib import Path
+
+from aisdp_log.repo.dvcfiles import Out
+from aisdp_log.rerun.environment import RunEnvironment
+from aisdp_log.rerun.plan import RowPlan, RunResult
+
+#: Bumped when a record's shape changes; a record of another version is refused, not guessed.
+RECORD_VERSION = 1
+
+
+def plain(value):
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, dt.datetime):
+        return value.isoformat()
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    return value
+
+
+def plan_to_json(plan: RowPlan) -> dict:
+    return plain(plan)
+
+
+def plan_from_json(data: dict) -> RowPlan:
+    names = {f.name for f in dataclasses.fields(RowPlan)}
+    values = {k: v for k, v in data.items() if k in names}
+    values["artefact_dir"] = Path(values["artefact_dir"])
+    values["data"] = [Out(**out) for out in values.get("data", [])]
+    env = values.get("run_env")
+    if env is not None:
+        fields = {f.name for f in dataclasses.fields(RunEnvironment)}
+        values["run_env"] = RunEnvironment(**{k: v for k, v in env.items() if k in fields})
+    return RowPlan(**values)
+
+
+def result_to_json(result: RunResult) -> dict:
+    return plain(result)
+
+
+def result_from_json(data: dict) -> RunResult:
+    names = {f.name for f in dataclasses.fields(RunResult)}
+    values = {k: v for k, v in data.items() if k in names}
+    values["folder"] = Path(values["folder"])
+    values["started"] = dt.datetime.fromisoformat(values["started"])
+    return RunResult(**values)
+
+
+def write_json(path: Path, data: dict) -> None:
+    """Write atomically (a temp file renamed over), so a reader never sees half a record."""
+    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temp.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    os.replace(temp, path)
