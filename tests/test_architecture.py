@@ -196,7 +196,11 @@ IMPORT_NAMES = {"python-calamine": "python_calamine", "pyyaml": "yaml"}
 
 def test_every_declared_dependency_is_imported_by_the_package():
     import re
-    import tomllib
+
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib
 
     pyproject = tomllib.loads((PACKAGE.parent / "pyproject.toml").read_text("utf-8"))
     declared = [re.split(r"[<>=!~; \[]", d, maxsplit=1)[0].lower()

@@ -406,7 +406,7 @@ def test_empty_log_first_row_gets_the_given_number_formats(tmp_path):
     assert ws["B2"].number_format == "yyyy-mm-dd" and ws["B2"].is_date
 
 
-# --------------------------------------------------------------------------- what the writer refuses
+# ----------------------------------------------------------------- what the writer refuses
 
 def _strict(path: Path) -> Path:
     """`path` rewritten as Strict Open XML (the purl.oclc.org namespaces)."""
@@ -462,7 +462,7 @@ def test_a_workbook_beyond_the_writer_is_refused_in_one_line_untouched(tmp_path,
     assert path.read_bytes() == before
 
 
-# --------------------------------------------------------------------------- reading as others wrote it
+# ----------------------------------------------------------------- reading as others wrote it
 
 def _rewrite_sheet(path: Path, change) -> None:
     with zipfile.ZipFile(path) as archive:

@@ -287,7 +287,8 @@ def snapshot(path: Path) -> dict:
         found["sheets"][ws.title] = {
             "cells": cells,
             "comments": {c.coordinate: (c.comment.author, c.comment.text)
-                         for row in ws.iter_rows() for c in row if c.comment}, "merged": {str(r) for r in ws.merged_cells.ranges},
+                         for row in ws.iter_rows() for c in row if c.comment},
+            "merged": {str(r) for r in ws.merged_cells.ranges},
             "validations": [(v.type, v.formula1, str(v.sqref))
                             for v in ws.data_validations.dataValidation],
             "formats": [(str(r.sqref), tuple(rule.formula or ()))
