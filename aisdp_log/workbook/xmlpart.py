@@ -86,9 +86,6 @@ class XmlPart:
     prolog: bytes
     dirty: bool = False
 
-    def bytes(self) -> bytes:
-        return serialise(self.root, self.prolog)
-
 
 def sub(parent, name: str, attrs: dict[str, str] | None = None, *, ns: str | None = None,
         index: int | None = None):
