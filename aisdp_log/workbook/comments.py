@@ -11,7 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from aisdp_log.errors import WorkbookError
 from aisdp_log.workbook.package import Relationship
+from aisdp_log.workbook.xlsx_package import Package
 from aisdp_log.workbook.xlsx_sheet import Sheet
 from aisdp_log.workbook.xmlpart import (
     NS_REL,
@@ -137,7 +139,8 @@ class SheetNotes:
             comment_list = sub(root, "commentList", index=root.index(authors) + 1)
         vml = self.package.xml(vml_rel.target)
         ids = [s.get("id", "").partition("_x0000_s")[2] for s in vml.iter(qn("shape", NS_V))]
-        shape_id = max([int(i) for i in ids if i.isdigit()], default=_block(vml) * 1024)
+        shape_id = max([int(i) for i in ids if i.isdigit()],
+                       default=_block(self.package, vml_rel.target) * 1024)
         if not any(s.get("id") == "_x0000_t202" for s in vml.iter(qn("shapetype", NS_V))):
             graft(vml, parse_xml(_NOTE_SHAPETYPE, "a note shape type"))
         for ref, body in wanted.items():
@@ -172,7 +175,7 @@ class SheetNotes:
             self.comments_rel = Relationship(rel_id, REL_COMMENTS, name)
         if self.vml_rel is None:
             name = package.new_name("xl/drawings/vmlDrawing{}.vml")
-            blocks = [_block(package.xml(other)) for other in package.names()
+            blocks = [_block(package, other) for other in package.names()
                       if other.lower().endswith(".vml")]
             package.write(name, NEW_VML.replace(b"{idmap}",
                                                 str(max(blocks, default=0) + 1).encode()))
@@ -209,9 +212,13 @@ class SheetNotes:
             self.vml_rel = None
 
 
-def _block(vml) -> int:
-    """The VML drawing's shape id block (`<o:idmap data=...>`, 1 where it has none)."""
-    idmap = next(vml.iter(qn("idmap", NS_O)), None)
+def _block(package: Package, part: str) -> int:
+    """A VML drawing's shape id block (`<o:idmap data=...>`; 1 where it has none, and a
+    drawing of another sheet that is no XML, as old Excel wrote some, counts as block 1)."""
+    try:
+        idmap = next(package.xml(part).iter(qn("idmap", NS_O)), None)
+    except WorkbookError:
+        return 1
     first = (idmap.get("data", "1") if idmap is not None else "1").split(",")[0]
     return int(first) if first.isdigit() else 1
 

@@ -25,11 +25,9 @@ class RawRow:
 @dataclass
 class Cut:
     """The sheet's bytes cut at `<sheetData>`'s content: `data[:start]` ends with its start
-    tag (`self_closing`: it was `<sheetData/>`), `data[end:]` starts with its end tag."""
+    tag, `data[end:]` starts with its end tag."""
     start: int
     end: int
-    qname: bytes
-    self_closing: bool
     rows: list[RawRow]
 
 
@@ -100,7 +98,7 @@ def cut_rows(data: bytes) -> Cut | None:
         return None
     tag_start, position, qname = found
     if data[position - 2:position] == b"/>":
-        return Cut(position, position, qname, True, [])
+        return None  # <sheetData/>: nothing to cut, the sheet is small
     # Rows must end before the first comment, CDATA section or PI after <sheetData>.
     limit = min(_first_markup(data, position, b"!"), _first_markup(data, position, b"?"))
     rows: list[RawRow] = []
@@ -112,7 +110,7 @@ def cut_rows(data: bytes) -> Cut | None:
             return None  # text or markup between rows
         if data.startswith(closing, start):
             after = data[start + len(closing):start + len(closing) + 1]
-            return Cut(found[1], start, qname, False, rows) if after in (b">", b" ", b"\t",
+            return Cut(found[1], start, rows) if after in (b">", b" ", b"\t",
                                                                          b"\r", b"\n") else None
         if data[start + 1:start + 2] == b"/":
             return None  # a stray end tag

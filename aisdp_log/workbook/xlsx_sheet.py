@@ -135,13 +135,8 @@ class Sheet:
         cut = cut_rows(data)
         rows: list[_Row] = []
         if cut is not None:
-            if cut.self_closing:
-                skeleton = data[:cut.start - 2] + b">" + mark + b"</" + cut.qname + b">" + \
-                    data[cut.end:]
-            else:
-                skeleton = data[:cut.start] + mark + data[cut.end:]
             try:
-                self.root = parse_xml(skeleton, where)
+                self.root = parse_xml(data[:cut.start] + mark + data[cut.end:], where)
             except WorkbookError:  # the cut was fooled (a look-alike in a comment): the
                 cut = None  # whole sheet is parsed below, and says what is wrong with it
         if cut is not None:
