@@ -335,10 +335,14 @@ def test_a_log_folder_the_nodes_cannot_see_is_refused_in_one_line(copy, tmp_path
     assert "tmpfs" in line and "file system the nodes share" in line
 
 
-def test_detach_needs_slurm_and_collect_takes_no_rows(copy):  # noqa: F811
+def test_detach_needs_slurm_and_a_dry_run_names_the_sbatch_options(copy):  # noqa: F811
     root, log = copy()
     write_config(root)
     result = run_cli("rerun", str(log), "--id", "EXP-001", "--detach", cwd=root)
     assert result.returncode == 2 and "--executor slurm" in result.stderr
-    result = run_cli("rerun", str(log), "--collect", "--id", "EXP-001", cwd=root)
-    assert result.returncode == 2 and "--collect" in result.stderr
+    use_slurm(root, 'mem = "2G"\nsbatch_args = ["--qos=normal"]\n')
+    result = run_cli("rerun", str(log), "--id", "EXP-001", "--dry-run", "--detach", cwd=root)
+    assert result.returncode == 0, result.stderr
+    assert "executor slurm: each run one job, sbatch --partition=debug --mem=2G " \
+        "--cpus-per-task=1 --qos=normal" in result.stdout
+    assert pending_jobs(log) == []
