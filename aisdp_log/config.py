@@ -65,6 +65,10 @@ class RerunConfig:
     executor: str = "local"
     gpus: int = 0                        # devices per run (0: runs see the parent's devices)
     slurm: SlurmConfig = field(default_factory=SlurmConfig)
+    #: `--env image`: "docker" or "podman" (None: whichever answers, docker first)
+    engine: str | None = None
+    #: `--env image`: the container's `--network` ("none": no network)
+    network: str = "none"
 
 
 @dataclass(frozen=True)
@@ -215,9 +219,16 @@ def _parse_metrics(table: object) -> tuple[MetricSpec, ...]:
                                       or not isinstance(threshold, (int, float))
                                       or not math.isfinite(threshold)):
             raise ConfigError(f"metrics.{name}: threshold must be a finite number")
+        tolerance = entry.get("tolerance")
+        if tolerance is not None and (isinstance(tolerance, bool)
+                                      or not isinstance(tolerance, (int, float))
+                                      or not math.isfinite(tolerance) or tolerance < 0):
+            raise ConfigError(f"metrics.{name}: tolerance must be a finite number of 0 or more "
+                              "(how far a recorded value may lie from the reruns' mean)")
         description = entry.get("description", "")
         specs.append(MetricSpec(name, goal, None if threshold is None else float(threshold),
-                                str(description)))
+                                str(description),
+                                None if tolerance is None else float(tolerance)))
     return tuple(specs)
 
 
@@ -248,9 +259,16 @@ def _parse_rerun(table: object) -> RerunConfig:
     gpus = table.get("gpus", 0)
     if isinstance(gpus, bool) or not isinstance(gpus, int) or not 0 <= gpus <= 64:
         raise ConfigError("rerun.gpus must be a whole number of devices per run, 0 to 64")
+    engine = table.get("engine")
+    if engine is not None and engine not in ("docker", "podman"):
+        raise ConfigError('rerun.engine must be "docker" or "podman"')
+    network = table.get("network", "none")
+    if not isinstance(network, str) or not re.fullmatch(r"[A-Za-z0-9][\w.:-]*", network):
+        raise ConfigError('rerun.network must be a container network name such as "none" '
+                          '(the default) or "bridge"')
     return RerunConfig(tuple(command), runs, float(confidence),
                        None if timeout is None else float(timeout), executor, gpus,
-                       _parse_slurm(table.get("slurm", {})))
+                       _parse_slurm(table.get("slurm", {})), engine=engine, network=network)
 
 
 def _parse_slurm(table: object) -> SlurmConfig:

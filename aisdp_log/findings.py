@@ -58,6 +58,10 @@ _CATALOGUE = [
     Code("S012", W, "the log was made by an older template than this aisdp-log writes",
          "A1 of Experiments", "Run `aisdp-log template --upgrade LOG`: it adds the new columns, "
          "validations, marks and Guide, keeping every row and column."),
+    Code("S013", E, "a malformed container image entry in the Environment (`image:` with no "
+         "reference, a bad name or tag, a digest that is not `sha256:<64 hex>`)",
+         "environment cell", "Write `image: NAME@sha256:<64 hex>`, the digest the engine "
+         "reports (`docker image inspect` or `podman image inspect --format '{{.Digest}}'`)."),
     # Git
     Code("G001", E, "code commit not in the repository", "commit cell",
          "Push or fetch the commit, or correct the SHA."),
@@ -77,7 +81,14 @@ _CATALOGUE = [
     Code("G007", W, "a `sha256:` in the Environment that no lock file is tied to, so nothing "
          "checks it", "environment cell",
          "Write `<path> sha256:<hex>` (also read: `path: sha256:`, `path=sha256:`, "
-         "`sha256:<hex> path`)."),
+         "`sha256:<hex> path`); a container image as `image: NAME@sha256:<hex>`."),
+    Code("G008", W, "the Environment names a container image by tag without a digest: a tag "
+         "moves, so nothing pins the image the run used", "environment cell",
+         "Write `image: NAME@sha256:<64 hex>` with the digest of the image the run used "
+         "(`rerun --env image` runs only a pinned image)."),
+    Code("G009", W, "with --remote: the container image is neither in the local engine's "
+         "store nor pullable, or no engine (docker, podman) was there to ask", "environment cell",
+         "Push the image to a registry the team can reach, or validate where an engine runs."),
     # DVC
     Code("D001", E, "data version resolves to no DVC-tracked data", "data version cell",
          "Use the md5 from the .dvc file (8+ hex characters) or a git tag/commit that pins it."),

@@ -54,3 +54,79 @@ def test_an_exception_leaves_the_original_and_no_temp_file(tmp_path: Path):
             raise RuntimeError("refused")
     assert target.read_bytes() == b"original"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["log.xlsx"]
+
+
+# --------------------------------------------------------------------------- held by a program
+
+def refusing_replace(monkeypatch, failures: int | None, winerror: int = 32) -> list[int]:
+    """os.replace as Windows answers while another program holds the target (a sharing
+    violation) for the first `failures` calls (None: always); returns the call count."""
+    import aisdp_log.system.atomic as atomic
+
+    real = os.replace
+    calls = [0]
+
+    def replace(source, target):
+        calls[0] += 1
+        if failures is None or calls[0] <= failures:
+            error = PermissionError(13, "The process cannot access the file because it is "
+                                        "being used by another process")
+            error.winerror = winerror  # what Windows sets; POSIX never raises this
+            raise error
+        return real(source, target)
+
+    monkeypatch.setattr(atomic.os, "replace", replace)
+    monkeypatch.setattr(atomic, "REPLACE_RETRY_S", 0.3)
+    return calls
+
+
+def test_a_replace_refused_while_another_program_holds_the_file_is_retried(tmp_path,
+                                                                          monkeypatch):
+    target = tmp_path / "log.xlsx"
+    target.write_bytes(b"old")
+    calls = refusing_replace(monkeypatch, failures=2)
+    write_bytes(target, b"new")
+    assert calls[0] == 3 and target.read_bytes() == b"new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["log.xlsx"]
+
+
+@pytest.mark.parametrize("owner, cause", [("~$log.xlsx", "open in Excel"),
+                                          (".~lock.log.xlsx#", "open in LibreOffice"),
+                                          (None, "a sync client (OneDrive, Dropbox")])
+def test_a_file_held_past_the_retries_is_one_line_naming_the_holder(tmp_path, monkeypatch,
+                                                                    owner, cause):
+    from aisdp_log.errors import WriteFailed
+
+    target = tmp_path / "log.xlsx"
+    target.write_bytes(b"old")
+    if owner:
+        (tmp_path / owner).write_bytes(b"\x04ana ")
+    refusing_replace(monkeypatch, failures=None)
+    with pytest.raises(WriteFailed) as refused:
+        write_bytes(target, b"new")
+    message = str(refused.value)
+    assert len(message.splitlines()) == 1 and message.startswith(f"{target}: not written")
+    assert cause in message and "the file is as it was" in message
+    assert target.read_bytes() == b"old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["log.xlsx", *([owner] if owner
+                                                                               else [])])
+
+
+def test_a_permission_refusal_on_posix_is_not_retried(tmp_path, monkeypatch):
+    import aisdp_log.system.atomic as atomic
+    from aisdp_log.errors import WriteFailed
+
+    if os.name == "nt":
+        pytest.skip("on Windows an access-denied replace is what a holding program causes")
+    target = tmp_path / "log.xlsx"
+    target.write_bytes(b"old")
+    calls = [0]
+
+    def replace(source, target):
+        calls[0] += 1
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(atomic.os, "replace", replace)
+    with pytest.raises(WriteFailed, match="Permission denied"):
+        write_bytes(target, b"new")
+    assert calls[0] == 1

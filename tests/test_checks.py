@@ -98,9 +98,10 @@ def test_every_catalogue_code_is_declared_by_exactly_one_emitter():
 
 def test_the_families_run_in_their_order_and_offline_skips_the_repository_ones():
     assert [f.name for f in registry.families(offline=False)] == [
-        "schema", "git", "dvc", "params", "artefacts", "review", "signoff", "template"]
+        "schema", "images", "git", "dvc", "params", "artefacts", "review", "signoff",
+        "template"]
     assert [f.name for f in registry.families(offline=True)] == [
-        "schema", "review", "signoff", "template"]
+        "schema", "images", "review", "signoff", "template"]
     assert set(runner.BACKGROUND_FAMILIES) <= set(registry.ONLINE_FAMILIES)
 
 

@@ -221,6 +221,26 @@ def test_a_hard_linked_log_is_refused_and_force_writes_a_new_file(project, tmp_p
     assert log.stat().st_nlink == 1
 
 
+@pytest.mark.skipif(os.name == "nt", reason="Windows' Excel locks the file: a forced write is "
+                    "refused by the replace instead (test_atomic.py)")
+def test_force_over_a_workbook_open_in_excel_says_its_next_save_overwrites(project):
+    log = project / "log.xlsx"
+    owner = project / "~$log.xlsx"
+    name = "Ana Ruiz"
+    owner.write_bytes(bytes([len(name)]) + name.encode("cp1252").ljust(54, b" ")
+                      + name.encode("utf-16-le"))
+    line = one_line_error(cli("add", str(log), "EXP-002"))
+    assert "open in Excel by Ana Ruiz" in line
+
+    forced = cli("add", str(log), "EXP-002", "--force")
+
+    assert forced.returncode == 0, forced.stderr
+    [warning] = [line for line in forced.stderr.splitlines() if "next save" in line]
+    assert "open in Excel (by Ana Ruiz)" in warning
+    assert "its next save will overwrite what aisdp-log writes now" in warning
+    assert ids(log) == ["EXP-001", "EXP-002"]
+
+
 def test_template_force_honours_the_libreoffice_lock_and_keeps_a_symlink(tmp_path):
     real = tmp_path / "real.xlsx"
     link = tmp_path / "log.xlsx"

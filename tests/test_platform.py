@@ -190,3 +190,17 @@ def test_on_linux_the_flags_are_proc_cpuinfos():
                  if line.split(":")[0].strip() in ("flags", "Features")), None)
     _, flags = seam.cpu_info()
     assert flags == (set(line.split(":", 1)[1].split()) if line else None)
+
+
+def test_every_posix_only_entry_names_a_test_that_exists():
+    # the table conftest skips on Windows must not rot as tests are renamed
+    import ast
+
+    from conftest import POSIX_ONLY
+
+    tests = Path(__file__).resolve().parent
+    names = {f"{path.name}::{node.name}" for path in tests.glob("test_*.py")
+             for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+             if isinstance(node, ast.FunctionDef) and node.name.startswith("test_")}
+    stale = [prefix for prefix in POSIX_ONLY if not any(n.startswith(prefix) for n in names)]
+    assert not stale

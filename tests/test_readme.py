@@ -28,3 +28,13 @@ def test_ci_runs_the_readme_test_command():
     test_command = blocks[1].strip()
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
     assert test_command in ci
+
+
+def test_the_windows_and_macos_workflow_runs_the_readme_test_command():
+    posix = re.findall(r"```bash\n(.*?)\n```", README, re.S)[1].strip()
+    powershell = re.findall(r"```powershell\n(.*?)\n```", README, re.S)
+    assert len(powershell) >= 2, "the README must give its two commands for PowerShell too"
+    workflow = (ROOT / ".github" / "workflows" / "windows-macos.yml").read_text(encoding="utf-8")
+    assert f"run: {posix}\n" in workflow
+    assert f"run: {powershell[1].strip()}\n" in workflow
+    assert "windows-latest" in workflow and "macos-latest" in workflow

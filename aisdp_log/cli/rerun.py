@@ -26,10 +26,13 @@ import click
               "says the workbook is open (a stale lock).")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
               help="aisdp.toml to use (default: the one at the repository root).")
-@click.option("--env", "env_mode", type=click.Choice(["current", "lock"]), default="current",
-              show_default=True, help="current: the command's interpreter as found on PATH, "
-              "checked first for the packages the row records; lock: an environment built "
-              "with uv from the row's lock file at its commit (cached, reused).")
+@click.option("--env", "env_mode", type=click.Choice(["current", "lock", "image"]),
+              default="current", show_default=True, help="current: the command's interpreter "
+              "as found on PATH, checked first for the packages the row records; lock: an "
+              "environment built with uv from the row's lock file at its commit (cached, "
+              "reused); image: inside the container image the row's Environment names "
+              "(`image: NAME@sha256:<hex>`), with Docker or Podman ([rerun] engine), no "
+              "network, as the calling user.")
 @click.option("--executor", type=click.Choice(["local", "slurm"]),
               help="Where runs execute: local (this machine, --jobs at a time) or slurm (one "
               "Slurm job per run, options from [rerun.slurm]). Default: [rerun] executor, "

@@ -23,7 +23,9 @@ from aisdp_log.errors import AisdpLogError
 @click.option("--offline", is_flag=True, help="Check the workbook alone: no git, DVC or "
               "artefact checks.")
 @click.option("--remote", is_flag=True, help="Also ask the default DVC remote for data "
-              "missing from the local cache (imports DVC; slower).")
+              "missing from the local cache (imports DVC; slower), and the container engine "
+              "(docker or podman) whether each image an Environment cell names is local or "
+              "pullable (G009).")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
               help="aisdp.toml to use (default: the one at the repository root).")
 @click.option("--annotate", is_flag=True, help="Also write the findings into LOG: a note on "

@@ -1,5 +1,6 @@
 """Lock files an `Environment` cell names with their sha256, in any common spelling: what the
-git checks (G005, G007), the coverage count, the review and the bundle read from the cell."""
+git checks (G005, G007), the coverage count, the review and the bundle read from the cell.
+Image entries (`image: NAME@sha256:<hex>`) are not lock files: `domain/images.py` reads them."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import functools
 import hashlib
 import posixpath
 import re
+
+from aisdp_log.domain.images import without_images
 
 #: An Environment cell's words: split at spaces, `;` and `,` (a lock entry never holds them).
 WORD = re.compile(r"[^\s;,]+")
@@ -36,8 +39,9 @@ def read_lock_entries(environment: str) -> tuple[list[tuple[str, str]], list[str
 @functools.lru_cache(maxsize=4096)
 def _parse(environment: str) -> tuple[tuple[tuple[str, str], ...], tuple[str, ...]]:
     # A validation asks up to three times per row (G005, G007, the coverage count), and the
-    # rows of a log mostly share one cell text: each text is parsed once.
-    words = WORD.findall(environment)
+    # rows of a log mostly share one cell text: each text is parsed once. An image entry's
+    # digest (`image: NAME@sha256:...`) is no lock file's hash: domain/images.py reads it.
+    words = WORD.findall(without_images(environment))
     marks = [SHA256_MARK.search(word) for word in words]
     used: set[int] = set()
     entries: list[tuple[str, str]] = []

@@ -60,6 +60,7 @@ class Family:
 _CHECKS = "aisdp_log.lint.checks."
 FAMILIES = (
     Family("schema", _CHECKS + "schema"),
+    Family("images", _CHECKS + "images"),
     Family("git", _CHECKS + "git", online=True),
     Family("dvc", _CHECKS + "dvc", online=True),
     Family("params", _CHECKS + "params", online=True),

@@ -78,13 +78,18 @@ def run_date(started: object) -> dt.date | None:
 
 
 def environment_summary(environment: object) -> str | None:
-    """run.json's `environment.summary`, else one built from what the record holds."""
+    """run.json's `environment.summary`, else one built from what the record holds. The
+    container image the run recorded (`environment.image`) is always named, first: a summary
+    written by hand or by an older aisdp-log may lack it."""
     if isinstance(environment, str):
         return environment.strip() or None
     if not isinstance(environment, dict):
         return None
     summary = environment.get("summary")
     if isinstance(summary, str) and summary.strip():
+        image = environment.get("image")
+        if isinstance(image, str) and image.strip() and image.strip() not in summary:
+            return f"image: {image.strip()}; {summary.strip()}"
         return summary.strip()
 
     try:

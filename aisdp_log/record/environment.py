@@ -20,6 +20,8 @@ The dictionary (every key always present; a value is None where it does not appl
     numpy      version or None
     env_vars   {name: value or None} for DETERMINISM_VARS
     lock_file  {path (relative to the repo, with /), sha256} or None
+    image      the container image the run says it ran in (`AISDP_IMAGE`, set by whoever
+               starts the container: `NAME@sha256:<hex>`), or None
     summary    the `Environment` cell text (see `summarise`)
 """
 
@@ -45,6 +47,8 @@ RESULT_VARS = ("MKL_CBWR", "MKL_ENABLE_INSTRUCTIONS", "ATEN_CPU_CAPABILITY")
 #: one the summary names (G005 checks it against the row's commit).
 LOCK_FILES = ("uv.lock", "poetry.lock", "pdm.lock", "Pipfile.lock", "conda-lock.yml",
               "requirements.lock", "requirements.txt")
+#: Set by whoever starts a training container: the image it runs, `NAME@sha256:<64 hex>`.
+IMAGE_VAR = "AISDP_IMAGE"
 #: Instruction-set flags that select different numeric kernels (x86 and Arm spellings).
 ISA_FLAGS = frozenset({
     "sse4_1", "sse4_2", "fma", "f16c", "avx", "avx2", "avx_vnni", "avx512f", "avx512dq",
@@ -71,9 +75,19 @@ def capture_environment(repo: Path | str | None = None) -> dict:
         "numpy": _numpy_version(),
         "env_vars": {name: os.environ.get(name) for name in DETERMINISM_VARS},
         "lock_file": find_lock_file(Path(repo)) if repo is not None else None,
+        "image": recorded_image(),
     }
     env["summary"] = summarise(env)
     return env
+
+
+def recorded_image() -> str | None:
+    """The image `AISDP_IMAGE` names, as given (`image:` before it dropped); validation
+    reports one without a digest (G008) or malformed (S013)."""
+    value = os.environ.get(IMAGE_VAR, "").strip()
+    if value.lower().startswith("image:"):
+        value = value[len("image:"):].strip()
+    return value or None
 
 
 def find_lock_file(repo: Path) -> dict | None:
@@ -86,9 +100,13 @@ def find_lock_file(repo: Path) -> dict | None:
 
 
 def summarise(env: dict) -> str:
-    """The `Environment` cell: `<lock path> sha256:<hex>` first when there is a lock file (the
-    form G005 parses), then `python X; torch Y; cpu <isa>` and any result-changing variable."""
+    """The `Environment` cell: `image: NAME@sha256:<hex>` first when the run says it ran in a
+    container, `<lock path> sha256:<hex>` when there is a lock file (the form G005 parses),
+    then `python X; torch Y; cpu <isa>` and any result-changing variable."""
     parts = []
+    image = env.get("image")
+    if isinstance(image, str) and image:
+        parts.append(f"image: {image}")
     lock = env.get("lock_file")
     if lock and lock.get("path") and lock.get("sha256"):
         parts.append(f"{lock['path']} sha256:{lock['sha256']}")
@@ -132,6 +150,7 @@ def diff_environments(recorded: dict, current: dict) -> list[str]:
         if old != new:
             lines.append(f"{label}{sep}{show(old)} → {show(new)}")
 
+    compare("container image:", "image")
     compare("CPU instruction set:", "cpu", "isa")
     compare("torch CPU capability:", "torch", "cpu_capability")
     for name in RESULT_VARS:

@@ -15,6 +15,7 @@ from aisdp_log.repo.dvcfiles import (
     stage_wdirs,
 )
 from aisdp_log.repo.git import run_git
+from aisdp_log.repo.gitparse import read_head
 
 
 def _git(repo: Path, *args: str) -> str | None:
@@ -25,11 +26,21 @@ def _git(repo: Path, *args: str) -> str | None:
     return result.stdout if result.returncode == 0 else None
 
 
+def _has_git(repo: Path) -> bool:
+    try:
+        run_git(("--version",), repo, text=True)
+    except (OSError, AisdpLogError):
+        return False
+    return True
+
+
 def git_state(repo: Path, *ignored: Path) -> tuple[str | None, bool | None]:
-    """Full SHA of HEAD and whether tracked files have changes outside `ignored` folders."""
+    """Full SHA of HEAD and whether tracked files have changes outside `ignored` folders.
+    Where no git program runs (a training container with the repository mounted), HEAD is
+    read from the repository's files and whether it had changes is unknown (None)."""
     head = _git(repo, "rev-parse", "--verify", "HEAD")
     if head is None:
-        return None, None
+        return (read_head(repo), None) if not _has_git(repo) else (None, None)
     excludes = []
     for folder in ignored:
         try:

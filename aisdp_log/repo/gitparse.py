@@ -59,6 +59,40 @@ def find_work_tree(start: Path) -> tuple[Path, Path, bool] | None:
     return None
 
 
+def read_head(start: Path) -> str | None:
+    """The full SHA HEAD points to, read from the files of the repository at or above `start`
+    (HEAD, the loose ref, `packed-refs`), for where no git program runs (a training container
+    with the repository mounted); None when it cannot be read that way."""
+    found = find_work_tree(start)
+    if found is None:
+        return None
+    _, git_dir, _ = found
+    common = git_dir
+    try:
+        if (git_dir / "commondir").is_file():
+            common = (git_dir / (git_dir / "commondir").read_text("utf-8").strip()).resolve()
+        head = (git_dir / "HEAD").read_text("utf-8").strip()
+        if not head.startswith("ref:"):
+            return head.lower() if re.fullmatch(r"[0-9a-fA-F]{40}|[0-9a-fA-F]{64}", head) \
+                else None
+        ref = head[len("ref:"):].strip()
+        for folder in (git_dir, common):
+            loose = folder / ref
+            if loose.is_file():
+                sha = loose.read_text("utf-8").strip()
+                return sha.lower() if re.fullmatch(r"[0-9a-fA-F]{40}|[0-9a-fA-F]{64}", sha) \
+                    else None
+        packed = common / "packed-refs"
+        if packed.is_file():
+            for line in packed.read_text("utf-8").splitlines():
+                sha, _, name = line.partition(" ")
+                if name.strip() == ref and re.fullmatch(r"[0-9a-fA-F]{40}|[0-9a-fA-F]{64}", sha):
+                    return sha.lower()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return None
+
+
 def parse_batch(stream, names: list[str], contents: bool):
     """Yield (status, oid, body) for each name from `cat-file --batch[-check]` output."""
     for _ in names:

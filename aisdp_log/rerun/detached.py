@@ -16,7 +16,7 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from aisdp_log.domain.metrics import declared_metrics
+from aisdp_log.domain.metrics import declared_metrics, unusable_declarations
 from aisdp_log.errors import AisdpLogError
 from aisdp_log.repo.roots import config_for, resolve_repo
 from aisdp_log.repo.worktree import release_job_worktrees
@@ -172,6 +172,10 @@ def collect(log_path: Path | str, *, repo=None, force: bool = False, config=None
             return listing
         log = load_log(log_path, config)
         try:
+            unusable = unusable_declarations(log)
+            if unusable:  # as `rerun` refuses it: the submissions stay to collect once fixed
+                raise AisdpLogError(f"{log_path}: {unusable[0]}: fix it (validate reports "
+                                    "S003 there) before reruns are judged against it")
             declared = declared_metrics(log)
         finally:
             log.workbook.close()

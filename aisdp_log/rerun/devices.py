@@ -35,7 +35,8 @@ def visible_devices(env: Mapping[str, str] | None = None) -> list[str]:
     if smi is None:
         return []
     try:
-        listed = subprocess.run([smi, "-L"], capture_output=True, text=True, timeout=30)
+        listed = subprocess.run([smi, "-L"], capture_output=True, encoding="utf-8",
+                                errors="replace", timeout=30)
     except (OSError, subprocess.SubprocessError):
         return []
     lines = [line for line in listed.stdout.splitlines() if line.startswith("GPU ")]

@@ -3,7 +3,8 @@
 
 `--env current` runs the command as configured, after the pre-flight of its interpreter
 (`preflight.py`); `--env lock` runs it in the environment built from the row's lock file
-(`lockenv.py`), pre-flighted the same way. The stderr tail of a failed run is `tail.py`.
+(`lockenv.py`), pre-flighted the same way; `--env image` runs it inside the container image
+the row recorded (`container.py`). The stderr tail of a failed run is `tail.py`.
 """
 
 from __future__ import annotations
@@ -16,6 +17,17 @@ from pathlib import Path
 
 from aisdp_log.errors import AisdpLogError
 from aisdp_log.record.environment import summarise
+from aisdp_log.rerun.container import (
+    ContainerSpec,
+    engine_for,
+    ensure_image,
+    image_entry,
+    missing_packages,
+    needs_tool,
+    probe_image,
+    same_path_mounts,
+    tool_package,
+)
 from aisdp_log.rerun.lockenv import (
     ensure_environment,
     env_folder,
@@ -29,8 +41,9 @@ from aisdp_log.rerun.preflight import (
     recorded_environment,
     resolve_first_word,
 )
+from aisdp_log.system.containers import Engine, image_local
 
-ENV_MODES = ("current", "lock")
+ENV_MODES = ("current", "lock", "image")
 
 
 @dataclass
@@ -42,6 +55,8 @@ class RunEnvironment:
     label: str
     #: variables to set; None removes one (a locked environment drops PYTHONPATH)
     variables: dict[str, str | None] = field(default_factory=dict)
+    #: `--env image`: the command runs inside this container (see container.py)
+    container: ContainerSpec | None = None
 
     def describe(self, captured: dict | None) -> str:
         """The `Reruns` row's `Environment`: the label, then what the run itself recorded
@@ -51,8 +66,8 @@ class RunEnvironment:
         if not isinstance(captured, dict):
             return self.label
         try:
-            if self.label.startswith("lock:"):
-                extra = summarise(dict(captured, lock_file=None))
+            if self.label.startswith(("lock:", "image:")):
+                extra = summarise(dict(captured, lock_file=None, image=None))
             else:
                 isa = (captured.get("cpu") or {}).get("isa")
                 extra = f"cpu {isa}" if isa else ""
@@ -76,20 +91,26 @@ class Preparation:
 
     by_experiment: dict[str, RunEnvironment] = field(default_factory=dict)
     lines: list[str] = field(default_factory=list)
+    #: `--env image`: the engine the runs use (its leftovers are swept before they start)
+    engine: Engine | None = None
 
 
 # --------------------------------------------------------------------------- preparing a rerun
 
 def prepare(outcomes: list, command: tuple[str, ...] | list[str], env_mode: str,
             repo_root: Path, dry_run: bool = False,
-            progress=None) -> Preparation:
-    """Pre-flight every planned row (and, for `lock`, build or reuse its environment) before
-    anything runs; raises AisdpLogError (exit 2) for a row that cannot run as asked."""
+            progress=None, settings=None) -> Preparation:
+    """Pre-flight every planned row (for `lock`, build or reuse its environment; for `image`,
+    find the engine and the image) before anything runs; raises AisdpLogError (exit 2) for a
+    row that cannot run as asked. `settings` is the config's `[rerun]` (engine, gpus,
+    network)."""
     if env_mode not in ENV_MODES:
         raise AisdpLogError(f"--env must be one of {', '.join(ENV_MODES)}, not {env_mode!r}")
     result = Preparation()
     env = dict(os.environ)
     command = list(command)
+    if env_mode == "image":
+        return _prepare_images(outcomes, command, repo_root, dry_run, progress, settings)
     for outcome in outcomes:
         plan = outcome.plan
         if plan is None:
@@ -128,6 +149,55 @@ def prepare(outcomes: list, command: tuple[str, ...] | list[str], env_mode: str,
                             f"environment of {lock_path} sha256:{lock_hex[:12]} in {venv}")
         result.lines += lines
         result.by_experiment[plan.experiment_id] = run_env
+    return result
+
+
+def _prepare_images(outcomes: list, command: list[str], repo_root: Path, dry_run: bool,
+                    progress, settings) -> Preparation:
+    """`--env image`: every row's image entry first (no process yet), then the engine, then
+    each distinct image (pulled when absent) and one probe of its interpreter."""
+    result = Preparation()
+    planned = [outcome.plan for outcome in outcomes if outcome.plan is not None]
+    entries = {plan.experiment_id: image_entry(plan.experiment_id, plan.environment_cell)
+               for plan in planned}
+    if not planned:
+        return result
+    engine = result.engine = engine_for(getattr(settings, "engine", None))
+    network = getattr(settings, "network", "none")
+    gpus = getattr(settings, "gpus", 0)
+    mounts = same_path_mounts(repo_root)
+    probed: dict[str, dict | None] = {}
+    for plan in planned:
+        image = entries[plan.experiment_id].pinned
+        label = f"image: {image}; {engine.label}"
+        if dry_run:
+            where = "in the local store" if image_local(engine, image) else \
+                "not local: it would be pulled"
+            result.lines.append(f"{plan.experiment_id}: would run in {image} with "
+                                f"{engine.label} ({where}; network {network})")
+            result.by_experiment[plan.experiment_id] = RunEnvironment(list(command), label)
+            continue
+        recorded, source = recorded_environment(plan.artefact_dir, plan.environment_cell)
+        if image not in probed:
+            if ensure_image(engine, image, progress):
+                result.lines.append(f"pulled {image} with {engine.label}")
+            probed[image] = probe_image(engine, image, command, recorded, network)
+        answer = probed[image]
+        missing = missing_packages(answer)
+        if missing:
+            raise AisdpLogError(f"{plan.experiment_id}: image {image} has no "
+                                f"{', '.join(missing)}, which the run needs ({source} "
+                                "records it); rerun in the image the run was trained in")
+        tool = tool_package() if needs_tool(answer) else None
+        spec = ContainerSpec(engine, image, tool, gpus, network, list(mounts))
+        result.by_experiment[plan.experiment_id] = RunEnvironment(list(command), label,
+                                                                  container=spec)
+        python = (answer or {}).get("python")
+        result.lines.append(
+            f"{plan.experiment_id}: running in {image} with {engine.label}"
+            + (f" (python {python})" if python else "")
+            + ("; aisdp_log mounted read-only from this aisdp-log" if tool else "")
+            + (f"; network {network}" if network != "none" else "; no network"))
     return result
 
 

@@ -9,6 +9,7 @@ import datetime as dt
 import json
 import math
 import os
+import secrets
 import signal
 import subprocess
 import threading
@@ -20,10 +21,12 @@ from typing import Protocol
 from aisdp_log.artefacts.hashing import artefact_hash
 from aisdp_log.domain.nested import leaves
 from aisdp_log.repo.worktree import RerunError, checkout_data, isolated_worktree
+from aisdp_log.rerun.container import container_variables
 from aisdp_log.rerun.folders import read_json
 from aisdp_log.rerun.plan import RowPlan, RunResult
 from aisdp_log.rerun.preflight import resolve_first_word
 from aisdp_log.rerun.tail import read_stderr_tail
+from aisdp_log.system.containers import container_name, remove_argv, remove_containers
 from aisdp_log.system.lifeline import Lifeline, die_with_parent
 from aisdp_log.system.platform import kill_tree, own_process_group
 
@@ -88,6 +91,16 @@ class Runner:
         env.update(AISDP_EXPERIMENT_ID=plan.experiment_id, AISDP_SEED=str(seed),
                    AISDP_PARAMS=json.dumps(plan.params, sort_keys=True),
                    AISDP_ARTEFACT_DIR=str(folder))
+        container = plan.run_env.container if plan.run_env else None
+        name = None
+        if container is not None:  # --env image: the engine starts the command inside
+            name = container_name(secrets.token_hex(4))
+            env["AISDP_ARTEFACT_DIR"] = str(folder.absolute())  # the same path inside
+            leased = extra_env.get("CUDA_VISIBLE_DEVICES")  # the GPU pool's devices
+            command = container.argv(command, tree, folder.absolute(),
+                                     container_variables(env, container.image), name,
+                                     devices=leased.split(",") if leased else None)
+            env = dict(os.environ)
         # Logs go beside the folder while the run writes it, so they never enter its hash.
         out_path = folder.parent / f".{folder.name}.stdout.log"
         err_path = folder.parent / f".{folder.name}.stderr.log"
@@ -116,8 +129,19 @@ class Runner:
             code = None
             if process is not None:
                 lifeline.watch(process.pid)
-                code = self._wait(process, result)
+                if container is not None and name is not None:
+                    # killing the engine's client leaves its container running: if we die,
+                    # the watchdog removes it
+                    lifeline.on_death(name, remove_argv(container.engine, [name]))
+                try:
+                    code = self._wait(process, result)
+                finally:
+                    if container is not None and name is not None and \
+                            (code is None or code < 0 or self.cancelled.is_set()):
+                        remove_containers(container.engine, [name])  # stopped, timed out
                 lifeline.forget(process.pid)
+                if name is not None:
+                    lifeline.cancel(name)
             result.command_s = time.monotonic() - started
         if self.cancelled.is_set():
             raise KeyboardInterrupt

@@ -9,8 +9,10 @@ Order of work, so the user's workbook is held only for the final write:
 2. run `[rerun] command` once per run, each in a fresh worktree (`repo/worktree.py`) with the
    `AISDP_*` variables, a timeout and its output kept in the run's artefact folder
    (`processes.py`, `folders.py`);
-3. judge: `bitwise` (same seed, same artefact hash and metrics), `statistical` (t intervals,
-   `domain/stats.py`), `auto` (bitwise, then statistical when bitwise fails) (`judge.py`);
+3. judge: `bitwise` (same seed, same artefact hash and metrics), `statistical` (per metric a
+   t interval against the threshold, and the recorded value against the tolerance or the
+   prediction interval, `domain/stats.py`), `auto` (bitwise, then statistical when bitwise
+   fails) (`judge.py`);
 4. re-open the workbook through the safe writer and append `Reruns` and `Reproducibility`
    rows and set the row's `Reproducibility` cell; nothing else is touched (`evidence.py`).
 
@@ -32,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from aisdp_log.config import Config
-from aisdp_log.domain.metrics import declared_metrics
+from aisdp_log.domain.metrics import declared_metrics, unusable_declarations
 from aisdp_log.domain.stats import derive_seeds
 from aisdp_log.errors import AisdpLogError
 from aisdp_log.repo.roots import config_for, resolve_repo
@@ -59,6 +61,7 @@ from aisdp_log.rerun.plan import (
 )
 from aisdp_log.rerun.processes import install_interrupt, restore_interrupt
 from aisdp_log.rerun.slurm import check_shared, sbatch_options
+from aisdp_log.system.containers import remove_stale_containers
 from aisdp_log.workbook.guard import writer_lock
 from aisdp_log.workbook.reader import load_log
 
@@ -106,10 +109,17 @@ def prepare_rerun(log_path: Path | str, *, ids=(), flagged: bool = False,
         raise AisdpLogError(f"{config.path or root / 'aisdp.toml'}: set [rerun] command, e.g. "
                             'command = ["python", "train.py"], to say how a run is trained')
     runs = runs if runs is not None else config.rerun.runs
+    if env == "image" and (executor or config.rerun.executor) != "local":
+        raise AisdpLogError("--env image runs with the local executor only: a Slurm job "
+                            "would need the container engine and the image on its node")
 
     log = load_log(log_path, config)
     try:
         rows = select(log, ids, flagged)
+        unusable = unusable_declarations(log) if mode != "bitwise" else []
+        if unusable:  # judged against another declaration than the one written: refuse
+            raise AisdpLogError(f"{log_path}: {unusable[0]}: fix it (validate reports S003 "
+                                "there) before a rerun is judged against it")
         declared = declared_metrics(log)
         outcomes = plan_rows(log, rows, config, root)
     finally:
@@ -121,7 +131,8 @@ def prepare_rerun(log_path: Path | str, *, ids=(), flagged: bool = False,
         if outcome.plan is not None:
             outcome.stamp_dir = outcome.plan.artefact_dir / "reruns" / stamp
     # Before any worktree or run folder: is the interpreter able to run the rows? (exit 2)
-    prepared = prepare(outcomes, config.rerun.command, env, root, dry_run, progress)
+    prepared = prepare(outcomes, config.rerun.command, env, root, dry_run, progress,
+                       settings=config.rerun)
     for outcome in outcomes:
         if outcome.plan is not None:
             outcome.plan.run_env = prepared.by_experiment.get(outcome.experiment_id)
@@ -144,8 +155,9 @@ def rerun(log_path: Path | str, *, ids: tuple[str, ...] | list[str] = (), flagge
           executor: str | None = None) -> RerunReport:
     """Reproduce the rows named by `ids` (or marked in `Rerun` with `flagged`) and append the
     evidence to the workbook; see the module docstring. `env` is `current` (the command as
-    configured, after a pre-flight of its interpreter) or `lock` (an environment built from
-    the row's lock file; `lockenv.py`). `executor` is `local` or `slurm` (default:
+    configured, after a pre-flight of its interpreter), `lock` (an environment built from
+    the row's lock file; `lockenv.py`) or `image` (inside the row's container image;
+    `container.py`; local executor only). `executor` is `local` or `slurm` (default:
     `[rerun] executor`). Raises AisdpLogError (one line, exit 2) for bad arguments, an
     unreadable log or a missing `[rerun] command`."""
 
@@ -175,6 +187,8 @@ def rerun(log_path: Path | str, *, ids: tuple[str, ...] | list[str] = (), flagge
     try:
         remove_stale(root)
         remove_stale_run_folders(config.artefacts_dir)
+        if ready.preparation.engine is not None:  # containers of reruns killed (--env image)
+            remove_stale_containers(ready.preparation.engine)
         mark_running([o.stamp_dir for o in planned])
         if mode in ("auto", "bitwise"):
             results = runner.run_all([(o, 1, "bitwise", _plan(o).seed) for o in planned])

@@ -48,8 +48,8 @@ NODE_LOCAL_FS = {"tmpfs", "ramfs", "devtmpfs", "overlay", "squashfs", "aufs"}
 def _client(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
     """Run one of Slurm's client commands; a missing one is a one-line refusal."""
     try:
-        return subprocess.run(list(args), capture_output=True, text=True, timeout=timeout,
-                              stdin=subprocess.DEVNULL)
+        return subprocess.run(list(args), capture_output=True, encoding="utf-8",
+                              errors="replace", timeout=timeout, stdin=subprocess.DEVNULL)
     except FileNotFoundError:
         raise AisdpLogError(f"--executor slurm needs Slurm's `{args[0]}` on PATH (run on a "
                             "login node of the cluster)") from None

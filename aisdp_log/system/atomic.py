@@ -4,6 +4,10 @@ Measured on our machines: a plain `save(path)` killed mid-write leaves a truncat
 unrecoverable file; a temp file in the same folder, fsync and `os.replace` leaves the original
 intact. `mkstemp` makes files 0600, so the temp file gets the original's mode (or what `open()`
 would give a new file) before it takes the original's place.
+
+Windows refuses to replace a file another program holds open (Excel; a sync client such as
+OneDrive or Dropbox while it uploads): the replace is retried for `REPLACE_RETRY_S`, then
+refused in one line that names the likely holder.
 """
 
 from __future__ import annotations
@@ -12,10 +16,16 @@ import contextlib
 import errno
 import os
 import stat
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 from aisdp_log.errors import WriteFailed
+
+#: How long a replace refused because another program holds the file is retried (seconds).
+REPLACE_RETRY_S = 3.0
+#: Windows' "access denied", "sharing violation" and "lock violation".
+HELD_WINERRORS = (5, 32, 33)
 
 
 def new_file_mode() -> int:
@@ -66,7 +76,7 @@ def atomic_replace(path: Path | str, *, suffix: str = ".tmp", mode: int | None =
         os.chmod(temp, mode)
         if original is not None and hasattr(os, "chown"):
             _keep_owner(temp, original)
-        os.replace(temp, path)
+        _replace(temp, path)
     except WriteFailed:
         _remove(temp)
         raise
@@ -78,6 +88,57 @@ def atomic_replace(path: Path | str, *, suffix: str = ".tmp", mode: int | None =
         _remove(temp)
         raise
     fsync_folder(folder)
+
+
+def office_owner_files(path: Path) -> list[Path]:
+    """The owner files an office program puts beside a document it has open: Excel's
+    `~$<name>` (Office may put `~$` over the name's first two characters instead) and
+    LibreOffice's `.~lock.<name>#`."""
+    candidates = [path.with_name("~$" + path.name)]
+    if len(path.stem) > 2:
+        candidates.append(path.with_name("~$" + path.name[2:]))
+    return candidates + [path.with_name(f".~lock.{path.name}#")]
+
+
+def _held(exc: OSError) -> bool:
+    """Whether a failed replace means another program holds the file (not a permission the
+    pre-flight would have named): Windows' access denied / sharing or lock violation, or a
+    busy file."""
+    if getattr(exc, "winerror", None) in HELD_WINERRORS:
+        return True
+    return exc.errno == errno.EBUSY or (os.name == "nt" and isinstance(exc, PermissionError))
+
+
+def _replace(temp: Path, path: Path) -> None:
+    """`os.replace`, retried briefly while another program holds `path`; then WriteFailed
+    naming the likely holder."""
+    deadline = time.monotonic() + REPLACE_RETRY_S
+    delay = 0.05
+    while True:
+        try:
+            os.replace(temp, path)
+            return
+        except OSError as exc:
+            if not _held(exc):
+                raise
+            if time.monotonic() >= deadline:
+                raise WriteFailed(f"{path}: not written: {held_cause(path)} "
+                                  f"({_cause(exc)}); the file is as it was") from None
+        time.sleep(delay)
+        delay = min(delay * 2, 0.5)
+
+
+def held_cause(path: Path) -> str:
+    """Why another program holds `path` and what to do, for a refused replace."""
+    owners = [owner for owner in office_owner_files(path) if owner.exists()]
+    if any(owner.name.startswith("~$") for owner in owners):
+        return ("it is open in Excel, which locks it on Windows; close it in Excel and run "
+                "the command again")
+    if owners:
+        return "it is open in LibreOffice; close it there and run the command again"
+    return ("another program holds it open: a sync client (OneDrive, Dropbox, Google Drive) "
+            "uploading it, an antivirus scan, or a program with it open; wait for the sync "
+            "or close that program, then run the command again")
 
 
 def _keep_owner(temp: Path, original: os.stat_result) -> None:

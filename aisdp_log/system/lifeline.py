@@ -7,7 +7,9 @@ A killed `rerun` runs no clean-up code, so two things outlive it for it:
 - on every OS, a watchdog: a small Python process reading a pipe from us. It keeps a fresh
   list of each watched process and its descendants (psutil, `system/platform`); EOF without a
   goodbye means we died, and it kills them all (data-loader workers and other grandchildren,
-  which PR_SET_PDEATHSIG does not reach), the same code on Linux, macOS and Windows.
+  which PR_SET_PDEATHSIG does not reach), the same code on Linux, macOS and Windows; then it
+  runs the commands registered with `on_death` (a container engine's `rm --force <name>`: a
+  container outlives the engine's client).
 
     with Lifeline() as lifeline:
         process = subprocess.Popen(command, **own_process_group(),
@@ -19,6 +21,7 @@ A killed `rerun` runs no clean-up code, so two things outlive it for it:
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import queue
 import signal
@@ -39,8 +42,10 @@ _PACKAGE_PARENT = str(Path(__file__).resolve().parent.parent.parent)
 
 def watchdog(interval: float = WATCH_INTERVAL) -> None:
     """The watchdog's loop (run in its own process, stdin the pipe from `Lifeline`):
-    `+pid` watches a process tree, `-pid` forgets it, `bye` ends quietly, EOF kills every
-    process of every watched tree as last seen (start times guard against reused pids)."""
+    `+pid` watches a process tree, `-pid` forgets it, `!key argv-json` registers a command
+    to run at EOF and `~key` drops it, `bye` ends quietly, EOF kills every process of every
+    watched tree as last seen (start times guard against reused pids), then runs the
+    registered commands."""
     lines: queue.Queue = queue.Queue()
 
     def read() -> None:
@@ -50,6 +55,7 @@ def watchdog(interval: float = WATCH_INTERVAL) -> None:
 
     threading.Thread(target=read, daemon=True).start()
     trees: dict[int, dict[int, float]] = {}
+    commands: dict[str, list[str]] = {}
     while True:
         try:
             line = lines.get(timeout=interval)
@@ -63,11 +69,23 @@ def watchdog(interval: float = WATCH_INTERVAL) -> None:
             trees[int(line[1:])] = {}
         elif line[:1] == "-" and line[1:].isdigit():
             trees.pop(int(line[1:]), None)
+        elif line[:1] == "!":
+            key, _, argv = line[1:].partition(" ")
+            with contextlib.suppress(ValueError):
+                commands[key] = json.loads(argv)
+        elif line[:1] == "~":
+            commands.pop(line[1:], None)
         for root, known in trees.items():
             # keep members already seen (an orphaned grandchild still belongs to the run)
             known.update(process_tree([root, *known], known, [root]))
-    for known in trees.values():
+    for root, known in trees.items():
+        # one last look: a process started since the last refresh belongs to the run too
+        known.update(process_tree([root, *known], known, [root]))
         kill_processes(known)
+    for argv in commands.values():
+        with contextlib.suppress(Exception):
+            subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL, timeout=120)
 
 
 def die_with_parent() -> Callable[[], None] | None:
@@ -127,6 +145,13 @@ class Lifeline:
 
     def forget(self, pid: int) -> None:
         self._send(f"-{pid}\n")
+
+    def on_death(self, key: str, argv: list[str]) -> None:
+        """Run `argv` (no shell) if we die before `cancel(key)`; `key` has no spaces."""
+        self._send(f"!{key} {json.dumps(argv)}\n")
+
+    def cancel(self, key: str) -> None:
+        self._send(f"~{key}\n")
 
     def __exit__(self, *exc) -> None:
         self._send("bye\n")

@@ -36,7 +36,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from aisdp_log.errors import WriteRefused
-from aisdp_log.system.atomic import temp_prefix
+from aisdp_log.system.atomic import office_owner_files, temp_prefix
+from aisdp_log.system.platform import IS_WINDOWS
 from aisdp_log.system.tooldir import TOOL_DIR, remove_orphans, tool_dir
 from aisdp_log.workbook.container import check_container
 
@@ -51,6 +52,7 @@ _TEMP = re.compile(r"^(?P<name>.+)\.(?P<pid>\d+)-[A-Za-z0-9_]+\.[A-Za-z0-9_-]+$"
 
 _held: dict[tuple[str, int], int] = {}
 _held_guard = threading.Lock()
+_warned: set[str] = set()
 
 
 # --------------------------------------------------------------------------- the tool folder
@@ -94,12 +96,7 @@ def _temp_owner(name: str) -> int | None:
 # --------------------------------------------------------------------------- Office locks
 
 def _excel_owner_files(path: Path) -> list[Path]:
-    # Excel writes `~$<name>`; Office (Word for sure) may instead put `~$` over the first two
-    # characters of a long name, so look for both.
-    candidates = [path.with_name("~$" + path.name)]
-    if len(path.stem) > 2:
-        candidates.append(path.with_name("~$" + path.name[2:]))
-    return candidates
+    return [owner for owner in office_owner_files(path) if owner.name.startswith("~$")]
 
 
 def _excel_holder(owner_file: Path) -> str:
@@ -148,11 +145,17 @@ def _libreoffice_holder(lock_file: Path) -> str:
 def check_office_locks(path: Path | str, *, force: bool = False,
                        given: Path | str | None = None) -> None:
     """Raise WriteRefused while Excel or LibreOffice holds `path` open, unless `force`.
-    `given` names the file in the message (the name the user typed, for a symlink)."""
-    if force:
-        return
+    `given` names the file in the message (the name the user typed, for a symlink).
+
+    With `force` over an open file, say what follows where the program does not lock the
+    file (Excel on macOS, LibreOffice everywhere): its next save overwrites this write.
+    (Windows' Excel does lock it: the replace is then refused, system/atomic.)"""
     path = Path(path)
     shown = given if given is not None else path
+    if force:
+        if not IS_WINDOWS:
+            _warn_forced(path, shown)
+        return
     lo_lock = path.with_name(f".~lock.{path.name}#")
     if lo_lock.exists():
         raise WriteRefused(
@@ -163,6 +166,25 @@ def check_office_locks(path: Path | str, *, force: bool = False,
             raise WriteRefused(
                 f"{shown}: open in Excel by {_excel_holder(owner)} ({owner}); close it "
                 "there and retry, or pass --force if that lock is stale")
+
+
+def _warn_forced(path: Path, shown) -> None:
+    """The warning, once per file and process (a command checks before and at its write)."""
+    if str(path) in _warned:
+        return
+    lo_lock = path.with_name(f".~lock.{path.name}#")
+    owners = [owner for owner in _excel_owner_files(path) if owner.exists()]
+    if owners:
+        program = f"Excel (by {_excel_holder(owners[0])})"
+    elif lo_lock.exists():
+        program = f"LibreOffice (by {_libreoffice_holder(lo_lock)})"
+    else:
+        return
+    name = program.split(" ", 1)[0]
+    _warned.add(str(path))
+    print(f"aisdp-log: warning: {shown} is open in {program}, which does not lock it here: "
+          f"its next save will overwrite what aisdp-log writes now. Close it in {name} "
+          "without saving, then open it again", file=sys.stderr, flush=True)
 
 
 # --------------------------------------------------------------------------- pre-flight

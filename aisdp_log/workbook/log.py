@@ -25,6 +25,7 @@ class MetricRow:
     description: object
     row: int
     cells: dict[str, str]
+    tolerance: object = None  # the Tolerance cell (issue 27); None where the log lacks it
 
 
 class Log:
@@ -183,17 +184,19 @@ class Log:
         metric_col = table.column("Metric")
         if metric_col is None:
             return []
-        goal_col, threshold_col, desc_col = (table.column(h) for h in
-                                             ("Goal", "Threshold", "Description"))
+        goal_col, threshold_col, desc_col, tolerance_col = (
+            table.column(h) for h in ("Goal", "Threshold", "Description", "Tolerance"))
         result = []
         for row in table.rows:
             name = row.get(metric_col)
             cells = {h: cell_ref(row.number, c.index) for h, c in
                      (("Metric", metric_col), ("Goal", goal_col), ("Threshold", threshold_col),
-                      ("Description", desc_col)) if c is not None}
+                      ("Description", desc_col), ("Tolerance", tolerance_col))
+                     if c is not None}
             result.append(MetricRow(None if name is None else " ".join(str(name).split()),
                                     row.get(goal_col), row.get(threshold_col),
-                                    row.get(desc_col), row.number, cells))
+                                    row.get(desc_col), row.number, cells,
+                                    row.get(tolerance_col)))
         return result
 
     # -- findings

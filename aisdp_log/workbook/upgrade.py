@@ -1,9 +1,10 @@
 """`template --upgrade LOG`: bring a log made by an older template to the current one.
 
 What it adds, through the safe writer (every row, every cell and every column a person made
-keeps its bytes): the standard columns the log lacks (after its last column, inside its table
-when the table ends there), the template's data validation and input message on each standard
-column that has none, the conditional formats that mark empty required cells (and a selected or
+keeps its bytes): the standard columns the log lacks, in `Experiments` and in `Metrics`
+(`Tolerance`, template version 3) (after the sheet's last column, inside its table when the
+table ends there), the template's data validation and input message on each standard column
+that has none, the conditional formats that mark empty required cells (and a selected or
 rejected row without Notes), the current `Guide` sheet, and the template version property.
 Declared `params.*` / `metrics.*` columns are the team's own: none is added."""
 
@@ -137,25 +138,43 @@ def upgrade_log(path: Path | str, *, force: bool = False) -> UpgradeResult:
                 ).encode() + escape_xml(criteria) + b"</formula></cfRule></conditionalFormatting>")
             result.marks.append(column.header)
         wb.package.write(ws.part, text)
-        metrics = find_sheet(wb, spec.SHEET_METRICS)
-        if metrics is not None:
-            reader = Sheet(wb, metrics.entry)
-            source = template.package.read(template[spec.SHEET_METRICS].part)
-            metrics_text, added = _missing_validations(
-                wb.package.read(metrics.part), _validations_by_column(source),
-                [spec.normalise_header(h) for h in spec.METRICS_COLUMNS],
-                {spec.normalise_header(h): h for h in spec.METRICS_COLUMNS},
-                header_columns(reader), max(reader.max_row, _table_end(wb, metrics.part), 11))
-            wb.package.write(metrics.part, metrics_text)
-            result.validations += [f"{spec.SHEET_METRICS} {header}" for header in added]
         if missing:
             ensure_sheet(wb, ws.title, [c.header for c in missing],
                          widths=[c.width for c in missing])
             result.columns = [c.header for c in missing]
+        metrics = find_sheet(wb, spec.SHEET_METRICS)
+        if metrics is not None:
+            result.columns += _upgrade_metrics(wb, metrics, template, result)
         result.guide = _replace_guide(wb, template)
         set_properties(wb.package, {TOOL_VERSION_PROPERTY: __version__,
                                     TEMPLATE_VERSION_PROPERTY: TEMPLATE_VERSION})
     return result
+
+
+def _upgrade_metrics(wb: Workbook, metrics, template: Workbook,
+                     result: UpgradeResult) -> list[str]:
+    """Add the Metrics columns the sheet lacks (`Tolerance`, new in template version 3) after
+    its last header, inside its table when the table ends there, and the template's
+    validations on its columns; returns the added columns as `Metrics <header>`."""
+    reader = Sheet(wb, metrics.entry)
+    columns = header_columns(reader)
+    next_column = max(columns.values(), default=0) + 1
+    missing = [h for h in spec.METRICS_COLUMNS if spec.normalise_header(h) not in columns]
+    for header in missing:
+        columns[spec.normalise_header(header)] = next_column
+        next_column += 1
+    _grow_table(wb, metrics.part, missing, last_column=next_column - 1 - len(missing))
+    source = template.package.read(template[spec.SHEET_METRICS].part)
+    metrics_text, added = _missing_validations(
+        wb.package.read(metrics.part), _validations_by_column(source),
+        [spec.normalise_header(h) for h in spec.METRICS_COLUMNS],
+        {spec.normalise_header(h): h for h in spec.METRICS_COLUMNS},
+        columns, max(reader.max_row, _table_end(wb, metrics.part), 11))
+    wb.package.write(metrics.part, metrics_text)
+    result.validations += [f"{spec.SHEET_METRICS} {header}" for header in added]
+    if missing:
+        ensure_sheet(wb, metrics.title, missing, widths=[11] * len(missing))
+    return [f"{spec.SHEET_METRICS} {header}" for header in missing]
 
 
 def _missing_validations(text: bytes, template_validations: dict[int, bytes],

@@ -156,8 +156,8 @@ def _unplaced_hashes(log: Log) -> Iterator[Finding]:
                               for word in unplaced)
             yield log.finding("G007", row, "environment", f"{shown}: no lock file is tied "
                               "to this hash (or it is not 8-64 hex characters), so nothing "
-                              "checks it; write the lock file as `<path> sha256:<hex>` (an "
-                              "image digest cannot be checked here)")
+                              "checks it; write the lock file as `<path> sha256:<hex>`, a "
+                              "container image as `image: NAME@sha256:<hex>`")
 
 
 def _names_in_commit_cells(log: Log, ctx, column) -> Iterator[Finding]:
