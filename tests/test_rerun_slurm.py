@@ -220,10 +220,14 @@ def test_detached_auto_submits_the_statistical_runs_when_bitwise_fails(copy):  #
     assert len(pending_jobs(log)) == 2
     wait_until(lambda: not queued(pending_jobs(log)), what="the statistical jobs")
     second = detached.collect(log)
-    assert second.exit_code == 0, second.lines
-    assert [(r["Mode"], r["Executor"]) for r in sheet(log, "Reruns")] == \
-        [("bitwise", "slurm"), ("statistical", "slurm"), ("statistical", "slurm")]
-    assert cell(log, "EXP-002", "Reproducibility") == "statistical"
+    assert [(r["Mode"], r["Executor"], r["Status"]) for r in sheet(log, "Reruns")] == \
+        [("bitwise", "slurm", "ok"), ("statistical", "slurm", "ok"),
+         ("statistical", "slurm", "ok")]
+    # (two clock-seeded runs: whether their interval passes is chance, not the point here)
+    assert cell(log, "EXP-002", "Reproducibility") == \
+        ("statistical" if second.exit_code == 0 else "failed")
+    assert [e["Mode"] for e in sheet(log, "Reproducibility")] == ["bitwise", "statistical"]
+    assert detached.submissions(log) == []
 
 
 def _has_sheet(log: Path, name: str) -> bool:
