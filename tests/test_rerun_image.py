@@ -361,3 +361,20 @@ def test_image_with_the_slurm_executor_is_refused(copy):
     result = run_cli("rerun", str(log), "--id", "EXP-001", "--env", "image", "--executor",
                      "slurm", cwd=root)
     assert_refused(result, "--env image", "local executor")
+
+
+def test_an_image_entry_is_evidence_verified_only_when_an_engine_was_asked(copy):
+    root, log = copy
+
+    def environment_unverified(*options: str) -> bool:
+        found = run_cli("validate", str(log), "--format", "json", *options, cwd=root)
+        cells = json.loads(found.stdout)["summary"]["coverage"]["unverified_cells"]
+        return any(cell.startswith("Experiments!") and cell.endswith("2") and
+                   cell.split("!")[1][:-1] == letter for cell in cells)
+
+    from openpyxl import load_workbook
+
+    header = next(c for c in load_workbook(log)["Experiments"][1] if c.value == "Environment")
+    letter = header.column_letter
+    assert environment_unverified()            # git found the commit; nobody asked an engine
+    assert not environment_unverified("--remote")
