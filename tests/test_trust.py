@@ -102,6 +102,7 @@ def test_the_honest_path_sign_commit_bundle_verify_and_ssh_keygen_by_hand(team, 
                    "--sign", ADA, "--key", str(team.ada))
     assert done.returncode == 0, done.stderr
     assert "git add .aisdp/signoffs" in done.stderr
+    assert "not yet committed under .aisdp/signoffs/" in run_cli("verify", str(team.log)).stderr
     team.commit_records()
     code, report = verify_json(str(team.log))
     assert (code, report["findings"]) == (0, [])
