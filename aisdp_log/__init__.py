@@ -13,7 +13,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 #: Version of the workbook layout the template writes (sheets, columns, validations).
-TEMPLATE_VERSION = "2"
+TEMPLATE_VERSION = "3"
 
 __all__ = ["__version__", "TEMPLATE_VERSION", "validate", "read_log", "load_config", "Report",
            "Finding", "Severity", "AisdpLogError", "CATALOGUE"]

@@ -219,9 +219,16 @@ def _parse_metrics(table: object) -> tuple[MetricSpec, ...]:
                                       or not isinstance(threshold, (int, float))
                                       or not math.isfinite(threshold)):
             raise ConfigError(f"metrics.{name}: threshold must be a finite number")
+        tolerance = entry.get("tolerance")
+        if tolerance is not None and (isinstance(tolerance, bool)
+                                      or not isinstance(tolerance, (int, float))
+                                      or not math.isfinite(tolerance) or tolerance < 0):
+            raise ConfigError(f"metrics.{name}: tolerance must be a finite number of 0 or more "
+                              "(how far a recorded value may lie from the reruns' mean)")
         description = entry.get("description", "")
         specs.append(MetricSpec(name, goal, None if threshold is None else float(threshold),
-                                str(description)))
+                                str(description),
+                                None if tolerance is None else float(tolerance)))
     return tuple(specs)
 
 

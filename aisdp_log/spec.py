@@ -175,15 +175,21 @@ class MetricSpec:
     goal: str = "max"
     threshold: float | None = None
     description: str = ""
+    #: Added in 0.3 (issue 27): how far a recorded value may lie from the reruns' mean.
+    tolerance: float | None = None
 
 
-METRICS_COLUMNS = ("Metric", "Goal", "Threshold", "Description")
+METRICS_COLUMNS = ("Metric", "Goal", "Threshold", "Tolerance", "Description")
 RERUNS_COLUMNS_BEFORE_METRICS = ("Rerun ID", "Experiment ID", "Started", "Mode", "Seed",
                                  "Code commit", "Data version")
 RERUNS_COLUMNS_AFTER_METRICS = ("Artefact hash", "Bitwise match", "Duration", "Environment",
                                 "Tool version")
 REPRODUCIBILITY_COLUMNS = ("Experiment ID", "Date", "Mode", "Metric", "Runs", "Mean", "Std",
-                           "CI low", "CI high", "Confidence", "Threshold", "Verdict")
+                           "CI low", "CI high", "Confidence", "Threshold", "Verdict",
+                           "Recorded", "Consistency", "Consistency bounds")
+#: Values of the Reproducibility sheet's `Verdict` (threshold) and `Consistency` columns.
+THRESHOLD_VERDICTS = ("pass", "fail", "no threshold")
+CONSISTENCY_VERDICTS = ("consistent", "not reproduced", "too few runs")
 SIGNOFF_COLUMNS = ("Period", "Name and role", "Signed at", "Experiment IDs", "Row hashes")
 #: Added in 0.2 (issue 13): the armored SSH signature and the statement it signs.
 SIGNOFF_SIGNATURE_COLUMNS = ("Signature", "Statement")

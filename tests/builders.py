@@ -102,10 +102,12 @@ def write_log(path: Path, rows: list[dict], *, headers: list[str] | None = None,
         metrics = METRICS
     if metrics is not False:
         sheet = workbook.add_worksheet("Metrics")
-        sheet.write_row(0, 0, ["Metric", "Goal", "Threshold", "Description"])
+        # `Tolerance` (template version 3) only where a metric gives one: older logs lack it
+        columns = ["Metric", "Goal", "Threshold", "Description"] + (
+            ["Tolerance"] if any("Tolerance" in m for m in metrics) else [])
+        sheet.write_row(0, 0, columns)
         for r, metric in enumerate(metrics, start=1):
-            sheet.write_row(r, 0, [metric.get(h) for h in
-                                   ("Metric", "Goal", "Threshold", "Description")])
+            sheet.write_row(r, 0, [metric.get(h) for h in columns])
     for name, grid in (extra_sheets or {}).items():
         sheet = workbook.add_worksheet(name)
         for r, values in enumerate(grid):

@@ -270,6 +270,18 @@ def test_a_threshold_that_is_no_finite_number_is_s003_not_a_cascade_of_r003(tmp_
     assert found == {("S003", "Metrics", "C2")}
 
 
+@pytest.mark.parametrize("tolerance, finding", [
+    (0.01, False), (0, False), ("0.02", False), (None, False),
+    ("tight", True), (-0.01, True), ("nan", True), (True, True),
+])
+def test_a_tolerance_that_is_no_number_of_0_or_more_is_s003_at_its_cell(tmp_path, tolerance,
+                                                                         finding):
+    metrics = [{"Metric": "accuracy", "Goal": "max", "Threshold": 0.8, "Tolerance": tolerance}]
+    path = write_log(tmp_path / "m.xlsx", [row()], metrics=metrics)
+    found = {(f.code, f.sheet, f.cell) for f in report_of(path).findings}
+    assert found == ({("S003", "Metrics", "E2")} if finding else set())
+
+
 def test_metrics_sheet_without_goal_column(tmp_path):
     path = write_log(tmp_path / "m.xlsx", [row()],
                      extra_sheets={"Metrics": [["Metric", "Threshold"], ["accuracy", 0.8]]},

@@ -159,7 +159,8 @@ def test_a_runs_command_line(tmp_path, monkeypatch):
     image = f"a/b@sha256:{HEX}"
     spec = ContainerSpec(Engine("podman", "/usr/bin/podman", "4.3.1"), image,
                          tool=Path("/x/aisdp_log"), gpus=1,
-                         mounts=[(tmp_path / "cache", True)])
+                         mounts=[(tmp_path / "cache", True)],
+                         image_env={"PYTHONPATH": "/app", "PATH": "/usr/bin"})
     variables = container_variables(dict(os.environ, AISDP_SEED="7",
                                          CUDA_VISIBLE_DEVICES="2"), image)
     argv = spec.argv(["python", "train.py"], tmp_path / "tree", tmp_path / "run", variables,
@@ -175,7 +176,7 @@ def test_a_runs_command_line(tmp_path, monkeypatch):
     assert ("--device", "nvidia.com/gpu=2") in pairs
     passed = {argv[i + 1] for i, word in enumerate(argv) if word == "-e"}
     assert {"AISDP_SEED=7", f"AISDP_IMAGE={image}", "MKL_CBWR=AVX2",
-            "PYTHONPATH=/opt/aisdp-log"} <= passed
+            "PYTHONPATH=/opt/aisdp-log:/app", "HOME=/tmp"} <= passed
     assert not any(value.startswith(("SECRET_TOKEN", "CUDA_VISIBLE")) for value in passed)
     assert any(word.startswith("aisdp-log.rerun=") for word in argv)
 

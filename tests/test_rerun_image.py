@@ -333,3 +333,48 @@ def test_kill_9_leaves_no_container_and_the_next_run_no_worktree(copy, image):
     assert not ours(process.pid)
     assert git(root, "worktree", "list").count("\n") == 0
 
+
+
+def test_a_run_that_times_out_leaves_no_container(copy):
+    root, log = copy
+    set_cell(log, "params.sleep", 120)
+    (root / "aisdp.toml").write_text(AISDP_TOML.replace("timeout = 300", "timeout = 3"))
+    result = run_cli("rerun", str(log), "--id", "EXP-001", "--env", "image", "--mode",
+                     "bitwise", cwd=root)
+    assert result.returncode == 1
+    assert "timed out after 3 s" in result.stdout
+    assert labelled_containers() == []
+
+
+def test_dry_run_names_the_image_and_engine_and_runs_nothing(copy, image):
+    root, log = copy
+    result = run_cli("rerun", str(log), "--id", "EXP-001", "--env", "image", "--dry-run",
+                     cwd=root)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"EXP-001: would run in {image} with podman" in result.stdout
+    assert "in the local store" in result.stdout
+    assert not (root / "artefacts/EXP-001/reruns").exists()
+
+
+def test_image_with_the_slurm_executor_is_refused(copy):
+    root, log = copy
+    result = run_cli("rerun", str(log), "--id", "EXP-001", "--env", "image", "--executor",
+                     "slurm", cwd=root)
+    assert_refused(result, "--env image", "local executor")
+
+
+def test_an_image_entry_is_evidence_verified_only_when_an_engine_was_asked(copy):
+    root, log = copy
+
+    def environment_unverified(*options: str) -> bool:
+        found = run_cli("validate", str(log), "--format", "json", *options, cwd=root)
+        cells = json.loads(found.stdout)["summary"]["coverage"]["unverified_cells"]
+        return any(cell.startswith("Experiments!") and cell.endswith("2") and
+                   cell.split("!")[1][:-1] == letter for cell in cells)
+
+    from openpyxl import load_workbook
+
+    header = next(c for c in load_workbook(log)["Experiments"][1] if c.value == "Environment")
+    letter = header.column_letter
+    assert environment_unverified()            # git found the commit; nobody asked an engine
+    assert not environment_unverified("--remote")

@@ -267,15 +267,17 @@ def test_reproducibility_specification_of_the_selected_model(project, tmp_path):
     assert spec.seed == 43
     html_text = result.html_path.read_text()
     evidence = _table_rows(html_text, "2026-08-10")
+    # a sheet written before 0.3: no Recorded/Consistency columns, read without errors
     assert evidence == [["2026-08-10", "statistical", "accuracy", "5", "0.91", "0.005", "0.904",
-                         "0.916", "95%", "0.85", "pass"]]
-    assert "accuracy: 95% interval [0.904, 0.916] over 5 runs; threshold 0.85, verdict pass" \
-        in _text(html_text)
+                         "0.916", "95%", "0.85", "pass", "—", "—"]]
+    assert ("accuracy over 5 runs: the recorded value was not tested against the reruns (a "
+            "rerun before aisdp-log 0.3); 95% confidence interval [0.904, 0.916]; threshold "
+            "0.85: pass") in _text(html_text)
     assert "same CPU instruction set" in html_text
     assert "Recorded CPU instruction set: avx512" in html_text
     markdown = result.markdown_path.read_text()
     assert ("| 2026-08-10 | statistical | accuracy | 5 | 0.91 | 0.005 | 0.904 | 0.916 | 95% "
-            "| 0.85 | pass |") in markdown
+            "| 0.85 | pass | — | — |") in markdown
 
 
 @pytest.mark.slow

@@ -30,7 +30,7 @@ id_pattern = "^RUN-[0-9]{3}$"
 params = { lr = "float", layers = "int", use_bn = "bool", arch = ["resnet18", "vit_s"], \
 tag = "str" }
 metrics.auroc = { goal = "max", threshold = 0.9, description = "holdout AUROC" }
-metrics.ece = { goal = "min", threshold = 0.05 }
+metrics.ece = { goal = "min", threshold = 0.05, tolerance = 0.01 }
 """
 
 
@@ -81,9 +81,11 @@ def test_config_declares_params_and_metrics(tmp_path, config):
         "params.lr", "params.layers", "params.use_bn", "params.arch", "params.tag"]
     assert [h for h in found if h.startswith("metrics.")] == ["metrics.auroc", "metrics.ece"]
     metrics = [[c.value for c in row] for row in workbook["Metrics"].iter_rows(max_row=3)]
-    assert metrics == [["Metric", "Goal", "Threshold", "Description"],
-                       ["auroc", "max", 0.9, "holdout AUROC"],
-                       ["ece", "min", 0.05, None]]
+    assert metrics == [["Metric", "Goal", "Threshold", "Tolerance", "Description"],
+                       ["auroc", "max", 0.9, None, "holdout AUROC"],
+                       ["ece", "min", 0.05, 0.01, None]]
+    tolerance = validations_by_column(workbook["Metrics"])["Tolerance"]
+    assert (tolerance.type, tolerance.formula1) == ("decimal", "0")
 
 
 def test_param_validations_follow_declared_kinds(tmp_path, config):
@@ -144,7 +146,7 @@ def test_tables_freeze_panes_formats_and_properties(template_path):
     assert table.ref == f"A1:{last}{DATA_ROWS + 1}"
     assert [c.name for c in table.tableColumns] == headers(sheet)
     (metrics_table,) = workbook["Metrics"].tables.values()
-    assert metrics_table.ref.startswith("A1:D")
+    assert metrics_table.ref.startswith("A1:E")
     assert sheet.freeze_panes == "B2"
     dims = {cell.value: sheet.column_dimensions[cell.column_letter] for cell in sheet[1]}
     for column in spec.STANDARD_COLUMNS:
@@ -185,7 +187,7 @@ def test_text_is_never_a_formula(tmp_path):
     path.write_text('[template]\nparams = { x = "float" }\n'
                     'metrics.acc = { goal = "max", description = "=HYPERLINK(\\"http://e\\")" }\n')
     out = write_template(tmp_path / "log.xlsx", load_config(tmp_path, path))
-    cell = openpyxl.load_workbook(out)["Metrics"]["D2"]
+    cell = openpyxl.load_workbook(out)["Metrics"]["E2"]
     assert cell.data_type == "s" and cell.value.startswith("=HYPERLINK")
 
 
@@ -287,6 +289,35 @@ def test_a_threshold_that_is_not_finite_is_a_config_error(tmp_path, threshold):
     path.write_text(f'[template.metrics]\naccuracy = {{ goal = "max", threshold = {threshold} }}\n')
     with pytest.raises(ConfigError):
         load_config(tmp_path)
+
+
+@pytest.mark.parametrize("tolerance", ["nan", "inf", "-0.01", "true", '"0.01"'])
+def test_a_tolerance_that_is_no_number_of_0_or_more_is_a_config_error(tmp_path, tolerance):
+    from aisdp_log.errors import ConfigError
+
+    path = tmp_path / "aisdp.toml"
+    path.write_text(f'[template.metrics.accuracy]\ngoal = "max"\ntolerance = {tolerance}\n')
+    with pytest.raises(ConfigError, match="tolerance"):
+        load_config(tmp_path)
+
+
+def test_a_declared_tolerance_reaches_the_template_and_the_log(tmp_path):
+    from aisdp_log.domain.metrics import declared_metrics
+    from aisdp_log.workbook.reader import load_log
+
+    path = tmp_path / "aisdp.toml"
+    path.write_text('[template.metrics.accuracy]\ngoal = "max"\nthreshold = 0.8\n'
+                    'tolerance = 0.02\n\n[template.metrics."eval.f1"]\ngoal = "max"\n')
+    config = load_config(tmp_path)
+    assert [m.tolerance for m in config.metrics] == [0.02, None]
+    log_path = write_template(tmp_path / "log.xlsx", config)
+    log = load_log(log_path, config)
+    try:
+        declared = declared_metrics(log)
+    finally:
+        log.workbook.close()
+    assert {k: (m.threshold, m.tolerance) for k, m in declared.items()} == {
+        "accuracy": (0.8, 0.02), "eval.f1": (None, None)}
 
 
 # --------------------------------------------------------------------------- missing values

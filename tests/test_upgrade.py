@@ -30,7 +30,7 @@ def test_a_0_1_0_log_is_upgraded_and_validates_clean(old_log):
         min_row=1, max_row=3, values_only=True))
     result = CliRunner().invoke(cli, ["template", "--upgrade", str(old_log)])
     assert result.exit_code == 0, result.output
-    assert "to 2" in result.output
+    assert f"to {aisdp_log.TEMPLATE_VERSION}" in result.output
     assert aisdp_log.validate(old_log, offline=True).codes() == []
     assert template_version(old_log) == aisdp_log.TEMPLATE_VERSION
     workbook = openpyxl.load_workbook(old_log)
@@ -54,7 +54,7 @@ def test_a_hand_made_log_gets_missing_columns_validations_and_guide(tmp_path):
     before = aisdp_log.validate(log, offline=True).codes()
     result = upgrade_log(log)
     added = ["Other params", "Notes", "Rerun", "Reproducibility"]
-    assert result.columns == added
+    assert result.columns == added + ["Metrics Tolerance"]
     assert set(result.validations) == {c.header for c in spec.STANDARD_COLUMNS} | {
         f"Metrics {h}" for h in spec.METRICS_COLUMNS}
     workbook = openpyxl.load_workbook(log)
@@ -100,7 +100,9 @@ def test_the_upgraded_log_keeps_every_other_part(old_log):
     with zipfile.ZipFile(old_log) as archive:
         after = {n: archive.read(n) for n in archive.namelist()}
     changed = {n for n in before if before[n] != after.get(n)}
-    assert changed <= {"xl/worksheets/sheet1.xml", "xl/worksheets/sheet3.xml",
+    # sheet2 and table2: the Metrics sheet gains its Tolerance column inside its table
+    assert changed <= {"xl/worksheets/sheet1.xml", "xl/worksheets/sheet2.xml",
+                       "xl/worksheets/sheet3.xml", "xl/tables/table2.xml",
                        "xl/styles.xml", "docProps/custom.xml"}, changed
 
 
@@ -131,7 +133,7 @@ def test_new_columns_join_the_table_when_it_ends_at_the_last_column(tmp_path):
     table.tableColumns = table.tableColumns[:-1]
     workbook.save(old)
     log = fill_workbook(old, tmp_path / "log.xlsx", [CLEAN_TEMPLATE_ROW])
-    assert upgrade_log(log).columns == ["Reproducibility"]
+    assert upgrade_log(log).columns == ["Reproducibility", "Metrics Tolerance"]
     sheet = openpyxl.load_workbook(log)["Experiments"]
     (table,) = sheet.tables.values()
     assert table.ref.split(":")[1].startswith(openpyxl.utils.get_column_letter(last))
@@ -148,3 +150,24 @@ def test_the_metrics_sheet_gets_its_validations(tmp_path):
                 if str(v.sqref).startswith("B2:"))
     assert goal.formula1 == '"max,min"'
     assert aisdp_log.validate(log, offline=True).codes() == []
+
+
+def test_a_metrics_sheet_without_tolerance_gains_it_and_its_validation(tmp_path):
+    """Template version 3 adds `Tolerance` to the Metrics sheet (issue 27): an older log gets
+    the column after its last one, with the template's validation; its cells stay as typed."""
+    log = write_log(tmp_path / "log.xlsx", [BASE_ROW])
+    metrics_before = list(openpyxl.load_workbook(log)["Metrics"].values)
+    assert "Tolerance" not in metrics_before[0]
+    assert aisdp_log.validate(log, offline=True).codes() == []   # accepted without it
+    result = upgrade_log(log)
+    assert "Metrics Tolerance" in result.columns and "Metrics Tolerance" in result.validations
+    sheet = openpyxl.load_workbook(log)["Metrics"]
+    rows = list(sheet.values)
+    assert [row[:len(metrics_before[0])] for row in rows] == metrics_before
+    assert rows[0][len(metrics_before[0])] == "Tolerance"
+    letter = openpyxl.utils.get_column_letter(len(metrics_before[0]) + 1)
+    [validation] = [v for v in sheet.data_validations.dataValidation
+                    if str(v.sqref).startswith(f"{letter}2:")]
+    assert (validation.type, validation.formula1) == ("decimal", "0")
+    assert aisdp_log.validate(log, offline=True).codes() == []
+    assert upgrade_log(log).columns == []

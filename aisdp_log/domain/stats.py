@@ -1,17 +1,25 @@
-"""Statistics for reruns: derived seeds, t confidence intervals and per-metric verdicts.
+"""Statistics for reruns: derived seeds, t intervals and the two per-metric verdicts.
 
 A statistical reproduction reruns the experiment with N seeds derived from the row's seed and
-asks, per declared metric, whether the t confidence interval of the mean meets the declared
-threshold on its worse side (the lower bound for a `max` metric, the upper bound for `min`).
+gives two separate results per declared metric:
+- the threshold verdict (`judge`): whether the t confidence interval of the mean meets the
+  declared threshold on its worse side (the lower bound for a `max` metric, the upper bound
+  for `min`): `pass`, `fail`, or `no threshold` where none is declared (never `pass`);
+- the consistency verdict (`consistency`): whether the value the row records is one the
+  reruns could have produced: within the declared tolerance of the reruns' mean where one is
+  declared, else inside the t prediction interval for one new run,
+  mean +/- t(1 - (1 - confidence) / 2, n - 1) * s * sqrt(1 + 1/n):
+  `consistent`, `not reproduced`, or `too few runs` where the reruns cannot say.
 
 Edge cases, decided here so every caller reports them the same way:
-- fewer than two values: no interval (`low`/`high` None) and the verdict is `fail`, because
-  one run says nothing about the spread;
-- zero variance: the interval collapses to the mean (scipy would give NaN bounds);
+- fewer than two values: no interval (`low`/`high` None); the threshold verdict is `fail` and
+  the consistency verdict `too few runs`, because one run says nothing about the spread;
+- zero variance: the confidence interval collapses to the mean (scipy would give NaN bounds);
+  without a declared tolerance the consistency verdict is `too few runs` (a zero-width
+  prediction interval would call any other value irreproducible, however close);
 - a metric missing from some runs (or runs that crashed): the interval uses the values there
-  are, but the verdict is `fail`, because the evidence is incomplete;
-- no declared threshold: `pass` when the interval exists (there is nothing to meet; the row
-  still shows the interval so a reader can judge the spread).
+  are, but the threshold verdict is `fail` and the consistency verdict `too few runs`,
+  because the evidence is incomplete.
 """
 
 from __future__ import annotations
@@ -73,15 +81,39 @@ def t_interval(values: Sequence[float], confidence: float = 0.95) -> Interval:
     std = math.sqrt(variance)
     if std == 0.0:
         return Interval(n, mean, 0.0, mean, mean, confidence)
-    from scipy import stats
-
-    half = float(stats.t.ppf((1 + confidence) / 2, n - 1)) * std / math.sqrt(n)
+    half = t_quantile(confidence, n - 1) * std / math.sqrt(n)
     return Interval(n, mean, std, mean - half, mean + half, confidence)
+
+
+def t_quantile(confidence: float, degrees_of_freedom: int) -> float:
+    """The two-sided Student t critical value: t(1 - (1 - confidence) / 2, df)."""
+    from scipy import stats  # rerun judging only: the review reads bounds from the sheet
+
+    return float(stats.t.ppf((1 + confidence) / 2, degrees_of_freedom))
+
+
+def prediction_interval(values: Sequence[float], confidence: float = 0.95
+                        ) -> tuple[float, float] | None:
+    """The two-sided t prediction interval for one new run given `values`:
+    mean +/- t(1 - (1 - confidence) / 2, n - 1) * s * sqrt(1 + 1/n), s the sample standard
+    deviation. None for fewer than two values or zero variance (no spread to predict from)."""
+    interval = t_interval(values, confidence)
+    if interval.mean is None or not interval.std:
+        return None
+    n = interval.n
+    half = t_quantile(confidence, n - 1) * interval.std * math.sqrt(1 + 1 / n)
+    return interval.mean - half, interval.mean + half
+
+
+NO_THRESHOLD = "no threshold"
+CONSISTENT, NOT_REPRODUCED, TOO_FEW_RUNS = "consistent", "not reproduced", "too few runs"
+#: Where consistency bounds came from (the `Consistency bounds` cell names it).
+FROM_TOLERANCE, FROM_PREDICTION = "declared tolerance", "prediction interval"
 
 
 @dataclass(frozen=True)
 class Verdict:
-    """`pass` or `fail` for one metric, with the reason a person reads."""
+    """`pass`, `fail` or `no threshold` for one metric, with the reason a person reads."""
 
     verdict: str
     reason: str
@@ -90,19 +122,25 @@ class Verdict:
     def passed(self) -> bool:
         return self.verdict == "pass"
 
+    @property
+    def failed(self) -> bool:
+        """A declared threshold missed (or too few runs to test it); `no threshold` is not."""
+        return self.verdict == "fail"
+
 
 def judge(interval: Interval, goal: str, threshold: float | None,
           expected_runs: int | None = None) -> Verdict:
-    """The verdict for one metric: its interval's worse bound (lower for `max`, upper for
-    `min`) must meet `threshold`; see the module docstring for the edge cases."""
+    """The threshold verdict for one metric: its interval's worse bound (lower for `max`,
+    upper for `min`) must meet `threshold`; `no threshold` when none is declared (nothing was
+    tested, so never `pass`); see the module docstring for the edge cases."""
+    if threshold is None:
+        return Verdict(NO_THRESHOLD, "no threshold declared, so none was tested")
     if interval.n == 0:
         return Verdict("fail", "no run reported this metric")
     if interval.low is None or interval.high is None:  # not `interval.exists`
         return Verdict("fail", "one run gives no interval")
     if expected_runs is not None and interval.n < expected_runs:
         return Verdict("fail", f"only {interval.n} of {expected_runs} runs reported this metric")
-    if threshold is None:
-        return Verdict("pass", "no threshold declared")
     if goal == "min":
         bound, ok, relation = interval.high, interval.high <= threshold, "<="
     else:
@@ -112,3 +150,62 @@ def judge(interval: Interval, goal: str, threshold: float | None,
         return Verdict("pass", f"{side} bound {bound:.6g} {relation} threshold {threshold:g}")
     return Verdict("fail", f"{side} bound {bound:.6g} misses threshold {threshold:g} "
                            f"({goal})")
+
+
+@dataclass(frozen=True)
+class Consistency:
+    """Whether a recorded value agrees with the reruns: `verdict` is `consistent`, `not
+    reproduced` or `too few runs`; `low`/`high` the bounds applied and `source` where they
+    came from (`declared tolerance` or `prediction interval`; empty when there are none)."""
+
+    verdict: str
+    low: float | None
+    high: float | None
+    source: str
+    reason: str
+
+    @property
+    def consistent(self) -> bool:
+        return self.verdict == CONSISTENT
+
+    def bounds_text(self, confidence: float, tolerance: float | None = None) -> str:
+        """The `Consistency bounds` cell: the bounds and where they came from, or why there
+        are none."""
+        if self.low is None or self.high is None:
+            return f"none: {self.reason}"
+        bounds = f"[{self.low:.6g}, {self.high:.6g}]"
+        if self.source == FROM_TOLERANCE:
+            return f"{bounds} ({FROM_TOLERANCE} ±{tolerance:g} around the reruns' mean)"
+        return f"{bounds} ({confidence:.0%} {FROM_PREDICTION} for a single run)"
+
+
+def consistency(values: Sequence[float], recorded: float, *, tolerance: float | None = None,
+                confidence: float = 0.95, expected_runs: int | None = None) -> Consistency:
+    """Is `recorded` (the row's value) consistent with the reruns' `values`? Within
+    `tolerance` of their mean where one is declared, else inside their prediction interval
+    for a single run at `confidence`; see the module docstring for the edge cases."""
+    values = [float(v) for v in values]
+    n = len(values)
+    if n == 0:
+        return Consistency(TOO_FEW_RUNS, None, None, "", "no run reported this metric")
+    if expected_runs is not None and n < expected_runs:
+        return Consistency(TOO_FEW_RUNS, None, None, "",
+                           f"only {n} of {expected_runs} runs reported this metric")
+    if n == 1:
+        return Consistency(TOO_FEW_RUNS, None, None, "", "one run says nothing about the spread")
+    mean = math.fsum(values) / n
+    if tolerance is not None:
+        low, high, source = mean - tolerance, mean + tolerance, FROM_TOLERANCE
+    else:
+        interval = prediction_interval(values, confidence)
+        if interval is None:
+            return Consistency(TOO_FEW_RUNS, None, None, "",
+                               f"the {n} runs gave identical values and no tolerance is "
+                               "declared, so there is no spread to judge by")
+        (low, high), source = interval, FROM_PREDICTION
+    # the bounds are sums of floats: a value on a bound must not fall out by rounding
+    slack = 1e-12 * max(1.0, abs(mean))
+    inside = low - slack <= recorded <= high + slack
+    where = "inside" if inside else "outside"
+    return Consistency(CONSISTENT if inside else NOT_REPRODUCED, low, high, source,
+                       f"recorded {recorded:.6g} is {where} [{low:.6g}, {high:.6g}] ({source})")

@@ -160,7 +160,9 @@ def _run_spec(log, row, folder: Path, config, datasets: dict, commits: dict, evi
     }
     if row_evidence:
         tags["aisdp.reruns"] = len(row_evidence.get("reruns", []))
+        # the threshold verdict, and (sheets from 0.3 on) the recorded value's consistency
         verdicts = sorted({f"{r.get('Mode')} {r.get('Metric')}: {r.get('Verdict')}"
+                           + (f", {r['Consistency']}" if r.get("Consistency") else "")
                            for r in row_evidence.get("reproducibility", [])})
         tags["aisdp.reproducibility_verdicts"] = "; ".join(verdicts) or None
     if escapes:

@@ -32,6 +32,8 @@ class Context:
     #: Set by the git checks (`checks.git.row_commits`) and shared with the DVC and params
     #: checks and the coverage count: row number -> (the commit as typed, its lookup).
     row_commits: dict[int, tuple[str, CommitLookup]] | None = None
+    #: Rows whose container images an engine was asked about (`checks.images`, --remote).
+    images_checked: set[int] = field(default_factory=set)
     #: Every git name the log mentions, resolved in one call (`checks.git.name_lookups`).
     git_names: dict[str, CommitLookup] | None = None
     _git: GitRepo | None = field(default=None, init=False, repr=False)

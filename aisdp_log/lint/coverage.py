@@ -2,8 +2,10 @@
 
 An evidence cell is a non-empty `params.*`, `metrics.*`, `Other params`, `Random seed`,
 `Code commit`, `Data version` or `Artefact hash` cell, or an `Environment` cell that names a
-lock file by hash. Each is either verified (a witness was compared with it: git, DVC's
-records, a params file, `run.json`, `metrics.json`, the files' digests) or unverified.
+lock file by hash or a container image by digest (verified when git read its lock files and,
+with `--remote`, an engine was asked about its image). Each is either verified (a witness
+was compared with it: git, DVC's records, a params file, `run.json`, `metrics.json`, the
+files' digests) or unverified.
 
 Checks record what they compared, typed, through `ctx.coverage` (never by wording of
 messages); `conclude` then counts. A cell with an error finding counts as verified: it was
@@ -17,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from aisdp_log.domain.images import image_entries
 from aisdp_log.domain.locks import lock_entries
 from aisdp_log.findings import Finding, Severity
 from aisdp_log.spec import column_number
@@ -130,7 +133,7 @@ class Evidence:
 
 def evidence_cells(log: Log) -> list[Evidence]:
     """Every evidence column with its cells (filled ones; for `Environment`, those naming a
-    lock file by hash)."""
+    lock file by hash or an image by digest)."""
     columns = [log.columns[key] for key in EVIDENCE_KEYS if key in log.columns]
     columns += list(log.params.values()) + list(log.metrics.values())
     result = [Evidence(column, log.parse_column(column)) for column in columns]
@@ -141,7 +144,8 @@ def evidence_cells(log: Log) -> list[Evidence]:
                   if isinstance(value, str) and "sha256:" in value.lower()]
         rows: set[int] = set()
         if hashed:  # only a cell that may name a lock file is parsed
-            rows = {number for number, value in hashed if lock_entries(value)}
+            rows = {number for number, value in hashed
+                    if lock_entries(value) or pinned_images(value)}
         result.append(Evidence(environment, parsed, rows))
     return result
 
@@ -188,6 +192,11 @@ _NONE: frozenset[int] = frozenset()
 
 
 
+def pinned_images(environment: str) -> bool:
+    """Whether an Environment cell names a container image by digest."""
+    return any(entry.digest for entry in image_entries(environment))
+
+
 def _from_git(log: Log, ctx, coverage: Coverage) -> None:
     """Code commits git found, and the lock files the git checks read at them (G005 reads
     every lock file named in the Environment cell of a row whose commit was found). A
@@ -197,7 +206,12 @@ def _from_git(log: Log, ctx, coverage: Coverage) -> None:
     if not commits or repo is None or repo.is_shallow:
         return
     found = [number for number, (_, lookup) in commits.items() if lookup.status == "found"]
-    for key in ("code_commit", "environment"):
-        column = log.columns.get(key)
-        if column is not None:
-            coverage.verify_rows(column.index, found)
+    column = log.columns.get("code_commit")
+    if column is not None:
+        coverage.verify_rows(column.index, found)
+    column = log.columns.get("environment")
+    if column is not None:  # a cell naming an image too is verified once its image was asked
+        checked = ctx.images_checked
+        coverage.verify_rows(column.index, [
+            number for number in found if number in checked
+            or not pinned_images(str(log.parse_column(column).get(number, ("",))[0] or ""))])

@@ -65,6 +65,8 @@ class ContainerSpec:
     network: str = "none"
     #: (host path, read-only) mounted at the same path inside
     mounts: list[tuple[Path, bool]] = field(default_factory=list)
+    #: the variables the image itself sets (its `ENV`)
+    image_env: dict[str, str] = field(default_factory=dict)
 
     def argv(self, command: list[str], tree: Path, folder: Path, variables: dict[str, str],
              name: str, devices: list[str] | None = None) -> list[str]:
@@ -77,9 +79,13 @@ class ContainerSpec:
         for path, read_only in self.mounts:
             argv += ["-v", f"{path}:{path}" + (":ro" if read_only else "")]
         passed = dict(variables)
-        if self.tool is not None:
+        if self.tool is not None:  # before the image's own PYTHONPATH, which stays
             argv += ["-v", f"{self.tool}:{TOOL_MOUNT}/{TOOL_MODULE}:ro"]
-            passed["PYTHONPATH"] = TOOL_MOUNT
+            passed["PYTHONPATH"] = ":".join(
+                [TOOL_MOUNT] + ([self.image_env["PYTHONPATH"]]
+                                if self.image_env.get("PYTHONPATH") else []))
+        if "HOME" not in self.image_env:  # the caller's uid may have no home in the image
+            passed.setdefault("HOME", "/tmp")
         argv += gpu_options(self.engine.name, self.gpus, devices)
         for key, value in sorted(passed.items()):
             argv += ["-e", f"{key}={value}"]

@@ -16,9 +16,10 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from aisdp_log.domain.metrics import declared_metrics
+from aisdp_log.domain.metrics import declared_metrics, unusable_declarations
 from aisdp_log.errors import AisdpLogError
 from aisdp_log.repo.roots import config_for, resolve_repo
+from aisdp_log.repo.worktree import release_job_worktrees
 from aisdp_log.rerun.evidence import write_back
 from aisdp_log.rerun.executor import SlurmExecutor
 from aisdp_log.rerun.folders import read_json, remove_if_empty
@@ -171,6 +172,10 @@ def collect(log_path: Path | str, *, repo=None, force: bool = False, config=None
             return listing
         log = load_log(log_path, config)
         try:
+            unusable = unusable_declarations(log)
+            if unusable:  # as `rerun` refuses it: the submissions stay to collect once fixed
+                raise AisdpLogError(f"{log_path}: {unusable[0]}: fix it (validate reports "
+                                    "S003 there) before reruns are judged against it")
             declared = declared_metrics(log)
         finally:
             log.workbook.close()
@@ -211,7 +216,9 @@ def collect(log_path: Path | str, *, repo=None, force: bool = False, config=None
             write_back(log_path, concluded, declared, config, force)
             listing.lines += summary(concluded, log_path)
         for path, record, kept in settled:
-            for job in record.pop("_done"):
+            done = record.pop("_done")
+            release_job_worktrees(root, [job.job_id for job in done])
+            for job in done:
                 remove_files(job)
             if kept:
                 record["rows"] = kept

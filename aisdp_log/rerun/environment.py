@@ -41,7 +41,7 @@ from aisdp_log.rerun.preflight import (
     recorded_environment,
     resolve_first_word,
 )
-from aisdp_log.system.containers import Engine, image_local
+from aisdp_log.system.containers import Engine, image_environment, image_local
 
 ENV_MODES = ("current", "lock", "image")
 
@@ -167,6 +167,7 @@ def _prepare_images(outcomes: list, command: list[str], repo_root: Path, dry_run
     gpus = getattr(settings, "gpus", 0)
     mounts = same_path_mounts(repo_root)
     probed: dict[str, dict | None] = {}
+    declared: dict[str, dict[str, str]] = {}
     for plan in planned:
         image = entries[plan.experiment_id].pinned
         label = f"image: {image}; {engine.label}"
@@ -182,6 +183,7 @@ def _prepare_images(outcomes: list, command: list[str], repo_root: Path, dry_run
             if ensure_image(engine, image, progress):
                 result.lines.append(f"pulled {image} with {engine.label}")
             probed[image] = probe_image(engine, image, command, recorded, network)
+            declared[image] = image_environment(engine, image)
         answer = probed[image]
         missing = missing_packages(answer)
         if missing:
@@ -189,7 +191,8 @@ def _prepare_images(outcomes: list, command: list[str], repo_root: Path, dry_run
                                 f"{', '.join(missing)}, which the run needs ({source} "
                                 "records it); rerun in the image the run was trained in")
         tool = tool_package() if needs_tool(answer) else None
-        spec = ContainerSpec(engine, image, tool, gpus, network, list(mounts))
+        spec = ContainerSpec(engine, image, tool, gpus, network, list(mounts),
+                             image_env=declared[image])
         result.by_experiment[plan.experiment_id] = RunEnvironment(list(command), label,
                                                                   container=spec)
         python = (answer or {}).get("python")

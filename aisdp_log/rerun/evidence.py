@@ -8,6 +8,7 @@ from pathlib import Path
 
 from aisdp_log import __version__, spec
 from aisdp_log.domain.metrics import passing_pairs
+from aisdp_log.domain.stats import NOT_REPRODUCED
 from aisdp_log.record.add import environment_summary
 from aisdp_log.rerun.plan import RowOutcome
 from aisdp_log.workbook.writer import (
@@ -37,6 +38,7 @@ def _reruns_headers(declared: dict) -> list[str]:
 
 
 RERUNS_FORMATS = {"Started": "yyyy-mm-dd hh:mm:ss", "Seed": "0", "Duration": "0.00"}
+#: `Recorded` keeps General: it shows the row's value as typed, not rounded to four places.
 REPRODUCIBILITY_FORMATS = {"Date": "yyyy-mm-dd hh:mm:ss", "Mean": "0.0000", "Std": "0.0000",
                            "CI low": "0.0000", "CI high": "0.0000", "Confidence": "0%"}
 
@@ -57,7 +59,7 @@ def write_back(log_path: Path, outcomes: list[RowOutcome], declared: dict, confi
                               number_formats=RERUNS_FORMATS)
         repro = ensure_sheet(wb, spec.SHEET_REPRODUCIBILITY,
                              list(spec.REPRODUCIBILITY_COLUMNS),
-                             widths=[14, 19, 12, 16] + [10] * 8,
+                             widths=[14, 19, 12, 16] + [10] * 8 + [10, 14, 58],
                              number_formats=REPRODUCIBILITY_FORMATS)
         earlier = _passing_modes(repro)
         for outcome in outcomes:
@@ -104,10 +106,14 @@ def write_back(log_path: Path, outcomes: list[RowOutcome], declared: dict, confi
                 continue
             ensure_sheet(wb, experiments.title, [spec.REPRODUCIBILITY.header])
             current = _cell_text(experiments, found[0], spec.REPRODUCIBILITY.header)
+            contradicted = any(row.get("Consistency") == NOT_REPRODUCED
+                               for row in outcome.evidence)
             if outcome.verdict == "failed" and current in ("bitwise", "statistical") and \
-                    current in earlier.get(plan.experiment_id, set()):
+                    current in earlier.get(plan.experiment_id, set()) and not contradicted:
                 # A failed rerun is evidence too (in the sheets), but it does not erase a
                 # level that earlier reruns passed: the cell keeps naming that level.
+                # A recorded value the reruns contradict (`not reproduced`) is not such a
+                # failure: the cell says `failed` (R005 reads the sheet the same way).
                 outcome.lines.append(f"the row keeps `{current}`: the Reproducibility sheet "
                                      f"holds an earlier passing {current} rerun")
                 continue
@@ -124,6 +130,9 @@ def _passing_modes(ws) -> dict[str, set[str]]:
     wanted = [c for c in found if c is not None]
     if len(wanted) != len(found):
         return {}
+    consistency = columns.get(spec.normalise_header("Consistency"))
+    if consistency is not None:  # absent from sheets written before 0.3
+        wanted.append(consistency)
     records = ([values[c - 1] if c - 1 < len(values) else None for c in wanted]
                for values in ws.iter_rows(min_row=2, values_only=True))
     passed: dict[str, set[str]] = {}

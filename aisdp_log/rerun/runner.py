@@ -9,8 +9,10 @@ Order of work, so the user's workbook is held only for the final write:
 2. run `[rerun] command` once per run, each in a fresh worktree (`repo/worktree.py`) with the
    `AISDP_*` variables, a timeout and its output kept in the run's artefact folder
    (`processes.py`, `folders.py`);
-3. judge: `bitwise` (same seed, same artefact hash and metrics), `statistical` (t intervals,
-   `domain/stats.py`), `auto` (bitwise, then statistical when bitwise fails) (`judge.py`);
+3. judge: `bitwise` (same seed, same artefact hash and metrics), `statistical` (per metric a
+   t interval against the threshold, and the recorded value against the tolerance or the
+   prediction interval, `domain/stats.py`), `auto` (bitwise, then statistical when bitwise
+   fails) (`judge.py`);
 4. re-open the workbook through the safe writer and append `Reruns` and `Reproducibility`
    rows and set the row's `Reproducibility` cell; nothing else is touched (`evidence.py`).
 
@@ -25,13 +27,14 @@ folders of this invocation, and leaves the workbook as it was.
 from __future__ import annotations
 
 import contextlib
+import shlex
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from aisdp_log.config import Config
-from aisdp_log.domain.metrics import declared_metrics
+from aisdp_log.domain.metrics import declared_metrics, unusable_declarations
 from aisdp_log.domain.stats import derive_seeds
 from aisdp_log.errors import AisdpLogError
 from aisdp_log.repo.roots import config_for, resolve_repo
@@ -57,7 +60,7 @@ from aisdp_log.rerun.plan import (
     select,
 )
 from aisdp_log.rerun.processes import install_interrupt, restore_interrupt
-from aisdp_log.rerun.slurm import check_shared
+from aisdp_log.rerun.slurm import check_shared, sbatch_options
 from aisdp_log.system.containers import remove_stale_containers
 from aisdp_log.workbook.guard import writer_lock
 from aisdp_log.workbook.reader import load_log
@@ -113,6 +116,10 @@ def prepare_rerun(log_path: Path | str, *, ids=(), flagged: bool = False,
     log = load_log(log_path, config)
     try:
         rows = select(log, ids, flagged)
+        unusable = unusable_declarations(log) if mode != "bitwise" else []
+        if unusable:  # judged against another declaration than the one written: refuse
+            raise AisdpLogError(f"{log_path}: {unusable[0]}: fix it (validate reports S003 "
+                                "there) before a rerun is judged against it")
         declared = declared_metrics(log)
         outcomes = plan_rows(log, rows, config, root)
     finally:
@@ -163,6 +170,11 @@ def rerun(log_path: Path | str, *, ids: tuple[str, ...] | list[str] = (), flagge
     if dry_run:
         report.lines = ready.preparation.lines + describe_plan(outcomes, config, mode,
                                                                ready.runs, derive_seeds)
+        if executor == "slurm":
+            options = [*sbatch_options(config.rerun.slurm, config.rerun.gpus),
+                       *config.rerun.slurm.sbatch_args]
+            report.lines.insert(-1, "executor slurm: each run one job, sbatch "
+                                + (shlex.join(options) or "with the cluster's defaults"))
         return report
     if executor == "slurm" and planned:
         check_cluster(ready)

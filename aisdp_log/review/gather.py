@@ -43,6 +43,7 @@ from aisdp_log.review.model import (
     latest_intervals,
     parse_period,
     period_bounds,
+    tolerance_statement,
 )
 from aisdp_log.review.ranking import rank_parameters
 from aisdp_log.signing import signoff
@@ -291,6 +292,7 @@ def _intervals(log) -> list[Interval]:
     result = []
     for row in table.rows:
         def text(header: str) -> str:
+            # columns added in 0.3 are absent from older sheets: row.get(None) is None
             value = row.get(columns[header])  # noqa: B023 -- called in this iteration only
             return "" if value is None else as_text(value).strip()
 
@@ -303,7 +305,9 @@ def _intervals(log) -> list[Interval]:
             metric=text("Metric"), runs=int(runs) if runs is not None else None,
             mean=number("Mean"), std=number("Std"), low=number("CI low"),
             high=number("CI high"), confidence=number("Confidence"),
-            threshold=number("Threshold"), verdict=text("Verdict").casefold()))
+            threshold=number("Threshold"), verdict=text("Verdict").casefold(),
+            recorded=number("Recorded"), consistency=text("Consistency").casefold(),
+            bounds=text("Consistency bounds")))
     return result
 
 
@@ -314,7 +318,7 @@ def _repro(log, row, intervals: list[Interval]) -> ReproSpec:
     environment = log.typed(row, "environment")
     locks = lock_entries(str(environment or ""))
     mine = [i for i in intervals if i.experiment_id == experiment_id]
-    statistical = [i for i in mine if i.mode == "statistical" and i.low is not None]
+    statistical = [i for i in mine if i.mode == "statistical"]
     tolerance = []
     if level == "bitwise":
         detail = ("bitwise: a rerun at the recorded commit, data version and seed produced an "
@@ -327,14 +331,8 @@ def _repro(log, row, intervals: list[Interval]) -> ReproSpec:
     else:
         level = "not yet reproduced"
         detail = "no rerun recorded in the Reproducibility column"
-    latest = latest_intervals(statistical, experiment_id)
-    for interval in latest.values():
-        confidence = f"{interval.confidence:.0%}" if interval.confidence is not None else "?"
-        bound = f"[{interval.low:.4g}, {interval.high:.4g}]"
-        threshold = "" if interval.threshold is None else \
-            f"; threshold {interval.threshold:g}, verdict {interval.verdict or '?'}"
-        tolerance.append(f"{interval.metric}: {confidence} interval {bound} over "
-                         f"{interval.runs or '?'} runs{threshold}")
+    tolerance += [tolerance_statement(i) for i in
+                  latest_intervals(statistical, experiment_id).values()]
     limits = list(KNOWN_LIMITS)
     isa = CPU_IN_ENVIRONMENT.search(environment or "")
     if isa:

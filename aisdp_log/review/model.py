@@ -93,7 +93,11 @@ class Interval:
     high: float | None
     confidence: float | None
     threshold: float | None
-    verdict: str
+    verdict: str                       # the threshold verdict: pass, fail, no threshold
+    #: Added in 0.3 (issue 27); empty in sheets written before: not tested then.
+    recorded: float | None = None
+    consistency: str = ""              # consistent, not reproduced, too few runs
+    bounds: str = ""                   # the Consistency bounds cell: bounds and their source
 
 
 @dataclass
@@ -218,13 +222,36 @@ def period_bounds(period: str) -> tuple[dt.date, dt.date]:
 
 
 def latest_intervals(intervals: list[Interval], experiment_id: str) -> dict[str, Interval]:
-    """Metric (case-folded) -> the last statistical interval recorded for the experiment."""
+    """Metric (case-folded) -> the last statistical interval recorded for the experiment (a row
+    with an interval, or with a consistency verdict)."""
     result = {}
     for interval in intervals:
-        if interval.experiment_id == experiment_id and interval.low is not None and \
-                interval.high is not None:
+        if interval.experiment_id == experiment_id and (
+                interval.low is not None and interval.high is not None or interval.consistency):
             result[interval.metric.casefold()] = interval
     return result
+
+
+def tolerance_statement(interval: Interval) -> str:
+    """The review's statement of the tolerance bounds applied to one metric's latest
+    statistical rerun, and where they came from, as read from the Reproducibility sheet (the
+    rerun computed them; nothing is recomputed here)."""
+    confidence = f"{interval.confidence:.0%}" if interval.confidence is not None else "?"
+    runs = f"{interval.runs} runs" if interval.runs is not None else "? runs"
+    if interval.low is not None and interval.high is not None:
+        spread = f"{confidence} confidence interval [{interval.low:.4g}, {interval.high:.4g}]"
+    else:
+        spread = "no confidence interval"
+    threshold = f"threshold {interval.threshold:g}: {interval.verdict or '?'}" \
+        if interval.threshold is not None else "no threshold declared"
+    if not interval.consistency:
+        claim = ("the recorded value was not tested against the reruns (a rerun before "
+                 "aisdp-log 0.3)")
+    else:
+        recorded = "no value" if interval.recorded is None else f"{interval.recorded:.6g}"
+        claim = (f"recorded {recorded}, consistency bounds {interval.bounds or '?'}: "
+                 f"{interval.consistency}")
+    return f"{interval.metric} over {runs}: {claim}; {spread}; {threshold}"
 
 
 def together_text(group: list[str]) -> str:

@@ -10,6 +10,7 @@ guesses: a missing engine is a reason, never an answer about an image."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -96,6 +97,16 @@ def find_engine(preferred: str | None = None) -> tuple[Engine | None, str]:
 def image_local(engine: Engine, reference: str) -> bool:
     """Whether the engine's store holds the image (by name and digest)."""
     return ask(engine, "image", "inspect", "--format", "{{.Id}}", reference).returncode == 0
+
+
+def image_environment(engine: Engine, reference: str) -> dict[str, str]:
+    """The variables the image sets (its `ENV`), empty when they cannot be read."""
+    result = ask(engine, "image", "inspect", "--format", "{{json .Config.Env}}", reference)
+    try:
+        pairs = json.loads(result.stdout) if result.returncode == 0 else []
+    except ValueError:
+        pairs = []
+    return dict(pair.split("=", 1) for pair in pairs or [] if isinstance(pair, str) and "=" in pair)
 
 
 def image_pullable(engine: Engine, reference: str) -> tuple[bool, str]:

@@ -4,7 +4,8 @@ cell parsed once, and the `Metrics` sheet; `Log.finding()` builds a Finding at t
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import Protocol
 
 from aisdp_log import spec
 from aisdp_log.config import Config
@@ -13,8 +14,16 @@ from aisdp_log.domain.values import as_text
 from aisdp_log.findings import CATALOGUE, Finding
 from aisdp_log.workbook.table import Column, Row, Table, cell_ref
 
-if TYPE_CHECKING:
-    from aisdp_log.workbook.reader import Workbook
+
+class Workbook(Protocol):
+    """What a log keeps of the open workbook it was read from (`workbook.reader`'s)."""
+    path: Path
+    name: str
+    sheet_names: list[str]
+
+    def find_sheet(self, wanted: str) -> str | None: ...
+    def table(self, sheet_name: str) -> Table: ...
+    def close(self) -> None: ...
 
 
 @dataclass
@@ -25,6 +34,7 @@ class MetricRow:
     description: object
     row: int
     cells: dict[str, str]
+    tolerance: object = None  # the Tolerance cell (issue 27); None where the log lacks it
 
 
 class Log:
@@ -183,17 +193,19 @@ class Log:
         metric_col = table.column("Metric")
         if metric_col is None:
             return []
-        goal_col, threshold_col, desc_col = (table.column(h) for h in
-                                             ("Goal", "Threshold", "Description"))
+        goal_col, threshold_col, desc_col, tolerance_col = (
+            table.column(h) for h in ("Goal", "Threshold", "Description", "Tolerance"))
         result = []
         for row in table.rows:
             name = row.get(metric_col)
             cells = {h: cell_ref(row.number, c.index) for h, c in
                      (("Metric", metric_col), ("Goal", goal_col), ("Threshold", threshold_col),
-                      ("Description", desc_col)) if c is not None}
+                      ("Description", desc_col), ("Tolerance", tolerance_col))
+                     if c is not None}
             result.append(MetricRow(None if name is None else " ".join(str(name).split()),
                                     row.get(goal_col), row.get(threshold_col),
-                                    row.get(desc_col), row.number, cells))
+                                    row.get(desc_col), row.number, cells,
+                                    row.get(tolerance_col)))
         return result
 
     # -- findings

@@ -319,9 +319,12 @@ _METRICS_HELP = {
     "Goal": ("max when higher is better, min when lower is better.", "max"),
     "Threshold": ("The value a selected model must meet (at least, for max; at most, for "
                   "min). May be empty.", "0.85"),
+    "Tolerance": ("How far a recorded value may lie from the mean of its statistical reruns "
+                  "and still count as reproduced. Empty: the reruns' prediction interval "
+                  "decides.", "0.01"),
     "Description": ("What the metric measures and on which data.", "holdout accuracy"),
 }
-_METRICS_WIDTHS = {"Metric": 18, "Goal": 8, "Threshold": 11, "Description": 48}
+_METRICS_WIDTHS = {"Metric": 18, "Goal": 8, "Threshold": 11, "Tolerance": 11, "Description": 48}
 
 
 def _metrics_sheet(workbook, styles: _Styles, config) -> None:
@@ -329,8 +332,8 @@ def _metrics_sheet(workbook, styles: _Styles, config) -> None:
     metrics = config.template_metrics()
     last_row = max(len(metrics), METRIC_ROWS_MIN)
     for index, header in enumerate(spec.METRICS_COLUMNS):
-        # Threshold in General format, so 0.85 shows as typed rather than as 0.850.
-        number_format = None if header == "Threshold" else "@"
+        # Numbers in General format, so 0.85 shows as typed rather than as 0.850.
+        number_format = None if header in ("Threshold", "Tolerance") else "@"
         sheet.set_column(index, index, _METRICS_WIDTHS[header], styles.cell(number_format))
         help_text, example = _METRICS_HELP[header]
         options: dict[str, object] = {
@@ -343,6 +346,10 @@ def _metrics_sheet(workbook, styles: _Styles, config) -> None:
             options.update({"validate": "decimal", "criteria": "between", "minimum": -1e300,
                             "maximum": 1e300, "error_title": header,
                             "error_message": "A threshold is a number, or empty."})
+        elif header == "Tolerance":
+            options.update({"validate": "decimal", "criteria": "between", "minimum": 0,
+                            "maximum": 1e300, "error_title": header,
+                            "error_message": "A tolerance is a number of 0 or more, or empty."})
         else:
             options["validate"] = "any"
         sheet.data_validation(1, index, last_row, index, options)
@@ -351,13 +358,16 @@ def _metrics_sheet(workbook, styles: _Styles, config) -> None:
         "columns": [{"header": h, "header_format": styles.header}
                     for h in spec.METRICS_COLUMNS]})
     text = styles.cell("@")
+    column = {header: index for index, header in enumerate(spec.METRICS_COLUMNS)}
     for row, metric in enumerate(metrics, start=1):
-        sheet.write_string(row, 0, metric.name, text)
-        sheet.write_string(row, 1, metric.goal, text)
-        if metric.threshold is not None:
-            sheet.write_number(row, 2, metric.threshold, styles.cell(None))
+        sheet.write_string(row, column["Metric"], metric.name, text)
+        sheet.write_string(row, column["Goal"], metric.goal, text)
+        for header, number in (("Threshold", metric.threshold),
+                               ("Tolerance", metric.tolerance)):
+            if number is not None:
+                sheet.write_number(row, column[header], number, styles.cell(None))
         if metric.description:
-            sheet.write_string(row, 3, metric.description, text)
+            sheet.write_string(row, column["Description"], metric.description, text)
     sheet.freeze_panes(1, 0)
     _page_setup(sheet)
 

@@ -5,7 +5,9 @@ from its registry (G009)?
 
 S013 and G008 read the workbook alone, so they run with `--offline` too. G009 asks the
 container engine (`aisdp_log.system.containers`), once per distinct image; without an engine
-nothing is guessed: each image entry gets one G009 saying it was not checked and why."""
+nothing is guessed: each image entry gets one G009 saying it was not checked and why. Rows
+whose images an engine answered for are recorded in `ctx.images_checked`: until then their
+Environment cell counts as unverified evidence (`aisdp_log.lint.coverage`)."""
 
 from __future__ import annotations
 
@@ -41,6 +43,7 @@ def run(log, ctx) -> Iterator[Finding]:
                 pinned.setdefault(entry.pinned, []).append(row)
     if pinned and ctx.remote and not ctx.offline:
         yield from _availability(log, pinned, ctx)
+    # otherwise their cells stay unverified in the coverage figure (lint/coverage.py)
 
 
 def _availability(log, pinned: dict[str, list], ctx) -> Iterator[Finding]:
@@ -49,9 +52,10 @@ def _availability(log, pinned: dict[str, list], ctx) -> Iterator[Finding]:
     for reference, rows in pinned.items():
         if engine is None:
             problem = f"image {reference} was not checked: {reason}"
-        elif image_local(engine, reference):
-            continue
         else:
+            ctx.images_checked.update(row.number for row in rows)
+            if image_local(engine, reference):
+                continue
             pullable, why = image_pullable(engine, reference)
             if pullable:
                 continue

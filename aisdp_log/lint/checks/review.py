@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from typing import Literal
 
 from aisdp_log import spec
-from aisdp_log.domain.metrics import declared_metrics, meets, passing_pairs
+from aisdp_log.domain.metrics import declared_metrics, meets, not_reproduced, passing_pairs
 from aisdp_log.domain.periods import quarter
 from aisdp_log.domain.values import is_number
 from aisdp_log.findings import Finding
@@ -25,11 +25,25 @@ def passing_evidence(log: Log) -> set[tuple[str, str]] | Literal[False]:
     if name is None:
         return False
     table = log.workbook.table(name)
-    columns = [table.column(h) for h in ("Experiment ID", "Mode", "Date", "Verdict")]
+    columns = [table.column(h) for h in ("Experiment ID", "Mode", "Date", "Verdict",
+                                         "Consistency")]
     if any(c is None for c in (columns[0], columns[1], columns[3])):
         return set()
     return passing_pairs([row.get(c) for c in columns] for row in table.rows)
 
+
+def contradicted(log: Log) -> dict[str, list[str]]:
+    """Experiment ID -> the metrics whose recorded value its latest statistical rerun did not
+    reproduce (`Consistency` says `not reproduced`); empty without such a sheet or column."""
+    name = log.workbook.find_sheet(spec.SHEET_REPRODUCIBILITY)
+    if name is None:
+        return {}
+    table = log.workbook.table(name)
+    columns = [table.column(h) for h in ("Experiment ID", "Mode", "Date", "Consistency",
+                                         "Metric")]
+    if any(c is None for c in (columns[0], columns[1], columns[3])):
+        return {}
+    return not_reproduced([row.get(c) for c in columns] for row in table.rows)
 
 
 def _rerun_command(log: Log, row, *options: str) -> str:
@@ -52,6 +66,7 @@ def run(log: Log, ctx) -> Iterator[Finding]:
     notes_column = log.columns.get("notes")
     # read on first need: most logs select few rows
     evidence: set[tuple[str, str]] | Literal[False] | None = None
+    disputed: dict[str, list[str]] | None = None
     for row in log.rows:
         outcome, error = log.parse(row, outcome_column)
         if error is not None:
@@ -81,7 +96,17 @@ def run(log: Log, ctx) -> Iterator[Finding]:
                               f"selected, but {name} {value:g} is {relation} the declared "
                               f"threshold {metric.threshold:g} ({metric.goal})")
         level = log.typed(row, "reproducibility")
-        if level not in ("bitwise", "statistical"):
+        if disputed is None:
+            disputed = contradicted(log)
+        metrics = disputed.get(log.experiment_id(row) or "")
+        if metrics:
+            # the reruns contradict the recorded value: no level of evidence outweighs that
+            yield log.finding("R005", row, outcome_column,
+                              f"the latest statistical rerun did not reproduce the recorded "
+                              f"{', '.join(metrics)} (Reproducibility sheet, Consistency "
+                              "`not reproduced`): the row claims values its code and data do "
+                              "not give")
+        elif level not in ("bitwise", "statistical"):
             yield log.finding("R005", row, outcome_column,
                               "selected without passing reproducibility evidence: run "
                               f"`{_rerun_command(log, row)}`")

@@ -6,6 +6,7 @@ import difflib
 from collections.abc import Iterator
 
 from aisdp_log import spec
+from aisdp_log.domain.metrics import parse_tolerance
 from aisdp_log.domain.values import parse_choice, parse_number, shown
 from aisdp_log.findings import Finding
 from aisdp_log.workbook.log import Log
@@ -223,7 +224,7 @@ def _metrics_sheet(log: Log) -> Iterator[Finding]:
             yield log.finding_at(
                 "S008", log.sheet, cell_ref(1, column.index), 1, column.header,
                 f"metric {shown(name)} has no row in a 'Metrics' sheet: add the sheet with columns "
-                "Metric, Goal, Threshold, Description")
+                "Metric, Goal, Threshold, Tolerance, Description")
         return
     sheet = table.sheet
     for header in spec.METRICS_COLUMNS[:2]:
@@ -255,6 +256,14 @@ def _metrics_sheet(log: Log) -> Iterator[Finding]:
                 yield log.finding_at(
                     "S003", sheet, metric.cells["Threshold"], metric.row, "Threshold",
                     f"threshold {shown(metric.threshold)} is not a finite number")
+        if metric.tolerance is not None and "Tolerance" in metric.cells:
+            try:
+                parse_tolerance(metric.tolerance)  # the parser declared_metrics uses too
+            except ValueError:
+                yield log.finding_at(
+                    "S003", sheet, metric.cells["Tolerance"], metric.row, "Tolerance",
+                    f"tolerance {shown(metric.tolerance)} is not a number of 0 or more (how far "
+                    "a recorded value may lie from the reruns' mean)")
     columns = {name.casefold(): column for name, column in log.metrics.items()}
     for key, column in columns.items():
         if key not in declared:
