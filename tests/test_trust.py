@@ -187,6 +187,10 @@ def test_1_bob_under_his_own_email_shows_his_principal_and_signers_fixes_his_nam
     assert "Ada Lovelace, Head of ML &lt;bob@example.org&gt;" in markdown
     text = run_cli("verify", str(team.log)).stdout
     assert "principal bob@example.org" in text
+    # validate reports the same, from the same committed list and aisdp.toml
+    from aisdp_log.lint.runner import validate
+
+    assert ("R011", "B2") in validate(team.log, offline=True).codes()
 
 
 # --------------------------------------------------------------------------- 2. self-vouching
