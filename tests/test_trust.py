@@ -409,3 +409,14 @@ def test_every_signoff_is_bundled_from_review_folders_given_with_repeated_review
             for s in ("json", "json.sig", "html", "md")} <= names
     code, report = verify_json(str(bundle), "--allowed-signers", str(team.assessor_list))
     assert (code, report["findings"]) == (0, [])
+
+
+def test_an_unsigned_rerender_of_a_signed_period_keeps_the_signed_files(team):
+    team.sign("2026-Q3")
+    signed_html = (team.out / "review-2026-Q3.html").read_bytes()
+    done = run_cli("review", str(team.log), "--period", "2026-Q3", "-o", str(team.out))
+    assert done.returncode == 0, done.stderr
+    assert "kept the earlier sign-off's file as" in done.stdout
+    [kept] = team.out.glob("review-2026-Q3.*.html")
+    assert kept.read_bytes() == signed_html
+    assert not (team.out / "review-2026-Q3.json").exists()
