@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from builders import commit, row, write_log
+from builders import commit, row, run_cli, write_log
 from test_rerun import TRAIN_PY, build_project, cell, log_row, rerun, sheet, train
 
 #: The seeded training of test_rerun, also logging its final loss: a metric that differs
@@ -80,7 +80,8 @@ def declare(name: str, goal: str, threshold: float | None = None,
 
 
 def make_log(root: Path, record: dict, data_version: str, *, loss: float, metrics: list[dict],
-             accuracy: float | None = None) -> Path:
+             accuracy: float | None = None, extra_sheets: dict | None = None,
+             reproducibility: str | None = None) -> Path:
     """The log of EXP-010 claiming `loss` (and `accuracy`), in its cells and, as `add` would
     have written it, in its metrics.json: `validate` finds both in agreement."""
     accuracy = record["metrics"]["accuracy"] if accuracy is None else accuracy
@@ -90,18 +91,21 @@ def make_log(root: Path, record: dict, data_version: str, *, loss: float, metric
     (folder / "metrics.json").write_text(json.dumps(claimed))
     log = root / "experiment-log.xlsx"
     write_log(log, [log_row("EXP-010", dict(record, metrics={"accuracy": accuracy}),
-                            data_version, **{"metrics.loss": loss})], metrics=metrics)
+                            data_version, **{"metrics.loss": loss,
+                                             "Reproducibility": reproducibility})],
+              metrics=metrics, extra_sheets=extra_sheets)
     return log
 
 
 @pytest.fixture
 def claim(trained: Trained, tmp_path: Path):
     """A private copy of the trained project whose log claims the given loss."""
-    def make(loss: float, metrics: list[dict], accuracy: float | None = None) -> Path:
+    def make(loss: float, metrics: list[dict], accuracy: float | None = None,
+             **options) -> Path:
         root = tmp_path / "proj"
         shutil.copytree(trained.root, root, symlinks=True)
         return make_log(root, trained.record, trained.data_version, loss=loss,
-                        metrics=metrics, accuracy=accuracy)
+                        metrics=metrics, accuracy=accuracy, **options)
     return make
 
 
@@ -129,8 +133,8 @@ def test_a_recorded_value_far_from_the_reruns_is_not_reproduced(trained, claim, 
     far = round(trained.mean + 10 * trained.half_width, 6)
     log = claim(far, [declare("loss", "min", threshold=10.0),
                       declare("accuracy", "max", threshold=0.5, tolerance=0.5)])
-    report = rerun(log, ids=["EXP-010"], runs=RUNS)        # auto
-    assert report.exit_code == 1
+    done = run_cli("rerun", str(log), "--id", "EXP-010", "--runs", str(RUNS), cwd=log.parent)
+    assert done.returncode == 1, done.stdout + done.stderr        # auto
     assert cell(log, "EXP-010", "Reproducibility") == "failed"
     assert [(e["Mode"], e["Metric"]) for e in sheet(log, "Reproducibility")] == [
         ("bitwise", "artefact hash"), ("statistical", "loss"), ("statistical", "accuracy")]
@@ -141,7 +145,8 @@ def test_a_recorded_value_far_from_the_reruns_is_not_reproduced(trained, claim, 
     assert bounds(loss["Consistency bounds"]) == pytest.approx(
         (trained.mean - trained.half_width, trained.mean + trained.half_width), rel=1e-5)
     assert loss["Mean"] == pytest.approx(trained.mean, rel=1e-12)
-    [line] = [x for x in report.outcomes[0].lines if x.startswith("loss: not reproduced")]
+    [line] = [x.strip() for x in done.stdout.splitlines()
+              if x.strip().startswith("loss: not reproduced")]
     assert f"recorded {far:.6g} is outside [" in line and "prediction interval" in line
     assert f"of {RUNS} runs: " in line
     assert all(f"{value:.6g}" in line for value in trained.losses)
@@ -222,17 +227,35 @@ def test_a_declared_tolerance_decides_instead_of_the_interval(trained, claim, of
     assert cell(log, "EXP-010", "Reproducibility") == ("statistical" if reproduced else "failed")
 
 
+#: A Reproducibility sheet as aisdp-log 0.2 wrote it: no Recorded/Consistency columns.
+OLD_HEADERS = ["Experiment ID", "Date", "Mode", "Metric", "Runs", "Mean", "Std", "CI low",
+               "CI high", "Confidence", "Threshold", "Verdict"]
+
+
 @pytest.mark.slow
 def test_one_run_is_too_few_runs_never_consistent(trained, claim):
-    log = claim(round(trained.losses[0], 6), [declare("loss", "min", threshold=10.0,
-                                                      tolerance=1.0)])
+    """Also: a sheet written before 0.3 gains the new columns after its own, its rows are
+    read as before (a passing level they prove is kept by a rerun that says too little)."""
+    from aisdp_log.lint.runner import validate
+
+    old_row = ["EXP-010", "2026-07-03 10:00:00", "statistical", "loss", 5, 0.5, 0.01, 0.49,
+               0.51, 0.95, 10.0, "pass"]
+    log = claim(round(trained.losses[0], 6),
+                [declare("loss", "min", threshold=10.0, tolerance=1.0)],
+                extra_sheets={"Reproducibility": [OLD_HEADERS, old_row]},
+                reproducibility="statistical")
     report = rerun(log, ids=["EXP-010"], mode="statistical", runs=1)
     assert report.exit_code == 1
-    loss = evidence(log, "loss")
+    rows = sheet(log, "Reproducibility")
+    assert list(rows[0]) == OLD_HEADERS + ["Recorded", "Consistency", "Consistency bounds"]
+    assert (rows[0]["Verdict"], rows[0]["Consistency"]) == ("pass", None)
+    loss = rows[1]
     assert (loss["Runs"], loss["Verdict"], loss["Consistency"]) == (1, "fail", "too few runs")
     assert loss["Consistency bounds"].startswith("none: one run")
-    assert cell(log, "EXP-010", "Reproducibility") == "failed"
     assert any(line.startswith("loss: too few runs") for line in report.outcomes[0].lines)
+    # too few runs is no evidence against the record: the earlier level stays, R005 agrees
+    assert cell(log, "EXP-010", "Reproducibility") == "statistical"
+    assert not any(f.code == "R005" for f in validate(log, offline=True).findings)
 
 
 # --------------------------------------------------------------------------- R005 on the sheet

@@ -44,13 +44,13 @@ def review(log: Path, period: str | None, output_dir: Path, signer: str | None,
                f"{result.review.warnings} warning{'s' * (result.review.warnings != 1)}")
     click.echo(f"wrote {result.html_path} ({len(result.review.plots)} figures)")
     click.echo(f"wrote {result.markdown_path}")
+    for kept in result.kept:  # a signed review's files are never overwritten
+        click.echo(f"kept the earlier sign-off's file as {kept}")
     # the review model holds the sign-off and its signature as `object` (None without --sign)
     record = result.review.signoff
     if isinstance(record, SignoffRecord):
         signature = result.review.signature
         info = signature if isinstance(signature, SignatureInfo) else None
-        for kept in result.kept:
-            click.echo(f"kept the earlier sign-off's file as {kept}")
         if result.statement_path is not None:
             click.echo(f"wrote {result.statement_path}")
         if result.signature_path is not None and info is not None:  # written with the info

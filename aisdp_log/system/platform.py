@@ -228,9 +228,15 @@ def _sysctl_cpu() -> tuple[str | None, set[str] | None]:
                               stdin=subprocess.DEVNULL)
     except (OSError, subprocess.SubprocessError):
         return None, None
+    return parse_sysctl(done.stdout.decode("utf-8", "replace"))
+
+
+def parse_sysctl(text: str) -> tuple[str | None, set[str] | None]:
+    """(model, flags in Linux's names) from macOS's `sysctl -a`: `machdep.cpu.brand_string`,
+    the Intel feature lists, and Apple silicon's `hw.optional.*: 1` switches."""
     model = None
     flags: set[str] = set()
-    for line in done.stdout.decode("utf-8", "replace").splitlines():
+    for line in text.splitlines():
         key, _, value = line.partition(":")
         key, value = key.strip(), value.strip()
         if key == "machdep.cpu.brand_string":
