@@ -5,8 +5,8 @@ fetches, no scripts, and no id clashes between figures as inline SVGs could have
 (experiment IDs, metric and parameter names) reaches a figure only through the builder's
 escaping `text`. Text is drawn in the reader's sans-serif font.
 
-Drawing all figures of a review costs about a millisecond, so they are drawn each time the
-review is rendered (matplotlib took ~0.3 s to import and ~0.3 s to draw them; see
+Drawing the demo's three figures costs about 2 ms, so they are drawn each time a review is
+rendered and nothing is cached (matplotlib took ~0.3 s to import and ~0.3 s to draw them; see
 `benchmarks/bench_review.py`).
 """
 
