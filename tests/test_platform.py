@@ -221,3 +221,16 @@ def test_macos_sysctl_names_become_linux_flag_names():
     assert model == "Apple M2" and {"asimd", "bf16", "i8mm", "asimddp"} <= flags
     assert "sme" not in flags
     assert seam.parse_sysctl("kern.ostype: Darwin\n") == (None, None)
+
+
+def test_argv_text_reads_undecodable_argument_bytes_as_utf8():
+    typed = "Łucja Őrs".encode("utf-8")
+    # what Python makes of those bytes under a cp1252 locale (surrogateescape)
+    as_decoded = typed.decode("cp1252", "surrogateescape")
+    assert "\udc81" in as_decoded
+    if os.fsencode(as_decoded) == typed:  # this interpreter's fs codec round-trips it
+        assert seam.argv_text(as_decoded) == "Łucja Őrs"
+    assert seam.argv_text("Ana Ruiz, Head of ML") == "Ana Ruiz, Head of ML"
+    # bytes that are UTF-8 under no reading become replacement characters, never surrogates
+    assert seam.argv_text(os.fsdecode(b"Ana \xff")) == "Ana \ufffd"
+    # (the cp1252 process itself: tests/test_locale.py signs as "Łucja Őrs")

@@ -32,7 +32,9 @@ def review(log: Path, period: str | None, output_dir: Path, signer: str | None,
     from aisdp_log.review.model import SignatureInfo
     from aisdp_log.review.write import write_review
     from aisdp_log.signing.signoff import SignoffRecord
+    from aisdp_log.system.platform import argv_text
 
+    signer = argv_text(signer) if signer is not None else None
     result = write_review(log, period=period, output_dir=output_dir, sign=signer, key=key,
                           repo=repo, force=force)
     counts = result.review.counts

@@ -174,6 +174,21 @@ def python_in_venv(venv: Path) -> Path:
     return venv / ("Scripts/python.exe" if IS_WINDOWS else "bin/python")
 
 
+def argv_text(value: str) -> str:
+    """Text typed on the command line (a name, not a path) as the user meant it. Python
+    decodes arguments with the locale's codec; where that failed (a UTF-8 terminal under a
+    cp1252 locale: `Ł` arrives as undecodable bytes) the bytes are read as UTF-8, so no lone
+    surrogate reaches a document or a signed statement. Windows passes arguments as UTF-16,
+    so there this changes nothing."""
+    if not any("\udc80" <= char <= "\udcff" for char in value):
+        return value
+    raw = os.fsencode(value)
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("utf-8", "replace")
+
+
 # --------------------------------------------------------------------------- files
 
 def file_identity(info: os.stat_result) -> str:
