@@ -21,7 +21,7 @@ from aisdp_log.lint.annotate import FINDINGS_HEADERS, HIGHLIGHT_FILL, annotate
 from aisdp_log.lint.runner import validate
 from aisdp_log.workbook.table import cell_ref
 from aisdp_log.workbook.writer import open_workbook_for_update, write_value
-from aisdp_log.workbook.xlsx_package import parse_range
+from aisdp_log.workbook.xmlpart import parse_range
 
 HEADERS = list(BASE_ROW)
 MODEL = b"model weights " * 50

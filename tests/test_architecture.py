@@ -181,3 +181,36 @@ def test_git_runs_from_one_module():
                     isinstance(command.elts[0], ast.Constant) and command.elts[0].value == "git":
                 starters.append(f"{module}:{node.lineno}")
     assert not starters
+
+
+def test_the_workbook_room_imports_nothing_for_the_type_checker_only():
+    """Its modules import each other one way: no cycle hidden under `if TYPE_CHECKING:`."""
+    hidden = [module for module in MODULES if _room(module) == "workbook"
+              and "TYPE_CHECKING" in MODULES[module].read_text("utf-8")]
+    assert not hidden
+
+
+#: Distributions whose import name differs from their name.
+IMPORT_NAMES = {"python-calamine": "python_calamine", "pyyaml": "yaml"}
+
+
+def test_every_declared_dependency_is_imported_by_the_package():
+    import re
+
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib
+
+    pyproject = tomllib.loads((PACKAGE.parent / "pyproject.toml").read_text("utf-8"))
+    declared = [re.split(r"[<>=!~; \[]", d, maxsplit=1)[0].lower()
+                for d in pyproject["project"]["dependencies"]]
+    imported = set()
+    for path in MODULES.values():
+        for node in ast.walk(ast.parse(path.read_text("utf-8"))):
+            if isinstance(node, ast.Import):
+                imported |= {a.name.split(".")[0] for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                imported.add(node.module.split(".")[0])
+    unused = [d for d in declared if IMPORT_NAMES.get(d, d.replace("-", "_")) not in imported]
+    assert not unused, f"declared but never imported (move them to an extra): {unused}"

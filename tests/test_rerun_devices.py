@@ -52,7 +52,9 @@ def test_each_concurrent_run_holds_its_own_device(device_project):
     with_gpus(root, 1)
     result = run_cli("rerun", str(log), "--id", "EXP-001", "--mode", "statistical", "--runs",
                      "4", "--jobs", "3", cwd=root, env={"CUDA_VISIBLE_DEVICES": "3,GPU-5a"})
-    assert result.returncode == 0, result.stdout + result.stderr
+    # (the verdict is not the point here: every run ran, each on its device)
+    assert result.returncode in (0, 1) and "Traceback" not in result.stderr, result.stderr
+    assert [r["Status"] for r in sheet(log, "Reruns")] == ["ok"] * 4, result.stdout
     [stamp] = (root / "artefacts" / "EXP-001" / "reruns").iterdir()
     held = [json.loads(p.read_text()) for p in sorted(stamp.glob("device-*.json"))]
     assert len(held) == 4 and {h["device"] for h in held} == {"3", "GPU-5a"}
@@ -74,7 +76,7 @@ def test_without_gpus_runs_see_the_parents_devices(device_project):
     write_config(root)
     result = run_cli("rerun", str(log), "--id", "EXP-001", "--mode", "statistical", "--runs",
                      "2", "--jobs", "2", cwd=root, env={"CUDA_VISIBLE_DEVICES": "3,5"})
-    assert result.returncode == 0, result.stdout + result.stderr
+    assert [r["Status"] for r in sheet(log, "Reruns")] == ["ok"] * 2, result.stdout
     [stamp] = (root / "artefacts" / "EXP-001" / "reruns").iterdir()
     assert {json.loads(p.read_text())["device"] for p in stamp.glob("device-*.json")} == {"3,5"}
     assert [r["Devices"] for r in sheet(log, "Reruns")] == [None, None]

@@ -92,6 +92,7 @@ def test_attached_bitwise_on_slurm_records_executor_job_and_seed(copy):  # noqa:
         == ("slurm", "bitwise", 42, "yes", "ok")
     assert str(run["Slurm job ID"]).isdigit()
     assert run["Artefact hash"] == cell(log, "EXP-001", "Artefact hash")
+    assert "slurm:" not in result.stderr       # progress stays quiet off a terminal
     assert git(root, "worktree", "list").count("\n") == 0
     assert not any((log.parent / ".aisdp-log" / "slurm").iterdir())  # job files collected
 
@@ -103,11 +104,16 @@ def test_a_slurm_rerun_reaches_the_verdict_and_metrics_of_a_local_one(copy):  # 
     write_config(root)
     local = rerun(log, ids=["EXP-001"], mode="statistical", runs=3, executor="local")
     use_slurm(root)
-    slurm = rerun(log, ids=["EXP-001"], mode="statistical", runs=3)
+    shown: list[str] = []
+    slurm = rerun(log, ids=["EXP-001"], mode="statistical", runs=3, progress=shown.append)
     assert local.exit_code == slurm.exit_code == 0, slurm.lines
+    assert shown[0].endswith(" 0 done of 3 jobs"), shown           # pending / running ...
+    assert shown[-1] == "slurm: 0 pending, 0 running, 3 done of 3 jobs"  # ... done
     assert local.outcomes[0].verdict == slurm.outcomes[0].verdict == "statistical"
     runs = sheet(log, "Reruns")
     assert [r["Executor"] for r in runs] == ["local"] * 3 + ["slurm"] * 3
+    from aisdp_log.domain.stats import derive_seeds
+    assert [r["Seed"] for r in runs] == derive_seeds(42, 3) * 2   # seeds as local runs have
     by_seed = {}
     for run in runs:   # the same seed gives the same metrics and model wherever it ran
         by_seed.setdefault(run["Seed"], set()).add((run["metrics.accuracy"],
@@ -216,10 +222,14 @@ def test_detached_auto_submits_the_statistical_runs_when_bitwise_fails(copy):  #
     assert len(pending_jobs(log)) == 2
     wait_until(lambda: not queued(pending_jobs(log)), what="the statistical jobs")
     second = detached.collect(log)
-    assert second.exit_code == 0, second.lines
-    assert [(r["Mode"], r["Executor"]) for r in sheet(log, "Reruns")] == \
-        [("bitwise", "slurm"), ("statistical", "slurm"), ("statistical", "slurm")]
-    assert cell(log, "EXP-002", "Reproducibility") == "statistical"
+    assert [(r["Mode"], r["Executor"], r["Status"]) for r in sheet(log, "Reruns")] == \
+        [("bitwise", "slurm", "ok"), ("statistical", "slurm", "ok"),
+         ("statistical", "slurm", "ok")]
+    # (two clock-seeded runs: whether their interval passes is chance, not the point here)
+    assert cell(log, "EXP-002", "Reproducibility") == \
+        ("statistical" if second.exit_code == 0 else "failed")
+    assert [e["Mode"] for e in sheet(log, "Reproducibility")] == ["bitwise", "statistical"]
+    assert detached.submissions(log) == []
 
 
 def _has_sheet(log: Path, name: str) -> bool:
@@ -239,6 +249,14 @@ def test_a_cancelled_job_fails_the_row_with_its_state(copy, monkeypatch):  # noq
     [job] = pending_jobs(log)
     reruns = root / "artefacts" / "EXP-001" / "reruns"
     wait_until(lambda: any(reruns.glob("*/1/run.json")), what="the training to start")
+    # The job's worktree is named after the job and locked: a prune or a sweep by pid from
+    # another host (the login node, where the node's temp folder and pids mean nothing)
+    # leaves it alone.
+    from aisdp_log.repo.worktree import remove_stale
+    remove_stale(root)
+    git(root, "worktree", "prune")
+    listing = git(root, "worktree", "list", "--porcelain")
+    assert f"aisdp-job-{job}-" in listing and "\nlocked aisdp-log rerun" in listing
     subprocess.run(["scancel", job], check=True)
     wait_until(lambda: not queued([job]), what="the job to stop")
     collected = run_cli("rerun", str(log), "--collect", cwd=root)
@@ -248,6 +266,24 @@ def test_a_cancelled_job_fails_the_row_with_its_state(copy, monkeypatch):  # noq
     assert "CANCELLED" in run["Error"]
     assert cell(log, "EXP-001", "Reproducibility") == "failed"
     assert git(root, "worktree", "list").count("\n") == 0   # the job removed its worktree
+
+
+def test_a_job_over_its_time_limit_fails_the_row_with_timeout(copy, monkeypatch):  # noqa: F811,E501
+    root, log = copy()
+    use_slurm(root, 'time = "1"\n')          # one minute, Slurm's smallest limit
+    monkeypatch.setenv("TRAIN_SLEEP", "300")
+    result = run_cli("rerun", str(log), "--id", "EXP-001", "--mode", "bitwise", "--detach",
+                     cwd=root)
+    assert result.returncode == 0, result.stdout
+    [job] = pending_jobs(log)
+    wait_until(lambda: not queued([job]), limit=240, what="the time limit")
+    collected = run_cli("rerun", str(log), "--collect", cwd=root)
+    assert collected.returncode == 1
+    [run] = sheet(log, "Reruns")
+    assert run["Status"] == f"failed: Slurm job {job} TIMEOUT"
+    assert "TIME LIMIT" in run["Error"]
+    assert cell(log, "EXP-001", "Reproducibility") == "failed"
+    assert git(root, "worktree", "list").count("\n") == 0
 
 
 def test_ctrl_c_cancels_the_jobs_and_leaves_no_worktree(copy):  # noqa: F811
@@ -305,10 +341,14 @@ def test_a_log_folder_the_nodes_cannot_see_is_refused_in_one_line(copy, tmp_path
     assert "tmpfs" in line and "file system the nodes share" in line
 
 
-def test_detach_needs_slurm_and_collect_takes_no_rows(copy):  # noqa: F811
+def test_detach_needs_slurm_and_a_dry_run_names_the_sbatch_options(copy):  # noqa: F811
     root, log = copy()
     write_config(root)
     result = run_cli("rerun", str(log), "--id", "EXP-001", "--detach", cwd=root)
     assert result.returncode == 2 and "--executor slurm" in result.stderr
-    result = run_cli("rerun", str(log), "--collect", "--id", "EXP-001", cwd=root)
-    assert result.returncode == 2 and "--collect" in result.stderr
+    use_slurm(root, 'mem = "2G"\nsbatch_args = ["--qos=normal"]\n')
+    result = run_cli("rerun", str(log), "--id", "EXP-001", "--dry-run", "--detach", cwd=root)
+    assert result.returncode == 0, result.stderr
+    assert "executor slurm: each run one job, sbatch --partition=debug --mem=2G " \
+        "--cpus-per-task=1 --qos=normal" in result.stdout
+    assert pending_jobs(log) == []

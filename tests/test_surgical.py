@@ -25,7 +25,6 @@ from aisdp_log.workbook.writer import (
     open_workbook_for_update,
     set_cell,
 )
-from aisdp_log.workbook.xlsx_ranges import grow_in
 
 FORMULA = "ROUND(2.5*2,2)"
 #: Text XML cannot hold, and text that looks like the escape itself.
@@ -330,20 +329,35 @@ def test_sheet_autofilter_and_dimension_grow_over_the_new_row(tmp_path):
     assert b'<autoFilter ref="A1:C3"/>' in xml and b'<dimension ref="A1:C3"/>' in xml
 
 
-def test_x14_validations_and_formats_grow_but_sparklines_do_not():
-    tail = (b'</sheetData><conditionalFormatting sqref="C2:C3 E7"><cfRule/>'
-            b'</conditionalFormatting><dataValidations count="1"><dataValidation '
-            b'type="list" sqref="D2:D3"><formula1>"a,b"</formula1></dataValidation>'
-            b'</dataValidations><extLst><ext><x14:dataValidations><x14:dataValidation>'
-            b'<x14:formula1><xm:f>Lists!$A$1:$A$3</xm:f></x14:formula1><xm:sqref>B2:B3 F9'
+def test_x14_validations_and_formats_grow_but_sparklines_do_not(tmp_path):
+    tail = (b'</sheetData><conditionalFormatting sqref="C2:C2 E7"><cfRule type="expression" '
+            b'priority="1"><formula>TRUE</formula></cfRule></conditionalFormatting>'
+            b'<dataValidations count="1"><dataValidation type="list" sqref="D2"><formula1>'
+            b'"a,b"</formula1></dataValidation></dataValidations>'
+            b'<pageMargins left="0.7" right="0.7" top="0.75" bottom="0.75" header="0.3" '
+            b'footer="0.3"/><extLst><ext uri="{CCE6A557-97BC-4b89-ADB6-D9C93CAAB3DF}" '
+            b'xmlns:x14="http://schemas.microsoft.com/office/spreadsheetml/2009/9/main" '
+            b'xmlns:xm="http://schemas.microsoft.com/office/excel/2006/main">'
+            b'<x14:dataValidations count="1"><x14:dataValidation type="list">'
+            b'<x14:formula1><xm:f>Lists!$A$1:$A$3</xm:f></x14:formula1><xm:sqref>B2 F9'
             b'</xm:sqref></x14:dataValidation></x14:dataValidations><x14:sparklineGroups>'
-            b'<x14:sparklineGroup><x14:sparklines><x14:sparkline><xm:f>S!A3:B3</xm:f>'
-            b'<xm:sqref>C3</xm:sqref></x14:sparkline></x14:sparklines></x14:sparklineGroup>'
-            b'</x14:sparklineGroups></ext></extLst>')
-    grown = grow_in(tail, 4)
-    assert b'sqref="C2:C4 E7"' in grown and b'sqref="D2:D4"' in grown
-    assert b"<xm:sqref>B2:B4 F9</xm:sqref>" in grown
-    assert b"<xm:sqref>C3</xm:sqref>" in grown  # a sparkline's place is one cell
+            b'<x14:sparklineGroup><x14:sparklines><x14:sparkline><xm:f>S!A2:B2</xm:f>'
+            b'<xm:sqref>C2</xm:sqref></x14:sparkline></x14:sparklines></x14:sparklineGroup>'
+            b'</x14:sparklineGroups></ext></extLst></worksheet>')
+    path = one_row_log(tmp_path / "log.xlsx")
+    parts = members(path)
+    sheet = parts["xl/worksheets/sheet1.xml"]
+    parts["xl/worksheets/sheet1.xml"] = sheet[:sheet.index(b"</sheetData>")] + tail
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in parts.items():
+            archive.writestr(name, data)
+    with open_workbook_for_update(path) as wb:
+        assert append_row(wb["Experiments"], {"Experiment ID": "EXP-002"}) == 3
+    grown = members(path)["xl/worksheets/sheet1.xml"]
+    assert b'sqref="C2:C3 E7"' in grown and b'sqref="D2:D3"' in grown
+    assert b"<xm:sqref>B2:B3 F9</xm:sqref>" in grown
+    assert b"<xm:sqref>C2</xm:sqref>" in grown  # a sparkline's place is one cell
+    assert openpyxl.load_workbook(path)["Experiments"]["A3"].value == "EXP-002"
 
 
 def test_libreoffice_shaped_sheet_with_prefixes_and_padding(tmp_path):

@@ -404,3 +404,95 @@ def test_empty_log_first_row_gets_the_given_number_formats(tmp_path):
     ws = openpyxl.load_workbook(path)["Experiments"]
     assert row == 2 and ws["C2"].number_format == "0.000"
     assert ws["B2"].number_format == "yyyy-mm-dd" and ws["B2"].is_date
+
+
+# ----------------------------------------------------------------- what the writer refuses
+
+def _strict(path: Path) -> Path:
+    """`path` rewritten as Strict Open XML (the purl.oclc.org namespaces)."""
+    with zipfile.ZipFile(path) as archive:
+        parts = [(info.filename, archive.read(info)) for info in archive.infolist()]
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in parts:
+            archive.writestr(name, data.replace(
+                b"http://schemas.openxmlformats.org/spreadsheetml/2006/main",
+                b"http://purl.oclc.org/ooxml/spreadsheetml/main").replace(
+                b"http://schemas.openxmlformats.org/officeDocument/2006/relationships",
+                b"http://purl.oclc.org/ooxml/officeDocument/relationships"))
+    return path
+
+
+def _chartsheet_experiments(path: Path) -> Path:
+    workbook = xlsxwriter.Workbook(str(path))
+    data = workbook.add_worksheet("Data")
+    data.write_row(0, 0, ["Experiment ID", "Score"])
+    data.write_row(1, 0, ["EXP-001", 0.9])
+    chart = workbook.add_chart({"type": "bar"})
+    chart.add_series({"values": "=Data!$B$2:$B$2"})
+    workbook.add_chartsheet("Experiments").set_chart(chart)
+    workbook.close()
+    return path
+
+
+def _encrypted(path: Path) -> Path:
+    ooxml = pytest.importorskip("msoffcrypto.format.ooxml")
+    plain = styled_workbook(path.with_name("plain.xlsx"))
+    with open(plain, "rb") as source, open(path, "wb") as target:
+        ooxml.OOXMLFile(source).encrypt("secret", target)
+    return path
+
+
+@pytest.mark.parametrize("build, cause", [
+    (_strict, "Strict Open XML"),
+    (_chartsheet_experiments, "'Experiments' is a chartsheet"),
+    (_encrypted, "encrypted"),
+])
+def test_a_workbook_beyond_the_writer_is_refused_in_one_line_untouched(tmp_path, build,
+                                                                        cause):
+    path = tmp_path / "log.xlsx"
+    if build is _strict:
+        styled_workbook(path)
+    build(path)
+    before = path.read_bytes()
+    with pytest.raises(WorkbookError) as refused:
+        with open_workbook_for_update(path) as wb:
+            append_row(wb["Experiments"], {"Experiment ID": "EXP-009"})
+    message = str(refused.value)
+    assert message.startswith(str(path)) and cause in message and "\n" not in message
+    assert path.read_bytes() == before
+
+
+# ----------------------------------------------------------------- reading as others wrote it
+
+def _rewrite_sheet(path: Path, change) -> None:
+    with zipfile.ZipFile(path) as archive:
+        parts = [(info.filename, archive.read(info)) for info in archive.infolist()]
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in parts:
+            archive.writestr(name, change(data) if name == "xl/worksheets/sheet1.xml" else data)
+
+
+@pytest.mark.parametrize("change", [
+    # a comment and CDATA among the rows: the sheet is parsed whole
+    lambda xml: xml.replace(b"<sheetData>", b"<sheetData><!-- rows -->").replace(
+        b"<v>0.9</v>", b"<v><![CDATA[0.9]]></v>"),
+    # `>` inside a quoted attribute of a row, single quotes, CRLF between rows
+    lambda xml: xml.replace(b'<row r="2"', b"<row x14ac:note='a>b' r='2'").replace(
+        b"<worksheet ", b'<worksheet xmlns:x14ac="http://schemas.microsoft.com/office/'
+        b'spreadsheetml/2009/9/ac" ').replace(b"</row>", b"</row>\r\n"),
+])
+def test_rows_are_read_whatever_the_markup_around_them(tmp_path, change):
+    path = tmp_path / "log.xlsx"
+    workbook = xlsxwriter.Workbook(str(path))
+    sheet = workbook.add_worksheet("Experiments")
+    sheet.write_row(0, 0, ["Experiment ID", "Score"])
+    sheet.write_row(1, 0, ["EXP-001", 0.9])
+    workbook.close()
+    _rewrite_sheet(path, change)
+    with open_workbook_for_update(path) as wb:
+        ws = wb["Experiments"]
+        assert find_rows(ws, "Experiment ID", "EXP-001") == [2] and ws["B2"].value == 0.9
+        assert append_row(ws, {"Experiment ID": "EXP-002", "Score": 0.5}) == 3
+    rows = python_calamine.CalamineWorkbook.from_path(str(path)).get_sheet_by_name(
+        "Experiments").to_python()
+    assert rows[1:] == [["EXP-001", 0.9], ["EXP-002", 0.5]]

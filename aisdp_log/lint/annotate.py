@@ -15,25 +15,19 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lxml import etree
+
 from aisdp_log import spec
 from aisdp_log.errors import WriteRefused
 from aisdp_log.findings import CATALOGUE, Finding, Report
 from aisdp_log.spec import column_letters
-from aisdp_log.workbook.comments import (
-    MARKER,
-    SheetNotes,
-    insert_in_worksheet,
-    sheet_data_end,
-)
+from aisdp_log.workbook.comments import MARKER, SheetNotes
 from aisdp_log.workbook.writer import escape_ooxml, find_sheet, open_workbook_for_update
-from aisdp_log.workbook.xlsx_package import (
-    Package,
-    escape_xml,
-    locate_parts,
-    parse_range,
-)
+from aisdp_log.workbook.xlsx_package import Package, locate_parts
+from aisdp_log.workbook.xlsx_sheet import NEW_SHEET, WORKSHEET_ORDER, Sheet
 from aisdp_log.workbook.xlsx_styles import Styles
-from aisdp_log.workbook.xlsx_workbook import NEW_SHEET, Workbook
+from aisdp_log.workbook.xlsx_workbook import Workbook
+from aisdp_log.workbook.xmlpart import local, parse_range, parse_xml, place, qn, set_text, sub
 
 FINDINGS_SHEET = "Findings"
 FINDINGS_HEADERS = ("Code", "Severity", "Cell", "Experiment ID", "Message", "Checked at")
@@ -50,11 +44,7 @@ HIGHLIGHT_DXF = (b'<dxf><font><color rgb="FF9C0006"/></font><fill><patternFill '
                  b"<border><left " + _EDGE + b"</left><right " + _EDGE + b"</right><top "
                  + _EDGE + b"</top><bottom " + _EDGE + b"</bottom></border></dxf>")
 #: The always-true formula of the tool's highlight: how the next run finds it again.
-HIGHLIGHT_FORMULA = b'"aisdp-log"="aisdp-log"'
-_CONDITIONAL = re.compile(rb"<(?:\w+:)?conditionalFormatting\b[^>]*?(?:/>|>.*?"
-                          rb"</(?:\w+:)?conditionalFormatting\s*>)", re.DOTALL)
-_PRIORITY = re.compile(rb"""<(?:\w+:)?cfRule\b[^>]*?\spriority\s*=\s*["'](\d+)["']""")
-_PRIORITY_NUMBER = re.compile(rb"""(<(?:\w+:)?cfRule\b[^>]*?\spriority\s*=\s*["'])(\d+)""")
+HIGHLIGHT_FORMULA = '"aisdp-log"="aisdp-log"'
 
 
 @dataclass
@@ -130,12 +120,12 @@ def annotate(path: Path | str, report: Report, *, force: bool = False,
             if findings_ws is not None and ws.part == findings_ws.part:
                 continue
             wanted = by_sheet.get(ws.title, {})
-            notes = SheetNotes(wb.package, ws.part)
+            notes = SheetNotes(ws)
             added, skipped = notes.replace_tool_notes(
                 {cell: escape_ooxml(note_text(group, stamp)) for cell, group in wanted.items()})
             result.notes += [cell_location(ws.title, c) for c in added]
             result.skipped += [cell_location(ws.title, c) for c in skipped]
-            why = _highlight(wb, ws.part, list(wanted))
+            why = _highlight(wb, ws, list(wanted))
             if why:
                 result.unhighlighted = why
             else:
@@ -165,37 +155,36 @@ def _check_own_sheet(ws, path: Path | str) -> None:
                            "move them to another sheet and run it again")
 
 
-def _highlight(wb: Workbook, part: str, cells: list[str]) -> str | None:
-    """Replace the tool's conditional format on sheet `part` by one over `cells`, first in
+def _highlight(wb: Workbook, ws: Sheet, cells: list[str]) -> str | None:
+    """Replace the tool's conditional format on sheet `ws` by one over `cells`, first in
     the sheet and first in priority so it shows over other marks of the same cells (Excel
     goes by priority, LibreOffice by order). Only when priority 1 is taken do the other
     rules' priority numbers move down by one, their order kept. Returns why it could not,
     or None."""
-    text = wb.package.read(part)
-    rows_end = sheet_data_end(text)
-    tail = _CONDITIONAL.sub(lambda m: b"" if HIGHLIGHT_FORMULA in m.group().replace(
-        b"&quot;", b'"') else m.group(), text[rows_end:])
-    if cells:
-        dxf = wb.styles.dxf_index(HIGHLIGHT_DXF)
-        if dxf is None:
-            wb.package.write(part, text[:rows_end] + tail)
-            return "the workbook has no styles part"
-        if 1 in {int(p) for p in _PRIORITY.findall(tail)}:
-            tail = _PRIORITY_NUMBER.sub(
-                lambda m: m.group(1) + str(int(m.group(2)) + 1).encode(), tail)
-        block = (b'<conditionalFormatting sqref="' + " ".join(cells).encode() + b'">'
-                 b'<cfRule type="expression" dxfId="' + str(dxf).encode() + b'" priority="1">'
-                 b"<formula>" + HIGHLIGHT_FORMULA + b"</formula></cfRule>"
-                 b"</conditionalFormatting>")
-        first = re.search(rb"<(\w+:)?conditionalFormatting\b", tail)
-        if first is None:
-            tail = insert_in_worksheet(tail, "conditionalFormatting", block)
-        else:
-            prefix = first.group(1) or b""
-            if prefix:
-                block = re.sub(rb"<(/?)(?=\w)", rb"<\1" + prefix, block)
-            tail = tail[:first.start()] + block + tail[first.start():]
-    wb.package.write(part, text[:rows_end] + tail)
+    root = ws.tree()
+    own = [block for block in root.findall(qn("conditionalFormatting"))
+           if any((f.text or "").strip() == HIGHLIGHT_FORMULA for f in block.iter(qn("formula")))]
+    for block in own:
+        root.remove(block)
+    if own:
+        ws.root_for_edit()
+    if not cells:
+        return None
+    dxf = wb.styles.dxf_index(HIGHLIGHT_DXF)
+    if dxf is None:
+        return "the workbook has no styles part"
+    rules = [r for r in root.iter() if local(r) == "cfRule"]
+    if any(r.get("priority") == "1" for r in rules):
+        for rule in rules:
+            if (rule.get("priority") or "").isdigit():
+                rule.set("priority", str(int(rule.get("priority")) + 1))
+    first = root.find(qn("conditionalFormatting"))
+    attrs = {"sqref": " ".join(cells)}
+    block = place(root, "conditionalFormatting", WORKSHEET_ORDER, attrs) if first is None \
+        else sub(root, "conditionalFormatting", attrs, index=root.index(first))
+    rule = sub(block, "cfRule", {"type": "expression", "dxfId": str(dxf), "priority": "1"})
+    sub(rule, "formula").text = HIGHLIGHT_FORMULA
+    ws.root_for_edit()
     return None
 
 
@@ -215,12 +204,12 @@ def _link_style(wb: Workbook) -> int | None:
     return wb.styles.import_xf(Styles(package, locate_parts(package).styles), 1) or None
 
 
-def _inline(ref: str, text: str, style: int | None) -> bytes:
-    text = escape_ooxml(text)
-    space = b' xml:space="preserve"' if text != text.strip() or "\n" in text else b""
-    s = b' s="' + str(style).encode() + b'"' if style else b""
-    return (b'<c r="' + ref.encode() + b'"' + s + b' t="inlineStr"><is><t' + space + b">"
-            + escape_xml(text) + b"</t></is></c>")
+def _inline(row, ref: str, text: str, style: int | None) -> None:
+    cell = sub(row, "c", {"r": ref})
+    if style:
+        cell.set("s", str(style))
+    cell.set("t", "inlineStr")
+    set_text(sub(sub(cell, "is"), "t"), escape_ooxml(text))
 
 
 def _findings_sheet(wb: Workbook, findings: list[Finding], stamp: str) -> bytes:
@@ -230,32 +219,27 @@ def _findings_sheet(wb: Workbook, findings: list[Finding], stamp: str) -> bytes:
     bold = styles.derive(0, bold=True)
     quoted = styles.derive(0, quote_prefix=True)
     link = _link_style(wb)
-    rows = [b'<row r="1">' + b"".join(_inline(f"{column_letters(i)}1", h, bold)
-                                      for i, h in enumerate(FINDINGS_HEADERS, 1)) + b"</row>"]
-    links = []
+    root = parse_xml(NEW_SHEET, "the Findings sheet")
+    root.find(qn("dimension")).set("ref", f"A1:F{len(findings) + 1}")
+    cols = place(root, "cols", WORKSHEET_ORDER)
+    for index, width in enumerate(_WIDTHS, 1):
+        sub(cols, "col", {"min": str(index), "max": str(index), "width": str(width),
+                          "customWidth": "1"})
+    data = root.find(qn("sheetData"))
+    header = sub(data, "row", {"r": "1"})
+    for index, text in enumerate(FINDINGS_HEADERS, 1):
+        _inline(header, f"{column_letters(index)}1", text, bold)
+    links = place(root, "hyperlinks", WORKSHEET_ORDER) if findings else None
     for number, finding in enumerate(findings, start=2):
         location = cell_location(finding.sheet, finding.cell)
         values = (finding.code, finding.severity.value, location, finding.experiment_id or "",
                   finding.message, stamp)
-        cells = []
+        row = sub(data, "row", {"r": str(number)})
         for index, value in enumerate(values, start=1):
             if value:
                 style = quoted if value.startswith(("=", "+", "-", "@")) else \
                     link if index == 3 else None
-                cells.append(_inline(f"{column_letters(index)}{number}", value, style))
-        rows.append(b'<row r="' + str(number).encode() + b'">' + b"".join(cells) + b"</row>")
-        links.append(b'<hyperlink ref="C' + str(number).encode() + b'" location="'
-                     + escape_xml(location, attribute=True) + b'" display="'
-                     + escape_xml(location, attribute=True) + b'"/>')
-    last = len(findings) + 1
-    cols = b"<cols>" + b"".join(
-        b'<col min="' + str(i).encode() + b'" max="' + str(i).encode() + b'" width="'
-        + str(w).encode() + b'" customWidth="1"/>' for i, w in enumerate(_WIDTHS, 1)) + b"</cols>"
-    text = NEW_SHEET.replace(b'<dimension ref="A1"/>',
-                             b'<dimension ref="A1:F' + str(last).encode() + b'"/>')
-    text = text.replace(b"<sheetData/>", cols + b"<sheetData>" + b"".join(rows)
-                        + b"</sheetData>")
-    if links:
-        text = insert_in_worksheet(text, "hyperlinks",
-                                   b"<hyperlinks>" + b"".join(links) + b"</hyperlinks>")
-    return text
+                _inline(row, f"{column_letters(index)}{number}", value, style)
+        sub(links, "hyperlink", {"ref": f"C{number}", "location": location,
+                                 "display": location})
+    return etree.tostring(root, xml_declaration=True, encoding="UTF-8", standalone=True)

@@ -37,6 +37,9 @@ from aisdp_log.system.tooldir import pid_alive, remove_orphans
 #: Where worktrees live: a temp folder, so nothing appears in the user's `git status`.
 PREFIX = "aisdp-rerun-"
 DVC_TIMEOUT = 3600.0
+#: A Slurm job's worktree: named after the job, not a pid (which means nothing on the login
+#: node), and locked, so a `prune` on a host that cannot see the node's temp folder keeps it.
+JOB_PREFIX = "aisdp-job-"
 #: In the repository's `.git/`: held while a worktree is added, removed or pruned.
 LOCK_NAME = "aisdp-log-worktrees.lock"
 _THREADS = threading.Lock()
@@ -88,19 +91,22 @@ def _first_line(text: str) -> str:
 
 
 @contextlib.contextmanager
-def isolated_worktree(repo: Path | str, commit: str, parent: Path | str | None = None
-                      ) -> Iterator[Path]:
+def isolated_worktree(repo: Path | str, commit: str, parent: Path | str | None = None, *,
+                      job: str | None = None) -> Iterator[Path]:
     """A fresh detached worktree of `repo` at `commit` (a full SHA), in a new temp folder under
-    `parent` (default: the system temp folder); removed on exit, normal or not."""
+    `parent` (default: the system temp folder); removed on exit, normal or not. `job` (a
+    Slurm job id) names and locks it instead (`JOB_PREFIX`; `release_job_worktrees`)."""
     repo = Path(repo)
     # Our pid in the name: a later rerun removes what a killed one left (`remove_stale`).
-    holder = Path(tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-", dir=parent))
+    prefix = f"{PREFIX}{os.getpid()}-" if job is None else f"{JOB_PREFIX}{job}-"
+    holder = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+    lock = [] if job is None else ["--lock", "--reason", f"aisdp-log rerun, Slurm job {job}"]
     # A unique last component: git names the worktree's admin folder after it, and parallel
     # runs should not race for `tree`, `tree1`, ...
     tree = holder / holder.name
     try:
         with _worktrees_locked(repo):
-            _git(repo, "worktree", "add", "--detach", "--quiet", str(tree), commit)
+            _git(repo, "worktree", "add", "--detach", "--quiet", *lock, str(tree), commit)
         yield tree
     finally:
         remove_worktree(repo, tree)
@@ -151,6 +157,22 @@ def remove_stale(repo: Path | str, parent: Path | str | None = None) -> list[Pat
         with _worktrees_locked(repo):
             _git(repo, "worktree", "prune", check=False)
     return removed
+
+
+def release_job_worktrees(repo: Path | str, jobs: list[str]) -> list[Path]:
+    """Remove the worktrees that these finished Slurm jobs left (a job killed outright after
+    its time limit): unlock each, remove it where this host sees it, and prune git's record of
+    it where it does not (a node's temp folder)."""
+    repo = Path(repo)
+    prefixes = tuple(f"{JOB_PREFIX}{job}-" for job in jobs)
+    found = [tree for tree in worktrees(repo) if prefixes and
+             tree.parent.name.startswith(prefixes) and tree.name == tree.parent.name]
+    for tree in found:
+        with _worktrees_locked(repo):
+            _git(repo, "worktree", "unlock", str(tree), check=False)
+        remove_worktree(repo, tree)
+        shutil.rmtree(tree.parent, ignore_errors=True)
+    return found
 
 
 def worktrees(repo: Path | str) -> list[Path]:

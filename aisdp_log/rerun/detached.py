@@ -19,6 +19,7 @@ from pathlib import Path
 from aisdp_log.domain.metrics import declared_metrics, unusable_declarations
 from aisdp_log.errors import AisdpLogError
 from aisdp_log.repo.roots import config_for, resolve_repo
+from aisdp_log.repo.worktree import release_job_worktrees
 from aisdp_log.rerun.evidence import write_back
 from aisdp_log.rerun.executor import SlurmExecutor
 from aisdp_log.rerun.folders import read_json, remove_if_empty
@@ -215,7 +216,9 @@ def collect(log_path: Path | str, *, repo=None, force: bool = False, config=None
             write_back(log_path, concluded, declared, config, force)
             listing.lines += summary(concluded, log_path)
         for path, record, kept in settled:
-            for job in record.pop("_done"):
+            done = record.pop("_done")
+            release_job_worktrees(root, [job.job_id for job in done])
+            for job in done:
                 remove_files(job)
             if kept:
                 record["rows"] = kept

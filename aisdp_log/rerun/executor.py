@@ -17,7 +17,7 @@ from typing import Protocol
 
 from aisdp_log.config import Config
 from aisdp_log.errors import AisdpLogError
-from aisdp_log.repo.worktree import remove_stale
+from aisdp_log.repo.worktree import release_job_worktrees
 from aisdp_log.rerun.devices import PooledRunner, device_pool
 from aisdp_log.rerun.plan import RunResult
 from aisdp_log.rerun.processes import Runner, run_all
@@ -118,6 +118,7 @@ class SlurmExecutor:
             raise
         results = [read_result(job, final[job.job_id], outcome.stamp_dir)
                    for job, (outcome, *_) in zip(jobs, tasks)]
+        release_job_worktrees(self.root, [job.job_id for job in jobs])
         for job in jobs:
             remove_files(job)
         if self.folder is not None:
@@ -154,9 +155,10 @@ class SlurmExecutor:
 
     def cleanup(self) -> None:
         """Wait until the cancelled jobs have stopped (each removes its worktree as it
-        stops), sweep worktrees of jobs killed outright, remove the job files."""
-        wait_gone([job.job_id for job in self.jobs])
-        remove_stale(self.root)
+        stops), remove the worktrees of jobs killed outright, remove the job files."""
+        ids = [job.job_id for job in self.jobs]
+        wait_gone(ids)
+        release_job_worktrees(self.root, ids)
         if self.folder is not None:
             shutil.rmtree(self.folder, ignore_errors=True)
 

@@ -41,6 +41,8 @@ class Runner:
         self.timeout = timeout
         self.progress = progress
         self.cancelled = threading.Event()
+        #: the Slurm job this runner runs in: its worktree is named after it and locked
+        self.job: str | None = None
         self._live: set[subprocess.Popen] = set()
         self._lock = threading.Lock()
 
@@ -63,7 +65,7 @@ class Runner:
             if self.cancelled.is_set():
                 raise KeyboardInterrupt
             folder.mkdir(parents=True)
-            with isolated_worktree(self.repo_root, plan.commit) as tree:
+            with isolated_worktree(self.repo_root, plan.commit, job=self.job) as tree:
                 checkout_data(tree, self.repo_root, plan.targets, outs=plan.data)
                 if self.cancelled.is_set():
                     raise KeyboardInterrupt

@@ -27,6 +27,7 @@ folders of this invocation, and leaves the workbook as it was.
 from __future__ import annotations
 
 import contextlib
+import shlex
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -59,7 +60,7 @@ from aisdp_log.rerun.plan import (
     select,
 )
 from aisdp_log.rerun.processes import install_interrupt, restore_interrupt
-from aisdp_log.rerun.slurm import check_shared
+from aisdp_log.rerun.slurm import check_shared, sbatch_options
 from aisdp_log.system.containers import remove_stale_containers
 from aisdp_log.workbook.guard import writer_lock
 from aisdp_log.workbook.reader import load_log
@@ -169,6 +170,11 @@ def rerun(log_path: Path | str, *, ids: tuple[str, ...] | list[str] = (), flagge
     if dry_run:
         report.lines = ready.preparation.lines + describe_plan(outcomes, config, mode,
                                                                ready.runs, derive_seeds)
+        if executor == "slurm":
+            options = [*sbatch_options(config.rerun.slurm, config.rerun.gpus),
+                       *config.rerun.slurm.sbatch_args]
+            report.lines.insert(-1, "executor slurm: each run one job, sbatch "
+                                + (shlex.join(options) or "with the cluster's defaults"))
         return report
     if executor == "slurm" and planned:
         check_cluster(ready)

@@ -31,6 +31,7 @@ def main(argv: list[str] | None = None) -> None:
               "folder on a file system this node shares?)", file=sys.stderr)
         sys.exit(2)
     runner = Runner(Path(task["repo_root"]), tuple(task["command"]), task["timeout"], None)
+    runner.job = os.environ.get("SLURM_JOB_ID") or "unknown"
 
     def stop(signum, frame):
         if not runner.cancelled.is_set():

@@ -1,51 +1,39 @@
-"""The workbook's custom document properties (`docProps/custom.xml`), where the template
-records which template version made a log (`aisdp-log template version`)."""
+"""The workbook's custom document properties (`docProps/custom.xml`, found by the package's
+relationship), where the template records which template version made a log
+(`aisdp-log template version`)."""
 
 from __future__ import annotations
 
-import re
 import zipfile
 from pathlib import Path
 
-from aisdp_log.workbook.xlsx_package import (
-    Package,
-    add_content_type_override,
-    add_relationship,
-    attributes,
-    escape_xml,
-    insert_before_close,
-    read_rels,
-    unescape_xml,
-)
+from aisdp_log.errors import WorkbookError
+from aisdp_log.workbook.package import Package as ReadPackage
+from aisdp_log.workbook.xlsx_package import Package
+from aisdp_log.workbook.xmlpart import local, parse_xml, sub
 
 CUSTOM_PART = "docProps/custom.xml"
+NS_CUSTOM = "http://schemas.openxmlformats.org/officeDocument/2006/custom-properties"
+NS_VT = "http://schemas.openxmlformats.org/officeDocument/2006/docPropsVTypes"
 REL_CUSTOM = "http://schemas.openxmlformats.org/officeDocument/2006/relationships/" \
     "custom-properties"
 CT_CUSTOM = "application/vnd.openxmlformats-officedocument.custom-properties+xml"
 TEMPLATE_VERSION_PROPERTY = "aisdp-log template version"
 TOOL_VERSION_PROPERTY = "aisdp-log version"
 _FMTID = "{D5CDD505-2E9C-101B-9397-08002B2CF9AE}"
-_PROPERTY = re.compile(rb"<(?:\w+:)?property\b[^>]*>(.*?)</(?:\w+:)?property\s*>", re.DOTALL)
 #: A custom properties part larger than this is not something a spreadsheet program wrote.
 _MAX_PART = 1 << 20
 
 
-def parse_properties(text: bytes) -> dict[str, str]:
-    """Name -> value (as text) of every custom property in `text`."""
+def parse_properties(root) -> dict[str, str]:
+    """Name -> value (as text) of every custom property under the parsed part `root`."""
     found = {}
-    for match in _PROPERTY.finditer(text):
-        name = attributes(match.group()[:match.group().index(b">") + 1]).get("name")
-        value = re.search(rb"<(?:\w+:)?\w+\b[^>]*>(.*?)</", match.group(1), re.DOTALL)
-        if name is not None:
-            found[name] = unescape_xml(value.group(1)).strip() if value else ""
+    for element in root:
+        name = element.get("name")
+        if local(element) == "property" and name is not None:
+            value = next((v for v in element if isinstance(v.tag, str)), None)
+            found[name] = "".join(value.itertext()).strip() if value is not None else ""
     return found
-
-
-def _custom_part(package_names: list[str], rels: list) -> str | None:
-    for rel in rels:
-        if rel.rel_type == REL_CUSTOM and rel.target in package_names:
-            return rel.target
-    return CUSTOM_PART if CUSTOM_PART in package_names else None
 
 
 def read_properties(path: Path | str) -> dict[str, str]:
@@ -53,46 +41,49 @@ def read_properties(path: Path | str) -> dict[str, str]:
     cannot be read). The caller has already checked the container is safe."""
     try:
         with zipfile.ZipFile(path) as archive:
-            info = next((i for i in archive.infolist() if i.filename == CUSTOM_PART), None)
-            if info is None or info.file_size > _MAX_PART:
-                return {}
-            return parse_properties(archive.read(info))
-    except (OSError, zipfile.BadZipFile, ValueError, KeyError):
+            package = ReadPackage(archive)
+            part = next((r.target for r in package.relationships("")
+                         if r.rel_type == REL_CUSTOM), None)
+            data = package.read(part, _MAX_PART) if part else None
+            return parse_properties(parse_xml(data, CUSTOM_PART)) if data else {}
+    except (OSError, zipfile.BadZipFile, ValueError, KeyError, WorkbookError):
         return {}
 
 
+def _custom_part(package: Package) -> str | None:
+    found = package.related("", REL_CUSTOM)
+    return found[0] if found else None
+
+
 def package_properties(package: Package) -> dict[str, str]:
-    part = _custom_part(package.names(), read_rels(package, ""))
-    return parse_properties(package.read(part)) if part else {}
+    part = _custom_part(package)
+    return parse_properties(package.xml(part)) if part else {}
 
 
 def set_properties(package: Package, values: dict[str, str]) -> None:
     """Set text custom properties (made, with the part, where absent); others are kept."""
-    part = _custom_part(package.names(), read_rels(package, ""))
+    part = _custom_part(package)
     if part is None:
-        part = CUSTOM_PART
+        part = CUSTOM_PART if not package.has(CUSTOM_PART) else \
+            package.new_name("docProps/custom{}.xml")
         package.write(part, b'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
-                      b'<Properties xmlns="http://schemas.openxmlformats.org/officeDocument/'
-                      b'2006/custom-properties" xmlns:vt="http://schemas.openxmlformats.org/'
-                      b'officeDocument/2006/docPropsVTypes"></Properties>')
-        add_content_type_override(package, part, CT_CUSTOM)
-        add_relationship(package, "", REL_CUSTOM, part)
-    text = package.read(part)
+                      b'<Properties xmlns="' + NS_CUSTOM.encode() + b'" xmlns:vt="' +
+                      NS_VT.encode() + b'"/>')
+        package.add_override(part, CT_CUSTOM)
+        package.add_relationship("", REL_CUSTOM, part)
+    root = package.xml(part)
+    properties = {e.get("name"): e for e in root if local(e) == "property"}
+    pids = [int(e.get("pid")) for e in properties.values() if (e.get("pid") or "").isdigit()]
     for name, value in values.items():
-        new_value = b"<vt:lpwstr>" + escape_xml(value) + b"</vt:lpwstr>"
-        for match in _PROPERTY.finditer(text):
-            head = match.group()[:match.group().index(b">") + 1]
-            if attributes(head).get("name") == name:
-                element = head + new_value + match.group()[match.group().rindex(b"</"):]
-                text = text[:match.start()] + element + text[match.end():]
-                break
-        else:
-            pids = [int(p) for p in re.findall(rb'\spid="(\d+)"', text)]
-            element = (b'<property fmtid="' + _FMTID.encode() + b'" pid="'
-                       + str(max(pids, default=1) + 1).encode() + b'" name="'
-                       + escape_xml(name, attribute=True) + b'">' + new_value + b"</property>")
-            text = insert_before_close(text, b"Properties", element)
-    package.write(part, text)
+        element = properties.get(name)
+        if element is None:
+            pid = max(pids, default=1) + 1
+            pids.append(pid)
+            element = sub(root, "property", {"fmtid": _FMTID, "pid": str(pid), "name": name})
+        for child in list(element):
+            element.remove(child)
+        sub(element, "lpwstr", ns=NS_VT).text = value
+    package.touch(part)
 
 
 def older_template(version: str | None, current: str) -> bool:

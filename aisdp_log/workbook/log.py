@@ -4,7 +4,8 @@ cell parsed once, and the `Metrics` sheet; `Log.finding()` builds a Finding at t
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import Protocol
 
 from aisdp_log import spec
 from aisdp_log.config import Config
@@ -13,8 +14,16 @@ from aisdp_log.domain.values import as_text
 from aisdp_log.findings import CATALOGUE, Finding
 from aisdp_log.workbook.table import Column, Row, Table, cell_ref
 
-if TYPE_CHECKING:
-    from aisdp_log.workbook.reader import Workbook
+
+class Workbook(Protocol):
+    """What a log keeps of the open workbook it was read from (`workbook.reader`'s)."""
+    path: Path
+    name: str
+    sheet_names: list[str]
+
+    def find_sheet(self, wanted: str) -> str | None: ...
+    def table(self, sheet_name: str) -> Table: ...
+    def close(self) -> None: ...
 
 
 @dataclass

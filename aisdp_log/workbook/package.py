@@ -1,4 +1,5 @@
-"""The .xlsx package as other tools write it: member names, the workbook part and its sheets.
+"""The .xlsx package as other tools write it: member names, relationships, the workbook part
+and its sheets, found one way (relationships parsed by lxml), by the reader and the writer.
 
 The Open Packaging Conventions name the workbook part through `_rels/.rels` (officeDocument),
 not by a fixed path, and some writers store member names with backslashes (`xl\\workbook.xml`).
@@ -12,9 +13,14 @@ from __future__ import annotations
 
 import io
 import posixpath
-import re
 import zipfile
 import zlib
+from dataclasses import dataclass
+
+from lxml import etree
+
+from aisdp_log.errors import WorkbookError
+from aisdp_log.workbook.xmlpart import NS_PKG_REL, NS_REL, local, parse_xml, qn
 
 #: Relationship types of parts calamine reads as sheets; others (Excel 4.0 macro sheets,
 #: international macro sheets) are left out of the copy calamine reads.
@@ -22,33 +28,29 @@ SHEET_TYPES = ("/worksheet", "/chartsheet", "/dialogsheet")
 OFFICE_DOCUMENT = "/officeDocument"
 #: The workbook part and its relationships are read whole; real ones are kilobytes.
 MAX_WORKBOOK_PART = 16 << 20
-
-_RELATIONSHIP = re.compile(rb'<(?:\w+:)?Relationship\b[^>]*?>', re.S)
-_SHEET_TAG = re.compile(rb'<(?:\w+:)?sheet\b[^>]*?/?>', re.S)
-_ATTR = re.compile(rb"""([\w:]+)\s*=\s*(?:"([^"]*)"|'([^']*)')""")
 _READ_ERRORS = (KeyError, zipfile.BadZipFile, OSError, NotImplementedError, EOFError,
                 zlib.error, RuntimeError)
 
 
-def attrs(tag: bytes) -> dict[bytes, bytes]:
-    """The attributes of one XML start tag, as bytes."""
-    return {name: double or single for name, double, single in _ATTR.findall(tag)}
+@dataclass
+class Relationship:
+    rel_id: str
+    rel_type: str
+    target: str  # the part's name inside the zip, resolved (as written when external)
+    external: bool = False
 
 
-def attribute_text(value: bytes) -> str:
-    """An XML attribute's text, its references (`&amp;`, `&#69;`) resolved in one pass, as
-    calamine resolves them: the sheet names must match calamine's."""
-    text = value.decode("utf-8", "replace")
-    if "&" not in text:
-        return text
-    import html  # only for the rare name holding a reference
+@dataclass
+class SheetEntry:
+    title: str
+    part: str
+    sheet_id: int
+    rel_id: str
+    rel_type: str = ""
 
-    return html.unescape(text)
-
-
-def escape_attribute(text: str) -> str:
-    """`text` as a double-quoted XML attribute value."""
-    return text.replace("&", "&amp;").replace('"', "&quot;").replace("<", "&lt;")
+    @property
+    def is_worksheet(self) -> bool:
+        return self.rel_type.endswith("/worksheet")
 
 
 def normal_name(name: str) -> str:
@@ -56,8 +58,8 @@ def normal_name(name: str) -> str:
     return name.replace("\\", "/").lstrip("/")
 
 
-def rels_of(part: str) -> str:
-    """`xl/workbook.xml` -> `xl/_rels/workbook.xml.rels`."""
+def rels_name(part: str) -> str:
+    """`xl/workbook.xml` -> `xl/_rels/workbook.xml.rels`; `""` -> `_rels/.rels`."""
     folder, _, name = part.rpartition("/")
     return f"{folder}/_rels/{name}.rels" if folder else f"_rels/{name}.rels"
 
@@ -69,6 +71,35 @@ def resolve(source_part: str, target: str) -> str:
         return posixpath.normpath(target).lstrip("/")
     folder = source_part.rpartition("/")[0]
     return posixpath.normpath(posixpath.join(folder, target)).lstrip("/")
+
+
+def parse_rels(root, source: str) -> list[Relationship]:
+    """The relationships of a parsed `.rels` part whose source is the part `source`."""
+    found = []
+    for element in root.iter(qn("Relationship", NS_PKG_REL)):
+        target = element.get("Target", "")
+        external = element.get("TargetMode", "").lower() == "external"
+        found.append(Relationship(element.get("Id", ""), element.get("Type", ""),
+                                  target if external or not target else resolve(source, target),
+                                  external))
+    return found
+
+
+def sheet_entries(workbook_root, rels: list[Relationship]) -> list[SheetEntry]:
+    """The `<sheet>` elements of a parsed workbook part, each with its part and kind."""
+    by_id = {r.rel_id: r for r in rels if not r.external}
+    entries = []
+    for element in workbook_root.iter():
+        if local(element) != "sheet" or local(element.getparent()) != "sheets":
+            continue
+        rel_id = next((v for k, v in element.attrib.items()
+                       if etree.QName(k).localname == "id" and etree.QName(k).namespace), "")
+        rel = by_id.get(rel_id)
+        number = element.get("sheetId", "0")
+        entries.append(SheetEntry(element.get("name", ""), rel.target if rel else "",
+                                  int(number) if number.isdigit() else 0, rel_id,
+                                  rel.rel_type if rel else ""))
+    return entries
 
 
 class Package:
@@ -84,9 +115,7 @@ class Package:
         self.sheets: dict[str, str] = {}
         #: (sheet name, part, relationship type) of sheets calamine cannot read
         self.unreadable: list[tuple[str, str, str]] = []
-        self._workbook_xml = self._rels_xml = b""
-        self._dropped_ids: set[bytes] = set()
-        self._moved = False
+        self._dropped_ids: set[str] = set()
         if self.workbook is not None:
             self._read_sheets(self.workbook)
 
@@ -102,47 +131,40 @@ class Package:
         except _READ_ERRORS:
             return None
 
-    def relationships(self, part: str) -> list[tuple[bytes, str, str]]:
-        """(Id, type, target part) of each internal relationship of `part` (`""`: the
-        package's own, `_rels/.rels`)."""
-        xml = self.read(rels_of(part) if part else "_rels/.rels")
-        if xml is None:
-            return []
-        found = []
-        for tag in _RELATIONSHIP.findall(xml):
-            values = attrs(tag)
-            target = attribute_text(values.get(b"Target", b""))
-            if not target or values.get(b"TargetMode", b"").lower() == b"external":
-                continue
-            found.append((values.get(b"Id", b""), attribute_text(values.get(b"Type", b"")),
-                          resolve(part, target)))
-        return found
+    def _xml(self, part: str):
+        data = self.read(part)
+        if data is None:
+            return None
+        try:
+            return parse_xml(data, part)
+        except WorkbookError:
+            return None
+
+    def relationships(self, part: str) -> list[Relationship]:
+        """The internal relationships of `part` (`""`: the package's own, `_rels/.rels`)."""
+        root = self._xml(rels_name(part))
+        return [] if root is None else [r for r in parse_rels(root, part)
+                                        if not r.external and r.target]
 
     def _workbook_part(self) -> str | None:
-        for _, kind, target in self.relationships(""):
-            if kind.endswith(OFFICE_DOCUMENT) and target in self.members:
-                return target
+        for rel in self.relationships(""):
+            if rel.rel_type.endswith(OFFICE_DOCUMENT) and rel.target in self.members:
+                return rel.target
         return "xl/workbook.xml" if "xl/workbook.xml" in self.members else None
 
     def _read_sheets(self, part: str) -> None:
-        workbook = self.read(part)
-        rels = self.read(rels_of(part))
-        if workbook is None or rels is None:
+        workbook = self._xml(part)
+        if workbook is None:
             return
-        self._workbook_xml, self._rels_xml = workbook, rels
-        targets = {rid: (kind, target) for rid, kind, target in self.relationships(part)}
-        for tag in _SHEET_TAG.findall(workbook):
-            values = attrs(tag)
-            rid = next((v for k, v in values.items() if k.endswith(b":id")), b"")
-            if rid not in targets:
+        for entry in sheet_entries(workbook, self.relationships(part)):
+            if not entry.part:
                 continue
-            kind, target = targets[rid]
-            name = attribute_text(values.get(b"name", b""))
-            if not kind.endswith(SHEET_TYPES):
-                self.unreadable.append((name, target, kind.rpartition("/")[2]))
-                self._dropped_ids.add(rid)
+            if not entry.rel_type.endswith(SHEET_TYPES):
+                self.unreadable.append((entry.title, entry.part,
+                                        entry.rel_type.rpartition("/")[2]))
+                self._dropped_ids.add(entry.rel_id)
                 continue
-            self.sheets.setdefault(name, target)
+            self.sheets.setdefault(entry.title, entry.part)
 
     # -- what calamine reads
     @property
@@ -160,11 +182,24 @@ class Package:
         assert self.workbook is not None
         folder = self.workbook.rpartition("/")[0]
         # a workbook at the package root would move into xl/: its targets become absolute
-        self._moved = not folder
+        moved = not folder
         workbook = f"{folder or 'xl'}/workbook.xml"
-        skip = {self.workbook, rels_of(self.workbook), "_rels/.rels", workbook,
-                rels_of(workbook)}
+        skip = {self.workbook, rels_name(self.workbook), "_rels/.rels", workbook,
+                rels_name(workbook)}
         skip.update(part for _, part, _ in self.unreadable)
+        workbook_root, rels_root = self._xml(self.workbook), self._xml(rels_name(self.workbook))
+        if workbook_root is None or rels_root is None:
+            raise WorkbookError(f"{self.workbook}: the workbook part cannot be read")
+        for element in list(workbook_root.iter()):
+            if local(element) == "sheet" and any(
+                    etree.QName(k).localname == "id" and etree.QName(k).namespace == NS_REL
+                    and v in self._dropped_ids for k, v in element.attrib.items()):
+                element.getparent().remove(element)
+        for element in list(rels_root.iter(qn("Relationship", NS_PKG_REL))):
+            if element.get("Id") in self._dropped_ids:
+                element.getparent().remove(element)
+            elif moved and element.get("TargetMode", "").lower() != "external":
+                element.set("Target", "/" + resolve(self.workbook, element.get("Target", "")))
         buffer = io.BytesIO()
         with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as copy:
             for part, info in self.members.items():
@@ -174,33 +209,12 @@ class Package:
                         copy.open(part, "w", force_zip64=info.file_size > (1 << 30)) as target:
                     while chunk := source.read(1 << 20):
                         target.write(chunk)
-            copy.writestr("_rels/.rels", (
-                '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<Relationships '
-                'xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
-                '<Relationship Id="rId1" Type="http://schemas.openxmlformats.org/'
-                'officeDocument/2006/relationships/officeDocument" '
-                f'Target="{escape_attribute(workbook)}"/></Relationships>'))
-            copy.writestr(workbook, _SHEET_TAG.sub(self._keep_sheet, self._workbook_xml))
-            copy.writestr(rels_of(workbook), _RELATIONSHIP.sub(self._relationship,
-                                                               self._rels_xml))
+            root = etree.Element(qn("Relationships", NS_PKG_REL), nsmap={None: NS_PKG_REL})
+            etree.SubElement(root, qn("Relationship", NS_PKG_REL), Id="rId1",
+                             Type=NS_REL + OFFICE_DOCUMENT, Target=workbook)
+            copy.writestr("_rels/.rels", etree.tostring(root, xml_declaration=True,
+                                                        encoding="UTF-8", standalone=True))
+            copy.writestr(workbook, etree.tostring(workbook_root, encoding="UTF-8"))
+            copy.writestr(rels_name(workbook), etree.tostring(rels_root, encoding="UTF-8"))
         buffer.seek(0)
         return buffer
-
-    def _keep_sheet(self, match: re.Match) -> bytes:
-        values = attrs(match.group())
-        rid = next((v for k, v in values.items() if k.endswith(b":id")), b"")
-        return b"" if rid in self._dropped_ids else match.group()
-
-    def _relationship(self, match: re.Match) -> bytes:
-        tag = match.group()
-        values = attrs(tag)
-        if values.get(b"Id", b"") in self._dropped_ids:
-            return b""
-        target = values.get(b"Target")
-        if not self._moved or target is None or self.workbook is None or \
-                values.get(b"TargetMode", b"").lower() == b"external":
-            return tag
-        part = resolve(self.workbook, attribute_text(target))
-        new = escape_attribute("/" + part).encode("utf-8")
-        return re.sub(rb"""(\bTarget\s*=\s*)(?:"[^"]*"|'[^']*')""",
-                      lambda m: m.group(1) + b'"' + new + b'"', tag, count=1)

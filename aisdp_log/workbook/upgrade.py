@@ -10,14 +10,16 @@ Declared `params.*` / `metrics.*` columns are the team's own: none is added."""
 
 from __future__ import annotations
 
-import re
+import copy
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+from lxml import etree
 
 from aisdp_log import TEMPLATE_VERSION, __version__, spec
 from aisdp_log.errors import WriteRefused
 from aisdp_log.spec import column_letters
-from aisdp_log.workbook.comments import insert_in_worksheet
 from aisdp_log.workbook.doc_props import (
     TEMPLATE_VERSION_PROPERTY,
     TOOL_VERSION_PROPERTY,
@@ -31,34 +33,28 @@ from aisdp_log.workbook.template import (
 )
 from aisdp_log.workbook.writer import (
     ensure_sheet,
-    escape_ooxml,
     find_sheet,
     header_columns,
     open_workbook_for_update,
 )
-from aisdp_log.workbook.xlsx_package import (
-    REL_TABLE,
-    Package,
-    attributes,
-    escape_xml,
-    format_range,
-    insert_before_close,
-    locate_parts,
-    matched,
-    parse_range,
-    read_rels,
-    set_attribute,
-    unescape_xml,
-)
+from aisdp_log.workbook.xlsx_package import Package
 from aisdp_log.workbook.xlsx_sheet import Sheet
-from aisdp_log.workbook.xlsx_styles import Styles
 from aisdp_log.workbook.xlsx_workbook import Workbook
+from aisdp_log.workbook.xmlpart import (
+    NS_X14,
+    NS_XM,
+    escape_ooxml,
+    format_range,
+    graft,
+    local,
+    parse_range,
+    qn,
+    set_text,
+    sub,
+)
 
 GUIDE_TITLE = "Experiment log: how to fill it in"
 MISSING_DXF = b'<dxf><fill><patternFill><bgColor rgb="FFFFEB9C"/></patternFill></fill></dxf>'
-_VALIDATION = re.compile(rb"<(?:\w+:)?dataValidation\b[^>]*?(?:/>|>.*?"
-                         rb"</(?:\w+:)?dataValidation\s*>)", re.DOTALL)
-_CELL = re.compile(rb"<c\b([^>]*?)(/>|>(.*?)</c>)", re.DOTALL)
 
 
 @dataclass
@@ -87,57 +83,52 @@ def upgrade_log(path: Path | str, *, force: bool = False) -> UpgradeResult:
     WorkbookError with a one-line reason."""
 
     template = Workbook(Package(build_template(), "the template"))
-    template_sheet = template.package.read(template["Experiments"].part)
-    template_validations = _validations_by_column(template_sheet)
-    template_headers = [spec.normalise_header(c.header) for c in _template_order()]
+    template_ws = template["Experiments"]
+    template_validations = _validations_by_column(template_ws.tree())
+    template_headers = [spec.normalise_header(c.header) for c in template_columns()]
     with open_workbook_for_update(path, force=force) as wb:
         ws = find_sheet(wb, spec.SHEET_EXPERIMENTS)
         if ws is None:
             raise WriteRefused(f"{path}: has no sheet {spec.SHEET_EXPERIMENTS!r} to upgrade")
         result = UpgradeResult(str(path), package_properties(wb.package).get(
             TEMPLATE_VERSION_PROPERTY), TEMPLATE_VERSION)
-        reader = Sheet(wb, ws.entry)  # read-only view: `ws` itself loads after the edits
-        columns = header_columns(reader)
+        columns = header_columns(ws)
         next_column = max(columns.values(), default=0) + 1
         missing = [c for c in spec.STANDARD_COLUMNS
                    if spec.normalise_header(c.header) not in columns]
         for column in missing:
             columns[spec.normalise_header(column.header)] = next_column
             next_column += 1
-        last_row = max(reader.max_row, _table_end(wb, ws.part), 301)
-        letters = {c.key: column_letters(columns[spec.normalise_header(c.header)])
-                   for c in spec.STANDARD_COLUMNS}
-        _grow_table(wb, ws.part, [c.header for c in missing], last_column=next_column - 1
-                    - len(missing))
-        text, added = _missing_validations(
-            wb.package.read(ws.part), template_validations, template_headers,
+        last_row = max(ws.max_row, _table_end(ws), 301)
+        _grow_table(ws, [c.header for c in missing], last_column=next_column - 1 - len(missing))
+        result.validations += _missing_validations(
+            ws, template_validations, template_headers,
             {spec.normalise_header(c.header): c.header for c in spec.STANDARD_COLUMNS},
             columns, last_row)
-        result.validations += added
         specs = list(spec.STANDARD_COLUMNS) + [
             spec.metric_column(header[len(spec.METRICS_PREFIX):])
             for header in columns if header.startswith(spec.METRICS_PREFIX)]
-        for column in specs:
-            letters.setdefault(column.key, column_letters(
-                columns[spec.normalise_header(column.header)]))
+        letters = {c.key: column_letters(columns[spec.normalise_header(c.header)])
+                   for c in specs}
+        formulas = {(f.text or "").strip() for f in ws.tree().iter(qn("formula"))}
         dxf = None
         for column in specs:
             criteria = missing_value_criteria(column, letters)
-            if criteria is None or escape_xml(criteria) in text or criteria.encode() in text:
+            if criteria is None or criteria in formulas:
                 continue
             if dxf is None:
                 dxf = wb.styles.dxf_index(MISSING_DXF)
                 if dxf is None:
                     break
             letter = letters[column.key]
-            priority = max((int(p) for p in re.findall(rb'\spriority="(\d+)"', text)),
-                           default=0) + 1
-            text = insert_in_worksheet(text, "conditionalFormatting", (
-                f'<conditionalFormatting sqref="{letter}2:{letter}{last_row}"><cfRule '
-                f'type="expression" dxfId="{dxf}" priority="{priority}"><formula>'
-                ).encode() + escape_xml(criteria) + b"</formula></cfRule></conditionalFormatting>")
+            priority = max((int(r.get("priority")) for r in ws.tree().iter(qn("cfRule"))
+                            if (r.get("priority") or "").isdigit()), default=0) + 1
+            block = ws.add_element("conditionalFormatting",
+                                   {"sqref": f"{letter}2:{letter}{last_row}"})
+            rule = sub(block, "cfRule", {"type": "expression", "dxfId": str(dxf),
+                                         "priority": str(priority)})
+            sub(rule, "formula").text = criteria
             result.marks.append(column.header)
-        wb.package.write(ws.part, text)
         if missing:
             ensure_sheet(wb, ws.title, [c.header for c in missing],
                          widths=[c.width for c in missing])
@@ -151,39 +142,36 @@ def upgrade_log(path: Path | str, *, force: bool = False) -> UpgradeResult:
     return result
 
 
-def _upgrade_metrics(wb: Workbook, metrics, template: Workbook,
+def _upgrade_metrics(wb: Workbook, metrics: Sheet, template: Workbook,
                      result: UpgradeResult) -> list[str]:
     """Add the Metrics columns the sheet lacks (`Tolerance`, new in template version 3) after
     its last header, inside its table when the table ends there, and the template's
     validations on its columns; returns the added columns as `Metrics <header>`."""
-    reader = Sheet(wb, metrics.entry)
-    columns = header_columns(reader)
+    columns = header_columns(metrics)
     next_column = max(columns.values(), default=0) + 1
     missing = [h for h in spec.METRICS_COLUMNS if spec.normalise_header(h) not in columns]
     for header in missing:
         columns[spec.normalise_header(header)] = next_column
         next_column += 1
-    _grow_table(wb, metrics.part, missing, last_column=next_column - 1 - len(missing))
-    source = template.package.read(template[spec.SHEET_METRICS].part)
-    metrics_text, added = _missing_validations(
-        wb.package.read(metrics.part), _validations_by_column(source),
+    _grow_table(metrics, missing, last_column=next_column - 1 - len(missing))
+    added = _missing_validations(
+        metrics, _validations_by_column(template[spec.SHEET_METRICS].tree()),
         [spec.normalise_header(h) for h in spec.METRICS_COLUMNS],
         {spec.normalise_header(h): h for h in spec.METRICS_COLUMNS},
-        columns, max(reader.max_row, _table_end(wb, metrics.part), 11))
-    wb.package.write(metrics.part, metrics_text)
+        columns, max(metrics.max_row, _table_end(metrics), 11))
     result.validations += [f"{spec.SHEET_METRICS} {header}" for header in added]
     if missing:
         ensure_sheet(wb, metrics.title, missing, widths=[11] * len(missing))
     return [f"{spec.SHEET_METRICS} {header}" for header in missing]
 
 
-def _missing_validations(text: bytes, template_validations: dict[int, bytes],
+def _missing_validations(ws: Sheet, template_validations: dict[int, Any],
                          template_headers: list[str], wanted: dict[str, str],
-                         columns: dict[str, int], last_row: int) -> tuple[bytes, list[str]]:
-    """Sheet XML `text` with the template's validation (and input message) added to each
-    `wanted` column (normalised header -> header) the log has and no validation covers."""
-    covered = _validated_columns(text)
-    added, headers = [], []
+                         columns: dict[str, int], last_row: int) -> list[str]:
+    """Add the template's validation (and input message) to each `wanted` column
+    (normalised header -> header) the sheet has and no validation covers; the headers."""
+    covered = _validated_columns(ws.tree())
+    added = []
     for normalised, header in wanted.items():
         index = columns.get(normalised)
         position = template_headers.index(normalised) + 1 \
@@ -191,111 +179,71 @@ def _missing_validations(text: bytes, template_validations: dict[int, bytes],
         source = template_validations.get(position) if position else None
         if index is None or index in covered or source is None:
             continue
+        validations = ws.root_for_edit().find(qn("dataValidations"))
+        if validations is None:
+            validations = ws.add_element("dataValidations", {"count": "0"})
         letter = column_letters(index)
-        added.append(set_attribute(source, "sqref", f"{letter}2:{letter}{last_row}"))
-        headers.append(header)
-    return _add_validations(text, added), headers
+        graft(validations, source).set("sqref", f"{letter}2:{letter}{last_row}")
+        validations.set("count", str(len([e for e in validations
+                                          if local(e) == "dataValidation"])))
+        added.append(header)
+    return added
 
 
-def _template_order() -> list[spec.ColumnSpec]:
-
-    return template_columns()
-
-
-def _validations_by_column(text: bytes) -> dict[int, bytes]:
+def _validations_by_column(root) -> dict[int, Any]:
     """1-based column -> the `<dataValidation>` element whose range starts at its row 2."""
-    found: dict[int, bytes] = {}
-    for match in _VALIDATION.finditer(text):
-        head = match.group()[:match.group().index(b">") + 1]
-        for item in attributes(head).get("sqref", "").split():
+    found: dict[int, Any] = {}
+    for validation in root.iter(qn("dataValidation")):
+        for item in validation.get("sqref", "").split():
             bounds = parse_range(item)
             if bounds is not None and bounds[0] == bounds[2]:
-                found.setdefault(bounds[0], match.group())
+                found.setdefault(bounds[0], validation)
     return found
 
 
-def _validated_columns(text: bytes) -> set[int]:
+def _validated_columns(root) -> set[int]:
+    """Columns whose row 2 a validation covers (also the x14 ones, lists from a sheet)."""
     covered = set()
-    for match in _VALIDATION.finditer(text):
-        head = match.group()[:match.group().index(b">") + 1]
-        for item in attributes(head).get("sqref", "").split():
-            bounds = parse_range(item)
-            if bounds is not None and bounds[1] <= 2 <= bounds[3]:
-                covered |= set(range(bounds[0], bounds[2] + 1))
-    sqrefs = re.findall(rb"<(?:\w+:)?sqref\s*>(.*?)</(?:\w+:)?sqref\s*>", text, re.DOTALL)
-    for sqref in sqrefs:  # x14 validations (lists from another sheet)
-        for item in sqref.decode(errors="replace").split():
+    sqrefs = [v.get("sqref", "") for v in root.iter(qn("dataValidation"))]
+    sqrefs += [s.text or "" for s in root.iter(qn("sqref", NS_XM))
+               if s.getparent().tag == qn("dataValidation", NS_X14)]
+    for sqref in sqrefs:
+        for item in sqref.split():
             bounds = parse_range(item)
             if bounds is not None and bounds[1] <= 2 <= bounds[3]:
                 covered |= set(range(bounds[0], bounds[2] + 1))
     return covered
 
 
-def _add_validations(text: bytes, elements: list[bytes]) -> bytes:
-    if not elements:
-        return text
-    block = re.search(rb"<(?:\w+:)?dataValidations\b[^>]*?(/?)>", text)
-    if block is None:
-        return insert_in_worksheet(text, "dataValidations", b'<dataValidations count="'
-                                   + str(len(elements)).encode() + b'">' + b"".join(elements)
-                                   + b"</dataValidations>")
-    text = insert_before_close(text, b"dataValidations", b"".join(elements))
-    block = matched(re.search(rb"<(?:\w+:)?dataValidations\b[^>]*>", text),
-                    "a worksheet's <dataValidations>")
-    count = len(_VALIDATION.findall(text[block.start():]))
-    return text[:block.start()] + set_attribute(block.group(), "count", str(count)) + \
-        text[block.end():]
+def _table_end(ws: Sheet) -> int:
+    ends = [parse_range(t.get("ref", "")) for t in ws.tables().values()]
+    return max([b[3] for b in ends if b is not None], default=0)
 
 
-def _tables(wb: Workbook, part: str) -> list[str]:
-    return [rel.target for rel in read_rels(wb.package, part)
-            if rel.rel_type == REL_TABLE and wb.package.has(rel.target)]
-
-
-def _table_end(wb: Workbook, part: str) -> int:
-    ends = [0]
-    for table in _tables(wb, part):
-        head = re.search(rb"<(?:\w+:)?table\b[^>]*>", wb.package.read(table))
-        bounds = parse_range(attributes(head.group()).get("ref", "")) if head else None
-        if bounds:
-            ends.append(bounds[3])
-    return max(ends)
-
-
-def _grow_table(wb: Workbook, part: str, headers: list[str], *, last_column: int) -> None:
+def _grow_table(ws: Sheet, headers: list[str], *, last_column: int) -> None:
     """Widen the table whose header row is row 1 and whose last column is the sheet's last
     header column (`last_column`) over the new columns (a `tableColumn` each)."""
     if not headers:
         return
-    for table in _tables(wb, part):
-        text = wb.package.read(table)
-        head = re.search(rb"<(?:\w+:)?table\b[^>]*>", text)
-        bounds = parse_range(attributes(head.group()).get("ref", "")) if head else None
-        if head is None or bounds is None or bounds[1] != 1 or bounds[2] != last_column:
+    for part, table in ws.tables().items():
+        bounds = parse_range(table.get("ref", ""))
+        columns = table.find(qn("tableColumns"))
+        if bounds is None or bounds[1] != 1 or bounds[2] != last_column or columns is None:
             continue
-        columns = re.search(rb"<(?:\w+:)?tableColumns\b[^>]*>", text)
-        if columns is None:
-            continue
-        ids = [int(i) for i in re.findall(rb"<(?:\w+:)?tableColumn\b[^>]*?\sid=\"(\d+)\"", text)]
-        names = {unescape_xml(n).casefold() for n in
-                 re.findall(rb"<(?:\w+:)?tableColumn\b[^>]*?\sname=\"([^\"]*)\"", text)}
+        existing = [c for c in columns if local(c) == "tableColumn"]
+        names = {c.get("name", "").casefold() for c in existing}
         if any(h.casefold() in names for h in headers):
             continue
+        ids = [int(c.get("id")) for c in existing if (c.get("id") or "").isdigit()]
         ref = format_range((bounds[0], bounds[1], bounds[2] + len(headers), bounds[3]))
-        entries = b"".join(b'<tableColumn id="' + str(max(ids, default=0) + n).encode()
-                           + b'" name="' + escape_xml(h, attribute=True) + b'"/>'
-                           for n, h in enumerate(headers, start=1))
-        text = text[:head.start()] + set_attribute(head.group(), "ref", ref) + \
-            text[head.end():]
-        text = re.sub(rb"(<(?:\w+:)?autoFilter\b[^>]*?\sref=\")[^\"]*", rb"\g<1>" +
-                      ref.encode(), text, count=1)
-        text = insert_before_close(text, b"tableColumns", entries)
-        columns = matched(re.search(rb"<(?:\w+:)?tableColumns\b[^>]*>", text),
-                          f"{wb.package.name}: <tableColumns> in {table}")
-        count = len(re.findall(rb"<(?:\w+:)?tableColumn\b", text))
-        text = text[:columns.start()] + set_attribute(columns.group(), "count", str(count)) + \
-            text[columns.end():]
-        wb.package.write(table, text)
+        table.set("ref", ref)
+        for autofilter in table.findall(qn("autoFilter")):
+            autofilter.set("ref", ref)
+        for number, header in enumerate(headers, start=1):
+            sub(columns, "tableColumn", {"id": str(max(ids, default=0) + number),
+                                         "name": header})
+        columns.set("count", str(len(existing) + len(headers)))
+        ws.book.package.touch(part)
         return
 
 
@@ -304,38 +252,31 @@ def _replace_guide(wb: Workbook, template: Workbook) -> str:
     inline strings). A `Guide` sheet that is not the template's is left alone."""
     existing = find_sheet(wb, spec.SHEET_GUIDE)
     if existing is not None:
-        title = Sheet(wb, existing.entry).value(1, 1)
+        title = existing.value(1, 1)
         if not (isinstance(title, str) and title.strip() == GUIDE_TITLE):
             return f"kept: sheet {existing.title!r} is not the template's Guide"
-    source_part = template[spec.SHEET_GUIDE].part
-    source_styles = Styles(template.package, locate_parts(template.package).styles)
-    strings = template.shared_strings()
+    source = template[spec.SHEET_GUIDE]
+    guide = copy.deepcopy(template.package.xml(source.part))
     mapped: dict[int, int] = {}
-
-    def cell(match: re.Match) -> bytes:
-        attrs = attributes(b"<c" + match.group(1) + b">")
-        style = attrs.get("s", "0")
-        head = b'<c r="' + attrs.get("r", "").encode() + b'"'
+    for cell in guide.iter(qn("c")):
+        style = cell.get("s", "0")
         if style.isdigit() and style != "0":
-            index = int(style)
-            if index not in mapped:
-                mapped[index] = wb.styles.import_xf(source_styles, index)
-            if mapped[index]:
-                head += b' s="' + str(mapped[index]).encode() + b'"'
-        inner = match.group(3) or b""
-        value = re.search(rb"<v>(.*?)</v>", inner, re.DOTALL)
-        if attrs.get("t") == "s" and value is not None:
-
-            text = escape_ooxml(strings[int(value.group(1))])
-            space = b' xml:space="preserve"' if text != text.strip() or "\n" in text else b""
-            return head + b' t="inlineStr"><is><t' + space + b">" + escape_xml(text) + \
-                b"</t></is></c>"
-        return head + b"/>" if value is None else head + b">" + inner + b"</c>"
-
-    xml = _CELL.sub(cell, template.package.read(source_part))
+            if int(style) not in mapped:
+                mapped[int(style)] = wb.styles.import_xf(template.styles, int(style))
+            if mapped[int(style)]:
+                cell.set("s", str(mapped[int(style)]))
+            else:
+                del cell.attrib["s"]
+        value = cell.find(qn("v"))
+        if cell.get("t") == "s" and value is not None:
+            text = template.shared_strings()[int(value.text or "0")]
+            cell.remove(value)
+            cell.set("t", "inlineStr")
+            set_text(sub(sub(cell, "is"), "t"), escape_ooxml(text))
+    data = etree.tostring(guide, xml_declaration=True, encoding="UTF-8", standalone=True)
     if existing is None:
         existing = wb.create_sheet(spec.SHEET_GUIDE)
-        wb.package.write(existing.part, xml)
+        wb.package.write(existing.part, data)
         return "added"
-    wb.package.write(existing.part, xml)
+    wb.package.write(existing.part, data)
     return "replaced by the current one"

@@ -14,36 +14,29 @@ Contract for callers::
         set_cell(ws, row, "Reproducibility", "bitwise")
     # here the file has been replaced atomically, or left byte-identical if anything failed
 
-- `open_workbook_for_update(path, *, force=False)`: a context manager yielding the surgical
-  writer's `Workbook` (aisdp_log.workbook.xlsx_workbook), not openpyxl's: `wb["Experiments"]`,
+- `open_workbook_for_update(path, *, force=False)`: a context manager yielding the writer's
+  `Workbook` (aisdp_log.workbook.xlsx_workbook), not openpyxl's: `wb["Experiments"]`,
   `wb.worksheets`, `ws.title`, `ws[1]`, `ws.cell(row, column).value`,
-  `ws.iter_rows(min_row=2, values_only=True)` read as with openpyxl. Before loading it runs
-  guard.py's checks: it refuses (WriteRefused, exit 2) while Excel's `~$<name>` or
-  LibreOffice's `.~lock.<name>#` sits beside the name or a symlink's target (naming who holds
-  it; `force=True` ignores such a stale lock), a file or folder the user may not write, a file
-  owned by someone else, a file with several hard links (unless `force`); it waits (up to 60 s)
-  while another aisdp-log writes the same file (an `flock` on `.aisdp-log/<name>.lock` beside
-  it; a caller may hold it already through `guard.writer_lock`, e.g. across training).
-  It runs the reader's zip-safety check, then reads the package *at entry*: do slow work
-  before entering, so the window in which a person's edit could be overwritten stays short.
-  On a clean exit, if anything changed, it writes the new package to a temp file in
-  `.aisdp-log/` beside the log (which ignores itself in git), fsyncs it, gives it the
-  original's owner and permission bits, `os.replace`s the original and fsyncs the folder; if
-  the file changed on disk since it was read (a person saved it meanwhile), it refuses
-  instead of discarding their change. On an exception nothing is written and the temp is
-  removed; an OSError (disk full, quota, I/O) is one line (WriteFailed). A writer killed
-  mid-save leaves the original intact plus its temp and lock file in `.aisdp-log/`; the next
-  writer (holding the lock) removes both.
-- What a write changes: only what it adds. New rows are spliced into the sheet's
-  `<sheetData>` as bytes (text as inline strings, numbers, booleans, dates as serial
-  numbers with a date style); the table, the autofilter, data validations and conditional
-  formats that ended on the row above (also the `<extLst>` x14 ones) and `<dimension>` grow
-  over them. Every other `<c>` keeps its bytes (formulas keep their saved values), and
-  every other zip member is copied raw: drawings, charts, images, comments, threaded
-  comments, customXml, slicers, pivot caches, defined names, docProps. New cell styles
-  are appended to `styles.xml`, so existing style indices keep their meaning; shared
-  strings are never touched. A new tool sheet is a new part (worksheet XML, content type,
-  workbook `<sheet>`, relationship).
+  `ws.iter_rows(min_row=2, values_only=True)` read as with openpyxl. First guard.py's checks
+  (Office lock files, permissions, owner, hard links; the writer lock, waiting up to 60 s for
+  another aisdp-log) and the zip-safety check; then it reads the package *at entry*: do slow
+  work before entering. On a clean exit, if anything changed, the new package goes to a temp
+  file in `.aisdp-log/` beside the log, is fsynced, given the original's owner and mode, and
+  `os.replace`s the original (refused if the file changed on disk meanwhile). On an exception
+  nothing is written; a writer killed mid-save leaves the original intact, and the next
+  writer removes its temp and lock files.
+- What a write changes: only what it adds. Each part it edits (the sheet, its tables,
+  `styles.xml`, the workbook part, relationships, content types, comments, doc props) is
+  parsed by lxml and serialised back only if it changed; every other member is copied raw
+  (drawings, charts, images, threaded comments, customXml, pivot caches, ...). In a sheet,
+  only the rows it reads are parsed and only changed rows re-serialised: every other row
+  keeps its bytes (formulas keep their saved values). New rows hold text as inline strings,
+  numbers, booleans, dates as serial numbers with a date style; tables, autofilters,
+  validations, conditional formats (also x14 ones), the defined names over a grown table or
+  autofilter (`_FilterDatabase`) and `<dimension>` that ended on the row above grow over
+  them. New cell styles are appended, so existing indices keep their meaning; shared
+  strings are never touched. A workbook the writer cannot edit (Strict Open XML, a
+  chartsheet named Experiments, encrypted) is refused in one line, untouched.
 - `append_row(ws, values, *, number_formats=None) -> int`: writes a row by header
   (case/space-insensitive; an unknown header raises KeyError) at the first empty row below
   the last filled key cell (`Experiment ID` on Experiments, else the first column; never
@@ -66,7 +59,6 @@ import contextlib
 import datetime as dt
 import math
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,9 +69,14 @@ from aisdp_log.spec import column_letters
 from aisdp_log.system.atomic import atomic_replace
 from aisdp_log.workbook import guard
 from aisdp_log.workbook.container import check_container
-from aisdp_log.workbook.xlsx_package import Package, escape_xml
+from aisdp_log.workbook.xlsx_package import Package
 from aisdp_log.workbook.xlsx_sheet import Sheet
 from aisdp_log.workbook.xlsx_workbook import Workbook
+from aisdp_log.workbook.xmlpart import escape_ooxml, set_text, sub
+
+__all__ = ["append_row", "ensure_sheet", "escape_ooxml", "find_rows", "find_sheet",
+           "header_columns", "next_row", "open_workbook_for_update", "set_cell",
+           "stale_temp_files", "write_value"]
 
 #: Text starting with these would be read by Excel as a formula; stored with a quote prefix.
 FORMULA_STARTS = ("=", "+", "-", "@")
@@ -268,69 +265,47 @@ def write_value(ws: Sheet, row: int, column: int, value: object) -> None:
     encoded = _encode(value, ws, column_letters(column) + str(row))
     style = ws.style_of(row, column)
     if value is None:
-        ws.put(row, column, _cell_xml(ws, row, column, style, None) if style else None)
+        if style:
+            _place(ws, row, column, style, encoded)
+        else:
+            ws.remove_cell(row, column)
         return
     _put(ws, row, column, encoded, style)
 
 
-# --------------------------------------------------------------------------- cell XML
-
-#: Characters an XML 1.0 document cannot hold (and CR, which XML readers turn into LF),
-#: written with OOXML's `_xHHHH_` escape as Excel does.
-_UNWRITABLE = re.compile("[\x00-\x08\x0b\x0c\x0d\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
-#: A literal `_xHHHH_` in user text, which a reader would otherwise decode.
-_LOOKS_ESCAPED = re.compile(r"_(x[0-9A-Fa-f]{4}_)")
-
-
-def escape_ooxml(text: str) -> str:
-    """Text as OOXML stores it: a literal `_xHHHH_` becomes `_x005F_xHHHH_`, and a character
-    XML cannot hold (C0 controls other than tab and newline, CR, U+FFFE, U+FFFF, a lone
-    surrogate) becomes `_xHHHH_`. Every reader opens the result; Excel and LibreOffice
-    show the text meant, calamine decodes all but U+FFFE, U+FFFF and surrogates (it shows
-    their escape), openpyxl shows the escape text as stored. A lone surrogate is no
-    character, so nothing can show it: LibreOffice shows `?`."""
-    text = _LOOKS_ESCAPED.sub(r"_x005F_\1", text)
-    return _UNWRITABLE.sub(lambda m: f"_x{ord(m.group()):04X}_", text)
-
+# --------------------------------------------------------------------------- cells
 
 @dataclass
 class _Encoded:
     kind: str  # "text", "number", "bool", "date", "none"
-    body: bytes  # attributes after s (t=...) and the content
+    text: str  # the `<v>` or inline `<t>` content
     number_format: str | None = None  # what a date or time needs if its style has none
     formula_like: bool = False
 
 
 def _encode(value: object, ws: Sheet, where: str) -> _Encoded:
-    """`value` as cell XML (content and type) before it is placed."""
+    """`value` as a cell's content and type, before it is placed."""
     if isinstance(value, float) and not math.isfinite(value):
         value = str(value)  # Excel has no NaN/inf; the text shows what happened
     if value is None:
-        return _Encoded("none", b"")
-    prefix = ws.prefix if getattr(ws, "_loaded", False) else _prefix_of(ws)
+        return _Encoded("none", "")
     if isinstance(value, str):
         if len(value) > MAX_CELL_TEXT:
             raise WriteRefused(f"a value for {where} is {len(value)} characters long; "
                                f"a cell holds at most {MAX_CELL_TEXT}")
-        text = escape_ooxml(value)
-        space = b' xml:space="preserve"' if text != text.strip() or "\n" in text or \
-            "\t" in text else b""
-        body = (b' t="inlineStr"><' + prefix + b"is><" + prefix + b"t" + space + b">"
-                + escape_xml(text) + b"</" + prefix + b"t></" + prefix + b"is>")
-        return _Encoded("text", body, formula_like=value.startswith(FORMULA_STARTS))
+        return _Encoded("text", escape_ooxml(value), formula_like=value.startswith(FORMULA_STARTS))
     if isinstance(value, bool):
-        return _Encoded("bool", b' t="b"><' + prefix + b"v>" + (b"1" if value else b"0")
-                        + b"</" + prefix + b"v>")
+        return _Encoded("bool", "1" if value else "0")
     if isinstance(value, (int, float)):
-        return _Encoded("number", _number(prefix, repr(value) if isinstance(value, float)
-                                          else str(int(value))))
+        return _Encoded("number", repr(value) if isinstance(value, float) else str(int(value)))
     number_format = None
+    epoch = ws.book.epoch
     if isinstance(value, dt.datetime):
         moment = value.replace(tzinfo=None)  # Excel has no time zones
-        serial = (moment - ws.workbook.epoch) / dt.timedelta(days=1)
+        serial = (moment - epoch) / dt.timedelta(days=1)
         number_format = DATETIME_FORMAT if moment.time() != dt.time(0) else DATE_FORMAT
     elif isinstance(value, dt.date):
-        serial = (value - ws.workbook.epoch.date()).days
+        serial = (value - epoch.date()).days
         number_format = DATE_FORMAT
     elif isinstance(value, dt.time):
         serial = (value.hour * 3600 + value.minute * 60 + value.second
@@ -343,33 +318,30 @@ def _encode(value: object, ws: Sheet, where: str) -> _Encoded:
         raise TypeError(f"cannot write a {type(value).__name__} to a cell; pass text or a "
                         "number")
     text = repr(float(serial)) if not float(serial).is_integer() else str(int(serial))
-    return _Encoded("date", _number(prefix, text), number_format=number_format)
+    return _Encoded("date", text, number_format=number_format)
 
 
-def _number(prefix: bytes, text: str) -> bytes:
-    return b"><" + prefix + b"v>" + text.encode() + b"</" + prefix + b"v>"
-
-
-def _prefix_of(ws: Sheet) -> bytes:
-    ws._load()
-    return ws.prefix
-
-
-def _cell_xml(ws: Sheet, row: int, column: int, style: int | None,
-              encoded: _Encoded | None) -> bytes:
-    prefix = ws.prefix
-    head = b"<" + prefix + b'c r="' + f"{column_letters(column)}{row}".encode() + b'"'
+def _place(ws: Sheet, row: int, column: int, style: int | None, encoded: _Encoded) -> None:
+    """A new `<c>` at (row, column) holding `encoded` in `style` (text as an inline string,
+    never a formula)."""
+    cell = ws.new_cell(row, column)
     if style:
-        head += b' s="' + str(style).encode() + b'"'
-    if encoded is None or encoded.kind == "none":
-        return head + b"/>"
-    return head + encoded.body + b"</" + prefix + b"c>"
+        cell.set("s", str(style))
+    if encoded.kind == "none":
+        return
+    if encoded.kind == "text":
+        cell.set("t", "inlineStr")
+        set_text(sub(sub(cell, "is"), "t"), encoded.text)
+        return
+    if encoded.kind == "bool":
+        cell.set("t", "b")
+    sub(cell, "v").text = encoded.text
 
 
 def _put(ws: Sheet, row: int, column: int, encoded: _Encoded, style: int | None) -> None:
     """Place an encoded value with `style`, adjusted to what the value needs: a date format
     for a date, a quote prefix (Excel keeps it text when edited) for formula-like text."""
-    styles = ws.workbook.styles
+    styles = ws.book.styles
     base = style or 0
     if encoded.kind == "date" and not styles.is_date(base):
         style = styles.derive(base, number_format=encoded.number_format)
@@ -377,7 +349,7 @@ def _put(ws: Sheet, row: int, column: int, encoded: _Encoded, style: int | None)
         style = styles.derive(base, quote_prefix=encoded.formula_like)
     elif encoded.kind in ("number", "bool") and styles.quote_prefix(base):
         style = styles.derive(base, quote_prefix=False)
-    ws.put(row, column, _cell_xml(ws, row, column, style, encoded))
+    _place(ws, row, column, style, encoded)
 
 
 def _style_for_new_cell(ws: Sheet, row: int, column: int,
@@ -388,7 +360,7 @@ def _style_for_new_cell(ws: Sheet, row: int, column: int,
         above = ws.style_of(row - 1, column)
         if above:
             return above
-    styles = ws.workbook.styles
+    styles = ws.book.styles
     own = ws.style_of(row, column)
     if own and styles.number_format(own) != "General":
         return own  # a padded row already carries its table's style
@@ -430,8 +402,7 @@ def ensure_sheet(wb: Workbook, name: str, headers: list[str], *,
         next_column += 1
         left = ws.style_of(1, index - 1) if index > 1 else None
         bold = styles.derive(left or 0, bold=True)
-        encoded = _encode(header, ws, f"{column_letters(index)}1")
-        ws.put(1, index, _cell_xml(ws, 1, index, bold, encoded))
+        _place(ws, 1, index, bold, _encode(header, ws, f"{column_letters(index)}1"))
         columns[spec.normalise_header(header)] = index
         width = widths[position] if widths and position < len(widths) and widths[position] \
             else None

@@ -1,136 +1,54 @@
-"""The .xlsx package as bytes: what the surgical writer edits, and nothing else.
+"""The .xlsx package the writer edits: zip members copied raw unless changed, XML parts parsed
+(by lxml, hardened) when first edited and serialised only if an edit changed them, and the
+package's relationships and content types, by which every part is found.
 
 The writer never loads a workbook into an object model and saves it again (openpyxl drops the
-saved values of formulas and every part it does not know). It reads the zip members as bytes,
-splices its changes into the few it must touch (one sheet's `<sheetData>` and the ranges that
-grow over a new row, a table part, `styles.xml` when a new cell style is needed, and for a new
-sheet `workbook.xml`, its rels and `[Content_Types].xml`), and copies every other member raw,
-compressed bytes and all, into the new file.
-
-No XML parser runs over the parts: regular expressions find the elements the writer needs, so
-nothing else in a part (namespace prefixes, `mc:Ignorable`, `x14ac:dyDescent`, `<extLst>`, the
-order of attributes) is ever re-serialised. No entity or DOCTYPE is ever expanded.
+saved values of formulas and every part it does not know): a part nobody edits keeps its
+compressed bytes, and an edited part is its own tree, re-serialised with the prefixes and
+declarations it was written with.
 """
 
 from __future__ import annotations
 
 import io
 import posixpath
-import re
 import struct
 import zipfile
 import zlib
 from dataclasses import dataclass, field
-from typing import AnyStr
 
 from aisdp_log.errors import WorkbookError
-from aisdp_log.spec import column_letters, column_number
-from aisdp_log.workbook.package import normal_name
+from aisdp_log.workbook.package import (
+    OFFICE_DOCUMENT,
+    Relationship,
+    SheetEntry,
+    normal_name,
+    parse_rels,
+    rels_name,
+    sheet_entries,
+)
+from aisdp_log.workbook.xmlpart import (
+    NS_CT,
+    NS_MAIN,
+    NS_PKG_REL,
+    NS_REL,
+    XmlPart,
+    parse_xml,
+    prolog_of,
+    qn,
+    sub,
+)
 
-NS_REL = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
 REL_WORKSHEET = NS_REL + "/worksheet"
 REL_STYLES = NS_REL + "/styles"
 REL_SHARED_STRINGS = NS_REL + "/sharedStrings"
 REL_TABLE = NS_REL + "/table"
 CT_WORKSHEET = "application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"
-
-_ATTR = re.compile(rb"""([\w:.-]+)\s*=\s*(?:"([^"]*)"|'([^']*)')""")
-_ENTITY = re.compile(r"&(#x[0-9a-fA-F]{1,6}|#[0-9]{1,7}|amp|lt|gt|quot|apos);")
-_NAMED = {"amp": "&", "lt": "<", "gt": ">", "quot": '"', "apos": "'"}
-
-
-# --------------------------------------------------------------------------- small XML helpers
-
-def matched(match: re.Match[AnyStr] | None, what: str) -> re.Match[AnyStr]:
-    """`match`, where the code relies on the element being there: a part shaped unlike any
-    spreadsheet program writes it stops the command with one line, not a traceback."""
-    if match is None:
-        raise WorkbookError(f"{what} is not shaped as aisdp-log expects")
-    return match
+CONTENT_TYPES = "[Content_Types].xml"
+EMPTY_RELS = (b'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<Relationships '
+              b'xmlns="http://schemas.openxmlformats.org/package/2006/relationships"/>')
 
 
-def attributes(tag: bytes) -> dict[str, str]:
-    """Attributes of an opening tag (or its attribute text) as decoded strings."""
-    return {m.group(1).decode(): unescape_xml(m.group(2) if m.group(2) is not None
-                                              else m.group(3))
-            for m in _ATTR.finditer(tag)}
-
-
-def unescape_xml(raw: bytes) -> str:
-    """XML character data to text: the five named entities and numeric references."""
-    text = raw.decode("utf-8", "replace")
-    if "&" not in text:
-        return text
-
-    def one(match: re.Match) -> str:
-        name = match.group(1)
-        if name.startswith("#"):
-            code = int(name[2:], 16) if name.startswith("#x") else int(name[1:])
-            return chr(code) if code <= 0x10FFFF else match.group()
-        return _NAMED[name]
-
-    return _ENTITY.sub(one, text)
-
-
-def escape_xml(text: str, *, attribute: bool = False) -> bytes:
-    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    if attribute:
-        text = text.replace('"', "&quot;").replace("\n", "&#10;").replace("\t", "&#9;")
-    return text.encode("utf-8")
-
-
-def set_attribute(tag: bytes, name: str, value: str | None) -> bytes:
-    """`tag` (an opening tag, `<x ...>` or `<x .../>`) with attribute `name` set (or removed
-    when `value` is None); every other byte of the tag is kept."""
-    pattern = re.compile(rb"\s" + re.escape(name.encode()) + rb"""\s*=\s*(?:"[^"]*"|'[^']*')""")
-    found = pattern.search(tag)
-    if value is None:
-        return tag if found is None else tag[:found.start()] + tag[found.end():]
-    new = b" " + name.encode() + b'="' + escape_xml(value, attribute=True) + b'"'
-    if found is not None:
-        return tag[:found.start()] + new + tag[found.end():]
-    end = len(tag) - (2 if tag.endswith(b"/>") else 1)
-    while end > 0 and tag[end - 1:end].isspace():
-        end -= 1
-    return tag[:end] + new + tag[end:]
-
-
-_REF = re.compile(r"^\$?([A-Za-z]{1,3})\$?(\d+)$")
-
-
-def parse_range(text: str) -> tuple[int, int, int, int] | None:
-    """'B2:D9' -> (min_col, min_row, max_col, max_row); None for what is not a cell range."""
-    parts = text.strip().split(":")
-    if not 1 <= len(parts) <= 2:
-        return None
-    refs = [r for r in (_REF.match(p) for p in parts) if r is not None]
-    if len(refs) != len(parts):
-        return None
-    cols = [column_number(r.group(1)) for r in refs]
-    rows = [int(r.group(2)) for r in refs]
-    return min(cols), min(rows), max(cols), max(rows)
-
-
-def format_range(bounds: tuple[int, int, int, int]) -> str:
-    min_col, min_row, max_col, max_row = bounds
-    first = f"{column_letters(min_col)}{min_row}"
-    last = f"{column_letters(max_col)}{max_row}"
-    return first if first == last else f"{first}:{last}"
-
-
-def grow_sqref(sqref: str, new_row: int) -> str:
-    """A space-separated range list with each range that ends on the row above `new_row`
-    stretched down over it."""
-    grown = []
-    for item in sqref.split():
-        bounds = parse_range(item)
-        if bounds is not None and bounds[3] == new_row - 1 and bounds[1] <= new_row - 1:
-            item = format_range((bounds[0], bounds[1], bounds[2], new_row))
-        grown.append(item)
-    return " ".join(grown)
-
-
-# --------------------------------------------------------------------------- the zip
 
 @dataclass
 class _Member:
@@ -143,7 +61,7 @@ class _Member:
 
 
 class Package:
-    """The zip members of one .xlsx; `read`/`write` by member name, `save` copies untouched
+    """The zip members of one .xlsx by part name; `read`/`write` bytes, `xml` a parsed part;
     members raw."""
 
     def __init__(self, blob: bytes, name: str):
@@ -170,6 +88,8 @@ class Package:
             # by part name, as the reader finds parts (`xl\\styles.xml` is `xl/styles.xml`);
             # a member keeps its own name when saved
             self._members.setdefault(normal_name(info.filename), member)
+        self._xml: dict[str, XmlPart] = {}
+        self._removed = False
 
     def _central_records(self, count: int) -> list[bytes | None] | None:
         """The raw central directory records in order, None for one that cannot be copied
@@ -199,6 +119,10 @@ class Package:
         return name in self._members
 
     def read(self, name: str) -> bytes:
+        """The part's bytes as they stand (a touched parsed part serialised)."""
+        part = self._xml.get(name)
+        if part is not None and part.dirty:
+            return part.bytes()
         member = self._members.get(name)
         if member is None:
             raise KeyError(name)
@@ -210,6 +134,8 @@ class Package:
         return member.original
 
     def write(self, name: str, data: bytes) -> None:
+        """Replace (or add) the part's bytes; a parsed tree of it is dropped."""
+        self._xml.pop(name, None)
         member = self._members.get(name)
         if member is None:
             member = self._members[name] = _Member(name)
@@ -217,17 +143,106 @@ class Package:
             return  # unchanged: keep copying it raw
         member.data = data
 
+    def xml(self, name: str):
+        """The root element of the XML part `name`, parsed once; call `touch(name)` after
+        editing it, or the edit is not saved."""
+        part = self._xml.get(name)
+        if part is None:
+            data = self.read(name)
+            part = self._xml[name] = XmlPart(name, parse_xml(data, f"{self.name}: {name}"),
+                                             prolog_of(data))
+        return part.root
+
+    def touch(self, name: str) -> None:
+        self._xml[name].dirty = True
+
     def remove(self, name: str) -> None:
         """Leave the member `name` out of the saved package (no-op when absent)."""
+        self._xml.pop(name, None)
         if self._members.pop(name, None) is not None:
             self._removed = True
 
     def changed(self) -> list[str]:
-        removed = ["(removed)"] if getattr(self, "_removed", False) else []
+        self._flush()
+        removed = ["(removed)"] if self._removed else []
         return [m.name for m in self._members.values() if m.data is not None] + removed
+
+    def _flush(self) -> None:
+        for name, part in list(self._xml.items()):
+            if part.dirty:
+                self.write(name, part.bytes())
+
+    # ----------------------------------------------------------------- relationships
+
+    def rels(self, source: str) -> list[Relationship]:
+        """The relationships of part `source` (`""`: the package's own)."""
+        name = rels_name(source)
+        return parse_rels(self.xml(name), source) if self.has(name) else []
+
+    def related(self, source: str, rel_type: str) -> list[str]:
+        """The parts `source` relates to by `rel_type` that the package holds."""
+        return [r.target for r in self.rels(source)
+                if r.rel_type == rel_type and not r.external and self.has(r.target)]
+
+    def add_relationship(self, source: str, rel_type: str, target: str) -> str:
+        """Relate `source` to the part `target`; return the new relationship's Id."""
+        name = rels_name(source)
+        if not self.has(name):
+            self.write(name, EMPTY_RELS)
+        used = {r.rel_id for r in self.rels(source)}
+        number = len(used) + 1
+        while f"rId{number}" in used:
+            number += 1
+        relative = posixpath.relpath(target, posixpath.dirname(source) or ".")
+        sub(self.xml(name), "Relationship", {"Id": f"rId{number}", "Type": rel_type,
+                                             "Target": relative}, ns=NS_PKG_REL)
+        self.touch(name)
+        return f"rId{number}"
+
+    def drop_part(self, source: str, rel_id: str, part: str) -> None:
+        """Remove `part`, the relationship `rel_id` of `source` to it, its content type and
+        its own relationships."""
+        name = rels_name(source)
+        if self.has(name):
+            for element in self.xml(name).iter(qn("Relationship", NS_PKG_REL)):
+                if element.get("Id") == rel_id:
+                    element.getparent().remove(element)
+                    self.touch(name)
+                    break
+        types = self.xml(CONTENT_TYPES)
+        for element in types.iter(qn("Override", NS_CT)):
+            if normal_name(element.get("PartName", "")) == part:
+                types.remove(element)
+                self.touch(CONTENT_TYPES)
+        self.remove(part)
+        self.remove(rels_name(part))
+
+    # ----------------------------------------------------------------- content types
+
+    def add_override(self, part: str, content_type: str) -> None:
+        sub(self.xml(CONTENT_TYPES), "Override", {"PartName": "/" + part,
+                                                  "ContentType": content_type}, ns=NS_CT)
+        self.touch(CONTENT_TYPES)
+
+    def ensure_default(self, extension: str, content_type: str) -> None:
+        types = self.xml(CONTENT_TYPES)
+        if not any(e.get("Extension", "").lower() == extension
+                   for e in types.iter(qn("Default", NS_CT))):
+            sub(types, "Default", {"Extension": extension, "ContentType": content_type},
+                ns=NS_CT, index=0)
+            self.touch(CONTENT_TYPES)
+
+    def new_name(self, pattern: str) -> str:
+        """The first free part name `pattern.format(n)`, n = 1, 2, ..."""
+        names = {n.lower() for n in self._members}
+        number = 1
+        while pattern.format(number).lower() in names:
+            number += 1
+        return pattern.format(number)
 
     def save(self, out) -> None:
         """Write the package to the binary file object `out`."""
+        self._flush()
         central = []
         offset = 0
         for member in self._members.values():
@@ -276,129 +291,9 @@ def _new_entry(member: _Member, offset: int) -> tuple[bytes, bytes]:
     return local, record
 
 
-# --------------------------------------------------------------------------- relationships
-
-@dataclass
-class Relationship:
-    rel_id: str
-    rel_type: str
-    target: str  # the part's name inside the zip, resolved
-    external: bool = False
-
-
-def rels_name(part: str) -> str:
-    folder, base = posixpath.split(part)
-    return posixpath.join(folder, "_rels", base + ".rels")
-
-
-_RELATIONSHIP = re.compile(rb"<(?:\w+:)?Relationship\b[^>]*>")
-
-
-def read_rels(package: Package, part: str) -> list[Relationship]:
-    name = rels_name(part)
-    if not package.has(name):
-        return []
-    found = []
-    for match in _RELATIONSHIP.finditer(package.read(name)):
-        attrs = attributes(match.group())
-        target = attrs.get("Target", "")
-        external = attrs.get("TargetMode", "") == "External"
-        if not external:
-            target = resolve_target(part, target)
-        found.append(Relationship(attrs.get("Id", ""), attrs.get("Type", ""), target, external))
-    return found
-
-
-def resolve_target(source: str, target: str) -> str:
-    if target.startswith("/"):
-        return target.lstrip("/")
-    return posixpath.normpath(posixpath.join(posixpath.dirname(source), target))
-
-
-def add_relationship(package: Package, part: str, rel_type: str, target: str) -> str:
-    """Add a relationship from `part` to the part named `target`; return its new Id."""
-    name = rels_name(part)
-    text = package.read(name) if package.has(name) else (
-        b'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<Relationships xmlns='
-        b'"http://schemas.openxmlformats.org/package/2006/relationships"></Relationships>')
-    used = {r.rel_id for r in read_rels(package, part)}
-    numbers = [int(found.group(1)) for found in (re.fullmatch(r"rId(\d+)", i) for i in used)
-               if found]
-    number = 1 + max(numbers, default=0)
-    rel_id = f"rId{number}"
-    while rel_id in used:
-        number += 1
-        rel_id = f"rId{number}"
-    relative = posixpath.relpath(target, posixpath.dirname(part) or ".")
-    entry = (f'<Relationship Id="{rel_id}" Type="{rel_type}" Target="{relative}"/>').encode()
-    package.write(name, insert_before_close(text, b"Relationships", entry))
-    return rel_id
-
-
-def insert_before_close(text: bytes, element: bytes, entry: bytes) -> bytes:
-    """`entry` inserted just before the closing tag of `element` (any prefix); a
-    self-closing element is opened up."""
-    closing = re.search(rb"</(?:\w+:)?" + element + rb"\s*>", text)
-    if closing is not None:
-        return text[:closing.start()] + entry + text[closing.start():]
-    empty = re.search(rb"<((?:\w+:)?" + element + rb")\b([^>]*?)/>", text)
-    if empty is None:
-        raise WorkbookError(f"no <{element.decode()}> element to add to")
-    return (text[:empty.start()] + b"<" + empty.group(1) + empty.group(2) + b">" + entry
-            + b"</" + empty.group(1) + b">" + text[empty.end():])
-
-
-def add_content_type_override(package: Package, part: str, content_type: str) -> None:
-    text = package.read("[Content_Types].xml")
-    entry = f'<Override PartName="/{part}" ContentType="{content_type}"/>'.encode()
-    package.write("[Content_Types].xml", insert_before_close(text, b"Types", entry))
-
-
-def office_document(package: Package) -> str:
-    for rel in read_rels(package, ""):
-        if rel.rel_type.endswith("/officeDocument"):
-            return rel.target
-    return "xl/workbook.xml"
-
-
-@dataclass
-class SheetEntry:
-    title: str
-    part: str
-    sheet_id: int
-    rel_id: str
-    is_worksheet: bool = True
-
-
-_SHEET_TAG = re.compile(rb"<(?:\w+:)?sheet\b[^>]*>")
-
-
-def workbook_sheets(package: Package, workbook_part: str) -> list[SheetEntry]:
-    rels = {r.rel_id: r for r in read_rels(package, workbook_part)}
-    text = package.read(workbook_part)
-    sheets = re.search(rb"<(?:\w+:)?sheets\b[^>]*?(?:/>|>.*?</(?:\w+:)?sheets\s*>)", text,
-                       re.DOTALL)
-    entries = []
-    for match in _SHEET_TAG.finditer(sheets.group() if sheets else b""):
-        attrs = attributes(match.group())
-        rel_id = next((v for k, v in attrs.items() if k.endswith(":id") or k == "id"), "")
-        rel = rels.get(rel_id)
-        sheet_id = int(attrs.get("sheetId", "0") or 0) if attrs.get("sheetId", "0").isdigit() \
-            else 0
-        entries.append(SheetEntry(attrs.get("name", ""), rel.target if rel else "", sheet_id,
-                                  rel_id, bool(rel and rel.rel_type == REL_WORKSHEET)))
-    return entries
-
-
-def relationships_prefix(text: bytes) -> bytes | None:
-    found = re.search(rb'xmlns:(\w+)\s*=\s*["\']' + re.escape(NS_REL.encode()) + rb'["\']',
-                      text)
-    return found.group(1) if found else None
-
-
 @dataclass
 class PackageParts:
-    """Where things are in this package (resolved once)."""
+    """Where things are in this package (resolved once, through relationships)."""
     workbook: str
     styles: str | None
     shared_strings: str | None
@@ -406,12 +301,17 @@ class PackageParts:
 
 
 def locate_parts(package: Package) -> PackageParts:
-    workbook = office_document(package)
-    if not package.has(workbook):
-        raise WorkbookError(f"{package.name}: has no workbook part ({workbook})")
-    rels = read_rels(package, workbook)
-    styles = next((r.target for r in rels if r.rel_type == REL_STYLES), None)
-    strings = next((r.target for r in rels if r.rel_type == REL_SHARED_STRINGS), None)
-    return PackageParts(workbook, styles if styles and package.has(styles) else None,
-                        strings if strings and package.has(strings) else None,
-                        workbook_sheets(package, workbook))
+    workbook = next((r.target for r in package.rels("") if r.rel_type.endswith(OFFICE_DOCUMENT)
+                     and package.has(r.target)), None)
+    if workbook is None:
+        raise WorkbookError(f"{package.name}: has no workbook part (no officeDocument "
+                            "relationship)")
+    if package.xml(workbook).tag != qn("workbook", NS_MAIN):
+        raise WorkbookError(f"{package.name}: a Strict Open XML workbook or another kind of "
+                            "document, which aisdp-log cannot write; save it as Excel Workbook "
+                            "(.xlsx), not Strict Open XML")
+    styles = package.related(workbook, REL_STYLES)
+    strings = package.related(workbook, REL_SHARED_STRINGS)
+    return PackageParts(workbook, styles[0] if styles else None,
+                        strings[0] if strings else None,
+                        sheet_entries(package.xml(workbook), package.rels(workbook)))

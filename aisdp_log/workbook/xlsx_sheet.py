@@ -1,46 +1,65 @@
-"""One worksheet as the surgical writer edits it: rows are spliced into the sheet XML as bytes;
-a row nobody wrote to is copied as it was, byte for byte.
+"""One worksheet as the writer edits it: an lxml tree of the sheet without its rows, and its
+rows, each parsed by lxml when first read; a row nobody changed keeps its bytes.
 
 `Sheet` offers the small part of openpyxl's interface the callers use (`ws.title`, `ws[1]`,
 `ws.cell(row, column).value`, `ws.iter_rows(min_row=2, values_only=True)`), reading values the
-way Excel shows them (shared strings, inline strings, saved values of formulas, dates by their
-number format). Its workbook is `aisdp_log.workbook.xlsx_workbook.Workbook`."""
+way Excel shows them (shared strings, inline and rich strings, saved values of formulas,
+dates by their number format). It reads its workbook through the `Book` protocol, so it
+imports no workbook module."""
 
 from __future__ import annotations
 
 import bisect
 import datetime as dt
-import re
+import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, overload
+from typing import Any, Protocol
+
+from lxml import etree
 
 from aisdp_log.errors import WorkbookError
 from aisdp_log.spec import column_letters, column_number
-from aisdp_log.workbook.xlsx_package import (
-    REL_TABLE,
-    SheetEntry,
-    attributes,
-    format_range,
-    insert_before_close,
-    matched,
+from aisdp_log.workbook.package import SheetEntry
+from aisdp_log.workbook.xlsx_package import REL_TABLE, Package
+from aisdp_log.workbook.xlsx_ranges import grow_dimension, grow_sheet_ranges
+from aisdp_log.workbook.xlsx_rows import cut_rows
+from aisdp_log.workbook.xlsx_styles import Styles
+from aisdp_log.workbook.xmlpart import (
+    NS_MAIN,
+    decode_ooxml,
+    local,
     parse_range,
-    read_rels,
-    set_attribute,
-    unescape_xml,
+    parse_xml,
+    place,
+    prolog_of,
+    qn,
+    rich_text,
+    serialise,
+    sub,
 )
-from aisdp_log.workbook.xlsx_ranges import grow_dimension, grow_in
-from aisdp_log.workbook.xlsx_text import decode_ooxml, rich_text
 
-if TYPE_CHECKING:
-    from aisdp_log.workbook.xlsx_workbook import Workbook
+#: CT_Worksheet's children in order: an element made where absent goes in its place.
+WORKSHEET_ORDER = (
+    "sheetPr", "dimension", "sheetViews", "sheetFormatPr", "cols", "sheetData",
+    "sheetCalcPr", "sheetProtection", "protectedRanges", "scenarios", "autoFilter", "sortState",
+    "dataConsolidate", "customSheetViews", "mergeCells", "phoneticPr", "conditionalFormatting",
+    "dataValidations", "hyperlinks", "printOptions", "pageMargins", "pageSetup",
+    "headerFooter", "rowBreaks", "colBreaks", "customProperties", "cellWatches",
+    "ignoredErrors", "smartTags", "drawing", "legacyDrawing", "legacyDrawingHF", "drawingHF",
+    "picture", "oleObjects", "controls", "webPublishItems", "tableParts", "extLst")
+_PLACEHOLDER = "aisdp-log-rows"
 
-_SHEET_DATA = re.compile(rb"<((?:\w+:)?)sheetData\b[^>]*?(/?)>")
-_CELL = re.compile(rb"<(?:\w+:)?c\b([^>]*?)(?:/>|>(.*?)</(?:\w+:)?c\s*>)", re.DOTALL)
-_ROW_NUMBER = re.compile(rb"""\sr\s*=\s*["'](\d+)["']""")
-_CELL_REF = re.compile(rb"""\sr\s*=\s*["']\$?([A-Za-z]{1,3})\$?(\d+)["']""")
-_V = re.compile(rb"<(?:\w+:)?v\s*>(.*?)</(?:\w+:)?v\s*>|<(?:\w+:)?v\s*/>", re.DOTALL)
-_TABLE_FILTER = re.compile(rb"(<(?:\w+:)?autoFilter\b[^>]*?\sref\s*=\s*[\"'])[^\"']*([\"'])")
+
+class Book(Protocol):
+    """What a sheet needs of its workbook."""
+    package: Package
+    styles: Styles
+    epoch: dt.datetime
+
+    def shared_strings(self) -> list[str] | Any: ...
+    def grow_names(self, title: str, row: int,
+                   ranges: set[tuple[int, int, int, int]]) -> None: ...
 
 
 @dataclass
@@ -55,103 +74,168 @@ class Cell:
         return f"{column_letters(self.column)}{self.row}"
 
 
+def _column_of(ref: str | None) -> int | None:
+    letters = (ref or "").lstrip("$").rstrip("0123456789$")
+    return column_number(letters) if letters.isalpha() and len(letters) <= 3 else None
+
+
 class _Row:
-    __slots__ = ("_cells", "dirty", "head", "inner", "number", "span", "trailer")
+    __slots__ = ("_cells", "dirty", "element", "gap", "number", "raw")
 
-    def __init__(self, number: int, head: bytes | None, span: tuple[int, int] | None,
-                 inner: bytes | None):
-        self.number, self.head, self.span, self.inner = number, head, span, inner
-        self._cells: dict[int, bytes] | None = None if inner is not None else {}
-        self.trailer = b""
-        self.dirty = span is None
+    def __init__(self, number: int, raw: bytes | None, gap: bytes = b"", element=None):
+        self.number, self.raw, self.gap, self.element = number, raw, gap, element
+        self.dirty = False
+        self._cells: dict[int, Any] | None = None
 
-    def cells(self) -> dict[int, bytes]:
+    def cells(self) -> dict[int, Any]:
+        """Column -> `<c>` element (a cell without `r` is the one after the previous)."""
         if self._cells is None:
-            inner = self.inner
-            assert inner is not None  # _cells starts as {} for a row without inner XML
-            cells: dict[int, bytes] = {}
-            column, end = 0, 0
-            for match in _CELL.finditer(inner):
-                ref = _CELL_REF.search(match.group(1))
-                column = column_number(ref.group(1).decode()) if ref else column + 1
-                cells[column] = match.group()
-                end = match.end()
-            self.trailer = inner[end:].strip() if cells else inner.strip()
+            cells: dict[int, Any] = {}
+            column = 0
+            for element in self.element:
+                if local(element) == "c":
+                    column = _column_of(element.get("r")) or column + 1
+                    cells[column] = element
             self._cells = cells
         return self._cells
 
+    def cell(self, wanted: int):
+        """The `<c>` at column `wanted`, reading the row's cells only up to it."""
+        if self._cells is not None:
+            return self._cells.get(wanted)
+        column = 0
+        for element in self.element:
+            if local(element) == "c":
+                column = _column_of(element.get("r")) or column + 1
+                if column >= wanted:
+                    return element if column == wanted else None
+        return None
+
 
 class Sheet:
-    """One worksheet part: its rows are parsed on first use; only changed rows and the
-    ranges that grow over them are re-written."""
+    """One worksheet part (see the module docstring)."""
 
-    def __init__(self, workbook: Workbook, entry: SheetEntry):
-        self.workbook, self.entry = workbook, entry
-        self.title = entry.title
-        self.part = entry.part
-        self._loaded = False
-        self._tables: dict[str, bytes] | None = None
+    def __init__(self, book: Book, entry: SheetEntry):
+        self.book, self.entry = book, entry
+        self.title, self.part = entry.title, entry.part
+        self.root: Any = None
         self._written: tuple[int, int, int, int] | None = None  # bounds of written cells
+        self._changed = False
 
     # ----------------------------------------------------------------- parsing
 
     def _load(self) -> None:
-        if self._loaded:
+        if self.root is not None:
             return
-        text = self.workbook.package.read(self.part)
-        found = _SHEET_DATA.search(text)
+        where = f"{self.book.package.name}: {self.part}"
+        data = self.book.package.read(self.part)
+        self._prolog = prolog_of(data)
+        self._token = secrets.token_hex(8)
+        mark = f"<?{_PLACEHOLDER} {self._token}?>".encode()
+        cut = cut_rows(data)
+        rows: list[_Row] = []
+        if cut is not None:
+            if cut.self_closing:
+                skeleton = data[:cut.start - 2] + b">" + mark + b"</" + cut.qname + b">" + \
+                    data[cut.end:]
+            else:
+                skeleton = data[:cut.start] + mark + data[cut.end:]
+            try:
+                self.root = parse_xml(skeleton, where)
+            except WorkbookError:  # the cut was fooled (a look-alike in a comment): the
+                cut = None  # whole sheet is parsed below, and says what is wrong with it
+        if cut is not None:
+            self._sheet_data = self._check_root(where)
+            position, number = cut.start, 0
+            for raw in cut.rows:
+                number = raw.number or number + 1
+                rows.append(_Row(number, data[raw.start:raw.end], data[position:raw.start]))
+                position = raw.end
+            self._trailing = data[position:cut.end]
+            holder = [n for n in self._sheet_data if not isinstance(n.tag, str)
+                      and n.target == _PLACEHOLDER and n.text == self._token]
+            if len(self._sheet_data) != 1 or not holder:
+                self.root = None  # the cut met something it cannot place: parse it whole
+        if self.root is None:
+            self.root = parse_xml(data, where)
+            self._sheet_data = self._check_root(where)
+            number, rows = 0, []
+            batch = self._sheet_data.makeelement("w", nsmap=self._sheet_data.nsmap)
+            for element in list(self._sheet_data):
+                if local(element) == "row":
+                    number = int(element.get("r")) if (element.get("r") or "").isdigit() \
+                        else number + 1
+                    rows.append(_Row(number, None, element=element))
+                    batch.append(element)  # out of <sheetData>, its namespaces kept
+                else:
+                    self._sheet_data.remove(element)
+            self._sheet_data.text = None
+            self._sheet_data.append(etree.ProcessingInstruction(_PLACEHOLDER, self._token))
+            self._trailing = b""
+        self._rows = sorted(rows, key=lambda r: r.number)
+        self._numbers = [r.number for r in self._rows]
+        self._wrap = etree.tostring(self._sheet_data.makeelement("w", nsmap=self._sheet_data.nsmap))
+        self._wrap = self._wrap[:-2] + b">"
+
+    def _check_root(self, where: str):
+        if self.root.tag != qn("worksheet"):
+            raise WorkbookError(f"{where}: not a worksheet aisdp-log can write "
+                                f"({etree.QName(self.root).localname} in "
+                                f"{etree.QName(self.root).namespace})")
+        found = self.root.find(qn("sheetData"))
         if found is None:
-            raise WorkbookError(f"{self.workbook.package.name}: sheet {self.title!r} has no "
-                                "<sheetData>")
-        self.prefix = found.group(1)
-        if found.group(2):  # <sheetData/>
-            self._head = text[:found.start()] + b"<" + self.prefix + b"sheetData>"
-            self._region = b""
-            self._tail = b"</" + self.prefix + b"sheetData>" + text[found.end():]
-        else:
-            close = re.compile(rb"</" + re.escape(self.prefix) + rb"sheetData\s*>")
-            end = close.search(text, found.end())
-            if end is None:
-                raise WorkbookError(f"{self.workbook.package.name}: sheet {self.title!r} is "
-                                    "damaged (no </sheetData>)")
-            self._head = text[:found.end()]
-            self._region = text[found.end():end.start()]
-            self._tail = text[end.start():]
-        rows = _split_rows(self._region, self.prefix)
-        rows.sort(key=lambda r: r.number)
-        self._rows = rows
-        self._numbers = [r.number for r in rows]
-        self._head_original = self._head
-        self._tail_original = self._tail
-        self._loaded = True
+            raise WorkbookError(f"{where}: the sheet has no <sheetData>")
+        return found
+
+    def _wrapped(self, element):
+        """`element` moved into a wrapper of its own that declares `<sheetData>`'s
+        namespaces, so it serialises without declarations of its own."""
+        wrapper = self._sheet_data.makeelement("w", nsmap=self._sheet_data.nsmap)
+        wrapper.append(element)
+        return wrapper
+
+    def _parse(self, rows: list[_Row]) -> None:
+        """Parse the rows' bytes, all at once (one lxml call for a whole column's read)."""
+        rows = [r for r in rows if r.element is None]
+        if not rows:
+            return
+        wrapper = parse_xml(self._wrap + b"".join(r.raw or b"" for r in rows) + b"</w>",
+                            f"{self.book.package.name}: {self.part}")
+        elements = [e for e in wrapper if isinstance(e.tag, str)]
+        if len(elements) != len(rows) or any(local(e) != "row" for e in elements):
+            raise WorkbookError(f"{self.book.package.name}: {self.part}: a row of sheet "
+                                f"{self.title!r} is damaged")
+        for row, element in zip(rows, elements):
+            row.element = element
 
     def _row(self, number: int, create: bool = False) -> _Row | None:
         self._load()
         at = bisect.bisect_left(self._numbers, number)
         if at < len(self._numbers) and self._numbers[at] == number:
-            return self._rows[at]
+            row = self._rows[at]
+            self._parse([row])
+            return row
         if not create:
             return None
-        row = _Row(number, None, None, None)
+        row = _Row(number, None, element=self._sheet_data.makeelement(qn("row"),
+                                                                     {"r": str(number)}))
         self._rows.insert(at, row)
         self._numbers.insert(at, number)
         return row
 
-    def _value(self, raw: bytes) -> object:
-        head_end = raw.index(b">") + 1
-        attrs = attributes(raw[:head_end])
-        kind = attrs.get("t", "n")
-        inner = raw[head_end:] if not raw.endswith(b"/>") or raw.count(b">") > 1 else b""
+    def _value(self, cell) -> object:
+        kind = cell.get("t", "n")
         if kind == "inlineStr":
-            found = re.search(rb"<(?:\w+:)?is\b[^>]*>(.*?)</(?:\w+:)?is\s*>", inner, re.DOTALL)
-            return rich_text(found.group(1)) if found else None
-        found = _V.search(inner)
+            found = cell.find(qn("is"))
+            return rich_text(found) if found is not None else None
+        found = cell.find(qn("v"))
         if found is None:
             return None
-        text = unescape_xml(found.group(1) or b"")
+        text = found.text or ""
         if kind == "s":
-            strings = self.workbook.shared_strings()
-            return strings[int(text)] if text.strip().isdigit() and int(text) < len(strings) \
+            strings = self.book.shared_strings()
+            index = text.strip()
+            return strings[int(index)] if index.isdigit() and int(index) < len(strings) \
                 else None
         if kind in ("str", "e"):
             return decode_ooxml(text)
@@ -166,81 +250,54 @@ class Sheet:
             number = float(text)
         except ValueError:
             return text or None
-        style = attrs.get("s", "0")
-        if style.isdigit() and style != "0" and self.workbook.styles.is_date(int(style)):
+        style = cell.get("s", "0")
+        if style.isdigit() and style != "0" and self.book.styles.is_date(int(style)):
             try:
-                return self.workbook.epoch + dt.timedelta(days=number)
+                return self.book.epoch + dt.timedelta(days=number)
             except OverflowError:
                 return number
-        if number.is_integer() and re.fullmatch(r"\s*-?\d+\s*", text):
+        if number.is_integer() and text.strip().lstrip("-").isdigit():
             return int(number)
         return number
 
     def style_of(self, row: int, column: int) -> int | None:
         found = self._row(row)
-        raw = found.cells().get(column) if found else None
-        if raw is None:
-            return None
-        style = attributes(raw[:raw.index(b">") + 1]).get("s")
+        cell = found.cells().get(column) if found else None
+        style = cell.get("s") if cell is not None else None
         return int(style) if style and style.isdigit() else None
 
     # ----------------------------------------------------------------- reading
 
     def value(self, row: int, column: int) -> object:
         found = self._row(row)
-        raw = found.cells().get(column) if found else None
-        return None if raw is None else self._value(raw)
+        cell = found.cells().get(column) if found else None
+        return None if cell is None else self._value(cell)
 
-    def row_values(self, row: int) -> dict[int, object]:
+    def row_values(self, row: int) -> dict[int, Any]:
         found = self._row(row)
-        return {} if found is None else {c: self._value(raw)
-                                         for c, raw in found.cells().items()}
+        return {} if found is None else {c: self._value(e) for c, e in found.cells().items()}
 
     def row_numbers(self) -> list[int]:
         self._load()
         return list(self._numbers)
 
-    def column_values(self, column: int) -> dict[int, object]:
-        """Row -> value of every cell in `column` that exists (one pass over the sheet)."""
+    def column_values(self, column: int) -> dict[int, Any]:
+        """Row -> value of every cell in `column` that exists."""
         self._load()
-        if self._cells_have_refs():
-            # One search over the whole sheet for `<c r="B` instead of parsing every row.
-            found = re.compile(b"<" + re.escape(self.prefix) + b'c r="' +
-                               column_letters(column).encode() + rb'(\d+)"[^>]*?'
-                               rb"(?:/>|>.*?</(?:\w+:)?c>)", re.DOTALL)
-            raws = {int(m.group(1)): m.group() for m in found.finditer(self._region)}
-            for row in self._rows:
-                if row.dirty:
-                    raw = row.cells().get(column)
-                    if raw is None:
-                        raws.pop(row.number, None)
-                    else:
-                        raws[row.number] = raw
-        else:
-            raws = {row.number: row.cells()[column] for row in self._rows
-                    if column in row.cells()}
-        return {number: self._value(raw) for number, raw in raws.items()}
-
-    def _cells_have_refs(self) -> bool:
-        """Whether every cell starts `<c r="` (Excel, LibreOffice, openpyxl, xlsxwriter)."""
-        if not hasattr(self, "_refs_first"):
-            start = b"<" + self.prefix + b"c"
-            self._refs_first = self._region.count(start + b" ") + \
-                self._region.count(start + b">") + self._region.count(start + b"/") == \
-                self._region.count(start + b' r="') and \
-                re.search(re.escape(start) + rb"[\t\r\n]", self._region) is None
-        return self._refs_first
+        self._parse(self._rows)
+        values = {}
+        for row in self._rows:
+            cell = row.cell(column)
+            if cell is not None:
+                values[row.number] = self._value(cell)
+        return values
 
     def cell(self, row: int, column: int) -> Cell:
         """The cell at (row, column), read-only; write with `writer.set_cell`."""
         return Cell(row, column, self.value(row, column))
 
-    @overload
-    def __getitem__(self, key: int) -> tuple[Cell, ...]: ...
-    @overload
-    def __getitem__(self, key: str) -> Cell: ...
-
-    def __getitem__(self, key: int | str) -> tuple[Cell, ...] | Cell:
+    def __getitem__(self, key: int | str) -> Any:
+        """`ws[1]`: the cells of row 1; `ws["B2"]`: one cell."""
         if isinstance(key, int):
             values = self.row_values(key)
             last = max(values, default=0)
@@ -258,11 +315,11 @@ class Sheet:
     @property
     def max_column(self) -> int:
         self._load()
+        self._parse(self._rows)
         return max((max(r.cells(), default=0) for r in self._rows), default=1) or 1
 
     def iter_rows(self, min_row: int = 1, max_row: int | None = None,
                   values_only: bool = False) -> Iterator[tuple]:
-        self._load()
         width = self.max_column
         last = max_row if max_row is not None else self.max_row
         for number in range(min_row, last + 1):
@@ -274,186 +331,169 @@ class Sheet:
 
     # ----------------------------------------------------------------- writing
 
-    def put(self, row: int, column: int, raw: bytes | None) -> None:
-        """Replace (or add, or with None remove) the `<c>` element at (row, column)."""
-        found = self._row(row, create=raw is not None)
-        if found is None:
-            return
+    def new_cell(self, row: int, column: int):
+        """An empty `<c>` at (row, column), replacing the cell there (the caller fills it)."""
+        found = self._row(row, create=True)
+        assert found is not None
         cells = found.cells()
-        if raw is None:
-            if column not in cells:
-                return
-            del cells[column]
+        old = cells.get(column)
+        element = found.element.makeelement(qn("c"), {"r": f"{column_letters(column)}{row}"})
+        if old is not None:
+            found.element.replace(old, element)
         else:
-            cells[column] = raw
-            old = self._written or (column, row, column, row)
-            self._written = (min(old[0], column), min(old[1], row), max(old[2], column),
-                             max(old[3], row))
+            later = [e for c, e in cells.items() if c > column]
+            ext = [e for e in found.element if local(e) == "extLst"]
+            anchor: Any = min(later, key=found.element.index) if later else \
+                (ext[0] if ext else None)
+            if anchor is None:
+                found.element.append(element)
+            else:
+                anchor.addprevious(element)
+        cells[column] = element
         found.dirty = True
+        old_bounds = self._written or (column, row, column, row)
+        self._written = (min(old_bounds[0], column), min(old_bounds[1], row),
+                         max(old_bounds[2], column), max(old_bounds[3], row))
+        return element
+
+    def remove_cell(self, row: int, column: int) -> None:
+        found = self._row(row)
+        if found is None or column not in found.cells():
+            return
+        found.element.remove(found.cells().pop(column))
+        found.dirty = True
+
+    def _element(self, name: str, create: bool = False):
+        self._load()
+        found = self.root.find(qn(name))
+        if found is None and create:
+            found = place(self.root, name, WORKSHEET_ORDER)
+            self._changed = True
+        return found
 
     def column_style(self, column: int) -> int | None:
         """The style of `<col>` covering `column`, if any."""
-        self._load()
-        for match in re.finditer(rb"<(?:\w+:)?col\b[^>]*>", self._head):
-            attrs = attributes(match.group())
-            try:
-                low, high = int(attrs.get("min", "0")), int(attrs.get("max", "0"))
-            except ValueError:
-                continue
-            if low <= column <= high and attrs.get("style", "").isdigit():
-                return int(attrs["style"])
+        cols = self._element("cols")
+        for col in (cols if cols is not None else []):
+            if _covers(col, column) and (col.get("style") or "").isdigit():
+                return int(col.get("style"))
         return None
 
     def set_column(self, column: int, *, width: float | None, style: int | None) -> None:
         """Give a column no `<col>` covers yet a width and style; a column a person's
         `<col>` covers keeps it."""
-        self._load()
-        cols = list(re.finditer(rb"<(?:\w+:)?col\b[^>]*>", self._head))
-        for match in cols:
-            attrs = attributes(match.group())
-            if attrs.get("min", "").isdigit() and attrs.get("max", "").isdigit() and \
-                    int(attrs["min"]) <= column <= int(attrs["max"]):
-                return
+        cols = self._element("cols")
+        if cols is not None and any(_covers(c, column) for c in cols if local(c) == "col"):
+            return
         if width is None and style is None:
             return
-        entry = b"<" + self.prefix + b'col min="' + str(column).encode() + b'" max="' + \
-            str(column).encode() + b'"'
+        cols = self._element("cols", create=True)
+        after = [c for c in cols if local(c) == "col" and _int(c.get("min")) > column]
+        attrs = {"min": str(column), "max": str(column)}
         if width is not None:
-            entry += b' width="' + repr(float(width)).encode() + b'" customWidth="1"'
+            attrs.update(width=repr(float(width)), customWidth="1")
         if style is not None:
-            entry += b' style="' + str(style).encode() + b'"'
-        entry += b"/>"
-        after = [m for m in cols if int(attributes(m.group()).get("min", "0") or 0) > column]
-        if after:
-            at = after[0].start()
-            self._head = self._head[:at] + entry + self._head[at:]
-        elif cols:
-            self._head = insert_before_close(self._head, b"cols", entry)
-        else:
-            at = matched(_SHEET_DATA.search(self._head),
-                         f"{self.workbook.package.name}: <sheetData> of sheet {self.title!r}"
-                         ).start()
-            block = b"<" + self.prefix + b"cols>" + entry + b"</" + self.prefix + b"cols>"
-            self._head = self._head[:at] + block + self._head[at:]
+            attrs["style"] = str(style)
+        sub(cols, "col", attrs, index=cols.index(after[0]) if after else None)
+        self._changed = True
+
+    def add_element(self, name: str, attrs: dict[str, str] | None = None):
+        """A new child `name` of the worksheet, in CT_Worksheet's order."""
+        self._load()
+        self._changed = True
+        return place(self.root, name, WORKSHEET_ORDER, attrs)
+
+    def tree(self):
+        """The sheet's tree without its rows, to read."""
+        self._load()
+        return self.root
+
+    def root_for_edit(self):
+        """The sheet's tree without its rows, for an edit the caller makes (it is written)."""
+        self._load()
+        self._changed = True
+        return self.root
 
     # ----------------------------------------------------------------- tables and ranges
 
-    def tables(self) -> dict[str, bytes]:
-        """Table part name -> its XML (as changed so far)."""
-        if self._tables is None:
-            package = self.workbook.package
-            self._tables = {rel.target: package.read(rel.target)
-                            for rel in read_rels(package, self.part)
-                            if rel.rel_type == REL_TABLE and package.has(rel.target)}
-        return self._tables
+    def tables(self) -> dict[str, Any]:
+        """Table part name -> its parsed root."""
+        package = self.book.package
+        return {part: package.xml(part) for part in package.related(self.part, REL_TABLE)}
 
     def table_number_format(self, column: int) -> str | None:
         """The number format a table gives new cells of `column` (its `dataDxfId`)."""
-        for text in self.tables().values():
-            head = re.search(rb"<(?:\w+:)?table\b[^>]*>", text)
-            bounds = parse_range(attributes(head.group()).get("ref", "")) if head else None
+        for table in self.tables().values():
+            bounds = parse_range(table.get("ref", ""))
             if bounds is None or not bounds[0] <= column <= bounds[2]:
                 continue
-            columns = re.findall(rb"<(?:\w+:)?tableColumn\b[^>]*>", text)
+            columns = [e for e in table.iter(qn("tableColumn"))]
             position = column - bounds[0]
-            if position < len(columns):
-                dxf = attributes(columns[position]).get("dataDxfId", "")
-                if dxf.isdigit():
-                    return self.workbook.styles.dxf_number_format(int(dxf))
+            if position < len(columns) and (columns[position].get("dataDxfId") or "").isdigit():
+                return self.book.styles.dxf_number_format(int(columns[position].get("dataDxfId")))
         return None
 
     def grow_ranges(self, row: int) -> None:
-        """Stretch tables, the autofilter, data validations and conditional formats that end
-        on the row above down over `row`."""
+        """Stretch what ends on the row above down over `row`: tables (and their
+        autofilters), the sheet's autofilter, data validations and conditional formats (also
+        the x14 ones in `<extLst>`), and the defined names that cover a grown table or
+        autofilter (`_xlnm._FilterDatabase`, a person's name for the table's range)."""
         self._load()
-        previous = row - 1
+        package = self.book.package
         tables = self.tables()
-        for part, text in tables.items():
-            head = re.search(rb"<(?:\w+:)?table\b[^>]*>", text)
-            if head is None:
-                continue
-            attrs = attributes(head.group())
-            bounds = parse_range(attrs.get("ref", ""))
-            totals = attrs.get("totalsRowCount", "0")
-            if bounds is None or bounds[3] != previous or bounds[1] >= row or \
-                    (totals.isdigit() and int(totals) > 0) or \
-                    attrs.get("totalsRowShown") == "1" and "totalsRowCount" in attrs:
-                continue
-            ref = format_range((bounds[0], bounds[1], bounds[2], row))
-            new_head = set_attribute(head.group(), "ref", ref)
-            text = text[:head.start()] + new_head + text[head.end():]
-            text = _TABLE_FILTER.sub(rb"\g<1>" + ref.encode() + rb"\g<2>", text, count=1)
-            tables[part] = text
-        self._tail = grow_in(self._tail, row)
+        changed, grown, tables_grown = grow_sheet_ranges(self.root, tables, row)
+        for part in tables_grown:
+            package.touch(part)
+        self._changed |= changed
+        self.book.grow_names(self.title, row, grown)
+
+    # ----------------------------------------------------------------- saving
 
     def finish(self) -> None:
-        if not self._loaded:
+        if self.root is None:
             return
-        package = self.workbook.package
-        for part, text in (self._tables or {}).items():
-            package.write(part, text)
-        if not any(r.dirty for r in self._rows) and self._head == self._head_original and \
-                self._tail == self._tail_original:
+        dirty = [r for r in self._rows if r.dirty]
+        if not dirty and not self._changed:
             return
-        head = self._head
         if self._written is not None:
-            head = grow_dimension(head, self._written)
-        pieces = [head]
-        position = 0
+            grow_dimension(self._element("dimension"), self._written)
+        for row in dirty:
+            spans = row.element.get("spans", "")
+            low, _, high = spans.partition(":")
+            cells = row.cells()
+            if low.isdigit() and high.isdigit() and cells:
+                row.element.set("spans", f"{min(int(low), min(cells))}:"
+                                         f"{max(int(high), max(cells))}")
+        mark = f"<?{_PLACEHOLDER} {self._token}?>".encode()
+        pieces = serialise(self.root, self._prolog).split(mark)
+        if len(pieces) != 2:
+            raise WorkbookError(f"{self.book.package.name}: {self.part} could not be written")
+        body = [pieces[0]]
         for row in self._rows:
-            if row.span is not None:
-                pieces.append(self._region[position:row.span[0]])
-                position = row.span[1]
-                if not row.dirty:
-                    pieces.append(self._region[row.span[0]:row.span[1]])
-                    continue
-            pieces.append(self._render(row))
-        pieces.append(self._region[position:])
-        pieces.append(self._tail)
-        package.write(self.part, b"".join(pieces))
-
-    def _render(self, row: _Row) -> bytes:
-        cells = row.cells()
-        if not cells and not row.trailer and row.head is None:
-            return b""
-        head = row.head if row.head is not None else \
-            b"<" + self.prefix + b'row r="' + str(row.number).encode() + b'">'
-        spans = re.search(rb"""\sspans\s*=\s*["'](\d+):(\d+)["']""", head)
-        if spans is not None and cells:
-            low = min(int(spans.group(1)), min(cells))
-            high = max(int(spans.group(2)), max(cells))
-            head = set_attribute(head, "spans", f"{low}:{high}")
-        name = matched(re.match(rb"<([\w:]+)", head),
-                       f"{self.workbook.package.name}: a <row> of sheet {self.title!r}").group(1)
-        return head + b"".join(cells[c] for c in sorted(cells)) + row.trailer + \
-            b"</" + name + b">"
+            body.append(row.gap)
+            if row.raw is not None and not row.dirty:
+                body.append(row.raw)
+            elif row.element is not None and (len(row.element) or row.element.attrib):
+                data = etree.tostring(self._wrapped(row.element), encoding="UTF-8")
+                body.append(data[data.index(b">") + 1:data.rindex(b"</")])
+        body += [self._trailing, pieces[1]]
+        self.book.package.write(self.part, b"".join(body))
 
 
-def _split_rows(region: bytes, prefix: bytes) -> list[_Row]:
-    """The `<row>` elements of a `<sheetData>`, found with plain byte searches (a regular
-    expression with a lazy `.*?` is several times slower on a large sheet)."""
-    rows: list[_Row] = []
-    opening, closing = b"<" + prefix + b"row", b"</" + prefix + b"row>"
-    number, position = 0, 0
-    while True:
-        start = region.find(opening, position)
-        if start < 0:
-            break
-        head_end = region.find(b">", start)
-        if head_end < 0 or region[start + len(opening):start + len(opening) + 1] not in \
-                (b" ", b">", b"/", b"\n", b"\t", b"\r"):
-            position = start + len(opening)
-            continue
-        head = region[start:head_end + 1]
-        if head.endswith(b"/>"):
-            end, inner, head = head_end + 1, b"", head[:-2] + b">"
-        else:
-            close = region.find(closing, head_end)
-            if close < 0:
-                raise WorkbookError("a <row> element is not closed")
-            end, inner = close + len(closing), region[head_end + 1:close]
-        given = _ROW_NUMBER.search(head)
-        number = int(given.group(1)) if given else number + 1
-        rows.append(_Row(number, head, (start, end), inner))
-        position = end
-    return rows
+def _int(value: str | None) -> int:
+    return int(value) if value and value.isdigit() else 0
+
+
+def _covers(col, column: int) -> bool:
+    return _int(col.get("min")) <= column <= _int(col.get("max"))
+
+
+NEW_SHEET = (b'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
+             b'<worksheet xmlns="' + NS_MAIN.encode() + b'" '
+             b'xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships">'
+             b'<dimension ref="A1"/><sheetViews><sheetView workbookViewId="0">'
+             b'<pane ySplit="1" topLeftCell="A2" activePane="bottomLeft" state="frozen"/>'
+             b'<selection pane="bottomLeft" activeCell="A2" sqref="A2"/></sheetView>'
+             b'</sheetViews><sheetFormatPr defaultRowHeight="15"/><sheetData/>'
+             b'<pageMargins left="0.7" right="0.7" top="0.75" bottom="0.75" header="0.3" '
+             b'footer="0.3"/></worksheet>')

@@ -1,19 +1,13 @@
-"""Cell styles of an .xlsx, read and extended in place: new entries only ever go at the end
-of their list, so every index a cell already uses keeps meaning what it meant."""
+"""Cell styles of an .xlsx, read and extended as an lxml tree: new entries only ever go at the
+end of their list, so every index a cell already uses keeps meaning what it meant."""
 
 from __future__ import annotations
 
+import copy
 import re
 
-from aisdp_log.errors import WorkbookError
-from aisdp_log.workbook.xlsx_package import (
-    Package,
-    attributes,
-    escape_xml,
-    insert_before_close,
-    matched,
-    set_attribute,
-)
+from aisdp_log.workbook.xlsx_package import Package
+from aisdp_log.workbook.xmlpart import graft, local, parse_xml, place, qn, shape, sub
 
 #: Built-in number formats (ECMA-376 18.8.30) that aisdp-log may ask for by code.
 BUILTIN_FORMATS = {0: "General", 1: "0", 2: "0.00", 3: "#,##0", 4: "#,##0.00", 9: "0%",
@@ -24,10 +18,9 @@ BUILTIN_FORMATS = {0: "General", 1: "0", 2: "0.00", 3: "#,##0", 4: "#,##0.00", 9
                    39: "#,##0.00;(#,##0.00)", 40: "#,##0.00;[Red](#,##0.00)", 45: "mm:ss",
                    46: "[h]:mm:ss", 47: "mmss.0", 48: "##0.0E+0", 49: "@"}
 _BUILTIN_DATES = set(range(14, 23)) | set(range(27, 37)) | {45, 46, 47} | set(range(50, 59))
-
-_XF = re.compile(rb"<(?:\w+:)?xf\b[^>]*?(?:/>|>.*?</(?:\w+:)?xf>)", re.DOTALL)
-_FONT = re.compile(rb"<(?:\w+:)?font\b[^>]*?(?:/>|>.*?</(?:\w+:)?font>)", re.DOTALL)
-_NUMFMT = re.compile(rb"<(?:\w+:)?numFmt\b[^>]*>")
+#: CT_Stylesheet's children in order: a list made where absent goes in its place.
+STYLESHEET_ORDER = ("numFmts", "fonts", "fills", "borders", "cellStyleXfs", "cellXfs",
+                    "cellStyles", "dxfs", "tableStyles", "colors", "extLst")
 
 
 def is_date_format(code: str) -> bool:
@@ -40,80 +33,74 @@ def is_date_format(code: str) -> bool:
     return bool(re.search(r"[dmyhs]", plain, re.IGNORECASE)) and not re.search(r"[0#?]", plain)
 
 
-def _children(text: bytes, element: bytes, child: bytes) -> list[bytes]:
-    found = _section(text, element)
-    return re.findall(rb"<(?:\w+:)?" + child + rb"\b[^>]*?(?:/>|>.*?</(?:\w+:)?" + child
-                      + rb">)", found.group(3) or b"", re.DOTALL) if found else []
-
-
-def _section(text: bytes, element: bytes) -> re.Match[bytes] | None:
-    return re.search(rb"<((?:\w+:)?" + element + rb")\b([^>]*?)(?:/>|>(.*?)</\1\s*>)", text,
-                     re.DOTALL)
-
-
-def _head(element: bytes) -> bytes:
-    """The opening tag of an element of the styles part."""
-    return matched(re.match(rb"<[^>]*>", element), "an element of the styles part").group()
+def _number(value: str | None, default: int = 0) -> int:
+    return int(value) if value and value.isdigit() else default
 
 
 class Styles:
-    """`styles.xml`: the cell formats (`cellXfs`), number formats and fonts."""
+    """`styles.xml`: the cell formats (`cellXfs`), number formats, fonts and `dxfs`."""
 
     def __init__(self, package: Package, part: str | None):
         self.package, self.part = package, part
-        self._text = package.read(part) if part else b""
+        self.root = package.xml(part) if part else None
         self._derived: dict[tuple, int] = {}
-        self._load()
-
-    def _load(self) -> None:
-        text = self._text
-        xfs = _section(text, b"cellXfs")
-        self.xfs = [m.group() for m in _XF.finditer(xfs.group(3) or b"")] if xfs else []
-        self._keys = {self._key(xf): index for index, xf in reversed(list(enumerate(self.xfs)))}
-        formats = _section(text, b"numFmts")
         self.formats = dict(BUILTIN_FORMATS)
-        for match in _NUMFMT.finditer((formats.group(3) or b"") if formats else b""):
-            attrs = attributes(match.group())
-            if attrs.get("numFmtId", "").isdigit():
-                self.formats[int(attrs["numFmtId"])] = attrs.get("formatCode", "")
-        fonts = _section(text, b"fonts")
-        self.fonts = [m.group() for m in _FONT.finditer(fonts.group(3) or b"")] if fonts else []
-        dxfs = _section(text, b"dxfs")
-        self.dxfs = re.findall(rb"<(?:\w+:)?dxf\b[^>]*?(?:/>|>.*?</(?:\w+:)?dxf>)",
-                               dxfs.group(3) or b"", re.DOTALL) if dxfs else []
+        for element in self._items("numFmts", "numFmt"):
+            if element.get("numFmtId", "").isdigit():
+                self.formats[int(element.get("numFmtId"))] = element.get("formatCode", "")
 
-    @staticmethod
-    def _key(xf: bytes) -> tuple:
-        head = _head(xf)
-        inner = xf[len(head):]
-        inner = re.sub(rb"</(?:\w+:)?xf>$", b"", inner)
-        return tuple(sorted(attributes(head).items())), inner.strip()
+    def _list(self, name: str, create: bool = False):
+        if self.root is None:
+            return None
+        found = self.root.find(qn(name, _ns(self.root)))
+        if found is None and create:
+            found = place(self.root, name, STYLESHEET_ORDER, {"count": "0"})
+        return found
+
+    def _items(self, name: str, child: str) -> list:
+        found = self._list(name)
+        return [] if found is None else [e for e in found if local(e) == child]
+
+    @property
+    def xfs(self) -> list:
+        return self._items("cellXfs", "xf")
+
+    def _append(self, name: str, child: str, element=None, source=None) -> int:
+        """Append `element` (of this tree) or a copy of `source` (another tree's) to the
+        list `name`, raise its count, and return the new index."""
+        parent = self._list(name, create=True)
+        if source is not None:
+            graft(parent, source)
+        else:
+            parent.append(element)
+        count = len([e for e in parent if local(e) == child])
+        parent.set("count", str(count))
+        assert self.part is not None
+        self.package.touch(self.part)
+        return count - 1
 
     # ----------------------------------------------------------------- reading
 
     def xf_attrs(self, index: int) -> dict[str, str]:
-        if 0 <= index < len(self.xfs):
-            return attributes(_head(self.xfs[index]))
-        return {}
+        xfs = self.xfs
+        return dict(xfs[index].attrib) if 0 <= index < len(xfs) else {}
 
     def number_format(self, index: int) -> str:
-        number_id = self.xf_attrs(index).get("numFmtId", "0")
-        return self.formats.get(int(number_id), "General") if number_id.isdigit() else "General"
+        return self.formats.get(_number(self.xf_attrs(index).get("numFmtId")), "General")
 
     def is_date(self, index: int) -> bool:
-        number_id = self.xf_attrs(index).get("numFmtId", "0")
-        if number_id.isdigit() and int(number_id) in _BUILTIN_DATES:
-            return True
-        return is_date_format(self.number_format(index))
+        number_id = _number(self.xf_attrs(index).get("numFmtId"))
+        return number_id in _BUILTIN_DATES or is_date_format(self.number_format(index))
 
     def quote_prefix(self, index: int) -> bool:
         return self.xf_attrs(index).get("quotePrefix", "0") in ("1", "true")
 
     def dxf_number_format(self, dxf_index: int) -> str | None:
-        if not 0 <= dxf_index < len(self.dxfs):
+        dxfs = self._items("dxfs", "dxf")
+        if not 0 <= dxf_index < len(dxfs):
             return None
-        found = _NUMFMT.search(self.dxfs[dxf_index])
-        return attributes(found.group()).get("formatCode") if found else None
+        found = next((e for e in dxfs[dxf_index] if local(e) == "numFmt"), None)
+        return None if found is None else found.get("formatCode")
 
     # ----------------------------------------------------------------- extending
 
@@ -121,171 +108,100 @@ class Styles:
                quote_prefix: bool | None = None, bold: bool = False) -> int:
         """The index of a cell format like `base` but with these changes; an existing equal
         one is reused, else one is appended."""
-        if not self.part or not self.xfs:
+        xfs = self.xfs
+        if not xfs:
             return base
-        base = base if 0 <= base < len(self.xfs) else 0
+        base = base if 0 <= base < len(xfs) else 0
         wish = (base, number_format, quote_prefix, bold)
         if wish not in self._derived:
-            try:
-                self._derived[wish] = self._derive(base, number_format, quote_prefix, bold)
-            except (AttributeError, ValueError, KeyError, IndexError, WorkbookError):
-                # A styles part shaped unlike any spreadsheet program writes: the value is
-                # still written, in the style it would have had anyway.
-                self._derived[wish] = base
+            xf = copy.deepcopy(xfs[base])
+            if number_format is not None:
+                xf.set("numFmtId", str(self._format_id(number_format)))
+                xf.set("applyNumberFormat", "1")
+            if quote_prefix:
+                xf.set("quotePrefix", "1")
+            elif quote_prefix is not None:
+                xf.attrib.pop("quotePrefix", None)
+            if bold:
+                xf.set("fontId", str(self._bold_font(_number(xf.get("fontId")))))
+                xf.set("applyFont", "1")
+            self._derived[wish] = self._xf_index(xf)
         return self._derived[wish]
 
-    def _derive(self, base: int, number_format: str | None, quote_prefix: bool | None,
-                bold: bool) -> int:
-        xf = self.xfs[base]
-        head = _head(xf)
-        new_head = head
-        if number_format is not None:
-            new_head = set_attribute(new_head, "numFmtId", str(self._format_id(number_format)))
-            new_head = set_attribute(new_head, "applyNumberFormat", "1")
-        if quote_prefix is not None:
-            new_head = set_attribute(new_head, "quotePrefix", "1" if quote_prefix else None)
-        if bold:
-            font = int(self.xf_attrs(base).get("fontId", "0") or 0)
-            new_head = set_attribute(new_head, "fontId", str(self._bold_font(font)))
-            new_head = set_attribute(new_head, "applyFont", "1")
-        new_xf = new_head + xf[len(head):]
-        index = self._keys.get(self._key(new_xf))
-        if index is None:
-            index = len(self.xfs)
-            self._append(b"cellXfs", new_xf)
-            self.xfs.append(new_xf)
-            self._keys[self._key(new_xf)] = index
-        return index
+    def _xf_index(self, xf) -> int:
+        wanted = shape(xf)
+        for index, existing in enumerate(self.xfs):
+            if shape(existing) == wanted:
+                return index
+        return self._append("cellXfs", "xf", xf)
 
     def _format_id(self, code: str) -> int:
         for number_id, known in self.formats.items():
             if known == code:
                 return number_id
         number_id = max([163, *(i for i in self.formats if i >= 164)]) + 1
-        entry = (b'<numFmt numFmtId="' + str(number_id).encode() + b'" formatCode="'
-                 + escape_xml(code, attribute=True) + b'"/>')
-        if _section(self._text, b"numFmts") is None:
-            root = matched(re.search(rb"<(?:\w+:)?styleSheet\b[^>]*>", self._text),
-                           self._where(b"styleSheet"))
-            prefix = matched(re.match(rb"<(\w+:)?", root.group()), self._where(b"styleSheet")
-                             ).group(1) or b""
-            block = b"<" + prefix + b'numFmts count="1">' + entry.replace(
-                b"<numFmt", b"<" + prefix + b"numFmt") + b"</" + prefix + b"numFmts>"
-            self._text = self._text[:root.end()] + block + self._text[root.end():]
-        else:
-            self._append(b"numFmts", entry)
+        element = self._list("numFmts", create=True).makeelement(qn("numFmt", _ns(self.root)),
+                                                                 {})
+        element.set("numFmtId", str(number_id))
+        element.set("formatCode", code)
+        self._append("numFmts", "numFmt", element)
         self.formats[number_id] = code
         return number_id
 
     def _bold_font(self, font: int) -> int:
-        source = self.fonts[font] if 0 <= font < len(self.fonts) else b"<font/>"
-        if re.search(rb"<(?:\w+:)?b\s*/>|<(?:\w+:)?b\s+val=\"(?:1|true)\"", source):
+        fonts = self._items("fonts", "font")
+        if not 0 <= font < len(fonts):
             return font
-        prefix = matched(re.match(rb"<(\w+:)?", source), self._where(b"font")).group(1) or b""
-        if source.endswith(b"/>"):
-            bold = source[:-2] + b"><" + prefix + b"b/></" + prefix + b"font>"
-        else:
-            head = _head(source)
-            bold = head + b"<" + prefix + b"b/>" + source[len(head):]
-        if bold in self.fonts:
-            return self.fonts.index(bold)
-        self._append(b"fonts", bold)
-        self.fonts.append(bold)
-        return len(self.fonts) - 1
-
-    def _append(self, element: bytes, entry: bytes) -> None:
-        """Append `entry` at the end of `element`'s children and raise its `count`."""
-        child = {b"cellXfs": b"xf", b"numFmts": b"numFmt", b"fonts": b"font", b"fills": b"fill",
-                 b"borders": b"border"}[element]
-        found = matched(_section(self._text, element), self._where(element))
-        prefix = matched(re.match(rb"(\w+:)?", found.group(1)), self._where(element)
-                         ).group(1) or b""
-        if prefix and not entry.startswith(b"<" + prefix):
-            entry = re.sub(rb"<(/?)(?=\w)", rb"<\1" + prefix, entry)
-        text = insert_before_close(self._text[:found.end()], element, entry) \
-            + self._text[found.end():]
-        found = matched(_section(text, element), self._where(element))
-        head_end = found.start() + len(b"<" + found.group(1) + found.group(2)) + 1
-        head = text[found.start():head_end]
-        count = len(re.findall(rb"<(?:\w+:)?" + child + rb"\b", found.group(3) or b""))
-        if re.search(rb"\scount\s*=", head):
-            head = set_attribute(head, "count", str(count))
-        self._text = text[:found.start()] + head + text[head_end:]
+        if any(local(e) == "b" and e.get("val", "1") in ("1", "true") for e in fonts[font]):
+            return font
+        bold = copy.deepcopy(fonts[font])
+        for element in [e for e in bold if local(e) == "b"]:
+            bold.remove(element)
+        sub(bold, "b", index=0)
+        wanted = shape(bold)
+        same = [i for i, f in enumerate(fonts) if shape(f) == wanted]
+        return same[0] if same else self._append("fonts", "font", bold)
 
     def import_xf(self, source: Styles, index: int) -> int:
         """The index of a cell format here that looks like `source`'s format `index` (its
         font, fill, border, number format and alignment copied over, appended at the end of
         their lists); an equal existing one is reused. Used to copy a sheet between
         workbooks (the template's Guide)."""
-        if not self.part or not self.xfs or not 0 <= index < len(source.xfs):
+        if not self.xfs or not 0 <= index < len(source.xfs):
             return 0
-        xf = source.xfs[index]
-        attrs = source.xf_attrs(index)
-        head = _head(xf)
-        new_head = head
-        for element, child, name in ((b"fonts", b"font", "fontId"), (b"fills", b"fill", "fillId"),
-                                     (b"borders", b"border", "borderId")):
-            wanted = _children(source._text, element, child)
-            at = int(attrs.get(name, "0") or 0)
+        xf = copy.deepcopy(source.xfs[index])
+        for name, child, attribute in (("fonts", "font", "fontId"), ("fills", "fill", "fillId"),
+                                       ("borders", "border", "borderId")):
+            wanted = source._items(name, child)
+            at = _number(xf.get(attribute))
             if at < len(wanted):
-                mine = _children(self._text, element, child)
-                if wanted[at] in mine:
-                    new_id = mine.index(wanted[at])
-                else:
-                    self._append(element, wanted[at])
-                    new_id = len(mine)
-                    if element == b"fonts":
-                        self.fonts.append(wanted[at])
-                new_head = set_attribute(new_head, name, str(new_id))
-        number_id = attrs.get("numFmtId", "0")
-        if number_id.isdigit() and int(number_id) >= 164:
-            code = source.formats.get(int(number_id), "General")
-            new_head = set_attribute(new_head, "numFmtId", str(self._format_id(code)))
-        new_head = set_attribute(new_head, "xfId", "0")
-        new_xf = new_head + xf[len(head):]
-        found = self._keys.get(self._key(new_xf))
-        if found is None:
-            found = len(self.xfs)
-            self._append(b"cellXfs", new_xf)
-            self.xfs.append(new_xf)
-            self._keys[self._key(new_xf)] = found
-        return found
+                mine = [shape(e) for e in self._items(name, child)]
+                wanted_shape = shape(wanted[at])
+                new_id = mine.index(wanted_shape) if wanted_shape in mine else \
+                    self._append(name, child, source=wanted[at])
+                xf.set(attribute, str(new_id))
+        number_id = _number(xf.get("numFmtId"))
+        if number_id >= 164:
+            xf.set("numFmtId", str(self._format_id(source.formats.get(number_id, "General"))))
+        xf.set("xfId", "0")
+        holder = self._list("cellXfs", create=True)
+        copied = graft(holder, xf)
+        holder.remove(copied)
+        return self._xf_index(copied)
 
     def dxf_index(self, dxf: bytes) -> int | None:
-        """The index of the differential format `dxf` (a `<dxf>` element, unprefixed), as
-        conditional formats refer to it; appended to `<dxfs>` (made when absent) unless an
-        equal one exists. None when the workbook has no styles part."""
-        if not self.part:
+        """The index of the differential format `dxf` (a `<dxf>` element in the main
+        namespace), as conditional formats refer to it; appended to `<dxfs>` (made when
+        absent) unless an equal one exists. None when the workbook has no styles part."""
+        if self.root is None:
             return None
-        root = re.search(rb"<(?:\w+:)?styleSheet\b[^>]*>", self._text)
-        prefix = matched(re.match(rb"<(\w+:)?", root.group()), self._where(b"styleSheet")
-                         ).group(1) or b"" if root else b""
-        if prefix:
-            dxf = re.sub(rb"<(/?)(?=\w)", rb"<\1" + prefix, dxf)
-        if dxf in self.dxfs:
-            return self.dxfs.index(dxf)
-        found = _section(self._text, b"dxfs")
-        if found is None:
-            # CT_Stylesheet order: ... cellStyles, dxfs, tableStyles, colors, extLst
-            block = b"<" + prefix + b'dxfs count="1">' + dxf + b"</" + prefix + b"dxfs>"
-            after = re.search(rb"<(?:\w+:)?(?:tableStyles|colors|extLst)\b|</(?:\w+:)?"
-                              rb"styleSheet\s*>", self._text)
-            at = after.start() if after else len(self._text)
-            self._text = self._text[:at] + block + self._text[at:]
-        else:
-            text = insert_before_close(self._text[:found.end()], b"dxfs", dxf) + \
-                self._text[found.end():]
-            found = matched(_section(text, b"dxfs"), self._where(b"dxfs"))
-            head_end = found.start() + len(b"<" + found.group(1) + found.group(2)) + 1
-            head = set_attribute(text[found.start():head_end], "count", str(len(self.dxfs) + 1))
-            self._text = text[:found.start()] + head + text[head_end:]
-        self.dxfs.append(dxf)
-        return len(self.dxfs) - 1
+        wanted = parse_xml(b'<dxf xmlns="' + _ns(self.root).encode() + b'">' +
+                           dxf[len(b"<dxf>"):], "a differential format")
+        existing = [shape(e) for e in self._items("dxfs", "dxf")]
+        if shape(wanted) in existing:
+            return existing.index(shape(wanted))
+        return self._append("dxfs", "dxf", source=wanted)
 
-    def _where(self, element: bytes) -> str:
-        """`element` of this styles part, as an error message names it."""
-        return f"{self.package.name}: <{element.decode()}> in {self.part}"
 
-    def save(self) -> None:
-        if self.part:
-            self.package.write(self.part, self._text)
+def _ns(root) -> str:
+    return root.tag.partition("}")[0].lstrip("{")
