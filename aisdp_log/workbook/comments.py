@@ -1,10 +1,8 @@
 """Notes (legacy comments) on one worksheet, edited as lxml trees: the comments part, its VML
 drawing, the sheet's relationships and `<legacyDrawing>`, all found through relationships.
-
-The tool's notes are told from a person's by their author (`aisdp-log`) or, where a
-spreadsheet program dropped the authors on saving (LibreOffice does), by the marker line the
-tool ends each note with. A person's notes stay as they were: only the tool's `<comment>` and
-VML `<v:shape>` elements are removed and added."""
+The tool's notes are told from a person's by their author (`aisdp-log`) or, where a program
+dropped the authors (LibreOffice), by the marker line ending each; only the tool's `<comment>`
+and VML `<v:shape>` elements are removed and added."""
 
 from __future__ import annotations
 

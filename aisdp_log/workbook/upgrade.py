@@ -26,11 +26,7 @@ from aisdp_log.workbook.doc_props import (
     package_properties,
     set_properties,
 )
-from aisdp_log.workbook.template import (
-    build_template,
-    missing_value_criteria,
-    template_columns,
-)
+from aisdp_log.workbook.template import build_template, missing_value_criteria, template_columns
 from aisdp_log.workbook.writer import (
     ensure_sheet,
     find_sheet,

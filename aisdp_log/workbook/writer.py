@@ -25,17 +25,14 @@ Contract for callers::
   `os.replace`s the original (refused if the file changed on disk meanwhile). On an exception
   nothing is written; a writer killed mid-save leaves the original intact, and the next
   writer removes its temp and lock files.
-- What a write changes: only what it adds. Each part it edits (the sheet, its tables,
-  `styles.xml`, the workbook part, relationships, content types, comments, doc props) is
-  parsed by lxml and serialised back only if it changed; every other member is copied raw
-  (drawings, charts, images, threaded comments, customXml, pivot caches, ...). In a sheet,
-  only the rows it reads are parsed and only changed rows re-serialised: every other row
-  keeps its bytes (formulas keep their saved values). New rows hold text as inline strings,
-  numbers, booleans, dates as serial numbers with a date style; tables, autofilters,
-  validations, conditional formats (also x14 ones), the defined names over a grown table or
-  autofilter (`_FilterDatabase`) and `<dimension>` that ended on the row above grow over
-  them. New cell styles are appended, so existing indices keep their meaning; shared
-  strings are never touched. A workbook the writer cannot edit (Strict Open XML, a
+- What a write changes: only what it adds. Each part it edits is parsed by lxml and
+  serialised back only if it changed; every other member is copied raw. In a sheet only the
+  rows it reads are parsed and changed rows re-serialised: other rows keep their bytes.
+  New rows hold text as inline strings, numbers, booleans, dates as serial numbers with a
+  date style; tables, autofilters, validations, conditional formats (also x14 ones), the
+  defined names over a grown table or autofilter (`_FilterDatabase`) and `<dimension>`
+  that ended on the row above grow over them. New cell styles are appended, so existing
+  indices keep their meaning. A workbook the writer cannot edit (Strict Open XML, a
   chartsheet named Experiments, encrypted) is refused in one line, untouched.
 - `append_row(ws, values, *, number_formats=None) -> int`: writes a row by header
   (case/space-insensitive; an unknown header raises KeyError) at the first empty row below

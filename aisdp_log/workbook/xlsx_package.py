@@ -1,12 +1,8 @@
-"""The .xlsx package the writer edits: zip members copied raw unless changed, XML parts parsed
-(by lxml, hardened) when first edited and serialised only if an edit changed them, and the
-package's relationships and content types, by which every part is found.
-
-The writer never loads a workbook into an object model and saves it again (openpyxl drops the
-saved values of formulas and every part it does not know): a part nobody edits keeps its
-compressed bytes, and an edited part is its own tree, re-serialised with the prefixes and
-declarations it was written with.
-"""
+"""The .xlsx package the writer edits: zip members copied raw (compressed bytes and all)
+unless changed, XML parts parsed by lxml when first edited and serialised only if an edit
+changed them, with the prefixes and declarations they were written with; and the package's
+relationships and content types, by which every part is found. Never an object model loaded
+and saved again (openpyxl drops formulas' saved values and every part it does not know)."""
 
 from __future__ import annotations
 

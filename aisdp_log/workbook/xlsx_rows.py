@@ -15,11 +15,8 @@ from dataclasses import dataclass
 _SPACE = b" \t\r\n"
 
 
-@dataclass
-class RawRow:
-    number: int | None  # its `r`, None where it has none
-    start: int  # where the element starts in the sheet's bytes
-    end: int  # just after it
+#: (its `r` or None, where the row element starts in the sheet's bytes, just after it)
+RawRow = tuple[int | None, int, int]
 
 
 @dataclass
@@ -131,8 +128,29 @@ def cut_rows(data: bytes) -> Cut | None:
         number = _number(head)
         if number == 0:
             return None
-        rows.append(RawRow(number, start, end))
+        rows.append((number, start, end))
         position = end
 
 
 _DELIMITERS = (b" ", b">", b"/", b"\t", b"\r", b"\n")
+
+
+def first_cells(raw: bytes, count: int) -> bytes | None:
+    """A row cut (`raw`, from `cut_rows`) shortened to its first `count` cells, closed again:
+    enough to read column `count`, as cells go left to right. None where it cannot be cut."""
+    head = tag_end(raw, 0)
+    name = _qname(raw, 0)
+    if head <= 0 or raw[head - 2:head] == b"/>":
+        return None
+    cell, end = name[:-3] + b"c", head
+    for _ in range(count):
+        start = raw.find(b"<" + cell, end)
+        if start < 0 or raw[start + len(cell) + 1:start + len(cell) + 2] not in _DELIMITERS:
+            return raw  # fewer cells: the whole row
+        end = tag_end(raw, start)
+        if raw[end - 2:end] != b"/>":
+            close = raw.find(b"</" + cell + b">", end)
+            end = close + len(cell) + 3 if close >= 0 else -1
+        if end <= 0:
+            return None
+    return raw[:end] + b"</" + name + b">"

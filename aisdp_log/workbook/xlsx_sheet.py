@@ -1,11 +1,9 @@
 """One worksheet as the writer edits it: an lxml tree of the sheet without its rows, and its
-rows, each parsed by lxml when first read; a row nobody changed keeps its bytes.
-
-`Sheet` offers the small part of openpyxl's interface the callers use (`ws.title`, `ws[1]`,
-`ws.cell(row, column).value`, `ws.iter_rows(min_row=2, values_only=True)`), reading values the
-way Excel shows them (shared strings, inline and rich strings, saved values of formulas,
-dates by their number format). It reads its workbook through the `Book` protocol, so it
-imports no workbook module."""
+rows, each parsed by lxml when first read; a row nobody changed keeps its bytes. `Sheet`
+offers the part of openpyxl's interface callers use (`ws.title`, `ws[1]`, `ws.cell(r, c).value`,
+`ws.iter_rows(min_row=2, values_only=True)`), reading values as Excel shows them (shared,
+inline and rich strings, formulas' saved values, dates by their number format), its workbook
+through the `Book` protocol."""
 
 from __future__ import annotations
 
@@ -23,7 +21,7 @@ from aisdp_log.spec import column_letters, column_number
 from aisdp_log.workbook.package import SheetEntry
 from aisdp_log.workbook.xlsx_package import REL_TABLE, Package
 from aisdp_log.workbook.xlsx_ranges import grow_dimension, grow_sheet_ranges
-from aisdp_log.workbook.xlsx_rows import cut_rows
+from aisdp_log.workbook.xlsx_rows import cut_rows, first_cells
 from aisdp_log.workbook.xlsx_styles import Styles
 from aisdp_log.workbook.xmlpart import (
     NS_MAIN,
@@ -142,10 +140,10 @@ class Sheet:
         if cut is not None:
             self._sheet_data = self._check_root(where)
             position, number = cut.start, 0
-            for raw in cut.rows:
-                number = raw.number or number + 1
-                rows.append(_Row(number, data[raw.start:raw.end], data[position:raw.start]))
-                position = raw.end
+            for given, start, end in cut.rows:
+                number = given or number + 1
+                rows.append(_Row(number, data[start:end], data[position:start]))
+                position = end
             self._trailing = data[position:cut.end]
             holder = [n for n in self._sheet_data if not isinstance(n.tag, str)
                       and n.target == _PLACEHOLDER and n.text == self._token]
@@ -169,8 +167,7 @@ class Sheet:
             self._trailing = b""
         self._rows = sorted(rows, key=lambda r: r.number)
         self._numbers = [r.number for r in self._rows]
-        self._wrap = etree.tostring(self._sheet_data.makeelement("w", nsmap=self._sheet_data.nsmap))
-        self._wrap = self._wrap[:-2] + b">"
+        self._wrap = etree.tostring(self._wrapped(None))[:-2] + b">"
 
     def _check_root(self, where: str):
         found = self.root.find(qn("sheetData")) if self.root.tag == qn("worksheet") else None
@@ -183,7 +180,8 @@ class Sheet:
         """`element` moved into a wrapper of its own that declares `<sheetData>`'s
         namespaces, so it serialises without declarations of its own."""
         wrapper = self._sheet_data.makeelement("w", nsmap=self._sheet_data.nsmap)
-        wrapper.append(element)
+        if element is not None:
+            wrapper.append(element)
         return wrapper
 
     def _parse(self, rows: list[_Row]) -> None:
@@ -254,8 +252,7 @@ class Sheet:
 
     def style_of(self, row: int, column: int) -> int | None:
         found = self._row(row)
-        cell = found.cells().get(column) if found else None
-        style = cell.get("s") if cell is not None else None
+        style = found.cells().get(column, {}).get("s") if found else None
         return int(style) if style and style.isdigit() else None
 
     # ----------------------------------------------------------------- reading
@@ -274,12 +271,23 @@ class Sheet:
         return list(self._numbers)
 
     def column_values(self, column: int) -> dict[int, Any]:
-        """Row -> value of every cell in `column` that exists."""
+        """Row -> value of every cell in `column` that exists. Rows not yet read are parsed
+        only up to that column (one lxml call for all), not whole."""
         self._load()
-        self._parse(self._rows)
+        short = {id(r): first_cells(r.raw or b"", column) for r in self._rows
+                 if r.element is None}
+        self._parse([r for r in self._rows if r.element is None and short[id(r)] is None])
+        cut = [r for r in self._rows if r.element is None]
+        parsed = [e for e in parse_xml(self._wrap + b"".join(short[id(r)] or b"" for r in cut)
+                                       + b"</w>", f"{self.book.package.name}: {self.part}")
+                  if local(e) == "row"]
+        if len(parsed) != len(cut):  # a cut the parser reads otherwise: read the rows whole
+            self._parse(cut)
+        heads = dict(zip(map(id, cut), parsed)) if len(parsed) == len(cut) else {}
         values = {}
         for row in self._rows:
-            cell = row.cell(column)
+            cell = _Row(0, None, element=heads[id(row)]).cell(column) if id(row) in heads \
+                else row.cell(column)
             if cell is not None:
                 values[row.number] = self._value(cell)
         return values
@@ -438,8 +446,6 @@ class Sheet:
             package.touch(part)
         self._changed |= changed
         self.book.grow_names(self.title, row, grown)
-
-    # ----------------------------------------------------------------- saving
 
     def finish(self) -> None:
         if self.root is None:

@@ -13,12 +13,7 @@ import re
 from aisdp_log import spec
 from aisdp_log.errors import WorkbookError
 from aisdp_log.workbook.package import SheetEntry
-from aisdp_log.workbook.xlsx_package import (
-    CT_WORKSHEET,
-    REL_WORKSHEET,
-    Package,
-    locate_parts,
-)
+from aisdp_log.workbook.xlsx_package import CT_WORKSHEET, REL_WORKSHEET, Package, locate_parts
 from aisdp_log.workbook.xlsx_sheet import NEW_SHEET, Sheet
 from aisdp_log.workbook.xlsx_styles import Styles
 from aisdp_log.workbook.xmlpart import NS_REL, format_range, local, parse_range, qn, rich_text
@@ -95,8 +90,7 @@ class Workbook:
         if sheets is None:
             raise WorkbookError(f"{self.package.name}: the workbook part lists no <sheets>")
         sheet_id = max((e.sheet_id for e in self._entries), default=0) + 1
-        # openpyxl declares r: on each <sheet>, not on the root: declare it here when the
-        # workbook does not, so the new element is well-formed wherever the file declares it.
+        # openpyxl declares r: on each <sheet>, not the root: then the new one declares it too
         nsmap = {} if NS_REL in sheets.nsmap.values() else \
             {"r" if "r" not in sheets.nsmap else "rel": NS_REL}
         element = sheets.makeelement(sheets.tag.replace("}sheets", "}sheet"), nsmap=nsmap)

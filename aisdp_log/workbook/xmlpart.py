@@ -1,12 +1,8 @@
-"""XML parts as the writer edits them: parsed by lxml with a hardened parser, edited as trees
-with namespace-qualified names, serialised back with the part's own XML declaration.
-
-lxml keeps each prefix and namespace declaration as the file wrote it (Excel's
-`mc:Ignorable="x14ac"` needs that; ElementTree renames prefixes). The parser resolves no
-entity, loads no DTD, reaches no network and keeps libxml2's size limits (`huge_tree` off); a
-part with a DOCTYPE is refused, as no spreadsheet program writes one. Sizes were checked
-before any part is inflated (`workbook.container`).
-"""
+"""XML parts as the writer edits them: parsed by lxml, edited as trees with namespace-qualified
+names, serialised with the part's own XML declaration. lxml keeps prefixes and declarations
+as written (Excel's `mc:Ignorable` needs that; ElementTree renames them). The parser resolves
+no entity, loads no DTD, reaches no network, keeps libxml2's size limits (`huge_tree` off) and
+a DOCTYPE is refused; sizes were checked before inflating (`workbook.container`)."""
 
 from __future__ import annotations
 
