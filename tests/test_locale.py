@@ -110,6 +110,13 @@ def test_review_sign_and_verify_with_a_non_ascii_key_path(cp1252_env, tmp_path):
                   "-o", "out", "--sign", SIGNER)
     assert again.returncode in (0, 1), again.stderr
 
+    # a signer's name typed in a UTF-8 terminal under the cp1252 locale
+    named = aisdp(cp1252_env, project.repo, "review", str(project.log), "--period", "2026-Q3",
+                  "-o", "out", "--sign", "Łucja Őrs, ML lead <ada@example.com>")
+    assert named.returncode in (0, 1), named.stderr
+    statements = sorted((project.repo / "out").glob("review-2026-Q3*.json"))
+    assert any('"name":"Łucja Őrs"' in path.read_text(encoding="utf-8") for path in statements)
+
     verified = aisdp(cp1252_env, project.repo, "verify", str(project.log))
     assert verified.returncode == 0, verified.stdout + verified.stderr
     validated = aisdp(cp1252_env, project.repo, "validate", str(project.log))

@@ -204,3 +204,33 @@ def test_every_posix_only_entry_names_a_test_that_exists():
              if isinstance(node, ast.FunctionDef) and node.name.startswith("test_")}
     stale = [prefix for prefix in POSIX_ONLY if not any(n.startswith(prefix) for n in names)]
     assert not stale
+
+
+def test_macos_sysctl_names_become_linux_flag_names():
+    # lines as `sysctl -a` prints them on an Intel Mac and on Apple silicon
+    intel = ("machdep.cpu.brand_string: Intel(R) Core(TM) i7-9750H CPU @ 2.60GHz\n"
+             "machdep.cpu.features: FPU VME SSE3 SSSE3 FMA SSE4.1 SSE4.2 AVX1.0 F16C\n"
+             "machdep.cpu.leaf7_features: SMEP ERMS AVX2 BMI2 AVX512F AVX512DQ\n")
+    model, flags = seam.parse_sysctl(intel)
+    assert model.startswith("Intel(R) Core(TM) i7")
+    assert {"sse4_1", "sse4_2", "avx", "avx2", "avx512f", "fma", "f16c"} <= flags
+    apple = ("machdep.cpu.brand_string: Apple M2\nhw.optional.neon: 1\n"
+             "hw.optional.arm.FEAT_BF16: 1\nhw.optional.arm.FEAT_I8MM: 1\n"
+             "hw.optional.arm.FEAT_DotProd: 1\nhw.optional.arm.FEAT_SME: 0\n")
+    model, flags = seam.parse_sysctl(apple)
+    assert model == "Apple M2" and {"asimd", "bf16", "i8mm", "asimddp"} <= flags
+    assert "sme" not in flags
+    assert seam.parse_sysctl("kern.ostype: Darwin\n") == (None, None)
+
+
+def test_argv_text_reads_undecodable_argument_bytes_as_utf8():
+    typed = "Łucja Őrs".encode("utf-8")
+    # what Python makes of those bytes under a cp1252 locale (surrogateescape)
+    as_decoded = typed.decode("cp1252", "surrogateescape")
+    assert "\udc81" in as_decoded
+    if os.fsencode(as_decoded) == typed:  # this interpreter's fs codec round-trips it
+        assert seam.argv_text(as_decoded) == "Łucja Őrs"
+    assert seam.argv_text("Ana Ruiz, Head of ML") == "Ana Ruiz, Head of ML"
+    # bytes that are UTF-8 under no reading become replacement characters, never surrogates
+    assert seam.argv_text(os.fsdecode(b"Ana \xff")) == "Ana \ufffd"
+    # (the cp1252 process itself: tests/test_locale.py signs as "Łucja Őrs")

@@ -451,32 +451,30 @@ def test_rank_correlation_equals_scipy(seed):
     assert rankdata(first) == stats.rankdata(first).tolist()
 
 
-def test_review_imports_no_scipy_and_reuses_its_figures(project, tmp_path):
-    """A review imports no scipy; the second review of unchanged rows imports no matplotlib
-    either (its figures come from .aisdp-log/figures/), and writes the same HTML."""
+def test_review_imports_neither_scipy_nor_matplotlib_and_draws_the_same(project, tmp_path):
+    """A review imports no scipy and no matplotlib (its figures are its own SVG), keeps no
+    figure cache, and draws the same HTML from the same rows."""
     import subprocess
     import sys
 
     code = ("import sys; from aisdp_log.review.write import write_review;"
             f"write_review({str(project.log)!r}, output_dir={str(tmp_path / 'out')!r});"
             "print(sorted(m for m in ('matplotlib', 'scipy') if m in sys.modules))")
-    runs = [subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                           check=True, cwd=project.repo) for _ in range(2)]
-    assert [run.stdout.strip() for run in runs] == ["['matplotlib']", "[]"]
-    figures = list((project.repo / ".aisdp-log" / "figures").glob("*.json"))
-    assert len(figures) == 1
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=project.repo)
+    assert run.stdout.strip() == "[]"
+    assert not (project.repo / ".aisdp-log" / "figures").exists()
     fresh = write_review(project.log, output_dir=tmp_path / "fresh", sign=None)
-    cached_html = (tmp_path / "out" / fresh.html_path.name).read_text()
-    assert _without_time(cached_html) == _without_time(fresh.html_path.read_text())
+    first_html = (tmp_path / "out" / fresh.html_path.name).read_text()
+    assert _without_time(first_html) == _without_time(fresh.html_path.read_text())
 
 
 def test_changed_inputs_draw_new_figures(project, tmp_path):
     first = write_review(project.log, output_dir=tmp_path)
-    # another learning curve: other inputs, so another figure file and other figures
+    # another learning curve: other inputs, so other figures
     (project.repo / "artefacts" / "EXP-004" / "history.csv").write_text(
         "epoch,accuracy,loss\n1,0.5,0.9\n2,0.7,0.6\n")
     second = write_review(project.log, output_dir=tmp_path)
-    assert len(list((project.repo / ".aisdp-log" / "figures").glob("*.json"))) == 2
     assert first.review.plots[0].svg != second.review.plots[0].svg
     assert first.review.plots[-1].svg == second.review.plots[-1].svg  # same ranks, same map
 

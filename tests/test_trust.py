@@ -102,6 +102,7 @@ def test_the_honest_path_sign_commit_bundle_verify_and_ssh_keygen_by_hand(team, 
                    "--sign", ADA, "--key", str(team.ada))
     assert done.returncode == 0, done.stderr
     assert "git add .aisdp/signoffs" in done.stderr
+    assert "not yet committed under .aisdp/signoffs/" in run_cli("verify", str(team.log)).stderr
     team.commit_records()
     code, report = verify_json(str(team.log))
     assert (code, report["findings"]) == (0, [])
@@ -186,6 +187,10 @@ def test_1_bob_under_his_own_email_shows_his_principal_and_signers_fixes_his_nam
     assert "Ada Lovelace, Head of ML &lt;bob@example.org&gt;" in markdown
     text = run_cli("verify", str(team.log)).stdout
     assert "principal bob@example.org" in text
+    # validate reports the same, from the same committed list and aisdp.toml
+    from aisdp_log.lint.runner import validate
+
+    assert ("R011", "B2") in validate(team.log, offline=True).codes()
 
 
 # --------------------------------------------------------------------------- 2. self-vouching
@@ -404,3 +409,14 @@ def test_every_signoff_is_bundled_from_review_folders_given_with_repeated_review
             for s in ("json", "json.sig", "html", "md")} <= names
     code, report = verify_json(str(bundle), "--allowed-signers", str(team.assessor_list))
     assert (code, report["findings"]) == (0, [])
+
+
+def test_an_unsigned_rerender_of_a_signed_period_keeps_the_signed_files(team):
+    team.sign("2026-Q3")
+    signed_html = (team.out / "review-2026-Q3.html").read_bytes()
+    done = run_cli("review", str(team.log), "--period", "2026-Q3", "-o", str(team.out))
+    assert done.returncode == 0, done.stderr
+    assert "kept the earlier sign-off's file as" in done.stdout
+    [kept] = team.out.glob("review-2026-Q3.*.html")
+    assert kept.read_bytes() == signed_html
+    assert not (team.out / "review-2026-Q3.json").exists()

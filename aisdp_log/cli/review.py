@@ -32,7 +32,9 @@ def review(log: Path, period: str | None, output_dir: Path, signer: str | None,
     from aisdp_log.review.model import SignatureInfo
     from aisdp_log.review.write import write_review
     from aisdp_log.signing.signoff import SignoffRecord
+    from aisdp_log.system.platform import argv_text
 
+    signer = argv_text(signer) if signer is not None else None
     result = write_review(log, period=period, output_dir=output_dir, sign=signer, key=key,
                           repo=repo, force=force)
     counts = result.review.counts
@@ -44,13 +46,13 @@ def review(log: Path, period: str | None, output_dir: Path, signer: str | None,
                f"{result.review.warnings} warning{'s' * (result.review.warnings != 1)}")
     click.echo(f"wrote {result.html_path} ({len(result.review.plots)} figures)")
     click.echo(f"wrote {result.markdown_path}")
+    for kept in result.kept:  # a signed review's files are never overwritten
+        click.echo(f"kept the earlier sign-off's file as {kept}")
     # the review model holds the sign-off and its signature as `object` (None without --sign)
     record = result.review.signoff
     if isinstance(record, SignoffRecord):
         signature = result.review.signature
         info = signature if isinstance(signature, SignatureInfo) else None
-        for kept in result.kept:
-            click.echo(f"kept the earlier sign-off's file as {kept}")
         if result.statement_path is not None:
             click.echo(f"wrote {result.statement_path}")
         if result.signature_path is not None and info is not None:  # written with the info

@@ -3,8 +3,8 @@
 `gather_review` takes the open log (calamine), validates it, recomputes artefact hashes, reads
 `history.csv` files and the `Reproducibility` sheet, ranks parameters against metrics and
 compares rows with the last sign-off. `model` holds what it returns, `render` turns the result
-into HTML and Markdown, `plots` draws the figures, `write` writes and signs the files. scipy and
-matplotlib are imported only in here and there, never by `validate`.
+into HTML and Markdown, `plots` draws the figures (SVG built by `svg`), `write` writes and signs
+the files. A review imports neither scipy nor matplotlib, and `validate` imports none of this.
 """
 
 from __future__ import annotations

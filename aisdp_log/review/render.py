@@ -55,13 +55,10 @@ SECTIONS = (
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
 
-def render(review, figures_repo: Path | None = None) -> tuple[str, str]:
-    """(HTML, Markdown) for `review`; draws the figures once, when they are not drawn yet
-    (kept in `figures_repo`'s tool folder where given: see `plots.draw_cached`)."""
-
+def render(review) -> tuple[str, str]:
+    """(HTML, Markdown) for `review`; draws the figures once, when they are not drawn yet."""
     if not review.plots:
-        review.plots = plots.draw(review) if figures_repo is None else \
-            plots.draw_cached(review, figures_repo)
+        review.plots = plots.draw(review)
     return render_html(review), render_markdown(review)
 
 

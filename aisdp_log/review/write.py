@@ -115,8 +115,7 @@ def write_review(log_path: Path | str, *, period: str | None = None,
         kept = _keep_earlier_signoff(output_dir, review.period)
         html_path = output_dir / f"review-{review.period}.html"
         markdown_path = output_dir / f"review-{review.period}.md"
-        # a signed review is drawn from its rows afresh; an unsigned one may reuse figures
-        html_text, markdown_text = render(review, None if signer is not None else root)
+        html_text, markdown_text = render(review)
         html_bytes, markdown_bytes = html_text.encode("utf-8"), markdown_text.encode("utf-8")
         write_bytes(html_path, html_bytes)
         write_bytes(markdown_path, markdown_bytes)

@@ -195,17 +195,25 @@ def duplicate_signed_ids(log, signoffs: list) -> list[Finding]:
     return found
 
 
-def missing_records(signoffs: list, repo: Path, log_path: Path) -> list[Finding]:
+def missing_records(signoffs: list, repo: Path, log_path: Path,
+                    notes: list[str] | None = None) -> list[Finding]:
     """R013 for every statement of this log committed under `.aisdp/signoffs/` that no
-    Sign-off row holds (`records.records_of_log` decides which are this log's)."""
+    Sign-off row holds (`records.records_of_log` decides which are this log's); a note for
+    the log's signed statements no commit holds yet (nothing would show their removal)."""
     try:
         relative = log_path.resolve().relative_to(repo.resolve()).as_posix()
     except ValueError:
         relative = None
     held = [r.statement for r in signoffs if r.statement]
     held_set = set(held)
-    mine = records.records_of_log(records.recorded_statements(repo), held, log_path.name,
-                                  relative)
+    recorded = records.recorded_statements(repo)
+    mine = records.records_of_log(recorded, held, log_path.name, relative)
+    unrecorded = held_set - {r.text for r in recorded}
+    if unrecorded and notes is not None:
+        notes.append(f"{len(unrecorded)} sign-off{'s' * (len(unrecorded) != 1)} of "
+                     f"{log_path.name} {'are' if len(unrecorded) != 1 else 'is'} not yet "
+                     f"committed under {records.SIGNOFFS_IN_REPO.as_posix()}/, so its removal "
+                     "would go unnoticed: git add .aisdp/signoffs && git commit")
     return [anchors.file_finding("R013", "repository", found.path,
                                  f"sign-off of {found.period} by {found.signer} at "
                                  f"{found.signed_at} is recorded in the repository but "
@@ -240,7 +248,7 @@ def verify_log(path: Path, *, allowed_signers: Path | None = None, repo: Path | 
         log = load_log(path, config_for(path, root or path.resolve().parent))
         try:
             found = signoff.read_signoffs(log.workbook)
-            removed = missing_records(found, root, path) \
+            removed = missing_records(found, root, path, notes) \
                 if root is not None and not in_bundle else []
             if not found and removed:  # every Sign-off row removed: not "nothing to check"
                 return Report(log=str(path), rows=len(log.rows), findings=removed,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import hashlib
 import json
 import os
@@ -250,9 +251,60 @@ def verify_args(allowed_signers: Path | str, principal: str, signature: Path | s
     return args + (["-O", f"verify-time={when}"] if when else [])
 
 
+#: This process's verdicts, keyed on everything ssh-keygen's answer depends on (see
+#: `check_signature`); a review checks each sign-off in its validation and again for its
+#: sign-off history, and that second check starts no ssh-keygen.
+_CHECKED: dict[tuple, SignatureCheck] = {}
+_CHECKED_LIMIT = 512
+
+
+def _program_identity() -> tuple:
+    """The ssh-keygen that would run, as a path and its file's identity and version stamp."""
+    keygen = ssh_keygen()
+    try:
+        stat = os.stat(keygen)
+    except OSError:
+        return (keygen,)
+    return (keygen, stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
+
+
+def _file_digest(path: Path) -> str | None:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
 def check_signature(statement: bytes, signature: str, allowed_signers: Path | None,
                     principal: str | None = None, signed_at: str | None = None
                     ) -> SignatureCheck:
+    """`check_signature_now`'s verdict, remembered for this process: keyed on the statement's
+    and the signature's bytes, the allowed signers file's content (the anchor writes it to a
+    fresh scratch path each time, so its path says nothing), the principal, the signing time
+    and the ssh-keygen that answers. A verdict is kept only when the allowed signers file read
+    the same after the check as before it, and never an error; each caller gets a copy."""
+    allowed_digest = None
+    if allowed_signers is not None:
+        allowed_digest = _file_digest(allowed_signers)
+        if allowed_digest is None:  # unreadable: nothing to key a verdict on
+            return check_signature_now(statement, signature, allowed_signers, principal,
+                                       signed_at)
+    key = (_program_identity(), bytes(statement), normalise_armor(signature), allowed_digest,
+           principal, signed_at)
+    known = _CHECKED.get(key)
+    if known is None:
+        known = check_signature_now(statement, signature, allowed_signers, principal,
+                                    signed_at)
+        if allowed_signers is None or _file_digest(allowed_signers) == allowed_digest:
+            if len(_CHECKED) >= _CHECKED_LIMIT:
+                _CHECKED.clear()
+            _CHECKED[key] = known
+    return dataclasses.replace(known, principals=list(known.principals))
+
+
+def check_signature_now(statement: bytes, signature: str, allowed_signers: Path | None,
+                        principal: str | None = None, signed_at: str | None = None
+                        ) -> SignatureCheck:
     """Check a signature as an assessor would: `ssh-keygen -Y verify -I <principal>`, with
     `principal` the e-mail the statement names (identity bound: a key the allowed signers
     list for someone else fails), judged at `signed_at` for `valid-after`/`valid-before`.

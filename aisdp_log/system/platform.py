@@ -174,6 +174,21 @@ def python_in_venv(venv: Path) -> Path:
     return venv / ("Scripts/python.exe" if IS_WINDOWS else "bin/python")
 
 
+def argv_text(value: str) -> str:
+    """Text typed on the command line (a name, not a path) as the user meant it. Python
+    decodes arguments with the locale's codec; where that failed (a UTF-8 terminal under a
+    cp1252 locale: `Ł` arrives as undecodable bytes) the bytes are read as UTF-8, so no lone
+    surrogate reaches a document or a signed statement. Windows passes arguments as UTF-16,
+    so there this changes nothing."""
+    if not any("\udc80" <= char <= "\udcff" for char in value):
+        return value
+    raw = os.fsencode(value)
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("utf-8", "replace")
+
+
 # --------------------------------------------------------------------------- files
 
 def file_identity(info: os.stat_result) -> str:
@@ -228,9 +243,15 @@ def _sysctl_cpu() -> tuple[str | None, set[str] | None]:
                               stdin=subprocess.DEVNULL)
     except (OSError, subprocess.SubprocessError):
         return None, None
+    return parse_sysctl(done.stdout.decode("utf-8", "replace"))
+
+
+def parse_sysctl(text: str) -> tuple[str | None, set[str] | None]:
+    """(model, flags in Linux's names) from macOS's `sysctl -a`: `machdep.cpu.brand_string`,
+    the Intel feature lists, and Apple silicon's `hw.optional.*: 1` switches."""
     model = None
     flags: set[str] = set()
-    for line in done.stdout.decode("utf-8", "replace").splitlines():
+    for line in text.splitlines():
         key, _, value = line.partition(":")
         key, value = key.strip(), value.strip()
         if key == "machdep.cpu.brand_string":
