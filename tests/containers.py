@@ -91,7 +91,10 @@ def build_image() -> str:
     return f"{NAME}@{digest}"
 
 
-def labelled_containers(label: str = "aisdp-log.rerun") -> list[str]:
-    """Names of the containers (running or not) carrying the rerun label."""
+def labelled_containers(pid: int | None = None, label: str = "aisdp-log.rerun") -> list[str]:
+    """Names of the containers (running or not) carrying the rerun label that the aisdp-log
+    with this pid (default: this test process, where `run_cli` runs it) started: other
+    sessions on the machine may run reruns in containers at the same time."""
     out = _run(podman(), "ps", "--all", "--filter", f"label={label}", "--format", "{{.Names}}")
-    return [line for line in out.stdout.split() if line]
+    marker = f"-{os.getpid() if pid is None else pid}-"
+    return [line for line in out.stdout.split() if line and marker in line]
