@@ -12,8 +12,8 @@ Podman), then measures, each as the median of --repeat rounds:
 
     python benchmarks/bench_image.py [--repeat 5] [--work 2.0] [--quick]
 
-Needs Podman (with runc, as `.ci/run` sets it up) and the `test` extra (tests/containers.py,
-which builds the image, imports pytest). `--quick`: one round of 0.2 s of work (CI runs it so the benchmark cannot rot).
+`--quick` (what CI runs) measures each once with 0.2 s of work. Needs Podman (and runc), DVC
+(the `rerun` extra) and pytest (the `test` extra: the image is built by tests/containers.py).
 
 Measured on the 2-core sandbox shared with other work (Podman 4.3.1 + runc, 2026-12-05,
 --repeat 5 --work 2; host runs with Debian's python3.11, as the image, no torch):
@@ -85,7 +85,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--work", type=float, default=2.0, help="seconds of training work")
-    parser.add_argument("--quick", action="store_true", help="one round of 0.2 s of work")
+    parser.add_argument("--quick", action="store_true",
+                        help="each figure once, with 0.2 s of work (CI: the script still runs)")
     args = parser.parse_args()
     if args.quick:
         args.repeat, args.work = 1, 0.2

@@ -27,6 +27,9 @@ PACKAGES = ("python3.11-minimal libpython3.11-minimal libpython3.11-stdlib libc6
 MARKER = "/aisdp-log-test-image"
 MARKER_TEXT = "built by tests/containers.py"
 CONTAINERFILE = "FROM scratch\nCOPY rootfs/ /\n"
+#: `--timestamp 0`: the same packages give the same image digest, whenever and wherever built
+#: (two sessions building at once agree on it too).
+BUILD_OPTIONS = ("--timestamp", "0")
 NAME = "localhost/aisdp-log-test-python"
 
 
@@ -51,7 +54,8 @@ def _run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
 def build_image() -> str:
     """The test image as `NAME@sha256:<digest>`, built first when this machine lacks it."""
     engine = podman()
-    key = hashlib.sha256("\n".join([*PACKAGES, MARKER, MARKER_TEXT, CONTAINERFILE])
+    key = hashlib.sha256("\n".join([*PACKAGES, MARKER, MARKER_TEXT, CONTAINERFILE,
+                                     *BUILD_OPTIONS])
                          .encode()).hexdigest()[:12]
     tag = f"{NAME}:{key}"
     if _run(engine, "image", "exists", tag).returncode != 0:
@@ -83,7 +87,7 @@ def build_image() -> str:
                 path.symlink_to(target)
         (rootfs / MARKER.lstrip("/")).write_text(MARKER_TEXT + "\n")
         (context / "Containerfile").write_text(CONTAINERFILE)
-        built = _run(engine, "build", "-q", "-t", tag, str(context))
+        built = _run(engine, "build", "-q", *BUILD_OPTIONS, "-t", tag, str(context))
         assert built.returncode == 0, f"podman build failed: {built.stderr[-2000:]}"
         shutil.rmtree(context, ignore_errors=True)
     digest = _run(engine, "image", "inspect", "--format", "{{.Digest}}", tag).stdout.strip()
@@ -91,7 +95,10 @@ def build_image() -> str:
     return f"{NAME}@{digest}"
 
 
-def labelled_containers(label: str = "aisdp-log.rerun") -> list[str]:
-    """Names of the containers (running or not) carrying the rerun label."""
+def labelled_containers(pid: int | None = None, label: str = "aisdp-log.rerun") -> list[str]:
+    """Names of the containers (running or not) carrying the rerun label that the aisdp-log
+    with this pid (default: this test process, where `run_cli` runs it) started: other
+    sessions on the machine may run reruns in containers at the same time."""
     out = _run(podman(), "ps", "--all", "--filter", f"label={label}", "--format", "{{.Names}}")
-    return [line for line in out.stdout.split() if line]
+    marker = f"-{os.getpid() if pid is None else pid}-"
+    return [line for line in out.stdout.split() if line and marker in line]

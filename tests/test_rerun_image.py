@@ -304,7 +304,7 @@ def test_kill_9_leaves_no_container_and_the_next_run_no_worktree(copy, image):
                                 "EXP-001", "--env", "image", "--mode", "bitwise"], cwd=root,
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
-    while not ours(process.pid) or not [name for name in labelled_containers()
+    while not ours(process.pid) or not [name for name in labelled_containers(process.pid)
                                         if "probe" not in name]:
         assert process.poll() is None, process.stderr.read() if process.stderr else ""
         assert time.monotonic() < deadline, "the container never started"
@@ -312,8 +312,8 @@ def test_kill_9_leaves_no_container_and_the_next_run_no_worktree(copy, image):
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
     deadline = time.monotonic() + 60  # the lifeline removes the container
-    while labelled_containers():
-        assert time.monotonic() < deadline, labelled_containers()
+    while labelled_containers(process.pid):
+        assert time.monotonic() < deadline, labelled_containers(process.pid)
         time.sleep(0.5)
     # The worktree stays until the next rerun (any rerun on this machine sweeps it), which
     # also removes a labelled container of a dead aisdp-log that no lifeline saw
@@ -329,7 +329,7 @@ def test_kill_9_leaves_no_container_and_the_next_run_no_worktree(copy, image):
     result = run_cli("rerun", str(log), "--id", "EXP-001", "--env", "image", "--mode",
                      "bitwise", cwd=root)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert labelled_containers() == []
+    assert labelled_containers() == [] and labelled_containers(gone) == []
     assert not ours(process.pid)
     assert git(root, "worktree", "list").count("\n") == 0
 

@@ -210,7 +210,9 @@ def test_collect_cut_short_after_the_write_appends_nothing_twice(copy):  # noqa:
 def test_detached_auto_submits_the_statistical_runs_when_bitwise_fails(copy):  # noqa: F811
     from aisdp_log.rerun import detached
 
-    root, log = copy(rows=("EXP-002",))   # clock-seeded: bitwise cannot pass
+    # clock-seeded: bitwise cannot pass; a wide tolerance keeps the consistency of the
+    # recorded accuracy (issue 27) from deciding a test of the executor
+    root, log = copy(rows=("EXP-002",), tolerance=0.5)
     use_slurm(root)
     assert detached.submit_detached(log, ids=["EXP-002"], runs=2).exit_code == 0
     wait_until(lambda: not queued(pending_jobs(log)), what="the bitwise job")

@@ -414,7 +414,8 @@ def test_formula_and_error_scan_is_the_same_whatever_the_chunk_size(tmp_path, mo
     book.close()
     monkeypatch.setattr(sheet_scan, "SCAN_CHUNK", chunk)
     with zipfile.ZipFile(path) as archive:
-        missing, errors = sheet_scan.scan_cells(archive, "xl/worksheets/sheet1.xml")
+        scan = sheet_scan.scan_sheet(archive, "xl/worksheets/sheet1.xml")
+        missing, errors = scan.missing, scan.errors
     assert errors == {f"D{n + 1}": "#DIV/0!" for n in range(0, 200, 7)}
     assert missing == {f"E{n + 1}" for n in range(0, 200, 11)}
 
@@ -618,7 +619,8 @@ def test_scan_reads_single_quoted_and_namespace_prefixed_cells(tmp_path):
     with zipfile.ZipFile(path, "w") as archive:
         archive.writestr("sheet.xml", sheet)
     with zipfile.ZipFile(path) as archive:
-        assert sheet_scan.scan_cells(archive, "sheet.xml") == ({"B2"}, {"A2": "#DIV/0!"})
+        scan = sheet_scan.scan_sheet(archive, "sheet.xml")
+        assert (scan.missing, scan.errors) == ({"B2"}, {"A2": "#DIV/0!"})
 
 
 def test_fast_row_normalisation_equals_values_normalise():

@@ -76,7 +76,8 @@ def xml_edit(parts: str, change):
         if not re.fullmatch(parts, name):
             return data
         root = etree.fromstring(data)
-        root = change(root) or root
+        new = change(root)
+        root = root if new is None else new
         return etree.tostring(root, xml_declaration=True, encoding="UTF-8", standalone=True)
     return edit
 

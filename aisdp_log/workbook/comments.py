@@ -11,17 +11,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from aisdp_log.errors import WorkbookError
 from aisdp_log.workbook.package import Relationship
+from aisdp_log.workbook.xlsx_package import Package
 from aisdp_log.workbook.xlsx_sheet import Sheet
 from aisdp_log.workbook.xmlpart import (
     NS_REL,
-    XML_SPACE,
     graft,
     local,
     parse_range,
     parse_xml,
     qn,
     rich_text,
+    set_text,
     sub,
 )
 
@@ -136,13 +138,9 @@ class SheetNotes:
         if comment_list is None:
             comment_list = sub(root, "commentList", index=root.index(authors) + 1)
         vml = self.package.xml(vml_rel.target)
-        numbers = [int(s.get("id", "")[len("_x0000_s"):]) for s in vml.iter(qn("shape", NS_V))
-                   if s.get("id", "").startswith("_x0000_s")
-                   and s.get("id", "")[len("_x0000_s"):].isdigit()]
-        idmap = next(vml.iter(qn("idmap", NS_O)), None)
-        block = int(idmap.get("data", "1").split(",")[0]) if idmap is not None and \
-            idmap.get("data", "1").split(",")[0].isdigit() else 1
-        shape_id = max(numbers, default=block * 1024)
+        ids = [s.get("id", "").partition("_x0000_s")[2] for s in vml.iter(qn("shape", NS_V))]
+        shape_id = max([int(i) for i in ids if i.isdigit()],
+                       default=_block(self.package, vml_rel.target) * 1024)
         if not any(s.get("id") == "_x0000_t202" for s in vml.iter(qn("shapetype", NS_V))):
             graft(vml, parse_xml(_NOTE_SHAPETYPE, "a note shape type"))
         for ref, body in wanted.items():
@@ -152,20 +150,10 @@ class SheetNotes:
             comment = sub(comment_list, "comment", {"ref": ref,
                                                     "authorId": str(names.index(TOOL_AUTHOR))})
             text = sub(comment, "text")
-            first, _, rest = body.partition("\n")
-            for line, bold in ((first, True), ("\n" + rest if rest else "", False)):
-                if not line:
-                    continue
-                run = sub(text, "r")
-                properties = sub(run, "rPr")
-                if bold:
-                    sub(properties, "b")
-                sub(properties, "sz", {"val": "9"})
-                sub(properties, "rFont", {"val": "Tahoma"})
-                t = sub(run, "t")
-                t.text = line
-                if not bold:
-                    t.set(XML_SPACE, "preserve")
+            first, _, rest = body.partition("\n")  # the first line bold, as Excel writes it
+            for line, run in ((first, _BOLD_RUN), ("\n" + rest if rest else "", _RUN)):
+                if line:
+                    set_text(graft(text, parse_xml(run, "a note's run"))[-1], line)
             row, column = position
             shape_id += 1
             top = max(row - 1, 0)
@@ -187,10 +175,8 @@ class SheetNotes:
             self.comments_rel = Relationship(rel_id, REL_COMMENTS, name)
         if self.vml_rel is None:
             name = package.new_name("xl/drawings/vmlDrawing{}.vml")
-            blocks = [int(m.get("data", "0").split(",")[0]) for other in package.names()
-                      if other.lower().endswith(".vml")
-                      for m in package.xml(other).iter(qn("idmap", NS_O))
-                      if m.get("data", "0").split(",")[0].isdigit()]
+            blocks = [_block(package, other) for other in package.names()
+                      if other.lower().endswith(".vml")]
             package.write(name, NEW_VML.replace(b"{idmap}",
                                                 str(max(blocks, default=0) + 1).encode()))
             package.ensure_default("vml", CT_VML)
@@ -226,6 +212,17 @@ class SheetNotes:
             self.vml_rel = None
 
 
+def _block(package: Package, part: str) -> int:
+    """A VML drawing's shape id block (`<o:idmap data=...>`; 1 where it has none, and a
+    drawing of another sheet that is no XML, as old Excel wrote some, counts as block 1)."""
+    try:
+        idmap = next(package.xml(part).iter(qn("idmap", NS_O)), None)
+    except WorkbookError:
+        return 1
+    first = (idmap.get("data", "1") if idmap is not None else "1").split(",")[0]
+    return int(first) if first.isdigit() else 1
+
+
 def _note_position(shape) -> tuple[int, int] | None:
     data = next(shape.iter(qn("ClientData", NS_X)), None)
     if data is None or data.get("ObjectType") != "Note":
@@ -240,6 +237,9 @@ def _note_position(shape) -> tuple[int, int] | None:
 _VML_NAMESPACES = (b'xmlns:v="urn:schemas-microsoft-com:vml" '
                    b'xmlns:o="urn:schemas-microsoft-com:office:office" '
                    b'xmlns:x="urn:schemas-microsoft-com:office:excel"')
+_RUN = (b'<r xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><rPr>'
+        b'<sz val="9"/><rFont val="Tahoma"/></rPr><t/></r>')
+_BOLD_RUN = _RUN.replace(b"<rPr>", b"<rPr><b/>")
 NEW_COMMENTS = (b'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
                 b'<comments xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">'
                 b"<authors><author>" + TOOL_AUTHOR.encode() + b"</author></authors>"

@@ -50,19 +50,14 @@ def read_properties(path: Path | str) -> dict[str, str]:
         return {}
 
 
-def _custom_part(package: Package) -> str | None:
-    found = package.related("", REL_CUSTOM)
-    return found[0] if found else None
-
-
 def package_properties(package: Package) -> dict[str, str]:
-    part = _custom_part(package)
-    return parse_properties(package.xml(part)) if part else {}
+    parts = package.related("", REL_CUSTOM)
+    return parse_properties(package.xml(parts[0])) if parts else {}
 
 
 def set_properties(package: Package, values: dict[str, str]) -> None:
     """Set text custom properties (made, with the part, where absent); others are kept."""
-    part = _custom_part(package)
+    part = next(iter(package.related("", REL_CUSTOM)), None)
     if part is None:
         part = CUSTOM_PART if not package.has(CUSTOM_PART) else \
             package.new_name("docProps/custom{}.xml")

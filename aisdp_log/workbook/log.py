@@ -16,11 +16,9 @@ from aisdp_log.workbook.table import Column, Row, Table, cell_ref
 
 
 class Workbook(Protocol):
-    """What a log keeps of the open workbook it was read from (`workbook.reader`'s)."""
+    """The open workbook a log was read from (`workbook.reader`'s), as the log keeps it."""
     path: Path
     name: str
-    sheet_names: list[str]
-
     def find_sheet(self, wanted: str) -> str | None: ...
     def table(self, sheet_name: str) -> Table: ...
     def close(self) -> None: ...

@@ -11,6 +11,7 @@ same parts under normal names, the workbook at `xl/workbook.xml` and only the sh
 
 from __future__ import annotations
 
+import contextlib
 import io
 import posixpath
 import zipfile
@@ -133,12 +134,9 @@ class Package:
 
     def _xml(self, part: str):
         data = self.read(part)
-        if data is None:
-            return None
-        try:
-            return parse_xml(data, part)
-        except WorkbookError:
-            return None
+        with contextlib.suppress(WorkbookError):
+            return None if data is None else parse_xml(data, part)
+        return None
 
     def relationships(self, part: str) -> list[Relationship]:
         """The internal relationships of `part` (`""`: the package's own, `_rels/.rels`)."""

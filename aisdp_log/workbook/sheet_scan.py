@@ -35,26 +35,10 @@ _FAR_CELL_SINGLE = re.compile(rb""" r='(?:[D-Z][A-Z]|[A-Z]{3}|[A-Z]{1,2}\d{6})""
 _VALUED_CELL = re.compile(rb"""<(?:\w+:)?c\s[^>]*?\br=["']([A-Z]+)(\d+)["'][^>]*?(?<!/)>""")
 
 
-def _attrs(tag: bytes) -> dict[bytes, bytes]:
-    return {name: double or single for name, double, single in _ATTR.findall(tag)}
-
-
-_ATTR = re.compile(rb"""([\w:]+)\s*=\s*(?:"([^"]*)"|'([^']*)')""")
-
-
-
-def scan_cells(archive: zipfile.ZipFile, member: str) -> tuple[set[str], dict[str, str]]:
-    """(formulas with no saved value, Excel error cells -> the error shown, e.g. `#N/A`).
-
-    calamine reads both as an empty cell, so without this a `#DIV/0!` would pass as "empty"
-    and a never-calculated formula as a blank."""
-    scan = scan_sheet(archive, member)
-    return scan.missing, scan.errors
-
-
 @dataclass
 class SheetScan:
-    """What one streaming pass over a sheet's XML found."""
+    """What one streaming pass over a sheet's XML found: formulas with no saved value and
+    Excel error cells (-> the error shown), which calamine reads as empty cells."""
 
     missing: set[str] = field(default_factory=set)
     errors: dict[str, str] = field(default_factory=dict)
@@ -194,9 +178,9 @@ def _scan_part(xml: bytes, scan: SheetScan) -> None:
         value = _VALUE.search(body)
         text = value.group(1).strip() if value is not None else b""
         if _ERROR_TYPE.search(attrs):
-            address = _attrs(attrs).get(b"r")
+            address = _address(attrs)
             if address and text:
-                scan.errors[address.decode("ascii", "replace")] = \
+                scan.errors[address] = \
                     text.decode("utf-8", "replace")[:40]
             continue
         if not text and _HAS_FORMULA.search(body):
@@ -204,6 +188,11 @@ def _scan_part(xml: bytes, scan: SheetScan) -> None:
                 # Excel's `=IF(..., "x", "")`: a saved result, the empty string; a formula
                 # never calculated has no <v> (Excel), or an untyped empty one (openpyxl)
                 continue
-            address = _attrs(attrs).get(b"r")
+            address = _address(attrs)
             if address:
-                scan.missing.add(address.decode("ascii", "replace"))
+                scan.missing.add(address)
+
+
+def _address(attrs: bytes) -> str | None:
+    found = _REF_ATTR.search(attrs)
+    return (found.group(1) + found.group(2)).decode() if found else None

@@ -83,28 +83,17 @@ def upgrade_log(path: Path | str, *, force: bool = False) -> UpgradeResult:
     WorkbookError with a one-line reason."""
 
     template = Workbook(Package(build_template(), "the template"))
-    template_ws = template["Experiments"]
-    template_validations = _validations_by_column(template_ws.tree())
-    template_headers = [spec.normalise_header(c.header) for c in template_columns()]
     with open_workbook_for_update(path, force=force) as wb:
         ws = find_sheet(wb, spec.SHEET_EXPERIMENTS)
         if ws is None:
             raise WriteRefused(f"{path}: has no sheet {spec.SHEET_EXPERIMENTS!r} to upgrade")
         result = UpgradeResult(str(path), package_properties(wb.package).get(
             TEMPLATE_VERSION_PROPERTY), TEMPLATE_VERSION)
-        columns = header_columns(ws)
-        next_column = max(columns.values(), default=0) + 1
-        missing = [c for c in spec.STANDARD_COLUMNS
-                   if spec.normalise_header(c.header) not in columns]
-        for column in missing:
-            columns[spec.normalise_header(column.header)] = next_column
-            next_column += 1
-        last_row = max(ws.max_row, _table_end(ws), 301)
-        _grow_table(ws, [c.header for c in missing], last_column=next_column - 1 - len(missing))
-        result.validations += _missing_validations(
-            ws, template_validations, template_headers,
-            {spec.normalise_header(c.header): c.header for c in spec.STANDARD_COLUMNS},
-            columns, last_row)
+        columns, last_row = _add_columns(
+            wb, ws, template["Experiments"], [c.header for c in template_columns()],
+            [(c.header, c.width) for c in spec.STANDARD_COLUMNS], 301, result)
+        result.columns = [c.header for c in spec.STANDARD_COLUMNS
+                          if c.header in result.columns]
         specs = list(spec.STANDARD_COLUMNS) + [
             spec.metric_column(header[len(spec.METRICS_PREFIX):])
             for header in columns if header.startswith(spec.METRICS_PREFIX)]
@@ -129,40 +118,40 @@ def upgrade_log(path: Path | str, *, force: bool = False) -> UpgradeResult:
                                          "priority": str(priority)})
             sub(rule, "formula").text = criteria
             result.marks.append(column.header)
-        if missing:
-            ensure_sheet(wb, ws.title, [c.header for c in missing],
-                         widths=[c.width for c in missing])
-            result.columns = [c.header for c in missing]
         metrics = find_sheet(wb, spec.SHEET_METRICS)
         if metrics is not None:
-            result.columns += _upgrade_metrics(wb, metrics, template, result)
+            _add_columns(wb, metrics, template[spec.SHEET_METRICS], list(spec.METRICS_COLUMNS),
+                         [(h, 11) for h in spec.METRICS_COLUMNS], 11, result,
+                         prefix=f"{spec.SHEET_METRICS} ")
         result.guide = _replace_guide(wb, template)
         set_properties(wb.package, {TOOL_VERSION_PROPERTY: __version__,
                                     TEMPLATE_VERSION_PROPERTY: TEMPLATE_VERSION})
     return result
 
 
-def _upgrade_metrics(wb: Workbook, metrics: Sheet, template: Workbook,
-                     result: UpgradeResult) -> list[str]:
-    """Add the Metrics columns the sheet lacks (`Tolerance`, new in template version 3) after
-    its last header, inside its table when the table ends there, and the template's
-    validations on its columns; returns the added columns as `Metrics <header>`."""
-    columns = header_columns(metrics)
-    next_column = max(columns.values(), default=0) + 1
-    missing = [h for h in spec.METRICS_COLUMNS if spec.normalise_header(h) not in columns]
-    for header in missing:
-        columns[spec.normalise_header(header)] = next_column
-        next_column += 1
-    _grow_table(metrics, missing, last_column=next_column - 1 - len(missing))
-    added = _missing_validations(
-        metrics, _validations_by_column(template[spec.SHEET_METRICS].tree()),
-        [spec.normalise_header(h) for h in spec.METRICS_COLUMNS],
-        {spec.normalise_header(h): h for h in spec.METRICS_COLUMNS},
-        columns, max(metrics.max_row, _table_end(metrics), 11))
-    result.validations += [f"{spec.SHEET_METRICS} {header}" for header in added]
+def _add_columns(wb: Workbook, ws: Sheet, source: Sheet, source_headers: list[str],
+                 wanted: list[tuple[str, int]], min_rows: int, result: UpgradeResult,
+                 prefix: str = "") -> tuple[dict[str, int], int]:
+    """Add the `wanted` (header, width) columns `ws` lacks after its last header (inside its
+    table when the table ends there), and the template sheet `source`'s validation on each
+    wanted column none covers; both recorded in `result`. Returns (normalised header ->
+    column, new ones included; the last row the ranges cover)."""
+    columns = header_columns(ws)
+    last = max(columns.values(), default=0)
+    missing = [(h, w) for h, w in wanted if spec.normalise_header(h) not in columns]
+    for offset, (header, _) in enumerate(missing, start=1):
+        columns[spec.normalise_header(header)] = last + offset
+    last_row = max(ws.max_row, _table_end(ws), min_rows)
+    _grow_table(ws, [h for h, _ in missing], last_column=last)
+    added = _missing_validations(ws, _validations_by_column(source.tree()),
+                                 [spec.normalise_header(h) for h in source_headers],
+                                 {spec.normalise_header(h): h for h, _ in wanted}, columns,
+                                 last_row)
+    result.validations += [prefix + header for header in added]
     if missing:
-        ensure_sheet(wb, metrics.title, missing, widths=[11] * len(missing))
-    return [f"{spec.SHEET_METRICS} {header}" for header in missing]
+        ensure_sheet(wb, ws.title, [h for h, _ in missing], widths=[w for _, w in missing])
+        result.columns += [prefix + header for header, _ in missing]
+    return columns, last_row
 
 
 def _missing_validations(ws: Sheet, template_validations: dict[int, Any],

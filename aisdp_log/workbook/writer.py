@@ -74,10 +74,6 @@ from aisdp_log.workbook.xlsx_sheet import Sheet
 from aisdp_log.workbook.xlsx_workbook import Workbook
 from aisdp_log.workbook.xmlpart import escape_ooxml, set_text, sub
 
-__all__ = ["append_row", "ensure_sheet", "escape_ooxml", "find_rows", "find_sheet",
-           "header_columns", "next_row", "open_workbook_for_update", "set_cell",
-           "stale_temp_files", "write_value"]
-
 #: Text starting with these would be read by Excel as a formula; stored with a quote prefix.
 FORMULA_STARTS = ("=", "+", "-", "@")
 MAX_CELL_TEXT = 32767  # Excel's limit per cell
@@ -85,9 +81,7 @@ DATE_FORMAT = "yyyy-mm-dd"
 DATETIME_FORMAT = "yyyy-mm-dd hh:mm:ss"
 
 
-# --------------------------------------------------------------------------- locks
-# The checks before a write (Office locks, permissions, owner, hard links) and the writer
-# lock live in guard.py; these names stay for callers of 0.1.
+# The checks before a write and the writer lock live in guard.py; kept for callers of 0.1:
 stale_temp_files = guard.stale_temp_files
 
 
@@ -129,7 +123,6 @@ def _identity(status: os.stat_result) -> tuple[int, int, int, int]:
 
 
 def _load(path: Path, given: Path) -> Workbook:
-
     try:
         return Workbook(Package(path.read_bytes(), str(given)))
     except OSError as exc:

@@ -11,6 +11,7 @@ declarations it was written with.
 from __future__ import annotations
 
 import io
+import itertools
 import posixpath
 import struct
 import zipfile
@@ -36,6 +37,7 @@ from aisdp_log.workbook.xmlpart import (
     parse_xml,
     prolog_of,
     qn,
+    serialise,
     sub,
 )
 
@@ -122,7 +124,7 @@ class Package:
         """The part's bytes as they stand (a touched parsed part serialised)."""
         part = self._xml.get(name)
         if part is not None and part.dirty:
-            return part.bytes()
+            return serialise(part.root, part.prolog)
         member = self._members.get(name)
         if member is None:
             raise KeyError(name)
@@ -170,7 +172,7 @@ class Package:
     def _flush(self) -> None:
         for name, part in list(self._xml.items()):
             if part.dirty:
-                self.write(name, part.bytes())
+                self.write(name, serialise(part.root, part.prolog))
 
     # ----------------------------------------------------------------- relationships
 
@@ -190,9 +192,7 @@ class Package:
         if not self.has(name):
             self.write(name, EMPTY_RELS)
         used = {r.rel_id for r in self.rels(source)}
-        number = len(used) + 1
-        while f"rId{number}" in used:
-            number += 1
+        number = next(n for n in itertools.count(len(used) + 1) if f"rId{n}" not in used)
         relative = posixpath.relpath(target, posixpath.dirname(source) or ".")
         sub(self.xml(name), "Relationship", {"Id": f"rId{number}", "Type": rel_type,
                                              "Target": relative}, ns=NS_PKG_REL)
@@ -235,10 +235,8 @@ class Package:
     def new_name(self, pattern: str) -> str:
         """The first free part name `pattern.format(n)`, n = 1, 2, ..."""
         names = {n.lower() for n in self._members}
-        number = 1
-        while pattern.format(number).lower() in names:
-            number += 1
-        return pattern.format(number)
+        return next(pattern.format(n) for n in itertools.count(1)
+                    if pattern.format(n).lower() not in names)
 
     def save(self, out) -> None:
         """Write the package to the binary file object `out`."""

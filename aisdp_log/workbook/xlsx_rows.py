@@ -1,17 +1,12 @@
 """Cut a worksheet's XML into the sheet without its rows and the rows of `<sheetData>`, so a
-large sheet is not parsed whole to append one row.
+large sheet is not parsed whole to append one row: lxml parses the rest and each row a write
+reads or changes, and rows nobody touches keep their bytes.
 
-lxml parses the rest of the sheet (every element but the rows) and each row the writer reads
-or changes; rows nobody touches keep their bytes. The cut skips quoted attribute values (which may
-hold `>`); lxml checks it (the rows' placeholder must land as the only child of the worksheet's
-`<sheetData>`, else the sheet is parsed whole), and where the rows hold anything but elements
-and white space
-(a comment, a CDATA section: then a `<` need not start a tag), or a row's start tag has a
-single-quoted value or a reference, it gives up, and the caller parses the whole sheet with
-lxml instead. Every row it cuts is an element whose end tag is the
-first `</name` after its start tag: inside a row without comments or CDATA every `<` starts a
-tag (text and attribute values cannot hold a raw `<`), and rows do not nest.
-"""
+Each row cut is an element whose end tag is the first `</name` after its start tag (quoted
+values skipped): rows do not nest, and without comments or CDATA every `<` starts a tag. Where
+the rows hold anything but elements and white space, or a row's start tag a single-quoted value
+or a reference, the cut gives up and the caller parses the sheet whole; lxml checks every cut
+(the rows' placeholder must land as the only child of the worksheet's `<sheetData>`)."""
 
 from __future__ import annotations
 
@@ -30,11 +25,9 @@ class RawRow:
 @dataclass
 class Cut:
     """The sheet's bytes cut at `<sheetData>`'s content: `data[:start]` ends with its start
-    tag (`self_closing`: it was `<sheetData/>`), `data[end:]` starts with its end tag."""
+    tag, `data[end:]` starts with its end tag."""
     start: int
     end: int
-    qname: bytes
-    self_closing: bool
     rows: list[RawRow]
 
 
@@ -105,7 +98,7 @@ def cut_rows(data: bytes) -> Cut | None:
         return None
     tag_start, position, qname = found
     if data[position - 2:position] == b"/>":
-        return Cut(position, position, qname, True, [])
+        return None  # <sheetData/>: nothing to cut, the sheet is small
     # Rows must end before the first comment, CDATA section or PI after <sheetData>.
     limit = min(_first_markup(data, position, b"!"), _first_markup(data, position, b"?"))
     rows: list[RawRow] = []
@@ -117,7 +110,7 @@ def cut_rows(data: bytes) -> Cut | None:
             return None  # text or markup between rows
         if data.startswith(closing, start):
             after = data[start + len(closing):start + len(closing) + 1]
-            return Cut(found[1], start, qname, False, rows) if after in (b">", b" ", b"\t",
+            return Cut(found[1], start, rows) if after in (b">", b" ", b"\t",
                                                                          b"\r", b"\n") else None
         if data[start + 1:start + 2] == b"/":
             return None  # a stray end tag

@@ -135,13 +135,8 @@ class Sheet:
         cut = cut_rows(data)
         rows: list[_Row] = []
         if cut is not None:
-            if cut.self_closing:
-                skeleton = data[:cut.start - 2] + b">" + mark + b"</" + cut.qname + b">" + \
-                    data[cut.end:]
-            else:
-                skeleton = data[:cut.start] + mark + data[cut.end:]
             try:
-                self.root = parse_xml(skeleton, where)
+                self.root = parse_xml(data[:cut.start] + mark + data[cut.end:], where)
             except WorkbookError:  # the cut was fooled (a look-alike in a comment): the
                 cut = None  # whole sheet is parsed below, and says what is wrong with it
         if cut is not None:
@@ -159,14 +154,14 @@ class Sheet:
         if self.root is None:
             self.root = parse_xml(data, where)
             self._sheet_data = self._check_root(where)
-            number, rows = 0, []
+            number, rows = 0, []  # each row moves into one wrapper, out of <sheetData>
             batch = self._sheet_data.makeelement("w", nsmap=self._sheet_data.nsmap)
             for element in list(self._sheet_data):
                 if local(element) == "row":
                     number = int(element.get("r")) if (element.get("r") or "").isdigit() \
                         else number + 1
                     rows.append(_Row(number, None, element=element))
-                    batch.append(element)  # out of <sheetData>, its namespaces kept
+                    batch.append(element)
                 else:
                     self._sheet_data.remove(element)
             self._sheet_data.text = None
@@ -178,13 +173,10 @@ class Sheet:
         self._wrap = self._wrap[:-2] + b">"
 
     def _check_root(self, where: str):
-        if self.root.tag != qn("worksheet"):
-            raise WorkbookError(f"{where}: not a worksheet aisdp-log can write "
-                                f"({etree.QName(self.root).localname} in "
-                                f"{etree.QName(self.root).namespace})")
-        found = self.root.find(qn("sheetData"))
+        found = self.root.find(qn("sheetData")) if self.root.tag == qn("worksheet") else None
         if found is None:
-            raise WorkbookError(f"{where}: the sheet has no <sheetData>")
+            raise WorkbookError(f"{where}: not a worksheet with <sheetData> aisdp-log can "
+                                f"write ({self.root.tag})")
         return found
 
     def _wrapped(self, element):

@@ -69,10 +69,7 @@ class Styles:
         """Append `element` (of this tree) or a copy of `source` (another tree's) to the
         list `name`, raise its count, and return the new index."""
         parent = self._list(name, create=True)
-        if source is not None:
-            graft(parent, source)
-        else:
-            parent.append(element)
+        graft(parent, source) if source is not None else parent.append(element)
         count = len([e for e in parent if local(e) == child])
         parent.set("count", str(count))
         assert self.part is not None

@@ -79,9 +79,6 @@ class Workbook:
                 return ws
         raise KeyError(f"Worksheet {title} does not exist.")
 
-    def __contains__(self, title: str) -> bool:
-        return any(ws.title == title for ws in self.worksheets)
-
     def shared_strings(self) -> SharedStrings:
         if self._strings is None:
             self._strings = SharedStrings(self.package.xml(self._strings_part)

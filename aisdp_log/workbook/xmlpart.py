@@ -86,9 +86,6 @@ class XmlPart:
     prolog: bytes
     dirty: bool = False
 
-    def bytes(self) -> bytes:
-        return serialise(self.root, self.prolog)
-
 
 def sub(parent, name: str, attrs: dict[str, str] | None = None, *, ns: str | None = None,
         index: int | None = None):
@@ -96,13 +93,8 @@ def sub(parent, name: str, attrs: dict[str, str] | None = None, *, ns: str | Non
     writes the prefix the file declares for it. Inserted at `index` (default: last)."""
     namespace = ns if ns is not None else etree.QName(parent).namespace
     tag = qn(name, namespace) if namespace else name
-    element = parent.makeelement(tag, {})
-    for key, value in (attrs or {}).items():
-        element.set(key, value)
-    if index is None:
-        parent.append(element)
-    else:
-        parent.insert(index, element)
+    element = parent.makeelement(tag, attrs or {})
+    parent.insert(len(parent) if index is None else index, element)
     return element
 
 
