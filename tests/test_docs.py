@@ -117,7 +117,7 @@ def test_nothing_cites_a_document_the_repository_lacks():
     missing = []
     for path in _citing_files():
         text = path.read_text(encoding="utf-8", errors="replace")
-        # a Python name such as review/plots.py's STYLE constant is code, not a citation
+        # a Python name (a constant such as STYLE) is code, not a citation
         names = _python_names(text) if path.suffix == ".py" else set()
         for number, line in enumerate(text.splitlines(), start=1):
             where = f"{path.relative_to(ROOT).as_posix()}:{number}"

@@ -224,7 +224,7 @@ def test_macos_sysctl_names_become_linux_flag_names():
 
 
 def test_argv_text_reads_undecodable_argument_bytes_as_utf8():
-    typed = "Łucja Őrs".encode("utf-8")
+    typed = "Łucja Őrs".encode()
     # what Python makes of those bytes under a cp1252 locale (surrogateescape)
     as_decoded = typed.decode("cp1252", "surrogateescape")
     assert "\udc81" in as_decoded

@@ -18,7 +18,7 @@ import click
 @click.option("--mode", type=click.Choice(["auto", "bitwise", "statistical"]), default="auto",
               show_default=True, help="auto: bitwise, then statistical if bitwise fails.")
 @click.option("--jobs", type=click.IntRange(1, 64), default=1, show_default=True,
-              help="Runs at the same time.")
+              help="Runs at the same time (local; Slurm schedules its jobs itself).")
 @click.option("--dry-run", is_flag=True, help="Print what would run; run and write nothing.")
 @click.option("--repo", type=click.Path(file_okay=False, path_type=Path),
               help="The git repository the log describes (default: the one holding LOG).")

@@ -200,7 +200,16 @@ def collect(log_path: Path | str, *, repo=None, force: bool = False, config=None
                     judge_bitwise_phase(outcome, results[0])
                     if needs_statistical(outcome, record["mode"]) and \
                             record["mode"] == "auto":
-                        new = _submit_statistical(outcome, record, root, config, path.parent)
+                        try:
+                            new = _submit_statistical(outcome, record, root, config,
+                                                      path.parent)
+                        except AisdpLogError as exc:  # kept as it was: the next collection
+                            kept.append(row)          # judges it again and retries
+                            listing.lines.append(f"{outcome.experiment_id}: bitwise did not "
+                                                 f"reproduce; the statistical runs could not "
+                                                 f"be submitted: {exc}")
+                            listing.exit_code = 1
+                            continue
                         kept.append(_row_record(outcome, new))
                         listing.lines.append(f"{outcome.experiment_id}: bitwise did not "
                                              f"reproduce; submitted {_describe(new)}")
@@ -225,7 +234,8 @@ def collect(log_path: Path | str, *, repo=None, force: bool = False, config=None
                 write_json(path, record)
             else:
                 shutil.rmtree(path.parent, ignore_errors=True)
-    listing.exit_code = 0 if all(o.reproduced for o in concluded) else 1
+    if not all(o.reproduced for o in concluded):
+        listing.exit_code = 1
     return listing
 
 

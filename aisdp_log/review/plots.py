@@ -88,7 +88,7 @@ def learning_curves(metric, curves, colours: dict, outcomes: dict) -> Plot:
     threshold_label = None if metric.threshold is None else \
         f"threshold {metric.threshold:g} ({metric.goal})"
     labels = [label for _, _, label in entries] + ([threshold_label] if threshold_label else [])
-    legend_width = min(260.0, max(svg.text_width(label, 10.5) for label in labels) + 40)
+    legend_width = min(300.0, max(svg.text_width(label, 10.5) for label in labels) + 40)
     canvas = svg.Canvas(720, 340)
     left, top, bottom = 72.0, 36.0, 340 - 50.0
     right = canvas.width - legend_width - 14
