@@ -19,6 +19,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import openpyxl
@@ -60,10 +61,12 @@ def dvc(repo: Path, *args: str) -> None:
     subprocess.run(["dvc", *args], cwd=repo, env=DVC_ENV, check=True, capture_output=True)
 
 
-def tiny_rerun_project(base: Path) -> tuple[Path, Path]:
+def tiny_rerun_project(base: Path, *, then_commit: Callable[[Path], str] | None = None,
+                       row: dict | None = None) -> tuple[Path, Path]:
     """A git + DVC project whose `[rerun] command` is a python script without torch, one
     trained run EXP-001 and a log holding its row; returns (root, log). The torture
-    benchmark builds the same."""
+    benchmark builds the same. `then_commit(root)` may add a commit after the training one and
+    return the sha the row names; `row` overrides cells of the row."""
     root = init_repo(base / "proj")
     dvc(root, "init", "-q")
     dvc(root, "config", "core.analytics", "false")
@@ -75,6 +78,8 @@ def tiny_rerun_project(base: Path) -> tuple[Path, Path]:
         f'command = [{json.dumps(sys.executable)}, "train.py"]\nruns = 2\ntimeout = 600\n')
     sha = commit(root, {"train.py": TRAIN_PY, ".gitignore": "/artefacts/\n"},
                  message="training")
+    if then_commit is not None:
+        sha = then_commit(root)
     env = dict(os.environ, AISDP_EXPERIMENT_ID="EXP-001", AISDP_SEED="42")
     env.pop("AISDP_ARTEFACT_DIR", None)
     subprocess.run([sys.executable, "train.py"], cwd=root, env=env, check=True)
@@ -86,7 +91,7 @@ def tiny_rerun_project(base: Path) -> tuple[Path, Path]:
         "Training duration": 0.1, "metrics.accuracy": 0.9,
         "Artefact hash": artefact_hash(root / "artefacts" / "EXP-001"),
         "Environment": "python", "Outcome": "selected", "Notes": "n", "Reviewer": "Ana",
-        "Reproducibility": None}])
+        "Reproducibility": None, **(row or {})}])
     return root, log
 
 

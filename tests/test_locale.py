@@ -6,7 +6,6 @@ encodings at start-up."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import subprocess
@@ -14,12 +13,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from builders import commit, git, write_log
+from builders import git
 from signoffs import allow, make_key
-from test_guard import TRAIN_PY, dvc
+from test_guard import tiny_rerun_project
 from test_review import make_project
-
-from aisdp_log.artefacts.hashing import artefact_hash
 
 pytestmark = pytest.mark.slow
 
@@ -124,30 +121,8 @@ def test_review_sign_and_verify_with_a_non_ascii_key_path(cp1252_env, tmp_path):
 
 
 def test_rerun_of_a_commit_with_a_non_ascii_subject_and_author(cp1252_env, tmp_path):
-    root = tmp_path / "proj"
-    root.mkdir()
-    git(root, "init", "-q", "-b", "main")
-    dvc(root, "init", "-q")
-    dvc(root, "config", "core.analytics", "false")
-    (root / "data").mkdir()
-    (root / "data" / "train.csv").write_text("x,y\n1,0\n2,1\n")
-    dvc(root, "add", "-q", "data/train.csv")
-    (root / "aisdp.toml").write_text(
-        'artefacts = "artefacts"\ndata = ["data/train.csv.dvc"]\n\n[rerun]\n'
-        f'command = ["{Path(sys.executable).as_posix()}", "train.py"]\ntimeout = 600\n')
-    commit(root, {"train.py": TRAIN_PY, ".gitignore": "/artefacts/\n"}, message="training")
-    sha = non_ascii_commit(root)
-    env = dict(os.environ, AISDP_EXPERIMENT_ID="EXP-001", AISDP_SEED="42")
-    env.pop("AISDP_ARTEFACT_DIR", None)
-    subprocess.run([sys.executable, "train.py"], cwd=root, env=env, check=True)
-    data_md5 = hashlib.md5((root / "data" / "train.csv").read_bytes()).hexdigest()
-    log = write_log(root / "experiment-log.xlsx", [{
-        "Experiment ID": "EXP-001", "Date": "2026-07-02", "Hypothesis": "Łódź data",
-        "Data version": data_md5[:8], "Code commit": sha, "Random seed": 42,
-        "Training duration": 0.1, "metrics.accuracy": 0.9,
-        "Artefact hash": artefact_hash(root / "artefacts" / "EXP-001"),
-        "Environment": "python", "Outcome": "selected", "Notes": "Őrs", "Reviewer": "Łukasz",
-        "Reproducibility": None}])
+    root, log = tiny_rerun_project(tmp_path, then_commit=non_ascii_commit, row={
+        "Hypothesis": "Łódź data", "Notes": "Őrs", "Reviewer": "Łukasz"})
 
     done = aisdp(cp1252_env, root, "rerun", str(log), "--id", "EXP-001", "--mode", "bitwise")
 
