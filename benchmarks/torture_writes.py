@@ -182,8 +182,18 @@ def leftovers(root: Path, log: Path, trial_tmp: Path, expected_untracked: set[st
                               (root / "artefacts").glob("*/reruns/*/.aisdp-log-running")]
     status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"],
                             cwd=root, capture_output=True, text=True).stdout
-    found["git-visible"] = [line for line in status.splitlines()
-                            if line.startswith("??") and line[3:] not in expected_untracked]
+    for line in status.splitlines():
+        path = line[3:]
+        if not line.startswith("??") or path in expected_untracked:
+            continue
+        name = path.rsplit("/", 1)[-1]
+        if path.startswith((".aisdp/signoffs/", "reviews/")):
+            # review --sign's outputs: a new record per sign-off and the earlier signed files
+            # kept under new names; only a temp file there is left over
+            if name.startswith(".") or name.endswith(".tmp"):
+                found["temp files"].append(path)
+            continue
+        found["git-visible"].append(line)
     return found
 
 

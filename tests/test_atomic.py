@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from aisdp_log.system.atomic import atomic_replace, new_file_mode, write_bytes
+from aisdp_log.system.atomic import atomic_replace, new_file_mode, write_bytes, write_new
 
 
 def mode_of(path: Path) -> int:
@@ -130,3 +130,31 @@ def test_a_permission_refusal_on_posix_is_not_retried(tmp_path, monkeypatch):
     with pytest.raises(WriteFailed, match="Permission denied"):
         write_bytes(target, b"new")
     assert calls[0] == 1
+
+
+def test_write_new_writes_whole_files_and_never_overwrites(tmp_path):
+    target = tmp_path / "2026-Q3.20261001T120000Z.json"
+    write_new(target, b'{"period": "2026-Q3"}')
+    assert target.read_bytes() == b'{"period": "2026-Q3"}'
+    assert stat.S_IMODE(target.stat().st_mode) == new_file_mode()
+    with pytest.raises(FileExistsError):
+        write_new(target, b"forged")
+    assert target.read_bytes() == b'{"period": "2026-Q3"}'
+    assert sorted(p.name for p in tmp_path.iterdir()) == [target.name]  # no temp left
+
+
+def test_a_signoff_record_sweeps_a_killed_signers_temp_and_keeps_earlier_records(tmp_path):
+    from aisdp_log.signing.records import write_record
+
+    folder = tmp_path / ".aisdp" / "signoffs"
+    folder.mkdir(parents=True)
+    dead = folder / ".2026-Q3.20261001T120000Z.json.999999999-abc123.tmp"  # no such pid
+    dead.write_bytes(b'{"per')
+    statement = {"period": "2026-Q3", "signed_at": "2026-10-01T12:00:00+00:00"}
+    first = write_record(tmp_path, statement, '{"a": 1}', "SIG")
+    second = write_record(tmp_path, statement, '{"a": 2}', "SIG2")
+    assert not dead.exists()
+    assert [p.suffix for p in first] == [".json", ".sig"]
+    assert first[0].read_text() == '{"a": 1}' and second[0].read_text() == '{"a": 2}'
+    assert first[0] != second[0]
+    assert sorted(p.name for p in folder.iterdir() if p.name.startswith(".")) == []

@@ -19,9 +19,12 @@ from pathlib import Path
 from aisdp_log.errors import AisdpLogError, RepositoryError
 from aisdp_log.repo.git import GitRepo
 from aisdp_log.signing.signatures import parse_statement
+from aisdp_log.system.atomic import write_new
+from aisdp_log.system.tooldir import remove_orphans
 
 SIGNOFFS_IN_REPO = Path(".aisdp") / "signoffs"
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
+_TEMP = re.compile(r"^\..+\.(?P<pid>\d+)-[A-Za-z0-9_]+\.tmp$")
 
 
 def stamp(signed_at: str) -> str:
@@ -85,22 +88,29 @@ def write_record(repo: Path, statement: dict, text: str, armored: str) -> list[P
     existing record is never overwritten. Returns the files written."""
     folder = repo / SIGNOFFS_IN_REPO
     folder.mkdir(parents=True, exist_ok=True)
+    remove_orphans(folder, _temp_owner, pattern=".*.tmp")  # a killed signer's temp files
     stem = free_stem(folder, f"{_SAFE.sub('_', str(statement.get('period')))}."
                      f"{stamp(str(statement.get('signed_at')))}", (".json", ".json.sig"))
     written = []
-    for suffix, data in ((".json", text.encode("utf-8")),
-                         (".json.sig", armored.encode("ascii") if armored else None)):
+    # the signature first: a record whose statement is there always has its signature too
+    for suffix, data in ((".json.sig", armored.encode("ascii") if armored else None),
+                         (".json", text.encode("utf-8"))):
         if data is None:
             continue
         path = folder / f"{stem}{suffix}"
         try:
-            with open(path, "xb") as out:
-                out.write(data)
-        except OSError as exc:
-            raise AisdpLogError(f"{path}: cannot write the sign-off record "
-                                f"({exc.strerror or exc})") from exc
+            write_new(path, data)
+        except FileExistsError as exc:
+            raise AisdpLogError(f"{path}: a sign-off record of that name appeared while "
+                                "signing; nothing overwritten, sign again") from exc
         written.append(path)
-    return written
+    return sorted(written, key=lambda p: p.name.endswith(".sig"))
+
+
+def _temp_owner(name: str) -> int | None:
+    """The pid in a temp file's name as `write_new` makes it (`.<name>.<pid>-<rand>.tmp`)."""
+    match = _TEMP.match(name)
+    return int(match["pid"]) if match else None
 
 
 @dataclass(frozen=True)

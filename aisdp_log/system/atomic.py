@@ -170,6 +170,44 @@ def write_bytes(path: Path | str, data: bytes, *, mode: int | None = None,
         temp.write_bytes(data)
 
 
+def write_new(path: Path | str, data: bytes) -> None:
+    """Write `data` to `path` whole or not at all, and never over an existing file: a temp
+    file beside it (named as `atomic_replace` names its temps, so a later sweep knows a dead
+    writer's), fsynced, then hard-linked to `path` (FileExistsError when `path` exists) and
+    unlinked. A file system without hard links gets an exclusive create instead (still never
+    an overwrite, but a kill mid-write may leave the file short)."""
+    path = Path(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    import tempfile  # paid by writes only
+
+    try:
+        fd, name = tempfile.mkstemp(dir=folder, prefix="." + temp_prefix(path.name),
+                                    suffix=".tmp")
+    except OSError as exc:
+        raise WriteFailed(f"{path}: cannot write ({exc.strerror or exc})") from exc
+    temp = Path(name)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.chmod(temp, new_file_mode())
+        try:
+            os.link(temp, path)
+        except FileExistsError:
+            raise
+        except OSError:
+            with open(path, "xb") as out:
+                out.write(data)
+        fsync_folder(folder)
+    except FileExistsError:
+        raise
+    except OSError as exc:
+        raise WriteFailed(f"{path}: cannot write ({exc.strerror or exc})") from exc
+    finally:
+        _remove(temp)
+
+
 def fsync_folder(folder: Path) -> None:
     """Make a rename durable: fsync the folder entry (not possible on Windows)."""
     if not hasattr(os, "O_DIRECTORY"):
