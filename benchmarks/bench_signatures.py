@@ -28,13 +28,17 @@ sys.path.insert(0, str(HERE.parent / "tests"))
 
 
 def timed(args: list[str], runs: int, cwd: Path) -> float:
-    """Median wall time of `aisdp-log ARGS` in ms."""
+    """Median wall time of `aisdp-log ARGS` in ms. A run that could not do its work (exit 2,
+    or a crash) stops the benchmark: timing a refusal would measure nothing."""
     times = []
     for _ in range(runs):
         start = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "aisdp_log", *args], cwd=cwd, check=False,
-                       capture_output=True)
+        done = subprocess.run([sys.executable, "-m", "aisdp_log", *args], cwd=cwd,
+                              capture_output=True, text=True)
         times.append((time.perf_counter() - start) * 1000)
+        if done.returncode not in (0, 1):
+            sys.exit(f"bench_signatures: `aisdp-log {' '.join(args[:1])}` exited "
+                     f"{done.returncode}: {done.stderr.strip()[-400:]}")
     return statistics.median(times)
 
 
@@ -59,8 +63,9 @@ def main() -> None:
             "review (unsigned)": timed(base, options.runs, tmp),
         }
         # each signed run appends one sign-off: the log grows by `runs` sign-offs here
-        results["review --sign --key"] = timed(base + ["--sign", "Ada, ML lead", "--key",
-                                                       str(key)], options.runs, tmp)
+        signer = "Ada, ML lead <ada@example.com>"  # the principal the allowed signers list
+        results["review --sign --key"] = timed(base + ["--sign", signer, "--key", str(key)],
+                                               options.runs, tmp)
         results[f"verify LOG ({options.runs} sign-offs)"] = timed(["verify", log],
                                                                   options.runs, tmp)
         results[f"validate --offline, allowed signers ({options.runs} sign-offs)"] = \
