@@ -7,7 +7,7 @@ from collections.abc import Iterable
 
 from aisdp_log import spec
 from aisdp_log.domain.stats import CONSISTENT, NO_THRESHOLD, NOT_REPRODUCED
-from aisdp_log.domain.values import as_text, parse_number
+from aisdp_log.domain.values import as_text, parse_number, parsed_or_none
 
 
 def declared_metrics(log) -> dict[str, spec.MetricSpec]:
@@ -17,17 +17,11 @@ def declared_metrics(log) -> dict[str, spec.MetricSpec]:
         if not metric.name:
             continue
         goal = str(metric.goal).strip().casefold() if metric.goal is not None else "max"
-        threshold = None
-        if metric.threshold is not None:
-            try:
-                threshold = parse_number(metric.threshold)
-            except ValueError:
-                threshold = None  # S003 at the Threshold cell
-        if goal in spec.GOALS:
+        if goal in spec.GOALS:  # an unusable Threshold or Tolerance: S003 at its cell
             declared[metric.name.casefold()] = spec.MetricSpec(
-                metric.name, goal, threshold,
+                metric.name, goal, parsed_or_none(parse_number, metric.threshold),
                 "" if metric.description is None else str(metric.description),
-                _tolerance_or_none(metric.tolerance))
+                parsed_or_none(parse_tolerance, metric.tolerance))
     return declared
 
 
@@ -37,15 +31,6 @@ def parse_tolerance(value: object) -> float:
     if tolerance < 0:
         raise ValueError(f"tolerance {tolerance:g} is negative")
     return tolerance
-
-
-def _tolerance_or_none(value: object) -> float | None:
-    if value is None:
-        return None
-    try:
-        return parse_tolerance(value)
-    except ValueError:
-        return None  # S003 at the Tolerance cell
 
 
 def unusable_declarations(log) -> list[str]:

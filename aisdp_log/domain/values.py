@@ -10,7 +10,8 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
-from typing import TypeGuard
+from collections.abc import Callable
+from typing import TypeGuard, TypeVar
 
 from aisdp_log.spec import RERUN_MARKS, RERUN_NO_MARKS, SEED_MAX
 
@@ -29,6 +30,7 @@ NOT_IN_DATA_VERSION = re.compile(r"[\s\x00-\x1f]")
 CLOCK = re.compile(r"^(\d+):([0-5]?\d)(?::([0-5]?\d(?:\.\d+)?))?$")
 #: Decimals `decimals_typed` reports at most: 10.0 ** -400 is already 0.0.
 MAX_DECIMALS = 400
+T = TypeVar("T")
 
 
 def normalise(value: object) -> object:
@@ -152,6 +154,17 @@ def parse_number(value: object) -> float:
             raise ValueError(f"{shown(value)} is not a finite number")
         return number
     raise ValueError(f"{shown(value)} is not a number")
+
+
+def parsed_or_none(parse: Callable[[object], T], value: object) -> T | None:
+    """What `parse` makes of a cell value; None for an empty cell or one `parse` refuses
+    (validate reports S003 there)."""
+    if value is None:
+        return None
+    try:
+        return parse(value)
+    except ValueError:
+        return None
 
 
 def looks_like_number(text: str) -> str:

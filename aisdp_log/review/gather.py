@@ -25,7 +25,7 @@ from aisdp_log.artefacts.hashing import artefact_hash
 from aisdp_log.domain.locks import lock_entries
 from aisdp_log.domain.metrics import declared_metrics, meets
 from aisdp_log.domain.periods import quarter
-from aisdp_log.domain.values import as_text, parse_number
+from aisdp_log.domain.values import as_text, parse_number, parsed_or_none
 from aisdp_log.errors import AisdpLogError, RepositoryError, WriteRefused
 from aisdp_log.lint.runner import validate
 from aisdp_log.repo.git import resolve_commit
@@ -270,16 +270,6 @@ def _row_provenance(log, row, artefacts_dir: Path, cache) -> Provenance:
     return result
 
 
-def _number(value: object) -> float | None:
-
-    if value is None:
-        return None
-    try:
-        return parse_number(value)
-    except ValueError:
-        return None
-
-
 def _intervals(log) -> list[Interval]:
 
     sheet = log.workbook.find_sheet(spec.SHEET_REPRODUCIBILITY)
@@ -297,7 +287,8 @@ def _intervals(log) -> list[Interval]:
             return "" if value is None else as_text(value).strip()
 
         def number(header: str) -> float | None:
-            return _number(row.get(columns[header]))  # noqa: B023 -- called in this iteration only
+            value = row.get(columns[header])  # noqa: B023 -- called in this iteration only
+            return parsed_or_none(parse_number, value)
 
         runs = number("Runs")
         result.append(Interval(
