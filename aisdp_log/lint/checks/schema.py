@@ -249,21 +249,18 @@ def _metrics_sheet(log: Log) -> Iterator[Finding]:
             except ValueError:
                 yield log.finding_at("S006", sheet, metric.cells["Goal"], metric.row, "Goal",
                                      f"goal {shown(metric.goal)} is not max or min")
-        if metric.threshold is not None and "Threshold" in metric.cells:
+        for header, parse, wanted in (
+                ("Threshold", parse_number, "a finite number"),
+                ("Tolerance", parse_tolerance, "a number of 0 or more (how far a recorded value "
+                                               "may lie from the reruns' mean)")):
+            value = getattr(metric, header.casefold())
+            if value is None or header not in metric.cells:
+                continue
             try:
-                parse_number(metric.threshold)  # the parser declared_metrics uses too
+                parse(value)  # the parser declared_metrics uses too
             except ValueError:
-                yield log.finding_at(
-                    "S003", sheet, metric.cells["Threshold"], metric.row, "Threshold",
-                    f"threshold {shown(metric.threshold)} is not a finite number")
-        if metric.tolerance is not None and "Tolerance" in metric.cells:
-            try:
-                parse_tolerance(metric.tolerance)  # the parser declared_metrics uses too
-            except ValueError:
-                yield log.finding_at(
-                    "S003", sheet, metric.cells["Tolerance"], metric.row, "Tolerance",
-                    f"tolerance {shown(metric.tolerance)} is not a number of 0 or more (how far "
-                    "a recorded value may lie from the reruns' mean)")
+                yield log.finding_at("S003", sheet, metric.cells[header], metric.row, header,
+                                     f"{header.casefold()} {shown(value)} is not {wanted}")
     columns = {name.casefold(): column for name, column in log.metrics.items()}
     for key, column in columns.items():
         if key not in declared:
