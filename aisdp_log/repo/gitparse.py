@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 HEX = re.compile(r"^[0-9a-fA-F]{4,40}$")
+#: A full object name: SHA-1 or SHA-256.
+FULL_SHA = re.compile(r"[0-9a-fA-F]{40}|[0-9a-fA-F]{64}")
 ZERO_OID = "0" * 40
 
 
@@ -49,11 +51,7 @@ def find_work_tree(start: Path) -> tuple[Path, Path, bool] | None:
                 continue
             if not (git_dir / "HEAD").is_file():
                 return None
-            common = git_dir
-            if (git_dir / "commondir").is_file():
-                common = (git_dir / os.fsdecode((git_dir / "commondir").read_bytes()).strip()
-                          ).resolve()
-            return folder, git_dir, (common / "shallow").is_file()
+            return folder, git_dir, (_common_dir(git_dir) / "shallow").is_file()
     except (OSError, UnicodeDecodeError):
         return None
     return None
@@ -67,30 +65,33 @@ def read_head(start: Path) -> str | None:
     if found is None:
         return None
     _, git_dir, _ = found
-    common = git_dir
     try:
-        if (git_dir / "commondir").is_file():
-            common = (git_dir / (git_dir / "commondir").read_text("utf-8").strip()).resolve()
+        common = _common_dir(git_dir)
         head = (git_dir / "HEAD").read_text("utf-8").strip()
         if not head.startswith("ref:"):
-            return head.lower() if re.fullmatch(r"[0-9a-fA-F]{40}|[0-9a-fA-F]{64}", head) \
-                else None
+            return head.lower() if FULL_SHA.fullmatch(head) else None
         ref = head[len("ref:"):].strip()
         for folder in (git_dir, common):
             loose = folder / ref
             if loose.is_file():
                 sha = loose.read_text("utf-8").strip()
-                return sha.lower() if re.fullmatch(r"[0-9a-fA-F]{40}|[0-9a-fA-F]{64}", sha) \
-                    else None
+                return sha.lower() if FULL_SHA.fullmatch(sha) else None
         packed = common / "packed-refs"
         if packed.is_file():
             for line in packed.read_text("utf-8").splitlines():
                 sha, _, name = line.partition(" ")
-                if name.strip() == ref and re.fullmatch(r"[0-9a-fA-F]{40}|[0-9a-fA-F]{64}", sha):
+                if name.strip() == ref and FULL_SHA.fullmatch(sha):
                     return sha.lower()
     except (OSError, UnicodeDecodeError):
         return None
     return None
+
+
+def _common_dir(git_dir: Path) -> Path:
+    """The folder a linked work tree's git directory shares (its `commondir`), else itself."""
+    if (git_dir / "commondir").is_file():
+        return (git_dir / os.fsdecode((git_dir / "commondir").read_bytes()).strip()).resolve()
+    return git_dir
 
 
 def parse_batch(stream, names: list[str], contents: bool):
