@@ -211,7 +211,7 @@ def _from_git(log: Log, ctx, coverage: Coverage) -> None:
         coverage.verify_rows(column.index, found)
     column = log.columns.get("environment")
     if column is not None:  # a cell naming an image too is verified once its image was asked
-        checked = ctx.images_checked
+        checked, cells = ctx.images_checked, log.parse_column(column)
         coverage.verify_rows(column.index, [
             number for number in found if number in checked
-            or not pinned_images(str(log.parse_column(column).get(number, ("",))[0] or ""))])
+            or not pinned_images(str(cells.get(number, ("",))[0] or ""))])
