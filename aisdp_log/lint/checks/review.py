@@ -12,38 +12,44 @@ from aisdp_log.domain.periods import quarter
 from aisdp_log.domain.values import is_number
 from aisdp_log.findings import Finding
 from aisdp_log.workbook.log import Log
+from aisdp_log.workbook.table import Table
 
 #: The finding codes this family may emit (see `aisdp_log.lint.registry`).
 CODES = ("R001", "R002", "R003", "R004", "R005")
 
 
-def passing_evidence(log: Log) -> set[tuple[str, str]] | Literal[False]:
+def reproducibility_sheet(log: Log) -> Table | None:
+    """The `Reproducibility` sheet, read with calamine (one small sheet), or None when the
+    workbook has none."""
+    name = log.workbook.find_sheet(spec.SHEET_REPRODUCIBILITY)
+    return None if name is None else log.workbook.table(name)
+
+
+def _cells(table: Table, headers: tuple[str, ...]) -> Iterator[list] | None:
+    """Each row's cells under `headers`; None when the sheet lacks the first, second or
+    fourth of them."""
+    columns = [table.column(h) for h in headers]
+    if any(c is None for c in (columns[0], columns[1], columns[3])):
+        return None
+    return ([row.get(c) for c in columns] for row in table.rows)
+
+
+def passing_evidence(table: Table | None) -> set[tuple[str, str]] | Literal[False]:
     """(experiment ID, mode) pairs with passing evidence in the `Reproducibility` sheet (see
     `passing_pairs`), or False when the workbook has no such sheet (then the cell alone is the
-    evidence, as in logs written before the rerun helper). Read with calamine: one small sheet."""
-    name = log.workbook.find_sheet(spec.SHEET_REPRODUCIBILITY)
-    if name is None:
+    evidence, as in logs written before the rerun helper)."""
+    if table is None:
         return False
-    table = log.workbook.table(name)
-    columns = [table.column(h) for h in ("Experiment ID", "Mode", "Date", "Verdict",
-                                         "Consistency")]
-    if any(c is None for c in (columns[0], columns[1], columns[3])):
-        return set()
-    return passing_pairs([row.get(c) for c in columns] for row in table.rows)
+    rows = _cells(table, ("Experiment ID", "Mode", "Date", "Verdict", "Consistency"))
+    return set() if rows is None else passing_pairs(rows)
 
 
-def contradicted(log: Log) -> dict[str, list[str]]:
+def contradicted(table: Table | None) -> dict[str, list[str]]:
     """Experiment ID -> the metrics whose recorded value its latest statistical rerun did not
     reproduce (`Consistency` says `not reproduced`); empty without such a sheet or column."""
-    name = log.workbook.find_sheet(spec.SHEET_REPRODUCIBILITY)
-    if name is None:
-        return {}
-    table = log.workbook.table(name)
-    columns = [table.column(h) for h in ("Experiment ID", "Mode", "Date", "Consistency",
-                                         "Metric")]
-    if any(c is None for c in (columns[0], columns[1], columns[3])):
-        return {}
-    return not_reproduced([row.get(c) for c in columns] for row in table.rows)
+    rows = None if table is None else \
+        _cells(table, ("Experiment ID", "Mode", "Date", "Consistency", "Metric"))
+    return {} if rows is None else not_reproduced(rows)
 
 
 def _rerun_command(log: Log, row, *options: str) -> str:
@@ -67,6 +73,7 @@ def run(log: Log, ctx) -> Iterator[Finding]:
     # read on first need: most logs select few rows
     evidence: set[tuple[str, str]] | Literal[False] | None = None
     disputed: dict[str, list[str]] | None = None
+    sheet: Table | None = None  # the Reproducibility sheet, read once for both
     for row in log.rows:
         outcome, error = log.parse(row, outcome_column)
         if error is not None:
@@ -97,7 +104,8 @@ def run(log: Log, ctx) -> Iterator[Finding]:
                               f"threshold {metric.threshold:g} ({metric.goal})")
         level = log.typed(row, "reproducibility")
         if disputed is None:
-            disputed = contradicted(log)
+            sheet = reproducibility_sheet(log)
+            disputed = contradicted(sheet)
         metrics = disputed.get(log.experiment_id(row) or "")
         if metrics:
             # the reruns contradict the recorded value: no level of evidence outweighs that
@@ -112,7 +120,7 @@ def run(log: Log, ctx) -> Iterator[Finding]:
                               f"`{_rerun_command(log, row)}`")
         else:
             if evidence is None:
-                evidence = passing_evidence(log)
+                evidence = passing_evidence(sheet)
             if evidence is not False and (log.experiment_id(row), level) not in evidence:
                 yield log.finding("R005", row, outcome_column,
                                   f"Reproducibility says {level}, but the Reproducibility sheet "
