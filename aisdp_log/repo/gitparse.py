@@ -51,7 +51,7 @@ def find_work_tree(start: Path) -> tuple[Path, Path, bool] | None:
                 continue
             if not (git_dir / "HEAD").is_file():
                 return None
-            return folder, git_dir, (_common_dir(git_dir) / "shallow").is_file()
+            return folder, git_dir, (common_dir(git_dir) / "shallow").is_file()
     except (OSError, UnicodeDecodeError):
         return None
     return None
@@ -66,7 +66,7 @@ def read_head(start: Path) -> str | None:
         return None
     _, git_dir, _ = found
     try:
-        common = _common_dir(git_dir)
+        common = common_dir(git_dir)
         head = (git_dir / "HEAD").read_text("utf-8").strip()
         if not head.startswith("ref:"):
             return head.lower() if FULL_SHA.fullmatch(head) else None
@@ -87,7 +87,7 @@ def read_head(start: Path) -> str | None:
     return None
 
 
-def _common_dir(git_dir: Path) -> Path:
+def common_dir(git_dir: Path) -> Path:
     """The folder a linked work tree's git directory shares (its `commondir`), else itself."""
     if (git_dir / "commondir").is_file():
         return (git_dir / os.fsdecode((git_dir / "commondir").read_bytes()).strip()).resolve()

@@ -21,6 +21,7 @@ import json
 from pathlib import Path
 
 from aisdp_log.errors import WriteRefused
+from aisdp_log.repo.gitparse import common_dir
 from aisdp_log.system.atomic import write_bytes
 from aisdp_log.system.tooldir import tool_dir
 
@@ -33,12 +34,10 @@ def state_key(refs: dict[str, str], git_dir: Path) -> str:
     digest = hashlib.blake2b(f"git-history {FORMAT}".encode(), digest_size=20)
     for name, oid in sorted(refs.items()):
         digest.update(f"{name}\0{oid}\n".encode("utf-8", "surrogateescape"))
-    common = git_dir
     try:
-        pointer = (git_dir / "commondir").read_text("utf-8").strip()
-        common = (git_dir / pointer).resolve()
+        common = common_dir(git_dir)
     except OSError:
-        pass
+        common = git_dir
     for folder in dict.fromkeys((git_dir, common)):
         for name in ("shallow", "info/grafts"):
             try:
