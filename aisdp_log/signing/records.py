@@ -82,6 +82,17 @@ def free_stem(folder: Path, stem: str, suffixes: tuple[str, ...]) -> str:
     return candidate
 
 
+def log_path_in_repo(log_path: Path, repo: Path | None) -> str | None:
+    """The log's path in its repository (`docs/log.xlsx`) as a statement's `log_path` names
+    it, or None outside one: `review --sign` writes it and `verify` compares with it."""
+    if repo is None:
+        return None
+    try:
+        return log_path.resolve().relative_to(repo.resolve()).as_posix()
+    except ValueError:
+        return None
+
+
 def write_record(repo: Path, statement: dict, text: str, armored: str) -> list[Path]:
     """Write the statement (and its signature, when signed) under `.aisdp/signoffs/` in new
     files: `<period>.<stamp>.json` (`-2`, `-3`... where taken); opened exclusively, so an
