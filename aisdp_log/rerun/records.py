@@ -35,15 +35,19 @@ def plan_to_json(plan: RowPlan) -> dict:
     return plain(plan)
 
 
+def _fields_of(cls: type, data: dict) -> dict:
+    """The entries of `data` that are fields of the dataclass `cls` (others are ignored)."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    return {k: v for k, v in data.items() if k in names}
+
+
 def plan_from_json(data: dict) -> RowPlan:
-    names = {f.name for f in dataclasses.fields(RowPlan)}
-    values = {k: v for k, v in data.items() if k in names}
+    values = _fields_of(RowPlan, data)
     values["artefact_dir"] = Path(values["artefact_dir"])
     values["data"] = [Out(**out) for out in values.get("data", [])]
     env = values.get("run_env")
     if env is not None:
-        fields = {f.name for f in dataclasses.fields(RunEnvironment)}
-        values["run_env"] = RunEnvironment(**{k: v for k, v in env.items() if k in fields})
+        values["run_env"] = RunEnvironment(**_fields_of(RunEnvironment, env))
     return RowPlan(**values)
 
 
@@ -52,8 +56,7 @@ def result_to_json(result: RunResult) -> dict:
 
 
 def result_from_json(data: dict) -> RunResult:
-    names = {f.name for f in dataclasses.fields(RunResult)}
-    values = {k: v for k, v in data.items() if k in names}
+    values = _fields_of(RunResult, data)
     values["folder"] = Path(values["folder"])
     values["started"] = dt.datetime.fromisoformat(values["started"])
     return RunResult(**values)
