@@ -6,12 +6,12 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
-import os
 from pathlib import Path
 
 from aisdp_log.repo.dvcfiles import Out
 from aisdp_log.rerun.environment import RunEnvironment
 from aisdp_log.rerun.plan import RowPlan, RunResult
+from aisdp_log.system.atomic import write_bytes
 
 #: Bumped when a record's shape changes; a record of another version is refused, not guessed.
 RECORD_VERSION = 1
@@ -63,7 +63,5 @@ def result_from_json(data: dict) -> RunResult:
 
 
 def write_json(path: Path, data: dict) -> None:
-    """Write atomically (a temp file renamed over), so a reader never sees half a record."""
-    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temp.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(temp, path)
+    """Write atomically (`system.atomic.write_bytes`), so a reader never sees half a record."""
+    write_bytes(path, (json.dumps(data, indent=1, sort_keys=True) + "\n").encode("utf-8"))
