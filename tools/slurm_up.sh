@@ -52,8 +52,10 @@ SchedulerParameters=sched_interval=1
 NodeName=$host CPUs=$(nproc) RealMemory=$memory State=UNKNOWN
 PartitionName=debug Nodes=$host Default=YES MaxTime=INFINITE State=UP
 # A partition whose only node is another machine that never comes up: the tests ask rerun to
-# submit there from a folder that machine could not see, and expect a refusal.
-NodeName=far1 NodeAddr=192.0.2.1 CPUs=1 State=FUTURE
+# submit there from a folder that machine could not see, and expect a refusal. rerun tells
+# machines apart by node name; the address is a loopback one, and a FUTURE node is never
+# contacted, so no traffic leaves this machine.
+NodeName=far1 NodeAddr=127.0.0.2 CPUs=1 State=FUTURE
 PartitionName=far Nodes=far1 MaxTime=INFINITE State=UP
 CONF
 
