@@ -130,7 +130,7 @@ def write_review(log_path: Path | str, *, period: str | None = None,
                 html_sha256=signatures.sha256_hex(html_bytes),
                 markdown_sha256=signatures.sha256_hex(markdown_bytes),
                 previous=info.previous, tool_version=__version__, log_name=log_path.name,
-                log_path=_in_repo(log_path, git_root))
+                log_path=sign_records.log_path_in_repo(log_path, git_root))
             text = signatures.statement_text(statement)
             statement_path = output_dir / info.statement_file
             signature_path = output_dir / (info.statement_file + ".sig")
@@ -163,16 +163,6 @@ def _git_email(repo: Path | None) -> str | None:
     for name in ("GIT_COMMITTER_EMAIL", "GIT_AUTHOR_EMAIL", "EMAIL"):
         found = found or os.environ.get(name, "").strip() or None
     return found
-
-
-def _in_repo(log_path: Path, git_root: Path | None) -> str | None:
-    """The log's path in its repository (`docs/log.xlsx`), or None outside one."""
-    if git_root is None:
-        return None
-    try:
-        return log_path.resolve().relative_to(git_root.resolve()).as_posix()
-    except ValueError:
-        return None
 
 
 def _keep_earlier_signoff(folder: Path, period: str) -> list[Path]:

@@ -200,10 +200,7 @@ def missing_records(signoffs: list, repo: Path, log_path: Path,
     """R013 for every statement of this log committed under `.aisdp/signoffs/` that no
     Sign-off row holds (`records.records_of_log` decides which are this log's); a note for
     the log's signed statements no commit holds yet (nothing would show their removal)."""
-    try:
-        relative = log_path.resolve().relative_to(repo.resolve()).as_posix()
-    except ValueError:
-        relative = None
+    relative = records.log_path_in_repo(log_path, repo)
     held = [r.statement for r in signoffs if r.statement]
     held_set = set(held)
     recorded = records.recorded_statements(repo)

@@ -11,14 +11,14 @@ sheet (R013): to hide a sign-off, an attacker must now also rewrite the shared h
 
 from __future__ import annotations
 
-import hashlib
 import re
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from aisdp_log.errors import AisdpLogError, RepositoryError
 from aisdp_log.repo.git import GitRepo
-from aisdp_log.signing.signatures import parse_statement
+from aisdp_log.signing.signatures import parse_statement, sha256_hex
 from aisdp_log.system.atomic import write_new
 from aisdp_log.system.tooldir import remove_orphans
 
@@ -82,6 +82,17 @@ def free_stem(folder: Path, stem: str, suffixes: tuple[str, ...]) -> str:
     return candidate
 
 
+def log_path_in_repo(log_path: Path, repo: Path | None) -> str | None:
+    """The log's path in its repository (`docs/log.xlsx`) as a statement's `log_path` names
+    it, or None outside one: `review --sign` writes it and `verify` compares with it."""
+    if repo is None:
+        return None
+    try:
+        return log_path.resolve().relative_to(repo.resolve()).as_posix()
+    except ValueError:
+        return None
+
+
 def write_record(repo: Path, statement: dict, text: str, armored: str) -> list[Path]:
     """Write the statement (and its signature, when signed) under `.aisdp/signoffs/` in new
     files: `<period>.<stamp>.json` (`-2`, `-3`... where taken); opened exclusively, so an
@@ -126,9 +137,10 @@ class RecordedStatement:
     log_path: str | None    # the log's path in the repository, where it names one
     previous: str | None    # the sha256 of the statement before it
 
-    @property
+    @cached_property
     def sha256(self) -> str:
-        return hashlib.sha256(self.text.encode("utf-8")).hexdigest()
+        """Hashed once: `records_of_log` asks for it on every round of its chain walk."""
+        return sha256_hex(self.text.encode("utf-8"))
 
 
 def recorded_statements(repo: Path) -> list[RecordedStatement]:
@@ -167,7 +179,7 @@ def records_of_log(recorded: list[RecordedStatement], held: list[str], log_name:
     or without one its file name), and those whose chain of `previous` links reaches a
     statement the log holds, so renaming or moving the log does not disown its newest
     sign-offs."""
-    belongs = {hashlib.sha256(text.encode("utf-8")).hexdigest() for text in held}
+    belongs = {sha256_hex(text.encode("utf-8")) for text in held}
     mine = {r.sha256 for r in recorded
             if (r.log_path == log_path if r.log_path and log_path else r.log == log_name)}
     belongs |= mine
