@@ -27,7 +27,15 @@ from aisdp_log.workbook.xlsx_package import Package, locate_parts
 from aisdp_log.workbook.xlsx_sheet import NEW_SHEET, WORKSHEET_ORDER, Sheet
 from aisdp_log.workbook.xlsx_styles import Styles
 from aisdp_log.workbook.xlsx_workbook import Workbook
-from aisdp_log.workbook.xmlpart import local, parse_range, parse_xml, place, qn, set_text, sub
+from aisdp_log.workbook.xmlpart import (
+    local,
+    parse_range,
+    parse_xml,
+    place,
+    qn,
+    set_inline_string,
+    sub,
+)
 
 FINDINGS_SHEET = "Findings"
 FINDINGS_HEADERS = ("Code", "Severity", "Cell", "Experiment ID", "Message", "Checked at")
@@ -208,8 +216,7 @@ def _inline(row, ref: str, text: str, style: int | None) -> None:
     cell = sub(row, "c", {"r": ref})
     if style:
         cell.set("s", str(style))
-    cell.set("t", "inlineStr")
-    set_text(sub(sub(cell, "is"), "t"), escape_ooxml(text))
+    set_inline_string(cell, escape_ooxml(text))
 
 
 def _findings_sheet(wb: Workbook, findings: list[Finding], stamp: str) -> bytes:

@@ -6,12 +6,12 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
-import os
 from pathlib import Path
 
 from aisdp_log.repo.dvcfiles import Out
 from aisdp_log.rerun.environment import RunEnvironment
 from aisdp_log.rerun.plan import RowPlan, RunResult
+from aisdp_log.system.atomic import write_bytes
 
 #: Bumped when a record's shape changes; a record of another version is refused, not guessed.
 RECORD_VERSION = 1
@@ -35,15 +35,19 @@ def plan_to_json(plan: RowPlan) -> dict:
     return plain(plan)
 
 
+def _fields_of(cls: type, data: dict) -> dict:
+    """The entries of `data` that are fields of the dataclass `cls` (others are ignored)."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    return {k: v for k, v in data.items() if k in names}
+
+
 def plan_from_json(data: dict) -> RowPlan:
-    names = {f.name for f in dataclasses.fields(RowPlan)}
-    values = {k: v for k, v in data.items() if k in names}
+    values = _fields_of(RowPlan, data)
     values["artefact_dir"] = Path(values["artefact_dir"])
     values["data"] = [Out(**out) for out in values.get("data", [])]
     env = values.get("run_env")
     if env is not None:
-        fields = {f.name for f in dataclasses.fields(RunEnvironment)}
-        values["run_env"] = RunEnvironment(**{k: v for k, v in env.items() if k in fields})
+        values["run_env"] = RunEnvironment(**_fields_of(RunEnvironment, env))
     return RowPlan(**values)
 
 
@@ -52,15 +56,12 @@ def result_to_json(result: RunResult) -> dict:
 
 
 def result_from_json(data: dict) -> RunResult:
-    names = {f.name for f in dataclasses.fields(RunResult)}
-    values = {k: v for k, v in data.items() if k in names}
+    values = _fields_of(RunResult, data)
     values["folder"] = Path(values["folder"])
     values["started"] = dt.datetime.fromisoformat(values["started"])
     return RunResult(**values)
 
 
 def write_json(path: Path, data: dict) -> None:
-    """Write atomically (a temp file renamed over), so a reader never sees half a record."""
-    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temp.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(temp, path)
+    """Write atomically (`system.atomic.write_bytes`), so a reader never sees half a record."""
+    write_bytes(path, (json.dumps(data, indent=1, sort_keys=True) + "\n").encode("utf-8"))

@@ -58,7 +58,8 @@ def _client(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
                             "up?") from None
 
 
-def _first_line(text: str) -> str:
+def _last_line(text: str) -> str:
+    """The client's last non-empty line (its reason), cut to 300 characters."""
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     return lines[-1][:300] if lines else "no message"
 
@@ -84,7 +85,7 @@ def sbatch_options(settings: SlurmConfig, gpus_default: int) -> list[str]:
 def _partition_nodes(partition: str | None) -> list[str]:
     listing = _client("scontrol", "show", "partition", "--oneliner")
     if listing.returncode != 0:
-        raise AisdpLogError(f"scontrol show partition: {_first_line(listing.stderr)}")
+        raise AisdpLogError(f"scontrol show partition: {_last_line(listing.stderr)}")
     for line in listing.stdout.splitlines():
         fields = dict(item.split("=", 1) for item in line.split() if "=" in item)
         if (fields.get("PartitionName") == partition) if partition else \
@@ -204,7 +205,7 @@ def submit(folder: Path, plan: RowPlan, stamp_dir: Path, number: int, mode: str,
     done = _client(*command)
     job_id = done.stdout.strip().split(";")[0]
     if done.returncode != 0 or not job_id.isdigit():
-        raise AisdpLogError(f"sbatch refused {script.name}: {_first_line(done.stderr)}")
+        raise AisdpLogError(f"sbatch refused {script.name}: {_last_line(done.stderr)}")
     job.job_id = job_id
     return job
 

@@ -45,7 +45,7 @@ from aisdp_log.workbook.xmlpart import (
     local,
     parse_range,
     qn,
-    set_text,
+    set_inline_string,
     sub,
 )
 
@@ -256,8 +256,7 @@ def _replace_guide(wb: Workbook, template: Workbook) -> str:
         if cell.get("t") == "s" and value is not None:
             text = template.shared_strings()[int(value.text or "0")]
             cell.remove(value)
-            cell.set("t", "inlineStr")
-            set_text(sub(sub(cell, "is"), "t"), escape_ooxml(text))
+            set_inline_string(cell, escape_ooxml(text))
     data = etree.tostring(guide, xml_declaration=True, encoding="UTF-8", standalone=True)
     if existing is None:
         existing = wb.create_sheet(spec.SHEET_GUIDE)

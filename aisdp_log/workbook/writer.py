@@ -69,7 +69,7 @@ from aisdp_log.workbook.container import check_container
 from aisdp_log.workbook.xlsx_package import Package
 from aisdp_log.workbook.xlsx_sheet import Sheet
 from aisdp_log.workbook.xlsx_workbook import Workbook
-from aisdp_log.workbook.xmlpart import escape_ooxml, set_text, sub
+from aisdp_log.workbook.xmlpart import escape_ooxml, set_inline_string, sub
 
 #: Text starting with these would be read by Excel as a formula; stored with a quote prefix.
 FORMULA_STARTS = ("=", "+", "-", "@")
@@ -320,8 +320,7 @@ def _place(ws: Sheet, row: int, column: int, style: int | None, encoded: _Encode
     if encoded.kind == "none":
         return
     if encoded.kind == "text":
-        cell.set("t", "inlineStr")
-        set_text(sub(sub(cell, "is"), "t"), encoded.text)
+        set_inline_string(cell, encoded.text)
         return
     if encoded.kind == "bool":
         cell.set("t", "b")

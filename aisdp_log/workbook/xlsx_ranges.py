@@ -57,8 +57,9 @@ def grow_sheet_ranges(root, tables: dict[str, Any], row: int
         if sqref.getparent().tag in (qn("conditionalFormatting", NS_X14),
                                      qn("dataValidation", NS_X14)):
             text = (sqref.text or "").strip()
-            if grow_sqref(text, row) != text:
-                sqref.text = grow_sqref(text, row)
+            grown_text = grow_sqref(text, row)
+            if grown_text != text:
+                sqref.text = grown_text
                 changed = True
     return changed, grown, tables_grown
 

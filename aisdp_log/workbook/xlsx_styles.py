@@ -125,12 +125,17 @@ class Styles:
             self._derived[wish] = self._xf_index(xf)
         return self._derived[wish]
 
-    def _xf_index(self, xf) -> int:
-        wanted = shape(xf)
-        for index, existing in enumerate(self.xfs):
+    def _reuse_or_append(self, name: str, child: str, element=None, source=None) -> int:
+        """The index of the first entry of list `name` equal to `element` (of this tree) or
+        `source` (another tree's), which is appended where none is."""
+        wanted = shape(element if element is not None else source)
+        for index, existing in enumerate(self._items(name, child)):
             if shape(existing) == wanted:
                 return index
-        return self._append("cellXfs", "xf", xf)
+        return self._append(name, child, element, source)
+
+    def _xf_index(self, xf) -> int:
+        return self._reuse_or_append("cellXfs", "xf", xf)
 
     def _format_id(self, code: str) -> int:
         for number_id, known in self.formats.items():
@@ -155,9 +160,7 @@ class Styles:
         for element in [e for e in bold if local(e) == "b"]:
             bold.remove(element)
         sub(bold, "b", index=0)
-        wanted = shape(bold)
-        same = [i for i, f in enumerate(fonts) if shape(f) == wanted]
-        return same[0] if same else self._append("fonts", "font", bold)
+        return self._reuse_or_append("fonts", "font", bold)
 
     def import_xf(self, source: Styles, index: int) -> int:
         """The index of a cell format here that looks like `source`'s format `index` (its
@@ -172,11 +175,7 @@ class Styles:
             wanted = source._items(name, child)
             at = _number(xf.get(attribute))
             if at < len(wanted):
-                mine = [shape(e) for e in self._items(name, child)]
-                wanted_shape = shape(wanted[at])
-                new_id = mine.index(wanted_shape) if wanted_shape in mine else \
-                    self._append(name, child, source=wanted[at])
-                xf.set(attribute, str(new_id))
+                xf.set(attribute, str(self._reuse_or_append(name, child, source=wanted[at])))
         number_id = _number(xf.get("numFmtId"))
         if number_id >= 164:
             xf.set("numFmtId", str(self._format_id(source.formats.get(number_id, "General"))))
@@ -194,10 +193,7 @@ class Styles:
             return None
         wanted = parse_xml(b'<dxf xmlns="' + _ns(self.root).encode() + b'">' +
                            dxf[len(b"<dxf>"):], "a differential format")
-        existing = [shape(e) for e in self._items("dxfs", "dxf")]
-        if shape(wanted) in existing:
-            return existing.index(shape(wanted))
-        return self._append("dxfs", "dxf", source=wanted)
+        return self._reuse_or_append("dxfs", "dxf", source=wanted)
 
 
 def _ns(root) -> str:

@@ -171,6 +171,12 @@ def set_text(t, text: str) -> None:
         t.set(XML_SPACE, "preserve")
 
 
+def set_inline_string(cell, text: str) -> None:
+    """Make the `<c>` `cell` an inline string holding `text` (already OOXML-escaped)."""
+    cell.set("t", "inlineStr")
+    set_text(sub(sub(cell, "is"), "t"), text)
+
+
 # --------------------------------------------------------------------------- cell ranges
 
 _REF = re.compile(r"^\$?([A-Za-z]{1,3})\$?(\d+)$")
