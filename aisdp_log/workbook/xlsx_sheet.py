@@ -85,28 +85,28 @@ class _Row:
         self.dirty = False
         self._cells: dict[int, Any] | None = None
 
+    def _walk(self) -> Iterator[tuple[int, Any]]:
+        """(column, `<c>` element) left to right (a cell without `r` is the one after the
+        previous)."""
+        column = 0
+        for element in self.element:
+            if local(element) == "c":
+                column = _column_of(element.get("r")) or column + 1
+                yield column, element
+
     def cells(self) -> dict[int, Any]:
-        """Column -> `<c>` element (a cell without `r` is the one after the previous)."""
+        """Column -> `<c>` element."""
         if self._cells is None:
-            cells: dict[int, Any] = {}
-            column = 0
-            for element in self.element:
-                if local(element) == "c":
-                    column = _column_of(element.get("r")) or column + 1
-                    cells[column] = element
-            self._cells = cells
+            self._cells = dict(self._walk())
         return self._cells
 
     def cell(self, wanted: int):
         """The `<c>` at column `wanted`, reading the row's cells only up to it."""
         if self._cells is not None:
             return self._cells.get(wanted)
-        column = 0
-        for element in self.element:
-            if local(element) == "c":
-                column = _column_of(element.get("r")) or column + 1
-                if column >= wanted:
-                    return element if column == wanted else None
+        for column, element in self._walk():
+            if column >= wanted:
+                return element if column == wanted else None
         return None
 
 
