@@ -39,6 +39,12 @@ LAZY_OWN_IMPORTS = {
     "aisdp_log.repo.roots": "a repository in a common layout is found by reading `.git`; only "
                             "another layout loads the git wrapper and `subprocess` to ask git "
                             "(bench_validate.py)",
+    "aisdp_log.lint.runner": "a validation replayed from the results store (lint/results.py) "
+                             "loads neither the workbook reader nor the checks "
+                             "(bench_crosscheck_scale.py)",
+    "aisdp_log.lint.summary": "a replayed report's coverage names its cells ready-made; only a "
+                              "fresh one loads the column letters",
+    "aisdp_log.lint.results": "the atomic writer and the tool folder load only to store a run",
     "aisdp_log.lint.checks.signoff": "the signature checks (ssh-keygen, git config, and the "
                                      "subprocess module) load only for a log with sign-offs "
                                      "(bench_validate.py)",

@@ -26,17 +26,15 @@ write, and a repository folder is not always one's own, so JSON it is.
 
 from __future__ import annotations
 
-import functools
-import hashlib
 import json
 import os
 import time
 from pathlib import Path
 
-from aisdp_log import __version__
 from aisdp_log.artefacts.digests import OnBytes, read_sha256
 from aisdp_log.errors import WriteRefused
 from aisdp_log.system.atomic import write_bytes
+from aisdp_log.system.fingerprint import code_fingerprint
 from aisdp_log.system.platform import file_identity
 from aisdp_log.system.tooldir import tool_dir
 
@@ -51,30 +49,6 @@ RACY_COARSE_NS = 2_000_000_000
 MAX_ENTRIES = 500_000
 #: Verdicts not used in a run survive up to this many in all.
 MAX_VERDICTS = 200_000
-
-
-@functools.cache
-def code_fingerprint(salt: str = "") -> str:
-    """A digest of the tool's version and of the source of every module of the package: what
-    decides a finding (the checks, but also the parsers in `values`, the reader, the config)
-    is spread over many modules, so a cached verdict or record summary made by other code is
-    never trusted. Read once per process (about 50 files, well under 5 ms)."""
-
-    digest = hashlib.blake2b(f"{salt} {__version__}".encode(), digest_size=20)
-    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # aisdp_log/
-    sources = []
-    for folder, subfolders, files in os.walk(package):
-        subfolders[:] = sorted(d for d in subfolders if d != "__pycache__")
-        sources += [os.path.join(folder, name) for name in files if name.endswith(".py")]
-    for path in sorted(sources):
-        digest.update(os.path.relpath(path, package).encode("utf-8", "surrogateescape") + b"\0")
-        try:
-            with open(path, "rb") as fh:
-                digest.update(fh.read())
-        except OSError:  # no source file (a zip import): the version and names stand
-            pass
-        digest.update(b"\0")
-    return digest.hexdigest()
 
 
 def stat_key(info: os.stat_result) -> str:

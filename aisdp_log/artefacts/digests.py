@@ -119,6 +119,10 @@ class FolderScan:
     unreadable: list[tuple[str, str]] = field(default_factory=list)  # (rel, reason)
     #: record name -> its listing entry (statted only when asked) or its target's stat
     record_info: dict[str, os.DirEntry[str] | os.stat_result] = field(default_factory=dict)
+    #: every folder listed (the artefact folder first), for `aisdp_log.system.inputs`
+    folders: list[str] = field(default_factory=list)
+    #: whether a symlink was met (its target may change without any listed stat moving)
+    links: bool = False
 
     @property
     def total_bytes(self) -> int:
@@ -162,6 +166,7 @@ def _walk(directory: str, prefix: str, root_real: str, scan: FolderScan,
     stat'ed (records and folders are told apart by the listing's file type) and real paths
     are computed only where a symlink appears. `outer`: the real paths of the folders above
     that hold a followed folder link (the folders between are their plain subfolders)."""
+    scan.folders.append(directory)
     try:
         with os.scandir(directory) as listing:
             entries = list(listing)
@@ -193,6 +198,7 @@ def _walk(directory: str, prefix: str, root_real: str, scan: FolderScan,
                     _walk(entry.path, prefix + name + "/", root_real, scan,
                           directory_real and directory_real + os.sep + name, outer)
                 continue  # a FIFO, socket or device: no model bytes
+            scan.links = True
             target = os.path.realpath(entry.path)
             if not inside(target, root_real):
                 scan.escapes.append(prefix + name)

@@ -109,7 +109,7 @@ VERDICT_VERSION = "artefacts-2"
 def code_version() -> str:
     """A digest of the code whose result a verdict stands for: the tool's version and every
     module of the package (the parsers in `values` decide findings as much as this module
-    does), read once per process (`artefacts.cache.code_fingerprint`)."""
+    does), read once per process (`system.fingerprint.code_fingerprint`)."""
     return code_fingerprint(VERDICT_VERSION)
 
 

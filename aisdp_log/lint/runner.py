@@ -4,22 +4,20 @@ from __future__ import annotations
 
 import gc
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from aisdp_log.errors import WorkbookError
 from aisdp_log.findings import Finding, Report
-from aisdp_log.lint.context import Context
-from aisdp_log.lint.coverage import CODES as COVERAGE_CODES
-from aisdp_log.lint.coverage import conclude
-from aisdp_log.lint.registry import Family, check_declared, families
 from aisdp_log.repo.roots import config_for, resolve_repo, shown_config
-from aisdp_log.workbook.container import display_name
-from aisdp_log.workbook.reader import load_log
+from aisdp_log.system import inputs
 
 if TYPE_CHECKING:
     from aisdp_log.config import Config
+    from aisdp_log.lint.context import Context
+    from aisdp_log.lint.registry import Family
 
 
 def validate(path: Path | str, *, repo: Path | str | None = None, offline: bool = False,
@@ -34,10 +32,38 @@ def validate(path: Path | str, *, repo: Path | str | None = None, offline: bool 
 
     log_path = Path(path)
     if not log_path.exists():  # the first thing to say, before any repository question
+        from aisdp_log.workbook.container import display_name
 
         raise WorkbookError(f"{display_name(path)}: no such file; check the path")
-    root = resolve_repo(log_path, repo, offline)
-    config = config_for(log_path, root, config)
+    # before anything is read: a path changed after this moment keeps the run unstored
+    started_ns = time.time_ns()
+    with inputs.recording() as recorder:
+        root = resolve_repo(log_path, repo, offline)
+        config = config_for(log_path, root, config)
+        # a validation run again with nothing changed replays its report (lint/results.py);
+        # --remote asks a remote and an engine, whose answers no stat can vouch for
+        key = None
+        if recorder is not None and not remote:
+            from aisdp_log.lint import results
+
+            key = results.head_key(log_path, root, config, offline=offline)
+            if key is not None:
+                replayed = results.replay(root, key)
+                if replayed is not None:
+                    return replayed
+        report = _validate(log_path, path, root, config, offline=offline, remote=remote,
+                           progress=progress)
+        if key is not None and recorder is not None:
+            results.store(root, key, recorder, started_ns, report, offline=offline)
+        return report
+
+
+def _validate(log_path: Path, path: Path | str, root: Path, config: Config, *, offline: bool,
+              remote: bool, progress: bool) -> Report:
+    """Load the log and run every family (see `validate`)."""
+    from aisdp_log.lint.context import Context
+    from aisdp_log.workbook.reader import load_log
+
     # A validation makes hundreds of thousands of small objects (cells, parses, cache
     # entries) and no garbage cycles worth a collection: the cycle collector's passes over
     # them cost ~7% of a 10,000-row validation. Paused here, restored as it was.
@@ -70,6 +96,10 @@ BACKGROUND_MIN_ROWS = 200
 def run_checks(log, ctx: Context) -> list[Finding]:
     """Every family's findings (see `aisdp_log.lint.registry`), then A008 for the cells none
     verified, de-duplicated and in sheet order."""
+    from aisdp_log.lint.coverage import CODES as COVERAGE_CODES
+    from aisdp_log.lint.coverage import conclude
+    from aisdp_log.lint.registry import check_declared, families
+
     chosen = families(ctx.offline)
     background = [family for family in chosen if family.name in BACKGROUND_FAMILIES]
     # a thread pays only on a long log, where other repository checks run meanwhile

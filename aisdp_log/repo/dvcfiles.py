@@ -14,6 +14,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from aisdp_log.system import inputs
+
 #: `git grep` / `git log` pathspecs for DVC's records anywhere in the tree (`*` matches `/`).
 PATHSPECS = ("*.dvc", "*dvc.lock")
 #: An md5 as DVC writes it: 32 hex, `.dir` for a directory's manifest.
@@ -224,6 +226,7 @@ def dvc_root(start: Path, toplevel: Path) -> Path:
     """The folder holding `.dvc/`, at or above `start` but not above the git top level."""
     start, toplevel = Path(start).resolve(), Path(toplevel).resolve()
     for folder in (start, *start.parents):
+        inputs.note(folder / ".dvc")
         if (folder / ".dvc").is_dir():
             return folder
         if folder == toplevel:
@@ -237,6 +240,7 @@ def cache_dirs(root: Path) -> list[Path]:
     dvc_dir = root / ".dvc"
     chosen = dvc_dir / "cache"
     for name in ("config", "config.local"):  # config.local wins, as in DVC
+        inputs.note(dvc_dir / name)
         try:
             text = (dvc_dir / name).read_text("utf-8")
         except (OSError, UnicodeDecodeError):
@@ -272,6 +276,7 @@ class LocalCache:
     def object_path(self, md5: str) -> Path | None:
         for base in self._bases:
             path = os.path.join(base, md5[:2], md5[2:])
+            inputs.note(path)
             if os.path.isfile(path):
                 return Path(path)
         return None

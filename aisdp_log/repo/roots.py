@@ -19,6 +19,7 @@ from pathlib import Path
 from aisdp_log.config import CONFIG_NAME, Config, load_config
 from aisdp_log.errors import RepositoryError
 from aisdp_log.repo.gitparse import find_work_tree
+from aisdp_log.system import inputs
 
 
 def find_repo_root(start: Path | str) -> Path | None:
@@ -97,6 +98,7 @@ def find_config(log_path: Path | str | None, root: Path | str) -> Path | None:
     folders.append(root)
     for folder in folders:
         candidate = folder / CONFIG_NAME
+        inputs.note(candidate)
         if candidate.is_file():
             return candidate
     return None

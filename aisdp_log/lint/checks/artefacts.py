@@ -23,6 +23,7 @@ import stat as stat_module
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 from aisdp_log.artefacts.cache import HashCache
 from aisdp_log.artefacts.digests import combine, inside, scan_folder
@@ -30,6 +31,7 @@ from aisdp_log.artefacts.folders import plain_folder_name
 from aisdp_log.findings import Finding
 from aisdp_log.lint.artefact_records import Planned, metrics_json, run_json
 from aisdp_log.lint.artefact_verdicts import NOTHING, Cells, row_verdict
+from aisdp_log.system import inputs
 from aisdp_log.system.progress import Progress
 from aisdp_log.workbook.log import Log
 from aisdp_log.workbook.table import Row, cell_ref
@@ -47,6 +49,12 @@ def run(log: Log, ctx) -> Iterator[Finding]:
         return  # S001 already
     shown = ctx.config.artefacts.rstrip("/\\")
     root = os.path.realpath(ctx.config.artefacts_dir)
+    inputs.note(root)  # its entries: the rows' folders and the orphans
+    # the folders are read at their real paths: a symlink on the way there (`artefacts` ->
+    # a larger disk) pointed elsewhere, or a folder on the way replaced, must be seen
+    configured = os.path.abspath(ctx.config.artefacts_dir)
+    if configured != root:
+        inputs.note_identity([configured, *Path(configured).parents])
     try:
         # one listing of the root serves every row and the orphan search: a row then costs
         # no lookup syscall for its folder
@@ -58,6 +66,7 @@ def run(log: Log, ctx) -> Iterator[Finding]:
 
     named: set[str] = set()
     planned: list[Planned] = []
+    read: list[str] = []  # every folder listed and file statted, for `system.inputs`
     # a file changed within a timestamp tick of now may change again without its stat
     # moving (the digest cache's racy check): no verdict may rest on it
     now = time.time_ns()
@@ -87,6 +96,12 @@ def run(log: Log, ctx) -> Iterator[Finding]:
                 yield finding
                 continue
         scan = scan_folder(folder, root, root_resolved=True)
+        if scan.links:
+            inputs.refuse(f"{shown}/{experiment_id}/ holds a symlink")
+        # `root` is a real path and `folder` a plain name under it: absolute and normal
+        read += scan.folders
+        read += [model_file.path for model_file in scan.files]
+        read += scan.records.values()
         if scan.escapes:
             listed = ", ".join(scan.escapes[:3]) + (" ..." if len(scan.escapes) > 3 else "")
             yield log.finding("A007", row, None, f"{shown}/{experiment_id}/{listed}: a symlink "
@@ -107,6 +122,7 @@ def run(log: Log, ctx) -> Iterator[Finding]:
         planned.append(Planned(row, experiment_id, folder, scan,
                                 expected if hashable else None, verdict))
 
+    inputs.note_absolute(read)
     flagged: set[int] = set()  # rows with a finding: their verdicts are not clean
     try:
         for finding in _hash_and_compare(log, planned, cache, shown, ctx.progress, cells):
@@ -146,6 +162,7 @@ def _locate(log: Log, row: Row, root: str, shown: str, experiment_id: str,
     entry = listing.get(experiment_id)
     if entry is not None and entry.is_dir(follow_symlinks=False):
         return folder, None
+    inputs.note(folder)
     try:
         # not listed under this exact name: a case-insensitive file system may still have it
         info = os.lstat(folder)
@@ -156,6 +173,7 @@ def _locate(log: Log, row: Row, root: str, shown: str, experiment_id: str,
         return None, log.finding("A001", row, None, f"{shown}/{experiment_id}/ cannot be "
                                  f"read ({exc.strerror or exc})")
     if stat_module.S_ISLNK(info.st_mode):
+        inputs.refuse(f"{shown}/{experiment_id} is a symlink")
         target = os.path.realpath(folder)
         if not inside(target, root):
             return None, log.finding("A007", row, None, f"{shown}/{experiment_id} is a "

@@ -25,6 +25,7 @@ from aisdp_log.repo.dvcfiles import dvc_root
 from aisdp_log.repo.dvcstages import DEFAULT_PARAMS, declared_params_files
 from aisdp_log.repo.git import GitRepo
 from aisdp_log.repo.gitparse import repo_prefix
+from aisdp_log.system import inputs
 from aisdp_log.workbook.log import Log
 
 #: The finding codes this family may emit (see `aisdp_log.lint.registry`).
@@ -44,6 +45,7 @@ def run(log: Log, ctx) -> Iterator[Finding]:
     root = dvc_root(ctx.repo, repo.root)
     # a project without a pipeline (no params.yaml or dvc.yaml in the work tree) costs
     # nothing: its param cells are verified by run.json or counted as unverified
+    inputs.note_many((root / DEFAULT_PARAMS, root / "dvc.yaml"))
     if not (root / DEFAULT_PARAMS).is_file() and not (root / "dvc.yaml").is_file():
         return
     prefix = repo_prefix(root, repo.root)

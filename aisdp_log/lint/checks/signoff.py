@@ -28,9 +28,16 @@ def run(log: Log, ctx) -> Iterator[Finding]:
     from aisdp_log.signing.logcheck import check_signoffs
 
     trusted = None
+    from aisdp_log.system import inputs
+
+    inputs.asked_git()  # git's config and HEAD say which allowed signers apply
+    inputs.note(Path(ctx.repo) / anchors.ALLOWED_SIGNERS_IN_REPO)
     with tempfile.TemporaryDirectory(prefix="aisdp-log-anchor-") as scratch:
         anchor = anchors.for_repository(ctx.repo, Path(scratch))
         if anchor is not None:
+            # ssh-keygen's verdicts (a key's validity window, the program itself) are not
+            # vouched for by any stat: such a log is checked afresh every time
+            inputs.refuse("signatures checked with ssh-keygen")
             checked = check_signoffs(log, records, anchor.path)
             trusted = checked.trusted
             yield from checked.findings

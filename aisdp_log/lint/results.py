@@ -1,0 +1,250 @@
+"""Whole validations remembered: a log validated again with nothing changed gets the same
+report without a cell being parsed or a git process started.
+
+A validation's report is a function of what it read: the workbook's bytes, the config, this
+code, the options, the environment, the git repository's refs, objects and config, and the
+files and folders the checks read or probed (artefact folders and their files, DVC's cache and
+config, params files, `aisdp.toml` candidates). The checks note each path as they touch it
+(`aisdp_log.system.inputs`); at the end of a run the path list and a digest of every path's
+stat are stored beside the report. A later run with the same key (workbook digest, config,
+code, options, environment, date) stats the same paths, and only when every stat is as it was
+replays the report. Anything else runs the checks.
+
+Kept honest three ways:
+- a run noted as depending on something a stat cannot vouch for (a symlink's target, an
+  `ssh-keygen` verdict, a remote, a git layout only git can read) is never stored;
+- a path changed within a timestamp tick of the run's start ("racily clean") keeps the run
+  from being stored, so a later write in that tick cannot hide behind an equal stat;
+- `tests/test_results_cache.py` runs a validation under `strace` and fails for any file the
+  process or its git children touched in the project, the home folder or the DVC cache that
+  the stored inputs do not cover.
+
+The store is `<repository>/.aisdp-log/results.json` (the tool's own folder, ignored by git),
+the last `MAX_RESULTS` validations, written atomically; one that cannot be read or written
+only costs the full run. Measured with `benchmarks/bench_crosscheck_scale.py`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+from aisdp_log import __version__
+from aisdp_log.errors import AisdpLogError
+from aisdp_log.findings import Finding, Report, Severity
+from aisdp_log.lint.summary import CoverageSummary
+from aisdp_log.system import inputs
+from aisdp_log.system.fingerprint import code_fingerprint
+
+STORE_NAME = "results.json"
+FORMAT = 1
+MAX_RESULTS = 8
+#: A workbook this large is no log (10,000 rows take about 1 MB): not hashed, checked afresh.
+MAX_WORKBOOK_BYTES = 256 << 20
+#: Environment variables that change between shells without changing any answer.
+VOLATILE_ENV = frozenset({"_", "OLDPWD", "SHLVL", "COLUMNS", "LINES", "TERM_SESSION_ID",
+                          "WINDOWID", "SSH_AUTH_SOCK", "SSH_AGENT_PID"})
+
+
+def head_key(log_path: Path, root: Path, config: Any, *, offline: bool) -> str | None:
+    """What must match before stored inputs are even looked at: the workbook's bytes, the
+    config, this code, the interpreter and its libraries, the options, the environment, the
+    date. None when the workbook cannot be read or is larger than any log (the full run says
+    why, or refuses it before reading that much)."""
+    digest = hashlib.blake2b(f"results {FORMAT} {__version__}".encode(), digest_size=32)
+    sha = hashlib.sha256()
+    inputs.note(log_path)  # changed while the run reads it: the racy check keeps it unstored
+    try:
+        if os.path.getsize(log_path) > MAX_WORKBOOK_BYTES:
+            return None
+        with open(log_path, "rb") as fh:
+            while chunk := fh.read(1 << 20):
+                sha.update(chunk)
+    except (OSError, ValueError):
+        return None
+    workbook = sha.hexdigest()
+    now = dt.datetime.now().astimezone()
+    parts = [
+        code_fingerprint(), sys.version, sys.platform, workbook, str(log_path),
+        os.path.abspath(log_path), os.getcwd(), str(root), repr(config), str(offline),
+        now.date().isoformat(), str(now.utcoffset()),
+        repr(sorted((k, v) for k, v in os.environ.items() if k not in VOLATILE_ENV)),
+        # the libraries that parse the workbook, the YAML and the TOML: installing, upgrading
+        # or removing any package moves the stat of the folder it lives in
+        *(inputs.stat_key(folder) for folder in sys.path if folder),
+    ]
+    for part in parts:
+        digest.update(part.encode("utf-8", "surrogateescape") + b"\0")
+    return digest.hexdigest()
+
+
+def replay(root: Path, key: str) -> Report | None:
+    """The report stored under `key` when every input's stat is as it was, else None."""
+    entry = _load(root).get(key)
+    if not isinstance(entry, dict):
+        return None
+    paths, stats, report = entry.get("paths"), entry.get("stats"), entry.get("report")
+    if not isinstance(paths, list) or not all(type(p) is str for p in paths):
+        return None
+    if stats != _stats_digest(inputs.stat_keys(paths)):
+        return None
+    try:
+        return _report(report)
+    except (KeyError, TypeError, ValueError):
+        return None  # not a report this code wrote
+
+
+def store(root: Path, key: str, recorder: inputs.Inputs, started_ns: int,
+          report: Report, *, offline: bool) -> str | None:
+    """Remember `report` under `key` with the stats of every input; returns why it was not
+    kept (None when it was)."""
+    if not offline or recorder.git:
+        git_state(root, recorder)
+    if recorder.refused:
+        return recorder.refused[0]
+    paths = list(recorder.paths)
+    try:
+        stats = inputs.stat_keys(paths, since_ns=started_ns)
+    except inputs.Racy as exc:
+        return f"{exc} changed within a timestamp tick of the run"
+    results = _load(root)
+    results.pop(key, None)
+    results[key] = {"paths": paths, "stats": _stats_digest(stats),
+                    "report": _document(report)}
+    kept = dict(list(results.items())[-MAX_RESULTS:])
+    text = json.dumps({"format": FORMAT, "results": kept}, separators=(",", ":"))
+    try:
+        from aisdp_log.system.atomic import write_bytes
+        from aisdp_log.system.tooldir import tool_dir
+
+        write_bytes(tool_dir(root) / STORE_NAME, text.encode("utf-8"))
+    except (OSError, AisdpLogError) as exc:  # a read-only repository: only speed is lost
+        return f"the store cannot be written ({exc})"
+    return None
+
+
+def _stats_digest(stats: list[str]) -> str:
+    return hashlib.blake2b("\n".join(stats).encode(), digest_size=32).hexdigest()
+
+
+def _load(root: Path) -> dict:
+    try:
+        with open(os.path.join(root, ".aisdp-log", STORE_NAME), "rb") as fh:
+            data = json.loads(fh.read())
+    except (OSError, ValueError, RecursionError):
+        return {}
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        return {}
+    results = data.get("results")
+    return results if isinstance(results, dict) else {}
+
+
+# ------------------------------------------------------------------------ the git repository
+
+def git_state(root: Path, recorder: inputs.Inputs) -> None:
+    """Note what git's answers about the repository rest on: HEAD, every ref, the object
+    folders (a folder's stat moves when an object or pack is added or removed), the shallow
+    and graft files, every config file git reads, and the git program itself. A layout
+    only git can read (GIT_DIR, an unusual `.git` file) or objects borrowed from another
+    repository (alternates) or config includes refuse the store instead."""
+    from aisdp_log.repo.gitparse import common_dir, find_work_tree
+
+    found = find_work_tree(root)
+    if found is None:
+        recorder.refuse("no git folder read from the files (GIT_DIR, another layout, or no "
+                        "repository): git's state cannot be keyed on stats")
+        return
+    top, git_dir, _ = found
+    common = common_dir(git_dir)
+    objects = common / "objects"
+    # the git folders' own entries: a ref, ORIG_HEAD or a lock appearing at their top level
+    noted: list[str | Path] = [
+        git_dir, common, git_dir / "HEAD", git_dir / "commondir", git_dir / "config.worktree",
+        git_dir / "shallow", common / "packed-refs", common / "shallow",
+        common / "info" / "grafts", common / "info" / "alternates", objects, objects / "pack",
+        objects / "info", objects / "info" / "alternates",
+        # a linked work tree's `.git` file, and the mailmap git applies to names it prints
+        top / ".git", top / ".mailmap"]
+    noted += [objects / f"{n:02x}" for n in range(256)]
+    if os.path.exists(objects / "info" / "alternates"):
+        recorder.refuse("git objects borrowed from another repository (alternates)")
+    for folder in dict.fromkeys((git_dir, common)):
+        for name in ("refs", "reftable"):
+            noted += _tree(folder / name)
+    configs = _git_configs(common)
+    noted += configs
+    for path in configs:
+        try:
+            text = Path(path).read_bytes()
+        except OSError:
+            continue
+        if b"[include" in text.lower():
+            recorder.refuse(f"{path} includes other config files")
+    # the git that answers: every place on PATH one could appear before the one found
+    for entry in os.environ.get("PATH", "").split(os.pathsep):
+        if entry:
+            noted.append(os.path.join(entry, "git.exe" if os.name == "nt" else "git"))
+            if shutil.which("git", path=entry):
+                break
+    recorder.note_many(noted)
+
+
+def _tree(folder: Path) -> list[str]:
+    """`folder`, and every folder and file under it."""
+    found = [str(folder)]
+    for current, subfolders, files in os.walk(folder):
+        found += [os.path.join(current, name) for name in subfolders + files]
+    return found
+
+
+def _git_configs(common: Path) -> list[str]:
+    """The config files git reads for this repository, wherever it looks."""
+    env = os.environ
+    home = os.path.expanduser("~")
+    configs = [str(common / "config")]
+    if env.get("GIT_CONFIG_GLOBAL"):
+        configs.append(env["GIT_CONFIG_GLOBAL"])
+    else:
+        xdg = env.get("XDG_CONFIG_HOME") or os.path.join(home, ".config")
+        configs += [os.path.join(home, ".gitconfig"), os.path.join(xdg, "git", "config")]
+    if env.get("GIT_CONFIG_SYSTEM"):
+        configs.append(env["GIT_CONFIG_SYSTEM"])
+    else:
+        configs += ["/etc/gitconfig", os.path.join(sys.prefix, "etc", "gitconfig")]
+        program = shutil.which("git")
+        if program:  # a git installed under a prefix reads <prefix>/etc/gitconfig
+            prefix = os.path.dirname(os.path.dirname(os.path.realpath(program)))
+            configs.append(os.path.join(prefix, "etc", "gitconfig"))
+    return list(dict.fromkeys(configs))
+
+
+# ------------------------------------------------------------------------ the report
+
+def _document(report: Report) -> dict:
+    coverage = report.coverage
+    return {
+        "log": report.log, "rows": report.rows, "config": report.config,
+        "findings": [finding.to_dict() for finding in report.findings],
+        "coverage": None if coverage is None else {
+            "verified": coverage.verified, "unverified": coverage.unverified,
+            "offline": coverage.offline, "sheet": coverage.sheet,
+            "cells": list(coverage.unverified_cells)},
+    }
+
+
+def _report(document: Any) -> Report:
+    findings = [Finding(f["code"], Severity(f["severity"]), f["sheet"], f["cell"], f["row"],
+                        f["column"], f["experiment_id"], f["message"])
+                for f in document["findings"]]
+    coverage = document["coverage"]
+    summary = None if coverage is None else CoverageSummary(
+        coverage["verified"], coverage["unverified"], coverage["offline"], coverage["sheet"],
+        cells=list(coverage["cells"]))
+    return Report(log=document["log"], rows=document["rows"], findings=findings,
+                  config=document["config"], coverage=summary)
