@@ -64,6 +64,13 @@ def stored(root: Path) -> bool:
     return (root / ".aisdp-log" / results.STORE_NAME).is_file()
 
 
+@pytest.fixture(autouse=True)
+def own_cache_folder(tmp_path, monkeypatch):
+    """The user's cache folder, where the key sealing stored reports lives, of this test."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "user-cache"))
+    return tmp_path / "user-cache"
+
+
 @pytest.fixture
 def project(getstarted: dict) -> dict:
     log_of(getstarted)
@@ -299,8 +306,8 @@ def uncovered_paths(trace: Path, cwd: Path, watched: Path, log: Path, store: Pat
             continue
         if not os.path.lexists(path) and _nearest_existing(inside) in inputs:
             continue  # absent: creating it adds an entry to a folder whose stat is stored
-        if ".aisdp-log" in inside.parts:
-            continue  # the tool's own caches: keyed on stats themselves
+        if ".aisdp-log" in inside.parts or "user-cache" in inside.parts:
+            continue  # the tool's own caches, and the key that seals the stored reports
         parts = inside.parts
         if "objects" in parts and ".git" in parts[:parts.index("objects")] and \
                 str(inside.parent) in inputs:
@@ -452,3 +459,28 @@ def test_an_artefacts_link_pointed_elsewhere_is_seen(project):
     assert not after["replayed"]
     assert "A002" in {f["code"] for f in after["report"]["findings"]}
     assert after["report"] == validate(root, fresh=True)["report"] != before["report"]
+
+
+def test_a_report_edited_in_the_store_is_never_replayed(project, own_cache_folder):
+    """Anyone who can write to the repository can write `.aisdp-log/results.json`: a clean
+    report put in the place of one with findings must not be believed."""
+    root = project["root"]
+    log_of(project, **{"Random seed": 43})  # run.json says 42: a finding
+    time.sleep(SETTLE_S)
+    truth = validate(root)
+    assert truth["report"]["findings"] and validate(root)["replayed"]
+    store = root / ".aisdp-log" / results.STORE_NAME
+    data = json.loads(store.read_text())
+    (entry,) = data["results"].values()
+    entry["report"]["findings"] = []
+    store.write_text(json.dumps(data))
+    forged = validate(root)
+    assert not forged["replayed"] and forged["report"] == truth["report"]
+    # a store sealed by another user's key (or none) is not believed either
+    assert validate(root)["replayed"]
+    key = own_cache_folder / "aisdp-log" / results.SECRET_NAME
+    assert key.stat().st_mode & 0o077 == 0  # readable by the user alone
+    key.write_bytes(os.urandom(results.SECRET_BYTES))
+    assert not validate(root)["replayed"]
+    key.unlink()
+    assert not validate(root)["replayed"] and key.is_file() and validate(root)["replayed"]
