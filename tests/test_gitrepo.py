@@ -11,6 +11,7 @@ from builders import commit, git, init_repo
 
 from aisdp_log.errors import RepositoryError
 from aisdp_log.repo.git import GitRepo
+from aisdp_log.system.seal import read_sealed, write_sealed
 
 EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
 
@@ -198,18 +199,19 @@ def test_history_answers_are_kept_between_runs_while_the_refs_stay(repo):
         versions = handle.changed_blobs(["*.dvc"])
     assert len(versions) == 2
     store = repo / ".aisdp-log" / "git-history.json"
-    saved = json.loads(store.read_text())
+    saved = json.loads(read_sealed(store))
     assert saved["reachable"] == {kept: True, dropped: False}
-    # the same refs: the stored answers are the ones given (shown by editing them)
+    # the same refs: the stored answers are the ones given (shown by editing them as this
+    # user, whose key seals the store; an edit by anyone else reads as no store)
     saved["reachable"][dropped] = True
-    store.write_text(json.dumps(saved))
+    write_sealed(store, json.dumps(saved).encode())
     with GitRepo.open(repo) as handle:
         assert handle.unreachable([kept, dropped]) == set()
         assert handle.changed_blobs(["*.dvc"]) == versions
     # a ref moves: git is asked again
     git(repo, "tag", "keep-it", kept)
     saved["reachable"][kept] = False
-    store.write_text(json.dumps(saved))
+    write_sealed(store, json.dumps(saved).encode())
     with GitRepo.open(repo) as handle:
         assert handle.unreachable([kept, dropped]) == {dropped}
     newer = commit(repo, {"a.dvc": "outs: [4]\n"})

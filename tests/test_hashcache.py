@@ -16,6 +16,7 @@ from test_checks_artefacts import HEADERS, cell, clean_row, make_folder
 
 import aisdp_log
 from aisdp_log.artefacts.cache import HashCache, NullCache, open_cache
+from aisdp_log.system.seal import read_sealed, write_sealed
 
 
 def fake_stat(size=10, mtime_ns=1_000_000_000_123, ino=7, ctime_ns=1_000_000_000_123):
@@ -75,7 +76,7 @@ def test_save_forgets_deleted_files_and_keeps_others(tmp_path):
     other.digest(str(new), new.stat())
     other.save()
     assert sorted(HashCache(store).entries) == [str(kept), str(new)]
-    assert json.loads(store.read_text())["format"] == 3
+    assert json.loads(read_sealed(store))["format"] == 3
 
 
 def test_corrupt_or_foreign_store_counts_as_empty(tmp_path):
@@ -85,7 +86,7 @@ def test_corrupt_or_foreign_store_counts_as_empty(tmp_path):
                     '{"format": 3, "digests": ["/a", "1:2:3:4"], "records": 7}',
                     '{"format": 3, "digests": [["/a"], "1:2:3:4", "h"]}',
                     '{"format": 3, "digests": ["/a", 1, "' + "f" * 64 + '"]}'):
-        store.write_text(content)
+        write_sealed(store, content.encode())  # sealed by this user, yet not a store
         assert HashCache(store).entries == {} and HashCache(store).records == {}
 
 
@@ -95,8 +96,9 @@ def test_malformed_digest_is_never_trusted(tmp_path):
     stat = fake_stat()
     key = f"{stat.st_size}:{stat.st_mtime_ns}:{stat.st_ino}:{stat.st_ctime_ns}"
     store = tmp_path / "hashes.json"
-    store.write_text(json.dumps({"format": 3, "digests": [
-        "/short", key, "abc", "/number", key, 7, "/good", key, "f" * 64], "records": []}))
+    write_sealed(store, json.dumps({"format": 3, "digests": [
+        "/short", key, "abc", "/number", key, 7, "/good", key, "f" * 64],
+        "records": []}).encode())
     cache = HashCache(store)
     assert [cache.lookup(p, stat) for p in ("/short", "/number", "/good")] == \
         [None, None, "f" * 64]
@@ -129,7 +131,7 @@ def test_store_paths_are_relative_to_the_repository_so_a_moved_clone_keeps_its_c
     cache = open_cache(repo)
     digest = cache.digest(str(model), model.stat())
     cache.save()
-    assert "artefacts/model.pt" in json.loads(cache.store.read_text())["digests"]
+    assert "artefacts/model.pt" in json.loads(read_sealed(cache.store))["digests"]
     moved = tmp_path / "moved"
     repo.rename(moved)  # same inodes, same stat: the same bytes
     again = open_cache(moved)

@@ -25,6 +25,8 @@ from builders import commit, git, write_log
 from dvc_projects import HEADERS, METRIC_ROWS, faithful_row
 
 from aisdp_log.lint import results
+from aisdp_log.system import seal
+from aisdp_log.system.seal import read_sealed, write_sealed
 
 pytestmark = pytest.mark.skipif(os.name == "nt", reason="strace and POSIX file modes")
 
@@ -241,13 +243,15 @@ def test_a_damaged_store_is_ignored(project):
     root = project["root"]
     truth = validate(root)
     store = root / ".aisdp-log" / results.STORE_NAME
-    data = json.loads(store.read_text())
+    data = json.loads(read_sealed(store))
     (entry,) = data["results"].values()
     entry["report"]["findings"] = "not a list"
-    store.write_text(json.dumps(data))
+    write_sealed(store, json.dumps(data).encode())  # sealed by this user, yet no report
     replayed = validate(root)
     assert not replayed["replayed"] and replayed["report"] == truth["report"]
-    store.write_text("{not json")
+    write_sealed(store, b"{not json")
+    assert validate(root)["report"] == truth["report"]
+    store.write_text("{not json")  # not sealed at all
     assert validate(root)["report"] == truth["report"]
 
 
@@ -292,7 +296,7 @@ def _nearest_existing(path: Path) -> str:
 def uncovered_paths(trace: Path, cwd: Path, watched: Path, log: Path, store: Path) -> list[str]:
     """The paths under `watched` the trace touched that the one stored run's inputs do not
     cover, as `syscall relative/path`."""
-    data = json.loads(store.read_text())
+    data = json.loads(read_sealed(store))
     (entry,) = data["results"].values()
     inputs = set(entry["paths"])
     ancestors = {str(parent) for path in inputs for parent in Path(path).parents}
@@ -470,17 +474,40 @@ def test_a_report_edited_in_the_store_is_never_replayed(project, own_cache_folde
     truth = validate(root)
     assert truth["report"]["findings"] and validate(root)["replayed"]
     store = root / ".aisdp-log" / results.STORE_NAME
-    data = json.loads(store.read_text())
+    seal_line, _, body = store.read_bytes().partition(b"\n")
+    data = json.loads(body)
     (entry,) = data["results"].values()
     entry["report"]["findings"] = []
-    store.write_text(json.dumps(data))
+    store.write_bytes(seal_line + b"\n" + json.dumps(data).encode())  # the old seal kept
     forged = validate(root)
     assert not forged["replayed"] and forged["report"] == truth["report"]
     # a store sealed by another user's key (or none) is not believed either
     assert validate(root)["replayed"]
-    key = own_cache_folder / "aisdp-log" / results.SECRET_NAME
+    key = own_cache_folder / "aisdp-log" / seal.KEY_NAME
     assert key.stat().st_mode & 0o077 == 0  # readable by the user alone
-    key.write_bytes(os.urandom(results.SECRET_BYTES))
+    key.write_bytes(os.urandom(seal.KEY_BYTES))
     assert not validate(root)["replayed"]
     key.unlink()
     assert not validate(root)["replayed"] and key.is_file() and validate(root)["replayed"]
+
+
+def test_a_digest_planted_for_a_swapped_model_is_not_believed(project):
+    """The attack the digest cache invites: swap the model, then write its new stat beside the
+    old digest into `.aisdp-log/hashes.json`, drop the other stores, and keep the old seal."""
+    root = project["root"]
+    first = validate(root)
+    assert "A002" not in {f["code"] for f in first["report"]["findings"]}
+    model = project["folder"] / "model.pkl"
+    model.write_bytes(b"a backdoored model")
+    tools = root / ".aisdp-log"
+    for name in (results.STORE_NAME, "verdicts.json"):
+        (tools / name).unlink()
+    seal_line, _, body = (tools / "hashes.json").read_bytes().partition(b"\n")
+    data = json.loads(body)
+    digests = data["digests"]
+    where = digests.index("artefacts/EXP-001/model.pkl")
+    info = model.stat()
+    digests[where + 1] = f"{info.st_size}:{info.st_mtime_ns}:{info.st_ino}:{info.st_ctime_ns}"
+    (tools / "hashes.json").write_bytes(seal_line + b"\n" + json.dumps(data).encode())
+    after = validate(root)
+    assert "A002" in {f["code"] for f in after["report"]["findings"]}

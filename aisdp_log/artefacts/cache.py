@@ -11,6 +11,10 @@ Besides digests the store holds, per `metrics.json` / `run.json`, what the artef
 of it (the parsed object cut to the keys they compare, or why it could not be parsed), so a
 warm validation stats the records instead of opening and parsing 20,000 small JSON files.
 
+Both files are sealed with an HMAC under the user's key (`aisdp_log.system.seal`): they live in
+the repository, where a digest planted by anyone else for a swapped model's stat would
+otherwise hide the swap; a file whose seal is not this user's reads as empty.
+
 The store is one JSON file, `<repo>/.aisdp-log/hashes.json`, written atomically: two flat lists
 of `path, "size:mtime_ns:inode:ctime_ns", value` triples, paths relative to the repository.
 For 12,000 digests and 20,000 records that is about 3.5 MB and loads in about a third of the
@@ -33,9 +37,9 @@ from pathlib import Path
 
 from aisdp_log.artefacts.digests import OnBytes, read_sha256
 from aisdp_log.errors import WriteRefused
-from aisdp_log.system.atomic import write_bytes
 from aisdp_log.system.fingerprint import code_fingerprint
 from aisdp_log.system.platform import file_identity
+from aisdp_log.system.seal import read_sealed, write_sealed
 from aisdp_log.system.tooldir import tool_dir
 
 STORE_NAME = "hashes.json"
@@ -233,14 +237,9 @@ class HashCache:
 
 
 def _write(path: Path, text: str) -> bool:
-    """Replace `path` by `text` atomically; False where it cannot be written."""
-
-    try:
-        path.parent.mkdir(exist_ok=True)
-        write_bytes(path, text.encode("utf-8"))
-    except OSError:
-        return False  # read-only or full disk: the next run hashes again, nothing is wrong
-    return True
+    """Replace `path` by `text` atomically, sealed (`system.seal`); False where it cannot be
+    written (read-only or full disk, no key: the next run hashes again, nothing is wrong)."""
+    return write_sealed(path, text.encode("utf-8"))
 
 
 class NullCache(HashCache):
@@ -313,10 +312,14 @@ def _load_verdicts(path: Path) -> set[str]:
 
 
 def _read_json(path: Path) -> dict:
+    """The store at `path` when its seal is this user's (a digest planted by anyone else
+    would otherwise vouch for a swapped model), else {}."""
+    body = read_sealed(path)
+    if body is None:
+        return {}
     try:
-        with open(path, "rb") as fh:
-            data = json.loads(fh.read())
-    except (OSError, ValueError, RecursionError):
+        data = json.loads(body)
+    except (ValueError, RecursionError):
         return {}
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         return {}

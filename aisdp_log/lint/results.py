@@ -11,11 +11,10 @@ code, options, environment, date) stats the same paths, and only when every stat
 replays the report. Anything else runs the checks.
 
 Kept honest four ways:
-- each stored entry is sealed with an HMAC under a key of the user's, kept outside every
-  repository (`$XDG_CACHE_HOME/aisdp-log/results.key`, mode 0600): the store lives in the
-  repository, where anyone who can write a file could otherwise put a clean report in the
-  place of one with findings; an entry edited, copied from elsewhere or sealed by another
-  user is never replayed;
+- the store is sealed with an HMAC under a key of the user's, kept outside every repository
+  (`aisdp_log.system.seal`): it lives in the repository, where anyone who can write a file
+  could otherwise put a clean report in the place of one with findings; a store edited,
+  copied from elsewhere or sealed by another user is never replayed;
 - a run noted as depending on something a stat cannot vouch for (a symlink inside an
   artefact folder, an `ssh-keygen` verdict, a remote, git alternates or config includes, a
   git layout only git can read) is never stored;
@@ -34,7 +33,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import hmac
 import json
 import os
 import shutil
@@ -46,13 +44,11 @@ from aisdp_log import __version__
 from aisdp_log.errors import AisdpLogError
 from aisdp_log.findings import Finding, Report, Severity
 from aisdp_log.lint.summary import CoverageSummary
-from aisdp_log.system import inputs
+from aisdp_log.system import inputs, seal
 from aisdp_log.system.fingerprint import code_fingerprint
 
 STORE_NAME = "results.json"
 FORMAT = 2
-SECRET_NAME = "results.key"
-SECRET_BYTES = 32
 MAX_RESULTS = 8
 #: A workbook this large is no log (10,000 rows take about 1 MB): not hashed, checked afresh.
 MAX_WORKBOOK_BYTES = 256 << 20
@@ -103,10 +99,6 @@ def replay(root: Path, key: str) -> Report | None:
     if not isinstance(paths, list) or not all(type(p) is str for p in paths) or \
             not isinstance(stats, str):
         return None
-    secret = _secret(create=False)
-    if secret is None or not hmac.compare_digest(
-            str(entry.get("seal")), _seal(secret, key, paths, stats, report)):
-        return None  # edited, copied from elsewhere, or sealed by another user
     if stats != _stats_digest(inputs.stat_keys(paths)):
         return None
     try:
@@ -128,70 +120,19 @@ def store(root: Path, key: str, recorder: inputs.Inputs, started_ns: int,
         stats = inputs.stat_keys(paths, since_ns=started_ns)
     except inputs.Racy as exc:
         return f"{exc} changed within a timestamp tick of the run"
-    secret = _secret(create=True)
-    if secret is None:
-        return "no key to seal the store with (the user's cache folder cannot be written)"
-    document, digest = _document(report), _stats_digest(stats)
     results = _load(root)
     results.pop(key, None)
-    results[key] = {"paths": paths, "stats": digest, "report": document,
-                    "seal": _seal(secret, key, paths, digest, document)}
+    results[key] = {"paths": paths, "stats": _stats_digest(stats), "report": _document(report)}
     kept = dict(list(results.items())[-MAX_RESULTS:])
     text = json.dumps({"format": FORMAT, "results": kept}, separators=(",", ":"))
     try:
-        from aisdp_log.system.atomic import write_bytes
         from aisdp_log.system.tooldir import tool_dir
 
-        write_bytes(tool_dir(root) / STORE_NAME, text.encode("utf-8"))
-    except (OSError, AisdpLogError) as exc:  # a read-only repository: only speed is lost
+        folder = tool_dir(root)
+    except AisdpLogError as exc:  # a read-only repository: only speed is lost
         return f"the store cannot be written ({exc})"
-    return None
-
-
-def _seal(secret: bytes, key: str, paths: list[str], stats: str, report: object) -> str:
-    """An HMAC of everything an entry says, under this user's secret: the store lives in
-    the repository, where anyone who can write a file could otherwise put a clean report in
-    the place of one with findings."""
-    mac = hmac.new(secret, f"results {FORMAT}\0{key}\0{stats}\0".encode(), hashlib.sha256)
-    mac.update("\0".join(paths).encode("utf-8", "surrogateescape") + b"\0")
-    mac.update(json.dumps(report, sort_keys=True, separators=(",", ":")).encode())
-    return mac.hexdigest()
-
-
-def _secret(*, create: bool) -> bytes | None:
-    """This user's 32-byte key for sealing stored reports, kept outside every repository in
-    `$XDG_CACHE_HOME/aisdp-log/results.key` (default `~/.cache`), readable by the user
-    alone; made on first need (whole or not at all). None where it cannot be read or made:
-    nothing is replayed or stored then, which only costs speed."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    path = os.path.join(base, "aisdp-log", SECRET_NAME)
-    for _ in range(2):
-        try:
-            with open(path, "rb") as fh:
-                secret = fh.read(64)
-            return secret if len(secret) == SECRET_BYTES else None
-        except FileNotFoundError:
-            if not create:
-                return None
-        except OSError:
-            return None
-        try:
-            os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-            import tempfile
-
-            fd, temp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".results-key-")
-            try:
-                with open(fd, "wb") as fh:  # mkstemp makes it 0600
-                    fh.write(os.urandom(SECRET_BYTES))
-                    fh.flush()
-                    os.fsync(fh.fileno())
-                os.link(temp, path)  # never over a key another process made meanwhile
-            except FileExistsError:
-                pass  # read theirs
-            finally:
-                os.unlink(temp)
-        except OSError:
-            return None
+    if not seal.write_sealed(folder / STORE_NAME, text.encode("utf-8")):
+        return "the store cannot be written, or no sealing key made"
     return None
 
 
@@ -200,10 +141,13 @@ def _stats_digest(stats: list[str]) -> str:
 
 
 def _load(root: Path) -> dict:
+    """The stored runs, when the store's seal is this user's (see `system.seal`)."""
+    body = seal.read_sealed(os.path.join(root, ".aisdp-log", STORE_NAME))
+    if body is None:
+        return {}
     try:
-        with open(os.path.join(root, ".aisdp-log", STORE_NAME), "rb") as fh:
-            data = json.loads(fh.read())
-    except (OSError, ValueError, RecursionError):
+        data = json.loads(body)
+    except (ValueError, RecursionError):
         return {}
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         return {}

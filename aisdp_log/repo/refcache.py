@@ -7,7 +7,9 @@ immutable, so while every ref points where it pointed (and no shallow boundary o
 both answers stand: on a 10,000-row log with 5,000 commits they cost about 0.25 s of git's
 time on every warm validation (`benchmarks/bench_crosscheck_scale.py`).
 
-The store is `<work tree>/.aisdp-log/git-history.json`, keyed on a digest of `git
+The store is `<work tree>/.aisdp-log/git-history.json`, sealed with the user's key
+(`aisdp_log.system.seal`: an answer planted by anyone else could hide an unreachable commit),
+keyed on a digest of `git
 for-each-ref` (every ref: branches, tags, remotes, replace refs), the `shallow` and
 `info/grafts` files and this format; any other key starts afresh. It is written atomically
 at the end of a run that learnt something; a store that cannot be read or written only costs
@@ -22,7 +24,7 @@ from pathlib import Path
 
 from aisdp_log.errors import WriteRefused
 from aisdp_log.repo.gitparse import common_dir
-from aisdp_log.system.atomic import write_bytes
+from aisdp_log.system.seal import read_sealed, write_sealed
 from aisdp_log.system.tooldir import tool_dir
 
 STORE_NAME = "git-history.json"
@@ -55,9 +57,12 @@ class RefCache:
         self.reachable: dict[str, bool] = {}
         self.history: dict[str, list[list[str]]] = {}
         self.changed = False
+        body = read_sealed(tool_dir(root, create=False) / STORE_NAME)
+        if body is None:  # none, or not sealed by this user (see system.seal)
+            return
         try:
-            stored = json.loads((tool_dir(root, create=False) / STORE_NAME).read_bytes())
-        except (OSError, ValueError):
+            stored = json.loads(body)
+        except (ValueError, RecursionError):
             return
         if not isinstance(stored, dict) or stored.get("key") != key:
             return
@@ -92,7 +97,7 @@ class RefCache:
         document = {"key": self.key, "reachable": self.reachable, "history": self.history}
         try:
             folder = tool_dir(self.root)  # made with a `.gitignore` of `*`
-            write_bytes(folder / STORE_NAME, json.dumps(document).encode("utf-8"))
-        except (OSError, WriteRefused):
-            pass
+        except WriteRefused:
+            return
+        write_sealed(folder / STORE_NAME, json.dumps(document).encode("utf-8"))
         self.changed = False
