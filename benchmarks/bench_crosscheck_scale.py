@@ -7,7 +7,7 @@
    whole `aisdp-log validate` process, warm, against a bare calamine read of the same sheet in
    a process of its own (`python -c` importing python_calamine and reading every row): goal
    at most 3 x, and under 1 s. Warm means nothing changed since the last validation, so the
-   report is replayed from `.aisdp-log/results.json` once every input's stat is confirmed
+   report is replayed from `.aisdp-log/results/` once every input's stat is confirmed
    (aisdp_log/lint/results.py); the run with every family (warm caches, as after an edit of
    one cell) is printed beside it, and the two reports must be byte-identical.
 2. Hashing throughput on large files: `artefact_hash` of a folder (as the check reads it,
@@ -183,12 +183,12 @@ def time_process(repo: Path, log_path: Path, runs: int,
     family runs, on warm digests, record summaries and verdicts."""
     import resource
 
-    from aisdp_log.lint.results import STORE_NAME
+    from aisdp_log.lint.results import STORE_DIR
 
     times, cpu, result = [], [], None
     for _ in range(runs):
         if not replay:
-            (repo / ".aisdp-log" / STORE_NAME).unlink(missing_ok=True)
+            shutil.rmtree(repo / ".aisdp-log" / STORE_DIR, ignore_errors=True)
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.perf_counter()
         result = subprocess.run([sys.executable, "-m", "aisdp_log", "validate", str(log_path),
@@ -306,9 +306,9 @@ def main() -> None:
               f"an edit): wall {rerun:.3f} s, CPU {rerun_cpu:.3f} s; / read = "
               f"{rerun / read:.2f}")
         time_process(repo, log_path, 1)  # stores the report to replay
-        from aisdp_log.lint.results import STORE_NAME
+        from aisdp_log.lint.results import STORE_DIR
 
-        if not (repo / ".aisdp-log" / STORE_NAME).is_file():
+        if not any((repo / ".aisdp-log" / STORE_DIR).glob("*.json")):
             print("note: the report was not stored, so the warm runs below run every family")
         whole, whole_cpu, code, codes, replayed = time_process(repo, log_path, args.runs)
         if replayed != fresh:

@@ -6,7 +6,7 @@ Needs the `torch` extra (it builds the demo project with `aisdp-log demo`, which
 tiny models: about 15 s), unless `--project` names a demo project built before. Prints the
 median wall time of `validate` and of `review` (each review draws its figures afresh: there
 is no figure cache, so every review is a first review) and the ratio. Neither replays a stored
-validation (`.aisdp-log/results.json` is removed before each run): both do their whole work.
+validation (`.aisdp-log/results/` is removed before each run): both do their whole work.
 Goal: a review within 5 x a validate of the same log; `--check` exits 1 when it is missed.
 `--quick` runs each command once (CI runs it so the benchmark cannot rot).
 """
@@ -29,7 +29,7 @@ GOAL_RATIO = 5.0
 def timed(command: list[str], cwd: Path) -> float:
     """Wall time in ms of one run of `command`, with no stored validation to replay (both
     commands do their whole work: see aisdp_log/lint/results.py)."""
-    (cwd / ".aisdp-log" / "results.json").unlink(missing_ok=True)
+    shutil.rmtree(cwd / ".aisdp-log" / "results", ignore_errors=True)
     env = dict(os.environ, NO_COLOR="1")
     started = time.perf_counter()
     result = subprocess.run(command, cwd=cwd, env=env, capture_output=True)

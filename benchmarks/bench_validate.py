@@ -108,12 +108,12 @@ def timed(command: list[str], runs: int, cwd: Path, replay: bool = False) -> flo
     CPU time (user + system) goes to CPU_MS: on a shared machine it varies less than wall time.
     Unless `replay`, no stored validation is left to replay (aisdp_log/lint/results.py)."""
     env = dict(os.environ, NO_COLOR="1")
-    store = cwd / ".aisdp-log" / "results.json"
+    store = cwd / ".aisdp-log" / "results"
     subprocess.run(command, cwd=cwd, env=env, capture_output=True)
     times, cpu = [], []
     for _ in range(runs):
         if not replay:
-            store.unlink(missing_ok=True)
+            shutil.rmtree(store, ignore_errors=True)
         started, cpu_before = time.perf_counter(), _children_cpu()
         result = subprocess.run(command, cwd=cwd, env=env, capture_output=True)
         times.append((time.perf_counter() - started) * 1000)

@@ -260,6 +260,17 @@ def test_metrics_sheet_rows(tmp_path):
         ("S002", "Metrics", "A4"), ("S002", "Metrics", "B5"), ("S008", "Metrics", "A5")}
 
 
+def test_a_long_declared_metric_name_is_cut_short_in_every_mention(tmp_path):
+    """Found by tests/test_fuzz.py: S008 named an undeclared column `metrics.<name>` in full."""
+    name = "x" * 300
+    path = write_log(tmp_path / "m.xlsx", [row()], metrics=[
+        {"Metric": "accuracy", "Goal": "max", "Threshold": 0.8},
+        {"Metric": name, "Goal": "max"}])
+    (finding,) = [f for f in aisdp_log.validate(path, offline=True).findings
+                  if f.code == "S008"]
+    assert finding.cell == "A3" and len(finding.message) < 200 and "x" * 61 not in finding.message
+
+
 @pytest.mark.parametrize("threshold", ["nan", "inf", "-inf", True])
 def test_a_threshold_that_is_no_finite_number_is_s003_not_a_cascade_of_r003(tmp_path, threshold):
     metrics = [{"Metric": "accuracy", "Goal": "max", "Threshold": threshold}]

@@ -1,4 +1,4 @@
-"""A validation replayed from `.aisdp-log/results.json` (aisdp_log/lint/results.py) says exactly
+"""A validation replayed from `.aisdp-log/results/` (aisdp_log/lint/results.py) says exactly
 what a fresh one says, and only when nothing it read has changed.
 
 On a real trained DVC project (tests/dvc_projects.py: git history, `dvc repro`, the DVC cache,
@@ -25,6 +25,7 @@ from builders import commit, git, write_log
 from dvc_projects import HEADERS, METRIC_ROWS, faithful_row
 
 from aisdp_log.lint import results
+from aisdp_log.system import inputs as seal_inputs
 from aisdp_log.system import seal
 from aisdp_log.system.seal import read_sealed, write_sealed
 
@@ -44,7 +45,7 @@ def validate(root: Path, *extra: str, fresh: bool = False) -> dict:
     report, the exit code and whether the report was replayed (no workbook reader imported).
     `fresh`: with no store to replay (the truth to compare with)."""
     if fresh:
-        (root / ".aisdp-log" / results.STORE_NAME).unlink(missing_ok=True)
+        shutil.rmtree(root / ".aisdp-log" / results.STORE_DIR, ignore_errors=True)
     probe = ("import sys, runpy\n"
              "sys.argv = ['aisdp-log', 'validate', 'experiment-log.xlsx', '--format', 'json',"
              " *sys.argv[1:]]\n"
@@ -62,8 +63,18 @@ def validate(root: Path, *extra: str, fresh: bool = False) -> dict:
             "replayed": how == "REPLAYED"}
 
 
+def stored_runs(root: Path) -> list[Path]:
+    """The files of the runs stored for the repository at `root`."""
+    return sorted((root / ".aisdp-log" / results.STORE_DIR).glob("*.json"))
+
+
 def stored(root: Path) -> bool:
-    return (root / ".aisdp-log" / results.STORE_NAME).is_file()
+    return bool(stored_runs(root))
+
+
+def the_stored_run(root: Path) -> Path:
+    (path,) = stored_runs(root)
+    return path
 
 
 @pytest.fixture(autouse=True)
@@ -90,15 +101,27 @@ def test_replay_says_what_a_fresh_validation_says(project):
     assert again["report"]["summary"]["coverage"]["verified"] > 0
     # text and github formats render the replayed report as they render a fresh one
     for output in ("text", "github"):
-        shown = subprocess.run([sys.executable, "-m", "aisdp_log", "validate",
-                                "experiment-log.xlsx", "--format", output], cwd=root,
-                               capture_output=True, text=True)
-        (root / ".aisdp-log" / results.STORE_NAME).rename(root / "kept.json")
-        truth = subprocess.run([sys.executable, "-m", "aisdp_log", "validate",
-                                "experiment-log.xlsx", "--format", output], cwd=root,
-                               capture_output=True, text=True)
-        (root / "kept.json").rename(root / ".aisdp-log" / results.STORE_NAME)
-        assert shown.stdout == truth.stdout and shown.returncode == truth.returncode
+        replayed, was_replayed = shown(root, output)
+        assert was_replayed
+        shutil.rmtree(root / ".aisdp-log" / results.STORE_DIR)
+        truth, _ = shown(root, output)
+        assert replayed == truth
+        assert shown(root, output) == (truth, True)
+
+
+def shown(root: Path, output: str) -> tuple[tuple[int, str], bool]:
+    """(exit code, stdout) of `validate --format OUTPUT` as a process (launched with `-c`, so
+    the current folder is not on the import path), and whether it replayed."""
+    probe = ("import sys, runpy\n"
+             "sys.argv = ['aisdp-log', 'validate', 'experiment-log.xlsx', '--format', "
+             f"{output!r}]\n"
+             "try:\n"
+             "    runpy.run_module('aisdp_log', run_name='__main__')\n"
+             "finally:\n"
+             "    print('aisdp_log.workbook.reader' not in sys.modules, file=sys.stderr)\n")
+    done = subprocess.run([sys.executable, "-c", probe], cwd=root, capture_output=True,
+                          text=True)
+    return (done.returncode, done.stdout), done.stderr.strip().endswith("True")
 
 
 def _overwrite_in_place(project):
@@ -242,10 +265,9 @@ def test_a_symlink_in_an_artefact_folder_is_never_replayed(project):
 def test_a_damaged_store_is_ignored(project):
     root = project["root"]
     truth = validate(root)
-    store = root / ".aisdp-log" / results.STORE_NAME
+    store = the_stored_run(root)
     data = json.loads(read_sealed(store))
-    (entry,) = data["results"].values()
-    entry["report"]["findings"] = "not a list"
+    data["report"]["findings"] = "not a list"
     write_sealed(store, json.dumps(data).encode())  # sealed by this user, yet no report
     replayed = validate(root)
     assert not replayed["replayed"] and replayed["report"] == truth["report"]
@@ -293,12 +315,12 @@ def _nearest_existing(path: Path) -> str:
     return str(path)
 
 
-def uncovered_paths(trace: Path, cwd: Path, watched: Path, log: Path, store: Path) -> list[str]:
-    """The paths under `watched` the trace touched that the one stored run's inputs do not
-    cover, as `syscall relative/path`."""
-    data = json.loads(read_sealed(store))
-    (entry,) = data["results"].values()
-    inputs = set(entry["paths"])
+def uncovered_paths(trace: Path, cwd: Path, watched: Path, log: Path, repo: Path) -> list[str]:
+    """The paths under `watched` the trace touched that the inputs of the one run stored for
+    `repo` do not cover, as `syscall relative/path` (a path whose identity alone is stored, a
+    folder on the way to the artefacts, counts as covered)."""
+    data = json.loads(read_sealed(the_stored_run(repo)))
+    inputs = {path.removeprefix(seal_inputs.IDENTITY) for path in results._paths(repo, data)}
     ancestors = {str(parent) for path in inputs for parent in Path(path).parents}
     uncovered = []
     for path, (call, python) in sorted(touched(trace, cwd).items()):
@@ -394,9 +416,8 @@ def test_every_file_touched_is_an_input(getstarted, tmp_path, shape):
     report = json.loads(done.stdout)
     assert report["rows"] >= 1 and report["summary"]["coverage"]["verified"] > 0
     repo = Path(git(cwd, "rev-parse", "--show-toplevel")).resolve()
-    store = repo / ".aisdp-log" / results.STORE_NAME
-    assert store.is_file(), "the run was not stored"
-    uncovered = uncovered_paths(trace, cwd, tmp_path.resolve(), log, store)
+    assert stored(repo), "the run was not stored"
+    uncovered = uncovered_paths(trace, cwd, tmp_path.resolve(), log, repo)
     assert not uncovered, "touched but not stored as inputs:\n" + "\n".join(uncovered)
     # and the replay of that run is the report itself
     again = subprocess.run([sys.executable, "-m", "aisdp_log", "validate", log.name,
@@ -413,10 +434,10 @@ def test_signatures_checked_with_ssh_keygen_are_never_replayed(tmp_path):
 
     signed = ssh_signed_project(tmp_path)
     time.sleep(SETTLE_S)
-    store = signed.project.repo / ".aisdp-log" / results.STORE_NAME
-    store.unlink(missing_ok=True)  # the review's own validation, before the sign-off existed
+    # the review's own validation, before the sign-off existed, was stored: forget it
+    shutil.rmtree(signed.project.repo / ".aisdp-log" / results.STORE_DIR, ignore_errors=True)
     first = validate_here(signed.log, repo=signed.project.repo)
-    assert not store.is_file()
+    assert not stored(signed.project.repo)
     again = validate_here(signed.log, repo=signed.project.repo)
     assert again.to_dict() == first.to_dict()
 
@@ -466,18 +487,17 @@ def test_an_artefacts_link_pointed_elsewhere_is_seen(project):
 
 
 def test_a_report_edited_in_the_store_is_never_replayed(project, own_cache_folder):
-    """Anyone who can write to the repository can write `.aisdp-log/results.json`: a clean
+    """Anyone who can write to the repository can write `.aisdp-log/results/`: a clean
     report put in the place of one with findings must not be believed."""
     root = project["root"]
     log_of(project, **{"Random seed": 43})  # run.json says 42: a finding
     time.sleep(SETTLE_S)
     truth = validate(root)
     assert truth["report"]["findings"] and validate(root)["replayed"]
-    store = root / ".aisdp-log" / results.STORE_NAME
+    store = the_stored_run(root)
     seal_line, _, body = store.read_bytes().partition(b"\n")
     data = json.loads(body)
-    (entry,) = data["results"].values()
-    entry["report"]["findings"] = []
+    data["report"]["findings"] = []
     store.write_bytes(seal_line + b"\n" + json.dumps(data).encode())  # the old seal kept
     forged = validate(root)
     assert not forged["replayed"] and forged["report"] == truth["report"]
@@ -500,8 +520,8 @@ def test_a_digest_planted_for_a_swapped_model_is_not_believed(project):
     model = project["folder"] / "model.pkl"
     model.write_bytes(b"a backdoored model")
     tools = root / ".aisdp-log"
-    for name in (results.STORE_NAME, "verdicts.json"):
-        (tools / name).unlink()
+    shutil.rmtree(tools / results.STORE_DIR)
+    (tools / "verdicts.json").unlink()
     seal_line, _, body = (tools / "hashes.json").read_bytes().partition(b"\n")
     data = json.loads(body)
     digests = data["digests"]

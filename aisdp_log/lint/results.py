@@ -24,9 +24,10 @@ Kept honest four ways:
   fails for any file the process or its git children touched in the test's folder (the
   project, a linked work tree, the DVC cache) that the stored inputs do not cover.
 
-The store is `<repository>/.aisdp-log/results.json` (the tool's own folder, ignored by git),
-the last `MAX_RESULTS` validations, written atomically; one that cannot be read or written
-only costs the full run. Measured with `benchmarks/bench_crosscheck_scale.py`.
+The store is `<repository>/.aisdp-log/results/` (the tool's own folder, ignored by git), one
+file per stored run named by its key, so a replay reads only its own; the `MAX_RESULTS` newest
+are kept. Each is written atomically; one that cannot be read or written only costs the full
+run. Measured with `benchmarks/bench_crosscheck_scale.py`.
 """
 
 from __future__ import annotations
@@ -47,8 +48,9 @@ from aisdp_log.lint.summary import CoverageSummary
 from aisdp_log.system import inputs, seal
 from aisdp_log.system.fingerprint import code_fingerprint
 
-STORE_NAME = "results.json"
-FORMAT = 2
+#: `<repository>/.aisdp-log/results/<key>.json`, one sealed file per stored run
+STORE_DIR = "results"
+FORMAT = 3
 MAX_RESULTS = 8
 #: A workbook this large is no log (10,000 rows take about 1 MB): not hashed, checked afresh.
 MAX_WORKBOOK_BYTES = 256 << 20
@@ -92,17 +94,16 @@ def head_key(log_path: Path, root: Path, config: Any, *, offline: bool) -> str |
 def replay(root: Path, key: str) -> Report | None:
     """The report stored under `key` when its seal is this user's and every input's stat is
     as it was, else None."""
-    entry = _load(root).get(key)
-    if not isinstance(entry, dict):
+    document = _load(root, key)
+    if document is None:
         return None
-    paths, stats, report = entry.get("paths"), entry.get("stats"), entry.get("report")
-    if not isinstance(paths, list) or not all(type(p) is str for p in paths) or \
-            not isinstance(stats, str):
+    paths, stats = _paths(root, document), document.get("stats")
+    if paths is None or not isinstance(stats, str):
         return None
     if stats != _stats_digest(inputs.stat_keys(paths)):
         return None
     try:
-        return _report(report)
+        return _report(document["report"])
     except (KeyError, TypeError, ValueError):
         return None  # not a report this code wrote
 
@@ -115,44 +116,81 @@ def store(root: Path, key: str, recorder: inputs.Inputs, started_ns: int,
         git_state(root, recorder)
     if recorder.refused:
         return recorder.refused[0]
-    paths = list(recorder.paths)
+    # stored in three lists, paths under the repository relative to it (a third of the
+    # bytes to read back), and stated in the order `_paths` gives them back
+    prefix = str(root).rstrip(os.sep) + os.sep
+    inside, outside, identities = [], [], []
+    for path in recorder.paths:
+        if path.startswith(inputs.IDENTITY):
+            identities.append(path[len(inputs.IDENTITY):])
+        elif path.startswith(prefix):
+            inside.append(path[len(prefix):])
+        else:
+            outside.append(path)
+    document = {"format": FORMAT, "key": key, "inside": inside, "outside": outside,
+                "identities": identities}
     try:
-        stats = inputs.stat_keys(paths, since_ns=started_ns)
+        stats = inputs.stat_keys(_paths(root, document) or [], since_ns=started_ns)
     except inputs.Racy as exc:
         return f"{exc} changed within a timestamp tick of the run"
-    results = _load(root)
-    results.pop(key, None)
-    results[key] = {"paths": paths, "stats": _stats_digest(stats), "report": _document(report)}
-    kept = dict(list(results.items())[-MAX_RESULTS:])
-    text = json.dumps({"format": FORMAT, "results": kept}, separators=(",", ":"))
+    document.update(stats=_stats_digest(stats), report=_document(report))
     try:
         from aisdp_log.system.tooldir import tool_dir
 
-        folder = tool_dir(root)
-    except AisdpLogError as exc:  # a read-only repository: only speed is lost
+        folder = tool_dir(root) / STORE_DIR
+        folder.mkdir(exist_ok=True)
+    except (OSError, AisdpLogError) as exc:  # a read-only repository: only speed is lost
         return f"the store cannot be written ({exc})"
-    if not seal.write_sealed(folder / STORE_NAME, text.encode("utf-8")):
+    text = json.dumps(document, separators=(",", ":"))
+    if not seal.write_sealed(folder / f"{key}.json", text.encode("utf-8")):
         return "the store cannot be written, or no sealing key made"
+    _prune(folder)
     return None
+
+
+def _paths(root: Path, document: dict) -> list[str] | None:
+    """Every stored input as `inputs.stat_keys` takes it, in the order stored; None when the
+    document does not hold three lists of text."""
+    inside, outside, identities = (document.get(name)
+                                   for name in ("inside", "outside", "identities"))
+    if not (isinstance(inside, list) and isinstance(outside, list)
+            and isinstance(identities, list)):
+        return None
+    if not all(type(p) is str for p in inside + outside + identities):
+        return None
+    prefix = str(root).rstrip(os.sep) + os.sep
+    identity = inputs.IDENTITY
+    return ([prefix + path for path in inside] + outside
+            + [identity + path for path in identities])
+
+
+def _prune(folder: Path) -> None:
+    """Keep the `MAX_RESULTS` newest stored runs (other logs of the repository, other
+    options); the rest are only never asked for again."""
+    try:
+        stored = sorted(folder.glob("*.json"), key=lambda p: p.stat().st_mtime_ns)
+        for old in stored[:-MAX_RESULTS]:
+            old.unlink()
+    except OSError:
+        pass  # another run pruned it first
 
 
 def _stats_digest(stats: list[str]) -> str:
     return hashlib.blake2b("\n".join(stats).encode(), digest_size=32).hexdigest()
 
 
-def _load(root: Path) -> dict:
-    """The stored runs, when the store's seal is this user's (see `system.seal`)."""
-    body = seal.read_sealed(os.path.join(root, ".aisdp-log", STORE_NAME))
+def _load(root: Path, key: str) -> dict | None:
+    """The run stored under `key`, when its seal is this user's (see `system.seal`)."""
+    body = seal.read_sealed(os.path.join(root, ".aisdp-log", STORE_DIR, f"{key}.json"))
     if body is None:
-        return {}
+        return None
     try:
         data = json.loads(body)
     except (ValueError, RecursionError):
-        return {}
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
-        return {}
-    results = data.get("results")
-    return results if isinstance(results, dict) else {}
+        return None
+    if not isinstance(data, dict) or data.get("format") != FORMAT or data.get("key") != key:
+        return None
+    return data
 
 
 # ------------------------------------------------------------------------ the git repository

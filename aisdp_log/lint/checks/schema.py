@@ -273,4 +273,4 @@ def _metrics_sheet(log: Log) -> Iterator[Finding]:
             yield log.finding_at(
                 "S008", sheet, metric.cells["Metric"], metric.row, "Metric",
                 f"the Metrics sheet declares {shown(metric.name)} but the Experiments sheet has no "
-                f"metrics.{metric.name} column")
+                f"{shown(f'metrics.{metric.name}')} column")
