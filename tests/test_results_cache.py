@@ -531,3 +531,25 @@ def test_a_digest_planted_for_a_swapped_model_is_not_believed(project):
     (tools / "hashes.json").write_bytes(seal_line + b"\n" + json.dumps(data).encode())
     after = validate(root)
     assert "A002" in {f["code"] for f in after["report"]["findings"]}
+
+
+def test_a_killed_store_leaves_nothing_behind_for_long(project):
+    """A validation killed while writing its run leaves a temp file; the next store removes
+    it (its pid is gone), keeps a live writer's, and keeps at most MAX_RESULTS runs."""
+    root = project["root"]
+    validate(root)
+    folder = root / ".aisdp-log" / results.STORE_DIR
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    killed = folder / f".{'a' * 64}.json.{dead}-k1ll3d.tmp"
+    live = folder / f".{'b' * 64}.json.{os.getpid()}-l1v3ab.tmp"
+    killed.write_bytes(b"half")
+    live.write_bytes(b"being written")
+    for index in range(results.MAX_RESULTS + 2):  # other options: other runs stored
+        os.environ["AISDP_RESULTS_TEST"] = str(index)
+        try:
+            validate(root)
+        finally:
+            del os.environ["AISDP_RESULTS_TEST"]
+    assert not killed.exists() and live.exists()
+    assert len(stored_runs(root)) == results.MAX_RESULTS

@@ -36,6 +36,7 @@ import datetime as dt
 import hashlib
 import json
 import os
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -50,6 +51,8 @@ from aisdp_log.system.fingerprint import code_fingerprint
 
 #: `<repository>/.aisdp-log/results/<key>.json`, one sealed file per stored run
 STORE_DIR = "results"
+#: A temp file `system.atomic` writes a run through: `<name>.<pid>-<random>.tmp`.
+_TEMP_NAME = re.compile(r"^.+\.(?P<pid>\d+)-[A-Za-z0-9_]+\.tmp$")
 FORMAT = 3
 MAX_RESULTS = 8
 #: A workbook this large is no log (10,000 rows take about 1 MB): not hashed, checked afresh.
@@ -166,13 +169,22 @@ def _paths(root: Path, document: dict) -> list[str] | None:
 
 def _prune(folder: Path) -> None:
     """Keep the `MAX_RESULTS` newest stored runs (other logs of the repository, other
-    options); the rest are only never asked for again."""
+    options), the rest being only never asked for again; and remove the temp files of
+    writes whose process was killed (`system.atomic` names them with its pid)."""
+    from aisdp_log.system.tooldir import remove_orphans
+
     try:
         stored = sorted(folder.glob("*.json"), key=lambda p: p.stat().st_mtime_ns)
         for old in stored[:-MAX_RESULTS]:
             old.unlink()
     except OSError:
         pass  # another run pruned it first
+    remove_orphans(folder, _writer_pid, pattern="*.tmp")
+
+
+def _writer_pid(name: str) -> int | None:
+    match = _TEMP_NAME.match(name)
+    return int(match["pid"]) if match else None
 
 
 def _stats_digest(stats: list[str]) -> str:
