@@ -156,7 +156,7 @@ def test_the_interpreter_is_looked_up_on_the_given_path_only(tmp_path):
 
 
 def test_the_cache_key_does_not_depend_on_an_inode_windows_gives_as_0(tmp_path, monkeypatch):
-    from aisdp_log.artefacts.cache import stat_key
+    from aisdp_log.system.inputs import stat_key
 
     path = tmp_path / "model.bin"
     path.write_bytes(b"x")

@@ -442,7 +442,7 @@ def test_signatures_checked_with_ssh_keygen_are_never_replayed(tmp_path):
     assert again.to_dict() == first.to_dict()
 
 
-def test_stat_keys_agree_with_stat_key(tmp_path):
+def test_path_keys_agree_with_path_key(tmp_path):
     from aisdp_log.system import inputs
 
     (tmp_path / "file").write_text("x")
@@ -451,18 +451,18 @@ def test_stat_keys_agree_with_stat_key(tmp_path):
     (tmp_path / "dangling").symlink_to(tmp_path / "gone")
     paths = [str(tmp_path / name) for name in ("file", "folder", "link", "dangling", "absent")]
     paths += [inputs.IDENTITY + str(tmp_path / "folder"), inputs.IDENTITY + str(tmp_path / "link")]
-    keys = inputs.stat_keys(paths)
-    assert keys == [inputs.stat_key(path) for path in paths]
+    keys = inputs.path_keys(paths)
+    assert keys == [inputs.path_key(path) for path in paths]
     assert keys[4] == inputs.ABSENT and keys[3].endswith(">" + inputs.ABSENT)
     assert keys[2] != keys[0] and ">" in keys[2]
     assert keys[6].endswith(">" + str(tmp_path / "file"))
     (tmp_path / "folder" / "entry").write_text("x")  # a folder's identity ignores its entries
-    assert inputs.stat_keys(paths[5:6]) == keys[5:6] and inputs.stat_keys(paths[1:2]) != keys[1:2]
-    keys = inputs.stat_keys(paths)
+    assert inputs.path_keys(paths[5:6]) == keys[5:6] and inputs.path_keys(paths[1:2]) != keys[1:2]
+    keys = inputs.path_keys(paths)
     with pytest.raises(inputs.Racy):  # written just now: within a tick of a run starting now
-        inputs.stat_keys(paths, since_ns=time.time_ns())
+        inputs.path_keys(paths, since_ns=time.time_ns())
     time.sleep(SETTLE_S)
-    assert inputs.stat_keys(paths, since_ns=time.time_ns()) == keys
+    assert inputs.path_keys(paths, since_ns=time.time_ns()) == keys
 
 
 def test_an_artefacts_link_pointed_elsewhere_is_seen(project):

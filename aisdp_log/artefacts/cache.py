@@ -38,28 +38,17 @@ from pathlib import Path
 from aisdp_log.artefacts.digests import OnBytes, read_sha256
 from aisdp_log.errors import WriteRefused
 from aisdp_log.system.fingerprint import code_fingerprint
-from aisdp_log.system.platform import file_identity
+from aisdp_log.system.inputs import is_racy, stat_key
 from aisdp_log.system.seal import read_sealed, write_sealed
 from aisdp_log.system.tooldir import tool_dir
 
 STORE_NAME = "hashes.json"
 VERDICTS_NAME = "verdicts.json"
 FORMAT = 3
-#: Timestamps on common Linux/macOS file systems tick in at most ~10 ms; whole-second
-#: timestamps mean a coarse file system (FAT, some network mounts) with 2-second ticks.
-RACY_NS = 50_000_000
-RACY_COARSE_NS = 2_000_000_000
 #: Entries not used in a run survive while their file exists, up to this many.
 MAX_ENTRIES = 500_000
 #: Verdicts not used in a run survive up to this many in all.
 MAX_VERDICTS = 200_000
-
-
-def stat_key(info: os.stat_result) -> str:
-    """(size, mtime_ns, inode, ctime_ns) as one string: a store of strings parses about twice
-    as fast as one of 19-digit integers, and one comparison replaces four. The inode is 0 on
-    Windows, whose `os.scandir` gives none (system/platform's file_identity)."""
-    return f"{info.st_size}:{info.st_mtime_ns}:{file_identity(info)}"
 
 
 class HashCache:
@@ -281,16 +270,6 @@ def open_cache(repo: Path | str) -> HashCache:
     if not os.access(folder, os.W_OK | os.X_OK):
         return NullCache()
     return HashCache(folder / STORE_NAME)
-
-
-def is_racy(info: os.stat_result, read_at_ns: int) -> bool:
-    """Whether the file of stat `info` changed within a timestamp tick of `read_at_ns`, so a
-    later write in that tick would not move its stat ("racily clean"): such an entry is never
-    trusted, so it is not kept at all (nor a verdict resting on it)."""
-    mtime_ns, ctime_ns = info.st_mtime_ns, info.st_ctime_ns
-    coarse = mtime_ns % 1_000_000_000 == 0 and ctime_ns % 1_000_000_000 == 0
-    margin = RACY_COARSE_NS if coarse else RACY_NS
-    return max(mtime_ns, ctime_ns) >= read_at_ns - margin
 
 
 def _load(store: Path, base: str) -> tuple[dict[str, list], dict[str, list]]:

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import hashlib
 
-from aisdp_log.artefacts.cache import HashCache, code_fingerprint, is_racy, stat_key
+from aisdp_log.artefacts.cache import HashCache
 from aisdp_log.artefacts.digests import FolderScan
+from aisdp_log.system.fingerprint import code_fingerprint
+from aisdp_log.system.inputs import is_racy, stat_key
 from aisdp_log.workbook.log import Log
 from aisdp_log.workbook.table import Row
 
@@ -118,7 +120,7 @@ def row_verdict(cells: Cells, row: Row, folder: str, scan: FolderScan, expected:
     """A digest of everything A002-A006 read for this row: the folder, each model file's and
     record's path and stat (their bytes while the stat matches, as the digest cache trusts),
     and every cell compared. None when a file changed within a timestamp tick of `now`
-    (`artefacts.cache.is_racy`: a later write might not move its stat) or a record vanished since
+    (`system.inputs.is_racy`: a later write might not move its stat) or a record vanished since
     the listing.
 
     A row whose digest was found clean before is not checked again: no input of the check

@@ -36,13 +36,13 @@ import datetime as dt
 import hashlib
 import json
 import os
-import re
 import shutil
 import sys
 from pathlib import Path
 from typing import Any
 
 from aisdp_log import __version__
+from aisdp_log.artefacts.digests import file_sha256
 from aisdp_log.errors import AisdpLogError
 from aisdp_log.findings import Finding, Report, Severity
 from aisdp_log.lint.summary import CoverageSummary
@@ -51,8 +51,6 @@ from aisdp_log.system.fingerprint import code_fingerprint
 
 #: `<repository>/.aisdp-log/results/<key>.json`, one sealed file per stored run
 STORE_DIR = "results"
-#: A temp file `system.atomic` writes a run through: `<name>.<pid>-<random>.tmp`.
-_TEMP_NAME = re.compile(r"^.+\.(?P<pid>\d+)-[A-Za-z0-9_]+\.tmp$")
 FORMAT = 3
 MAX_RESULTS = 8
 #: A workbook this large is no log (10,000 rows take about 1 MB): not hashed, checked afresh.
@@ -68,17 +66,13 @@ def head_key(log_path: Path, root: Path, config: Any, *, offline: bool) -> str |
     date. None when the workbook cannot be read or is larger than any log (the full run says
     why, or refuses it before reading that much)."""
     digest = hashlib.blake2b(f"results {FORMAT} {__version__}".encode(), digest_size=32)
-    sha = hashlib.sha256()
     inputs.note(log_path)  # changed while the run reads it: the racy check keeps it unstored
     try:
         if os.path.getsize(log_path) > MAX_WORKBOOK_BYTES:
             return None
-        with open(log_path, "rb") as fh:
-            while chunk := fh.read(1 << 20):
-                sha.update(chunk)
-    except (OSError, ValueError):
+        workbook = file_sha256(log_path)
+    except OSError:
         return None
-    workbook = sha.hexdigest()
     now = dt.datetime.now().astimezone()
     parts = [
         code_fingerprint(), sys.version, sys.platform, workbook, str(log_path),
@@ -87,7 +81,7 @@ def head_key(log_path: Path, root: Path, config: Any, *, offline: bool) -> str |
         repr(sorted((k, v) for k, v in os.environ.items() if k not in VOLATILE_ENV)),
         # the libraries that parse the workbook, the YAML and the TOML: installing, upgrading
         # or removing any package moves the stat of the folder it lives in
-        *(inputs.stat_key(folder) for folder in sys.path if folder),
+        *(inputs.path_key(folder) for folder in sys.path if folder),
     ]
     for part in parts:
         digest.update(part.encode("utf-8", "surrogateescape") + b"\0")
@@ -103,7 +97,7 @@ def replay(root: Path, key: str) -> Report | None:
     paths, stats = _paths(root, document), document.get("stats")
     if paths is None or not isinstance(stats, str):
         return None
-    if stats != _stats_digest(inputs.stat_keys(paths)):
+    if stats != _stats_digest(inputs.path_keys(paths)):
         return None
     try:
         return _report(document["report"])
@@ -133,7 +127,7 @@ def store(root: Path, key: str, recorder: inputs.Inputs, started_ns: int,
     document = {"format": FORMAT, "key": key, "inside": inside, "outside": outside,
                 "identities": identities}
     try:
-        stats = inputs.stat_keys(_paths(root, document) or [], since_ns=started_ns)
+        stats = inputs.path_keys(_paths(root, document) or [], since_ns=started_ns)
     except inputs.Racy as exc:
         return f"{exc} changed within a timestamp tick of the run"
     document.update(stats=_stats_digest(stats), report=_document(report))
@@ -171,6 +165,7 @@ def _prune(folder: Path) -> None:
     """Keep the `MAX_RESULTS` newest stored runs (other logs of the repository, other
     options), the rest being only never asked for again; and remove the temp files of
     writes whose process was killed (`system.atomic` names them with its pid)."""
+    from aisdp_log.system.atomic import temp_owner
     from aisdp_log.system.tooldir import remove_orphans
 
     try:
@@ -179,12 +174,7 @@ def _prune(folder: Path) -> None:
             old.unlink()
     except OSError:
         pass  # another run pruned it first
-    remove_orphans(folder, _writer_pid, pattern="*.tmp")
-
-
-def _writer_pid(name: str) -> int | None:
-    match = _TEMP_NAME.match(name)
-    return int(match["pid"]) if match else None
+    remove_orphans(folder, temp_owner, pattern="*.tmp")
 
 
 def _stats_digest(stats: list[str]) -> str:

@@ -33,6 +33,7 @@ from aisdp_log.repo.git import blob_at
 from aisdp_log.rerun.preflight import PROBE_TIMEOUT, TOOL_MODULE, recorded_environment
 from aisdp_log.rerun.tail import stderr_tail
 from aisdp_log.system.platform import python_in_venv
+from aisdp_log.system.tooldir import user_cache_dir
 
 #: Lock files `--env lock` can build from (a `*.txt` is read as a requirements file).
 LOCK_KINDS = ("requirements.txt", "uv.lock", "poetry.lock", "pylock.toml")
@@ -149,8 +150,7 @@ def _requirements_from_toml(path: str, blob: bytes, kind: str, notes: list[str])
 # --------------------------------------------------------------------------- building
 
 def cache_root() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "aisdp-log" / "envs"
+    return user_cache_dir() / "envs"
 
 
 def env_folder(lock_hex: str, base_interpreter: str) -> Path:

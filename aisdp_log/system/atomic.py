@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import stat
 import time
 from collections.abc import Iterator
@@ -24,6 +25,8 @@ from aisdp_log.errors import WriteFailed
 
 #: How long a replace refused because another program holds the file is retried (seconds).
 REPLACE_RETRY_S = 3.0
+#: Windows opens files as text unless told otherwise.
+_BINARY = getattr(os, "O_BINARY", 0)
 #: Windows' "access denied", "sharing violation" and "lock violation".
 HELD_WINERRORS = (5, 32, 33)
 
@@ -39,6 +42,17 @@ def temp_prefix(name: str) -> str:
     """The start of a temp file's name for `name`: our pid in it, so a later writer can tell
     the temp files of dead processes (guard.remove_stale_temps) from live ones."""
     return f"{name}.{os.getpid()}-"
+
+
+#: A temp file's whole name: `temp_prefix(name)`, mkstemp's random part, a suffix.
+TEMP_NAME = re.compile(r"^(?P<name>.+)\.(?P<pid>\d+)-[A-Za-z0-9_]+\.[A-Za-z0-9_-]+$")
+
+
+def temp_owner(name: str) -> int | None:
+    """The pid of the process that writes (or wrote) the temp file `name`; None for a name
+    that is no temp file of ours (for `tooldir.remove_orphans`)."""
+    match = TEMP_NAME.match(name)
+    return int(match["pid"]) if match else None
 
 
 @contextlib.contextmanager
@@ -170,12 +184,13 @@ def write_bytes(path: Path | str, data: bytes, *, mode: int | None = None,
         temp.write_bytes(data)
 
 
-def write_new(path: Path | str, data: bytes) -> None:
+def write_new(path: Path | str, data: bytes, *, mode: int | None = None) -> None:
     """Write `data` to `path` whole or not at all, and never over an existing file: a temp
     file beside it (named as `atomic_replace` names its temps, so a later sweep knows a dead
     writer's), fsynced, then hard-linked to `path` (FileExistsError when `path` exists) and
     unlinked. A file system without hard links gets an exclusive create instead (still never
-    an overwrite, but a kill mid-write may leave the file short)."""
+    an overwrite, but a kill mid-write may leave the file short). `mode`: the new file's
+    (default what `open()` would give it)."""
     path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")
     import tempfile  # paid by writes only
@@ -191,13 +206,15 @@ def write_new(path: Path | str, data: bytes) -> None:
             out.write(data)
             out.flush()
             os.fsync(out.fileno())
-        os.chmod(temp, new_file_mode())
+        mode = new_file_mode() if mode is None else mode
+        os.chmod(temp, mode)
         try:
             os.link(temp, path)
         except FileExistsError:
             raise
         except OSError:
-            with open(path, "xb") as out:
+            with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _BINARY, mode),
+                      "wb") as out:
                 out.write(data)
         fsync_folder(folder)
     except FileExistsError:

@@ -23,9 +23,10 @@ from contextlib import contextmanager
 
 from aisdp_log.system.platform import IS_WINDOWS, file_identity
 
-#: A path changed within this long before the run started may change again within the same
-#: timestamp tick without its stat moving ("racily clean", as git calls it): a result resting
-#: on it is not kept. Whole-second timestamps mean a coarse file system (2-second ticks).
+#: A file changed within this long of its reading may change again within the same timestamp
+#: tick without its stat moving ("racily clean", as git calls it): nothing cached may rest on
+#: it. Timestamps on common Linux/macOS file systems tick in at most ~10 ms; whole-second
+#: timestamps mean a coarse file system (FAT, some network mounts) with 2-second ticks.
 RACY_NS = 50_000_000
 RACY_COARSE_NS = 2_000_000_000
 
@@ -135,10 +136,6 @@ def refuse(reason: str) -> None:
         recorder.refuse(reason)
 
 
-def active() -> bool:
-    return _active is not None
-
-
 def identity_key(path: str) -> str:
     """`<file type>:<inode>` of the path itself, and a symlink's target as written; `-` for
     what does not exist. Moves when the path is replaced or a link pointed elsewhere, not
@@ -156,8 +153,26 @@ def identity_key(path: str) -> str:
     return key
 
 
-def stat_key(path: str, since_ns: int | None = None) -> str:
-    """`size:mtime_ns:inode:ctime_ns` of the path itself, then of a symlink's target; `-` for
+def stat_key(info: os.stat_result) -> str:
+    """(size, mtime_ns, inode, ctime_ns) as one string, the key every stat-keyed cache of the
+    tool compares: a store of strings parses about twice as fast as one of 19-digit integers,
+    and one comparison replaces four. The inode is 0 on Windows, whose `os.scandir` gives
+    none (system/platform's file_identity)."""
+    return f"{info.st_size}:{info.st_mtime_ns}:{file_identity(info)}"
+
+
+def is_racy(info: os.stat_result, read_at_ns: int) -> bool:
+    """Whether the file of stat `info` changed within a timestamp tick of `read_at_ns` (or
+    later), so a later write in that tick would not move its stat ("racily clean"): nothing
+    cached may rest on it."""
+    mtime_ns, ctime_ns = info.st_mtime_ns, info.st_ctime_ns
+    coarse = mtime_ns % 1_000_000_000 == 0 and ctime_ns % 1_000_000_000 == 0
+    margin = RACY_COARSE_NS if coarse else RACY_NS
+    return max(mtime_ns, ctime_ns) >= read_at_ns - margin
+
+
+def path_key(path: str, since_ns: int | None = None) -> str:
+    """`stat_key` of the path itself, then of a symlink's target; `-` for
     what does not exist. Equal keys mean unchanged contents (a file) or entries (a folder):
     ctime cannot be set from user space, so a rewrite dated back with `touch -d` still moves
     it. With `since_ns`, a path changed within a timestamp tick of it (or later) raises
@@ -168,41 +183,34 @@ def stat_key(path: str, since_ns: int | None = None) -> str:
         info = os.lstat(path)
     except OSError:
         return ABSENT
-    if since_ns is not None:
-        _check_racy(path, info, since_ns)
-    key = f"{info.st_size}:{info.st_mtime_ns}:{file_identity(info)}"
+    if since_ns is not None and is_racy(info, since_ns):
+        raise Racy(path)
+    key = stat_key(info)
     if stat_module.S_ISLNK(info.st_mode):
         try:
             target = os.stat(path)
         except OSError:
             return key + ">" + ABSENT
-        if since_ns is not None:
-            _check_racy(path, target, since_ns)
-        key += f">{target.st_size}:{target.st_mtime_ns}:{file_identity(target)}"
+        if since_ns is not None and is_racy(target, since_ns):
+            raise Racy(path)
+        key += ">" + stat_key(target)
     return key
 
 
 class Racy(Exception):
-    """A path changed too recently for its stat to vouch for it (see `stat_key`)."""
+    """A path changed too recently for its stat to vouch for it (see `is_racy`)."""
 
 
-def _check_racy(path: str, info: os.stat_result, since_ns: int) -> None:
-    mtime_ns, ctime_ns = info.st_mtime_ns, info.st_ctime_ns
-    coarse = mtime_ns % 1_000_000_000 == 0 and ctime_ns % 1_000_000_000 == 0
-    margin = RACY_COARSE_NS if coarse else RACY_NS
-    if max(mtime_ns, ctime_ns) >= since_ns - margin:
-        raise Racy(path)
-
-
-def stat_keys(paths: Iterable[str], since_ns: int | None = None) -> list[str]:
-    """`stat_key` of each path, in order (Racy as there). A replay stats every input of a
+def path_keys(paths: Iterable[str], since_ns: int | None = None) -> list[str]:
+    """`path_key` of each path, in order (Racy as there). A replay stats every input of a
     run (40,000 on a 10,000-row log), so the common case, a path that is no symlink, is
-    keyed here inline: a call fewer per path is a third of the loop's time."""
+    keyed here inline (`stat_key` and `is_racy` written out): a call fewer per path is a
+    third of the loop's time."""
     if IS_WINDOWS:
-        return [stat_key(path, since_ns) for path in paths]
+        return [path_key(path, since_ns) for path in paths]
     lstat, is_link = os.lstat, stat_module.S_ISLNK
     newest = None
-    if since_ns is not None:  # _check_racy's margins, for the common fine-grained clock
+    if since_ns is not None:  # is_racy's margin, for the common fine-grained clock
         newest = since_ns - RACY_NS
     keys: list[str] = []
     append = keys.append
@@ -219,7 +227,7 @@ def stat_keys(paths: Iterable[str], since_ns: int | None = None) -> list[str]:
         if is_link(info.st_mode) or (newest is not None and (
                 mtime_ns >= newest or ctime_ns >= newest or
                 (mtime_ns % 1_000_000_000 == 0 and ctime_ns % 1_000_000_000 == 0))):
-            append(stat_key(path, since_ns))  # a symlink, or a stat to judge closely
+            append(path_key(path, since_ns))  # a symlink, or a stat to judge closely
         else:  # file_identity's `<inode>:<ctime_ns>`, as `stat_key` writes it
             append(f"{info.st_size}:{mtime_ns}:{info.st_ino}:{ctime_ns}")
     return keys

@@ -5,10 +5,10 @@ a key of the user's kept outside every repository.
 Those files live in the repository, where anyone who can write a file could otherwise plant a
 digest for a model they swapped, or a clean report in the place of one with findings. The key
 is 32 random bytes in `$XDG_CACHE_HOME/aisdp-log/seal.key` (default `~/.cache`), mode 0600,
-made on first need whole or not at all. A sealed file is one header line,
-`aisdp-log sealed <hex HMAC-SHA256 of the body>`, then the body. A file without a seal, with a
-seal that does not match, or sealed under another user's key reads as absent: the run then
-computes everything afresh, which costs only time.
+made on first need whole or not at all (`system.atomic.write_new`). A sealed file is one
+header line, `aisdp-log sealed <hex HMAC-SHA256 of the body>`, then the body. A file without a
+seal, with a seal that does not match, or sealed under another user's key reads as absent:
+the run then computes everything afresh, which costs only time.
 """
 
 from __future__ import annotations
@@ -18,16 +18,17 @@ import hmac
 import os
 from pathlib import Path
 
-from aisdp_log.system.atomic import write_bytes
+from aisdp_log.errors import WriteFailed
+from aisdp_log.system.atomic import write_bytes, write_new
+from aisdp_log.system.tooldir import user_cache_dir
 
 KEY_NAME = "seal.key"
 KEY_BYTES = 32
 HEADER = b"aisdp-log sealed "
 
 
-def key_path() -> str:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, "aisdp-log", KEY_NAME)
+def key_path() -> Path:
+    return user_cache_dir() / KEY_NAME
 
 
 def user_key(*, create: bool) -> bytes | None:
@@ -44,32 +45,14 @@ def user_key(*, create: bool) -> bytes | None:
                 return None
         except OSError:
             return None
-        try:
-            _make_key(path)
-        except OSError:
-            return None
-    return None
-
-
-def _make_key(path: str) -> None:
-    """Write a fresh key at `path` unless one appears meanwhile: written to a temp file
-    (mkstemp: mode 0600), then hard-linked into place, so a reader never sees half a key."""
-    import tempfile
-
-    folder = os.path.dirname(path)
-    os.makedirs(folder, mode=0o700, exist_ok=True)
-    fd, temp = tempfile.mkstemp(dir=folder, prefix=".seal-key-")
-    try:
-        with open(fd, "wb") as fh:
-            fh.write(os.urandom(KEY_BYTES))
-            fh.flush()
-            os.fsync(fh.fileno())
-        try:
-            os.link(temp, path)
+        try:  # whole or not at all, readable by the user alone, never over another's key
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            write_new(path, os.urandom(KEY_BYTES), mode=0o600)
         except FileExistsError:
             pass  # another process made one first: theirs is read
-    finally:
-        os.unlink(temp)
+        except (OSError, WriteFailed):
+            return None
+    return None
 
 
 def _mac(key: bytes, body: bytes) -> bytes:

@@ -4,6 +4,7 @@ what a killed aisdp-log process left behind, judged by the pid in the leftover's
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -12,7 +13,7 @@ from aisdp_log.errors import WriteRefused
 from aisdp_log.system.platform import pid_alive
 
 TOOL_DIR = ".aisdp-log"
-__all__ = ["TOOL_DIR", "pid_alive", "remove_orphans", "tool_dir"]
+__all__ = ["TOOL_DIR", "pid_alive", "remove_orphans", "tool_dir", "user_cache_dir"]
 
 
 def tool_dir(folder: Path | str, *, create: bool = True) -> Path:
@@ -30,6 +31,14 @@ def tool_dir(folder: Path | str, *, create: bool = True) -> Path:
         raise WriteRefused(f"{path}: cannot make aisdp-log's folder for its lock and temp "
                            f"files ({exc.strerror or exc})") from None
     return path
+
+
+def user_cache_dir() -> Path:
+    """aisdp-log's folder in the user's cache, outside every repository:
+    `$XDG_CACHE_HOME/aisdp-log` (default `~/.cache/aisdp-log`). It holds the environments
+    `rerun --env lock` builds and the key that seals the caches (`system.seal`)."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "aisdp-log"
 
 
 def remove_orphans(folder: Path | str, owner_pid: Callable[[str], int | None], *,

@@ -27,7 +27,6 @@ import contextlib
 import datetime as dt
 import json
 import os
-import re
 import socket
 import sys
 import threading
@@ -36,7 +35,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from aisdp_log.errors import WriteRefused
-from aisdp_log.system.atomic import office_owner_files, temp_prefix
+from aisdp_log.system.atomic import TEMP_NAME, office_owner_files, temp_owner, temp_prefix
 from aisdp_log.system.platform import IS_WINDOWS
 from aisdp_log.system.tooldir import TOOL_DIR, remove_orphans, tool_dir
 from aisdp_log.workbook.container import check_container
@@ -48,7 +47,6 @@ LOCK_SUFFIX = ".lock"
 #: leftovers the next writer cleans up).
 TEMP_SUFFIX = ".aisdp-tmp"
 LEGACY_LOCK_SUFFIX = ".aisdp-lock"
-_TEMP = re.compile(r"^(?P<name>.+)\.(?P<pid>\d+)-[A-Za-z0-9_]+\.[A-Za-z0-9_-]+$")
 
 _held: dict[tuple[str, int], int] = {}
 _held_guard = threading.Lock()
@@ -73,7 +71,7 @@ def stale_temp_files(path: Path | str) -> list[Path]:
     folder = path.parent if str(path.parent) else Path(".")
     with contextlib.suppress(OSError):
         for entry in (folder / TOOL_DIR).iterdir():
-            match = _TEMP.match(entry.name)
+            match = TEMP_NAME.match(entry.name)
             if match and match["name"] == path.name:
                 found.append(entry)
     with contextlib.suppress(OSError):
@@ -85,12 +83,7 @@ def stale_temp_files(path: Path | str) -> list[Path]:
 
 def remove_stale_temps(folder: Path | str) -> list[Path]:
     """Remove the temp files in `folder/.aisdp-log/` whose writing process is gone."""
-    return remove_orphans(Path(folder) / TOOL_DIR, _temp_owner)
-
-
-def _temp_owner(name: str) -> int | None:
-    match = _TEMP.match(name)
-    return int(match["pid"]) if match else None
+    return remove_orphans(Path(folder) / TOOL_DIR, temp_owner)
 
 
 # --------------------------------------------------------------------------- Office locks
