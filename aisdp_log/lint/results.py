@@ -146,7 +146,7 @@ def store(root: Path, key: str, recorder: inputs.Inputs, started_ns: int,
 
 
 def _paths(root: Path, document: dict) -> list[str] | None:
-    """Every stored input as `inputs.stat_keys` takes it, in the order stored; None when the
+    """Every stored input as `inputs.path_keys` takes it, in the order stored; None when the
     document does not hold three lists of text."""
     inside, outside, identities = (document.get(name)
                                    for name in ("inside", "outside", "identities"))
