@@ -55,6 +55,7 @@ POSIX_ONLY = {
     "test_guard.py::test_template_force_honours": _SYMLINKS,
     "test_guard.py::test_a_full_disk": "mounts a small tmpfs",
     "test_rerun.py::test_ctrl_c": "sends SIGINT; Windows delivers Ctrl-C to a console",
+    "test_workbook.py::test_a_pipe_named_as_the_log": "makes a FIFO (os.mkfifo is POSIX only)",
     "test_export_mlflow.py::test_the_same_export_talks_to_an_mlflow_server":
         "stops the server's process group (os.killpg)",
 }

@@ -10,6 +10,8 @@ import datetime as dt
 import os
 import re
 import struct
+import subprocess
+import sys
 import time
 import zipfile
 from pathlib import Path
@@ -17,7 +19,7 @@ from pathlib import Path
 import openpyxl
 import pytest
 import xlsxwriter
-from builders import BASE_ROW, row, run_cli, write_log
+from builders import BASE_ROW, init_repo, row, run_cli, write_log
 
 import aisdp_log
 from aisdp_log.errors import WorkbookError
@@ -835,3 +837,22 @@ def test_a_reader_error_names_the_file_and_a_cause_never_a_bare_word(tmp_path, m
     line = assert_refused(path, tmp_path)
     assert not re.search(r"\(\w+\)", line), line  # e.g. "(workbook)" or "(c)" alone
     assert "never closed" in line
+
+
+@pytest.mark.parametrize("where", ["outside", "repository"])
+def test_a_pipe_named_as_the_log_is_refused_not_waited_on(tmp_path, where):
+    """A FIFO would block a reader until something writes to it: refused in one line, in a
+    repository too, where the result store hashes the workbook before any check runs."""
+    folder = tmp_path / "project"
+    folder.mkdir()
+    if where == "repository":
+        init_repo(folder)
+    pipe = folder / "log.xlsx"
+    os.mkfifo(pipe)
+    done = subprocess.run([sys.executable, "-m", "aisdp_log", "validate", str(pipe),
+                           *(["--offline"] if where == "outside" else [])],
+                          cwd=folder, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.startswith("aisdp-log: error: ") and "pipe" in done.stderr
+    assert len(done.stderr.splitlines()) == 1
+    assert_refused(pipe, folder)

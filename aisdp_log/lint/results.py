@@ -37,6 +37,7 @@ import hashlib
 import json
 import os
 import shutil
+import stat
 import sys
 from pathlib import Path
 from typing import Any
@@ -63,13 +64,14 @@ VOLATILE_ENV = frozenset({"_", "OLDPWD", "SHLVL", "COLUMNS", "LINES", "TERM_SESS
 def head_key(log_path: Path, root: Path, config: Any, *, offline: bool) -> str | None:
     """What must match before stored inputs are even looked at: the workbook's bytes, the
     config, this code, the interpreter and its libraries, the options, the environment, the
-    date. None when the workbook cannot be read or is larger than any log (the full run says
-    why, or refuses it before reading that much)."""
+    date. None when the workbook cannot be read, is no regular file or is larger than any log
+    (the full run says why, or refuses it before reading it)."""
     digest = hashlib.blake2b(f"results {FORMAT} {__version__}".encode(), digest_size=32)
     inputs.note(log_path)  # changed while the run reads it: the racy check keeps it unstored
     try:
-        if os.path.getsize(log_path) > MAX_WORKBOOK_BYTES:
-            return None
+        info = os.stat(log_path)
+        if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_WORKBOOK_BYTES:
+            return None  # a pipe would block the read; the full run refuses it in one line
         workbook = file_sha256(log_path)
     except OSError:
         return None

@@ -40,6 +40,9 @@ def check_container(path: Path) -> zipfile.ZipFile:
         raise WorkbookError(f"{name}: no such file; check the path")
     if path.is_dir():
         raise WorkbookError(f"{name}: is a folder, not an .xlsx workbook; pass the workbook file")
+    if not path.is_file():  # opening a pipe would wait for a writer forever
+        raise WorkbookError(f"{name}: is a pipe, socket or device, not an .xlsx workbook; pass "
+                            "the workbook file")
     try:
         with open(path, "rb") as fh:
             head = fh.read(8)
