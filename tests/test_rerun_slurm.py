@@ -239,6 +239,18 @@ def _has_sheet(log: Path, name: str) -> bool:
         return wb.find_sheet(name) is not None
 
 
+def collected_as_failed(root: Path, log: Path, job: str, state: str, error: str) -> None:
+    """`rerun --collect` of a job Slurm ended in `state`: exit 1, the row failed with that
+    state and `error` in its Error cell, and no worktree left (the job removed its own)."""
+    collected = run_cli("rerun", str(log), "--collect", cwd=root)
+    assert collected.returncode == 1
+    [run] = sheet(log, "Reruns")
+    assert run["Status"] == f"failed: Slurm job {job} {state}"
+    assert error in run["Error"]
+    assert cell(log, "EXP-001", "Reproducibility") == "failed"
+    assert git(root, "worktree", "list").count("\n") == 0
+
+
 def test_a_cancelled_job_fails_the_row_with_its_state(copy, monkeypatch):  # noqa: F811
     root, log = copy()
     use_slurm(root)
@@ -259,13 +271,7 @@ def test_a_cancelled_job_fails_the_row_with_its_state(copy, monkeypatch):  # noq
     assert f"aisdp-job-{job}-" in listing and "\nlocked aisdp-log rerun" in listing
     subprocess.run(["scancel", job], check=True)
     wait_until(lambda: not queued([job]), what="the job to stop")
-    collected = run_cli("rerun", str(log), "--collect", cwd=root)
-    assert collected.returncode == 1
-    [run] = sheet(log, "Reruns")
-    assert run["Status"] == f"failed: Slurm job {job} CANCELLED"
-    assert "CANCELLED" in run["Error"]
-    assert cell(log, "EXP-001", "Reproducibility") == "failed"
-    assert git(root, "worktree", "list").count("\n") == 0   # the job removed its worktree
+    collected_as_failed(root, log, job, "CANCELLED", "CANCELLED")
 
 
 def test_a_job_over_its_time_limit_fails_the_row_with_timeout(copy, monkeypatch):  # noqa: F811,E501
@@ -277,13 +283,7 @@ def test_a_job_over_its_time_limit_fails_the_row_with_timeout(copy, monkeypatch)
     assert result.returncode == 0, result.stdout
     [job] = pending_jobs(log)
     wait_until(lambda: not queued([job]), limit=240, what="the time limit")
-    collected = run_cli("rerun", str(log), "--collect", cwd=root)
-    assert collected.returncode == 1
-    [run] = sheet(log, "Reruns")
-    assert run["Status"] == f"failed: Slurm job {job} TIMEOUT"
-    assert "TIME LIMIT" in run["Error"]
-    assert cell(log, "EXP-001", "Reproducibility") == "failed"
-    assert git(root, "worktree", "list").count("\n") == 0
+    collected_as_failed(root, log, job, "TIMEOUT", "TIME LIMIT")
 
 
 def test_ctrl_c_cancels_the_jobs_and_leaves_no_worktree(copy):  # noqa: F811
